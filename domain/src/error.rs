@@ -1,0 +1,162 @@
+//! Typed errors of the domain. Each has a stable machine code ([`DomainError::code`]) that the
+//! API turns into a problem `type`, so clients never parse messages.
+
+use crate::lifecycle::Status;
+
+/// A value from outside failed its check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {message}")]
+pub struct ValidationError {
+    /// The field that failed.
+    pub field: &'static str,
+    /// What is wrong with it, in words.
+    pub message: &'static str,
+}
+
+impl ValidationError {
+    /// Builds a validation error.
+    pub const fn new(field: &'static str, message: &'static str) -> Self {
+        Self { field, message }
+    }
+}
+
+/// Why a command was refused. Nothing was recorded when one of these is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A field of the command is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The case was already registered.
+    #[error("the case is already registered")]
+    AlreadyRegistered,
+    /// The command needs a registered case.
+    #[error("the case is not registered")]
+    NotRegistered,
+    /// The time of receipt lies in the future.
+    #[error("received_at must not be in the future")]
+    ReceivedInFuture,
+    /// The command is not allowed in the case's current status.
+    #[error("{command} is not allowed while the case is {status}")]
+    InvalidTransition {
+        /// The command's name.
+        command: &'static str,
+        /// The status the case is in.
+        status: Status,
+    },
+    /// Handling needs an assignment first.
+    #[error("a case cannot be handled before it is assigned")]
+    HandledBeforeAssigned,
+    /// 件件有回音: closing needs the citizen to have been told the outcome.
+    #[error(
+        "a case cannot be closed before the citizen was fed back, unless it was rejected or linked as a duplicate"
+    )]
+    ClosedBeforeFeedback,
+    /// A closed case changes only by an explicit reopen.
+    #[error("the case is closed; only a reopen can change it")]
+    CaseClosed,
+    /// Closing over a citizen's dissatisfaction needs a supervisor and a written justification.
+    #[error(
+        "closing a case whose citizen was dissatisfied needs a supervisor's written justification"
+    )]
+    JustificationRequired,
+    /// The case was already given its extensions for this round.
+    #[error("the deadline was already extended the allowed number of times in this round")]
+    ExtensionLimitReached,
+    /// The requested extension is longer than the policy allows.
+    #[error("an extension may add at most {max_days} days")]
+    ExtensionTooLong {
+        /// The policy's limit.
+        max_days: u16,
+    },
+    /// A new deadline must come after the current one.
+    #[error("the new deadline must be later than the current one")]
+    DeadlineNotLater,
+    /// A deadline must lie in the future.
+    #[error("the deadline must be in the future")]
+    DeadlineInPast,
+    /// An explicit deadline on assignment may be shorter than the policy, never longer.
+    #[error("the deadline is later than the category's policy allows; extend it instead")]
+    DeadlineBeyondPolicy,
+    /// The case is already under supervision.
+    #[error("the case is already escalated")]
+    AlreadyEscalated,
+    /// Satisfaction was already recorded for this round.
+    #[error("satisfaction was already recorded for this round")]
+    AlreadyRated,
+    /// A case cannot be its own duplicate.
+    #[error("a case cannot be a duplicate of itself")]
+    SelfDuplicate,
+    /// The case is already linked as a duplicate.
+    #[error("the case is already linked as a duplicate")]
+    AlreadyDuplicate,
+    /// The case is not linked as a duplicate.
+    #[error("the case is not linked as a duplicate")]
+    NotDuplicate,
+    /// A transfer must go to another unit.
+    #[error("the case is already assigned to that unit")]
+    SameUnit,
+    /// The command needs a case that went further.
+    #[error("there is nothing to reopen while the case is {status}")]
+    NothingToReopen {
+        /// The status the case is in.
+        status: Status,
+    },
+    /// The working calendar has no working day within ten years of the date.
+    #[error("the working calendar has no working day in reach")]
+    CalendarExhausted,
+}
+
+impl DomainError {
+    /// A stable, machine-readable code for the error, used as the last segment of the problem
+    /// `type` URI. Never change an existing code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "validation",
+            Self::AlreadyRegistered => "already-registered",
+            Self::NotRegistered => "not-registered",
+            Self::ReceivedInFuture => "received-in-future",
+            Self::InvalidTransition { .. } => "invalid-transition",
+            Self::HandledBeforeAssigned => "handled-before-assigned",
+            Self::ClosedBeforeFeedback => "closed-before-feedback",
+            Self::CaseClosed => "case-closed",
+            Self::JustificationRequired => "justification-required",
+            Self::ExtensionLimitReached => "extension-limit-reached",
+            Self::ExtensionTooLong { .. } => "extension-too-long",
+            Self::DeadlineNotLater => "deadline-not-later",
+            Self::DeadlineInPast => "deadline-in-past",
+            Self::DeadlineBeyondPolicy => "deadline-beyond-policy",
+            Self::AlreadyEscalated => "already-escalated",
+            Self::AlreadyRated => "already-rated",
+            Self::SelfDuplicate => "self-duplicate",
+            Self::AlreadyDuplicate => "already-duplicate",
+            Self::NotDuplicate => "not-duplicate",
+            Self::SameUnit => "same-unit",
+            Self::NothingToReopen { .. } => "nothing-to-reopen",
+            Self::CalendarExhausted => "calendar-exhausted",
+        }
+    }
+}
+
+/// A stored history that the lifecycle cannot fold: it points at a corrupted or foreign log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// The first event of a case is not `case.received`.
+    #[error("the history does not start with case.received")]
+    MissingReceived,
+    /// A second `case.received` appeared.
+    #[error("case.received appears twice")]
+    DuplicateReceived,
+    /// An event type this version does not know.
+    #[error("unknown event type {0} (schema version {1})")]
+    UnknownEvent(String, u16),
+    /// A payload that does not match its type.
+    #[error("the payload of {event_type} v{schema_version} does not match its schema: {message}")]
+    BadPayload {
+        /// The event's type.
+        event_type: String,
+        /// The event's schema version.
+        schema_version: u16,
+        /// What serde said.
+        message: String,
+    },
+}

@@ -1,0 +1,219 @@
+//! Identifiers and validated newtypes. Their fields are private: the only way to get one is
+//! through a constructor that checks it, so a value of these types is always valid.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ValidationError;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Wraps an existing UUID.
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+            /// The UUID inside.
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// One case (诉求 / 案件).
+    CaseId
+);
+uuid_id!(
+    /// A unit of the organisation: the town, a village / farm / community, or a department.
+    UnitId
+);
+uuid_id!(
+    /// A category of the taxonomy, which carries the deadline policy.
+    CategoryId
+);
+uuid_id!(
+    /// A data subject (a complainant) whose personal data is sealed with its own key.
+    SubjectId
+);
+
+/// Who acted: the `sub` of the caller's token. 1 to 128 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ActorId(String);
+
+impl ActorId {
+    /// Checks and wraps an actor id.
+    pub fn parse(s: impl Into<String>) -> Result<Self, ValidationError> {
+        let s = s.into();
+        let n = s.chars().count();
+        if n == 0 || n > 128 || s.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "actor",
+                "must be 1 to 128 printable characters",
+            ));
+        }
+        Ok(Self(s))
+    }
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ActorId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(s)
+    }
+}
+
+impl From<ActorId> for String {
+    fn from(a: ActorId) -> String {
+        a.0
+    }
+}
+
+/// The receipt code a citizen gets (受理回执): `HY-YYYYMMDD-XXXXXXXX`, the date of receipt in
+/// China Standard Time and eight Crockford base-32 characters taken from the case id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ReceiptCode(String);
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+impl ReceiptCode {
+    /// Derives the code of a case from its id and its time of receipt. Deterministic, so a
+    /// replay yields the same code; uniqueness is enforced by the store.
+    pub fn for_case(id: CaseId, received_at: DateTime<Utc>) -> Self {
+        let date = received_at
+            .with_timezone(&crate::calendar::china_offset())
+            .format("%Y%m%d");
+        // 40 bits from the random part of the UUID (bytes 10..15 are random in v4 and v7).
+        let bytes = id.as_uuid().into_bytes();
+        let mut bits: u64 = 0;
+        for b in &bytes[10..15] {
+            bits = (bits << 8) | u64::from(*b);
+        }
+        let mut tail = [0u8; 8];
+        for (i, slot) in tail.iter_mut().enumerate() {
+            let shift = 35 - 5 * i;
+            *slot = CROCKFORD[((bits >> shift) & 31) as usize];
+        }
+        let tail = String::from_utf8_lossy(&tail).into_owned();
+        Self(format!("HY-{date}-{tail}"))
+    }
+
+    /// Checks the shape of a code typed in by a citizen (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let up = s.trim().to_ascii_uppercase();
+        let ok = up.len() == 20
+            && up.starts_with("HY-")
+            && up.as_bytes()[11] == b'-'
+            && up[3..11].bytes().all(|b| b.is_ascii_digit())
+            && up[12..].bytes().all(|b| CROCKFORD.contains(&b));
+        if ok {
+            Ok(Self(up))
+        } else {
+            Err(ValidationError::new(
+                "receipt_code",
+                "must look like HY-20261128-7K3Q9PXM",
+            ))
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ReceiptCode {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ReceiptCode> for String {
+    fn from(c: ReceiptCode) -> String {
+        c.0
+    }
+}
+
+/// Defines a text newtype with a character limit that must not be blank.
+macro_rules! bounded_text {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The most characters this text may have.
+            pub const MAX_CHARS: usize = $max;
+            /// Trims and checks the text.
+            pub fn parse(s: impl AsRef<str>) -> Result<Self, ValidationError> {
+                let t = s.as_ref().trim();
+                if t.is_empty() {
+                    return Err(ValidationError::new($field, "must not be blank"));
+                }
+                if t.chars().count() > $max {
+                    return Err(ValidationError::new($field, concat!("must be at most ", stringify!($max), " characters")));
+                }
+                if t.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+                    return Err(ValidationError::new($field, "must not contain control characters"));
+                }
+                Ok(Self(t.to_owned()))
+            }
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValidationError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(t: $name) -> String {
+                t.0
+            }
+        }
+    };
+}
+
+bounded_text!(
+    /// A case's title: 1 to 200 characters.
+    Title, "title", 200
+);
+bounded_text!(
+    /// A case's description: 1 to 5000 characters.
+    Description, "description", 5000
+);
+bounded_text!(
+    /// A reason or justification given for a decision: 1 to 1000 characters.
+    Reason, "reason", 1000
+);
+bounded_text!(
+    /// Free text recorded on a case (a note, a result, what the citizen was told, a comment):
+    /// 1 to 5000 characters.
+    Text, "text", 5000
+);
