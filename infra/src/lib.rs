@@ -1,1 +1,21 @@
-//! placeholder
+//! # Huiyin's storage: PostgreSQL, and nothing else knows SQL
+//!
+//! - [`db`]: the connection pool, with timeouts, and the server-side statement limits.
+//! - [`migrate`]: the plain SQL files under `migrations/`, applied by refinery.
+//! - [`store`]: the append-only event store (optimistic concurrency, idempotency, hash chain,
+//!   the gap-free feed, verification).
+//! - [`hash`]: the canonical bytes of an event and its chained SHA-256 (the published recipe).
+//! - [`vault`]: personal data sealed with per-subject keys kept outside the log.
+
+pub mod db;
+pub mod error;
+pub mod hash;
+pub mod migrate;
+pub mod secret;
+pub mod store;
+pub mod vault;
+
+pub use db::{DbSettings, Pool};
+pub use error::StoreError;
+pub use secret::Secret;
+pub use store::{AppendOutcome, EventStore, FeedCursor, IdempotencyKey, LoadedCase, Metadata, NewEvent, StoredEvent};

@@ -1,0 +1,73 @@
+//! The connection pool. deadpool has no timeouts by default, so every one is set here, and the
+//! server is told to cancel long statements and idle transactions (a long-running writing
+//! transaction would hold back every feed reader).
+
+use std::time::Duration;
+
+use deadpool_postgres::{ManagerConfig, RecyclingMethod, Runtime, Timeouts};
+use tokio_postgres::NoTls;
+
+use crate::error::StoreError;
+use crate::secret::Secret;
+
+pub use deadpool_postgres::Pool;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// A libpq-style URL (`postgres://user@host:port/db`).
+    pub url: Secret<String>,
+    /// The most connections the pool opens.
+    pub pool_size: usize,
+    /// How long a request waits for a free connection.
+    pub wait_timeout: Duration,
+    /// `statement_timeout` on the server.
+    pub statement_timeout: Duration,
+    /// `idle_in_transaction_session_timeout` on the server.
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl DbSettings {
+    /// Settings with the defaults for a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: Secret::new(url.into()),
+            pool_size: 16,
+            wait_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            idle_in_transaction_timeout: Duration::from_secs(15),
+        }
+    }
+
+    /// The parsed connection configuration with the server-side limits.
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let mut cfg: tokio_postgres::Config = self.url.expose().parse().map_err(StoreError::Db)?;
+        cfg.options(format!(
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={} -c synchronous_commit=on",
+            self.statement_timeout.as_millis(),
+            self.idle_in_transaction_timeout.as_millis()
+        ));
+        cfg.application_name("huiyin");
+        cfg.connect_timeout(Duration::from_secs(5));
+        Ok(cfg)
+    }
+
+    /// Builds the pool. Connections are opened lazily.
+    pub fn pool(&self) -> Result<Pool, StoreError> {
+        let mgr = deadpool_postgres::Manager::from_config(
+            self.pg_config()?,
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        Pool::builder(mgr)
+            .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(self.wait_timeout),
+                create: Some(Duration::from_secs(5)),
+                recycle: Some(Duration::from_secs(5)),
+            })
+            .build()
+            .map_err(|_| StoreError::Vault("the pool could not be built"))
+    }
+}

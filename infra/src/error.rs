@@ -1,0 +1,73 @@
+//! Storage errors. Named database conditions become typed variants here, in one place.
+
+use domain::HistoryError;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The case moved on: the caller expected another version.
+    #[error("version conflict: expected {expected}, the case is at {actual}")]
+    Conflict {
+        /// The version the caller decided against.
+        expected: u32,
+        /// The version the case is at.
+        actual: u32,
+    },
+    /// The idempotency key was used before with another request.
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyMismatch,
+    /// The stored history cannot be folded.
+    #[error("stored history of case {case} is unreadable")]
+    History {
+        /// The case.
+        case: uuid::Uuid,
+        /// Why.
+        #[source]
+        source: HistoryError,
+    },
+    /// A unique constraint other than the handled ones.
+    #[error("unique constraint {0} violated")]
+    Unique(String),
+    /// The personal-data vault failed.
+    #[error("personal data vault: {0}")]
+    Vault(&'static str),
+    /// No connection could be had in time.
+    #[error("database pool")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The database refused or failed.
+    #[error("database")]
+    Db(#[source] tokio_postgres::Error),
+    /// The statement ran past `statement_timeout`.
+    #[error("database statement timed out")]
+    Timeout,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            if *code == tokio_postgres::error::SqlState::QUERY_CANCELED {
+                return Self::Timeout;
+            }
+            if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+                return Self::Unique(db.constraint().unwrap_or("unknown").to_owned());
+            }
+        }
+        Self::Db(e)
+    }
+}
+
+impl StoreError {
+    /// Whether retrying the same operation may succeed (serialisation failure, deadlock, a
+    /// concurrent idempotent append).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unique(c) => c == "idempotency_keys_pkey",
+            Self::Db(e) => e.as_db_error().is_some_and(|d| {
+                let c = d.code();
+                *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            }),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The event store's guarantees, against a real PostgreSQL database per test.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use domain::*;
+use infra::hash::{self, GENESIS, HashInput};
+use infra::vault::{Opened, PersonalData, Vault};
+use infra::{AppendOutcome, EventStore, FeedCursor, IdempotencyKey, StoreError};
+use tests::TestDb;
+use tests::fixtures::*;
+use uuid::Uuid;
+
+async fn register(store: &EventStore) -> (CaseId, Case) {
+    let id = CaseId::from_uuid(Uuid::new_v4());
+    let at = now();
+    let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
+    store.append(id, 0, GENESIS, &new_events(events, at, Role::Clerk), None).await.unwrap();
+    let loaded = store.load(id).await.unwrap();
+    (id, loaded.case.unwrap())
+}
+
+#[tokio::test]
+async fn thirty_two_concurrent_appends_at_one_version_let_exactly_one_win() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (id, case) = register(&store).await;
+    let head = store.load(id).await.unwrap().head_hash();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        let case = case.clone();
+        tasks.push(tokio::spawn(async move {
+            let at = now();
+            let events = decide_as(Some(&case), &note(&format!("第{i}条备注")), Role::Supervisor, at);
+            store.append(id, 1, head, &new_events(events, at, Role::Supervisor), None).await
+        }));
+    }
+    let mut won = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(AppendOutcome::Appended { first_version: 2, last_version: 2, .. }) => won += 1,
+            Err(StoreError::Conflict { expected: 1, actual: 2 }) => conflicts += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((won, conflicts), (1, 31));
+    let loaded = store.load(id).await.unwrap();
+    assert_eq!(loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(store.verify_case(id).await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn a_catch_up_reader_sees_every_event_exactly_once_while_transactions_commit_out_of_order() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    const WRITERS: usize = 8;
+    const CASES_PER_WRITER: usize = 6;
+    const NOTES_PER_CASE: usize = 5;
+    let done = Arc::new(AtomicBool::new(false));
+
+    // The reader follows the feed from the start while the writers run.
+    let reader = {
+        let store = store.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut cursor = FeedCursor::START;
+            let mut seen: Vec<(Uuid, u32)> = Vec::new();
+            let mut idle_after_done = 0;
+            loop {
+                let batch = store.read_feed(cursor, 7).await.unwrap();
+                if let Some(last) = batch.last() {
+                    cursor = FeedCursor::after(last);
+                }
+                seen.extend(batch.iter().map(|e| (e.case_id, e.version)));
+                if batch.is_empty() {
+                    if done.load(Ordering::SeqCst) {
+                        idle_after_done += 1;
+                        if idle_after_done > 20 {
+                            return seen;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        })
+    };
+
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        let slow = db.app_client().await;
+        writers.push(tokio::spawn(async move {
+            let mut written = 0usize;
+            for c in 0..CASES_PER_WRITER {
+                let (id, mut case) = register(&store).await;
+                written += 1;
+                for n in 0..NOTES_PER_CASE {
+                    let at = now();
+                    let events = new_events(decide_as(Some(&case), &note(&format!("w{w} c{c} n{n}")), Role::Handler, at), at, Role::Handler);
+                    let head = store.load(id).await.unwrap().head_hash();
+                    if (w + n) % 3 == 0 {
+                        // Take a position now, commit later: the case that skips naive readers.
+                        slow.batch_execute("BEGIN").await.unwrap();
+                        append_raw(&slow, id, case.version, head, &events).await;
+                        slow.batch_execute(&format!("SELECT pg_sleep({})", 0.02 + 0.01 * (w % 4) as f64)).await.unwrap();
+                        slow.batch_execute("COMMIT").await.unwrap();
+                    } else {
+                        store.append(id, case.version, head, &events, None).await.unwrap();
+                    }
+                    written += 1;
+                    case = store.load(id).await.unwrap().case.unwrap();
+                }
+            }
+            written
+        }));
+    }
+    let mut total = 0;
+    for w in writers {
+        total += w.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+
+    assert_eq!(total, WRITERS * CASES_PER_WRITER * (1 + NOTES_PER_CASE));
+    let unique: HashSet<_> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "an event was delivered twice");
+    assert_eq!(seen.len(), total, "the reader missed events");
+    let mut last_version: HashMap<Uuid, u32> = HashMap::new();
+    for (case, version) in seen {
+        let prev = last_version.insert(case, version).unwrap_or(0);
+        assert_eq!(version, prev + 1, "case {case} out of order");
+    }
+}
+
+/// Calls append_events() on a plain connection, inside the caller's open transaction.
+async fn append_raw(client: &tokio_postgres::Client, id: CaseId, expected: u32, prev: [u8; 32], events: &[infra::NewEvent]) {
+    let mut hashes = Vec::new();
+    let mut p = prev;
+    let mut payloads = Vec::new();
+    let mut metas = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let payload = e.event.payload();
+        let meta = serde_json::to_value(&e.metadata).unwrap();
+        let h = hash::event_hash(&HashInput {
+            case_id: id.as_uuid(),
+            version: expected + 1 + i as u32,
+            event_type: e.event.event_type(),
+            schema_version: e.event.schema_version(),
+            occurred_at: e.occurred_at,
+            payload: &payload,
+            metadata: &meta,
+            prev_hash: &p,
+        });
+        hashes.push(h.to_vec());
+        payloads.push(payload);
+        metas.push(meta);
+        p = h;
+    }
+    let types: Vec<&str> = events.iter().map(|e| e.event.event_type()).collect();
+    let schemas: Vec<i16> = events.iter().map(|e| e.event.schema_version() as i16).collect();
+    let occurred: Vec<_> = events.iter().map(|e| e.occurred_at).collect();
+    let row = client
+        .query_one(
+            "SELECT outcome FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL)",
+            &[&id.as_uuid(), &(expected as i32), &types, &schemas, &payloads, &metas, &occurred, &prev.as_slice(), &hashes],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "appended");
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_writes_nothing_and_returns_the_original_result() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let key = IdempotencyKey { scope: "clerk-test".into(), key: "k-1".into(), request_hash: [7; 32] };
+    let at = now();
+    let first_id = CaseId::from_uuid(Uuid::new_v4());
+    let events = decide_as(None, &Command::Register(Box::new(registration(first_id, at))), Role::Clerk, at);
+    let first = store.append(first_id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key)).await.unwrap();
+    assert!(matches!(first, AppendOutcome::Appended { first_version: 1, last_version: 1, .. }));
+
+    // A retry of the same request (the client generated a new case id, as retries do).
+    let retry_id = CaseId::from_uuid(Uuid::new_v4());
+    let events = decide_as(None, &Command::Register(Box::new(registration(retry_id, at))), Role::Clerk, at);
+    let again = store.append(retry_id, 0, GENESIS, &new_events(events.clone(), at, Role::Clerk), Some(&key)).await.unwrap();
+    assert_eq!(again, AppendOutcome::Duplicate { case_id: first_id.as_uuid(), first_version: 1, last_version: 1 });
+    assert!(store.load(retry_id).await.unwrap().events.is_empty());
+
+    // The same key with another request is refused.
+    let other = IdempotencyKey { request_hash: [8; 32], ..key.clone() };
+    let err = store.append(retry_id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&other)).await.unwrap_err();
+    assert!(matches!(err, StoreError::IdempotencyMismatch));
+
+    let count: i64 = db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_create_one_case() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let key = IdempotencyKey { scope: "clerk-test".into(), key: "race".into(), request_hash: [1; 32] };
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let at = now();
+            let id = CaseId::from_uuid(Uuid::new_v4());
+            let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
+            store.append(id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key)).await.unwrap().case_id()
+        }));
+    }
+    let mut ids = HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap());
+    }
+    assert_eq!(ids.len(), 1);
+    let count: i64 = db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn update_delete_and_truncate_are_refused_for_the_app_role_and_the_owner() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (id, _) = register(&store).await;
+    for client in [db.app_client().await, db.owner_client().await] {
+        for sql in [
+            "UPDATE events SET payload = '{}'::jsonb",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "UPDATE events SET payload = '{}'::jsonb WHERE false",
+        ] {
+            let err = client.batch_execute(sql).await.expect_err(sql);
+            let code = err.as_db_error().map(|e| e.code().code().to_owned());
+            assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err:?}");
+        }
+    }
+    // The app role cannot write around append_events() either.
+    let app = db.app_client().await;
+    let err = app
+        .batch_execute("INSERT INTO events (case_id, version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash) VALUES (gen_random_uuid(), 1, 'x', 1, '{}', '{}', now(), '\\x00', '\\x00')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
+    assert_eq!(store.load(id).await.unwrap().events.len(), 1);
+    assert!(store.verify_case(id).await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (id, case) = register(&store).await;
+    let at = now();
+    let events = new_events(decide_as(Some(&case), &note("原始备注"), Role::Handler, at), at, Role::Handler);
+    store.append(id, 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
+    let case = store.load(id).await.unwrap();
+    let events = new_events(decide_as(case.case.as_ref(), &note("第三条"), Role::Handler, at), at, Role::Handler);
+    store.append(id, 2, case.head_hash(), &events, None).await.unwrap();
+    let (untouched, _) = register(&store).await;
+    assert!(store.verify_all().await.unwrap().failures.is_empty());
+
+    let su = db.super_client().await;
+    su.batch_execute(&format!(
+        "ALTER TABLE events DISABLE TRIGGER USER;
+         UPDATE events SET payload = jsonb_set(payload, '{{text}}', '\"篡改后的备注\"') WHERE case_id = '{id}' AND version = 2;
+         ALTER TABLE events ENABLE TRIGGER USER;"
+    ))
+    .await
+    .unwrap();
+
+    let check = store.verify_case(id).await.unwrap();
+    assert_eq!(check.first_bad_version, Some(2));
+    assert!(store.verify_case(untouched).await.unwrap().ok());
+    let report = store.verify_all().await.unwrap();
+    assert_eq!(report.cases, 2);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!((report.failures[0].case_id, report.failures[0].first_bad_version), (id.as_uuid(), Some(2)));
+}
+
+#[tokio::test]
+async fn a_deleted_event_is_detected_by_verify() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (id, case) = register(&store).await;
+    let mut state = case;
+    for n in 0..3 {
+        let at = now();
+        let loaded = store.load(id).await.unwrap();
+        let events = new_events(decide_as(Some(&state), &note(&format!("备注{n}")), Role::Handler, at), at, Role::Handler);
+        store.append(id, loaded.version(), loaded.head_hash(), &events, None).await.unwrap();
+        state = store.load(id).await.unwrap().case.unwrap();
+    }
+    let su = db.super_client().await;
+    su.batch_execute(&format!("ALTER TABLE events DISABLE TRIGGER USER; DELETE FROM events WHERE case_id = '{id}' AND version = 3; ALTER TABLE events ENABLE TRIGGER USER;"))
+        .await
+        .unwrap();
+    let check = store.verify_case(id).await.unwrap();
+    assert_eq!(check.first_bad_version, Some(3));
+}
+
+#[tokio::test]
+async fn replaying_a_stored_case_equals_the_live_state() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (id, mut live) = register(&store).await;
+    let unit = UnitId::from_uuid(Uuid::new_v4());
+    let commands = [
+        Command::Assign { unit, due_at: None, note: None },
+        Command::Handle { outcome: Outcome::Resolved, result: Text::parse("已修复路灯").unwrap() },
+        Command::FeedBack { method: FeedbackMethod::Phone, content: Text::parse("电话告知").unwrap() },
+        Command::RecordSatisfaction { rating: Rating::Dissatisfied, comment: None },
+    ];
+    for cmd in &commands {
+        let at = now();
+        let events = decide_as(Some(&live), cmd, Role::Supervisor, at);
+        for e in &events {
+            live = evolve(Some(live), id, e, at).unwrap();
+        }
+        let head = store.load(id).await.unwrap().head_hash();
+        store.append(id, live.version - events.len() as u32, head, &new_events(events, at, Role::Supervisor), None).await.unwrap();
+    }
+    let stored = store.load(id).await.unwrap();
+    assert_eq!(stored.case.unwrap(), live);
+    assert_eq!(live.round, 2);
+}
+
+#[tokio::test]
+async fn an_old_schema_event_is_upcast_on_read() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (id, _) = register(&store).await;
+    let head = store.load(id).await.unwrap().head_hash();
+    // A v1 `case.assigned`, as an older release wrote it: no deadline rule.
+    let unit = Uuid::new_v4();
+    let payload = serde_json::json!({ "unit": unit, "due_at": "2026-12-01T15:59:59Z" });
+    let metadata = serde_json::to_value(metadata(Role::Clerk)).unwrap();
+    let at = now();
+    let h = hash::event_hash(&HashInput { case_id: id.as_uuid(), version: 2, event_type: "case.assigned", schema_version: 1, occurred_at: at, payload: &payload, metadata: &metadata, prev_hash: &head });
+    let owner = db.owner_client().await;
+    owner
+        .execute(
+            "INSERT INTO events (case_id, version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash) VALUES ($1, 2, 'case.assigned', 1, $2, $3, $4, $5, $6)",
+            &[&id.as_uuid(), &payload, &metadata, &at, &head.as_slice(), &h.as_slice()],
+        )
+        .await
+        .unwrap();
+    let case = store.load(id).await.unwrap().case.unwrap();
+    assert_eq!(case.status, Status::Assigned);
+    assert_eq!(case.unit, Some(UnitId::from_uuid(unit)));
+    assert_eq!(case.deadline.unwrap().due_at.to_rfc3339(), "2026-12-01T15:59:59+00:00");
+    assert!(store.verify_case(id).await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn sealed_personal_data_opens_until_its_key_is_shredded() {
+    let db = TestDb::new().await;
+    let pool = db.app_pool();
+    let vault = Vault::new([42; 32], "test-kek");
+    let data = PersonalData { name: Some("张三".into()), phone: Some("13812345678".into()), id_number: None };
+    let sealed = vault.seal(&pool, &data).await.unwrap();
+    assert!(!sealed.ciphertext.contains("13812345678"));
+    assert_eq!(vault.open(&pool, &sealed).await.unwrap(), Opened::Clear(data));
+    assert!(vault.erase(&pool, sealed.subject).await.unwrap());
+    assert_eq!(vault.open(&pool, &sealed).await.unwrap(), Opened::Erased);
+    // A vault with another key-encryption key cannot open it.
+    let other = Vault::new([1; 32], "other");
+    let sealed2 = vault.seal(&pool, &PersonalData::default()).await.unwrap();
+    assert!(other.open(&pool, &sealed2).await.is_err());
+}
