@@ -1,1 +1,10 @@
-//! placeholder
+//! # Huiyin's HTTP service and command line
+//!
+//! Only this crate knows HTTP. Handlers parse and authorise, then call [`service`], which
+//! loads the case, asks the domain to decide, and appends through `infra`.
+
+pub mod cli;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;

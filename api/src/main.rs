@@ -1,1 +1,5 @@
-fn main() {}
+//! The `huiyin` binary: see `api::cli`.
+
+fn main() -> std::process::ExitCode {
+    api::cli::main()
+}

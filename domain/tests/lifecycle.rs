@@ -363,7 +363,7 @@ fn closing_over_dissatisfaction_needs_a_supervisor_and_a_justification() {
             feedback(),
             rate(Rating::Dissatisfied),
         ])
-        .as_role(Role::Clerk);
+        .acting_as(Role::Clerk);
     assert_eq!(
         clerk.when(close(Some("诉求已依法答复"))).unwrap_err(),
         DomainError::JustificationRequired

@@ -65,7 +65,8 @@ impl StoreError {
             Self::Unique(c) => c == "idempotency_keys_pkey",
             Self::Db(e) => e.as_db_error().is_some_and(|d| {
                 let c = d.code();
-                *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                    || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
             }),
             _ => false,
         }

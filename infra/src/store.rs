@@ -107,7 +107,9 @@ impl StoredEvent {
     }
 
     fn from_row(row: &Row) -> Result<Self, StoreError> {
-        let bytes32 = |v: Vec<u8>| <[u8; 32]>::try_from(v).map_err(|_| StoreError::Vault("stored hash is not 32 bytes"));
+        let bytes32 = |v: Vec<u8>| {
+            <[u8; 32]>::try_from(v).map_err(|_| StoreError::Vault("stored hash is not 32 bytes"))
+        };
         Ok(Self {
             position: row.get(0),
             case_id: row.get(1),
@@ -154,8 +156,14 @@ pub fn fold(case_id: CaseId, events: &[StoredEvent]) -> Result<Option<Case>, Sto
         .iter()
         .map(|e| e.decode().map(|d| (d, e.occurred_at)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| StoreError::History { case: case_id.as_uuid(), source })?;
-    replay(case_id, decoded.iter().map(|(e, t)| (e, *t))).map_err(|source| StoreError::History { case: case_id.as_uuid(), source })
+        .map_err(|source| StoreError::History {
+            case: case_id.as_uuid(),
+            source,
+        })?;
+    replay(case_id, decoded.iter().map(|(e, t)| (e, *t))).map_err(|source| StoreError::History {
+        case: case_id.as_uuid(),
+        source,
+    })
 }
 
 /// An idempotency key, scoped by the caller, with the hash of the request it first came with.
@@ -206,7 +214,9 @@ impl AppendOutcome {
     /// The version the write left the case at.
     pub fn last_version(&self) -> u32 {
         match self {
-            Self::Appended { last_version, .. } | Self::Duplicate { last_version, .. } => *last_version,
+            Self::Appended { last_version, .. } | Self::Duplicate { last_version, .. } => {
+                *last_version
+            }
         }
     }
 }
@@ -223,11 +233,17 @@ pub struct FeedCursor {
 
 impl FeedCursor {
     /// The start of the feed.
-    pub const START: Self = Self { tx_id: 0, position: 0 };
+    pub const START: Self = Self {
+        tx_id: 0,
+        position: 0,
+    };
 
     /// The cursor just after an event.
     pub fn after(e: &StoredEvent) -> Self {
-        Self { tx_id: e.tx_id, position: e.position }
+        Self {
+            tx_id: e.tx_id,
+            position: e.position,
+        }
     }
 }
 
@@ -284,7 +300,10 @@ pub fn check_chain(case_id: Uuid, events: &[StoredEvent]) -> ChainCheck {
     for (i, e) in events.iter().enumerate() {
         let expected_version = u32::try_from(i + 1).unwrap_or(u32::MAX);
         let problem = if e.version != expected_version {
-            Some(format!("version {expected_version} is missing (found {})", e.version))
+            Some(format!(
+                "version {expected_version} is missing (found {})",
+                e.version
+            ))
         } else if e.prev_hash != prev {
             Some("prev_hash does not match the previous event".to_owned())
         } else if e.recompute_hash(&prev) != e.hash {
@@ -293,11 +312,23 @@ pub fn check_chain(case_id: Uuid, events: &[StoredEvent]) -> ChainCheck {
             None
         };
         if let Some(problem) = problem {
-            return ChainCheck { case_id, events: u32::try_from(events.len()).unwrap_or(u32::MAX), head_hash: prev, first_bad_version: Some(expected_version), problem: Some(problem) };
+            return ChainCheck {
+                case_id,
+                events: u32::try_from(events.len()).unwrap_or(u32::MAX),
+                head_hash: prev,
+                first_bad_version: Some(expected_version),
+                problem: Some(problem),
+            };
         }
         prev = e.hash;
     }
-    ChainCheck { case_id, events: u32::try_from(events.len()).unwrap_or(u32::MAX), head_hash: prev, first_bad_version: None, problem: None }
+    ChainCheck {
+        case_id,
+        events: u32::try_from(events.len()).unwrap_or(u32::MAX),
+        head_hash: prev,
+        first_bad_version: None,
+        problem: None,
+    }
 }
 
 /// The result of checking the whole log.
@@ -329,7 +360,12 @@ impl EventStore {
     }
 
     /// Loads a case's events, optionally only up to a version or a moment, and folds them.
-    pub async fn load_until(&self, case_id: CaseId, up_to_version: Option<u32>, as_of: Option<DateTime<Utc>>) -> Result<LoadedCase, StoreError> {
+    pub async fn load_until(
+        &self,
+        case_id: CaseId,
+        up_to_version: Option<u32>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<LoadedCase, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -338,8 +374,13 @@ impl EventStore {
             .await?;
         let max_version = up_to_version.map_or(i32::MAX, |v| i32::try_from(v).unwrap_or(i32::MAX));
         let as_of = as_of.unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let rows = client.query(&stmt, &[&case_id.as_uuid(), &max_version, &as_of]).await?;
-        let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = client
+            .query(&stmt, &[&case_id.as_uuid(), &max_version, &as_of])
+            .await?;
+        let events = rows
+            .iter()
+            .map(StoredEvent::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let case = fold(case_id, &events)?;
         Ok(LoadedCase { case, events })
     }
@@ -393,7 +434,11 @@ impl EventStore {
         }
         let expected = i32::try_from(expected_version).unwrap_or(i32::MAX);
         let (scope, key, request_hash) = match idempotency {
-            Some(k) => (Some(k.scope.as_str()), Some(k.key.as_str()), Some(k.request_hash.to_vec())),
+            Some(k) => (
+                Some(k.scope.as_str()),
+                Some(k.key.as_str()),
+                Some(k.request_hash.to_vec()),
+            ),
             None => (None, None, None),
         };
         let mut attempt = 0;
@@ -409,7 +454,20 @@ impl EventStore {
             let result = client
                 .query_one(
                     &stmt,
-                    &[&case_id.as_uuid(), &expected, &types, &schemas, &payloads, &metadata, &occurred, &prev_hash.as_slice(), &hashes, &scope, &key, &request_hash],
+                    &[
+                        &case_id.as_uuid(),
+                        &expected,
+                        &types,
+                        &schemas,
+                        &payloads,
+                        &metadata,
+                        &occurred,
+                        &prev_hash.as_slice(),
+                        &hashes,
+                        &scope,
+                        &key,
+                        &request_hash,
+                    ],
                 )
                 .await;
             let row = match result {
@@ -433,9 +491,16 @@ impl EventStore {
                     first_position: row.get(4),
                     last_position: row.get(5),
                 }),
-                "duplicate" => Ok(AppendOutcome::Duplicate { case_id: row.get(1), first_version, last_version }),
+                "duplicate" => Ok(AppendOutcome::Duplicate {
+                    case_id: row.get(1),
+                    first_version,
+                    last_version,
+                }),
                 "mismatch" => Err(StoreError::IdempotencyMismatch),
-                _ => Err(StoreError::Conflict { expected: expected_version, actual: last_version }),
+                _ => Err(StoreError::Conflict {
+                    expected: expected_version,
+                    actual: last_version,
+                }),
             };
         }
     }
@@ -443,7 +508,11 @@ impl EventStore {
     /// Up to `limit` events after `after`, in feed order. Never skips an event: only events of
     /// transactions older than every transaction still running are returned, in
     /// `(tx_id, position)` order, so nothing can later commit behind the returned cursor.
-    pub async fn read_feed(&self, after: FeedCursor, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn read_feed(
+        &self,
+        after: FeedCursor,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -453,16 +522,25 @@ impl EventStore {
                  ORDER BY tx_id, position LIMIT $3"
             ))
             .await?;
-        let rows = client.query(&stmt, &[&after.tx_id, &after.position, &limit]).await?;
+        let rows = client
+            .query(&stmt, &[&after.tx_id, &after.position, &limit])
+            .await?;
         rows.iter().map(StoredEvent::from_row).collect()
     }
 
     /// Recomputes one case's chain.
     pub async fn verify_case(&self, case_id: CaseId) -> Result<ChainCheck, StoreError> {
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE case_id = $1 ORDER BY version")).await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM events WHERE case_id = $1 ORDER BY version"
+            ))
+            .await?;
         let rows = client.query(&stmt, &[&case_id.as_uuid()]).await?;
-        let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
+        let events = rows
+            .iter()
+            .map(StoredEvent::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(check_chain(case_id.as_uuid(), &events))
     }
 

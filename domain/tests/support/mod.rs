@@ -95,7 +95,7 @@ impl Scenario {
         self
     }
 
-    pub fn as_role(mut self, role: Role) -> Self {
+    pub fn acting_as(mut self, role: Role) -> Self {
         self.role = role;
         self
     }

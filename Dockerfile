@@ -1,0 +1,14 @@
+# Builds the `huiyin` binary. Used by docker-compose.yml; not by the tests.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p api --bin huiyin
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 huiyin
+COPY --from=build /src/target/release/huiyin /usr/local/bin/huiyin
+USER huiyin
+ENV HUIYIN_BIND=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["huiyin"]
+CMD ["serve"]

@@ -1,0 +1,40 @@
+# Huiyin: the two commands that matter are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+ROLE ?= clerk
+SUB ?= dev-$(ROLE)
+UNIT ?=
+
+.PHONY: help run test gates fmt lint psql migrate verify token openapi seed-demo pg-stop
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: ## run the service (a private PostgreSQL is started when DATABASE_URL is unset)
+	@source scripts/dev-env.sh && $(CARGO) run -p api --bin huiyin -- serve
+
+test: ## run the whole test suite against a private PostgreSQL
+	@source scripts/dev-env.sh test && scripts/pg.sh clean-tests && \
+	if command -v cargo-nextest >/dev/null 2>&1; then $(CARGO) nextest run --workspace --no-fail-fast; \
+	else $(CARGO) test --workspace --no-fail-fast; fi
+
+gates: fmt lint test ## everything that must pass before a commit
+
+fmt: ## check formatting
+	$(CARGO) fmt --all -- --check
+
+lint: ## clippy, warnings are errors
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+psql: ## psql on the development database
+	@source scripts/dev-env.sh && scripts/pg.sh psql
+
+migrate: ## apply migrations to the development database
+	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- migrate
+
+verify: ## recompute every hash chain of the development database
+	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- verify
+
+pg-stop: ## stop the private PostgreSQL
+	scripts/pg.sh stop

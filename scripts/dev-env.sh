@@ -1,0 +1,29 @@
+# Sourced by the Makefile: sets up the environment for `make run`, `make test`, `make token`.
+#
+# - Without DATABASE_URL, starts (or reuses) the private PostgreSQL of scripts/pg.sh and points
+#   DATABASE_URL / HUIYIN_ADMIN_DATABASE_URL at it. With DATABASE_URL, uses that database.
+# - Tests always need a superuser connection to create one database per test:
+#   HUIYIN_TEST_DATABASE_URL, from the private cluster unless set.
+# - Development secrets (HS256 JWT secret, personal-data KEK) are generated once into .dev/
+#   (git-ignored) unless set in the environment. Production sets its own.
+_huiyin_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ -z "${DATABASE_URL:-}" ] || { [ "${1:-}" = test ] && [ -z "${HUIYIN_TEST_DATABASE_URL:-}" ]; }; then
+  "$_huiyin_root/scripts/pg.sh" ensure
+  _pg_env=$("$_huiyin_root/scripts/pg.sh" env)
+  if [ -z "${DATABASE_URL:-}" ]; then
+    eval "$(grep -E 'DATABASE_URL=|ADMIN_DATABASE_URL=' <<<"$_pg_env")"
+  fi
+  if [ -z "${HUIYIN_TEST_DATABASE_URL:-}" ]; then
+    eval "$(grep -E 'HUIYIN_TEST_DATABASE_URL=' <<<"$_pg_env")"
+  fi
+fi
+mkdir -p "$_huiyin_root/.dev"
+if [ -z "${HUIYIN_JWT_SECRET:-}" ] && [ -z "${HUIYIN_JWT_PUBLIC_KEY:-}" ]; then
+  [ -s "$_huiyin_root/.dev/jwt-secret" ] || head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$_huiyin_root/.dev/jwt-secret"
+  export HUIYIN_JWT_SECRET=$(cat "$_huiyin_root/.dev/jwt-secret")
+fi
+if [ -z "${HUIYIN_KEK:-}" ]; then
+  [ -s "$_huiyin_root/.dev/kek" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$_huiyin_root/.dev/kek"
+  export HUIYIN_KEK=$(cat "$_huiyin_root/.dev/kek")
+fi
+export DATABASE_URL HUIYIN_ADMIN_DATABASE_URL HUIYIN_TEST_DATABASE_URL
