@@ -36,5 +36,14 @@ migrate: ## apply migrations to the development database
 verify: ## recompute every hash chain of the development database
 	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- verify
 
+token: ## print a token the `make run` server accepts: make token ROLE=handler UNIT=<uuid> [SUB=…]
+	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- token --sub "$(SUB)" --role "$(ROLE)" $(if $(UNIT),--unit "$(UNIT)",)
+
+openapi: ## regenerate the committed openapi/openapi.json
+	$(CARGO) run -q -p api --bin huiyin -- openapi > openapi/openapi.json
+
+seed-demo: ## load the demo town (units, categories, holidays) into the development database
+	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- seed-demo
+
 pg-stop: ## stop the private PostgreSQL
 	scripts/pg.sh stop

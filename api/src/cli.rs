@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use infra::EventStore;
 
-use crate::settings::{DatabaseArgs, ServeArgs};
+use crate::auth::Authenticator;
+use crate::settings::{AuthArgs, DatabaseArgs, ServeArgs};
 use crate::startup::Application;
 use crate::telemetry;
 
@@ -35,6 +36,32 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Print a token signed with the configured key (development and operations).
+    Token {
+        /// The subject (who).
+        #[arg(long)]
+        sub: String,
+        /// The role: clerk, handler, supervisor, auditor, admin.
+        #[arg(long)]
+        role: String,
+        /// The unit, for handlers.
+        #[arg(long)]
+        unit: Option<uuid::Uuid>,
+        /// How long it is valid: e.g. 30m, 8h, 2d.
+        #[arg(long, default_value = "8h")]
+        ttl: String,
+        /// Keys.
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+    /// Load a realistic Chinese town: units, categories, this year's holidays.
+    SeedDemo {
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
 }
 
 /// Parses the command line and runs it.
@@ -78,6 +105,44 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Verify { db } => verify(&db).await,
+        Command::Token {
+            sub,
+            role,
+            unit,
+            ttl,
+            auth,
+        } => match token(&sub, &role, unit, &ttl, &auth) {
+            Ok(t) => {
+                println!("{t}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("huiyin token: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::SeedDemo { db } => {
+            if let Err(e) = infra::migrate::run(&db.admin()).await {
+                return fail(&e);
+            }
+            match db.app().pool() {
+                Ok(pool) => {
+                    match crate::seed::seed_demo(&infra::reference::ReferenceData::new(pool)).await
+                    {
+                        Ok(summary) => {
+                            println!("{summary}");
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => fail(&e),
+                    }
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Openapi => {
+            print!("{}", crate::openapi::spec_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -110,6 +175,45 @@ pub async fn verify(db: &DatabaseArgs) -> ExitCode {
         }
         Err(e) => fail(&e),
     }
+}
+
+/// Parses a duration like `30m`, `8h`, `2d` or `3600s`.
+pub fn parse_ttl(s: &str) -> Result<chrono::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("bad ttl {s:?}: use e.g. 30m, 8h, 2d"))?;
+    let d = match unit {
+        "s" | "" => chrono::Duration::seconds(n),
+        "m" => chrono::Duration::minutes(n),
+        "h" => chrono::Duration::hours(n),
+        "d" => chrono::Duration::days(n),
+        _ => return Err(format!("bad ttl unit in {s:?}: use s, m, h or d")),
+    };
+    if d <= chrono::Duration::zero() || d > chrono::Duration::days(366) {
+        return Err("ttl must be positive and at most 366 days".into());
+    }
+    Ok(d)
+}
+
+fn token(
+    sub: &str,
+    role: &str,
+    unit: Option<uuid::Uuid>,
+    ttl: &str,
+    auth: &AuthArgs,
+) -> Result<String, String> {
+    let role: domain::Role = serde_json::from_value(serde_json::Value::String(role.to_owned()))
+        .map_err(|_| {
+            format!("unknown role {role:?}: clerk, handler, supervisor, auditor or admin")
+        })?;
+    if role == domain::Role::Handler && unit.is_none() {
+        return Err("a handler's token needs --unit".into());
+    }
+    domain::ActorId::parse(sub).map_err(|e| e.to_string())?;
+    let authn = Authenticator::from_settings(auth)?;
+    authn.sign(sub, role, unit, parse_ttl(ttl)?)
 }
 
 fn fail(e: &dyn std::error::Error) -> ExitCode {

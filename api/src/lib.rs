@@ -3,8 +3,15 @@
 //! Only this crate knows HTTP. Handlers parse and authorise, then call [`service`], which
 //! loads the case, asks the domain to decide, and appends through `infra`.
 
+pub mod auth;
 pub mod cli;
+pub mod dto;
+pub mod middleware;
+pub mod openapi;
+pub mod problem;
 pub mod routes;
+pub mod seed;
+pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

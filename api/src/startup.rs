@@ -2,11 +2,22 @@
 //! [`Application::port`].
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use infra::reference::ReferenceData;
+use infra::vault::Vault;
 use infra::{EventStore, Pool};
+use utoipa::OpenApi as _;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::Authenticator;
+use crate::middleware::{self, MAX_JSON_BYTES, RequestTimeout};
+use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::settings::ServeArgs;
 
@@ -15,8 +26,12 @@ use crate::settings::ServeArgs;
 pub struct AppState {
     /// The event store.
     pub store: EventStore,
-    /// The pool, for reads and reference data.
+    /// The pool, for reads.
     pub pool: Pool,
+    /// Units, categories, calendar.
+    pub reference: ReferenceData,
+    /// Personal data.
+    pub vault: Vault,
 }
 
 /// Why the application could not be built.
@@ -45,6 +60,9 @@ pub struct Application {
 impl Application {
     /// Migrates (if asked), connects and binds.
     pub async fn build(settings: ServeArgs) -> Result<Self, StartupError> {
+        let auth =
+            Arc::new(Authenticator::from_settings(&settings.auth).map_err(StartupError::Config)?);
+        let kek = settings.vault.kek().map_err(StartupError::Config)?;
         if settings.migrate {
             let applied = infra::migrate::run(&settings.db.admin()).await?;
             tracing::info!(migrations.applied = applied.len(), "migrations applied");
@@ -52,15 +70,38 @@ impl Application {
         let pool = settings.db.app().pool()?;
         let state = AppState {
             store: EventStore::new(pool.clone()),
+            reference: ReferenceData::new(pool.clone()),
+            vault: Vault::new(*kek.expose(), settings.vault.kek_id.clone()),
             pool,
         };
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
+        let auth = web::Data::new(auth);
+        let timeout = web::Data::new(RequestTimeout(Duration::from_millis(
+            settings.request_timeout_ms,
+        )));
+        let spec = crate::openapi::spec();
         let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .configure(routes::health::configure)
+            let (app, _) = App::new()
+                .into_utoipa_app()
+                .openapi(ApiDoc::openapi())
+                .configure(routes::configure)
+                .split_for_parts();
+            app.app_data(data.clone())
+                .app_data(auth.clone())
+                .app_data(timeout.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_JSON_BYTES)
+                        .content_type_required(true)
+                        .error_handler(middleware::json_error),
+                )
+                .app_data(web::PathConfig::default().error_handler(middleware::path_error))
+                .app_data(web::QueryConfig::default().error_handler(middleware::query_error))
+                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
+                .default_service(web::to(middleware::not_found))
+                .wrap(from_fn(middleware::request_context))
         })
         .listen(listener)?
         .shutdown_timeout(10)
@@ -73,7 +114,7 @@ impl Application {
         self.port
     }
 
-    /// Runs until stopped (SIGINT / SIGTERM stop it gracefully).
+    /// Runs until stopped (SIGINT / SIGTERM stop it gracefully, finishing requests in flight).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }

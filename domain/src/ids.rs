@@ -217,3 +217,44 @@ bounded_text!(
     /// 1 to 5000 characters.
     Text, "text", 5000
 );
+
+/// The kind of a unit of the organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitKind {
+    /// 镇: the town.
+    Town,
+    /// 村: a village.
+    Village,
+    /// 场: a farm.
+    Farm,
+    /// 居: a residential community.
+    Community,
+    /// 部门: a functional department.
+    Department,
+}
+
+impl UnitKind {
+    /// The kind's identifier.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Town => "town",
+            Self::Village => "village",
+            Self::Farm => "farm",
+            Self::Community => "community",
+            Self::Department => "department",
+        }
+    }
+
+    /// Parses an identifier.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "town" => Self::Town,
+            "village" => Self::Village,
+            "farm" => Self::Farm,
+            "community" => Self::Community,
+            "department" => Self::Department,
+            _ => return None,
+        })
+    }
+}

@@ -59,6 +59,7 @@ pub use events::{
 };
 pub use ids::{
     ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
+    UnitKind,
 };
 pub use lifecycle::{
     Actor, Case, Command, Context, Registration, Role, Status, decide, evolve, replay,

@@ -25,9 +25,15 @@ pub enum StoreError {
         #[source]
         source: HistoryError,
     },
-    /// A unique constraint other than the handled ones.
+    /// A unique constraint was violated (the constraint's name).
     #[error("unique constraint {0} violated")]
     Unique(String),
+    /// A foreign key pointed at nothing (the constraint's name).
+    #[error("foreign key {0} violated")]
+    ForeignKey(String),
+    /// A check constraint refused a value (the constraint's name).
+    #[error("check constraint {0} violated")]
+    Check(String),
     /// The personal-data vault failed.
     #[error("personal data vault: {0}")]
     Vault(&'static str),
@@ -49,8 +55,15 @@ impl From<tokio_postgres::Error> for StoreError {
             if *code == tokio_postgres::error::SqlState::QUERY_CANCELED {
                 return Self::Timeout;
             }
+            let constraint = || db.constraint().unwrap_or("unknown").to_owned();
             if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
-                return Self::Unique(db.constraint().unwrap_or("unknown").to_owned());
+                return Self::Unique(constraint());
+            }
+            if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION {
+                return Self::ForeignKey(constraint());
+            }
+            if *code == tokio_postgres::error::SqlState::CHECK_VIOLATION {
+                return Self::Check(constraint());
             }
         }
         Self::Db(e)

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod hash;
 pub mod migrate;
+pub mod reference;
 pub mod secret;
 pub mod store;
 pub mod vault;

@@ -505,6 +505,34 @@ impl EventStore {
         }
     }
 
+    /// What an idempotency key was first used for: the request hash, the case and the versions
+    /// it wrote. Checked before deciding, so a retry gets the first answer even when the command
+    /// would no longer be allowed.
+    pub async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<([u8; 32], AppendOutcome)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT request_hash, case_id, first_version, last_version FROM idempotency_keys WHERE scope = $1 AND key = $2")
+            .await?;
+        let Some(row) = client.query_opt(&stmt, &[&scope, &key]).await? else {
+            return Ok(None);
+        };
+        let hash: Vec<u8> = row.get(0);
+        let hash = <[u8; 32]>::try_from(hash).unwrap_or([0; 32]);
+        let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
+        Ok(Some((
+            hash,
+            AppendOutcome::Duplicate {
+                case_id: row.get(1),
+                first_version: to_u32(row.get(2)),
+                last_version: to_u32(row.get(3)),
+            },
+        )))
+    }
+
     /// Up to `limit` events after `after`, in feed order. Never skips an event: only events of
     /// transactions older than every transaction still running are returned, in
     /// `(tx_id, position)` order, so nothing can later commit behind the returned cursor.

@@ -1,4 +1,8 @@
-//! Huiyin's integration tests: one binary, one module per feature, real PostgreSQL.
+//! Huiyin's integration tests: one binary, one module per feature, real PostgreSQL, real HTTP.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod api_auth;
+mod api_inputs;
+mod api_lifecycle;
+mod openapi;
 mod store;

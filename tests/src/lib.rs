@@ -126,3 +126,5 @@ impl TestDb {
         connect(&url_with(&self.base, "postgres", &self.name)).await
     }
 }
+
+pub mod app;

@@ -1,3 +1,16 @@
-//! HTTP routes, one module per resource.
+//! HTTP routes, one module per resource. [`configure`] is the one place routes are registered;
+//! the OpenAPI document is collected from the same calls.
 
+pub mod cases;
 pub mod health;
+pub mod reference;
+
+/// Registers every documented route.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(cases::configure)
+            .configure(reference::configure),
+    )
+    .configure(health::configure);
+}

@@ -1,0 +1,329 @@
+//! Authentication (bearer JWTs) and authorisation (one table: [`RULES`]).
+//!
+//! Tokens are checked with an explicit algorithm allow-list: EdDSA when a public key is
+//! configured (production), HS256 when a secret of at least 32 bytes is (development). The key
+//! is chosen from that fixed set by algorithm, never from anything in the token. `exp`, `iss`,
+//! `aud` and `sub` are required (`set_audience` alone would accept a token without `aud`), and
+//! the leeway is 5 seconds.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use domain::{ActorId, Case, Role, UnitId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::problem::ApiError;
+use crate::settings::AuthArgs;
+
+/// The claims Huiyin issues and accepts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Who.
+    pub sub: String,
+    /// Their role.
+    pub role: Role,
+    /// Their unit, for unit-bound roles (handlers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Uuid>,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Their id.
+    pub id: ActorId,
+    /// Their role.
+    pub role: Role,
+    /// Their unit, for handlers.
+    pub unit: Option<UnitId>,
+}
+
+impl Principal {
+    /// The domain's view of the caller.
+    pub fn actor(&self) -> domain::Actor {
+        domain::Actor {
+            id: self.id.clone(),
+            role: self.role,
+        }
+    }
+}
+
+/// Verifies and signs tokens.
+pub struct Authenticator {
+    hs: Option<(EncodingKey, DecodingKey)>,
+    ed_decode: Option<DecodingKey>,
+    ed_encode: Option<EncodingKey>,
+    issuer: String,
+    audience: String,
+}
+
+/// The least length of an HS256 secret.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Authenticator {
+    /// Builds the authenticator from settings; fails on a short secret or an unreadable key.
+    pub fn from_settings(s: &AuthArgs) -> Result<Self, String> {
+        let hs = match &s.jwt_secret {
+            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+                return Err(format!(
+                    "HUIYIN_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+                ));
+            }
+            Some(secret) => Some((
+                EncodingKey::from_secret(secret.as_bytes()),
+                DecodingKey::from_secret(secret.as_bytes()),
+            )),
+            None => None,
+        };
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))
+        };
+        let ed_decode = match &s.jwt_public_key {
+            Some(p) => Some(
+                DecodingKey::from_ed_pem(&read(p)?)
+                    .map_err(|e| format!("HUIYIN_JWT_PUBLIC_KEY: {e}"))?,
+            ),
+            None => None,
+        };
+        let ed_encode = match &s.jwt_private_key {
+            Some(p) => Some(
+                EncodingKey::from_ed_pem(&read(p)?)
+                    .map_err(|e| format!("HUIYIN_JWT_PRIVATE_KEY: {e}"))?,
+            ),
+            None => None,
+        };
+        if hs.is_none() && ed_decode.is_none() {
+            return Err(
+                "set HUIYIN_JWT_SECRET (development) or HUIYIN_JWT_PUBLIC_KEY (production)".into(),
+            );
+        }
+        Ok(Self {
+            hs,
+            ed_decode,
+            ed_encode,
+            issuer: s.issuer.clone(),
+            audience: s.audience.clone(),
+        })
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.algorithms = vec![alg];
+        v.leeway = 5;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v
+    }
+
+    /// Checks a token and returns the caller.
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ApiError::Unauthorized("the token is malformed"))?;
+        let key = match header.alg {
+            Algorithm::EdDSA => self.ed_decode.as_ref(),
+            Algorithm::HS256 => self.hs.as_ref().map(|(_, d)| d),
+            _ => None,
+        }
+        .ok_or(ApiError::Unauthorized(
+            "the token's algorithm is not accepted",
+        ))?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation(header.alg))
+            .map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))?;
+        let c = data.claims;
+        let id = ActorId::parse(c.sub)
+            .map_err(|_| ApiError::Unauthorized("the token's subject is invalid"))?;
+        let unit = c.unit.map(UnitId::from_uuid);
+        if c.role == Role::Handler && unit.is_none() {
+            return Err(ApiError::Unauthorized("a handler's token must name a unit"));
+        }
+        Ok(Principal {
+            id,
+            role: c.role,
+            unit,
+        })
+    }
+
+    /// Signs a token (EdDSA when a private key is configured, else HS256).
+    pub fn sign(
+        &self,
+        sub: &str,
+        role: Role,
+        unit: Option<Uuid>,
+        ttl: chrono::Duration,
+    ) -> Result<String, String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: sub.into(),
+            role,
+            unit,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            exp: now + ttl.num_seconds(),
+            iat: now,
+        };
+        let (alg, key) = match (&self.ed_encode, &self.hs) {
+            (Some(k), _) => (Algorithm::EdDSA, k),
+            (None, Some((k, _))) => (Algorithm::HS256, k),
+            (None, None) => {
+                return Err(
+                    "no signing key: set HUIYIN_JWT_SECRET or HUIYIN_JWT_PRIVATE_KEY".into(),
+                );
+            }
+        };
+        jsonwebtoken::encode(&Header::new(alg), &claims, key).map_err(|e| e.to_string())
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(auth) = req.app_data::<web::Data<Arc<Authenticator>>>() else {
+            return ready(Err(ApiError::internal(std::io::Error::other(
+                "no authenticator configured",
+            ))));
+        };
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        ready(match token {
+            None => Err(ApiError::Unauthorized("a bearer token is required")),
+            Some(t) => auth.verify(t),
+        })
+    }
+}
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Action {
+    RegisterCase,
+    ReadCase,
+    Classify,
+    Assign,
+    Transfer,
+    Extend,
+    Handle,
+    Feedback,
+    Satisfaction,
+    Reopen,
+    Escalate,
+    Reject,
+    Close,
+    LinkDuplicate,
+    UnlinkDuplicate,
+    AddNote,
+    RevealComplainant,
+    ReadReference,
+    WriteReference,
+}
+
+/// Which cases a permission reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every case.
+    All,
+    /// Only cases whose responsible unit is the caller's unit.
+    OwnUnit,
+}
+
+use Action::*;
+use Role::*;
+use Scope::*;
+
+/// The authorisation table: who may do what, on which cases. Anything not listed is refused
+/// (403). A case outside the scope answers 404, exactly like a missing one.
+pub const RULES: &[(Role, &[Action], Scope)] = &[
+    (
+        Clerk,
+        &[
+            RegisterCase,
+            ReadCase,
+            Classify,
+            Assign,
+            Reject,
+            LinkDuplicate,
+            UnlinkDuplicate,
+            AddNote,
+            Satisfaction,
+            ReadReference,
+        ],
+        All,
+    ),
+    (
+        Handler,
+        &[ReadCase, Transfer, Handle, Feedback, AddNote],
+        OwnUnit,
+    ),
+    (Handler, &[ReadReference], All),
+    (
+        Supervisor,
+        &[
+            RegisterCase,
+            ReadCase,
+            Classify,
+            Assign,
+            Transfer,
+            Extend,
+            Handle,
+            Feedback,
+            Satisfaction,
+            Reopen,
+            Escalate,
+            Reject,
+            Close,
+            LinkDuplicate,
+            UnlinkDuplicate,
+            AddNote,
+            RevealComplainant,
+            ReadReference,
+        ],
+        All,
+    ),
+    (Auditor, &[ReadCase, ReadReference], All),
+    (Admin, &[ReadReference, WriteReference], All),
+];
+
+/// The scope in which `role` may do `action`, or `None` when it may not at all.
+pub fn permission(role: Role, action: Action) -> Option<Scope> {
+    RULES
+        .iter()
+        .find(|(r, actions, _)| *r == role && actions.contains(&action))
+        .map(|(_, _, s)| *s)
+}
+
+impl Principal {
+    /// Refuses (403) an action the role may never do; returns the scope otherwise.
+    pub fn require(&self, action: Action) -> Result<Scope, ApiError> {
+        permission(self.role, action).ok_or(ApiError::Forbidden)
+    }
+
+    /// Whether the caller may see this case under a scope.
+    pub fn reaches(&self, scope: Scope, case: &Case) -> bool {
+        match scope {
+            All => true,
+            OwnUnit => self.unit.is_some() && case.unit == self.unit,
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! The JSON bodies of the API, documented with utoipa. Requests are plain data with
+//! `deny_unknown_fields`; they become validated domain values in [`crate::service`], which
+//! collects every invalid field into one 422 answer.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Mirrors a domain enum for the API (the domain has no utoipa), with conversions both ways.
+macro_rules! mirror_enum {
+    ($(#[$doc:meta])* $name:ident => $domain:path { $($(#[$vdoc:meta])* $variant:ident),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        #[allow(missing_docs)] // The variants are documented on the domain's enum.
+        pub enum $name { $($(#[$vdoc])* $variant),* }
+
+        impl From<$name> for $domain {
+            fn from(v: $name) -> Self { match v { $($name::$variant => Self::$variant),* } }
+        }
+        impl From<$domain> for $name {
+            fn from(v: $domain) -> Self { match v { $(<$domain>::$variant => Self::$variant),* } }
+        }
+    };
+}
+
+mirror_enum!(
+    /// How the case came in: 座谈会, 走访, 联系卡, 问卷, 电话, 邮箱, 来信, 来访, 网上.
+    Channel => domain::Channel { Symposium, Visit, ContactCard, Questionnaire, Phone, Email, Letter, WalkIn, Web }
+);
+mirror_enum!(
+    /// 投诉 / 意见建议 / 反映.
+    CaseKind => domain::CaseKind { Complaint, Suggestion, Report }
+);
+mirror_enum!(
+    /// Normal cases count working days; urgent ones (急事急办) count hours.
+    Urgency => domain::Urgency { Normal, Urgent }
+);
+mirror_enum!(
+    /// How handling came out.
+    Outcome => domain::Outcome { Resolved, PartiallyResolved, Explained, NotSupported }
+);
+mirror_enum!(
+    /// How the citizen was told.
+    FeedbackMethod => domain::FeedbackMethod { Phone, Sms, Letter, InPerson, Online }
+);
+mirror_enum!(
+    /// 满意 / 基本满意 / 不满意.
+    Rating => domain::Rating { Satisfied, BasicallySatisfied, Dissatisfied }
+);
+mirror_enum!(
+    /// Where a case stands. A case reopened for rework is `assigned` again, in a new round.
+    Status => domain::Status { Received, Rejected, Assigned, Handled, FedBack, Closed }
+);
+mirror_enum!(
+    /// The step a deadline is for.
+    Stage => domain::Stage { Assignment, Handling, Feedback }
+);
+mirror_enum!(
+    /// The kind of a unit: 镇, 村, 场, 居, 部门.
+    UnitKind => domain::UnitKind { Town, Village, Farm, Community, Department }
+);
+mirror_enum!(
+    /// A caller's role.
+    Role => domain::Role { Clerk, Handler, Supervisor, Auditor, Admin, Citizen }
+);
+
+/// Who raised the case. Stored encrypted; shown masked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComplainantInput {
+    /// Full name.
+    #[schema(max_length = 50, example = "张三")]
+    pub name: Option<String>,
+    /// Phone number (mainland mobile or landline).
+    #[schema(max_length = 20, example = "13812345678")]
+    pub phone: Option<String>,
+    /// Resident identity card number (18 characters).
+    #[schema(max_length = 18)]
+    pub id_number: Option<String>,
+    /// The citizen chose not to give their identity.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// Registers a case (受理).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "channel": "symposium", "kind": "complaint", "title": "低保评定不公开",
+    "description": "村民代表在座谈会上反映：本村低保评定没有张榜公示。",
+    "urgency": "normal", "complainant": {"name": "张三", "phone": "13812345678", "anonymous": false}
+}))]
+pub struct RegisterCaseRequest {
+    /// How it came in.
+    pub channel: Channel,
+    /// Complaint, suggestion or report.
+    pub kind: CaseKind,
+    /// A short title.
+    #[schema(max_length = 200)]
+    pub title: String,
+    /// What the citizen said.
+    #[schema(max_length = 5000)]
+    pub description: String,
+    /// The category, if known.
+    pub category_id: Option<Uuid>,
+    /// The village / farm / community it concerns.
+    pub village_id: Option<Uuid>,
+    /// The unit the complaint is about (检举控告); its handlers never see who complained.
+    pub accused_unit_id: Option<Uuid>,
+    /// Defaults to `normal`.
+    pub urgency: Option<Urgency>,
+    /// When it was received; may be in the past (paper intake), never in the future. Defaults
+    /// to now.
+    pub received_at: Option<DateTime<Utc>>,
+    /// Who raised it.
+    pub complainant: Option<ComplainantInput>,
+}
+
+/// Sets the category.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyRequest {
+    /// The category.
+    pub category_id: Uuid,
+}
+
+/// Routes the case to a unit (交办).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"unit_id": "0193a0c4-0000-7000-8000-000000000001", "note": "请于五个工作日内核实"}))]
+pub struct AssignRequest {
+    /// The unit responsible.
+    pub unit_id: Uuid,
+    /// A deadline shorter than the category's policy (optional).
+    pub due_at: Option<DateTime<Utc>>,
+    /// Instructions for the unit.
+    #[schema(max_length = 5000)]
+    pub note: Option<String>,
+}
+
+/// The unit gives the case back or passes it on (转办 / 退单).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "该事项属于卫生院职责"}))]
+pub struct TransferRequest {
+    /// Why.
+    #[schema(max_length = 1000)]
+    pub reason: String,
+    /// Another unit; without one the case goes back to intake.
+    pub to_unit_id: Option<Uuid>,
+}
+
+/// Extends the handling deadline (延期), once per round, by at most 30 days.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// The new deadline.
+    pub due_at: DateTime<Utc>,
+    /// Why.
+    #[schema(max_length = 1000, example = "需要现场核查，申请延期十天")]
+    pub reason: String,
+}
+
+/// Records what the unit found and did (办理).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"outcome": "resolved", "result": "已重新评议并张榜公示低保名单。"}))]
+pub struct HandleRequest {
+    /// How it came out.
+    pub outcome: Outcome,
+    /// What was found and done.
+    #[schema(max_length = 5000)]
+    pub result: String,
+}
+
+/// Records that the citizen was told the outcome (反馈).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"method": "phone", "content": "已电话告知处理结果。"}))]
+pub struct FeedbackRequest {
+    /// How.
+    pub method: FeedbackMethod,
+    /// What was said.
+    #[schema(max_length = 5000)]
+    pub content: String,
+}
+
+/// Records the citizen's satisfaction (回访). `dissatisfied` reopens the case for rework.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"rating": "satisfied", "comment": "问题已解决"}))]
+pub struct SatisfactionRequest {
+    /// The rating.
+    pub rating: Rating,
+    /// What the citizen said.
+    #[schema(max_length = 5000)]
+    pub comment: Option<String>,
+}
+
+/// A command that needs only a reason (reopen, escalate, reject, unlink-duplicate).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "群众反映强烈，列入督办"}))]
+pub struct ReasonRequest {
+    /// Why.
+    #[schema(max_length = 1000)]
+    pub reason: String,
+}
+
+/// Closes the case (办结).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseRequest {
+    /// A closing note; required as a supervisor's justification when closing over a
+    /// dissatisfied citizen.
+    #[schema(max_length = 5000)]
+    pub note: Option<String>,
+}
+
+/// Links the case as a duplicate of another (合并).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkDuplicateRequest {
+    /// The case this one duplicates.
+    pub of: Uuid,
+}
+
+/// Adds a note.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "已电话联系反映人，约定周三上门核实。"}))]
+pub struct NoteRequest {
+    /// The note.
+    #[schema(max_length = 5000)]
+    pub text: String,
+}
+
+/// A deadline and the rule it came from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadlineView {
+    /// The step that must be done.
+    pub stage: Stage,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+    /// When the clock started.
+    pub started_at: DateTime<Utc>,
+    /// The rule: `policy` (with the limit, urgency and policy source), `explicit` or `extended`.
+    #[schema(value_type = Object)]
+    pub rule: serde_json::Value,
+    /// `on_track`, `due_soon` (60 % of the time used) or `overdue`, computed now.
+    #[schema(example = "on_track")]
+    pub state: String,
+    /// Working days past the deadline (0 unless overdue).
+    pub working_days_overdue: u32,
+    /// Time used, in thousandths.
+    pub permille_used: u32,
+}
+
+/// The complainant, as the caller may see them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ComplainantView {
+    /// The citizen chose anonymity.
+    pub anonymous: bool,
+    /// Masked name (`张*`).
+    #[schema(example = "张*")]
+    pub name: Option<String>,
+    /// Masked phone (`138****5678`).
+    #[schema(example = "138****5678")]
+    pub phone: Option<String>,
+    /// Hidden entirely from this caller (a handler of the accused unit).
+    pub hidden: bool,
+    /// Erased (the key was shredded).
+    pub erased: bool,
+}
+
+/// The current round's handling.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandlingView {
+    /// Outcome.
+    pub outcome: Outcome,
+    /// What was done.
+    pub result: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The current round's reply.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeedbackView {
+    /// How.
+    pub method: FeedbackMethod,
+    /// What was said.
+    pub content: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The current round's rating.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SatisfactionView {
+    /// Rating.
+    pub rating: Rating,
+    /// Comment.
+    pub comment: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A case as it stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseView {
+    /// Id.
+    pub id: Uuid,
+    /// The citizen's receipt code.
+    #[schema(example = "HY-20261102-7K3Q9PXM")]
+    pub receipt_code: String,
+    /// The version (also the `ETag`).
+    pub version: u32,
+    /// Status.
+    pub status: Status,
+    /// Kind.
+    pub kind: CaseKind,
+    /// Channel.
+    pub channel: Channel,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Category.
+    pub category_id: Option<Uuid>,
+    /// Village.
+    pub village_id: Option<Uuid>,
+    /// The accused unit (检举控告).
+    pub accused_unit_id: Option<Uuid>,
+    /// Urgency.
+    pub urgency: Urgency,
+    /// When received.
+    pub received_at: DateTime<Utc>,
+    /// The handling round (1, +1 per rework).
+    pub round: u32,
+    /// The responsible unit.
+    pub unit_id: Option<Uuid>,
+    /// The running deadline.
+    pub deadline: Option<DeadlineView>,
+    /// Extensions granted this round.
+    pub extensions_this_round: u8,
+    /// When last assigned.
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// This round's handling.
+    pub handling: Option<HandlingView>,
+    /// This round's reply.
+    pub feedback: Option<FeedbackView>,
+    /// This round's rating.
+    pub satisfaction: Option<SatisfactionView>,
+    /// Whether the citizen was ever told an outcome.
+    pub ever_fed_back: bool,
+    /// Why it was rejected.
+    pub rejection_reason: Option<String>,
+    /// Under supervision (督办).
+    pub escalated: bool,
+    /// Why.
+    pub escalation_reason: Option<String>,
+    /// The case it duplicates.
+    pub duplicate_of: Option<Uuid>,
+    /// Notes in the history.
+    pub notes: u32,
+    /// When closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The complainant, masked.
+    pub complainant: ComplainantView,
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActorView {
+    /// Their id.
+    pub id: String,
+    /// Their role.
+    pub role: String,
+}
+
+/// One event of a case's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    /// Global position.
+    pub position: i64,
+    /// Version within the case.
+    pub version: u32,
+    /// Stable type name, e.g. `case.assigned`.
+    #[schema(example = "case.assigned")]
+    pub event_type: String,
+    /// Schema version it was written with.
+    pub schema_version: u16,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+    /// Who did it.
+    pub actor: ActorView,
+    /// The request that carried it.
+    pub request_id: Option<String>,
+    /// The payload as stored (personal data only as ciphertext).
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// SHA-256 of the event, hex.
+    pub hash: String,
+    /// The previous event's hash, hex.
+    pub prev_hash: String,
+}
+
+/// A case's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventList {
+    /// The case.
+    pub case_id: Uuid,
+    /// Events in version order.
+    pub events: Vec<EventView>,
+}
+
+/// A unit of the organisation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnitView {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    #[schema(example = "青山村")]
+    pub name: String,
+    /// Kind.
+    pub kind: UnitKind,
+    /// Parent.
+    pub parent_id: Option<Uuid>,
+    /// Active.
+    pub active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Creates a unit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "青山村", "kind": "village", "parent_id": "0193a0c4-0000-7000-8000-000000000001"}))]
+pub struct CreateUnitRequest {
+    /// Name.
+    #[schema(max_length = 100)]
+    pub name: String,
+    /// Kind.
+    pub kind: UnitKind,
+    /// Parent.
+    pub parent_id: Option<Uuid>,
+}
+
+/// Renames a unit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameUnitRequest {
+    /// The new name.
+    #[schema(max_length = 100)]
+    pub name: String,
+}
+
+/// A time limit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitDto {
+    /// `working_days` or `hours`.
+    #[schema(example = "working_days")]
+    pub unit: LimitUnit,
+    /// How many.
+    #[schema(minimum = 1, maximum = 720, example = 15)]
+    pub value: u16,
+}
+
+/// The unit of a time limit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitUnit {
+    /// Working days (工作日).
+    WorkingDays,
+    /// Hours of the clock.
+    Hours,
+}
+
+/// A category's time limits. Omitted fields take the statutory defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinePolicyDto {
+    /// Routing, normal cases (default 3 working days).
+    pub assign: Option<LimitDto>,
+    /// Handling, normal cases (default 15 working days).
+    pub handle: Option<LimitDto>,
+    /// Reply, normal cases (default 3 working days).
+    pub feedback: Option<LimitDto>,
+    /// Routing, urgent cases (default 8 hours).
+    pub urgent_assign: Option<LimitDto>,
+    /// Handling, urgent cases (default 48 hours).
+    pub urgent_handle: Option<LimitDto>,
+    /// Reply, urgent cases (default 24 hours).
+    pub urgent_feedback: Option<LimitDto>,
+    /// Days one extension may add (at most 30).
+    #[schema(minimum = 0, maximum = 30)]
+    pub max_extension_days: Option<u16>,
+    /// Extensions per round (at most 1).
+    #[schema(minimum = 0, maximum = 1)]
+    pub max_extensions: Option<u8>,
+}
+
+/// Creates or updates a category.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "welfare.dibao", "name": "低保评定", "kind": "complaint",
+    "deadline_policy": {"handle": {"unit": "working_days", "value": 10}}}))]
+pub struct CategoryRequest {
+    /// A short stable code: lower-case letters, digits, `_ . -`.
+    #[schema(max_length = 32, pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$")]
+    pub code: String,
+    /// Name.
+    #[schema(max_length = 100)]
+    pub name: String,
+    /// The kind of case it is for, if only one.
+    pub kind: Option<CaseKind>,
+    /// Where its cases usually go.
+    pub default_unit_id: Option<Uuid>,
+    /// Time limits.
+    #[serde(default)]
+    pub deadline_policy: DeadlinePolicyDto,
+    /// Whether it can be chosen (default true).
+    pub active: Option<bool>,
+}
+
+/// A category.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CategoryView {
+    /// Id.
+    pub id: Uuid,
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: Option<CaseKind>,
+    /// Default unit.
+    pub default_unit_id: Option<Uuid>,
+    /// The full policy in force.
+    pub deadline_policy: DeadlinePolicyDto,
+    /// Active.
+    pub active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One exceptional day.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarDayDto {
+    /// The date.
+    #[schema(value_type = String, format = Date, example = "2026-10-01")]
+    pub date: chrono::NaiveDate,
+    /// Its name.
+    #[schema(max_length = 50, example = "国庆节")]
+    pub name: String,
+}
+
+/// A year of the working calendar: the exceptions to Monday–Friday.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarYear {
+    /// Public holidays (days off).
+    #[schema(max_items = 100)]
+    pub holidays: Vec<CalendarDayDto>,
+    /// Make-up working days (调休: weekend days worked).
+    #[schema(max_items = 100)]
+    pub makeup_workdays: Vec<CalendarDayDto>,
+}

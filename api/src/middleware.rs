@@ -1,0 +1,189 @@
+//! Request plumbing: a request id on every request (taken from `x-request-id` when it is sane,
+//! generated otherwise, echoed back, written into problem bodies and the request's span), a
+//! per-request deadline, one log line per request, and problem+json for the extractors' errors.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpRequest};
+use tracing::Instrument;
+
+use crate::problem::{ApiError, FieldError, PROBLEM_JSON};
+
+/// The request's id, stored in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The request id of a request, if the middleware ran.
+pub fn request_id(req: &HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// The deadline of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub Duration);
+
+/// The largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+    .then(|| s.to_owned())
+}
+
+/// The request-context middleware (see the module docs).
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let id = req
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let span =
+        tracing::info_span!("request", request.id = %id, http.method = %method, http.path = %path);
+    let started = Instant::now();
+    // The request cannot be cloned across routing (actix needs it unique), so an error that
+    // escapes every handler passes through as it is; handlers answer their own errors.
+    let res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
+    let status = res.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            http.status = status,
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
+    });
+    let mut res = with_request_id_in_problem(res, &id).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(X_REQUEST_ID, v);
+    }
+    Ok(res)
+}
+
+/// Writes the request id into a problem body (problems are small; other bodies stream through).
+async fn with_request_id_in_problem(
+    res: ServiceResponse<BoxBody>,
+    id: &str,
+) -> ServiceResponse<BoxBody> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !is_problem {
+        return res;
+    }
+    let (req, res) = res.into_parts();
+    let (head, body) = res.into_parts();
+    let bytes = actix_web::body::to_bytes_limited(body, 64 * 1024)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert(
+                "request_id".into(),
+                serde_json::Value::String(id.to_owned()),
+            );
+            serde_json::to_vec(&map).unwrap_or_else(|_| bytes.to_vec())
+        }
+        _ => bytes.to_vec(),
+    };
+    ServiceResponse::new(req, head.set_body(BoxBody::new(body)))
+}
+
+/// Runs a handler's work within the request deadline (`HUIYIN_REQUEST_TIMEOUT_MS`): past it the
+/// work is dropped (the database cancels its statement by `statement_timeout` at the latest)
+/// and the caller gets 503. A dropped append either committed or not; a retry with the same
+/// Idempotency-Key answers which.
+pub async fn within_deadline<T>(
+    req: &HttpRequest,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let limit = req
+        .app_data::<actix_web::web::Data<RequestTimeout>>()
+        .map_or(Duration::from_secs(15), |t| t.0);
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or(Err(ApiError::Timeout))
+}
+
+/// Turns a JSON body error into a problem: 413 too large, 415 not JSON, 400 malformed, 422
+/// well-formed but wrong (unknown field, wrong type, out-of-range enum).
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge {
+                limit: MAX_JSON_BYTES,
+            }
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation(vec![FieldError {
+            field: "body".into(),
+            message: strip_position(&e.to_string()),
+        }]),
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest {
+            code: "malformed-json",
+            detail: strip_position(&e.to_string()),
+        },
+        _ => ApiError::BadRequest {
+            code: "malformed-body",
+            detail: "the body could not be read".into(),
+        },
+    };
+    api.into()
+}
+
+fn strip_position(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+/// Turns a path error (a bad UUID, say) into a 400 problem.
+pub fn path_error(err: PathError, _req: &HttpRequest) -> Error {
+    let detail = match err {
+        PathError::Deserialize(e) => format!("invalid path parameter: {e}"),
+        _ => "invalid path parameter".into(),
+    };
+    ApiError::BadRequest {
+        code: "invalid-path",
+        detail,
+    }
+    .into()
+}
+
+/// Turns a query-string error into a 400 problem.
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> Error {
+    let detail = match err {
+        QueryPayloadError::Deserialize(e) => format!("invalid query: {e}"),
+        _ => "invalid query".into(),
+    };
+    ApiError::BadRequest {
+        code: "invalid-query",
+        detail,
+    }
+    .into()
+}
+
+/// The answer for a route that does not exist.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("route"))
+}

@@ -1,0 +1,164 @@
+//! The OpenAPI document. Paths are collected from the same `service(...)` calls that register
+//! the routes (utoipa-actix-web), so the spec and the router cannot drift. [`ErrorResponses`]
+//! adds the problem responses and the `Idempotency-Key` / `If-Match` headers to every operation,
+//! so each handler only documents its success.
+
+use utoipa::openapi::path::{HttpMethod, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
+};
+use utoipa::{Modify, OpenApi as _};
+
+use crate::problem::{FieldError, PROBLEM_JSON, Problem};
+
+/// The document's fixed parts.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Huiyin (回音) API",
+        description = "Every complaint gets an answer: the case ledger (台账) of a town discipline committee's campaign. \
+Cases are registered from every channel, routed to the unit responsible, handled within their time limit, answered, \
+and rated by the citizen. Every step is an event in an append-only, hash-chained log.\n\n\
+Authentication: a bearer JWT (`huiyin token` prints one). Errors: RFC 9457 `application/problem+json` with a stable \
+`type` (`urn:huiyin:problem:<code>`). Concurrency: `ETag` / `If-Match`. Retries: `Idempotency-Key`.",
+        version = "1.0.0",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "cases", description = "Registering and reading cases"),
+        (name = "commands", description = "The lifecycle commands: each answers the case after the command"),
+        (name = "reference", description = "Units, categories and the working calendar"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the security scheme, the problem responses and the command headers.
+pub struct ErrorResponses;
+
+fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+fn header_param(name: &str, description: &str, max_length: usize) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(max_length)),
+        ))
+        .build()
+}
+
+impl Modify for ErrorResponses {
+    fn modify(&self, api: &mut OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        for (path, item) in api.paths.paths.iter_mut() {
+            let api_path = path.starts_with("/api/");
+            let has_id = path.contains('{');
+            let is_case_command =
+                path.starts_with("/api/v1/cases/{id}/") && !path.ends_with("/events");
+            for (method, op) in [
+                (HttpMethod::Get, item.get.as_mut()),
+                (HttpMethod::Post, item.post.as_mut()),
+                (HttpMethod::Put, item.put.as_mut()),
+                (HttpMethod::Patch, item.patch.as_mut()),
+            ] {
+                let Some(op) = op else { continue };
+                let r = &mut op.responses.responses;
+                if api_path {
+                    r.insert(
+                        "400".into(),
+                        problem("Malformed request: bad path, query or header, or malformed JSON"),
+                    );
+                    r.insert(
+                        "401".into(),
+                        problem("Missing, invalid or expired bearer token"),
+                    );
+                    r.insert("403".into(), problem("The caller's role may not do this"));
+                    r.insert(
+                        "503".into(),
+                        problem("Busy or past the request deadline; retry"),
+                    );
+                    r.insert(
+                        "500".into(),
+                        problem("Internal error (details only in the server's log)"),
+                    );
+                }
+                if has_id && api_path {
+                    r.insert(
+                        "404".into(),
+                        problem("Not found, or outside the caller's scope"),
+                    );
+                }
+                if method != HttpMethod::Get && api_path {
+                    r.insert("413".into(), problem("Body larger than 64 KiB"));
+                    r.insert("415".into(), problem("Body is not application/json"));
+                    r.insert("422".into(), problem("Invalid fields, unknown references, or an Idempotency-Key reused with another body"));
+                    r.insert("409".into(), problem("Refused by a rule of the case lifecycle (the `type` names the rule), or a name already taken"));
+                }
+                if path == "/api/v1/cases" && method == HttpMethod::Post {
+                    op.parameters.get_or_insert_with(Vec::new).push(header_param(
+                        "Idempotency-Key",
+                        "A retry with the same key and body returns the first answer and creates nothing",
+                        200,
+                    ));
+                }
+                if is_case_command && method == HttpMethod::Post {
+                    r.insert("412".into(), problem("If-Match named a version the case is no longer at; nothing was written"));
+                    let params = op.parameters.get_or_insert_with(Vec::new);
+                    params.push(header_param("If-Match", "The case's ETag (\"<version>\"): refuse with 412 unless the case is still at it", 16));
+                    params.push(header_param(
+                        "Idempotency-Key",
+                        "A retry with the same key and body returns the first answer",
+                        200,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The whole document, built from the route registrations.
+pub fn spec() -> OpenApi {
+    use utoipa_actix_web::AppExt;
+    let (_, api) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::routes::configure)
+        .split_for_parts();
+    let mut api = api;
+    ErrorResponses.modify(&mut api);
+    api
+}
+
+/// The document as the committed `openapi/openapi.json` holds it (pretty, with a final newline).
+pub fn spec_json() -> String {
+    let mut s = spec().to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}

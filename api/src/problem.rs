@@ -1,0 +1,291 @@
+//! Every error the API returns, as RFC 9457 `application/problem+json`, mapped in one place.
+//!
+//! Each problem has a stable `type` (`urn:huiyin:problem:<code>`), a `title`, the HTTP `status`,
+//! a `detail`, field errors where relevant, and the request id. 500s are logged with their
+//! cause chain and answered opaquely.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use domain::DomainError;
+use infra::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of problems.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field, as a JSON pointer-like path (`title`, `complainant.phone`).
+    #[schema(example = "title")]
+    pub field: String,
+    /// What is wrong.
+    #[schema(example = "must be at most 200 characters")]
+    pub message: String,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem; the last segment is the machine code.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:huiyin:problem:closed-before-feedback")]
+    pub type_: String,
+    /// A short summary of the kind of problem.
+    #[schema(example = "Conflict with the case's state")]
+    pub title: String,
+    /// The HTTP status.
+    #[schema(example = 409)]
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    #[schema(
+        example = "a case cannot be closed before the citizen was fed back, unless it was rejected or linked as a duplicate"
+    )]
+    pub detail: String,
+    /// The machine code (the last segment of `type`).
+    #[schema(example = "closed-before-feedback")]
+    pub code: String,
+    /// The request's id, as echoed in `x-request-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Invalid fields, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The case's current version, for 412 and 409 answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u32>,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body, query or path did not parse.
+    #[error("{detail}")]
+    BadRequest {
+        /// Machine code.
+        code: &'static str,
+        /// What.
+        detail: String,
+    },
+    /// Fields failed validation.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    /// No or a bad token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The role may never do this.
+    #[error("your role may not do this")]
+    Forbidden,
+    /// Missing, or outside the caller's scope (indistinguishable on purpose).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A referenced resource (unit, category) does not exist or is inactive.
+    #[error("{0}")]
+    UnknownReference(String),
+    /// `If-Match` named another version.
+    #[error("the case is at version {current}, not the one in If-Match")]
+    PreconditionFailed {
+        /// The case's version.
+        current: u32,
+    },
+    /// The domain refused the command.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Writers kept getting in first.
+    #[error("the case kept changing while the command was decided; retry")]
+    Contention {
+        /// The case's version.
+        current: u32,
+    },
+    /// A unique name or code is taken.
+    #[error("{0}")]
+    Taken(String),
+    /// The idempotency key was used for another request.
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+    /// The body is too large.
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The content type is not JSON.
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    /// The request took too long.
+    #[error("the request took too long")]
+    Timeout,
+    /// The database cannot be reached in time.
+    #[error("the service is busy; retry shortly")]
+    Unavailable,
+    /// A bug or an outage; details are only logged.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::Validation(_) => "validation",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::UnknownReference(_) => "unknown-reference",
+            Self::PreconditionFailed { .. } => "precondition-failed",
+            Self::Domain(e) => e.code(),
+            Self::Contention { .. } => "contention",
+            Self::Taken(_) => "taken",
+            Self::IdempotencyMismatch => "idempotency-key-reused",
+            Self::PayloadTooLarge { .. } => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "Malformed request",
+            Self::Validation(_) => "Invalid fields",
+            Self::Domain(e) if is_input_error(e) => "Invalid fields",
+            Self::Unauthorized(_) => "Authentication required",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound(_) => "Not found",
+            Self::UnknownReference(_) => "Unknown reference",
+            Self::PreconditionFailed { .. } => "Precondition failed",
+            Self::Domain(_) => "Conflict with the case's state",
+            Self::Contention { .. } => "Concurrent modification",
+            Self::Taken(_) => "Already taken",
+            Self::IdempotencyMismatch => "Idempotency key reused",
+            Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::Timeout => "Request timeout",
+            Self::Unavailable => "Service unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    /// Wraps any unexpected error.
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(e))
+    }
+
+    /// The problem document, without the request id (added by the middleware).
+    pub fn problem(&self) -> Problem {
+        let errors = match self {
+            Self::Validation(errors) => errors.clone(),
+            Self::Domain(DomainError::Invalid(v)) => vec![FieldError {
+                field: v.field.into(),
+                message: v.message.into(),
+            }],
+            _ => Vec::new(),
+        };
+        let current_version = match self {
+            Self::PreconditionFailed { current } | Self::Contention { current } => Some(*current),
+            _ => None,
+        };
+        let code = self.code();
+        Problem {
+            type_: format!("urn:huiyin:problem:{code}"),
+            title: self.title().into(),
+            status: self.status_code().as_u16(),
+            detail: self.to_string(),
+            code: code.into(),
+            request_id: None,
+            errors,
+            current_version,
+        }
+    }
+}
+
+/// Domain refusals that are about the request's own values (422), not the case's state (409).
+fn is_input_error(e: &DomainError) -> bool {
+    matches!(
+        e,
+        DomainError::Invalid(_)
+            | DomainError::ReceivedInFuture
+            | DomainError::DeadlineInPast
+            | DomainError::DeadlineBeyondPolicy
+            | DomainError::DeadlineNotLater
+            | DomainError::ExtensionTooLong { .. }
+            | DomainError::SelfDuplicate
+    )
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Pool(_) => Self::Unavailable,
+            StoreError::Timeout => Self::Timeout,
+            StoreError::IdempotencyMismatch => Self::IdempotencyMismatch,
+            StoreError::Conflict { actual, .. } => Self::Contention { current: actual },
+            StoreError::Unique(c) => Self::Taken(match c.as_str() {
+                "units_parent_name_key" => {
+                    "a unit with this name already exists under that parent".into()
+                }
+                "categories_code_key" => "a category with this code already exists".into(),
+                _ => format!("a unique value is already taken ({c})"),
+            }),
+            StoreError::ForeignKey(c) => Self::UnknownReference(match c.as_str() {
+                "units_parent_id_fkey" => "parent_id names no unit".into(),
+                "categories_default_unit_id_fkey" => "default_unit_id names no unit".into(),
+                _ => format!("a reference names nothing ({c})"),
+            }),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::UnknownReference(_) | Self::IdempotencyMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Domain(e) if is_input_error(e) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::Domain(_) | Self::Contention { .. } | Self::Taken(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(e) = self {
+            tracing::error!(error.chain = %error_chain(e.as_ref()), "internal error");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+        if matches!(self, Self::Unauthorized(_)) {
+            resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if matches!(self, Self::Unavailable | Self::Timeout) {
+            resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        // The request id is filled in by the request-id middleware, which sees every response.
+        resp.body(serde_json::to_vec(&self.problem()).unwrap_or_default())
+    }
+}
+
+/// An error and its sources, joined with ": ".
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

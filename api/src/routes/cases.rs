@@ -1,0 +1,320 @@
+//! `/api/v1/cases`: registration, the lifecycle commands, the case and its history.
+//!
+//! Every command is `POST /api/v1/cases/{id}/<action>` and answers the case after the command,
+//! with its `version` and `ETag`. With `If-Match: "<version>"` a stale version answers 412 and
+//! nothing is written. Without it the command is decided against the latest state, retried
+//! internally when a concurrent write got in first, and refused (409) only when it has become
+//! illegal. With `Idempotency-Key`, a retry with the same body returns the first answer; the
+//! same key with another body answers 422.
+
+use actix_web::http::header;
+use actix_web::web::{Data, Json, Path};
+use actix_web::{HttpRequest, HttpResponse, get, post};
+use domain::{CaseId, CategoryId, Command, UnitId};
+use uuid::Uuid;
+
+use crate::auth::{Action, Principal};
+use crate::dto::*;
+use crate::middleware::{request_id, within_deadline};
+use crate::problem::ApiError;
+use crate::service::{self, RequestMeta, opt_text, reason, text};
+use crate::startup::AppState;
+
+/// The longest Idempotency-Key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+fn meta(req: &HttpRequest, principal: Principal) -> Result<RequestMeta, ApiError> {
+    let idempotency_key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let s = v.to_str().ok().map(str::trim).filter(|s| {
+                !s.is_empty()
+                    && s.len() <= MAX_IDEMPOTENCY_KEY
+                    && s.bytes().all(|b| b.is_ascii_graphic())
+            });
+            let s = s.ok_or(ApiError::BadRequest {
+                code: "invalid-idempotency-key",
+                detail: format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                ),
+            })?;
+            Some(s.to_owned())
+        }
+    };
+    let if_match = match req.headers().get(header::IF_MATCH) {
+        None => None,
+        Some(v) => {
+            let s = v.to_str().unwrap_or_default().trim();
+            let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+            Some(s.parse::<u32>().map_err(|_| ApiError::BadRequest {
+                code: "invalid-if-match",
+                detail: "If-Match must be the case's ETag, e.g. \"3\"".into(),
+            })?)
+        }
+    };
+    Ok(RequestMeta {
+        principal,
+        request_id: request_id(req),
+        idempotency_key,
+        if_match,
+    })
+}
+
+fn etag(version: u32) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: Principal,
+    id: Uuid,
+    action: Action,
+    command: Command,
+    body: &impl serde::Serialize,
+) -> Result<HttpResponse, ApiError> {
+    let meta = meta(req, principal)?;
+    let view = within_deadline(
+        req,
+        service::execute(state, &meta, CaseId::from_uuid(id), action, command, body),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(view.version))
+        .json(view))
+}
+
+/// Register a case (受理)
+///
+/// Registers an opinion, suggestion or complaint from any channel and issues its receipt code.
+/// The routing deadline starts at `received_at`, which may lie in the past for paper intake.
+/// The complainant's name, phone and ID number are stored encrypted and shown masked.
+#[utoipa::path(
+    tag = "cases",
+    request_body = RegisterCaseRequest,
+    responses((status = 201, description = "The registered case", body = CaseView,
+        headers(("Location" = String, description = "The case's URL"), ("ETag" = String, description = "The case's version")))),
+    security(("bearer" = []))
+)]
+#[post("/cases")]
+pub async fn register(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    body: Json<RegisterCaseRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let meta = meta(&req, principal)?;
+    let (view, _) =
+        within_deadline(&req, service::register(&state, &meta, body.into_inner())).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/cases/{}", view.id)))
+        .insert_header(etag(view.version))
+        .json(view))
+}
+
+/// Get a case
+///
+/// The case as it stands, with its running deadline evaluated now. A case outside the caller's
+/// scope answers 404 exactly like a missing one.
+#[utoipa::path(
+    tag = "cases",
+    params(("id" = Uuid, Path, description = "The case")),
+    responses((status = 200, description = "The case", body = CaseView, headers(("ETag" = String, description = "The case's version")))),
+    security(("bearer" = []))
+)]
+#[get("/cases/{id}")]
+pub async fn get_case(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let view = within_deadline(
+        &req,
+        service::get(&state, &principal, CaseId::from_uuid(*id)),
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(view.version))
+        .json(view))
+}
+
+/// A case's history
+///
+/// Every event of the case in version order, with who did it, when, and its hash.
+#[utoipa::path(
+    tag = "cases",
+    params(("id" = Uuid, Path, description = "The case")),
+    responses((status = 200, description = "The history", body = EventList)),
+    security(("bearer" = []))
+)]
+#[get("/cases/{id}/events")]
+pub async fn events(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(
+        within_deadline(
+            &req,
+            service::history(&state, &principal, CaseId::from_uuid(*id)),
+        )
+        .await?,
+    ))
+}
+
+macro_rules! command_endpoint {
+    ($(#[$doc:meta])* $fn:ident, $path:literal, $body:ty, $action:expr, |$b:ident| $build:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            tag = "commands",
+            params(("id" = Uuid, Path, description = "The case")),
+            request_body = $body,
+            responses((status = 200, description = "The case after the command", body = CaseView,
+                headers(("ETag" = String, description = "The case's new version")))),
+            security(("bearer" = []))
+        )]
+        #[post($path)]
+        pub async fn $fn(
+            state: Data<AppState>,
+            principal: Principal,
+            req: HttpRequest,
+            id: Path<Uuid>,
+            body: Json<$body>,
+        ) -> Result<HttpResponse, ApiError> {
+            let $b = body.into_inner();
+            let command: Command = $build;
+            run(&state, &req, principal, *id, $action, command, &$b).await
+        }
+    };
+}
+
+command_endpoint!(
+    /// Classify a case
+    ///
+    /// Sets or changes the category. Deadlines already running keep the rule they came from.
+    classify, "/cases/{id}/classify", ClassifyRequest, Action::Classify,
+    |b| Command::Classify { category: CategoryId::from_uuid(b.category_id) }
+);
+command_endpoint!(
+    /// Assign a case (交办)
+    ///
+    /// Routes the case to the unit responsible, starting the handling deadline of the case's
+    /// category (15 working days by default, 48 hours when urgent). `due_at` may shorten it.
+    assign, "/cases/{id}/assign", AssignRequest, Action::Assign,
+    |b| Command::Assign {
+        unit: UnitId::from_uuid(b.unit_id),
+        due_at: b.due_at.map(domain::truncate_to_micros),
+        note: opt_text("note", b.note.as_deref())?,
+    }
+);
+command_endpoint!(
+    /// Transfer or return a case (转办 / 退单)
+    ///
+    /// The unit says the case is not theirs: with `to_unit_id` it goes straight to that unit,
+    /// without it back to intake.
+    transfer, "/cases/{id}/transfer", TransferRequest, Action::Transfer,
+    |b| Command::Transfer { reason: reason("reason", &b.reason)?, to_unit: b.to_unit_id.map(UnitId::from_uuid) }
+);
+command_endpoint!(
+    /// Extend the deadline (延期)
+    ///
+    /// Once per round, by at most the policy's days (30 by default), with a reason; the
+    /// supervisor who asks is recorded as the approver.
+    extend, "/cases/{id}/extend", ExtendRequest, Action::Extend,
+    |b| Command::ExtendDeadline { due_at: domain::truncate_to_micros(b.due_at), reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
+    /// Record handling (办理)
+    ///
+    /// The unit records what it found and did; the deadline for the reply to the citizen starts.
+    handle, "/cases/{id}/handle", HandleRequest, Action::Handle,
+    |b| Command::Handle { outcome: b.outcome.into(), result: text("result", &b.result)? }
+);
+command_endpoint!(
+    /// Record the reply to the citizen (反馈)
+    ///
+    /// 件件有回音: the citizen is told the outcome. Only then can the case be closed.
+    feedback, "/cases/{id}/feedback", FeedbackRequest, Action::Feedback,
+    |b| Command::FeedBack { method: b.method.into(), content: text("content", &b.content)? }
+);
+command_endpoint!(
+    /// Record satisfaction (回访)
+    ///
+    /// `dissatisfied` reopens the case for rework with the same unit, in a new round.
+    satisfaction, "/cases/{id}/satisfaction", SatisfactionRequest, Action::Satisfaction,
+    |b| Command::RecordSatisfaction { rating: b.rating.into(), comment: opt_text("comment", b.comment.as_deref())? }
+);
+command_endpoint!(
+    /// Reopen a case (重办)
+    ///
+    /// Sends a handled, fed-back, rejected or closed case back: to its unit in a new round, or
+    /// to intake when it never reached a unit.
+    reopen, "/cases/{id}/reopen", ReasonRequest, Action::Reopen,
+    |b| Command::Reopen { reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
+    /// Escalate a case (督办)
+    ///
+    /// Puts the case under the discipline committee's supervision.
+    escalate, "/cases/{id}/escalate", ReasonRequest, Action::Escalate,
+    |b| Command::Escalate { reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
+    /// Reject a case (不予受理)
+    ///
+    /// Refuses a received case, with the reason the citizen will be given.
+    reject, "/cases/{id}/reject", ReasonRequest, Action::Reject,
+    |b| Command::Reject { reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
+    /// Close a case (办结)
+    ///
+    /// Allowed once the citizen was fed back, or for a rejected or duplicate case. Closing over a
+    /// dissatisfied citizen needs a supervisor and a written `note`.
+    close, "/cases/{id}/close", CloseRequest, Action::Close,
+    |b| Command::Close { note: opt_text("note", b.note.as_deref())? }
+);
+command_endpoint!(
+    /// Link as a duplicate (合并)
+    ///
+    /// Folds this case into another one; a duplicate may be closed without its own reply.
+    link_duplicate, "/cases/{id}/link-duplicate", LinkDuplicateRequest, Action::LinkDuplicate,
+    |b| Command::LinkDuplicate { of: CaseId::from_uuid(b.of) }
+);
+command_endpoint!(
+    /// Undo a duplicate link
+    ///
+    /// The case is its own again.
+    unlink_duplicate, "/cases/{id}/unlink-duplicate", ReasonRequest, Action::UnlinkDuplicate,
+    |b| Command::UnlinkDuplicate { reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
+    /// Add a note
+    ///
+    /// Adds a note to the history; allowed in any open status.
+    add_note, "/cases/{id}/notes", NoteRequest, Action::AddNote,
+    |b| Command::AddNote { text: text("text", &b.text)? }
+);
+
+/// Registers the routes (under `/api/v1`).
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(register)
+        .service(get_case)
+        .service(events)
+        .service(classify)
+        .service(assign)
+        .service(transfer)
+        .service(extend)
+        .service(handle)
+        .service(feedback)
+        .service(satisfaction)
+        .service(reopen)
+        .service(escalate)
+        .service(reject)
+        .service(close)
+        .service(link_duplicate)
+        .service(unlink_duplicate)
+        .service(add_note);
+}

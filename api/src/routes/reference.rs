@@ -1,0 +1,480 @@
+//! Reference data (admin): units, categories with deadline policies, the working calendar.
+//! Every role may read them (frontends need the lists); only admins change them.
+
+use actix_web::web::{Data, Json, Path};
+use actix_web::{HttpResponse, get, patch, post, put};
+use domain::{CategoryId, DeadlinePolicy, Limit, UnitId};
+use infra::reference::{CalendarDay, Category, CategoryInput, Unit};
+use uuid::Uuid;
+
+use crate::auth::{Action, Principal};
+use crate::dto::*;
+use crate::problem::{ApiError, FieldError};
+use crate::startup::AppState;
+
+fn unit_view(u: Unit) -> UnitView {
+    UnitView {
+        id: u.id.as_uuid(),
+        name: u.name,
+        kind: u.kind.into(),
+        parent_id: u.parent_id.map(|p| p.as_uuid()),
+        active: u.active,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+    }
+}
+
+fn limit_dto(l: Limit) -> LimitDto {
+    match l {
+        Limit::WorkingDays(v) => LimitDto {
+            unit: LimitUnit::WorkingDays,
+            value: v,
+        },
+        Limit::Hours(v) => LimitDto {
+            unit: LimitUnit::Hours,
+            value: v,
+        },
+    }
+}
+
+fn policy_dto(p: &DeadlinePolicy) -> DeadlinePolicyDto {
+    DeadlinePolicyDto {
+        assign: Some(limit_dto(p.assign)),
+        handle: Some(limit_dto(p.handle)),
+        feedback: Some(limit_dto(p.feedback)),
+        urgent_assign: Some(limit_dto(p.urgent_assign)),
+        urgent_handle: Some(limit_dto(p.urgent_handle)),
+        urgent_feedback: Some(limit_dto(p.urgent_feedback)),
+        max_extension_days: Some(p.max_extension_days),
+        max_extensions: Some(p.max_extensions),
+    }
+}
+
+fn category_view(c: Category) -> CategoryView {
+    CategoryView {
+        id: c.id.as_uuid(),
+        code: c.code,
+        name: c.name,
+        kind: c.kind.as_deref().and_then(|k| match k {
+            "complaint" => Some(CaseKind::Complaint),
+            "suggestion" => Some(CaseKind::Suggestion),
+            "report" => Some(CaseKind::Report),
+            _ => None,
+        }),
+        default_unit_id: c.default_unit_id.map(|u| u.as_uuid()),
+        deadline_policy: policy_dto(&c.policy),
+        active: c.active,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+fn field(errors: &mut Vec<FieldError>, f: &str, m: &str) {
+    errors.push(FieldError {
+        field: f.into(),
+        message: m.into(),
+    });
+}
+
+fn name(errors: &mut Vec<FieldError>, f: &str, s: &str, max: usize) -> String {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+        errors.push(FieldError {
+            field: f.into(),
+            message: format!("must be 1 to {max} printable characters"),
+        });
+    }
+    t.to_owned()
+}
+
+fn policy(errors: &mut Vec<FieldError>, dto: &DeadlinePolicyDto) -> DeadlinePolicy {
+    let mut p = DeadlinePolicy::statutory_default();
+    let mut limit = |f: &str, v: Option<LimitDto>, slot: &mut Limit| {
+        if let Some(l) = v {
+            match l.unit {
+                LimitUnit::WorkingDays if (1..=60).contains(&l.value) => {
+                    *slot = Limit::WorkingDays(l.value)
+                }
+                LimitUnit::Hours if (1..=720).contains(&l.value) => *slot = Limit::Hours(l.value),
+                LimitUnit::WorkingDays => field(
+                    errors,
+                    f,
+                    "working days must be 1 to 60 (the regulation's 60-day limit)",
+                ),
+                LimitUnit::Hours => field(errors, f, "hours must be 1 to 720"),
+            }
+        }
+    };
+    limit("deadline_policy.assign", dto.assign, &mut p.assign);
+    limit("deadline_policy.handle", dto.handle, &mut p.handle);
+    limit("deadline_policy.feedback", dto.feedback, &mut p.feedback);
+    limit(
+        "deadline_policy.urgent_assign",
+        dto.urgent_assign,
+        &mut p.urgent_assign,
+    );
+    limit(
+        "deadline_policy.urgent_handle",
+        dto.urgent_handle,
+        &mut p.urgent_handle,
+    );
+    limit(
+        "deadline_policy.urgent_feedback",
+        dto.urgent_feedback,
+        &mut p.urgent_feedback,
+    );
+    match dto.max_extension_days {
+        Some(d) if d <= 30 => p.max_extension_days = d,
+        Some(_) => field(
+            errors,
+            "deadline_policy.max_extension_days",
+            "must be at most 30 (信访工作条例)",
+        ),
+        None => {}
+    }
+    match dto.max_extensions {
+        Some(n) if n <= 1 => p.max_extensions = n,
+        Some(_) => field(
+            errors,
+            "deadline_policy.max_extensions",
+            "must be 0 or 1 (信访工作条例: once)",
+        ),
+        None => {}
+    }
+    p
+}
+
+fn category_input(req: &CategoryRequest) -> Result<CategoryInput, ApiError> {
+    let mut errors = Vec::new();
+    let code = req.code.trim().to_owned();
+    let code_ok = !code.is_empty()
+        && code.len() <= 32
+        && code
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+    if !code_ok {
+        field(
+            &mut errors,
+            "code",
+            "must be 1 to 32 of a-z 0-9 _ . - starting with a letter or digit",
+        );
+    }
+    let name = name(&mut errors, "name", &req.name, 100);
+    let policy = policy(&mut errors, &req.deadline_policy);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(CategoryInput {
+        code,
+        name,
+        kind: req.kind.map(|k| {
+            serde_json::to_value(k)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        }),
+        default_unit_id: req.default_unit_id.map(UnitId::from_uuid),
+        policy,
+        active: req.active.unwrap_or(true),
+    })
+}
+
+/// List units
+///
+/// The town, its villages / farms / communities and the departments, active ones only unless
+/// `include_inactive=true`.
+#[utoipa::path(tag = "reference", params(UnitListQuery), responses((status = 200, description = "Units", body = [UnitView])), security(("bearer" = [])))]
+#[get("/units")]
+pub async fn list_units(
+    state: Data<AppState>,
+    principal: Principal,
+    q: actix_web::web::Query<UnitListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadReference)?;
+    let units = state
+        .reference
+        .list_units(q.include_inactive.unwrap_or(false))
+        .await?;
+    Ok(HttpResponse::Ok().json(units.into_iter().map(unit_view).collect::<Vec<_>>()))
+}
+
+/// Query of the unit list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UnitListQuery {
+    /// Include deactivated units.
+    pub include_inactive: Option<bool>,
+}
+
+/// Create a unit
+///
+/// Adds a unit under a parent; names are unique under one parent.
+#[utoipa::path(tag = "reference", request_body = CreateUnitRequest, responses((status = 201, description = "The unit", body = UnitView)), security(("bearer" = [])))]
+#[post("/units")]
+pub async fn create_unit(
+    state: Data<AppState>,
+    principal: Principal,
+    body: Json<CreateUnitRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    let mut errors = Vec::new();
+    let n = name(&mut errors, "name", &body.name, 100);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let unit = state
+        .reference
+        .create_unit(&n, body.kind.into(), body.parent_id.map(UnitId::from_uuid))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/units/{}", unit.id)))
+        .json(unit_view(unit)))
+}
+
+/// Get a unit
+///
+/// One unit, active or not.
+#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The unit")), responses((status = 200, description = "The unit", body = UnitView)), security(("bearer" = [])))]
+#[get("/units/{id}")]
+pub async fn get_unit(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadReference)?;
+    let unit = state
+        .reference
+        .unit(UnitId::from_uuid(*id))
+        .await?
+        .ok_or(ApiError::NotFound("unit"))?;
+    Ok(HttpResponse::Ok().json(unit_view(unit)))
+}
+
+/// Rename a unit
+///
+/// Changes the name; cases keep pointing at the unit by id.
+#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The unit")), request_body = RenameUnitRequest, responses((status = 200, description = "The unit", body = UnitView)), security(("bearer" = [])))]
+#[patch("/units/{id}")]
+pub async fn rename_unit(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+    body: Json<RenameUnitRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    let mut errors = Vec::new();
+    let n = name(&mut errors, "name", &body.name, 100);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let unit = state
+        .reference
+        .rename_unit(UnitId::from_uuid(*id), &n)
+        .await?
+        .ok_or(ApiError::NotFound("unit"))?;
+    Ok(HttpResponse::Ok().json(unit_view(unit)))
+}
+
+/// Deactivate a unit
+///
+/// No new case can be routed to it; existing cases are unchanged.
+#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The unit")), responses((status = 200, description = "The unit", body = UnitView)), security(("bearer" = [])))]
+#[post("/units/{id}/deactivate")]
+pub async fn deactivate_unit(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    let unit = state
+        .reference
+        .deactivate_unit(UnitId::from_uuid(*id))
+        .await?
+        .ok_or(ApiError::NotFound("unit"))?;
+    Ok(HttpResponse::Ok().json(unit_view(unit)))
+}
+
+/// List categories
+///
+/// The category taxonomy with each category's deadline policy.
+#[utoipa::path(tag = "reference", responses((status = 200, description = "Categories", body = [CategoryView])), security(("bearer" = [])))]
+#[get("/categories")]
+pub async fn list_categories(
+    state: Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadReference)?;
+    let cats = state.reference.list_categories().await?;
+    Ok(HttpResponse::Ok().json(cats.into_iter().map(category_view).collect::<Vec<_>>()))
+}
+
+/// Create a category
+///
+/// Omitted policy fields take the statutory defaults.
+#[utoipa::path(tag = "reference", request_body = CategoryRequest, responses((status = 201, description = "The category", body = CategoryView)), security(("bearer" = [])))]
+#[post("/categories")]
+pub async fn create_category(
+    state: Data<AppState>,
+    principal: Principal,
+    body: Json<CategoryRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    let input = category_input(&body)?;
+    let cat = state.reference.create_category(&input).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/categories/{}", cat.id)))
+        .json(category_view(cat)))
+}
+
+/// Get a category
+///
+/// One category with its policy.
+#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The category")), responses((status = 200, description = "The category", body = CategoryView)), security(("bearer" = [])))]
+#[get("/categories/{id}")]
+pub async fn get_category(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadReference)?;
+    let cat = state
+        .reference
+        .category(CategoryId::from_uuid(*id))
+        .await?
+        .ok_or(ApiError::NotFound("category"))?;
+    Ok(HttpResponse::Ok().json(category_view(cat)))
+}
+
+/// Update a category
+///
+/// Replaces the category's fields. Deadlines of existing cases never change: each case
+/// recorded its deadlines and their rules when they started.
+#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The category")), request_body = CategoryRequest, responses((status = 200, description = "The category", body = CategoryView)), security(("bearer" = [])))]
+#[put("/categories/{id}")]
+pub async fn update_category(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+    body: Json<CategoryRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    let input = category_input(&body)?;
+    let cat = state
+        .reference
+        .update_category(CategoryId::from_uuid(*id), &input)
+        .await?
+        .ok_or(ApiError::NotFound("category"))?;
+    Ok(HttpResponse::Ok().json(category_view(cat)))
+}
+
+fn year(y: i32) -> Result<i32, ApiError> {
+    if (2000..=2100).contains(&y) {
+        Ok(y)
+    } else {
+        Err(ApiError::BadRequest {
+            code: "invalid-path",
+            detail: "year must be 2000 to 2100".into(),
+        })
+    }
+}
+
+/// Get a year's working calendar
+///
+/// Public holidays and make-up working days (调休) of a year; every other Monday–Friday is a
+/// working day.
+#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2100)), responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
+#[get("/calendar/{year}")]
+pub async fn get_calendar(
+    state: Data<AppState>,
+    principal: Principal,
+    y: Path<i32>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadReference)?;
+    let days = state.reference.calendar_year(year(*y)?).await?;
+    let (mut holidays, mut makeup_workdays) = (Vec::new(), Vec::new());
+    for d in days {
+        let dto = CalendarDayDto {
+            date: d.day,
+            name: d.name,
+        };
+        if d.workday {
+            makeup_workdays.push(dto)
+        } else {
+            holidays.push(dto)
+        }
+    }
+    Ok(HttpResponse::Ok().json(CalendarYear {
+        holidays,
+        makeup_workdays,
+    }))
+}
+
+/// Replace a year's working calendar
+///
+/// Replaces all holidays and make-up working days of the year. Deadlines already computed stay;
+/// new deadlines use the new calendar at once.
+#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2100)), request_body = CalendarYear, responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
+#[put("/calendar/{year}")]
+pub async fn put_calendar(
+    state: Data<AppState>,
+    principal: Principal,
+    y: Path<i32>,
+    body: Json<CalendarYear>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    let y = year(*y)?;
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut days = Vec::new();
+    for (list, workday, f) in [
+        (&body.holidays, false, "holidays"),
+        (&body.makeup_workdays, true, "makeup_workdays"),
+    ] {
+        if list.len() > 100 {
+            field(&mut errors, f, "at most 100 days");
+        }
+        for d in list {
+            use chrono::Datelike;
+            if d.date.year() != y {
+                field(
+                    &mut errors,
+                    f,
+                    "every date must lie in the year of the path",
+                );
+            }
+            if !seen.insert(d.date) {
+                field(&mut errors, f, "a date appears twice");
+            }
+            let n = name(&mut errors, f, &d.name, 50);
+            days.push(CalendarDay {
+                day: d.date,
+                workday,
+                name: n,
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    state.reference.put_calendar_year(y, &days).await?;
+    Ok(HttpResponse::Ok().json(body.into_inner()))
+}
+
+/// Registers the routes (under `/api/v1`).
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list_units)
+        .service(create_unit)
+        .service(get_unit)
+        .service(rename_unit)
+        .service(deactivate_unit)
+        .service(list_categories)
+        .service(create_category)
+        .service(get_category)
+        .service(update_category)
+        .service(get_calendar)
+        .service(put_calendar);
+}

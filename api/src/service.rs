@@ -1,0 +1,683 @@
+//! The application service: load the case, check scope and preconditions, look up the facts
+//! the domain needs, decide, append. No HTTP here beyond the error type, and no SQL.
+
+use chrono::{DateTime, Utc};
+use domain::{
+    Case, CaseId, CategoryId, Command, Complainant, Context, DeadlineStatus, Description, Reason,
+    Registration, Text, Title, UnitId, decide, evolve,
+};
+use infra::store::LoadedCase;
+use infra::vault::{Opened, PersonalData};
+use infra::{AppendOutcome, IdempotencyKey, Metadata, NewEvent, StoreError, hash::GENESIS};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::auth::{Action, Principal, Scope};
+use crate::dto::*;
+use crate::problem::{ApiError, FieldError};
+use crate::startup::AppState;
+
+/// How often a command is re-decided when concurrent writers get in first (without If-Match).
+/// Each lost race means another writer succeeded, so the case always makes progress; the
+/// jittered pause spreads out writers that keep colliding.
+const MAX_ATTEMPTS: u32 = 20;
+
+/// The request's context: who, which request, which idempotency key.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    /// The caller.
+    pub principal: Principal,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The client's Idempotency-Key.
+    pub idempotency_key: Option<String>,
+    /// The client's If-Match version.
+    pub if_match: Option<u32>,
+}
+
+impl RequestMeta {
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            actor_id: self.principal.id.as_str().to_owned(),
+            actor_role: self.principal.role.as_str().to_owned(),
+            request_id: self.request_id.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            correlation_id: None,
+        }
+    }
+
+    /// The idempotency record of this request: the key scoped by the caller, and a hash of
+    /// what was asked (the action, the case and the parsed body).
+    fn idempotency(
+        &self,
+        action: &str,
+        case: Option<CaseId>,
+        body: &impl serde::Serialize,
+    ) -> Option<IdempotencyKey> {
+        let key = self.idempotency_key.as_ref()?;
+        let mut h = Sha256::new();
+        h.update(action.as_bytes());
+        h.update([0]);
+        h.update(case.map(|c| c.to_string()).unwrap_or_default().as_bytes());
+        h.update([0]);
+        h.update(serde_json::to_vec(body).unwrap_or_default());
+        Some(IdempotencyKey {
+            scope: self.principal.id.as_str().to_owned(),
+            key: key.clone(),
+            request_hash: h.finalize().into(),
+        })
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    domain::truncate_to_micros(Utc::now())
+}
+
+/// Collects field errors while converting a request.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn take<T>(&mut self, field: &str, r: Result<T, domain::ValidationError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(FieldError {
+                    field: field.into(),
+                    message: e.message.into(),
+                });
+                None
+            }
+        }
+    }
+    fn push(&mut self, field: &str, message: &str) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+    fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
+fn valid_phone(p: &str) -> bool {
+    let digits: String = p.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let digits = digits.strip_prefix("+86").unwrap_or(&digits);
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn valid_id_number(s: &str) -> bool {
+    s.len() == 18
+        && s[..17].bytes().all(|b| b.is_ascii_digit())
+        && s[17..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'X' || b == b'x')
+}
+
+/// Masks a name: the family name stays, the rest becomes `*`.
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    let first = chars.next().map(String::from).unwrap_or_default();
+    let rest = chars.count().max(1);
+    format!("{first}{}", "*".repeat(rest))
+}
+
+/// Masks a phone number: `138****5678`.
+pub fn mask_phone(phone: &str) -> String {
+    let mut digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() == 13 && digits.starts_with(&['8', '6']) {
+        digits.drain(..2);
+    }
+    if digits.len() < 7 {
+        return "****".into();
+    }
+    let head: String = digits[..3].iter().collect();
+    let tail: String = digits[digits.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, ApiError> {
+    match state.reference.unit(UnitId::from_uuid(id)).await? {
+        Some(u) if u.active => Ok(u.id),
+        Some(_) => Err(ApiError::UnknownReference(format!(
+            "{field}: the unit is deactivated"
+        ))),
+        None => Err(ApiError::UnknownReference(format!("{field}: no such unit"))),
+    }
+}
+
+async fn check_category(state: &AppState, id: Uuid) -> Result<CategoryId, ApiError> {
+    match state.reference.category(CategoryId::from_uuid(id)).await? {
+        Some(c) if c.active => Ok(c.id),
+        Some(_) => Err(ApiError::UnknownReference(
+            "category_id: the category is deactivated".into(),
+        )),
+        None => Err(ApiError::UnknownReference(
+            "category_id: no such category".into(),
+        )),
+    }
+}
+
+/// Registers a case. Returns the view and whether it was created now (`false` for a replay).
+pub async fn register(
+    state: &AppState,
+    meta: &RequestMeta,
+    req: RegisterCaseRequest,
+) -> Result<(CaseView, bool), ApiError> {
+    meta.principal.require(Action::RegisterCase)?;
+    let idem = meta.idempotency("register", None, &req);
+    if let Some(view) = replay_idempotent(state, meta, idem.as_ref(), None).await? {
+        return Ok((view, false));
+    }
+    let mut f = Fields::default();
+    let title = f.take("title", Title::parse(&req.title));
+    let description = f.take("description", Description::parse(&req.description));
+    let complainant = req.complainant.clone().unwrap_or(ComplainantInput {
+        anonymous: true,
+        ..ComplainantInput::default()
+    });
+    let clean = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (name, phone, id_number) = (
+        clean(&complainant.name),
+        clean(&complainant.phone),
+        clean(&complainant.id_number),
+    );
+    if complainant.anonymous && (name.is_some() || phone.is_some() || id_number.is_some()) {
+        f.push(
+            "complainant",
+            "an anonymous complainant gives no name, phone or ID number",
+        );
+    }
+    if !complainant.anonymous && name.is_none() && phone.is_none() {
+        f.push(
+            "complainant",
+            "give a name or a phone number, or set anonymous",
+        );
+    }
+    if name
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 50 || n.chars().any(char::is_control))
+    {
+        f.push(
+            "complainant.name",
+            "must be at most 50 printable characters",
+        );
+    }
+    if phone.as_deref().is_some_and(|p| !valid_phone(p)) {
+        f.push(
+            "complainant.phone",
+            "must be a phone number of 7 to 15 digits",
+        );
+    }
+    if id_number.as_deref().is_some_and(|n| !valid_id_number(n)) {
+        f.push(
+            "complainant.id_number",
+            "must be an 18-character resident ID number",
+        );
+    }
+    f.finish()?;
+    let (Some(title), Some(description)) = (title, description) else {
+        return Err(ApiError::Validation(Vec::new()));
+    };
+
+    let category = match req.category_id {
+        Some(id) => Some(check_category(state, id).await?),
+        None => None,
+    };
+    let village = match req.village_id {
+        Some(id) => Some(check_unit(state, "village_id", id).await?),
+        None => None,
+    };
+    let accused_unit = match req.accused_unit_id {
+        Some(id) => Some(check_unit(state, "accused_unit_id", id).await?),
+        None => None,
+    };
+    let sealed = if complainant.anonymous {
+        None
+    } else {
+        let data = PersonalData {
+            name,
+            phone,
+            id_number: id_number.map(|s| s.to_ascii_uppercase()),
+        };
+        Some(state.vault.seal(&state.pool, &data).await?)
+    };
+    let at = now();
+    let id = CaseId::from_uuid(Uuid::new_v4());
+    let registration = Registration {
+        id,
+        channel: req.channel.into(),
+        kind: req.kind.into(),
+        title,
+        description,
+        category,
+        village,
+        accused_unit,
+        urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
+        received_at: req.received_at.map_or(at, domain::truncate_to_micros),
+        complainant: Complainant {
+            anonymous: complainant.anonymous,
+            sealed,
+        },
+    };
+    let policy = state.reference.policy_for(category).await?;
+    let calendar = state.reference.working_calendar().await?;
+    let actor = meta.principal.actor();
+    let ctx = Context {
+        now: at,
+        actor: &actor,
+        calendar: &calendar,
+        policy: &policy,
+    };
+    let events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
+    let new = stamp(events.clone(), at, meta);
+    match state
+        .store
+        .append(id, 0, GENESIS, &new, idem.as_ref())
+        .await?
+    {
+        AppendOutcome::Appended { .. } => {
+            let case = fold_new(None, id, &events, at)?;
+            Ok((view(state, &meta.principal, &case, at).await?, true))
+        }
+        AppendOutcome::Duplicate {
+            case_id,
+            last_version,
+            ..
+        } => Ok((
+            view_at(
+                state,
+                &meta.principal,
+                CaseId::from_uuid(case_id),
+                last_version,
+            )
+            .await?,
+            false,
+        )),
+    }
+}
+
+/// Runs a command on an existing case, as described in the module docs of [`crate::routes::cases`].
+pub async fn execute(
+    state: &AppState,
+    meta: &RequestMeta,
+    case_id: CaseId,
+    action: Action,
+    command: Command,
+    body: &impl serde::Serialize,
+) -> Result<CaseView, ApiError> {
+    let scope = meta.principal.require(action)?;
+    let idem = meta.idempotency(command.name(), Some(case_id), body);
+    if let Some(view) = replay_idempotent(state, meta, idem.as_ref(), Some(case_id)).await? {
+        return Ok(view);
+    }
+    check_references(state, &command).await?;
+    let actor = meta.principal.actor();
+    let mut attempt = 0;
+    while attempt < MAX_ATTEMPTS {
+        let loaded = state.store.load(case_id).await?;
+        let case = in_scope(&meta.principal, scope, &loaded)?;
+        if let Some(expected) = meta.if_match
+            && expected != case.version
+        {
+            return Err(ApiError::PreconditionFailed {
+                current: case.version,
+            });
+        }
+        let policy = state.reference.policy_for(case.category).await?;
+        let calendar = state.reference.working_calendar().await?;
+        let at = now();
+        let ctx = Context {
+            now: at,
+            actor: &actor,
+            calendar: &calendar,
+            policy: &policy,
+        };
+        let events = decide(Some(case), &command, &ctx)?;
+        let new = stamp(events.clone(), at, meta);
+        match state
+            .store
+            .append(
+                case_id,
+                case.version,
+                loaded.head_hash(),
+                &new,
+                idem.as_ref(),
+            )
+            .await
+        {
+            Ok(AppendOutcome::Appended { .. }) => {
+                let next = fold_new(Some(case.clone()), case_id, &events, at)?;
+                return view(state, &meta.principal, &next, at).await;
+            }
+            Ok(AppendOutcome::Duplicate {
+                case_id,
+                last_version,
+                ..
+            }) => {
+                return view_at(
+                    state,
+                    &meta.principal,
+                    CaseId::from_uuid(case_id),
+                    last_version,
+                )
+                .await;
+            }
+            Err(StoreError::Conflict { actual, .. }) if meta.if_match.is_some() => {
+                return Err(ApiError::PreconditionFailed { current: actual });
+            }
+            Err(StoreError::Conflict { .. }) => {
+                attempt += 1;
+                let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    u64::from(attempt.min(5)) + jitter,
+                ))
+                .await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let current = state.store.load(case_id).await?.version();
+    Err(ApiError::Contention { current })
+}
+
+async fn check_references(state: &AppState, command: &Command) -> Result<(), ApiError> {
+    match command {
+        Command::Assign { unit, .. } => {
+            check_unit(state, "unit_id", unit.as_uuid()).await.map(drop)
+        }
+        Command::Transfer {
+            to_unit: Some(unit),
+            ..
+        } => check_unit(state, "to_unit_id", unit.as_uuid())
+            .await
+            .map(drop),
+        Command::Classify { category } => check_category(state, category.as_uuid()).await.map(drop),
+        Command::LinkDuplicate { of } => match state.store.load(*of).await?.case {
+            Some(_) => Ok(()),
+            None => Err(ApiError::UnknownReference("of: no such case".into())),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// A retry of an earlier request with the same key answers what the first one did.
+async fn replay_idempotent(
+    state: &AppState,
+    meta: &RequestMeta,
+    idem: Option<&IdempotencyKey>,
+    case: Option<CaseId>,
+) -> Result<Option<CaseView>, ApiError> {
+    let Some(idem) = idem else { return Ok(None) };
+    let Some((hash, outcome)) = state.store.find_idempotency(&idem.scope, &idem.key).await? else {
+        return Ok(None);
+    };
+    if hash != idem.request_hash || case.is_some_and(|c| c.as_uuid() != outcome.case_id()) {
+        return Err(ApiError::IdempotencyMismatch);
+    }
+    Ok(Some(
+        view_at(
+            state,
+            &meta.principal,
+            CaseId::from_uuid(outcome.case_id()),
+            outcome.last_version(),
+        )
+        .await?,
+    ))
+}
+
+fn in_scope<'a>(
+    principal: &Principal,
+    scope: Scope,
+    loaded: &'a LoadedCase,
+) -> Result<&'a Case, ApiError> {
+    loaded
+        .case
+        .as_ref()
+        .filter(|c| principal.reaches(scope, c))
+        .ok_or(ApiError::NotFound("case"))
+}
+
+fn stamp(events: Vec<domain::CaseEvent>, at: DateTime<Utc>, meta: &RequestMeta) -> Vec<NewEvent> {
+    let metadata = meta.metadata();
+    events
+        .into_iter()
+        .map(|event| NewEvent {
+            event,
+            occurred_at: at,
+            metadata: metadata.clone(),
+        })
+        .collect()
+}
+
+fn fold_new(
+    mut state: Option<Case>,
+    id: CaseId,
+    events: &[domain::CaseEvent],
+    at: DateTime<Utc>,
+) -> Result<Case, ApiError> {
+    for e in events {
+        state = Some(evolve(state, id, e, at).map_err(ApiError::internal)?);
+    }
+    state.ok_or_else(|| ApiError::internal(std::io::Error::other("a command produced no events")))
+}
+
+/// The case as the caller may see it, or 404.
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+) -> Result<CaseView, ApiError> {
+    let scope = principal.require(Action::ReadCase)?;
+    let loaded = state.store.load(case_id).await?;
+    let case = in_scope(principal, scope, &loaded)?;
+    view(state, principal, case, now()).await
+}
+
+/// The case's history as the caller may see it, or 404.
+pub async fn history(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+) -> Result<EventList, ApiError> {
+    let scope = principal.require(Action::ReadCase)?;
+    let loaded = state.store.load(case_id).await?;
+    in_scope(principal, scope, &loaded)?;
+    let events = loaded
+        .events
+        .iter()
+        .map(|e| EventView {
+            position: e.position,
+            version: e.version,
+            event_type: e.event_type.clone(),
+            schema_version: e.schema_version,
+            occurred_at: e.occurred_at,
+            recorded_at: e.recorded_at,
+            actor: ActorView {
+                id: e
+                    .metadata
+                    .get("actor_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                role: e
+                    .metadata
+                    .get("actor_role")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            request_id: e
+                .metadata
+                .get("request_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            payload: e.payload.clone(),
+            hash: hex::encode(e.hash),
+            prev_hash: hex::encode(e.prev_hash),
+        })
+        .collect();
+    Ok(EventList {
+        case_id: case_id.as_uuid(),
+        events,
+    })
+}
+
+async fn view_at(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+    version: u32,
+) -> Result<CaseView, ApiError> {
+    let loaded = state.store.load_until(case_id, Some(version), None).await?;
+    let case = loaded.case.as_ref().ok_or(ApiError::NotFound("case"))?;
+    view(state, principal, case, now()).await
+}
+
+/// Builds the view of a case for a caller at a moment: deadline state computed now, personal
+/// data masked (or hidden from the accused unit's handlers).
+pub async fn view(
+    state: &AppState,
+    principal: &Principal,
+    case: &Case,
+    at: DateTime<Utc>,
+) -> Result<CaseView, ApiError> {
+    let calendar = state.reference.working_calendar().await?;
+    let deadline = case.deadline.map(|d| {
+        let (label, overdue, permille) = match d.status_at(at, &calendar) {
+            DeadlineStatus::OnTrack => {
+                let total = (d.due_at - d.started_at).num_seconds().max(1);
+                let used = (at - d.started_at).num_seconds().clamp(0, total);
+                (
+                    "on_track",
+                    0,
+                    u32::try_from(used * 1000 / total).unwrap_or(0),
+                )
+            }
+            DeadlineStatus::DueSoon { permille } => ("due_soon", 0, permille),
+            DeadlineStatus::Overdue { working_days } => ("overdue", working_days, 1000),
+        };
+        DeadlineView {
+            stage: d.stage.into(),
+            due_at: d.due_at,
+            started_at: d.started_at,
+            rule: serde_json::to_value(d.rule).unwrap_or_default(),
+            state: label.into(),
+            working_days_overdue: overdue,
+            permille_used: permille,
+        }
+    });
+    let hidden = principal.role == domain::Role::Handler
+        && case.accused_unit.is_some()
+        && case.accused_unit == principal.unit;
+    let mut complainant = ComplainantView {
+        anonymous: case.complainant.anonymous,
+        name: None,
+        phone: None,
+        hidden,
+        erased: false,
+    };
+    if !hidden && let Some(sealed) = &case.complainant.sealed {
+        match state.vault.open(&state.pool, sealed).await? {
+            Opened::Clear(data) => {
+                complainant.name = data.name.as_deref().map(mask_name);
+                complainant.phone = data.phone.as_deref().map(mask_phone);
+            }
+            Opened::Erased => complainant.erased = true,
+        }
+    }
+    Ok(CaseView {
+        id: case.id.as_uuid(),
+        receipt_code: case.receipt_code.as_str().to_owned(),
+        version: case.version,
+        status: case.status.into(),
+        kind: case.kind.into(),
+        channel: case.channel.into(),
+        title: case.title.as_str().to_owned(),
+        description: case.description.as_str().to_owned(),
+        category_id: case.category.map(|c| c.as_uuid()),
+        village_id: case.village.map(|u| u.as_uuid()),
+        accused_unit_id: case.accused_unit.map(|u| u.as_uuid()),
+        urgency: case.urgency.into(),
+        received_at: case.received_at,
+        round: case.round,
+        unit_id: case.unit.map(|u| u.as_uuid()),
+        deadline,
+        extensions_this_round: case.extensions_this_round,
+        assigned_at: case.assigned_at,
+        handling: case.handling.as_ref().map(|h| HandlingView {
+            outcome: h.outcome.into(),
+            result: h.result.as_str().into(),
+            at: h.at,
+        }),
+        feedback: case.feedback.as_ref().map(|h| FeedbackView {
+            method: h.method.into(),
+            content: h.content.as_str().into(),
+            at: h.at,
+        }),
+        satisfaction: case.satisfaction.as_ref().map(|s| SatisfactionView {
+            rating: s.rating.into(),
+            comment: s.comment.as_ref().map(|c| c.as_str().to_owned()),
+            at: s.at,
+        }),
+        ever_fed_back: case.ever_fed_back,
+        rejection_reason: case.rejection.as_ref().map(|r| r.as_str().to_owned()),
+        escalated: case.escalation.is_some(),
+        escalation_reason: case.escalation.as_ref().map(|r| r.as_str().to_owned()),
+        duplicate_of: case.duplicate_of.map(|c| c.as_uuid()),
+        notes: case.notes,
+        closed_at: case.closed_at,
+        complainant,
+    })
+}
+
+/// Converts the body of a command endpoint into the domain command, collecting field errors.
+pub fn reason(field: &str, s: &str) -> Result<Reason, ApiError> {
+    Reason::parse(s).map_err(|e| {
+        ApiError::Validation(vec![FieldError {
+            field: field.into(),
+            message: e.message.into(),
+        }])
+    })
+}
+
+/// Converts free text, collecting field errors.
+pub fn text(field: &str, s: &str) -> Result<Text, ApiError> {
+    Text::parse(s).map_err(|e| {
+        ApiError::Validation(vec![FieldError {
+            field: field.into(),
+            message: e.message.into(),
+        }])
+    })
+}
+
+/// Converts optional free text.
+pub fn opt_text(field: &str, s: Option<&str>) -> Result<Option<Text>, ApiError> {
+    s.map(|s| text(field, s)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_phones_are_masked() {
+        assert_eq!(mask_name("张三"), "张*");
+        assert_eq!(mask_name("欧阳娜娜"), "欧***");
+        assert_eq!(mask_name("李"), "李*");
+        assert_eq!(mask_phone("13812345678"), "138****5678");
+        assert_eq!(mask_phone("+86 138-1234-5678"), "138****5678");
+        assert_eq!(mask_phone("123"), "****");
+    }
+}

@@ -1,0 +1,418 @@
+//! Reference data: units, categories with their deadline policies, the working calendar.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use domain::{CategoryId, DeadlinePolicy, PolicySource, UnitId, UnitKind, WorkingCalendar};
+use tokio::sync::RwLock;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::db::Pool;
+use crate::error::StoreError;
+
+/// A unit of the organisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Id.
+    pub id: UnitId,
+    /// Name, e.g. 青山村.
+    pub name: String,
+    /// Kind.
+    pub kind: UnitKind,
+    /// The unit above it.
+    pub parent_id: Option<UnitId>,
+    /// Whether cases may be routed to it.
+    pub active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Unit {
+    fn from_row(r: &Row) -> Self {
+        Self {
+            id: UnitId::from_uuid(r.get("id")),
+            name: r.get("name"),
+            kind: UnitKind::parse(r.get("kind")).unwrap_or(UnitKind::Department),
+            parent_id: r.get::<_, Option<Uuid>>("parent_id").map(UnitId::from_uuid),
+            active: r.get("active"),
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+        }
+    }
+}
+
+/// A category of the taxonomy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    /// Id.
+    pub id: CategoryId,
+    /// A short stable code, e.g. `welfare.dibao`.
+    pub code: String,
+    /// Name, e.g. 低保评定.
+    pub name: String,
+    /// The kind of case it is for, if only one.
+    pub kind: Option<String>,
+    /// Where its cases usually go.
+    pub default_unit_id: Option<UnitId>,
+    /// Its time limits.
+    pub policy: DeadlinePolicy,
+    /// Whether it can be chosen.
+    pub active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Category {
+    fn from_row(r: &Row) -> Result<Self, StoreError> {
+        let id = CategoryId::from_uuid(r.get("id"));
+        let mut policy: DeadlinePolicy = serde_json::from_value(r.get("policy"))
+            .map_err(|_| StoreError::Vault("a stored deadline policy does not parse"))?;
+        policy.source = PolicySource::Category(id);
+        Ok(Self {
+            id,
+            code: r.get("code"),
+            name: r.get("name"),
+            kind: r.get("kind"),
+            default_unit_id: r
+                .get::<_, Option<Uuid>>("default_unit_id")
+                .map(UnitId::from_uuid),
+            policy,
+            active: r.get("active"),
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+        })
+    }
+}
+
+/// The fields of a new or changed category.
+#[derive(Debug, Clone)]
+pub struct CategoryInput {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: Option<String>,
+    /// Default unit.
+    pub default_unit_id: Option<UnitId>,
+    /// Policy.
+    pub policy: DeadlinePolicy,
+    /// Active.
+    pub active: bool,
+}
+
+/// One exceptional day of the calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarDay {
+    /// The date.
+    pub day: NaiveDate,
+    /// A holiday (`false`) or a make-up working day (`true`).
+    pub workday: bool,
+    /// Its name, e.g. 国庆节.
+    pub name: String,
+}
+
+/// The calendar and when it was read.
+type CachedCalendar = (Instant, Arc<WorkingCalendar>);
+
+/// How long a cached calendar is trusted when another instance may have changed it.
+const CALENDAR_TTL: Duration = Duration::from_secs(60);
+
+/// Reads and writes reference data. The working calendar is cached for a minute (and dropped
+/// at once when this process changes it), because every command needs it.
+#[derive(Clone)]
+pub struct ReferenceData {
+    pool: Pool,
+    calendar: Arc<RwLock<Option<CachedCalendar>>>,
+}
+
+const UNIT_COLS: &str = "id, name, kind, parent_id, active, created_at, updated_at";
+const CATEGORY_COLS: &str =
+    "id, code, name, kind, default_unit_id, policy, active, created_at, updated_at";
+
+impl ReferenceData {
+    /// Reference data on a pool.
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            calendar: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    /// Creates a unit.
+    pub async fn create_unit(
+        &self,
+        name: &str,
+        kind: UnitKind,
+        parent: Option<UnitId>,
+    ) -> Result<Unit, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!("INSERT INTO units (id, name, kind, parent_id) VALUES ($1, $2, $3, $4) RETURNING {UNIT_COLS}"))
+            .await?;
+        let row = client
+            .query_one(
+                &stmt,
+                &[
+                    &Uuid::new_v4(),
+                    &name,
+                    &kind.as_str(),
+                    &parent.map(|p| p.as_uuid()),
+                ],
+            )
+            .await?;
+        Ok(Unit::from_row(&row))
+    }
+
+    /// Lists units, by name.
+    pub async fn list_units(&self, include_inactive: bool) -> Result<Vec<Unit>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {UNIT_COLS} FROM units WHERE active OR $1 ORDER BY kind, name"
+            ))
+            .await?;
+        Ok(client
+            .query(&stmt, &[&include_inactive])
+            .await?
+            .iter()
+            .map(Unit::from_row)
+            .collect())
+    }
+
+    /// One unit.
+    pub async fn unit(&self, id: UnitId) -> Result<Option<Unit>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!("SELECT {UNIT_COLS} FROM units WHERE id = $1"))
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&id.as_uuid()])
+            .await?
+            .as_ref()
+            .map(Unit::from_row))
+    }
+
+    /// Renames a unit; `None` when it does not exist.
+    pub async fn rename_unit(&self, id: UnitId, name: &str) -> Result<Option<Unit>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "UPDATE units SET name = $2, updated_at = now() WHERE id = $1 RETURNING {UNIT_COLS}"
+            ))
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&id.as_uuid(), &name])
+            .await?
+            .as_ref()
+            .map(Unit::from_row))
+    }
+
+    /// Deactivates a unit; `None` when it does not exist.
+    pub async fn deactivate_unit(&self, id: UnitId) -> Result<Option<Unit>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!("UPDATE units SET active = false, updated_at = now() WHERE id = $1 RETURNING {UNIT_COLS}"))
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&id.as_uuid()])
+            .await?
+            .as_ref()
+            .map(Unit::from_row))
+    }
+
+    /// Creates a category.
+    pub async fn create_category(&self, input: &CategoryInput) -> Result<Category, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "INSERT INTO categories (id, code, name, kind, default_unit_id, policy, active) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CATEGORY_COLS}"
+            ))
+            .await?;
+        let policy = serde_json::to_value(input.policy).unwrap_or_default();
+        let row = client
+            .query_one(
+                &stmt,
+                &[
+                    &Uuid::new_v4(),
+                    &input.code,
+                    &input.name,
+                    &input.kind,
+                    &input.default_unit_id.map(|u| u.as_uuid()),
+                    &policy,
+                    &input.active,
+                ],
+            )
+            .await?;
+        Category::from_row(&row)
+    }
+
+    /// Updates a category; `None` when it does not exist. Existing cases keep their deadlines.
+    pub async fn update_category(
+        &self,
+        id: CategoryId,
+        input: &CategoryInput,
+    ) -> Result<Option<Category>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "UPDATE categories SET code = $2, name = $3, kind = $4, default_unit_id = $5, policy = $6, active = $7, \
+                 updated_at = now() WHERE id = $1 RETURNING {CATEGORY_COLS}"
+            ))
+            .await?;
+        let policy = serde_json::to_value(input.policy).unwrap_or_default();
+        let row = client
+            .query_opt(
+                &stmt,
+                &[
+                    &id.as_uuid(),
+                    &input.code,
+                    &input.name,
+                    &input.kind,
+                    &input.default_unit_id.map(|u| u.as_uuid()),
+                    &policy,
+                    &input.active,
+                ],
+            )
+            .await?;
+        row.as_ref().map(Category::from_row).transpose()
+    }
+
+    /// Lists categories, by code.
+    pub async fn list_categories(&self) -> Result<Vec<Category>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {CATEGORY_COLS} FROM categories ORDER BY code"
+            ))
+            .await?;
+        client
+            .query(&stmt, &[])
+            .await?
+            .iter()
+            .map(Category::from_row)
+            .collect()
+    }
+
+    /// One category.
+    pub async fn category(&self, id: CategoryId) -> Result<Option<Category>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {CATEGORY_COLS} FROM categories WHERE id = $1"
+            ))
+            .await?;
+        client
+            .query_opt(&stmt, &[&id.as_uuid()])
+            .await?
+            .as_ref()
+            .map(Category::from_row)
+            .transpose()
+    }
+
+    /// The policy for a case of a category (the statutory default without one).
+    pub async fn policy_for(
+        &self,
+        category: Option<CategoryId>,
+    ) -> Result<DeadlinePolicy, StoreError> {
+        match category {
+            None => Ok(DeadlinePolicy::statutory_default()),
+            Some(id) => Ok(self
+                .category(id)
+                .await?
+                .map_or_else(DeadlinePolicy::statutory_default, |c| c.policy)),
+        }
+    }
+
+    /// The exceptional days of a year.
+    pub async fn calendar_year(&self, year: i32) -> Result<Vec<CalendarDay>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT day, kind, name FROM calendar_days WHERE day >= $1 AND day < $2 ORDER BY day")
+            .await?;
+        let (from, to) = year_bounds(year)?;
+        let rows = client.query(&stmt, &[&from, &to]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| CalendarDay {
+                day: r.get(0),
+                workday: r.get::<_, String>(1) == "workday",
+                name: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Replaces the exceptional days of a year, in one transaction.
+    pub async fn put_calendar_year(
+        &self,
+        year: i32,
+        days: &[CalendarDay],
+    ) -> Result<(), StoreError> {
+        let (from, to) = year_bounds(year)?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "DELETE FROM calendar_days WHERE day >= $1 AND day < $2",
+            &[&from, &to],
+        )
+        .await?;
+        let insert = tx
+            .prepare("INSERT INTO calendar_days (day, kind, name) VALUES ($1, $2, $3)")
+            .await?;
+        for d in days {
+            tx.execute(
+                &insert,
+                &[
+                    &d.day,
+                    &if d.workday { "workday" } else { "holiday" },
+                    &d.name,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        *self.calendar.write().await = None;
+        Ok(())
+    }
+
+    /// The working calendar (cached; see the type's docs).
+    pub async fn working_calendar(&self) -> Result<Arc<WorkingCalendar>, StoreError> {
+        if let Some((at, cal)) = self.calendar.read().await.as_ref()
+            && at.elapsed() < CALENDAR_TTL
+        {
+            return Ok(cal.clone());
+        }
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT day, kind FROM calendar_days")
+            .await?;
+        let rows = client.query(&stmt, &[]).await?;
+        let (mut holidays, mut workdays) = (Vec::new(), Vec::new());
+        for r in rows {
+            let day: NaiveDate = r.get(0);
+            if r.get::<_, String>(1) == "workday" {
+                workdays.push(day)
+            } else {
+                holidays.push(day)
+            }
+        }
+        let cal = Arc::new(WorkingCalendar::new(holidays, workdays));
+        *self.calendar.write().await = Some((Instant::now(), cal.clone()));
+        Ok(cal)
+    }
+}
+
+fn year_bounds(year: i32) -> Result<(NaiveDate, NaiveDate), StoreError> {
+    let from = NaiveDate::from_ymd_opt(year, 1, 1).ok_or(StoreError::Vault("year out of range"))?;
+    let to =
+        NaiveDate::from_ymd_opt(year + 1, 1, 1).ok_or(StoreError::Vault("year out of range"))?;
+    debug_assert_eq!(from.year(), year);
+    Ok((from, to))
+}

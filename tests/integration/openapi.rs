@@ -1,0 +1,123 @@
+//! The contract: the committed spec is what the code produces, and every documented operation is
+//! routed (the spec and the router come from the same registrations).
+
+use reqwest::Method;
+use tests::app::spawn_app;
+
+#[test]
+fn the_committed_spec_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = api::openapi::spec_json();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `make openapi` and commit it"
+    );
+}
+
+#[test]
+fn every_operation_is_documented_with_a_summary_errors_and_a_body() {
+    let spec: serde_json::Value = serde_json::from_str(&api::openapi::spec_json()).unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{} paths", paths.len());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{at}: summary"
+            );
+            assert!(
+                op["description"].as_str().is_some_and(|s| !s.is_empty()),
+                "{at}: description"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|k| k.starts_with('2')),
+                "{at}: a success response"
+            );
+            if path.starts_with("/api/") {
+                for code in ["400", "401", "403", "500", "503"] {
+                    assert!(responses.contains_key(code), "{at}: {code}");
+                    assert!(
+                        responses[code]["content"]["application/problem+json"].is_object(),
+                        "{at}: {code} is problem+json"
+                    );
+                }
+                assert!(op["security"].is_array(), "{at}: security");
+            }
+            if method == "post" && path.starts_with("/api/v1/cases/{id}/") {
+                for code in ["404", "409", "412", "422"] {
+                    assert!(responses.contains_key(code), "{at}: {code}");
+                }
+            }
+        }
+    }
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(spec["components"]["schemas"]["Problem"].is_object());
+    let title = &spec["components"]["schemas"]["RegisterCaseRequest"]["properties"]["title"];
+    assert_eq!(title["maxLength"], 200);
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_routed_and_nothing_else_is() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = serde_json::from_str(&api::openapi::spec_json()).unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", &id).replace("{year}", "2026");
+        for method in item.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (m != Method::GET).then(|| serde_json::json!({}));
+            let r = app.send(m, &concrete, None, body.as_ref(), &[]).await;
+            let route_missing = r.status.as_u16() == 404 && r.body["detail"] == "route not found";
+            assert!(
+                !route_missing,
+                "{method} {path} is documented but not routed"
+            );
+            if path.starts_with("/api/") {
+                assert_eq!(r.status.as_u16(), 401, "{method} {path} needs a token");
+            }
+        }
+    }
+    for (m, p) in [
+        (Method::POST, format!("/api/v1/cases/{id}/frobnicate")),
+        (Method::DELETE, format!("/api/v1/cases/{id}")),
+        (Method::GET, "/api/v2/cases".into()),
+    ] {
+        let r = app.send(m.clone(), &p, None, None, &[]).await;
+        assert_eq!(
+            r.status.as_u16(),
+            404,
+            "{m} {p} is not documented, so it must not be routed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_works_without_the_internet() {
+    let app = spawn_app().await;
+    let page = app.send(Method::GET, "/docs/", None, None, &[]).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+    assert!(page.text.contains("swagger"), "{}", page.text);
+    for needle in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(
+            !page.text.contains(needle),
+            "the docs page loads {needle}…: {}",
+            page.text
+        );
+    }
+    let init = app
+        .send(Method::GET, "/docs/swagger-initializer.js", None, None, &[])
+        .await;
+    assert_eq!(init.status.as_u16(), 200);
+    assert!(init.text.contains("/openapi.json"));
+    let js = app
+        .send(Method::GET, "/docs/swagger-ui-bundle.js", None, None, &[])
+        .await;
+    assert_eq!(js.status.as_u16(), 200);
+    let spec = app
+        .send(Method::GET, "/openapi.json", None, None, &[])
+        .await;
+    assert_eq!(spec.body["info"]["title"], "Huiyin (回音) API");
+}

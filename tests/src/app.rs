@@ -1,0 +1,255 @@
+//! `spawn_app()`: the real server on a random port, on its own fresh database, with typed
+//! request helpers.
+
+use std::time::Duration;
+
+use api::settings::{AuthArgs, DatabaseArgs, ServeArgs, VaultArgs};
+use api::startup::Application;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::TestDb;
+
+/// The issuer and audience the test server expects.
+pub const ISSUER: &str = "huiyin-test";
+/// The audience the test server expects.
+pub const AUDIENCE: &str = "huiyin-api-test";
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    pub secret: String,
+    /// Units created for the test: the town, a village, two departments.
+    pub town: Uuid,
+    pub village: Uuid,
+    pub dept_a: Uuid,
+    pub dept_b: Uuid,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn content_type(&self) -> &str {
+        self.header("content-type").unwrap_or_default()
+    }
+    /// Asserts a problem+json answer with this status and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "content type; body: {}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "problem code; body: {}", self.text);
+        assert_eq!(self.body["type"], format!("urn:huiyin:problem:{code}"));
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["request_id"].is_string(),
+            "problem has a request id: {}",
+            self.text
+        );
+    }
+}
+
+/// The settings the test server runs with.
+pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
+    ServeArgs {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        request_timeout_ms: 15_000,
+        migrate: false,
+        db: DatabaseArgs {
+            url: db.app_settings().url.expose().clone(),
+            admin_url: None,
+            pool_size: 8,
+            statement_timeout_ms: 10_000,
+        },
+        auth: AuthArgs {
+            jwt_secret: Some(secret.into()),
+            jwt_private_key: None,
+            jwt_public_key: None,
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+        },
+        vault: VaultArgs {
+            kek: Some(hex::encode([7u8; 32])),
+            kek_id: "test-kek".into(),
+        },
+    }
+}
+
+/// Starts the server on a fresh database and creates the test's units.
+pub async fn spawn_app() -> TestApp {
+    api::telemetry::init();
+    let db = TestDb::new().await;
+    let secret = format!("test-secret-{}", Uuid::new_v4().simple());
+    let app = Application::build(settings(&db, &secret))
+        .await
+        .expect("the app builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut t = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        db,
+        secret,
+        town: Uuid::nil(),
+        village: Uuid::nil(),
+        dept_a: Uuid::nil(),
+        dept_b: Uuid::nil(),
+    };
+    let admin = t.token("admin", None);
+    t.town = t.create_unit(&admin, "青山镇", "town", None).await;
+    t.village = t
+        .create_unit(&admin, "东岭村", "village", Some(t.town))
+        .await;
+    t.dept_a = t
+        .create_unit(&admin, "卫生院", "department", Some(t.town))
+        .await;
+    t.dept_b = t
+        .create_unit(&admin, "教育办", "department", Some(t.town))
+        .await;
+    t
+}
+
+impl TestApp {
+    /// A valid HS256 token for a role (and unit).
+    pub fn token(&self, role: &str, unit: Option<Uuid>) -> String {
+        self.token_with(json!({
+            "sub": format!("{role}-{}", unit.map(|u| u.simple().to_string()).unwrap_or_default()),
+            "role": role,
+            "unit": unit,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "exp": chrono::Utc::now().timestamp() + 3600,
+            "iat": chrono::Utc::now().timestamp(),
+        }))
+    }
+
+    /// A token with arbitrary claims, signed with the server's secret.
+    pub fn token_with(&self, claims: Value) -> String {
+        let mut claims = claims;
+        if claims.get("unit").is_some_and(Value::is_null) {
+            claims.as_object_mut().unwrap().remove("unit");
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// Sends a request and reads the reply.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("the request is sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::GET, path, Some(token), None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(token), Some(&body), &[])
+            .await
+    }
+
+    pub async fn create_unit(
+        &self,
+        admin: &str,
+        name: &str,
+        kind: &str,
+        parent: Option<Uuid>,
+    ) -> Uuid {
+        let r = self
+            .post(
+                "/api/v1/units",
+                admin,
+                json!({ "name": name, "kind": kind, "parent_id": parent }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Registers a case as a clerk and returns its id.
+    pub async fn register(&self, body: Value) -> Uuid {
+        let r = self
+            .post("/api/v1/cases", &self.token("clerk", None), body)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A typical registration body.
+    pub fn case_body(&self) -> Value {
+        json!({
+            "channel": "symposium",
+            "kind": "complaint",
+            "title": "低保评定不公开",
+            "description": "村民代表在座谈会上反映：本村低保评定没有张榜公示，群众意见较大。",
+            "village_id": self.village,
+            "complainant": { "name": "张三", "phone": "13812345678" }
+        })
+    }
+
+    /// Counts the events in the log (to prove nothing was written).
+    pub async fn event_count(&self) -> i64 {
+        self.db
+            .app_client()
+            .await
+            .query_one("SELECT count(*) FROM events", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
