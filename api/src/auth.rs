@@ -52,10 +52,7 @@ pub struct Principal {
 impl Principal {
     /// The domain's view of the caller.
     pub fn actor(&self) -> domain::Actor {
-        domain::Actor {
-            id: self.id.clone(),
-            role: self.role,
-        }
+        domain::Actor { id: self.id.clone(), role: self.role }
     }
 }
 
@@ -76,45 +73,26 @@ impl Authenticator {
     pub fn from_settings(s: &AuthArgs) -> Result<Self, String> {
         let hs = match &s.jwt_secret {
             Some(secret) if secret.len() < MIN_SECRET_BYTES => {
-                return Err(format!(
-                    "HUIYIN_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
-                ));
+                return Err(format!("HUIYIN_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"));
             }
-            Some(secret) => Some((
-                EncodingKey::from_secret(secret.as_bytes()),
-                DecodingKey::from_secret(secret.as_bytes()),
-            )),
+            Some(secret) => {
+                Some((EncodingKey::from_secret(secret.as_bytes()), DecodingKey::from_secret(secret.as_bytes())))
+            }
             None => None,
         };
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))
-        };
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()));
         let ed_decode = match &s.jwt_public_key {
-            Some(p) => Some(
-                DecodingKey::from_ed_pem(&read(p)?)
-                    .map_err(|e| format!("HUIYIN_JWT_PUBLIC_KEY: {e}"))?,
-            ),
+            Some(p) => Some(DecodingKey::from_ed_pem(&read(p)?).map_err(|e| format!("HUIYIN_JWT_PUBLIC_KEY: {e}"))?),
             None => None,
         };
         let ed_encode = match &s.jwt_private_key {
-            Some(p) => Some(
-                EncodingKey::from_ed_pem(&read(p)?)
-                    .map_err(|e| format!("HUIYIN_JWT_PRIVATE_KEY: {e}"))?,
-            ),
+            Some(p) => Some(EncodingKey::from_ed_pem(&read(p)?).map_err(|e| format!("HUIYIN_JWT_PRIVATE_KEY: {e}"))?),
             None => None,
         };
         if hs.is_none() && ed_decode.is_none() {
-            return Err(
-                "set HUIYIN_JWT_SECRET (development) or HUIYIN_JWT_PUBLIC_KEY (production)".into(),
-            );
+            return Err("set HUIYIN_JWT_SECRET (development) or HUIYIN_JWT_PUBLIC_KEY (production)".into());
         }
-        Ok(Self {
-            hs,
-            ed_decode,
-            ed_encode,
-            issuer: s.issuer.clone(),
-            audience: s.audience.clone(),
-        })
+        Ok(Self { hs, ed_decode, ed_encode, issuer: s.issuer.clone(), audience: s.audience.clone() })
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -131,40 +109,27 @@ impl Authenticator {
 
     /// Checks a token and returns the caller.
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| ApiError::Unauthorized("the token is malformed"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized("the token is malformed"))?;
         let key = match header.alg {
             Algorithm::EdDSA => self.ed_decode.as_ref(),
             Algorithm::HS256 => self.hs.as_ref().map(|(_, d)| d),
             _ => None,
         }
-        .ok_or(ApiError::Unauthorized(
-            "the token's algorithm is not accepted",
-        ))?;
+        .ok_or(ApiError::Unauthorized("the token's algorithm is not accepted"))?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation(header.alg))
             .map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))?;
         let c = data.claims;
-        let id = ActorId::parse(c.sub)
-            .map_err(|_| ApiError::Unauthorized("the token's subject is invalid"))?;
+        let id = ActorId::parse(c.sub).map_err(|_| ApiError::Unauthorized("the token's subject is invalid"))?;
         let unit = c.unit.map(UnitId::from_uuid);
         if c.role == Role::Handler && unit.is_none() {
             return Err(ApiError::Unauthorized("a handler's token must name a unit"));
         }
-        Ok(Principal {
-            id,
-            role: c.role,
-            unit,
-        })
+        Ok(Principal { id, role: c.role, unit })
     }
 
     /// Signs a token (EdDSA when a private key is configured, else HS256).
-    pub fn sign(
-        &self,
-        sub: &str,
-        role: Role,
-        unit: Option<Uuid>,
-        ttl: chrono::Duration,
-    ) -> Result<String, String> {
+    pub fn sign(&self, sub: &str, role: Role, unit: Option<Uuid>, ttl: chrono::Duration) -> Result<String, String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: sub.into(),
@@ -179,9 +144,7 @@ impl Authenticator {
             (Some(k), _) => (Algorithm::EdDSA, k),
             (None, Some((k, _))) => (Algorithm::HS256, k),
             (None, None) => {
-                return Err(
-                    "no signing key: set HUIYIN_JWT_SECRET or HUIYIN_JWT_PRIVATE_KEY".into(),
-                );
+                return Err("no signing key: set HUIYIN_JWT_SECRET or HUIYIN_JWT_PRIVATE_KEY".into());
             }
         };
         jsonwebtoken::encode(&Header::new(alg), &claims, key).map_err(|e| e.to_string())
@@ -194,18 +157,13 @@ impl FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let Some(auth) = req.app_data::<web::Data<Arc<Authenticator>>>() else {
-            return ready(Err(ApiError::internal(std::io::Error::other(
-                "no authenticator configured",
-            ))));
+            return ready(Err(ApiError::internal(std::io::Error::other("no authenticator configured"))));
         };
         let token = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim);
         ready(match token {
             None => Err(ApiError::Unauthorized("a bearer token is required")),
@@ -271,11 +229,7 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
         ],
         All,
     ),
-    (
-        Handler,
-        &[ReadCase, Transfer, Handle, Feedback, AddNote],
-        OwnUnit,
-    ),
+    (Handler, &[ReadCase, Transfer, Handle, Feedback, AddNote], OwnUnit),
     (Handler, &[ReadReference], All),
     (
         Supervisor,
@@ -307,10 +261,7 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
 
 /// The scope in which `role` may do `action`, or `None` when it may not at all.
 pub fn permission(role: Role, action: Action) -> Option<Scope> {
-    RULES
-        .iter()
-        .find(|(r, actions, _)| *r == role && actions.contains(&action))
-        .map(|(_, _, s)| *s)
+    RULES.iter().find(|(r, actions, _)| *r == role && actions.contains(&action)).map(|(_, _, s)| *s)
 }
 
 impl Principal {

@@ -68,10 +68,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("huiyin: cannot start the runtime: {e}");
@@ -105,13 +102,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Verify { db } => verify(&db).await,
-        Command::Token {
-            sub,
-            role,
-            unit,
-            ttl,
-            auth,
-        } => match token(&sub, &role, unit, &ttl, &auth) {
+        Command::Token { sub, role, unit, ttl, auth } => match token(&sub, &role, unit, &ttl, &auth) {
             Ok(t) => {
                 println!("{t}");
                 ExitCode::SUCCESS
@@ -126,16 +117,13 @@ async fn run(cli: Cli) -> ExitCode {
                 return fail(&e);
             }
             match db.app().pool() {
-                Ok(pool) => {
-                    match crate::seed::seed_demo(&infra::reference::ReferenceData::new(pool)).await
-                    {
-                        Ok(summary) => {
-                            println!("{summary}");
-                            ExitCode::SUCCESS
-                        }
-                        Err(e) => fail(&e),
+                Ok(pool) => match crate::seed::seed_demo(&infra::reference::ReferenceData::new(pool)).await {
+                    Ok(summary) => {
+                        println!("{summary}");
+                        ExitCode::SUCCESS
                     }
-                }
+                    Err(e) => fail(&e),
+                },
                 Err(e) => fail(&e),
             }
         }
@@ -154,10 +142,7 @@ pub async fn verify(db: &DatabaseArgs) -> ExitCode {
     };
     match store.verify_all().await {
         Ok(report) => {
-            println!(
-                "checked {} case(s), {} event(s)",
-                report.cases, report.events
-            );
+            println!("checked {} case(s), {} event(s)", report.cases, report.events);
             for f in &report.failures {
                 println!(
                     "TAMPERED case {} at version {}: {}",
@@ -181,9 +166,7 @@ pub async fn verify(db: &DatabaseArgs) -> ExitCode {
 pub fn parse_ttl(s: &str) -> Result<chrono::Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("bad ttl {s:?}: use e.g. 30m, 8h, 2d"))?;
+    let n: i64 = num.parse().map_err(|_| format!("bad ttl {s:?}: use e.g. 30m, 8h, 2d"))?;
     let d = match unit {
         "s" | "" => chrono::Duration::seconds(n),
         "m" => chrono::Duration::minutes(n),
@@ -197,17 +180,9 @@ pub fn parse_ttl(s: &str) -> Result<chrono::Duration, String> {
     Ok(d)
 }
 
-fn token(
-    sub: &str,
-    role: &str,
-    unit: Option<uuid::Uuid>,
-    ttl: &str,
-    auth: &AuthArgs,
-) -> Result<String, String> {
+fn token(sub: &str, role: &str, unit: Option<uuid::Uuid>, ttl: &str, auth: &AuthArgs) -> Result<String, String> {
     let role: domain::Role = serde_json::from_value(serde_json::Value::String(role.to_owned()))
-        .map_err(|_| {
-            format!("unknown role {role:?}: clerk, handler, supervisor, auditor or admin")
-        })?;
+        .map_err(|_| format!("unknown role {role:?}: clerk, handler, supervisor, auditor or admin"))?;
     if role == domain::Role::Handler && unit.is_none() {
         return Err("a handler's token needs --unit".into());
     }

@@ -34,11 +34,8 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 fn sane_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
-    (!s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
-    .then(|| s.to_owned())
+    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .then(|| s.to_owned())
 }
 
 /// The request-context middleware (see the module docs).
@@ -46,31 +43,19 @@ pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let id = req
-        .headers()
-        .get(X_REQUEST_ID)
-        .and_then(sane_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id =
+        req.headers().get(X_REQUEST_ID).and_then(sane_request_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let path = req.path().to_owned();
-    let span =
-        tracing::info_span!("request", request.id = %id, http.method = %method, http.path = %path);
+    let span = tracing::info_span!("request", request.id = %id, http.method = %method, http.path = %path);
     let started = Instant::now();
     // The request cannot be cloned across routing (actix needs it unique), so an error that
     // escapes every handler passes through as it is; handlers answer their own errors.
-    let res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     let status = res.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(
-            http.status = status,
-            latency_ms = started.elapsed().as_millis() as u64,
-            "request"
-        )
+        tracing::info!(http.status = status, latency_ms = started.elapsed().as_millis() as u64, "request")
     });
     let mut res = with_request_id_in_problem(res, &id).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -80,30 +65,17 @@ pub async fn request_context(
 }
 
 /// Writes the request id into a problem body (problems are small; other bodies stream through).
-async fn with_request_id_in_problem(
-    res: ServiceResponse<BoxBody>,
-    id: &str,
-) -> ServiceResponse<BoxBody> {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+async fn with_request_id_in_problem(res: ServiceResponse<BoxBody>, id: &str) -> ServiceResponse<BoxBody> {
+    let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
     if !is_problem {
         return res;
     }
     let (req, res) = res.into_parts();
     let (head, body) = res.into_parts();
-    let bytes = actix_web::body::to_bytes_limited(body, 64 * 1024)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let bytes = actix_web::body::to_bytes_limited(body, 64 * 1024).await.ok().and_then(Result::ok).unwrap_or_default();
     let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(serde_json::Value::Object(mut map)) => {
-            map.insert(
-                "request_id".into(),
-                serde_json::Value::String(id.to_owned()),
-            );
+            map.insert("request_id".into(), serde_json::Value::String(id.to_owned()));
             serde_json::to_vec(&map).unwrap_or_else(|_| bytes.to_vec())
         }
         _ => bytes.to_vec(),
@@ -119,12 +91,8 @@ pub async fn within_deadline<T>(
     req: &HttpRequest,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    let limit = req
-        .app_data::<actix_web::web::Data<RequestTimeout>>()
-        .map_or(Duration::from_secs(15), |t| t.0);
-    tokio::time::timeout(limit, work)
-        .await
-        .unwrap_or(Err(ApiError::Timeout))
+    let limit = req.app_data::<actix_web::web::Data<RequestTimeout>>().map_or(Duration::from_secs(15), |t| t.0);
+    tokio::time::timeout(limit, work).await.unwrap_or(Err(ApiError::Timeout))
 }
 
 /// Turns a JSON body error into a problem: 413 too large, 415 not JSON, 400 malformed, 422
@@ -132,23 +100,16 @@ pub async fn within_deadline<T>(
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
     let api = match &err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge {
-                limit: MAX_JSON_BYTES,
-            }
+            ApiError::PayloadTooLarge { limit: MAX_JSON_BYTES }
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation(vec![FieldError {
-            field: "body".into(),
-            message: strip_position(&e.to_string()),
-        }]),
-        JsonPayloadError::Deserialize(e) => ApiError::BadRequest {
-            code: "malformed-json",
-            detail: strip_position(&e.to_string()),
-        },
-        _ => ApiError::BadRequest {
-            code: "malformed-body",
-            detail: "the body could not be read".into(),
-        },
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Validation(vec![FieldError { field: "body".into(), message: strip_position(&e.to_string()) }])
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::BadRequest { code: "malformed-json", detail: strip_position(&e.to_string()) }
+        }
+        _ => ApiError::BadRequest { code: "malformed-body", detail: "the body could not be read".into() },
     };
     api.into()
 }
@@ -163,11 +124,7 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> Error {
         PathError::Deserialize(e) => format!("invalid path parameter: {e}"),
         _ => "invalid path parameter".into(),
     };
-    ApiError::BadRequest {
-        code: "invalid-path",
-        detail,
-    }
-    .into()
+    ApiError::BadRequest { code: "invalid-path", detail }.into()
 }
 
 /// Turns a query-string error into a 400 problem.
@@ -176,11 +133,7 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> Error {
         QueryPayloadError::Deserialize(e) => format!("invalid query: {e}"),
         _ => "invalid query".into(),
     };
-    ApiError::BadRequest {
-        code: "invalid-query",
-        detail,
-    }
-    .into()
+    ApiError::BadRequest { code: "invalid-query", detail }.into()
 }
 
 /// The answer for a route that does not exist.

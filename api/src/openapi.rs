@@ -5,9 +5,7 @@
 
 use utoipa::openapi::path::{HttpMethod, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{
-    ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
-};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::problem::{FieldError, PROBLEM_JSON, Problem};
@@ -41,12 +39,7 @@ pub struct ErrorResponses;
 fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
     ResponseBuilder::new()
         .description(description)
-        .content(
-            PROBLEM_JSON,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
+        .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
         .build()
         .into()
 }
@@ -57,11 +50,7 @@ fn header_param(name: &str, description: &str, max_length: usize) -> Parameter {
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
         .description(Some(description))
-        .schema(Some(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(max_length)),
-        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(max_length))))
         .build()
 }
 
@@ -70,18 +59,12 @@ impl Modify for ErrorResponses {
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
         for (path, item) in api.paths.paths.iter_mut() {
             let api_path = path.starts_with("/api/");
             let has_id = path.contains('{');
-            let is_case_command =
-                path.starts_with("/api/v1/cases/{id}/") && !path.ends_with("/events");
+            let is_case_command = path.starts_with("/api/v1/cases/{id}/") && !path.ends_with("/events");
             for (method, op) in [
                 (HttpMethod::Get, item.get.as_mut()),
                 (HttpMethod::Post, item.post.as_mut()),
@@ -91,34 +74,22 @@ impl Modify for ErrorResponses {
                 let Some(op) = op else { continue };
                 let r = &mut op.responses.responses;
                 if api_path {
-                    r.insert(
-                        "400".into(),
-                        problem("Malformed request: bad path, query or header, or malformed JSON"),
-                    );
-                    r.insert(
-                        "401".into(),
-                        problem("Missing, invalid or expired bearer token"),
-                    );
+                    r.insert("400".into(), problem("Malformed request: bad path, query or header, or malformed JSON"));
+                    r.insert("401".into(), problem("Missing, invalid or expired bearer token"));
                     r.insert("403".into(), problem("The caller's role may not do this"));
-                    r.insert(
-                        "503".into(),
-                        problem("Busy or past the request deadline; retry"),
-                    );
-                    r.insert(
-                        "500".into(),
-                        problem("Internal error (details only in the server's log)"),
-                    );
+                    r.insert("503".into(), problem("Busy or past the request deadline; retry"));
+                    r.insert("500".into(), problem("Internal error (details only in the server's log)"));
                 }
                 if has_id && api_path {
-                    r.insert(
-                        "404".into(),
-                        problem("Not found, or outside the caller's scope"),
-                    );
+                    r.insert("404".into(), problem("Not found, or outside the caller's scope"));
                 }
                 if method != HttpMethod::Get && api_path {
                     r.insert("413".into(), problem("Body larger than 64 KiB"));
                     r.insert("415".into(), problem("Body is not application/json"));
-                    r.insert("422".into(), problem("Invalid fields, unknown references, or an Idempotency-Key reused with another body"));
+                    r.insert(
+                        "422".into(),
+                        problem("Invalid fields, unknown references, or an Idempotency-Key reused with another body"),
+                    );
                     r.insert("409".into(), problem("Refused by a rule of the case lifecycle (the `type` names the rule), or a name already taken"));
                 }
                 if path == "/api/v1/cases" && method == HttpMethod::Post {
@@ -129,9 +100,16 @@ impl Modify for ErrorResponses {
                     ));
                 }
                 if is_case_command && method == HttpMethod::Post {
-                    r.insert("412".into(), problem("If-Match named a version the case is no longer at; nothing was written"));
+                    r.insert(
+                        "412".into(),
+                        problem("If-Match named a version the case is no longer at; nothing was written"),
+                    );
                     let params = op.parameters.get_or_insert_with(Vec::new);
-                    params.push(header_param("If-Match", "The case's ETag (\"<version>\"): refuse with 412 unless the case is still at it", 16));
+                    params.push(header_param(
+                        "If-Match",
+                        "The case's ETag (\"<version>\"): refuse with 412 unless the case is still at it",
+                        16,
+                    ));
                     params.push(header_param(
                         "Idempotency-Key",
                         "A retry with the same key and body returns the first answer",

@@ -179,10 +179,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let errors = match self {
             Self::Validation(errors) => errors.clone(),
-            Self::Domain(DomainError::Invalid(v)) => vec![FieldError {
-                field: v.field.into(),
-                message: v.message.into(),
-            }],
+            Self::Domain(DomainError::Invalid(v)) => {
+                vec![FieldError { field: v.field.into(), message: v.message.into() }]
+            }
             _ => Vec::new(),
         };
         let current_version = match self {
@@ -225,9 +224,7 @@ impl From<StoreError> for ApiError {
             StoreError::IdempotencyMismatch => Self::IdempotencyMismatch,
             StoreError::Conflict { actual, .. } => Self::Contention { current: actual },
             StoreError::Unique(c) => Self::Taken(match c.as_str() {
-                "units_parent_name_key" => {
-                    "a unit with this name already exists under that parent".into()
-                }
+                "units_parent_name_key" => "a unit with this name already exists under that parent".into(),
                 "categories_code_key" => "a category with this code already exists".into(),
                 _ => format!("a unique value is already taken ({c})"),
             }),

@@ -44,63 +44,21 @@ pub const DEPARTMENTS: &[&str] = &[
 /// The category taxonomy: code, name, kind, department, handling working days (None = default).
 pub const CATEGORIES: &[(&str, &str, &str, &str, Option<u16>)] = &[
     ("welfare.dibao", "低保评定", "complaint", "民政办", Some(10)),
-    (
-        "welfare.pension",
-        "养老保险待遇",
-        "complaint",
-        "社保所",
-        None,
-    ),
+    ("welfare.pension", "养老保险待遇", "complaint", "社保所", None),
     ("welfare.medical", "医保报销", "complaint", "社保所", None),
-    (
-        "subsidy.farming",
-        "惠农补贴发放",
-        "complaint",
-        "农业服务中心",
-        Some(10),
-    ),
+    ("subsidy.farming", "惠农补贴发放", "complaint", "农业服务中心", Some(10)),
     ("land.homestead", "宅基地审批", "complaint", "国土所", None),
     ("land.contract", "土地承包纠纷", "report", "国土所", None),
-    (
-        "education.fees",
-        "教育乱收费",
-        "complaint",
-        "教育办",
-        Some(10),
-    ),
+    ("education.fees", "教育乱收费", "complaint", "教育办", Some(10)),
     ("health.clinic", "卫生院服务", "complaint", "卫生院", None),
-    (
-        "conduct.attitude",
-        "干部作风态度",
-        "complaint",
-        "党政办公室",
-        Some(10),
-    ),
-    (
-        "conduct.corruption",
-        "优亲厚友、吃拿卡要",
-        "report",
-        "党政办公室",
-        Some(10),
-    ),
+    ("conduct.attitude", "干部作风态度", "complaint", "党政办公室", Some(10)),
+    ("conduct.corruption", "优亲厚友、吃拿卡要", "report", "党政办公室", Some(10)),
     ("infra.roads", "道路路灯设施", "suggestion", "城建办", None),
     ("infra.water", "饮水与水利", "suggestion", "水利站", None),
-    (
-        "market.food",
-        "食品安全",
-        "complaint",
-        "市场监管所",
-        Some(5),
-    ),
+    ("market.food", "食品安全", "complaint", "市场监管所", Some(5)),
     ("public.security", "治安问题", "report", "派出所", Some(5)),
     ("finance.village", "村务财务公开", "report", "财政所", None),
-    (
-        "other.suggestion",
-        "其他意见建议",
-        "suggestion",
-        "党政办公室",
-        None,
-    ),
+    ("other.suggestion", "其他意见建议", "suggestion", "党政办公室", None),
 ];
 
 /// This year's public holidays and make-up working days (the State Council's 2026 notice).
@@ -171,10 +129,7 @@ pub async fn seed_demo(reference: &ReferenceData) -> Result<String, StoreError> 
             Some(id) => id,
             None => {
                 created_units += 1;
-                reference
-                    .create_unit(name, UnitKind::Department, Some(town))
-                    .await?
-                    .id
+                reference.create_unit(name, UnitKind::Department, Some(town)).await?.id
             }
         };
         departments.push((name, id));
@@ -189,10 +144,7 @@ pub async fn seed_demo(reference: &ReferenceData) -> Result<String, StoreError> 
         if let Some(d) = days {
             policy.handle = Limit::WorkingDays(*d);
         }
-        let default_unit_id = departments
-            .iter()
-            .find(|(n, _)| n == dept)
-            .map(|(_, id)| *id);
+        let default_unit_id = departments.iter().find(|(n, _)| n == dept).map(|(_, id)| *id);
         let input = CategoryInput {
             code: (*code).into(),
             name: (*name).into(),
@@ -205,23 +157,14 @@ pub async fn seed_demo(reference: &ReferenceData) -> Result<String, StoreError> 
         created_categories += 1;
     }
     let parse = |d: &str| {
-        NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| StoreError::Vault("bad date in the demo calendar"))
+        NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| StoreError::Vault("bad date in the demo calendar"))
     };
     let mut days = Vec::new();
     for (d, n) in HOLIDAYS_2026 {
-        days.push(CalendarDay {
-            day: parse(d)?,
-            workday: false,
-            name: (*n).into(),
-        });
+        days.push(CalendarDay { day: parse(d)?, workday: false, name: (*n).into() });
     }
     for (d, n) in MAKEUP_2026 {
-        days.push(CalendarDay {
-            day: parse(d)?,
-            workday: true,
-            name: (*n).into(),
-        });
+        days.push(CalendarDay { day: parse(d)?, workday: true, name: (*n).into() });
     }
     reference.put_calendar_year(2026, &days).await?;
     Ok(format!(

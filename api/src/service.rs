@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    Case, CaseId, CategoryId, Command, Complainant, Context, DeadlineStatus, Description, Reason,
-    Registration, Text, Title, UnitId, decide, evolve,
+    Case, CaseId, CategoryId, Command, Complainant, Context, DeadlineStatus, Description, Reason, Registration, Text,
+    Title, UnitId, decide, evolve,
 };
 use infra::store::LoadedCase;
 use infra::vault::{Opened, PersonalData};
@@ -48,12 +48,7 @@ impl RequestMeta {
 
     /// The idempotency record of this request: the key scoped by the caller, and a hash of
     /// what was asked (the action, the case and the parsed body).
-    fn idempotency(
-        &self,
-        action: &str,
-        case: Option<CaseId>,
-        body: &impl serde::Serialize,
-    ) -> Option<IdempotencyKey> {
+    fn idempotency(&self, action: &str, case: Option<CaseId>, body: &impl serde::Serialize) -> Option<IdempotencyKey> {
         let key = self.idempotency_key.as_ref()?;
         let mut h = Sha256::new();
         h.update(action.as_bytes());
@@ -82,26 +77,16 @@ impl Fields {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                self.0.push(FieldError {
-                    field: field.into(),
-                    message: e.message.into(),
-                });
+                self.0.push(FieldError { field: field.into(), message: e.message.into() });
                 None
             }
         }
     }
     fn push(&mut self, field: &str, message: &str) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into() });
     }
     fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
     }
 }
 
@@ -114,9 +99,7 @@ fn valid_phone(p: &str) -> bool {
 fn valid_id_number(s: &str) -> bool {
     s.len() == 18
         && s[..17].bytes().all(|b| b.is_ascii_digit())
-        && s[17..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'X' || b == b'x')
+        && s[17..].bytes().all(|b| b.is_ascii_digit() || b == b'X' || b == b'x')
 }
 
 /// Masks a name: the family name stays, the rest becomes `*`.
@@ -144,9 +127,7 @@ pub fn mask_phone(phone: &str) -> String {
 async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, ApiError> {
     match state.reference.unit(UnitId::from_uuid(id)).await? {
         Some(u) if u.active => Ok(u.id),
-        Some(_) => Err(ApiError::UnknownReference(format!(
-            "{field}: the unit is deactivated"
-        ))),
+        Some(_) => Err(ApiError::UnknownReference(format!("{field}: the unit is deactivated"))),
         None => Err(ApiError::UnknownReference(format!("{field}: no such unit"))),
     }
 }
@@ -154,12 +135,8 @@ async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, A
 async fn check_category(state: &AppState, id: Uuid) -> Result<CategoryId, ApiError> {
     match state.reference.category(CategoryId::from_uuid(id)).await? {
         Some(c) if c.active => Ok(c.id),
-        Some(_) => Err(ApiError::UnknownReference(
-            "category_id: the category is deactivated".into(),
-        )),
-        None => Err(ApiError::UnknownReference(
-            "category_id: no such category".into(),
-        )),
+        Some(_) => Err(ApiError::UnknownReference("category_id: the category is deactivated".into())),
+        None => Err(ApiError::UnknownReference("category_id: no such category".into())),
     }
 }
 
@@ -177,53 +154,24 @@ pub async fn register(
     let mut f = Fields::default();
     let title = f.take("title", Title::parse(&req.title));
     let description = f.take("description", Description::parse(&req.description));
-    let complainant = req.complainant.clone().unwrap_or(ComplainantInput {
-        anonymous: true,
-        ..ComplainantInput::default()
-    });
-    let clean = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let (name, phone, id_number) = (
-        clean(&complainant.name),
-        clean(&complainant.phone),
-        clean(&complainant.id_number),
-    );
+    let complainant =
+        req.complainant.clone().unwrap_or(ComplainantInput { anonymous: true, ..ComplainantInput::default() });
+    let clean = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (name, phone, id_number) = (clean(&complainant.name), clean(&complainant.phone), clean(&complainant.id_number));
     if complainant.anonymous && (name.is_some() || phone.is_some() || id_number.is_some()) {
-        f.push(
-            "complainant",
-            "an anonymous complainant gives no name, phone or ID number",
-        );
+        f.push("complainant", "an anonymous complainant gives no name, phone or ID number");
     }
     if !complainant.anonymous && name.is_none() && phone.is_none() {
-        f.push(
-            "complainant",
-            "give a name or a phone number, or set anonymous",
-        );
+        f.push("complainant", "give a name or a phone number, or set anonymous");
     }
-    if name
-        .as_deref()
-        .is_some_and(|n| n.chars().count() > 50 || n.chars().any(char::is_control))
-    {
-        f.push(
-            "complainant.name",
-            "must be at most 50 printable characters",
-        );
+    if name.as_deref().is_some_and(|n| n.chars().count() > 50 || n.chars().any(char::is_control)) {
+        f.push("complainant.name", "must be at most 50 printable characters");
     }
     if phone.as_deref().is_some_and(|p| !valid_phone(p)) {
-        f.push(
-            "complainant.phone",
-            "must be a phone number of 7 to 15 digits",
-        );
+        f.push("complainant.phone", "must be a phone number of 7 to 15 digits");
     }
     if id_number.as_deref().is_some_and(|n| !valid_id_number(n)) {
-        f.push(
-            "complainant.id_number",
-            "must be an 18-character resident ID number",
-        );
+        f.push("complainant.id_number", "must be an 18-character resident ID number");
     }
     f.finish()?;
     let (Some(title), Some(description)) = (title, description) else {
@@ -245,11 +193,7 @@ pub async fn register(
     let sealed = if complainant.anonymous {
         None
     } else {
-        let data = PersonalData {
-            name,
-            phone,
-            id_number: id_number.map(|s| s.to_ascii_uppercase()),
-        };
+        let data = PersonalData { name, phone, id_number: id_number.map(|s| s.to_ascii_uppercase()) };
         Some(state.vault.seal(&state.pool, &data).await?)
     };
     let at = now();
@@ -265,45 +209,22 @@ pub async fn register(
         accused_unit,
         urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
         received_at: req.received_at.map_or(at, domain::truncate_to_micros),
-        complainant: Complainant {
-            anonymous: complainant.anonymous,
-            sealed,
-        },
+        complainant: Complainant { anonymous: complainant.anonymous, sealed },
     };
     let policy = state.reference.policy_for(category).await?;
     let calendar = state.reference.working_calendar().await?;
     let actor = meta.principal.actor();
-    let ctx = Context {
-        now: at,
-        actor: &actor,
-        calendar: &calendar,
-        policy: &policy,
-    };
+    let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
     let events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
     let new = stamp(events.clone(), at, meta);
-    match state
-        .store
-        .append(id, 0, GENESIS, &new, idem.as_ref())
-        .await?
-    {
+    match state.store.append(id, 0, GENESIS, &new, idem.as_ref()).await? {
         AppendOutcome::Appended { .. } => {
             let case = fold_new(None, id, &events, at)?;
             Ok((view(state, &meta.principal, &case, at).await?, true))
         }
-        AppendOutcome::Duplicate {
-            case_id,
-            last_version,
-            ..
-        } => Ok((
-            view_at(
-                state,
-                &meta.principal,
-                CaseId::from_uuid(case_id),
-                last_version,
-            )
-            .await?,
-            false,
-        )),
+        AppendOutcome::Duplicate { case_id, last_version, .. } => {
+            Ok((view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await?, false))
+        }
     }
 }
 
@@ -330,48 +251,21 @@ pub async fn execute(
         if let Some(expected) = meta.if_match
             && expected != case.version
         {
-            return Err(ApiError::PreconditionFailed {
-                current: case.version,
-            });
+            return Err(ApiError::PreconditionFailed { current: case.version });
         }
         let policy = state.reference.policy_for(case.category).await?;
         let calendar = state.reference.working_calendar().await?;
         let at = now();
-        let ctx = Context {
-            now: at,
-            actor: &actor,
-            calendar: &calendar,
-            policy: &policy,
-        };
+        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
         let events = decide(Some(case), &command, &ctx)?;
         let new = stamp(events.clone(), at, meta);
-        match state
-            .store
-            .append(
-                case_id,
-                case.version,
-                loaded.head_hash(),
-                &new,
-                idem.as_ref(),
-            )
-            .await
-        {
+        match state.store.append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref()).await {
             Ok(AppendOutcome::Appended { .. }) => {
                 let next = fold_new(Some(case.clone()), case_id, &events, at)?;
                 return view(state, &meta.principal, &next, at).await;
             }
-            Ok(AppendOutcome::Duplicate {
-                case_id,
-                last_version,
-                ..
-            }) => {
-                return view_at(
-                    state,
-                    &meta.principal,
-                    CaseId::from_uuid(case_id),
-                    last_version,
-                )
-                .await;
+            Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
+                return view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await;
             }
             Err(StoreError::Conflict { actual, .. }) if meta.if_match.is_some() => {
                 return Err(ApiError::PreconditionFailed { current: actual });
@@ -379,10 +273,7 @@ pub async fn execute(
             Err(StoreError::Conflict { .. }) => {
                 attempt += 1;
                 let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    u64::from(attempt.min(5)) + jitter,
-                ))
-                .await;
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(5)) + jitter)).await;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -394,15 +285,10 @@ pub async fn execute(
 
 async fn check_references(state: &AppState, command: &Command) -> Result<(), ApiError> {
     match command {
-        Command::Assign { unit, .. } => {
-            check_unit(state, "unit_id", unit.as_uuid()).await.map(drop)
+        Command::Assign { unit, .. } => check_unit(state, "unit_id", unit.as_uuid()).await.map(drop),
+        Command::Transfer { to_unit: Some(unit), .. } => {
+            check_unit(state, "to_unit_id", unit.as_uuid()).await.map(drop)
         }
-        Command::Transfer {
-            to_unit: Some(unit),
-            ..
-        } => check_unit(state, "to_unit_id", unit.as_uuid())
-            .await
-            .map(drop),
         Command::Classify { category } => check_category(state, category.as_uuid()).await.map(drop),
         Command::LinkDuplicate { of } => match state.store.load(*of).await?.case {
             Some(_) => Ok(()),
@@ -426,39 +312,16 @@ async fn replay_idempotent(
     if hash != idem.request_hash || case.is_some_and(|c| c.as_uuid() != outcome.case_id()) {
         return Err(ApiError::IdempotencyMismatch);
     }
-    Ok(Some(
-        view_at(
-            state,
-            &meta.principal,
-            CaseId::from_uuid(outcome.case_id()),
-            outcome.last_version(),
-        )
-        .await?,
-    ))
+    Ok(Some(view_at(state, &meta.principal, CaseId::from_uuid(outcome.case_id()), outcome.last_version()).await?))
 }
 
-fn in_scope<'a>(
-    principal: &Principal,
-    scope: Scope,
-    loaded: &'a LoadedCase,
-) -> Result<&'a Case, ApiError> {
-    loaded
-        .case
-        .as_ref()
-        .filter(|c| principal.reaches(scope, c))
-        .ok_or(ApiError::NotFound("case"))
+fn in_scope<'a>(principal: &Principal, scope: Scope, loaded: &'a LoadedCase) -> Result<&'a Case, ApiError> {
+    loaded.case.as_ref().filter(|c| principal.reaches(scope, c)).ok_or(ApiError::NotFound("case"))
 }
 
 fn stamp(events: Vec<domain::CaseEvent>, at: DateTime<Utc>, meta: &RequestMeta) -> Vec<NewEvent> {
     let metadata = meta.metadata();
-    events
-        .into_iter()
-        .map(|event| NewEvent {
-            event,
-            occurred_at: at,
-            metadata: metadata.clone(),
-        })
-        .collect()
+    events.into_iter().map(|event| NewEvent { event, occurred_at: at, metadata: metadata.clone() }).collect()
 }
 
 fn fold_new(
@@ -474,11 +337,7 @@ fn fold_new(
 }
 
 /// The case as the caller may see it, or 404.
-pub async fn get(
-    state: &AppState,
-    principal: &Principal,
-    case_id: CaseId,
-) -> Result<CaseView, ApiError> {
+pub async fn get(state: &AppState, principal: &Principal, case_id: CaseId) -> Result<CaseView, ApiError> {
     let scope = principal.require(Action::ReadCase)?;
     let loaded = state.store.load(case_id).await?;
     let case = in_scope(principal, scope, &loaded)?;
@@ -486,11 +345,7 @@ pub async fn get(
 }
 
 /// The case's history as the caller may see it, or 404.
-pub async fn history(
-    state: &AppState,
-    principal: &Principal,
-    case_id: CaseId,
-) -> Result<EventList, ApiError> {
+pub async fn history(state: &AppState, principal: &Principal, case_id: CaseId) -> Result<EventList, ApiError> {
     let scope = principal.require(Action::ReadCase)?;
     let loaded = state.store.load(case_id).await?;
     in_scope(principal, scope, &loaded)?;
@@ -505,41 +360,19 @@ pub async fn history(
             occurred_at: e.occurred_at,
             recorded_at: e.recorded_at,
             actor: ActorView {
-                id: e
-                    .metadata
-                    .get("actor_id")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-                role: e
-                    .metadata
-                    .get("actor_role")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
+                id: e.metadata.get("actor_id").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+                role: e.metadata.get("actor_role").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
             },
-            request_id: e
-                .metadata
-                .get("request_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
+            request_id: e.metadata.get("request_id").and_then(|v| v.as_str()).map(str::to_owned),
             payload: e.payload.clone(),
             hash: hex::encode(e.hash),
             prev_hash: hex::encode(e.prev_hash),
         })
         .collect();
-    Ok(EventList {
-        case_id: case_id.as_uuid(),
-        events,
-    })
+    Ok(EventList { case_id: case_id.as_uuid(), events })
 }
 
-async fn view_at(
-    state: &AppState,
-    principal: &Principal,
-    case_id: CaseId,
-    version: u32,
-) -> Result<CaseView, ApiError> {
+async fn view_at(state: &AppState, principal: &Principal, case_id: CaseId, version: u32) -> Result<CaseView, ApiError> {
     let loaded = state.store.load_until(case_id, Some(version), None).await?;
     let case = loaded.case.as_ref().ok_or(ApiError::NotFound("case"))?;
     view(state, principal, case, now()).await
@@ -559,11 +392,7 @@ pub async fn view(
             DeadlineStatus::OnTrack => {
                 let total = (d.due_at - d.started_at).num_seconds().max(1);
                 let used = (at - d.started_at).num_seconds().clamp(0, total);
-                (
-                    "on_track",
-                    0,
-                    u32::try_from(used * 1000 / total).unwrap_or(0),
-                )
+                ("on_track", 0, u32::try_from(used * 1000 / total).unwrap_or(0))
             }
             DeadlineStatus::DueSoon { permille } => ("due_soon", 0, permille),
             DeadlineStatus::Overdue { working_days } => ("overdue", working_days, 1000),
@@ -578,16 +407,10 @@ pub async fn view(
             permille_used: permille,
         }
     });
-    let hidden = principal.role == domain::Role::Handler
-        && case.accused_unit.is_some()
-        && case.accused_unit == principal.unit;
-    let mut complainant = ComplainantView {
-        anonymous: case.complainant.anonymous,
-        name: None,
-        phone: None,
-        hidden,
-        erased: false,
-    };
+    let hidden =
+        principal.role == domain::Role::Handler && case.accused_unit.is_some() && case.accused_unit == principal.unit;
+    let mut complainant =
+        ComplainantView { anonymous: case.complainant.anonymous, name: None, phone: None, hidden, erased: false };
     if !hidden && let Some(sealed) = &case.complainant.sealed {
         match state.vault.open(&state.pool, sealed).await? {
             Opened::Clear(data) => {
@@ -644,22 +467,14 @@ pub async fn view(
 
 /// Converts the body of a command endpoint into the domain command, collecting field errors.
 pub fn reason(field: &str, s: &str) -> Result<Reason, ApiError> {
-    Reason::parse(s).map_err(|e| {
-        ApiError::Validation(vec![FieldError {
-            field: field.into(),
-            message: e.message.into(),
-        }])
-    })
+    Reason::parse(s)
+        .map_err(|e| ApiError::Validation(vec![FieldError { field: field.into(), message: e.message.into() }]))
 }
 
 /// Converts free text, collecting field errors.
 pub fn text(field: &str, s: &str) -> Result<Text, ApiError> {
-    Text::parse(s).map_err(|e| {
-        ApiError::Validation(vec![FieldError {
-            field: field.into(),
-            message: e.message.into(),
-        }])
-    })
+    Text::parse(s)
+        .map_err(|e| ApiError::Validation(vec![FieldError { field: field.into(), message: e.message.into() }]))
 }
 
 /// Converts optional free text.

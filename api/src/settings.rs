@@ -15,11 +15,7 @@ pub struct DatabaseArgs {
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub url: String,
     /// The schema owner's connection, used to apply migrations; defaults to `DATABASE_URL`.
-    #[arg(
-        long = "admin-database-url",
-        env = "HUIYIN_ADMIN_DATABASE_URL",
-        hide_env_values = true
-    )]
+    #[arg(long = "admin-database-url", env = "HUIYIN_ADMIN_DATABASE_URL", hide_env_values = true)]
     pub admin_url: Option<String>,
     /// The most database connections the service opens.
     #[arg(long, env = "HUIYIN_POOL_SIZE", default_value_t = 16)]
@@ -57,18 +53,10 @@ pub struct AuthArgs {
     #[arg(long = "jwt-public-key", env = "HUIYIN_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
     /// The `iss` tokens must carry.
-    #[arg(
-        long = "jwt-issuer",
-        env = "HUIYIN_JWT_ISSUER",
-        default_value = "huiyin"
-    )]
+    #[arg(long = "jwt-issuer", env = "HUIYIN_JWT_ISSUER", default_value = "huiyin")]
     pub issuer: String,
     /// The `aud` tokens must carry.
-    #[arg(
-        long = "jwt-audience",
-        env = "HUIYIN_JWT_AUDIENCE",
-        default_value = "huiyin-api"
-    )]
+    #[arg(long = "jwt-audience", env = "HUIYIN_JWT_AUDIENCE", default_value = "huiyin-api")]
     pub audience: String,
 }
 
@@ -86,14 +74,9 @@ pub struct VaultArgs {
 impl VaultArgs {
     /// The key-encryption key, checked.
     pub fn kek(&self) -> Result<Secret<[u8; 32]>, String> {
-        let hex_key = self
-            .kek
-            .as_deref()
-            .ok_or("HUIYIN_KEK is not set (64 hex characters)")?;
+        let hex_key = self.kek.as_deref().ok_or("HUIYIN_KEK is not set (64 hex characters)")?;
         let bytes = hex::decode(hex_key.trim()).map_err(|_| "HUIYIN_KEK must be hex")?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "HUIYIN_KEK must be 32 bytes (64 hex characters)")?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| "HUIYIN_KEK must be 32 bytes (64 hex characters)")?;
         Ok(Secret::new(key))
     }
 }

@@ -60,8 +60,7 @@ pub struct Application {
 impl Application {
     /// Migrates (if asked), connects and binds.
     pub async fn build(settings: ServeArgs) -> Result<Self, StartupError> {
-        let auth =
-            Arc::new(Authenticator::from_settings(&settings.auth).map_err(StartupError::Config)?);
+        let auth = Arc::new(Authenticator::from_settings(&settings.auth).map_err(StartupError::Config)?);
         let kek = settings.vault.kek().map_err(StartupError::Config)?;
         if settings.migrate {
             let applied = infra::migrate::run(&settings.db.admin()).await?;
@@ -78,16 +77,11 @@ impl Application {
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
         let auth = web::Data::new(auth);
-        let timeout = web::Data::new(RequestTimeout(Duration::from_millis(
-            settings.request_timeout_ms,
-        )));
+        let timeout = web::Data::new(RequestTimeout(Duration::from_millis(settings.request_timeout_ms)));
         let spec = crate::openapi::spec();
         let server = HttpServer::new(move || {
-            let (app, _) = App::new()
-                .into_utoipa_app()
-                .openapi(ApiDoc::openapi())
-                .configure(routes::configure)
-                .split_for_parts();
+            let (app, _) =
+                App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts();
             app.app_data(data.clone())
                 .app_data(auth.clone())
                 .app_data(timeout.clone())

@@ -32,10 +32,7 @@ impl WorkingCalendar {
         holidays: impl IntoIterator<Item = NaiveDate>,
         makeup_workdays: impl IntoIterator<Item = NaiveDate>,
     ) -> Self {
-        Self {
-            holidays: holidays.into_iter().collect(),
-            makeup_workdays: makeup_workdays.into_iter().collect(),
-        }
+        Self { holidays: holidays.into_iter().collect(), makeup_workdays: makeup_workdays.into_iter().collect() }
     }
 
     /// Whether `date` is a working day.
@@ -121,14 +118,8 @@ mod tests {
     fn weekends_are_skipped() {
         let cal = WorkingCalendar::default();
         // Friday 2026-11-27 + 1 working day is Monday 2026-11-30.
-        assert_eq!(
-            cal.add_working_days(d(2026, 11, 27), 1),
-            Ok(d(2026, 11, 30))
-        );
-        assert_eq!(
-            cal.working_days_between(d(2026, 11, 27), d(2026, 11, 30)),
-            1
-        );
+        assert_eq!(cal.add_working_days(d(2026, 11, 27), 1), Ok(d(2026, 11, 30)));
+        assert_eq!(cal.working_days_between(d(2026, 11, 27), d(2026, 11, 30)), 1);
     }
 
     #[test]
@@ -143,21 +134,13 @@ mod tests {
 
     #[test]
     fn a_calendar_without_working_days_is_an_error_not_a_hang() {
-        let all: Vec<_> = (0..4000)
-            .filter_map(|i| d(2026, 1, 1).checked_add_days(chrono::Days::new(i)))
-            .collect();
+        let all: Vec<_> = (0..4000).filter_map(|i| d(2026, 1, 1).checked_add_days(chrono::Days::new(i))).collect();
         let cal = WorkingCalendar::new(all, []);
-        assert_eq!(
-            cal.add_working_days(d(2026, 1, 1), 1),
-            Err(DomainError::CalendarExhausted)
-        );
+        assert_eq!(cal.add_working_days(d(2026, 1, 1), 1), Err(DomainError::CalendarExhausted));
     }
 
     #[test]
     fn end_of_day_is_in_china_time() {
-        assert_eq!(
-            end_of_local_day(d(2026, 11, 30)).to_rfc3339(),
-            "2026-11-30T15:59:59+00:00"
-        );
+        assert_eq!(end_of_local_day(d(2026, 11, 30)).to_rfc3339(), "2026-11-30T15:59:59+00:00");
     }
 }

@@ -132,20 +132,14 @@ impl DeadlinePolicy {
     ) -> Result<Deadline, DomainError> {
         let limit = self.limit(stage, urgency);
         let due_at = match limit {
-            Limit::WorkingDays(n) => {
-                end_of_local_day(calendar.add_working_days(local_date(start), n)?)
-            }
+            Limit::WorkingDays(n) => end_of_local_day(calendar.add_working_days(local_date(start), n)?),
             Limit::Hours(h) => start + Duration::hours(i64::from(h)),
         };
         Ok(Deadline {
             stage,
             due_at,
             started_at: start,
-            rule: DeadlineRule::Policy {
-                limit,
-                urgency,
-                source: self.source,
-            },
+            rule: DeadlineRule::Policy { limit, urgency, source: self.source },
         })
     }
 }
@@ -218,18 +212,13 @@ impl Deadline {
     pub fn status_at(&self, now: DateTime<Utc>, calendar: &WorkingCalendar) -> DeadlineStatus {
         if now > self.due_at {
             return DeadlineStatus::Overdue {
-                working_days: calendar
-                    .working_days_between(local_date(self.due_at), local_date(now)),
+                working_days: calendar.working_days_between(local_date(self.due_at), local_date(now)),
             };
         }
         let total = (self.due_at - self.started_at).num_seconds().max(1);
         let used = (now - self.started_at).num_seconds().clamp(0, total);
         let permille = u32::try_from(used * 1000 / total).unwrap_or(1000);
-        if permille >= 600 {
-            DeadlineStatus::DueSoon { permille }
-        } else {
-            DeadlineStatus::OnTrack
-        }
+        if permille >= 600 { DeadlineStatus::DueSoon { permille } } else { DeadlineStatus::OnTrack }
     }
 }
 
@@ -239,9 +228,7 @@ mod tests {
     use chrono::{NaiveDate, TimeZone};
 
     fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
-            .single()
-            .expect("valid time")
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().expect("valid time")
     }
 
     #[test]
@@ -266,25 +253,10 @@ mod tests {
     #[test]
     fn a_holiday_moves_a_deadline() {
         let plain = WorkingCalendar::default();
-        let with_holiday =
-            WorkingCalendar::new([NaiveDate::from_ymd_opt(2026, 11, 4).expect("date")], []);
+        let with_holiday = WorkingCalendar::new([NaiveDate::from_ymd_opt(2026, 11, 4).expect("date")], []);
         let p = DeadlinePolicy::default();
-        let a = p
-            .deadline(
-                Stage::Assignment,
-                Urgency::Normal,
-                at(2026, 11, 2, 2),
-                &plain,
-            )
-            .expect("deadline");
-        let b = p
-            .deadline(
-                Stage::Assignment,
-                Urgency::Normal,
-                at(2026, 11, 2, 2),
-                &with_holiday,
-            )
-            .expect("deadline");
+        let a = p.deadline(Stage::Assignment, Urgency::Normal, at(2026, 11, 2, 2), &plain).expect("deadline");
+        let b = p.deadline(Stage::Assignment, Urgency::Normal, at(2026, 11, 2, 2), &with_holiday).expect("deadline");
         assert_eq!(b.due_at - a.due_at, Duration::days(1));
     }
 
@@ -294,17 +266,8 @@ mod tests {
         let dl = DeadlinePolicy::default()
             .deadline(Stage::Handling, Urgency::Urgent, at(2026, 11, 2, 0), &cal)
             .expect("deadline");
-        assert_eq!(
-            dl.status_at(at(2026, 11, 2, 12), &cal),
-            DeadlineStatus::OnTrack
-        );
-        assert_eq!(
-            dl.status_at(at(2026, 11, 3, 12), &cal),
-            DeadlineStatus::DueSoon { permille: 750 }
-        );
-        assert_eq!(
-            dl.status_at(at(2026, 11, 6, 12), &cal),
-            DeadlineStatus::Overdue { working_days: 2 }
-        );
+        assert_eq!(dl.status_at(at(2026, 11, 2, 12), &cal), DeadlineStatus::OnTrack);
+        assert_eq!(dl.status_at(at(2026, 11, 3, 12), &cal), DeadlineStatus::DueSoon { permille: 750 });
+        assert_eq!(dl.status_at(at(2026, 11, 6, 12), &cal), DeadlineStatus::Overdue { working_days: 2 });
     }
 }

@@ -47,17 +47,13 @@ pub enum DomainError {
     #[error("a case cannot be handled before it is assigned")]
     HandledBeforeAssigned,
     /// 件件有回音: closing needs the citizen to have been told the outcome.
-    #[error(
-        "a case cannot be closed before the citizen was fed back, unless it was rejected or linked as a duplicate"
-    )]
+    #[error("a case cannot be closed before the citizen was fed back, unless it was rejected or linked as a duplicate")]
     ClosedBeforeFeedback,
     /// A closed case changes only by an explicit reopen.
     #[error("the case is closed; only a reopen can change it")]
     CaseClosed,
     /// Closing over a citizen's dissatisfaction needs a supervisor and a written justification.
-    #[error(
-        "closing a case whose citizen was dissatisfied needs a supervisor's written justification"
-    )]
+    #[error("closing a case whose citizen was dissatisfied needs a supervisor's written justification")]
     JustificationRequired,
     /// The case was already given its extensions for this round.
     #[error("the deadline was already extended the allowed number of times in this round")]

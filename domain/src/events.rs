@@ -8,9 +8,7 @@ use serde_json::Value;
 
 use crate::deadline::{Deadline, Urgency};
 use crate::error::HistoryError;
-use crate::ids::{
-    ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
-};
+use crate::ids::{ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId};
 
 /// How a case came in (see the brief's channel table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -405,10 +403,7 @@ event_table! {
 
 /// Brings a stored payload up to the current schema of its type.
 fn upcast(event_type: &str, schema_version: u16, payload: Value) -> Result<Value, HistoryError> {
-    let current = CaseEvent::TYPES
-        .iter()
-        .find(|(t, _)| *t == event_type)
-        .map(|(_, v)| *v);
+    let current = CaseEvent::TYPES.iter().find(|(t, _)| *t == event_type).map(|(_, v)| *v);
     match (event_type, schema_version) {
         (_, v) if Some(v) == current => Ok(payload),
         // case.assigned v1 = {unit, due_at, note?}: the deadline had no recorded rule. Upcast it
@@ -419,9 +414,7 @@ fn upcast(event_type: &str, schema_version: u16, payload: Value) -> Result<Value
                 Value::Object(m) => m,
                 _ => return Err(bad_shape(event_type, schema_version)),
             };
-            let due = obj
-                .remove("due_at")
-                .ok_or_else(|| bad_shape(event_type, schema_version))?;
+            let due = obj.remove("due_at").ok_or_else(|| bad_shape(event_type, schema_version))?;
             obj.insert(
                 "deadline".into(),
                 serde_json::json!({
@@ -434,17 +427,10 @@ fn upcast(event_type: &str, schema_version: u16, payload: Value) -> Result<Value
             obj.entry("note").or_insert(Value::Null);
             Ok(Value::Object(obj))
         }
-        _ => Err(HistoryError::UnknownEvent(
-            event_type.to_owned(),
-            schema_version,
-        )),
+        _ => Err(HistoryError::UnknownEvent(event_type.to_owned(), schema_version)),
     }
 }
 
 fn bad_shape(event_type: &str, schema_version: u16) -> HistoryError {
-    HistoryError::BadPayload {
-        event_type: event_type.to_owned(),
-        schema_version,
-        message: "unexpected shape".into(),
-    }
+    HistoryError::BadPayload { event_type: event_type.to_owned(), schema_version, message: "unexpected shape".into() }
 }

@@ -61,10 +61,7 @@ impl ActorId {
         let s = s.into();
         let n = s.chars().count();
         if n == 0 || n > 128 || s.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "actor",
-                "must be 1 to 128 printable characters",
-            ));
+            return Err(ValidationError::new("actor", "must be 1 to 128 printable characters"));
         }
         Ok(Self(s))
     }
@@ -99,9 +96,7 @@ impl ReceiptCode {
     /// Derives the code of a case from its id and its time of receipt. Deterministic, so a
     /// replay yields the same code; uniqueness is enforced by the store.
     pub fn for_case(id: CaseId, received_at: DateTime<Utc>) -> Self {
-        let date = received_at
-            .with_timezone(&crate::calendar::china_offset())
-            .format("%Y%m%d");
+        let date = received_at.with_timezone(&crate::calendar::china_offset()).format("%Y%m%d");
         // 40 bits from the random part of the UUID (bytes 10..15 are random in v4 and v7).
         let bytes = id.as_uuid().into_bytes();
         let mut bits: u64 = 0;
@@ -125,14 +120,7 @@ impl ReceiptCode {
             && up.as_bytes()[11] == b'-'
             && up[3..11].bytes().all(|b| b.is_ascii_digit())
             && up[12..].bytes().all(|b| CROCKFORD.contains(&b));
-        if ok {
-            Ok(Self(up))
-        } else {
-            Err(ValidationError::new(
-                "receipt_code",
-                "must look like HY-20261128-7K3Q9PXM",
-            ))
-        }
+        if ok { Ok(Self(up)) } else { Err(ValidationError::new("receipt_code", "must look like HY-20261128-7K3Q9PXM")) }
     }
 
     /// The code as text.

@@ -50,20 +50,13 @@ pub mod ids;
 pub mod lifecycle;
 
 pub use calendar::WorkingCalendar;
-pub use deadline::{
-    Deadline, DeadlinePolicy, DeadlineRule, DeadlineStatus, Limit, PolicySource, Stage, Urgency,
-};
+pub use deadline::{Deadline, DeadlinePolicy, DeadlineRule, DeadlineStatus, Limit, PolicySource, Stage, Urgency};
 pub use error::{DomainError, HistoryError, ValidationError};
-pub use events::{
-    CaseEvent, CaseKind, Channel, Complainant, FeedbackMethod, Outcome, Rating, SealedPersonalData,
-};
+pub use events::{CaseEvent, CaseKind, Channel, Complainant, FeedbackMethod, Outcome, Rating, SealedPersonalData};
 pub use ids::{
-    ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
-    UnitKind,
+    ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId, UnitKind,
 };
-pub use lifecycle::{
-    Actor, Case, Command, Context, Registration, Role, Status, decide, evolve, replay,
-};
+pub use lifecycle::{Actor, Case, Command, Context, Registration, Role, Status, decide, evolve, replay};
 
 /// Truncates a time to whole microseconds, the precision PostgreSQL keeps, so that what the
 /// domain decides and what the store returns compare equal.

@@ -11,9 +11,7 @@ use crate::calendar::WorkingCalendar;
 use crate::deadline::{Deadline, DeadlinePolicy, DeadlineRule, DeadlineStatus, Stage, Urgency};
 use crate::error::{DomainError, HistoryError};
 use crate::events::{CaseEvent, *};
-use crate::ids::{
-    ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
-};
+use crate::ids::{ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId};
 
 /// The status of a case as the ledger shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -365,11 +363,7 @@ pub struct Case {
 
 impl Case {
     /// Where the current deadline stands at `now`; `None` when no deadline runs.
-    pub fn deadline_status(
-        &self,
-        now: DateTime<Utc>,
-        calendar: &WorkingCalendar,
-    ) -> Option<DeadlineStatus> {
+    pub fn deadline_status(&self, now: DateTime<Utc>, calendar: &WorkingCalendar) -> Option<DeadlineStatus> {
         self.deadline.as_ref().map(|d| d.status_at(now, calendar))
     }
 
@@ -398,11 +392,7 @@ impl Case {
             Status::Rejected if self.rejection.is_none() => {
                 return Err("a rejected case has a reason");
             }
-            Status::Closed
-                if !(self.ever_fed_back
-                    || self.rejection.is_some()
-                    || self.duplicate_of.is_some()) =>
-            {
+            Status::Closed if !(self.ever_fed_back || self.rejection.is_some() || self.duplicate_of.is_some()) => {
                 return Err("a closed case was fed back, rejected or linked as a duplicate");
             }
             _ => {}
@@ -421,51 +411,33 @@ impl Case {
 }
 
 fn transition(command: &Command, case: &Case) -> DomainError {
-    DomainError::InvalidTransition {
-        command: command.name(),
-        status: case.status,
-    }
+    DomainError::InvalidTransition { command: command.name(), status: case.status }
 }
 
 /// Decides what a command causes. Pure: all facts come in through `state` and `ctx`.
-pub fn decide(
-    state: Option<&Case>,
-    command: &Command,
-    ctx: &Context<'_>,
-) -> Result<Vec<CaseEvent>, DomainError> {
+pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, DomainError> {
     let Some(case) = state else {
         return match command {
             Command::Register(r) => register(r, ctx),
             _ => Err(DomainError::NotRegistered),
         };
     };
-    if case.status == Status::Closed
-        && !matches!(
-            command,
-            Command::Reopen { .. } | Command::RevealComplainant { .. }
-        )
-    {
+    if case.status == Status::Closed && !matches!(command, Command::Reopen { .. } | Command::RevealComplainant { .. }) {
         return match command {
             Command::Register(_) => Err(DomainError::AlreadyRegistered),
             _ => Err(DomainError::CaseClosed),
         };
     }
     let policy = ctx.policy;
-    let deadline = |stage: Stage, start: DateTime<Utc>| {
-        policy.deadline(stage, case.urgency, start, ctx.calendar)
-    };
+    let deadline = |stage: Stage, start: DateTime<Utc>| policy.deadline(stage, case.urgency, start, ctx.calendar);
     let events = match command {
         Command::Register(_) => return Err(DomainError::AlreadyRegistered),
-        Command::Classify { category } => vec![CaseEvent::Classified(Classified {
-            category: *category,
-        })],
+        Command::Classify { category } => vec![CaseEvent::Classified(Classified { category: *category })],
         Command::Reject { reason } => {
             if case.status != Status::Received {
                 return Err(transition(command, case));
             }
-            vec![CaseEvent::Rejected(Rejected {
-                reason: reason.clone(),
-            })]
+            vec![CaseEvent::Rejected(Rejected { reason: reason.clone() })]
         }
         Command::Assign { unit, due_at, note } => {
             if case.status != Status::Received {
@@ -473,11 +445,7 @@ pub fn decide(
             }
             let policy_deadline = deadline(Stage::Handling, ctx.now)?;
             let deadline = explicit_deadline(policy_deadline, *due_at, ctx.now)?;
-            vec![CaseEvent::Assigned(Assigned {
-                unit: *unit,
-                deadline,
-                note: note.clone(),
-            })]
+            vec![CaseEvent::Assigned(Assigned { unit: *unit, deadline, note: note.clone() })]
         }
         Command::Transfer { reason, to_unit } => {
             if case.status != Status::Assigned {
@@ -485,17 +453,10 @@ pub fn decide(
             }
             let to = match to_unit {
                 Some(u) if Some(*u) == case.unit => return Err(DomainError::SameUnit),
-                Some(u) => Some(TransferTarget {
-                    unit: *u,
-                    deadline: deadline(Stage::Handling, ctx.now)?,
-                }),
+                Some(u) => Some(TransferTarget { unit: *u, deadline: deadline(Stage::Handling, ctx.now)? }),
                 None => None,
             };
-            let back_to_intake = if to.is_none() {
-                Some(deadline(Stage::Assignment, ctx.now)?)
-            } else {
-                None
-            };
+            let back_to_intake = if to.is_none() { Some(deadline(Stage::Assignment, ctx.now)?) } else { None };
             vec![CaseEvent::Transferred(Transferred {
                 from_unit: case.unit,
                 reason: reason.clone(),
@@ -514,17 +475,13 @@ pub fn decide(
                 return Err(DomainError::DeadlineNotLater);
             }
             if *due_at - current.due_at > Duration::days(i64::from(policy.max_extension_days)) {
-                return Err(DomainError::ExtensionTooLong {
-                    max_days: policy.max_extension_days,
-                });
+                return Err(DomainError::ExtensionTooLong { max_days: policy.max_extension_days });
             }
             let deadline = Deadline {
                 stage: Stage::Handling,
                 due_at: *due_at,
                 started_at: current.started_at,
-                rule: DeadlineRule::Extended {
-                    previous_due_at: current.due_at,
-                },
+                rule: DeadlineRule::Extended { previous_due_at: current.due_at },
             };
             vec![CaseEvent::DeadlineExtended(DeadlineExtended {
                 deadline,
@@ -541,20 +498,13 @@ pub fn decide(
                 _ => return Err(transition(command, case)),
             }
             let feedback_deadline = deadline(Stage::Feedback, ctx.now)?;
-            vec![CaseEvent::Handled(Handled {
-                outcome: *outcome,
-                result: result.clone(),
-                feedback_deadline,
-            })]
+            vec![CaseEvent::Handled(Handled { outcome: *outcome, result: result.clone(), feedback_deadline })]
         }
         Command::FeedBack { method, content } => {
             if case.status != Status::Handled {
                 return Err(transition(command, case));
             }
-            vec![CaseEvent::FedBack(FedBack {
-                method: *method,
-                content: content.clone(),
-            })]
+            vec![CaseEvent::FedBack(FedBack { method: *method, content: content.clone() })]
         }
         Command::RecordSatisfaction { rating, comment } => {
             if case.status != Status::FedBack {
@@ -574,14 +524,7 @@ pub fn decide(
                     note: None,
                     round: case.round + 1,
                     unit: case.unit,
-                    deadline: deadline(
-                        if case.unit.is_some() {
-                            Stage::Handling
-                        } else {
-                            Stage::Assignment
-                        },
-                        ctx.now,
-                    )?,
+                    deadline: deadline(if case.unit.is_some() { Stage::Handling } else { Stage::Assignment }, ctx.now)?,
                 }));
             }
             events
@@ -590,24 +533,16 @@ pub fn decide(
             let (unit, stage) = match case.status {
                 Status::Handled | Status::FedBack => (case.unit, Stage::Handling),
                 Status::Rejected => (None, Stage::Assignment),
-                Status::Closed if case.ever_fed_back && case.unit.is_some() => {
-                    (case.unit, Stage::Handling)
-                }
+                Status::Closed if case.ever_fed_back && case.unit.is_some() => (case.unit, Stage::Handling),
                 Status::Closed => (None, Stage::Assignment),
                 Status::Received | Status::Assigned => {
-                    return Err(DomainError::NothingToReopen {
-                        status: case.status,
-                    });
+                    return Err(DomainError::NothingToReopen { status: case.status });
                 }
             };
             vec![CaseEvent::Reopened(Reopened {
                 reason: ReopenReason::Decision,
                 note: Some(reason.clone()),
-                round: if stage == Stage::Handling {
-                    case.round + 1
-                } else {
-                    case.round
-                },
+                round: if stage == Stage::Handling { case.round + 1 } else { case.round },
                 unit,
                 deadline: deadline(stage, ctx.now)?,
             })]
@@ -619,9 +554,7 @@ pub fn decide(
             if case.status == Status::Rejected {
                 return Err(transition(command, case));
             }
-            vec![CaseEvent::Escalated(Escalated {
-                reason: reason.clone(),
-            })]
+            vec![CaseEvent::Escalated(Escalated { reason: reason.clone() })]
         }
         Command::LinkDuplicate { of } => {
             if *of == case.id {
@@ -636,10 +569,7 @@ pub fn decide(
             let Some(of) = case.duplicate_of else {
                 return Err(DomainError::NotDuplicate);
             };
-            vec![CaseEvent::UnlinkedAsDuplicate(UnlinkedAsDuplicate {
-                of,
-                reason: reason.clone(),
-            })]
+            vec![CaseEvent::UnlinkedAsDuplicate(UnlinkedAsDuplicate { of, reason: reason.clone() })]
         }
         Command::AddNote { text } => vec![CaseEvent::NoteAdded(NoteAdded { text: text.clone() })],
         Command::Close { note } => {
@@ -657,10 +587,7 @@ pub fn decide(
                 }
                 _ => return Err(DomainError::ClosedBeforeFeedback),
             };
-            vec![CaseEvent::Closed(Closed {
-                note: note.clone(),
-                over_dissatisfaction: justified,
-            })]
+            vec![CaseEvent::Closed(Closed { note: note.clone(), over_dissatisfaction: justified })]
         }
         Command::RevealComplainant { purpose } => {
             vec![CaseEvent::ComplainantRevealed(ComplainantRevealed {
@@ -677,9 +604,7 @@ fn register(r: &Registration, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Domai
         return Err(DomainError::ReceivedInFuture);
     }
     // Paper intake is entered later: the routing clock starts when the case was received.
-    let assign_deadline =
-        ctx.policy
-            .deadline(Stage::Assignment, r.urgency, r.received_at, ctx.calendar)?;
+    let assign_deadline = ctx.policy.deadline(Stage::Assignment, r.urgency, r.received_at, ctx.calendar)?;
     Ok(vec![CaseEvent::Received(Received {
         receipt_code: ReceiptCode::for_case(r.id, r.received_at),
         channel: r.channel,
@@ -705,25 +630,14 @@ fn explicit_deadline(
         None => Ok(policy),
         Some(t) if t <= now => Err(DomainError::DeadlineInPast),
         Some(t) if t > policy.due_at => Err(DomainError::DeadlineBeyondPolicy),
-        Some(t) => Ok(Deadline {
-            due_at: t,
-            rule: DeadlineRule::Explicit {
-                policy_due_at: policy.due_at,
-            },
-            ..policy
-        }),
+        Some(t) => Ok(Deadline { due_at: t, rule: DeadlineRule::Explicit { policy_due_at: policy.due_at }, ..policy }),
     }
 }
 
 /// Folds one event into the state. `at` is the time the event was recorded. Only a history
 /// that does not start with `case.received`, or repeats it, fails: every other event applies
 /// unconditionally, because [`decide`] checked it before it was recorded.
-pub fn evolve(
-    state: Option<Case>,
-    id: CaseId,
-    event: &CaseEvent,
-    at: DateTime<Utc>,
-) -> Result<Case, HistoryError> {
+pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<Utc>) -> Result<Case, HistoryError> {
     let mut case = match (state, event) {
         (None, CaseEvent::Received(e)) => {
             return Ok(Case {
@@ -798,29 +712,17 @@ pub fn evolve(
         }
         CaseEvent::Handled(e) => {
             case.status = Status::Handled;
-            case.handling = Some(HandlingRecord {
-                outcome: e.outcome,
-                result: e.result.clone(),
-                at,
-            });
+            case.handling = Some(HandlingRecord { outcome: e.outcome, result: e.result.clone(), at });
             case.deadline = Some(e.feedback_deadline);
         }
         CaseEvent::FedBack(e) => {
             case.status = Status::FedBack;
-            case.feedback = Some(FeedbackRecord {
-                method: e.method,
-                content: e.content.clone(),
-                at,
-            });
+            case.feedback = Some(FeedbackRecord { method: e.method, content: e.content.clone(), at });
             case.ever_fed_back = true;
             case.deadline = None;
         }
         CaseEvent::SatisfactionRecorded(e) => {
-            case.satisfaction = Some(SatisfactionRecord {
-                rating: e.rating,
-                comment: e.comment.clone(),
-                at,
-            });
+            case.satisfaction = Some(SatisfactionRecord { rating: e.rating, comment: e.comment.clone(), at });
             if e.rating == Rating::Dissatisfied {
                 case.dissatisfied_round = Some(case.round);
             }
@@ -828,11 +730,7 @@ pub fn evolve(
         CaseEvent::Reopened(e) => {
             case.round = e.round;
             case.unit = e.unit;
-            case.status = if e.unit.is_some() {
-                Status::Assigned
-            } else {
-                Status::Received
-            };
+            case.status = if e.unit.is_some() { Status::Assigned } else { Status::Received };
             if e.unit.is_some() {
                 case.assigned_at = Some(at);
             }

@@ -12,16 +12,11 @@ use support::*;
 #[test]
 fn registering_records_the_case_with_a_receipt_code_and_a_routing_deadline() {
     let (events, case) = given_new().when(register()).unwrap();
-    let [CaseEvent::Received(r)] = events.as_slice() else {
-        panic!("one received event: {events:?}")
-    };
+    let [CaseEvent::Received(r)] = events.as_slice() else { panic!("one received event: {events:?}") };
     assert!(r.receipt_code.as_str().starts_with("HY-20261102-"));
     assert_eq!(r.assign_deadline.stage, Stage::Assignment);
     // Received Monday 09:00 CST, three working days: Thursday 23:59:59 CST.
-    assert_eq!(
-        r.assign_deadline.due_at.to_rfc3339(),
-        "2026-11-05T15:59:59+00:00"
-    );
+    assert_eq!(r.assign_deadline.due_at.to_rfc3339(), "2026-11-05T15:59:59+00:00");
     assert_eq!(case.status, Status::Received);
     assert_eq!(case.round, 1);
 }
@@ -30,31 +25,17 @@ fn registering_records_the_case_with_a_receipt_code_and_a_routing_deadline() {
 fn registering_with_a_future_receipt_time_is_rejected() {
     let mut r = registration();
     r.received_at = now() + Duration::minutes(5);
-    assert_eq!(
-        given_new()
-            .when(Command::Register(Box::new(r)))
-            .unwrap_err(),
-        DomainError::ReceivedInFuture
-    );
+    assert_eq!(given_new().when(Command::Register(Box::new(r))).unwrap_err(), DomainError::ReceivedInFuture);
 }
 
 #[test]
 fn registering_twice_is_rejected() {
-    assert_eq!(
-        given_new()
-            .after(&[register()])
-            .when(register())
-            .unwrap_err(),
-        DomainError::AlreadyRegistered
-    );
+    assert_eq!(given_new().after(&[register()]).when(register()).unwrap_err(), DomainError::AlreadyRegistered);
 }
 
 #[test]
 fn commands_on_an_unregistered_case_are_rejected() {
-    assert_eq!(
-        given_new().when(assign(1)).unwrap_err(),
-        DomainError::NotRegistered
-    );
+    assert_eq!(given_new().when(assign(1)).unwrap_err(), DomainError::NotRegistered);
 }
 
 #[test]
@@ -64,10 +45,7 @@ fn paper_intake_starts_the_clock_at_the_time_of_receipt() {
     let s = given_new().after(&[Command::Register(Box::new(r))]);
     let case = s.state().unwrap();
     assert!(case.is_overdue(now()));
-    assert!(matches!(
-        case.deadline_status(now(), &s.calendar),
-        Some(DeadlineStatus::Overdue { .. })
-    ));
+    assert!(matches!(case.deadline_status(now(), &s.calendar), Some(DeadlineStatus::Overdue { .. })));
 }
 
 #[test]
@@ -82,54 +60,26 @@ fn classifying_sets_the_category_and_keeps_the_deadline() {
 
 #[test]
 fn rejecting_a_received_case_records_the_reason() {
-    let (events, case) = given_new()
-        .after(&[register()])
-        .when(Command::Reject {
-            reason: reason("不属于纪委受理范围"),
-        })
-        .unwrap();
-    assert_eq!(
-        events,
-        vec![CaseEvent::Rejected(Rejected {
-            reason: reason("不属于纪委受理范围")
-        })]
-    );
+    let (events, case) =
+        given_new().after(&[register()]).when(Command::Reject { reason: reason("不属于纪委受理范围") }).unwrap();
+    assert_eq!(events, vec![CaseEvent::Rejected(Rejected { reason: reason("不属于纪委受理范围") })]);
     assert_eq!(case.status, Status::Rejected);
     assert_eq!(case.deadline, None);
 }
 
 #[test]
 fn rejecting_an_assigned_case_is_an_invalid_transition() {
-    let err = given_new()
-        .after(&[register(), assign(1)])
-        .when(Command::Reject {
-            reason: reason("x"),
-        })
-        .unwrap_err();
-    assert_eq!(
-        err,
-        DomainError::InvalidTransition {
-            command: "reject",
-            status: Status::Assigned
-        }
-    );
+    let err = given_new().after(&[register(), assign(1)]).when(Command::Reject { reason: reason("x") }).unwrap_err();
+    assert_eq!(err, DomainError::InvalidTransition { command: "reject", status: Status::Assigned });
 }
 
 #[test]
 fn assigning_routes_to_the_unit_with_a_fifteen_working_day_deadline() {
     let (events, case) = given_new().after(&[register()]).when(assign(1)).unwrap();
-    let [CaseEvent::Assigned(a)] = events.as_slice() else {
-        panic!()
-    };
+    let [CaseEvent::Assigned(a)] = events.as_slice() else { panic!() };
     assert_eq!(a.unit, unit(1));
     assert_eq!(a.deadline.due_at.to_rfc3339(), "2026-11-23T15:59:59+00:00");
-    assert!(matches!(
-        a.deadline.rule,
-        DeadlineRule::Policy {
-            limit: Limit::WorkingDays(15),
-            ..
-        }
-    ));
+    assert!(matches!(a.deadline.rule, DeadlineRule::Policy { limit: Limit::WorkingDays(15), .. }));
     assert_eq!(case.status, Status::Assigned);
     assert_eq!(case.unit, Some(unit(1)));
 }
@@ -139,15 +89,9 @@ fn assigning_with_a_shorter_explicit_deadline_records_the_policy_it_shortened() 
     let due = now() + Duration::days(3);
     let (events, _) = given_new()
         .after(&[register()])
-        .when(Command::Assign {
-            unit: unit(1),
-            due_at: Some(due),
-            note: Some(text("请尽快核实")),
-        })
+        .when(Command::Assign { unit: unit(1), due_at: Some(due), note: Some(text("请尽快核实")) })
         .unwrap();
-    let [CaseEvent::Assigned(a)] = events.as_slice() else {
-        panic!()
-    };
+    let [CaseEvent::Assigned(a)] = events.as_slice() else { panic!() };
     assert_eq!(a.deadline.due_at, due);
     assert!(matches!(a.deadline.rule, DeadlineRule::Explicit { .. }));
 }
@@ -155,17 +99,9 @@ fn assigning_with_a_shorter_explicit_deadline_records_the_policy_it_shortened() 
 #[test]
 fn assigning_with_a_deadline_beyond_the_policy_or_in_the_past_is_rejected() {
     let s = given_new().after(&[register()]);
-    let late = Command::Assign {
-        unit: unit(1),
-        due_at: Some(now() + Duration::days(90)),
-        note: None,
-    };
+    let late = Command::Assign { unit: unit(1), due_at: Some(now() + Duration::days(90)), note: None };
     assert_eq!(s.when(late).unwrap_err(), DomainError::DeadlineBeyondPolicy);
-    let past = Command::Assign {
-        unit: unit(1),
-        due_at: Some(now() - Duration::hours(1)),
-        note: None,
-    };
+    let past = Command::Assign { unit: unit(1), due_at: Some(now() - Duration::hours(1)), note: None };
     assert_eq!(s.when(past).unwrap_err(), DomainError::DeadlineInPast);
 }
 
@@ -173,22 +109,14 @@ fn assigning_with_a_deadline_beyond_the_policy_or_in_the_past_is_rejected() {
 fn urgent_cases_are_due_in_hours() {
     let mut r = registration();
     r.urgency = Urgency::Urgent;
-    let (_, case) = given_new()
-        .after(&[Command::Register(Box::new(r))])
-        .when(assign(1))
-        .unwrap();
+    let (_, case) = given_new().after(&[Command::Register(Box::new(r))]).when(assign(1)).unwrap();
     assert_eq!(case.deadline.unwrap().due_at, now() + Duration::hours(48));
 }
 
 #[test]
 fn transferring_to_another_unit_restarts_the_handling_clock_there() {
     let s = given_new().after(&[register(), assign(1)]);
-    let (_, case) = s
-        .when(Command::Transfer {
-            reason: reason("属于卫生院职责"),
-            to_unit: Some(unit(2)),
-        })
-        .unwrap();
+    let (_, case) = s.when(Command::Transfer { reason: reason("属于卫生院职责"), to_unit: Some(unit(2)) }).unwrap();
     assert_eq!(case.unit, Some(unit(2)));
     assert_eq!(case.status, Status::Assigned);
 }
@@ -197,10 +125,7 @@ fn transferring_to_another_unit_restarts_the_handling_clock_there() {
 fn returning_a_case_sends_it_back_to_intake() {
     let (_, case) = given_new()
         .after(&[register(), assign(1)])
-        .when(Command::Transfer {
-            reason: reason("非本单位职责"),
-            to_unit: None,
-        })
+        .when(Command::Transfer { reason: reason("非本单位职责"), to_unit: None })
         .unwrap();
     assert_eq!(case.status, Status::Received);
     assert_eq!(case.unit, None);
@@ -211,10 +136,7 @@ fn returning_a_case_sends_it_back_to_intake() {
 fn transferring_to_the_same_unit_is_rejected() {
     let err = given_new()
         .after(&[register(), assign(1)])
-        .when(Command::Transfer {
-            reason: reason("x"),
-            to_unit: Some(unit(1)),
-        })
+        .when(Command::Transfer { reason: reason("x"), to_unit: Some(unit(1)) })
         .unwrap_err();
     assert_eq!(err, DomainError::SameUnit);
 }
@@ -223,27 +145,12 @@ fn transferring_to_the_same_unit_is_rejected() {
 fn extending_once_records_the_approver_and_a_second_extension_is_refused() {
     let s = given_new().after(&[register(), assign(1)]);
     let due = s.state().unwrap().deadline.unwrap().due_at + Duration::days(10);
-    let (events, case) = s
-        .when(Command::ExtendDeadline {
-            due_at: due,
-            reason: reason("需要现场核查"),
-        })
-        .unwrap();
-    let [CaseEvent::DeadlineExtended(e)] = events.as_slice() else {
-        panic!()
-    };
+    let (events, case) = s.when(Command::ExtendDeadline { due_at: due, reason: reason("需要现场核查") }).unwrap();
+    let [CaseEvent::DeadlineExtended(e)] = events.as_slice() else { panic!() };
     assert_eq!(e.approved_by.as_str(), "supervisor-1");
     assert_eq!(case.deadline.unwrap().due_at, due);
-    let s = s.after(&[Command::ExtendDeadline {
-        due_at: due,
-        reason: reason("需要现场核查"),
-    }]);
-    let err = s
-        .when(Command::ExtendDeadline {
-            due_at: due + Duration::days(1),
-            reason: reason("再延"),
-        })
-        .unwrap_err();
+    let s = s.after(&[Command::ExtendDeadline { due_at: due, reason: reason("需要现场核查") }]);
+    let err = s.when(Command::ExtendDeadline { due_at: due + Duration::days(1), reason: reason("再延") }).unwrap_err();
     assert_eq!(err, DomainError::ExtensionLimitReached);
 }
 
@@ -252,37 +159,23 @@ fn extending_by_more_than_thirty_days_or_backwards_is_refused() {
     let s = given_new().after(&[register(), assign(1)]);
     let due = s.state().unwrap().deadline.unwrap().due_at;
     assert_eq!(
-        s.when(Command::ExtendDeadline {
-            due_at: due + Duration::days(31),
-            reason: reason("x")
-        })
-        .unwrap_err(),
+        s.when(Command::ExtendDeadline { due_at: due + Duration::days(31), reason: reason("x") }).unwrap_err(),
         DomainError::ExtensionTooLong { max_days: 30 }
     );
     assert_eq!(
-        s.when(Command::ExtendDeadline {
-            due_at: due,
-            reason: reason("x")
-        })
-        .unwrap_err(),
+        s.when(Command::ExtendDeadline { due_at: due, reason: reason("x") }).unwrap_err(),
         DomainError::DeadlineNotLater
     );
 }
 
 #[test]
 fn handling_before_assignment_is_rejected() {
-    assert_eq!(
-        given_new().after(&[register()]).when(handle()).unwrap_err(),
-        DomainError::HandledBeforeAssigned
-    );
+    assert_eq!(given_new().after(&[register()]).when(handle()).unwrap_err(), DomainError::HandledBeforeAssigned);
 }
 
 #[test]
 fn handling_records_the_outcome_and_starts_the_reply_clock() {
-    let (_, case) = given_new()
-        .after(&[register(), assign(1)])
-        .when(handle())
-        .unwrap();
+    let (_, case) = given_new().after(&[register(), assign(1)]).when(handle()).unwrap();
     assert_eq!(case.status, Status::Handled);
     assert_eq!(case.handling.unwrap().outcome, Outcome::Resolved);
     assert_eq!(case.deadline.unwrap().stage, Stage::Feedback);
@@ -290,25 +183,13 @@ fn handling_records_the_outcome_and_starts_the_reply_clock() {
 
 #[test]
 fn feeding_back_before_handling_is_rejected() {
-    let err = given_new()
-        .after(&[register(), assign(1)])
-        .when(feedback())
-        .unwrap_err();
-    assert_eq!(
-        err,
-        DomainError::InvalidTransition {
-            command: "feedback",
-            status: Status::Assigned
-        }
-    );
+    let err = given_new().after(&[register(), assign(1)]).when(feedback()).unwrap_err();
+    assert_eq!(err, DomainError::InvalidTransition { command: "feedback", status: Status::Assigned });
 }
 
 #[test]
 fn feeding_back_stops_the_clock() {
-    let (_, case) = given_new()
-        .after(&[register(), assign(1), handle()])
-        .when(feedback())
-        .unwrap();
+    let (_, case) = given_new().after(&[register(), assign(1), handle()]).when(feedback()).unwrap();
     assert_eq!(case.status, Status::FedBack);
     assert!(case.ever_fed_back);
     assert_eq!(case.deadline, None);
@@ -319,23 +200,16 @@ fn a_satisfied_rating_is_recorded_once() {
     let s = given_new().after(&[register(), assign(1), handle(), feedback()]);
     let (_, case) = s.when(rate(Rating::Satisfied)).unwrap();
     assert_eq!(case.satisfaction.unwrap().rating, Rating::Satisfied);
-    let err = s
-        .after(&[rate(Rating::BasicallySatisfied)])
-        .when(rate(Rating::Satisfied))
-        .unwrap_err();
+    let err = s.after(&[rate(Rating::BasicallySatisfied)]).when(rate(Rating::Satisfied)).unwrap_err();
     assert_eq!(err, DomainError::AlreadyRated);
 }
 
 #[test]
 fn a_dissatisfied_rating_reopens_the_case_for_rework_in_a_new_round() {
-    let (events, case) = given_new()
-        .after(&[register(), assign(1), handle(), feedback()])
-        .when(rate(Rating::Dissatisfied))
-        .unwrap();
+    let (events, case) =
+        given_new().after(&[register(), assign(1), handle(), feedback()]).when(rate(Rating::Dissatisfied)).unwrap();
     assert_eq!(events.len(), 2);
-    assert!(
-        matches!(&events[1], CaseEvent::Reopened(r) if r.reason == ReopenReason::Dissatisfied && r.round == 2)
-    );
+    assert!(matches!(&events[1], CaseEvent::Reopened(r) if r.reason == ReopenReason::Dissatisfied && r.round == 2));
     assert_eq!(case.status, Status::Assigned);
     assert_eq!(case.round, 2);
     assert_eq!(case.unit, Some(unit(1)));
@@ -344,98 +218,42 @@ fn a_dissatisfied_rating_reopens_the_case_for_rework_in_a_new_round() {
 
 #[test]
 fn closing_over_dissatisfaction_needs_a_supervisor_and_a_justification() {
-    let s = given_new().after(&[
-        register(),
-        assign(1),
-        handle(),
-        feedback(),
-        rate(Rating::Dissatisfied),
-    ]);
-    assert_eq!(
-        s.when(close(None)).unwrap_err(),
-        DomainError::JustificationRequired
-    );
+    let s = given_new().after(&[register(), assign(1), handle(), feedback(), rate(Rating::Dissatisfied)]);
+    assert_eq!(s.when(close(None)).unwrap_err(), DomainError::JustificationRequired);
     let clerk = given_new()
-        .after(&[
-            register(),
-            assign(1),
-            handle(),
-            feedback(),
-            rate(Rating::Dissatisfied),
-        ])
+        .after(&[register(), assign(1), handle(), feedback(), rate(Rating::Dissatisfied)])
         .acting_as(Role::Clerk);
-    assert_eq!(
-        clerk.when(close(Some("诉求已依法答复"))).unwrap_err(),
-        DomainError::JustificationRequired
-    );
-    let (events, case) = s
-        .when(close(Some("诉求超出政策范围，已依法依规答复")))
-        .unwrap();
+    assert_eq!(clerk.when(close(Some("诉求已依法答复"))).unwrap_err(), DomainError::JustificationRequired);
+    let (events, case) = s.when(close(Some("诉求超出政策范围，已依法依规答复"))).unwrap();
     assert!(matches!(&events[0], CaseEvent::Closed(c) if c.over_dissatisfaction));
     assert_eq!(case.status, Status::Closed);
 }
 
 #[test]
 fn closing_before_feedback_is_rejected() {
-    for history in [
-        vec![register()],
-        vec![register(), assign(1)],
-        vec![register(), assign(1), handle()],
-    ] {
-        assert_eq!(
-            given_new().after(&history).when(close(None)).unwrap_err(),
-            DomainError::ClosedBeforeFeedback
-        );
+    for history in [vec![register()], vec![register(), assign(1)], vec![register(), assign(1), handle()]] {
+        assert_eq!(given_new().after(&history).when(close(None)).unwrap_err(), DomainError::ClosedBeforeFeedback);
     }
 }
 
 #[test]
 fn a_rejected_or_duplicate_case_can_be_closed_without_feedback() {
-    let (_, case) = given_new()
-        .after(&[
-            register(),
-            Command::Reject {
-                reason: reason("重复反映"),
-            },
-        ])
-        .when(close(None))
-        .unwrap();
+    let (_, case) =
+        given_new().after(&[register(), Command::Reject { reason: reason("重复反映") }]).when(close(None)).unwrap();
     assert_eq!(case.status, Status::Closed);
     let other = CaseId::from_uuid(uuid::Uuid::from_u128(99));
-    let (_, case) = given_new()
-        .after(&[register(), Command::LinkDuplicate { of: other }])
-        .when(close(None))
-        .unwrap();
+    let (_, case) = given_new().after(&[register(), Command::LinkDuplicate { of: other }]).when(close(None)).unwrap();
     assert_eq!(case.status, Status::Closed);
 }
 
 #[test]
 fn a_closed_case_changes_only_by_an_explicit_reopen() {
-    let s = given_new().after(&[
-        register(),
-        assign(1),
-        handle(),
-        feedback(),
-        rate(Rating::Satisfied),
-        close(None),
-    ]);
-    for c in [
-        Command::AddNote {
-            text: text("补充")
-        },
-        Command::Escalate {
-            reason: reason("x"),
-        },
-        handle(),
-        close(None),
-    ] {
+    let s = given_new().after(&[register(), assign(1), handle(), feedback(), rate(Rating::Satisfied), close(None)]);
+    for c in [Command::AddNote { text: text("补充") }, Command::Escalate { reason: reason("x") }, handle(), close(None)]
+    {
         assert_eq!(s.when(c).unwrap_err(), DomainError::CaseClosed);
     }
-    let (_, case) = s
-        .when(Command::Reopen {
-            reason: reason("发现答复不实"),
-        })
-        .unwrap();
+    let (_, case) = s.when(Command::Reopen { reason: reason("发现答复不实") }).unwrap();
     assert_eq!(case.status, Status::Assigned);
     assert_eq!(case.round, 2);
 }
@@ -443,15 +261,8 @@ fn a_closed_case_changes_only_by_an_explicit_reopen() {
 #[test]
 fn reopening_a_rejected_case_returns_it_to_intake() {
     let (_, case) = given_new()
-        .after(&[
-            register(),
-            Command::Reject {
-                reason: reason("x"),
-            },
-        ])
-        .when(Command::Reopen {
-            reason: reason("受理有误"),
-        })
+        .after(&[register(), Command::Reject { reason: reason("x") }])
+        .when(Command::Reopen { reason: reason("受理有误") })
         .unwrap();
     assert_eq!(case.status, Status::Received);
     assert_eq!(case.rejection, None);
@@ -459,36 +270,18 @@ fn reopening_a_rejected_case_returns_it_to_intake() {
 
 #[test]
 fn reopening_an_open_case_is_refused() {
-    let err = given_new()
-        .after(&[register(), assign(1)])
-        .when(Command::Reopen {
-            reason: reason("x"),
-        })
-        .unwrap_err();
-    assert_eq!(
-        err,
-        DomainError::NothingToReopen {
-            status: Status::Assigned
-        }
-    );
+    let err = given_new().after(&[register(), assign(1)]).when(Command::Reopen { reason: reason("x") }).unwrap_err();
+    assert_eq!(err, DomainError::NothingToReopen { status: Status::Assigned });
 }
 
 #[test]
 fn escalating_twice_is_refused() {
     let s = given_new().after(&[register(), assign(1)]);
-    let (_, case) = s
-        .when(Command::Escalate {
-            reason: reason("群众反映强烈"),
-        })
-        .unwrap();
+    let (_, case) = s.when(Command::Escalate { reason: reason("群众反映强烈") }).unwrap();
     assert!(case.escalation.is_some());
     let err = s
-        .after(&[Command::Escalate {
-            reason: reason("x"),
-        }])
-        .when(Command::Escalate {
-            reason: reason("y"),
-        })
+        .after(&[Command::Escalate { reason: reason("x") }])
+        .when(Command::Escalate { reason: reason("y") })
         .unwrap_err();
     assert_eq!(err, DomainError::AlreadyEscalated);
 }
@@ -496,59 +289,25 @@ fn escalating_twice_is_refused() {
 #[test]
 fn duplicate_links_are_checked() {
     let s = given_new().after(&[register()]);
-    assert_eq!(
-        s.when(Command::LinkDuplicate { of: case_id() })
-            .unwrap_err(),
-        DomainError::SelfDuplicate
-    );
-    assert_eq!(
-        s.when(Command::UnlinkDuplicate {
-            reason: reason("x")
-        })
-        .unwrap_err(),
-        DomainError::NotDuplicate
-    );
+    assert_eq!(s.when(Command::LinkDuplicate { of: case_id() }).unwrap_err(), DomainError::SelfDuplicate);
+    assert_eq!(s.when(Command::UnlinkDuplicate { reason: reason("x") }).unwrap_err(), DomainError::NotDuplicate);
     let other = CaseId::from_uuid(uuid::Uuid::from_u128(99));
     let linked = s.after(&[Command::LinkDuplicate { of: other }]);
-    assert_eq!(
-        linked
-            .when(Command::LinkDuplicate { of: other })
-            .unwrap_err(),
-        DomainError::AlreadyDuplicate
-    );
-    let (_, case) = linked
-        .when(Command::UnlinkDuplicate {
-            reason: reason("并非同一事项"),
-        })
-        .unwrap();
+    assert_eq!(linked.when(Command::LinkDuplicate { of: other }).unwrap_err(), DomainError::AlreadyDuplicate);
+    let (_, case) = linked.when(Command::UnlinkDuplicate { reason: reason("并非同一事项") }).unwrap();
     assert_eq!(case.duplicate_of, None);
 }
 
 #[test]
 fn notes_are_counted() {
-    let (_, case) = given_new()
-        .after(&[register()])
-        .when(Command::AddNote {
-            text: text("已电话联系"),
-        })
-        .unwrap();
+    let (_, case) = given_new().after(&[register()]).when(Command::AddNote { text: text("已电话联系") }).unwrap();
     assert_eq!(case.notes, 1);
 }
 
 #[test]
 fn a_reveal_is_recorded_even_on_a_closed_case() {
-    let s = given_new().after(&[
-        register(),
-        Command::Reject {
-            reason: reason("x"),
-        },
-        close(None),
-    ]);
-    let (events, _) = s
-        .when(Command::RevealComplainant {
-            purpose: reason("核实身份"),
-        })
-        .unwrap();
+    let s = given_new().after(&[register(), Command::Reject { reason: reason("x") }, close(None)]);
+    let (events, _) = s.when(Command::RevealComplainant { purpose: reason("核实身份") }).unwrap();
     assert!(matches!(&events[0], CaseEvent::ComplainantRevealed(_)));
 }
 
@@ -593,26 +352,15 @@ fn every_event_round_trips_through_its_payload() {
     let s = given_new().after(&[
         register(),
         assign(1),
-        Command::ExtendDeadline {
-            due_at: now() + Duration::days(30),
-            reason: reason("x"),
-        },
+        Command::ExtendDeadline { due_at: now() + Duration::days(30), reason: reason("x") },
         handle(),
         feedback(),
         rate(Rating::Dissatisfied),
-        Command::Transfer {
-            reason: reason("y"),
-            to_unit: Some(unit(3)),
-        },
-        Command::Escalate {
-            reason: reason("z"),
-        },
+        Command::Transfer { reason: reason("y"), to_unit: Some(unit(3)) },
+        Command::Escalate { reason: reason("z") },
         Command::AddNote { text: text("n") },
     ]);
     for (e, _) in &s.history {
-        assert_eq!(
-            &CaseEvent::from_stored(e.event_type(), e.schema_version(), e.payload()).unwrap(),
-            e
-        );
+        assert_eq!(&CaseEvent::from_stored(e.event_type(), e.schema_version(), e.payload()).unwrap(), e);
     }
 }

@@ -19,43 +19,26 @@ fn command() -> impl Strategy<Value = Command> {
             due_at: Some(now() + Duration::days(d)),
             note: None
         }),
-        (r(), proptest::option::of(1u128..4)).prop_map(|(reason, u)| Command::Transfer {
-            reason,
-            to_unit: u.map(unit)
-        }),
-        (1i64..40, r()).prop_map(|(d, reason)| Command::ExtendDeadline {
-            due_at: now() + Duration::days(d),
-            reason
-        }),
+        (r(), proptest::option::of(1u128..4))
+            .prop_map(|(reason, u)| Command::Transfer { reason, to_unit: u.map(unit) }),
+        (1i64..40, r()).prop_map(|(d, reason)| Command::ExtendDeadline { due_at: now() + Duration::days(d), reason }),
         Just(handle()),
         Just(feedback()),
-        prop_oneof![
-            Just(Rating::Satisfied),
-            Just(Rating::BasicallySatisfied),
-            Just(Rating::Dissatisfied)
-        ]
-        .prop_map(rate),
+        prop_oneof![Just(Rating::Satisfied), Just(Rating::BasicallySatisfied), Just(Rating::Dissatisfied)]
+            .prop_map(rate),
         r().prop_map(|reason| Command::Reopen { reason }),
         r().prop_map(|reason| Command::Escalate { reason }),
         r().prop_map(|reason| Command::Reject { reason }),
         proptest::option::of("[a-z]{1,5}").prop_map(|n| close(n.as_deref())),
-        (90u128..92).prop_map(|n| Command::LinkDuplicate {
-            of: CaseId::from_uuid(uuid::Uuid::from_u128(n))
-        }),
+        (90u128..92).prop_map(|n| Command::LinkDuplicate { of: CaseId::from_uuid(uuid::Uuid::from_u128(n)) }),
         r().prop_map(|reason| Command::UnlinkDuplicate { reason }),
-        Just(Command::AddNote {
-            text: text("备注")
-        }),
+        Just(Command::AddNote { text: text("备注") }),
         r().prop_map(|purpose| Command::RevealComplainant { purpose }),
     ]
 }
 
 fn role() -> impl Strategy<Value = Role> {
-    prop_oneof![
-        Just(Role::Clerk),
-        Just(Role::Handler),
-        Just(Role::Supervisor)
-    ]
+    prop_oneof![Just(Role::Clerk), Just(Role::Handler), Just(Role::Supervisor)]
 }
 
 proptest! {

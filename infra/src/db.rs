@@ -57,9 +57,7 @@ impl DbSettings {
         let mgr = deadpool_postgres::Manager::from_config(
             self.pg_config()?,
             NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         Pool::builder(mgr)
             .max_size(self.pool_size)

@@ -128,15 +128,10 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_depth_and_drops_whitespace() {
-        let v: Value =
-            serde_json::from_str(r#"{ "b": 1, "a": {"z": [true, null], "y": "引号\"" } }"#)
-                .expect("json");
+        let v: Value = serde_json::from_str(r#"{ "b": 1, "a": {"z": [true, null], "y": "引号\"" } }"#).expect("json");
         let mut out = Vec::new();
         canonical_json(&v, &mut out);
-        assert_eq!(
-            String::from_utf8(out).expect("utf8"),
-            r#"{"a":{"y":"引号\"","z":[true,null]},"b":1}"#
-        );
+        assert_eq!(String::from_utf8(out).expect("utf8"), r#"{"a":{"y":"引号\"","z":[true,null]},"b":1}"#);
     }
 
     #[test]
@@ -158,30 +153,12 @@ mod tests {
         let other_prev = [1u8; 32];
         for changed in [
             HashInput { version: 2, ..base },
-            HashInput {
-                event_type: "case.rejected",
-                ..base
-            },
-            HashInput {
-                schema_version: 2,
-                ..base
-            },
-            HashInput {
-                payload: &other_payload,
-                ..base
-            },
-            HashInput {
-                metadata: &payload,
-                ..base
-            },
-            HashInput {
-                prev_hash: &other_prev,
-                ..base
-            },
-            HashInput {
-                case_id: uuid::Uuid::max(),
-                ..base
-            },
+            HashInput { event_type: "case.rejected", ..base },
+            HashInput { schema_version: 2, ..base },
+            HashInput { payload: &other_payload, ..base },
+            HashInput { metadata: &payload, ..base },
+            HashInput { prev_hash: &other_prev, ..base },
+            HashInput { case_id: uuid::Uuid::max(), ..base },
         ] {
             assert_ne!(event_hash(&changed), h);
         }

@@ -19,7 +19,4 @@ pub mod vault;
 pub use db::{DbSettings, Pool};
 pub use error::StoreError;
 pub use secret::Secret;
-pub use store::{
-    AppendOutcome, EventStore, FeedCursor, IdempotencyKey, LoadedCase, Metadata, NewEvent,
-    StoredEvent,
-};
+pub use store::{AppendOutcome, EventStore, FeedCursor, IdempotencyKey, LoadedCase, Metadata, NewEvent, StoredEvent};

@@ -25,24 +25,14 @@ pub enum MigrateError {
 /// Returns the names of the migrations applied now.
 pub async fn run(settings: &DbSettings) -> Result<Vec<String>, MigrateError> {
     let cfg = settings.pg_config().map_err(MigrateError::Connect)?;
-    let (mut client, conn) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| MigrateError::Connect(e.into()))?;
+    let (mut client, conn) = cfg.connect(NoTls).await.map_err(|e| MigrateError::Connect(e.into()))?;
     let handle = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!(error = %e, "migration connection ended");
         }
     });
-    let report = embedded::migrations::runner()
-        .set_grouped(true)
-        .run_async(&mut client)
-        .await?;
+    let report = embedded::migrations::runner().set_grouped(true).run_async(&mut client).await?;
     drop(client);
     let _ = handle.await;
-    Ok(report
-        .applied_migrations()
-        .iter()
-        .map(|m| m.to_string())
-        .collect())
+    Ok(report.applied_migrations().iter().map(|m| m.to_string()).collect())
 }

@@ -79,9 +79,7 @@ impl Category {
             code: r.get("code"),
             name: r.get("name"),
             kind: r.get("kind"),
-            default_unit_id: r
-                .get::<_, Option<Uuid>>("default_unit_id")
-                .map(UnitId::from_uuid),
+            default_unit_id: r.get::<_, Option<Uuid>>("default_unit_id").map(UnitId::from_uuid),
             policy,
             active: r.get("active"),
             created_at: r.get("created_at"),
@@ -133,40 +131,24 @@ pub struct ReferenceData {
 }
 
 const UNIT_COLS: &str = "id, name, kind, parent_id, active, created_at, updated_at";
-const CATEGORY_COLS: &str =
-    "id, code, name, kind, default_unit_id, policy, active, created_at, updated_at";
+const CATEGORY_COLS: &str = "id, code, name, kind, default_unit_id, policy, active, created_at, updated_at";
 
 impl ReferenceData {
     /// Reference data on a pool.
     pub fn new(pool: Pool) -> Self {
-        Self {
-            pool,
-            calendar: Arc::new(RwLock::new(None)),
-        }
+        Self { pool, calendar: Arc::new(RwLock::new(None)) }
     }
 
     /// Creates a unit.
-    pub async fn create_unit(
-        &self,
-        name: &str,
-        kind: UnitKind,
-        parent: Option<UnitId>,
-    ) -> Result<Unit, StoreError> {
+    pub async fn create_unit(&self, name: &str, kind: UnitKind, parent: Option<UnitId>) -> Result<Unit, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
-            .prepare_cached(&format!("INSERT INTO units (id, name, kind, parent_id) VALUES ($1, $2, $3, $4) RETURNING {UNIT_COLS}"))
+            .prepare_cached(&format!(
+                "INSERT INTO units (id, name, kind, parent_id) VALUES ($1, $2, $3, $4) RETURNING {UNIT_COLS}"
+            ))
             .await?;
-        let row = client
-            .query_one(
-                &stmt,
-                &[
-                    &Uuid::new_v4(),
-                    &name,
-                    &kind.as_str(),
-                    &parent.map(|p| p.as_uuid()),
-                ],
-            )
-            .await?;
+        let row =
+            client.query_one(&stmt, &[&Uuid::new_v4(), &name, &kind.as_str(), &parent.map(|p| p.as_uuid())]).await?;
         Ok(Unit::from_row(&row))
     }
 
@@ -174,29 +156,16 @@ impl ReferenceData {
     pub async fn list_units(&self, include_inactive: bool) -> Result<Vec<Unit>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {UNIT_COLS} FROM units WHERE active OR $1 ORDER BY kind, name"
-            ))
+            .prepare_cached(&format!("SELECT {UNIT_COLS} FROM units WHERE active OR $1 ORDER BY kind, name"))
             .await?;
-        Ok(client
-            .query(&stmt, &[&include_inactive])
-            .await?
-            .iter()
-            .map(Unit::from_row)
-            .collect())
+        Ok(client.query(&stmt, &[&include_inactive]).await?.iter().map(Unit::from_row).collect())
     }
 
     /// One unit.
     pub async fn unit(&self, id: UnitId) -> Result<Option<Unit>, StoreError> {
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(&format!("SELECT {UNIT_COLS} FROM units WHERE id = $1"))
-            .await?;
-        Ok(client
-            .query_opt(&stmt, &[&id.as_uuid()])
-            .await?
-            .as_ref()
-            .map(Unit::from_row))
+        let stmt = client.prepare_cached(&format!("SELECT {UNIT_COLS} FROM units WHERE id = $1")).await?;
+        Ok(client.query_opt(&stmt, &[&id.as_uuid()]).await?.as_ref().map(Unit::from_row))
     }
 
     /// Renames a unit; `None` when it does not exist.
@@ -207,24 +176,18 @@ impl ReferenceData {
                 "UPDATE units SET name = $2, updated_at = now() WHERE id = $1 RETURNING {UNIT_COLS}"
             ))
             .await?;
-        Ok(client
-            .query_opt(&stmt, &[&id.as_uuid(), &name])
-            .await?
-            .as_ref()
-            .map(Unit::from_row))
+        Ok(client.query_opt(&stmt, &[&id.as_uuid(), &name]).await?.as_ref().map(Unit::from_row))
     }
 
     /// Deactivates a unit; `None` when it does not exist.
     pub async fn deactivate_unit(&self, id: UnitId) -> Result<Option<Unit>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
-            .prepare_cached(&format!("UPDATE units SET active = false, updated_at = now() WHERE id = $1 RETURNING {UNIT_COLS}"))
+            .prepare_cached(&format!(
+                "UPDATE units SET active = false, updated_at = now() WHERE id = $1 RETURNING {UNIT_COLS}"
+            ))
             .await?;
-        Ok(client
-            .query_opt(&stmt, &[&id.as_uuid()])
-            .await?
-            .as_ref()
-            .map(Unit::from_row))
+        Ok(client.query_opt(&stmt, &[&id.as_uuid()]).await?.as_ref().map(Unit::from_row))
     }
 
     /// Creates a category.
@@ -255,11 +218,7 @@ impl ReferenceData {
     }
 
     /// Updates a category; `None` when it does not exist. Existing cases keep their deadlines.
-    pub async fn update_category(
-        &self,
-        id: CategoryId,
-        input: &CategoryInput,
-    ) -> Result<Option<Category>, StoreError> {
+    pub async fn update_category(&self, id: CategoryId, input: &CategoryInput) -> Result<Option<Category>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -288,46 +247,22 @@ impl ReferenceData {
     /// Lists categories, by code.
     pub async fn list_categories(&self) -> Result<Vec<Category>, StoreError> {
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {CATEGORY_COLS} FROM categories ORDER BY code"
-            ))
-            .await?;
-        client
-            .query(&stmt, &[])
-            .await?
-            .iter()
-            .map(Category::from_row)
-            .collect()
+        let stmt = client.prepare_cached(&format!("SELECT {CATEGORY_COLS} FROM categories ORDER BY code")).await?;
+        client.query(&stmt, &[]).await?.iter().map(Category::from_row).collect()
     }
 
     /// One category.
     pub async fn category(&self, id: CategoryId) -> Result<Option<Category>, StoreError> {
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {CATEGORY_COLS} FROM categories WHERE id = $1"
-            ))
-            .await?;
-        client
-            .query_opt(&stmt, &[&id.as_uuid()])
-            .await?
-            .as_ref()
-            .map(Category::from_row)
-            .transpose()
+        let stmt = client.prepare_cached(&format!("SELECT {CATEGORY_COLS} FROM categories WHERE id = $1")).await?;
+        client.query_opt(&stmt, &[&id.as_uuid()]).await?.as_ref().map(Category::from_row).transpose()
     }
 
     /// The policy for a case of a category (the statutory default without one).
-    pub async fn policy_for(
-        &self,
-        category: Option<CategoryId>,
-    ) -> Result<DeadlinePolicy, StoreError> {
+    pub async fn policy_for(&self, category: Option<CategoryId>) -> Result<DeadlinePolicy, StoreError> {
         match category {
             None => Ok(DeadlinePolicy::statutory_default()),
-            Some(id) => Ok(self
-                .category(id)
-                .await?
-                .map_or_else(DeadlinePolicy::statutory_default, |c| c.policy)),
+            Some(id) => Ok(self.category(id).await?.map_or_else(DeadlinePolicy::statutory_default, |c| c.policy)),
         }
     }
 
@@ -341,41 +276,19 @@ impl ReferenceData {
         let rows = client.query(&stmt, &[&from, &to]).await?;
         Ok(rows
             .iter()
-            .map(|r| CalendarDay {
-                day: r.get(0),
-                workday: r.get::<_, String>(1) == "workday",
-                name: r.get(2),
-            })
+            .map(|r| CalendarDay { day: r.get(0), workday: r.get::<_, String>(1) == "workday", name: r.get(2) })
             .collect())
     }
 
     /// Replaces the exceptional days of a year, in one transaction.
-    pub async fn put_calendar_year(
-        &self,
-        year: i32,
-        days: &[CalendarDay],
-    ) -> Result<(), StoreError> {
+    pub async fn put_calendar_year(&self, year: i32, days: &[CalendarDay]) -> Result<(), StoreError> {
         let (from, to) = year_bounds(year)?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "DELETE FROM calendar_days WHERE day >= $1 AND day < $2",
-            &[&from, &to],
-        )
-        .await?;
-        let insert = tx
-            .prepare("INSERT INTO calendar_days (day, kind, name) VALUES ($1, $2, $3)")
-            .await?;
+        tx.execute("DELETE FROM calendar_days WHERE day >= $1 AND day < $2", &[&from, &to]).await?;
+        let insert = tx.prepare("INSERT INTO calendar_days (day, kind, name) VALUES ($1, $2, $3)").await?;
         for d in days {
-            tx.execute(
-                &insert,
-                &[
-                    &d.day,
-                    &if d.workday { "workday" } else { "holiday" },
-                    &d.name,
-                ],
-            )
-            .await?;
+            tx.execute(&insert, &[&d.day, &if d.workday { "workday" } else { "holiday" }, &d.name]).await?;
         }
         tx.commit().await?;
         *self.calendar.write().await = None;
@@ -390,18 +303,12 @@ impl ReferenceData {
             return Ok(cal.clone());
         }
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached("SELECT day, kind FROM calendar_days")
-            .await?;
+        let stmt = client.prepare_cached("SELECT day, kind FROM calendar_days").await?;
         let rows = client.query(&stmt, &[]).await?;
         let (mut holidays, mut workdays) = (Vec::new(), Vec::new());
         for r in rows {
             let day: NaiveDate = r.get(0);
-            if r.get::<_, String>(1) == "workday" {
-                workdays.push(day)
-            } else {
-                holidays.push(day)
-            }
+            if r.get::<_, String>(1) == "workday" { workdays.push(day) } else { holidays.push(day) }
         }
         let cal = Arc::new(WorkingCalendar::new(holidays, workdays));
         *self.calendar.write().await = Some((Instant::now(), cal.clone()));
@@ -411,8 +318,7 @@ impl ReferenceData {
 
 fn year_bounds(year: i32) -> Result<(NaiveDate, NaiveDate), StoreError> {
     let from = NaiveDate::from_ymd_opt(year, 1, 1).ok_or(StoreError::Vault("year out of range"))?;
-    let to =
-        NaiveDate::from_ymd_opt(year + 1, 1, 1).ok_or(StoreError::Vault("year out of range"))?;
+    let to = NaiveDate::from_ymd_opt(year + 1, 1, 1).ok_or(StoreError::Vault("year out of range"))?;
     debug_assert_eq!(from.year(), year);
     Ok((from, to))
 }

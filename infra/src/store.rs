@@ -107,9 +107,8 @@ impl StoredEvent {
     }
 
     fn from_row(row: &Row) -> Result<Self, StoreError> {
-        let bytes32 = |v: Vec<u8>| {
-            <[u8; 32]>::try_from(v).map_err(|_| StoreError::Vault("stored hash is not 32 bytes"))
-        };
+        let bytes32 =
+            |v: Vec<u8>| <[u8; 32]>::try_from(v).map_err(|_| StoreError::Vault("stored hash is not 32 bytes"));
         Ok(Self {
             position: row.get(0),
             case_id: row.get(1),
@@ -156,14 +155,9 @@ pub fn fold(case_id: CaseId, events: &[StoredEvent]) -> Result<Option<Case>, Sto
         .iter()
         .map(|e| e.decode().map(|d| (d, e.occurred_at)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| StoreError::History {
-            case: case_id.as_uuid(),
-            source,
-        })?;
-    replay(case_id, decoded.iter().map(|(e, t)| (e, *t))).map_err(|source| StoreError::History {
-        case: case_id.as_uuid(),
-        source,
-    })
+        .map_err(|source| StoreError::History { case: case_id.as_uuid(), source })?;
+    replay(case_id, decoded.iter().map(|(e, t)| (e, *t)))
+        .map_err(|source| StoreError::History { case: case_id.as_uuid(), source })
 }
 
 /// An idempotency key, scoped by the caller, with the hash of the request it first came with.
@@ -214,9 +208,7 @@ impl AppendOutcome {
     /// The version the write left the case at.
     pub fn last_version(&self) -> u32 {
         match self {
-            Self::Appended { last_version, .. } | Self::Duplicate { last_version, .. } => {
-                *last_version
-            }
+            Self::Appended { last_version, .. } | Self::Duplicate { last_version, .. } => *last_version,
         }
     }
 }
@@ -233,17 +225,11 @@ pub struct FeedCursor {
 
 impl FeedCursor {
     /// The start of the feed.
-    pub const START: Self = Self {
-        tx_id: 0,
-        position: 0,
-    };
+    pub const START: Self = Self { tx_id: 0, position: 0 };
 
     /// The cursor just after an event.
     pub fn after(e: &StoredEvent) -> Self {
-        Self {
-            tx_id: e.tx_id,
-            position: e.position,
-        }
+        Self { tx_id: e.tx_id, position: e.position }
     }
 }
 
@@ -300,10 +286,7 @@ pub fn check_chain(case_id: Uuid, events: &[StoredEvent]) -> ChainCheck {
     for (i, e) in events.iter().enumerate() {
         let expected_version = u32::try_from(i + 1).unwrap_or(u32::MAX);
         let problem = if e.version != expected_version {
-            Some(format!(
-                "version {expected_version} is missing (found {})",
-                e.version
-            ))
+            Some(format!("version {expected_version} is missing (found {})", e.version))
         } else if e.prev_hash != prev {
             Some("prev_hash does not match the previous event".to_owned())
         } else if e.recompute_hash(&prev) != e.hash {
@@ -374,13 +357,8 @@ impl EventStore {
             .await?;
         let max_version = up_to_version.map_or(i32::MAX, |v| i32::try_from(v).unwrap_or(i32::MAX));
         let as_of = as_of.unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let rows = client
-            .query(&stmt, &[&case_id.as_uuid(), &max_version, &as_of])
-            .await?;
-        let events = rows
-            .iter()
-            .map(StoredEvent::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows = client.query(&stmt, &[&case_id.as_uuid(), &max_version, &as_of]).await?;
+        let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
         let case = fold(case_id, &events)?;
         Ok(LoadedCase { case, events })
     }
@@ -434,11 +412,7 @@ impl EventStore {
         }
         let expected = i32::try_from(expected_version).unwrap_or(i32::MAX);
         let (scope, key, request_hash) = match idempotency {
-            Some(k) => (
-                Some(k.scope.as_str()),
-                Some(k.key.as_str()),
-                Some(k.request_hash.to_vec()),
-            ),
+            Some(k) => (Some(k.scope.as_str()), Some(k.key.as_str()), Some(k.request_hash.to_vec())),
             None => (None, None, None),
         };
         let mut attempt = 0;
@@ -491,16 +465,9 @@ impl EventStore {
                     first_position: row.get(4),
                     last_position: row.get(5),
                 }),
-                "duplicate" => Ok(AppendOutcome::Duplicate {
-                    case_id: row.get(1),
-                    first_version,
-                    last_version,
-                }),
+                "duplicate" => Ok(AppendOutcome::Duplicate { case_id: row.get(1), first_version, last_version }),
                 "mismatch" => Err(StoreError::IdempotencyMismatch),
-                _ => Err(StoreError::Conflict {
-                    expected: expected_version,
-                    actual: last_version,
-                }),
+                _ => Err(StoreError::Conflict { expected: expected_version, actual: last_version }),
             };
         }
     }
@@ -536,11 +503,7 @@ impl EventStore {
     /// Up to `limit` events after `after`, in feed order. Never skips an event: only events of
     /// transactions older than every transaction still running are returned, in
     /// `(tx_id, position)` order, so nothing can later commit behind the returned cursor.
-    pub async fn read_feed(
-        &self,
-        after: FeedCursor,
-        limit: i64,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    pub async fn read_feed(&self, after: FeedCursor, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(&format!(
@@ -550,25 +513,17 @@ impl EventStore {
                  ORDER BY tx_id, position LIMIT $3"
             ))
             .await?;
-        let rows = client
-            .query(&stmt, &[&after.tx_id, &after.position, &limit])
-            .await?;
+        let rows = client.query(&stmt, &[&after.tx_id, &after.position, &limit]).await?;
         rows.iter().map(StoredEvent::from_row).collect()
     }
 
     /// Recomputes one case's chain.
     pub async fn verify_case(&self, case_id: CaseId) -> Result<ChainCheck, StoreError> {
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events WHERE case_id = $1 ORDER BY version"
-            ))
-            .await?;
+        let stmt =
+            client.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE case_id = $1 ORDER BY version")).await?;
         let rows = client.query(&stmt, &[&case_id.as_uuid()]).await?;
-        let events = rows
-            .iter()
-            .map(StoredEvent::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(check_chain(case_id.as_uuid(), &events))
     }
 

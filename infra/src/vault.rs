@@ -55,18 +55,13 @@ const NONCE_LEN: usize = 24;
 impl Vault {
     /// A vault with a key-encryption key and its id (recorded with every wrapped key).
     pub fn new(kek: [u8; 32], kek_id: impl Into<String>) -> Self {
-        Self {
-            kek: Secret::new(kek),
-            kek_id: kek_id.into(),
-        }
+        Self { kek: Secret::new(kek), kek_id: kek_id.into() }
     }
 
     fn seal_bytes(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, StoreError> {
         let cipher = XChaCha20Poly1305::new(key.into());
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ct = cipher
-            .encrypt(&nonce, Payload { msg, aad })
-            .map_err(|_| StoreError::Vault("encryption failed"))?;
+        let ct = cipher.encrypt(&nonce, Payload { msg, aad }).map_err(|_| StoreError::Vault("encryption failed"))?;
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
@@ -85,45 +80,25 @@ impl Vault {
     }
 
     /// Creates a key for a new subject and seals their data with it.
-    pub async fn seal(
-        &self,
-        pool: &Pool,
-        data: &PersonalData,
-    ) -> Result<SealedPersonalData, StoreError> {
+    pub async fn seal(&self, pool: &Pool, data: &PersonalData) -> Result<SealedPersonalData, StoreError> {
         let subject = SubjectId::from_uuid(uuid::Uuid::new_v4());
         let dek: [u8; 32] = XChaCha20Poly1305::generate_key(&mut OsRng).into();
         let wrapped = Self::seal_bytes(self.kek.expose(), subject.as_uuid().as_bytes(), &dek)?;
-        let clear =
-            serde_json::to_vec(data).map_err(|_| StoreError::Vault("serialising personal data"))?;
+        let clear = serde_json::to_vec(data).map_err(|_| StoreError::Vault("serialising personal data"))?;
         let ciphertext = Self::seal_bytes(&dek, subject.as_uuid().as_bytes(), &clear)?;
         let client = pool.get().await?;
         let stmt = client
-            .prepare_cached(
-                "INSERT INTO subject_keys (subject_id, kek_id, wrapped_key) VALUES ($1, $2, $3)",
-            )
+            .prepare_cached("INSERT INTO subject_keys (subject_id, kek_id, wrapped_key) VALUES ($1, $2, $3)")
             .await?;
-        client
-            .execute(&stmt, &[&subject.as_uuid(), &self.kek_id, &wrapped])
-            .await?;
-        Ok(SealedPersonalData {
-            subject,
-            ciphertext: B64.encode(ciphertext),
-        })
+        client.execute(&stmt, &[&subject.as_uuid(), &self.kek_id, &wrapped]).await?;
+        Ok(SealedPersonalData { subject, ciphertext: B64.encode(ciphertext) })
     }
 
     /// Opens sealed data, or says it was erased.
-    pub async fn open(
-        &self,
-        pool: &Pool,
-        sealed: &SealedPersonalData,
-    ) -> Result<Opened, StoreError> {
+    pub async fn open(&self, pool: &Pool, sealed: &SealedPersonalData) -> Result<Opened, StoreError> {
         let client = pool.get().await?;
-        let stmt = client
-            .prepare_cached("SELECT wrapped_key FROM subject_keys WHERE subject_id = $1")
-            .await?;
-        let row = client
-            .query_opt(&stmt, &[&sealed.subject.as_uuid()])
-            .await?;
+        let stmt = client.prepare_cached("SELECT wrapped_key FROM subject_keys WHERE subject_id = $1").await?;
+        let row = client.query_opt(&stmt, &[&sealed.subject.as_uuid()]).await?;
         let Some(wrapped) = row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)) else {
             return Ok(Opened::Erased);
         };
@@ -131,13 +106,9 @@ impl Vault {
         let dek: [u8; 32] = Self::open_bytes(self.kek.expose(), aad.as_bytes(), &wrapped)?
             .try_into()
             .map_err(|_| StoreError::Vault("wrapped key has the wrong length"))?;
-        let ct = B64
-            .decode(&sealed.ciphertext)
-            .map_err(|_| StoreError::Vault("ciphertext is not base64"))?;
+        let ct = B64.decode(&sealed.ciphertext).map_err(|_| StoreError::Vault("ciphertext is not base64"))?;
         let clear = Self::open_bytes(&dek, aad.as_bytes(), &ct)?;
-        serde_json::from_slice(&clear)
-            .map(Opened::Clear)
-            .map_err(|_| StoreError::Vault("personal data does not parse"))
+        serde_json::from_slice(&clear).map(Opened::Clear).map_err(|_| StoreError::Vault("personal data does not parse"))
     }
 
     /// Shreds a subject's key. Returns whether a key was shredded now.

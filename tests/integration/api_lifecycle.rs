@@ -14,10 +14,7 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
     let r = app.post("/api/v1/cases", &clerk, app.case_body()).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let id = r.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        r.header("location"),
-        Some(format!("/api/v1/cases/{id}").as_str())
-    );
+    assert_eq!(r.header("location"), Some(format!("/api/v1/cases/{id}").as_str()));
     assert_eq!(r.header("etag"), Some("\"1\""));
     assert_eq!(r.body["status"], "received");
     assert!(r.body["receipt_code"].as_str().unwrap().starts_with("HY-"));
@@ -25,54 +22,24 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
     let case = |a: &str| format!("/api/v1/cases/{id}/{a}");
 
     let steps: Vec<(&str, &str, Value, &str)> = vec![
-        (
-            &clerk,
-            "assign",
-            json!({"unit_id": app.village, "note": "请村委会五个工作日内核实"}),
-            "assigned",
-        ),
+        (&clerk, "assign", json!({"unit_id": app.village, "note": "请村委会五个工作日内核实"}), "assigned"),
         (
             &handler,
             "handle",
             json!({"outcome": "resolved", "result": "经核实，已重新评议并张榜公示低保名单七天。"}),
             "handled",
         ),
-        (
-            &handler,
-            "feedback",
-            json!({"method": "phone", "content": "已电话告知反映人评议结果。"}),
-            "fed_back",
-        ),
-        (
-            &clerk,
-            "satisfaction",
-            json!({"rating": "dissatisfied", "comment": "公示时间太短"}),
-            "assigned",
-        ),
+        (&handler, "feedback", json!({"method": "phone", "content": "已电话告知反映人评议结果。"}), "fed_back"),
+        (&clerk, "satisfaction", json!({"rating": "dissatisfied", "comment": "公示时间太短"}), "assigned"),
         (
             &handler,
             "handle",
             json!({"outcome": "resolved", "result": "延长公示至十五天，并召开村民代表会议说明。"}),
             "handled",
         ),
-        (
-            &handler,
-            "feedback",
-            json!({"method": "in_person", "content": "上门向反映人说明整改情况。"}),
-            "fed_back",
-        ),
-        (
-            &clerk,
-            "satisfaction",
-            json!({"rating": "satisfied", "comment": "满意"}),
-            "fed_back",
-        ),
-        (
-            &supervisor,
-            "close",
-            json!({"note": "群众满意，办结归档"}),
-            "closed",
-        ),
+        (&handler, "feedback", json!({"method": "in_person", "content": "上门向反映人说明整改情况。"}), "fed_back"),
+        (&clerk, "satisfaction", json!({"rating": "satisfied", "comment": "满意"}), "fed_back"),
+        (&supervisor, "close", json!({"note": "群众满意，办结归档"}), "closed"),
     ];
     let mut version = 1;
     for (token, action, body, status) in steps {
@@ -95,12 +62,7 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
     let events = history.body["events"].as_array().unwrap();
     let steps: Vec<(String, String)> = events
         .iter()
-        .map(|e| {
-            (
-                e["event_type"].as_str().unwrap().to_owned(),
-                e["actor"]["role"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|e| (e["event_type"].as_str().unwrap().to_owned(), e["actor"]["role"].as_str().unwrap().to_owned()))
         .collect();
     let expected = [
         ("case.received", "clerk"),
@@ -114,21 +76,10 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
         ("case.satisfaction_recorded", "clerk"),
         ("case.closed", "supervisor"),
     ];
-    assert_eq!(
-        steps,
-        expected
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(steps, expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>());
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e["version"], i + 1);
-        assert!(
-            e["actor"]["id"]
-                .as_str()
-                .unwrap()
-                .starts_with(e["actor"]["role"].as_str().unwrap())
-        );
+        assert!(e["actor"]["id"].as_str().unwrap().starts_with(e["actor"]["role"].as_str().unwrap()));
         assert!(e["request_id"].is_string());
         assert_eq!(e["hash"].as_str().unwrap().len(), 64);
     }
@@ -142,50 +93,21 @@ async fn illegal_transitions_answer_409_with_a_type_naming_the_rule() {
     let path = |a: &str| format!("/api/v1/cases/{id}/{a}");
     let before = app.event_count().await;
 
-    app.post(
-        &path("handle"),
-        &supervisor,
-        json!({"outcome": "resolved", "result": "x"}),
-    )
-    .await
-    .assert_problem(409, "handled-before-assigned");
-    app.post(&path("close"), &supervisor, json!({}))
+    app.post(&path("handle"), &supervisor, json!({"outcome": "resolved", "result": "x"}))
         .await
-        .assert_problem(409, "closed-before-feedback");
-    app.post(
-        &path("feedback"),
-        &supervisor,
-        json!({"method": "sms", "content": "x"}),
-    )
-    .await
-    .assert_problem(409, "invalid-transition");
-    app.post(&path("reopen"), &supervisor, json!({"reason": "x"}))
+        .assert_problem(409, "handled-before-assigned");
+    app.post(&path("close"), &supervisor, json!({})).await.assert_problem(409, "closed-before-feedback");
+    app.post(&path("feedback"), &supervisor, json!({"method": "sms", "content": "x"}))
         .await
-        .assert_problem(409, "nothing-to-reopen");
-    assert_eq!(
-        app.event_count().await,
-        before,
-        "a refused command writes nothing"
-    );
+        .assert_problem(409, "invalid-transition");
+    app.post(&path("reopen"), &supervisor, json!({"reason": "x"})).await.assert_problem(409, "nothing-to-reopen");
+    assert_eq!(app.event_count().await, before, "a refused command writes nothing");
 
     // A closed case changes only by an explicit reopen.
-    app.post(
-        &path("reject"),
-        &supervisor,
-        json!({"reason": "不属于受理范围"}),
-    )
-    .await;
+    app.post(&path("reject"), &supervisor, json!({"reason": "不属于受理范围"})).await;
     app.post(&path("close"), &supervisor, json!({})).await;
-    app.post(&path("notes"), &supervisor, json!({"text": "补充说明"}))
-        .await
-        .assert_problem(409, "case-closed");
-    let r = app
-        .post(
-            &path("reopen"),
-            &supervisor,
-            json!({"reason": "受理有误，重新受理"}),
-        )
-        .await;
+    app.post(&path("notes"), &supervisor, json!({"text": "补充说明"})).await.assert_problem(409, "case-closed");
+    let r = app.post(&path("reopen"), &supervisor, json!({"reason": "受理有误，重新受理"})).await;
     assert_eq!(r.body["status"], "received", "{}", r.text);
 }
 
@@ -195,41 +117,13 @@ async fn closing_over_dissatisfaction_needs_a_supervisors_justification() {
     let supervisor = app.token("supervisor", None);
     let id = app.register(app.case_body()).await;
     let path = |a: &str| format!("/api/v1/cases/{id}/{a}");
-    app.post(&path("assign"), &supervisor, json!({"unit_id": app.dept_a}))
-        .await;
-    app.post(
-        &path("handle"),
-        &supervisor,
-        json!({"outcome": "not_supported", "result": "诉求不符合政策规定"}),
-    )
-    .await;
-    app.post(
-        &path("feedback"),
-        &supervisor,
-        json!({"method": "letter", "content": "书面答复"}),
-    )
-    .await;
-    let r = app
-        .post(
-            &path("satisfaction"),
-            &supervisor,
-            json!({"rating": "dissatisfied"}),
-        )
-        .await;
-    assert_eq!(
-        (r.body["status"].as_str(), r.body["round"].as_u64()),
-        (Some("assigned"), Some(2))
-    );
-    app.post(&path("close"), &supervisor, json!({}))
-        .await
-        .assert_problem(409, "justification-required");
-    let r = app
-        .post(
-            &path("close"),
-            &supervisor,
-            json!({"note": "诉求不符合政策，已依法答复，经研究予以办结"}),
-        )
-        .await;
+    app.post(&path("assign"), &supervisor, json!({"unit_id": app.dept_a})).await;
+    app.post(&path("handle"), &supervisor, json!({"outcome": "not_supported", "result": "诉求不符合政策规定"})).await;
+    app.post(&path("feedback"), &supervisor, json!({"method": "letter", "content": "书面答复"})).await;
+    let r = app.post(&path("satisfaction"), &supervisor, json!({"rating": "dissatisfied"})).await;
+    assert_eq!((r.body["status"].as_str(), r.body["round"].as_u64()), (Some("assigned"), Some(2)));
+    app.post(&path("close"), &supervisor, json!({})).await.assert_problem(409, "justification-required");
+    let r = app.post(&path("close"), &supervisor, json!({"note": "诉求不符合政策，已依法答复，经研究予以办结"})).await;
     assert_eq!(r.body["status"], "closed", "{}", r.text);
 }
 
@@ -239,24 +133,8 @@ async fn a_retry_with_the_same_idempotency_key_creates_one_case() {
     let clerk = app.token("clerk", None);
     let body = app.case_body();
     let headers = [("Idempotency-Key", "intake-2026-0001")];
-    let first = app
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/cases",
-            Some(&clerk),
-            Some(&body),
-            &headers,
-        )
-        .await;
-    let again = app
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/cases",
-            Some(&clerk),
-            Some(&body),
-            &headers,
-        )
-        .await;
+    let first = app.send(reqwest::Method::POST, "/api/v1/cases", Some(&clerk), Some(&body), &headers).await;
+    let again = app.send(reqwest::Method::POST, "/api/v1/cases", Some(&clerk), Some(&body), &headers).await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert_eq!(again.status, StatusCode::CREATED);
     for field in ["id", "version", "receipt_code", "status"] {
@@ -266,51 +144,19 @@ async fn a_retry_with_the_same_idempotency_key_creates_one_case() {
 
     let mut other = body.clone();
     other["title"] = json!("另一件事");
-    app.send(
-        reqwest::Method::POST,
-        "/api/v1/cases",
-        Some(&clerk),
-        Some(&other),
-        &headers,
-    )
-    .await
-    .assert_problem(422, "idempotency-key-reused");
+    app.send(reqwest::Method::POST, "/api/v1/cases", Some(&clerk), Some(&other), &headers)
+        .await
+        .assert_problem(422, "idempotency-key-reused");
 
     // Commands too: a retried "handle" answers the first result although handling twice is illegal.
     let id = first.body["id"].as_str().unwrap();
     let sup = app.token("supervisor", None);
-    app.post(
-        &format!("/api/v1/cases/{id}/assign"),
-        &sup,
-        json!({"unit_id": app.dept_a}),
-    )
-    .await;
+    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
     let h = [("Idempotency-Key", "handle-1")];
     let body = json!({"outcome": "explained", "result": "已解释政策"});
-    let a = app
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/cases/{id}/handle"),
-            Some(&sup),
-            Some(&body),
-            &h,
-        )
-        .await;
-    let b = app
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/cases/{id}/handle"),
-            Some(&sup),
-            Some(&body),
-            &h,
-        )
-        .await;
-    assert_eq!(
-        (a.status, b.status),
-        (StatusCode::OK, StatusCode::OK),
-        "{}",
-        b.text
-    );
+    let a = app.send(reqwest::Method::POST, &format!("/api/v1/cases/{id}/handle"), Some(&sup), Some(&body), &h).await;
+    let b = app.send(reqwest::Method::POST, &format!("/api/v1/cases/{id}/handle"), Some(&sup), Some(&body), &h).await;
+    assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK), "{}", b.text);
     assert_eq!(a.body["version"], b.body["version"]);
     assert_eq!(app.event_count().await, 3);
 }
@@ -322,24 +168,12 @@ async fn a_stale_if_match_gets_412_and_writes_nothing() {
     let id = app.register(app.case_body()).await;
     let path = format!("/api/v1/cases/{id}/notes");
     let ok = app
-        .send(
-            reqwest::Method::POST,
-            &path,
-            Some(&sup),
-            Some(&json!({"text": "第一条"})),
-            &[("If-Match", "\"1\"")],
-        )
+        .send(reqwest::Method::POST, &path, Some(&sup), Some(&json!({"text": "第一条"})), &[("If-Match", "\"1\"")])
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     let before = app.event_count().await;
     let stale = app
-        .send(
-            reqwest::Method::POST,
-            &path,
-            Some(&sup),
-            Some(&json!({"text": "第二条"})),
-            &[("If-Match", "\"1\"")],
-        )
+        .send(reqwest::Method::POST, &path, Some(&sup), Some(&json!({"text": "第二条"})), &[("If-Match", "\"1\"")])
         .await;
     stale.assert_problem(412, "precondition-failed");
     assert_eq!(stale.body["current_version"], 2);
@@ -358,14 +192,7 @@ async fn concurrent_commands_without_if_match_are_all_applied() {
         let url = format!("{}{path}", app.address);
         let sup = sup.clone();
         tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(sup)
-                .json(&json!({"text": format!("备注{i}")}))
-                .send()
-                .await
-                .unwrap()
-                .status()
+            client.post(url).bearer_auth(sup).json(&json!({"text": format!("备注{i}")})).send().await.unwrap().status()
         }));
     }
     for t in tasks {
@@ -388,24 +215,11 @@ async fn personal_data_is_masked_encrypted_at_rest_and_hidden_from_the_accused_u
     assert_eq!(r.body["complainant"]["phone"], "138****5678");
     assert!(!r.text.contains("13812345678") && !r.text.contains("张三"));
 
-    app.post(
-        &format!("/api/v1/cases/{id}/assign"),
-        &sup,
-        json!({"unit_id": app.dept_a}),
-    )
-    .await;
-    let accused = app
-        .get(
-            &format!("/api/v1/cases/{id}"),
-            &app.token("handler", Some(app.dept_a)),
-        )
-        .await;
+    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    let accused = app.get(&format!("/api/v1/cases/{id}"), &app.token("handler", Some(app.dept_a))).await;
     assert_eq!(accused.status, StatusCode::OK);
     assert_eq!(accused.body["complainant"]["hidden"], true);
-    assert!(
-        accused.body["complainant"]["name"].is_null()
-            && accused.body["complainant"]["phone"].is_null()
-    );
+    assert!(accused.body["complainant"]["name"].is_null() && accused.body["complainant"]["phone"].is_null());
 
     let raw: String = app
         .db
@@ -415,10 +229,7 @@ async fn personal_data_is_masked_encrypted_at_rest_and_hidden_from_the_accused_u
         .await
         .unwrap()
         .get(0);
-    assert!(
-        !raw.contains("13812345678") && !raw.contains("张三"),
-        "the log holds no clear personal data"
-    );
+    assert!(!raw.contains("13812345678") && !raw.contains("张三"), "the log holds no clear personal data");
 }
 
 #[tokio::test]
@@ -427,27 +238,20 @@ async fn a_category_policy_sets_deadlines_and_changing_it_never_rewrites_existin
     let admin = app.token("admin", None);
     let sup = app.token("supervisor", None);
     let cat = app
-        .post("/api/v1/categories", &admin, json!({"code": "welfare.dibao", "name": "低保评定", "kind": "complaint",
-            "default_unit_id": app.dept_a, "deadline_policy": {"handle": {"unit": "hours", "value": 72}}}))
+        .post(
+            "/api/v1/categories",
+            &admin,
+            json!({"code": "welfare.dibao", "name": "低保评定", "kind": "complaint",
+            "default_unit_id": app.dept_a, "deadline_policy": {"handle": {"unit": "hours", "value": 72}}}),
+        )
         .await;
     assert_eq!(cat.status, StatusCode::CREATED, "{}", cat.text);
     let cat_id = cat.body["id"].as_str().unwrap().to_owned();
     let mut body = app.case_body();
     body["category_id"] = json!(cat_id);
     let id = app.register(body).await;
-    let r = app
-        .post(
-            &format!("/api/v1/cases/{id}/assign"),
-            &sup,
-            json!({"unit_id": app.dept_a}),
-        )
-        .await;
-    assert_eq!(
-        r.body["deadline"]["rule"]["limit"],
-        json!({"unit": "hours", "value": 72}),
-        "{}",
-        r.text
-    );
+    let r = app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(r.body["deadline"]["rule"]["limit"], json!({"unit": "hours", "value": 72}), "{}", r.text);
     let due = r.body["deadline"]["due_at"].clone();
 
     let upd = app
@@ -456,10 +260,7 @@ async fn a_category_policy_sets_deadlines_and_changing_it_never_rewrites_existin
         .await;
     assert_eq!(upd.status, StatusCode::OK, "{}", upd.text);
     let after = app.get(&format!("/api/v1/cases/{id}"), &sup).await;
-    assert_eq!(
-        after.body["deadline"]["due_at"], due,
-        "an existing deadline is never rewritten"
-    );
+    assert_eq!(after.body["deadline"]["due_at"], due, "an existing deadline is never rewritten");
 }
 
 #[tokio::test]
@@ -468,15 +269,9 @@ async fn a_holiday_in_the_working_calendar_moves_a_new_deadline() {
     let admin = app.token("admin", None);
     let clerk = app.token("clerk", None);
     let first = app.post("/api/v1/cases", &clerk, app.case_body()).await;
-    let due_before: chrono::DateTime<chrono::Utc> = first.body["deadline"]["due_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let due_before: chrono::DateTime<chrono::Utc> = first.body["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
     // Declare every day between now and that deadline a holiday: the next deadline moves later.
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
-        .date_naive();
+    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive();
     let year = chrono::Datelike::year(&today);
     let holidays: Vec<Value> = (1..=5)
         .filter_map(|i| today.checked_add_days(chrono::Days::new(i)))
@@ -494,16 +289,9 @@ async fn a_holiday_in_the_working_calendar_moves_a_new_deadline() {
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
     let got = app.get(&format!("/api/v1/calendar/{year}"), &clerk).await;
-    assert_eq!(
-        got.body["holidays"].as_array().unwrap().len(),
-        holidays.len()
-    );
+    assert_eq!(got.body["holidays"].as_array().unwrap().len(), holidays.len());
     let second = app.post("/api/v1/cases", &clerk, app.case_body()).await;
-    let due_after: chrono::DateTime<chrono::Utc> = second.body["deadline"]["due_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let due_after: chrono::DateTime<chrono::Utc> = second.body["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
     if !holidays.is_empty() {
         assert!(due_after > due_before, "{due_before} -> {due_after}");
     }
@@ -527,37 +315,19 @@ async fn an_extension_is_recorded_once_with_its_approver() {
     let app = spawn_app().await;
     let sup = app.token("supervisor", None);
     let id = app.register(app.case_body()).await;
-    let r = app
-        .post(
-            &format!("/api/v1/cases/{id}/assign"),
-            &sup,
-            json!({"unit_id": app.dept_a}),
-        )
-        .await;
-    let due: chrono::DateTime<chrono::Utc> = r.body["deadline"]["due_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let r = app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    let due: chrono::DateTime<chrono::Utc> = r.body["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
     let new_due = (due + chrono::Duration::days(10)).to_rfc3339();
     let r = app
-        .post(
-            &format!("/api/v1/cases/{id}/extend"),
-            &sup,
-            json!({"due_at": new_due, "reason": "需要现场核查"}),
-        )
+        .post(&format!("/api/v1/cases/{id}/extend"), &sup, json!({"due_at": new_due, "reason": "需要现场核查"}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["deadline"]["rule"]["kind"], "extended");
     assert_eq!(r.body["extensions_this_round"], 1);
     let again = (due + chrono::Duration::days(20)).to_rfc3339();
-    app.post(
-        &format!("/api/v1/cases/{id}/extend"),
-        &sup,
-        json!({"due_at": again, "reason": "再次延期"}),
-    )
-    .await
-    .assert_problem(409, "extension-limit-reached");
+    app.post(&format!("/api/v1/cases/{id}/extend"), &sup, json!({"due_at": again, "reason": "再次延期"}))
+        .await
+        .assert_problem(409, "extension-limit-reached");
     let h = app.get(&format!("/api/v1/cases/{id}/events"), &sup).await;
     let ext = h.body["events"]
         .as_array()

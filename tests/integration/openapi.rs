@@ -9,10 +9,7 @@ fn the_committed_spec_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi/openapi.json");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     let generated = api::openapi::spec_json();
-    assert!(
-        committed == generated,
-        "openapi/openapi.json is stale: run `make openapi` and commit it"
-    );
+    assert!(committed == generated, "openapi/openapi.json is stale: run `make openapi` and commit it");
 }
 
 #[test]
@@ -23,19 +20,10 @@ fn every_operation_is_documented_with_a_summary_errors_and_a_body() {
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             let at = format!("{method} {path}");
-            assert!(
-                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
-                "{at}: summary"
-            );
-            assert!(
-                op["description"].as_str().is_some_and(|s| !s.is_empty()),
-                "{at}: description"
-            );
+            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{at}: summary");
+            assert!(op["description"].as_str().is_some_and(|s| !s.is_empty()), "{at}: description");
             let responses = op["responses"].as_object().unwrap();
-            assert!(
-                responses.keys().any(|k| k.starts_with('2')),
-                "{at}: a success response"
-            );
+            assert!(responses.keys().any(|k| k.starts_with('2')), "{at}: a success response");
             if path.starts_with("/api/") {
                 for code in ["400", "401", "403", "500", "503"] {
                     assert!(responses.contains_key(code), "{at}: {code}");
@@ -71,10 +59,7 @@ async fn every_documented_operation_is_routed_and_nothing_else_is() {
             let body = (m != Method::GET).then(|| serde_json::json!({}));
             let r = app.send(m, &concrete, None, body.as_ref(), &[]).await;
             let route_missing = r.status.as_u16() == 404 && r.body["detail"] == "route not found";
-            assert!(
-                !route_missing,
-                "{method} {path} is documented but not routed"
-            );
+            assert!(!route_missing, "{method} {path} is documented but not routed");
             if path.starts_with("/api/") {
                 assert_eq!(r.status.as_u16(), 401, "{method} {path} needs a token");
             }
@@ -86,11 +71,7 @@ async fn every_documented_operation_is_routed_and_nothing_else_is() {
         (Method::GET, "/api/v2/cases".into()),
     ] {
         let r = app.send(m.clone(), &p, None, None, &[]).await;
-        assert_eq!(
-            r.status.as_u16(),
-            404,
-            "{m} {p} is not documented, so it must not be routed"
-        );
+        assert_eq!(r.status.as_u16(), 404, "{m} {p} is not documented, so it must not be routed");
     }
 }
 
@@ -101,23 +82,13 @@ async fn the_docs_page_works_without_the_internet() {
     assert_eq!(page.status.as_u16(), 200, "{}", page.text);
     assert!(page.text.contains("swagger"), "{}", page.text);
     for needle in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
-        assert!(
-            !page.text.contains(needle),
-            "the docs page loads {needle}…: {}",
-            page.text
-        );
+        assert!(!page.text.contains(needle), "the docs page loads {needle}…: {}", page.text);
     }
-    let init = app
-        .send(Method::GET, "/docs/swagger-initializer.js", None, None, &[])
-        .await;
+    let init = app.send(Method::GET, "/docs/swagger-initializer.js", None, None, &[]).await;
     assert_eq!(init.status.as_u16(), 200);
     assert!(init.text.contains("/openapi.json"));
-    let js = app
-        .send(Method::GET, "/docs/swagger-ui-bundle.js", None, None, &[])
-        .await;
+    let js = app.send(Method::GET, "/docs/swagger-ui-bundle.js", None, None, &[]).await;
     assert_eq!(js.status.as_u16(), 200);
-    let spec = app
-        .send(Method::GET, "/openapi.json", None, None, &[])
-        .await;
+    let spec = app.send(Method::GET, "/openapi.json", None, None, &[]).await;
     assert_eq!(spec.body["info"]["title"], "Huiyin (回音) API");
 }

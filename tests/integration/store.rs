@@ -16,16 +16,8 @@ use uuid::Uuid;
 async fn register(store: &EventStore) -> (CaseId, Case) {
     let id = CaseId::from_uuid(Uuid::new_v4());
     let at = now();
-    let events = decide_as(
-        None,
-        &Command::Register(Box::new(registration(id, at))),
-        Role::Clerk,
-        at,
-    );
-    store
-        .append(id, 0, GENESIS, &new_events(events, at, Role::Clerk), None)
-        .await
-        .unwrap();
+    let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
+    store.append(id, 0, GENESIS, &new_events(events, at, Role::Clerk), None).await.unwrap();
     let loaded = store.load(id).await.unwrap();
     (id, loaded.case.unwrap())
 }
@@ -42,39 +34,22 @@ async fn thirty_two_concurrent_appends_at_one_version_let_exactly_one_win() {
         let case = case.clone();
         tasks.push(tokio::spawn(async move {
             let at = now();
-            let events = decide_as(
-                Some(&case),
-                &note(&format!("第{i}条备注")),
-                Role::Supervisor,
-                at,
-            );
-            store
-                .append(id, 1, head, &new_events(events, at, Role::Supervisor), None)
-                .await
+            let events = decide_as(Some(&case), &note(&format!("第{i}条备注")), Role::Supervisor, at);
+            store.append(id, 1, head, &new_events(events, at, Role::Supervisor), None).await
         }));
     }
     let mut won = 0;
     let mut conflicts = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok(AppendOutcome::Appended {
-                first_version: 2,
-                last_version: 2,
-                ..
-            }) => won += 1,
-            Err(StoreError::Conflict {
-                expected: 1,
-                actual: 2,
-            }) => conflicts += 1,
+            Ok(AppendOutcome::Appended { first_version: 2, last_version: 2, .. }) => won += 1,
+            Err(StoreError::Conflict { expected: 1, actual: 2 }) => conflicts += 1,
             other => panic!("unexpected outcome {other:?}"),
         }
     }
     assert_eq!((won, conflicts), (1, 31));
     let loaded = store.load(id).await.unwrap();
-    assert_eq!(
-        loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
+    assert_eq!(loaded.events.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2]);
     assert!(store.verify_case(id).await.unwrap().ok());
 }
 
@@ -126,12 +101,7 @@ async fn a_catch_up_reader_sees_every_event_exactly_once_while_transactions_comm
                 for n in 0..NOTES_PER_CASE {
                     let at = now();
                     let events = new_events(
-                        decide_as(
-                            Some(&case),
-                            &note(&format!("w{w} c{c} n{n}")),
-                            Role::Handler,
-                            at,
-                        ),
+                        decide_as(Some(&case), &note(&format!("w{w} c{c} n{n}")), Role::Handler, at),
                         at,
                         Role::Handler,
                     );
@@ -140,18 +110,12 @@ async fn a_catch_up_reader_sees_every_event_exactly_once_while_transactions_comm
                         // Take a position now, commit later: the case that skips naive readers.
                         slow.batch_execute("BEGIN").await.unwrap();
                         append_raw(&slow, id, case.version, head, &events).await;
-                        slow.batch_execute(&format!(
-                            "SELECT pg_sleep({})",
-                            0.02 + 0.01 * (w % 4) as f64
-                        ))
-                        .await
-                        .unwrap();
-                        slow.batch_execute("COMMIT").await.unwrap();
-                    } else {
-                        store
-                            .append(id, case.version, head, &events, None)
+                        slow.batch_execute(&format!("SELECT pg_sleep({})", 0.02 + 0.01 * (w % 4) as f64))
                             .await
                             .unwrap();
+                        slow.batch_execute("COMMIT").await.unwrap();
+                    } else {
+                        store.append(id, case.version, head, &events, None).await.unwrap();
                     }
                     written += 1;
                     case = store.load(id).await.unwrap().case.unwrap();
@@ -209,15 +173,22 @@ async fn append_raw(
         p = h;
     }
     let types: Vec<&str> = events.iter().map(|e| e.event.event_type()).collect();
-    let schemas: Vec<i16> = events
-        .iter()
-        .map(|e| e.event.schema_version() as i16)
-        .collect();
+    let schemas: Vec<i16> = events.iter().map(|e| e.event.schema_version() as i16).collect();
     let occurred: Vec<_> = events.iter().map(|e| e.occurred_at).collect();
     let row = client
         .query_one(
             "SELECT outcome FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL)",
-            &[&id.as_uuid(), &(expected as i32), &types, &schemas, &payloads, &metas, &occurred, &prev.as_slice(), &hashes],
+            &[
+                &id.as_uuid(),
+                &(expected as i32),
+                &types,
+                &schemas,
+                &payloads,
+                &metas,
+                &occurred,
+                &prev.as_slice(),
+                &hashes,
+            ],
         )
         .await
         .unwrap();
@@ -228,90 +199,27 @@ async fn append_raw(
 async fn a_repeated_idempotency_key_writes_nothing_and_returns_the_original_result() {
     let db = TestDb::new().await;
     let store = EventStore::new(db.app_pool());
-    let key = IdempotencyKey {
-        scope: "clerk-test".into(),
-        key: "k-1".into(),
-        request_hash: [7; 32],
-    };
+    let key = IdempotencyKey { scope: "clerk-test".into(), key: "k-1".into(), request_hash: [7; 32] };
     let at = now();
     let first_id = CaseId::from_uuid(Uuid::new_v4());
-    let events = decide_as(
-        None,
-        &Command::Register(Box::new(registration(first_id, at))),
-        Role::Clerk,
-        at,
-    );
-    let first = store
-        .append(
-            first_id,
-            0,
-            GENESIS,
-            &new_events(events, at, Role::Clerk),
-            Some(&key),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(
-        first,
-        AppendOutcome::Appended {
-            first_version: 1,
-            last_version: 1,
-            ..
-        }
-    ));
+    let events = decide_as(None, &Command::Register(Box::new(registration(first_id, at))), Role::Clerk, at);
+    let first = store.append(first_id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key)).await.unwrap();
+    assert!(matches!(first, AppendOutcome::Appended { first_version: 1, last_version: 1, .. }));
 
     // A retry of the same request (the client generated a new case id, as retries do).
     let retry_id = CaseId::from_uuid(Uuid::new_v4());
-    let events = decide_as(
-        None,
-        &Command::Register(Box::new(registration(retry_id, at))),
-        Role::Clerk,
-        at,
-    );
-    let again = store
-        .append(
-            retry_id,
-            0,
-            GENESIS,
-            &new_events(events.clone(), at, Role::Clerk),
-            Some(&key),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        again,
-        AppendOutcome::Duplicate {
-            case_id: first_id.as_uuid(),
-            first_version: 1,
-            last_version: 1
-        }
-    );
+    let events = decide_as(None, &Command::Register(Box::new(registration(retry_id, at))), Role::Clerk, at);
+    let again =
+        store.append(retry_id, 0, GENESIS, &new_events(events.clone(), at, Role::Clerk), Some(&key)).await.unwrap();
+    assert_eq!(again, AppendOutcome::Duplicate { case_id: first_id.as_uuid(), first_version: 1, last_version: 1 });
     assert!(store.load(retry_id).await.unwrap().events.is_empty());
 
     // The same key with another request is refused.
-    let other = IdempotencyKey {
-        request_hash: [8; 32],
-        ..key.clone()
-    };
-    let err = store
-        .append(
-            retry_id,
-            0,
-            GENESIS,
-            &new_events(events, at, Role::Clerk),
-            Some(&other),
-        )
-        .await
-        .unwrap_err();
+    let other = IdempotencyKey { request_hash: [8; 32], ..key.clone() };
+    let err = store.append(retry_id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&other)).await.unwrap_err();
     assert!(matches!(err, StoreError::IdempotencyMismatch));
 
-    let count: i64 = db
-        .app_client()
-        .await
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count: i64 = db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
     assert_eq!(count, 1);
 }
 
@@ -319,11 +227,7 @@ async fn a_repeated_idempotency_key_writes_nothing_and_returns_the_original_resu
 async fn concurrent_requests_with_one_idempotency_key_create_one_case() {
     let db = TestDb::new().await;
     let store = EventStore::new(db.app_pool());
-    let key = IdempotencyKey {
-        scope: "clerk-test".into(),
-        key: "race".into(),
-        request_hash: [1; 32],
-    };
+    let key = IdempotencyKey { scope: "clerk-test".into(), key: "race".into(), request_hash: [1; 32] };
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let store = store.clone();
@@ -331,23 +235,8 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_case() {
         tasks.push(tokio::spawn(async move {
             let at = now();
             let id = CaseId::from_uuid(Uuid::new_v4());
-            let events = decide_as(
-                None,
-                &Command::Register(Box::new(registration(id, at))),
-                Role::Clerk,
-                at,
-            );
-            store
-                .append(
-                    id,
-                    0,
-                    GENESIS,
-                    &new_events(events, at, Role::Clerk),
-                    Some(&key),
-                )
-                .await
-                .unwrap()
-                .case_id()
+            let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
+            store.append(id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key)).await.unwrap().case_id()
         }));
     }
     let mut ids = HashSet::new();
@@ -355,13 +244,7 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_case() {
         ids.insert(t.await.unwrap());
     }
     assert_eq!(ids.len(), 1);
-    let count: i64 = db
-        .app_client()
-        .await
-        .query_one("SELECT count(*) FROM events", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let count: i64 = db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
     assert_eq!(count, 1);
 }
 
@@ -399,31 +282,11 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
     let store = EventStore::new(db.app_pool());
     let (id, case) = register(&store).await;
     let at = now();
-    let events = new_events(
-        decide_as(Some(&case), &note("原始备注"), Role::Handler, at),
-        at,
-        Role::Handler,
-    );
-    store
-        .append(
-            id,
-            1,
-            store.load(id).await.unwrap().head_hash(),
-            &events,
-            None,
-        )
-        .await
-        .unwrap();
+    let events = new_events(decide_as(Some(&case), &note("原始备注"), Role::Handler, at), at, Role::Handler);
+    store.append(id, 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
     let case = store.load(id).await.unwrap();
-    let events = new_events(
-        decide_as(case.case.as_ref(), &note("第三条"), Role::Handler, at),
-        at,
-        Role::Handler,
-    );
-    store
-        .append(id, 2, case.head_hash(), &events, None)
-        .await
-        .unwrap();
+    let events = new_events(decide_as(case.case.as_ref(), &note("第三条"), Role::Handler, at), at, Role::Handler);
+    store.append(id, 2, case.head_hash(), &events, None).await.unwrap();
     let (untouched, _) = register(&store).await;
     assert!(store.verify_all().await.unwrap().failures.is_empty());
 
@@ -442,13 +305,7 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
     let report = store.verify_all().await.unwrap();
     assert_eq!(report.cases, 2);
     assert_eq!(report.failures.len(), 1);
-    assert_eq!(
-        (
-            report.failures[0].case_id,
-            report.failures[0].first_bad_version
-        ),
-        (id.as_uuid(), Some(2))
-    );
+    assert_eq!((report.failures[0].case_id, report.failures[0].first_bad_version), (id.as_uuid(), Some(2)));
 
     // `huiyin verify` exits non-zero.
     let args = api::settings::DatabaseArgs {
@@ -457,10 +314,7 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
         pool_size: 2,
         statement_timeout_ms: 10_000,
     };
-    assert_eq!(
-        api::cli::verify(&args).await,
-        std::process::ExitCode::FAILURE
-    );
+    assert_eq!(api::cli::verify(&args).await, std::process::ExitCode::FAILURE);
 }
 
 #[tokio::test]
@@ -472,15 +326,9 @@ async fn a_deleted_event_is_detected_by_verify() {
     for n in 0..3 {
         let at = now();
         let loaded = store.load(id).await.unwrap();
-        let events = new_events(
-            decide_as(Some(&state), &note(&format!("备注{n}")), Role::Handler, at),
-            at,
-            Role::Handler,
-        );
-        store
-            .append(id, loaded.version(), loaded.head_hash(), &events, None)
-            .await
-            .unwrap();
+        let events =
+            new_events(decide_as(Some(&state), &note(&format!("备注{n}")), Role::Handler, at), at, Role::Handler);
+        store.append(id, loaded.version(), loaded.head_hash(), &events, None).await.unwrap();
         state = store.load(id).await.unwrap().case.unwrap();
     }
     let su = db.super_client().await;
@@ -498,23 +346,10 @@ async fn replaying_a_stored_case_equals_the_live_state() {
     let (id, mut live) = register(&store).await;
     let unit = UnitId::from_uuid(Uuid::new_v4());
     let commands = [
-        Command::Assign {
-            unit,
-            due_at: None,
-            note: None,
-        },
-        Command::Handle {
-            outcome: Outcome::Resolved,
-            result: Text::parse("已修复路灯").unwrap(),
-        },
-        Command::FeedBack {
-            method: FeedbackMethod::Phone,
-            content: Text::parse("电话告知").unwrap(),
-        },
-        Command::RecordSatisfaction {
-            rating: Rating::Dissatisfied,
-            comment: None,
-        },
+        Command::Assign { unit, due_at: None, note: None },
+        Command::Handle { outcome: Outcome::Resolved, result: Text::parse("已修复路灯").unwrap() },
+        Command::FeedBack { method: FeedbackMethod::Phone, content: Text::parse("电话告知").unwrap() },
+        Command::RecordSatisfaction { rating: Rating::Dissatisfied, comment: None },
     ];
     for cmd in &commands {
         let at = now();
@@ -524,13 +359,7 @@ async fn replaying_a_stored_case_equals_the_live_state() {
         }
         let head = store.load(id).await.unwrap().head_hash();
         store
-            .append(
-                id,
-                live.version - events.len() as u32,
-                head,
-                &new_events(events, at, Role::Supervisor),
-                None,
-            )
+            .append(id, live.version - events.len() as u32, head, &new_events(events, at, Role::Supervisor), None)
             .await
             .unwrap();
     }
@@ -571,10 +400,7 @@ async fn an_old_schema_event_is_upcast_on_read() {
     let case = store.load(id).await.unwrap().case.unwrap();
     assert_eq!(case.status, Status::Assigned);
     assert_eq!(case.unit, Some(UnitId::from_uuid(unit)));
-    assert_eq!(
-        case.deadline.unwrap().due_at.to_rfc3339(),
-        "2026-12-01T15:59:59+00:00"
-    );
+    assert_eq!(case.deadline.unwrap().due_at.to_rfc3339(), "2026-12-01T15:59:59+00:00");
     assert!(store.verify_case(id).await.unwrap().ok());
 }
 
@@ -583,17 +409,10 @@ async fn sealed_personal_data_opens_until_its_key_is_shredded() {
     let db = TestDb::new().await;
     let pool = db.app_pool();
     let vault = Vault::new([42; 32], "test-kek");
-    let data = PersonalData {
-        name: Some("张三".into()),
-        phone: Some("13812345678".into()),
-        id_number: None,
-    };
+    let data = PersonalData { name: Some("张三".into()), phone: Some("13812345678".into()), id_number: None };
     let sealed = vault.seal(&pool, &data).await.unwrap();
     assert!(!sealed.ciphertext.contains("13812345678"));
-    assert_eq!(
-        vault.open(&pool, &sealed).await.unwrap(),
-        Opened::Clear(data)
-    );
+    assert_eq!(vault.open(&pool, &sealed).await.unwrap(), Opened::Clear(data));
     assert!(vault.erase(&pool, sealed.subject).await.unwrap());
     assert_eq!(vault.open(&pool, &sealed).await.unwrap(), Opened::Erased);
     // A vault with another key-encryption key cannot open it.

@@ -49,20 +49,11 @@ impl Reply {
     /// Asserts a problem+json answer with this status and code.
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status.as_u16(), status, "status; body: {}", self.text);
-        assert_eq!(
-            self.content_type(),
-            "application/problem+json",
-            "content type; body: {}",
-            self.text
-        );
+        assert_eq!(self.content_type(), "application/problem+json", "content type; body: {}", self.text);
         assert_eq!(self.body["code"], code, "problem code; body: {}", self.text);
         assert_eq!(self.body["type"], format!("urn:huiyin:problem:{code}"));
         assert_eq!(self.body["status"], status);
-        assert!(
-            self.body["request_id"].is_string(),
-            "problem has a request id: {}",
-            self.text
-        );
+        assert!(self.body["request_id"].is_string(), "problem has a request id: {}", self.text);
     }
 }
 
@@ -85,51 +76,43 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
         },
-        vault: VaultArgs {
-            kek: Some(hex::encode([7u8; 32])),
-            kek_id: "test-kek".into(),
-        },
+        vault: VaultArgs { kek: Some(hex::encode([7u8; 32])), kek_id: "test-kek".into() },
     }
 }
 
 /// Starts the server on a fresh database and creates the test's units.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with settings changed by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     api::telemetry::init();
     let db = TestDb::new().await;
     let secret = format!("test-secret-{}", Uuid::new_v4().simple());
-    let app = Application::build(settings(&db, &secret))
-        .await
-        .expect("the app builds");
+    let mut s = settings(&db, &secret);
+    adjust(&mut s);
+    let app = Application::build(s).await.expect("the app builds");
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let mut t = TestApp {
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
+    // Set up through the database, so a test may run the server with any token settings.
+    let reference = infra::reference::ReferenceData::new(db.app_pool());
+    let town = reference.create_unit("青山镇", domain::UnitKind::Town, None).await.unwrap().id;
+    let village = reference.create_unit("东岭村", domain::UnitKind::Village, Some(town)).await.unwrap().id;
+    let dept_a = reference.create_unit("卫生院", domain::UnitKind::Department, Some(town)).await.unwrap().id;
+    let dept_b = reference.create_unit("教育办", domain::UnitKind::Department, Some(town)).await.unwrap().id;
+    TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         client,
         db,
         secret,
-        town: Uuid::nil(),
-        village: Uuid::nil(),
-        dept_a: Uuid::nil(),
-        dept_b: Uuid::nil(),
-    };
-    let admin = t.token("admin", None);
-    t.town = t.create_unit(&admin, "青山镇", "town", None).await;
-    t.village = t
-        .create_unit(&admin, "东岭村", "village", Some(t.town))
-        .await;
-    t.dept_a = t
-        .create_unit(&admin, "卫生院", "department", Some(t.town))
-        .await;
-    t.dept_b = t
-        .create_unit(&admin, "教育办", "department", Some(t.town))
-        .await;
-    t
+        town: town.as_uuid(),
+        village: village.as_uuid(),
+        dept_a: dept_a.as_uuid(),
+        dept_b: dept_b.as_uuid(),
+    }
 }
 
 impl TestApp {
@@ -169,9 +152,7 @@ impl TestApp {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.address));
+        let mut req = self.client.request(method, format!("{}{path}", self.address));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -186,12 +167,7 @@ impl TestApp {
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Reply { status, headers, body, text }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -199,33 +175,18 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, Some(token), Some(&body), &[])
-            .await
+        self.send(Method::POST, path, Some(token), Some(&body), &[]).await
     }
 
-    pub async fn create_unit(
-        &self,
-        admin: &str,
-        name: &str,
-        kind: &str,
-        parent: Option<Uuid>,
-    ) -> Uuid {
-        let r = self
-            .post(
-                "/api/v1/units",
-                admin,
-                json!({ "name": name, "kind": kind, "parent_id": parent }),
-            )
-            .await;
+    pub async fn create_unit(&self, admin: &str, name: &str, kind: &str, parent: Option<Uuid>) -> Uuid {
+        let r = self.post("/api/v1/units", admin, json!({ "name": name, "kind": kind, "parent_id": parent })).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body["id"].as_str().unwrap().parse().unwrap()
     }
 
     /// Registers a case as a clerk and returns its id.
     pub async fn register(&self, body: Value) -> Uuid {
-        let r = self
-            .post("/api/v1/cases", &self.token("clerk", None), body)
-            .await;
+        let r = self.post("/api/v1/cases", &self.token("clerk", None), body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.body["id"].as_str().unwrap().parse().unwrap()
     }
@@ -244,12 +205,6 @@ impl TestApp {
 
     /// Counts the events in the log (to prove nothing was written).
     pub async fn event_count(&self) -> i64 {
-        self.db
-            .app_client()
-            .await
-            .query_one("SELECT count(*) FROM events", &[])
-            .await
-            .unwrap()
-            .get(0)
+        self.db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0)
     }
 }

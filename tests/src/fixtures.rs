@@ -6,10 +6,7 @@ use domain::*;
 use infra::{Metadata, NewEvent};
 
 pub fn actor(role: Role) -> Actor {
-    Actor {
-        id: ActorId::parse(format!("{}-test", role.as_str())).unwrap(),
-        role,
-    }
+    Actor { id: ActorId::parse(format!("{}-test", role.as_str())).unwrap(), role }
 }
 
 pub fn metadata(role: Role) -> Metadata {
@@ -32,58 +29,28 @@ pub fn registration(id: CaseId, at: DateTime<Utc>) -> Registration {
         channel: Channel::Symposium,
         kind: CaseKind::Complaint,
         title: Title::parse("村道路灯损坏无人修").unwrap(),
-        description: Description::parse(
-            "座谈会上村民代表反映：村口路灯损坏三个月，多次反映无人处理。",
-        )
-        .unwrap(),
+        description: Description::parse("座谈会上村民代表反映：村口路灯损坏三个月，多次反映无人处理。").unwrap(),
         category: None,
         village: None,
         accused_unit: None,
         urgency: Urgency::Normal,
         received_at: at,
-        complainant: Complainant {
-            anonymous: true,
-            sealed: None,
-        },
+        complainant: Complainant { anonymous: true, sealed: None },
     }
 }
 
 /// Decides a command against a state with the default calendar and policy, as `role`.
-pub fn decide_as(
-    state: Option<&Case>,
-    cmd: &Command,
-    role: Role,
-    at: DateTime<Utc>,
-) -> Vec<CaseEvent> {
+pub fn decide_as(state: Option<&Case>, cmd: &Command, role: Role, at: DateTime<Utc>) -> Vec<CaseEvent> {
     let actor = actor(role);
     let calendar = WorkingCalendar::default();
     let policy = DeadlinePolicy::default();
-    decide(
-        state,
-        cmd,
-        &Context {
-            now: at,
-            actor: &actor,
-            calendar: &calendar,
-            policy: &policy,
-        },
-    )
-    .unwrap()
+    decide(state, cmd, &Context { now: at, actor: &actor, calendar: &calendar, policy: &policy }).unwrap()
 }
 
 pub fn new_events(events: Vec<CaseEvent>, at: DateTime<Utc>, role: Role) -> Vec<NewEvent> {
-    events
-        .into_iter()
-        .map(|event| NewEvent {
-            event,
-            occurred_at: at,
-            metadata: metadata(role),
-        })
-        .collect()
+    events.into_iter().map(|event| NewEvent { event, occurred_at: at, metadata: metadata(role) }).collect()
 }
 
 pub fn note(text: &str) -> Command {
-    Command::AddNote {
-        text: Text::parse(text).unwrap(),
-    }
+    Command::AddNote { text: Text::parse(text).unwrap() }
 }

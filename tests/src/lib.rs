@@ -37,10 +37,7 @@ fn url_with(base: &str, user: &str, db: &str) -> String {
 
 fn migrations_hash() -> String {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let mut h = Sha256::new();
     for f in files {
@@ -64,35 +61,16 @@ impl TestDb {
         let base = base_url();
         let admin = connect(&url_with(&base, "postgres", "postgres")).await;
         let template = format!("huiyin_tpl_{}", migrations_hash());
-        admin
-            .execute("SELECT pg_advisory_lock(727274)", &[])
-            .await
-            .unwrap();
-        let exists = admin
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
-            .await
-            .unwrap()
-            .is_some();
+        admin.execute("SELECT pg_advisory_lock(727274)", &[]).await.unwrap();
+        let exists =
+            admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template]).await.unwrap().is_some();
         if !exists {
-            admin
-                .batch_execute(&format!("CREATE DATABASE {template} OWNER huiyin_owner"))
-                .await
-                .unwrap();
-            infra::migrate::run(&DbSettings::new(url_with(&base, "huiyin_owner", &template)))
-                .await
-                .unwrap();
+            admin.batch_execute(&format!("CREATE DATABASE {template} OWNER huiyin_owner")).await.unwrap();
+            infra::migrate::run(&DbSettings::new(url_with(&base, "huiyin_owner", &template))).await.unwrap();
         }
-        admin
-            .execute("SELECT pg_advisory_unlock(727274)", &[])
-            .await
-            .unwrap();
+        admin.execute("SELECT pg_advisory_unlock(727274)", &[]).await.unwrap();
         let name = format!("huiyin_t_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {name} TEMPLATE {template} OWNER huiyin_owner"
-            ))
-            .await
-            .unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template} OWNER huiyin_owner")).await.unwrap();
         Self { name, base }
     }
 

@@ -27,16 +27,13 @@ fn meta(req: &HttpRequest, principal: Principal) -> Result<RequestMeta, ApiError
     let idempotency_key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => {
-            let s = v.to_str().ok().map(str::trim).filter(|s| {
-                !s.is_empty()
-                    && s.len() <= MAX_IDEMPOTENCY_KEY
-                    && s.bytes().all(|b| b.is_ascii_graphic())
-            });
+            let s =
+                v.to_str().ok().map(str::trim).filter(|s| {
+                    !s.is_empty() && s.len() <= MAX_IDEMPOTENCY_KEY && s.bytes().all(|b| b.is_ascii_graphic())
+                });
             let s = s.ok_or(ApiError::BadRequest {
                 code: "invalid-idempotency-key",
-                detail: format!(
-                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ),
+                detail: format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
             })?;
             Some(s.to_owned())
         }
@@ -52,12 +49,7 @@ fn meta(req: &HttpRequest, principal: Principal) -> Result<RequestMeta, ApiError
             })?)
         }
     };
-    Ok(RequestMeta {
-        principal,
-        request_id: request_id(req),
-        idempotency_key,
-        if_match,
-    })
+    Ok(RequestMeta { principal, request_id: request_id(req), idempotency_key, if_match })
 }
 
 fn etag(version: u32) -> (header::HeaderName, String) {
@@ -74,14 +66,9 @@ async fn run(
     body: &impl serde::Serialize,
 ) -> Result<HttpResponse, ApiError> {
     let meta = meta(req, principal)?;
-    let view = within_deadline(
-        req,
-        service::execute(state, &meta, CaseId::from_uuid(id), action, command, body),
-    )
-    .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(view.version))
-        .json(view))
+    let view =
+        within_deadline(req, service::execute(state, &meta, CaseId::from_uuid(id), action, command, body)).await?;
+    Ok(HttpResponse::Ok().insert_header(etag(view.version)).json(view))
 }
 
 /// Register a case (受理)
@@ -104,8 +91,7 @@ pub async fn register(
     body: Json<RegisterCaseRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = meta(&req, principal)?;
-    let (view, _) =
-        within_deadline(&req, service::register(&state, &meta, body.into_inner())).await?;
+    let (view, _) = within_deadline(&req, service::register(&state, &meta, body.into_inner())).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/cases/{}", view.id)))
         .insert_header(etag(view.version))
@@ -129,14 +115,8 @@ pub async fn get_case(
     req: HttpRequest,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = within_deadline(
-        &req,
-        service::get(&state, &principal, CaseId::from_uuid(*id)),
-    )
-    .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(view.version))
-        .json(view))
+    let view = within_deadline(&req, service::get(&state, &principal, CaseId::from_uuid(*id))).await?;
+    Ok(HttpResponse::Ok().insert_header(etag(view.version)).json(view))
 }
 
 /// A case's history
@@ -155,13 +135,8 @@ pub async fn events(
     req: HttpRequest,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(
-        within_deadline(
-            &req,
-            service::history(&state, &principal, CaseId::from_uuid(*id)),
-        )
-        .await?,
-    ))
+    Ok(HttpResponse::Ok()
+        .json(within_deadline(&req, service::history(&state, &principal, CaseId::from_uuid(*id))).await?))
 }
 
 macro_rules! command_endpoint {

@@ -29,8 +29,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if ok {
         HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
     } else {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "status": "database unreachable" }))
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "database unreachable" }))
     }
 }
 

@@ -26,14 +26,8 @@ fn unit_view(u: Unit) -> UnitView {
 
 fn limit_dto(l: Limit) -> LimitDto {
     match l {
-        Limit::WorkingDays(v) => LimitDto {
-            unit: LimitUnit::WorkingDays,
-            value: v,
-        },
-        Limit::Hours(v) => LimitDto {
-            unit: LimitUnit::Hours,
-            value: v,
-        },
+        Limit::WorkingDays(v) => LimitDto { unit: LimitUnit::WorkingDays, value: v },
+        Limit::Hours(v) => LimitDto { unit: LimitUnit::Hours, value: v },
     }
 }
 
@@ -70,19 +64,13 @@ fn category_view(c: Category) -> CategoryView {
 }
 
 fn field(errors: &mut Vec<FieldError>, f: &str, m: &str) {
-    errors.push(FieldError {
-        field: f.into(),
-        message: m.into(),
-    });
+    errors.push(FieldError { field: f.into(), message: m.into() });
 }
 
 fn name(errors: &mut Vec<FieldError>, f: &str, s: &str, max: usize) -> String {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
-        errors.push(FieldError {
-            field: f.into(),
-            message: format!("must be 1 to {max} printable characters"),
-        });
+        errors.push(FieldError { field: f.into(), message: format!("must be 1 to {max} printable characters") });
     }
     t.to_owned()
 }
@@ -92,15 +80,11 @@ fn policy(errors: &mut Vec<FieldError>, dto: &DeadlinePolicyDto) -> DeadlinePoli
     let mut limit = |f: &str, v: Option<LimitDto>, slot: &mut Limit| {
         if let Some(l) = v {
             match l.unit {
-                LimitUnit::WorkingDays if (1..=60).contains(&l.value) => {
-                    *slot = Limit::WorkingDays(l.value)
-                }
+                LimitUnit::WorkingDays if (1..=60).contains(&l.value) => *slot = Limit::WorkingDays(l.value),
                 LimitUnit::Hours if (1..=720).contains(&l.value) => *slot = Limit::Hours(l.value),
-                LimitUnit::WorkingDays => field(
-                    errors,
-                    f,
-                    "working days must be 1 to 60 (the regulation's 60-day limit)",
-                ),
+                LimitUnit::WorkingDays => {
+                    field(errors, f, "working days must be 1 to 60 (the regulation's 60-day limit)")
+                }
                 LimitUnit::Hours => field(errors, f, "hours must be 1 to 720"),
             }
         }
@@ -108,37 +92,17 @@ fn policy(errors: &mut Vec<FieldError>, dto: &DeadlinePolicyDto) -> DeadlinePoli
     limit("deadline_policy.assign", dto.assign, &mut p.assign);
     limit("deadline_policy.handle", dto.handle, &mut p.handle);
     limit("deadline_policy.feedback", dto.feedback, &mut p.feedback);
-    limit(
-        "deadline_policy.urgent_assign",
-        dto.urgent_assign,
-        &mut p.urgent_assign,
-    );
-    limit(
-        "deadline_policy.urgent_handle",
-        dto.urgent_handle,
-        &mut p.urgent_handle,
-    );
-    limit(
-        "deadline_policy.urgent_feedback",
-        dto.urgent_feedback,
-        &mut p.urgent_feedback,
-    );
+    limit("deadline_policy.urgent_assign", dto.urgent_assign, &mut p.urgent_assign);
+    limit("deadline_policy.urgent_handle", dto.urgent_handle, &mut p.urgent_handle);
+    limit("deadline_policy.urgent_feedback", dto.urgent_feedback, &mut p.urgent_feedback);
     match dto.max_extension_days {
         Some(d) if d <= 30 => p.max_extension_days = d,
-        Some(_) => field(
-            errors,
-            "deadline_policy.max_extension_days",
-            "must be at most 30 (信访工作条例)",
-        ),
+        Some(_) => field(errors, "deadline_policy.max_extension_days", "must be at most 30 (信访工作条例)"),
         None => {}
     }
     match dto.max_extensions {
         Some(n) if n <= 1 => p.max_extensions = n,
-        Some(_) => field(
-            errors,
-            "deadline_policy.max_extensions",
-            "must be 0 or 1 (信访工作条例: once)",
-        ),
+        Some(_) => field(errors, "deadline_policy.max_extensions", "must be 0 or 1 (信访工作条例: once)"),
         None => {}
     }
     p
@@ -149,19 +113,10 @@ fn category_input(req: &CategoryRequest) -> Result<CategoryInput, ApiError> {
     let code = req.code.trim().to_owned();
     let code_ok = !code.is_empty()
         && code.len() <= 32
-        && code
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+        && code.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
     if !code_ok {
-        field(
-            &mut errors,
-            "code",
-            "must be 1 to 32 of a-z 0-9 _ . - starting with a letter or digit",
-        );
+        field(&mut errors, "code", "must be 1 to 32 of a-z 0-9 _ . - starting with a letter or digit");
     }
     let name = name(&mut errors, "name", &req.name, 100);
     let policy = policy(&mut errors, &req.deadline_policy);
@@ -171,12 +126,9 @@ fn category_input(req: &CategoryRequest) -> Result<CategoryInput, ApiError> {
     Ok(CategoryInput {
         code,
         name,
-        kind: req.kind.map(|k| {
-            serde_json::to_value(k)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        }),
+        kind: req
+            .kind
+            .map(|k| serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
         default_unit_id: req.default_unit_id.map(UnitId::from_uuid),
         policy,
         active: req.active.unwrap_or(true),
@@ -195,10 +147,7 @@ pub async fn list_units(
     q: actix_web::web::Query<UnitListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
-    let units = state
-        .reference
-        .list_units(q.include_inactive.unwrap_or(false))
-        .await?;
+    let units = state.reference.list_units(q.include_inactive.unwrap_or(false)).await?;
     Ok(HttpResponse::Ok().json(units.into_iter().map(unit_view).collect::<Vec<_>>()))
 }
 
@@ -226,13 +175,8 @@ pub async fn create_unit(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let unit = state
-        .reference
-        .create_unit(&n, body.kind.into(), body.parent_id.map(UnitId::from_uuid))
-        .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/units/{}", unit.id)))
-        .json(unit_view(unit)))
+    let unit = state.reference.create_unit(&n, body.kind.into(), body.parent_id.map(UnitId::from_uuid)).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/units/{}", unit.id))).json(unit_view(unit)))
 }
 
 /// Get a unit
@@ -240,17 +184,9 @@ pub async fn create_unit(
 /// One unit, active or not.
 #[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The unit")), responses((status = 200, description = "The unit", body = UnitView)), security(("bearer" = [])))]
 #[get("/units/{id}")]
-pub async fn get_unit(
-    state: Data<AppState>,
-    principal: Principal,
-    id: Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_unit(state: Data<AppState>, principal: Principal, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
-    let unit = state
-        .reference
-        .unit(UnitId::from_uuid(*id))
-        .await?
-        .ok_or(ApiError::NotFound("unit"))?;
+    let unit = state.reference.unit(UnitId::from_uuid(*id)).await?.ok_or(ApiError::NotFound("unit"))?;
     Ok(HttpResponse::Ok().json(unit_view(unit)))
 }
 
@@ -271,11 +207,7 @@ pub async fn rename_unit(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let unit = state
-        .reference
-        .rename_unit(UnitId::from_uuid(*id), &n)
-        .await?
-        .ok_or(ApiError::NotFound("unit"))?;
+    let unit = state.reference.rename_unit(UnitId::from_uuid(*id), &n).await?.ok_or(ApiError::NotFound("unit"))?;
     Ok(HttpResponse::Ok().json(unit_view(unit)))
 }
 
@@ -290,11 +222,7 @@ pub async fn deactivate_unit(
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
-    let unit = state
-        .reference
-        .deactivate_unit(UnitId::from_uuid(*id))
-        .await?
-        .ok_or(ApiError::NotFound("unit"))?;
+    let unit = state.reference.deactivate_unit(UnitId::from_uuid(*id)).await?.ok_or(ApiError::NotFound("unit"))?;
     Ok(HttpResponse::Ok().json(unit_view(unit)))
 }
 
@@ -303,10 +231,7 @@ pub async fn deactivate_unit(
 /// The category taxonomy with each category's deadline policy.
 #[utoipa::path(tag = "reference", responses((status = 200, description = "Categories", body = [CategoryView])), security(("bearer" = [])))]
 #[get("/categories")]
-pub async fn list_categories(
-    state: Data<AppState>,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list_categories(state: Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
     let cats = state.reference.list_categories().await?;
     Ok(HttpResponse::Ok().json(cats.into_iter().map(category_view).collect::<Vec<_>>()))
@@ -341,11 +266,7 @@ pub async fn get_category(
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
-    let cat = state
-        .reference
-        .category(CategoryId::from_uuid(*id))
-        .await?
-        .ok_or(ApiError::NotFound("category"))?;
+    let cat = state.reference.category(CategoryId::from_uuid(*id)).await?.ok_or(ApiError::NotFound("category"))?;
     Ok(HttpResponse::Ok().json(category_view(cat)))
 }
 
@@ -375,10 +296,7 @@ fn year(y: i32) -> Result<i32, ApiError> {
     if (2000..=2100).contains(&y) {
         Ok(y)
     } else {
-        Err(ApiError::BadRequest {
-            code: "invalid-path",
-            detail: "year must be 2000 to 2100".into(),
-        })
+        Err(ApiError::BadRequest { code: "invalid-path", detail: "year must be 2000 to 2100".into() })
     }
 }
 
@@ -388,29 +306,15 @@ fn year(y: i32) -> Result<i32, ApiError> {
 /// working day.
 #[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2100)), responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
 #[get("/calendar/{year}")]
-pub async fn get_calendar(
-    state: Data<AppState>,
-    principal: Principal,
-    y: Path<i32>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_calendar(state: Data<AppState>, principal: Principal, y: Path<i32>) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
     let days = state.reference.calendar_year(year(*y)?).await?;
     let (mut holidays, mut makeup_workdays) = (Vec::new(), Vec::new());
     for d in days {
-        let dto = CalendarDayDto {
-            date: d.day,
-            name: d.name,
-        };
-        if d.workday {
-            makeup_workdays.push(dto)
-        } else {
-            holidays.push(dto)
-        }
+        let dto = CalendarDayDto { date: d.day, name: d.name };
+        if d.workday { makeup_workdays.push(dto) } else { holidays.push(dto) }
     }
-    Ok(HttpResponse::Ok().json(CalendarYear {
-        holidays,
-        makeup_workdays,
-    }))
+    Ok(HttpResponse::Ok().json(CalendarYear { holidays, makeup_workdays }))
 }
 
 /// Replace a year's working calendar
@@ -430,31 +334,20 @@ pub async fn put_calendar(
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut days = Vec::new();
-    for (list, workday, f) in [
-        (&body.holidays, false, "holidays"),
-        (&body.makeup_workdays, true, "makeup_workdays"),
-    ] {
+    for (list, workday, f) in [(&body.holidays, false, "holidays"), (&body.makeup_workdays, true, "makeup_workdays")] {
         if list.len() > 100 {
             field(&mut errors, f, "at most 100 days");
         }
         for d in list {
             use chrono::Datelike;
             if d.date.year() != y {
-                field(
-                    &mut errors,
-                    f,
-                    "every date must lie in the year of the path",
-                );
+                field(&mut errors, f, "every date must lie in the year of the path");
             }
             if !seen.insert(d.date) {
                 field(&mut errors, f, "a date appears twice");
             }
             let n = name(&mut errors, f, &d.name, 50);
-            days.push(CalendarDay {
-                day: d.date,
-                workday,
-                name: n,
-            });
+            days.push(CalendarDay { day: d.date, workday, name: n });
         }
     }
     if !errors.is_empty() {

@@ -28,10 +28,7 @@ pub fn text(s: &str) -> Text {
 }
 
 pub fn actor(role: Role) -> Actor {
-    Actor {
-        id: ActorId::parse(format!("{}-1", role.as_str())).unwrap(),
-        role,
-    }
+    Actor { id: ActorId::parse(format!("{}-1", role.as_str())).unwrap(), role }
 }
 
 pub fn registration() -> Registration {
@@ -40,8 +37,7 @@ pub fn registration() -> Registration {
         channel: Channel::Symposium,
         kind: CaseKind::Complaint,
         title: Title::parse("低保评定不公开").unwrap(),
-        description: Description::parse("村民代表在座谈会上反映，本村低保评定过程没有张榜公示。")
-            .unwrap(),
+        description: Description::parse("村民代表在座谈会上反映，本村低保评定过程没有张榜公示。").unwrap(),
         category: None,
         village: Some(unit(100)),
         accused_unit: None,
@@ -80,9 +76,7 @@ impl Scenario {
     /// Plays commands that must succeed to build the history.
     pub fn after(mut self, commands: &[Command]) -> Self {
         for c in commands {
-            let events = self
-                .decide(c)
-                .unwrap_or_else(|e| panic!("{} failed in setup: {e}", c.name()));
+            let events = self.decide(c).unwrap_or_else(|e| panic!("{} failed in setup: {e}", c.name()));
             for e in events {
                 self.history.push((e, self.now));
             }
@@ -106,12 +100,7 @@ impl Scenario {
 
     pub fn decide(&self, c: &Command) -> Result<Vec<CaseEvent>, DomainError> {
         let actor = actor(self.role);
-        let ctx = Context {
-            now: self.now,
-            actor: &actor,
-            calendar: &self.calendar,
-            policy: &self.policy,
-        };
+        let ctx = Context { now: self.now, actor: &actor, calendar: &self.calendar, policy: &self.policy };
         decide(self.state().as_ref(), c, &ctx)
     }
 
@@ -132,32 +121,17 @@ pub fn register() -> Command {
     Command::Register(Box::new(registration()))
 }
 pub fn assign(u: u128) -> Command {
-    Command::Assign {
-        unit: unit(u),
-        due_at: None,
-        note: None,
-    }
+    Command::Assign { unit: unit(u), due_at: None, note: None }
 }
 pub fn handle() -> Command {
-    Command::Handle {
-        outcome: Outcome::Resolved,
-        result: text("已张榜公示低保名单，重新评议。"),
-    }
+    Command::Handle { outcome: Outcome::Resolved, result: text("已张榜公示低保名单，重新评议。") }
 }
 pub fn feedback() -> Command {
-    Command::FeedBack {
-        method: FeedbackMethod::Phone,
-        content: text("电话告知处理结果。"),
-    }
+    Command::FeedBack { method: FeedbackMethod::Phone, content: text("电话告知处理结果。") }
 }
 pub fn rate(r: Rating) -> Command {
-    Command::RecordSatisfaction {
-        rating: r,
-        comment: None,
-    }
+    Command::RecordSatisfaction { rating: r, comment: None }
 }
 pub fn close(note: Option<&str>) -> Command {
-    Command::Close {
-        note: note.map(text),
-    }
+    Command::Close { note: note.map(text) }
 }
