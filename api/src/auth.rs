@@ -195,6 +195,7 @@ pub enum Action {
     RevealComplainant,
     ReadReference,
     WriteReference,
+    ReadLedger,
 }
 
 /// Which cases a permission reaches.
@@ -226,10 +227,11 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             AddNote,
             Satisfaction,
             ReadReference,
+            ReadLedger,
         ],
         All,
     ),
-    (Handler, &[ReadCase, Transfer, Handle, Feedback, AddNote], OwnUnit),
+    (Handler, &[ReadCase, Transfer, Handle, Feedback, AddNote, ReadLedger], OwnUnit),
     (Handler, &[ReadReference], All),
     (
         Supervisor,
@@ -252,11 +254,12 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             AddNote,
             RevealComplainant,
             ReadReference,
+            ReadLedger,
         ],
         All,
     ),
-    (Auditor, &[ReadCase, ReadReference], All),
-    (Admin, &[ReadReference, WriteReference], All),
+    (Auditor, &[ReadCase, ReadReference, ReadLedger], All),
+    (Admin, &[ReadReference, WriteReference, ReadLedger], All),
 ];
 
 /// The scope in which `role` may do `action`, or `None` when it may not at all.

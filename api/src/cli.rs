@@ -30,8 +30,19 @@ pub enum Command {
     },
     /// Run the HTTP service.
     Serve(Box<ServeArgs>),
-    /// Recompute every case's hash chain; exits non-zero if any is broken.
+    /// Recompute every case's hash chain (and with --projections, compare every ledger row with
+    /// a replay of its case); exits 1 if anything is wrong.
     Verify {
+        /// Also check the projections.
+        #[arg(long)]
+        projections: bool,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Rebuild every projection from the log into fresh tables and switch over while the
+    /// service runs (as the schema owner).
+    Rebuild {
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
@@ -54,11 +65,21 @@ pub enum Command {
         #[command(flatten)]
         auth: AuthArgs,
     },
-    /// Load a realistic Chinese town: units, categories, this year's holidays.
+    /// Load a realistic Chinese town: units, categories, this year's holidays; with --cases N,
+    /// also N cases with realistic lifecycles over two years (bulk-loaded), then rebuild the ledger.
     SeedDemo {
+        /// How many cases to generate.
+        #[arg(long, default_value_t = 0)]
+        cases: u64,
+        /// The random seed (the same seed gives the same cases, up to the current time).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
+        /// Personal-data key (the generated complainants are sealed with it).
+        #[command(flatten)]
+        vault: crate::settings::VaultArgs,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -101,7 +122,28 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Verify { db } => verify(&db).await,
+        Command::Verify { db, projections } => {
+            let chains = verify(&db).await;
+            if !projections {
+                return chains;
+            }
+            let ledger = verify_projections(&db).await;
+            if chains == ExitCode::SUCCESS { ledger } else { chains }
+        }
+        Command::Rebuild { db } => match infra::ledger::rebuild(&db.admin()).await {
+            Ok(r) => {
+                println!(
+                    "rebuilt the ledger: {} case(s), {} event(s) in {:.1} s ({:.0} events/s), {} case(s) caught up at the switch-over",
+                    r.folded.cases,
+                    r.folded.events,
+                    r.seconds,
+                    r.events_per_second(),
+                    r.caught_up
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Token { sub, role, unit, ttl, auth } => match token(&sub, &role, unit, &ttl, &auth) {
             Ok(t) => {
                 println!("{t}");
@@ -112,21 +154,7 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::SeedDemo { db } => {
-            if let Err(e) = infra::migrate::run(&db.admin()).await {
-                return fail(&e);
-            }
-            match db.app().pool() {
-                Ok(pool) => match crate::seed::seed_demo(&infra::reference::ReferenceData::new(pool)).await {
-                    Ok(summary) => {
-                        println!("{summary}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(&e),
-                },
-                Err(e) => fail(&e),
-            }
-        }
+        Command::SeedDemo { db, cases, seed, vault } => seed_demo(&db, &vault, cases, seed).await,
         Command::Openapi => {
             print!("{}", crate::openapi::spec_json());
             ExitCode::SUCCESS
@@ -155,6 +183,85 @@ pub async fn verify(db: &DatabaseArgs) -> ExitCode {
                 println!("every hash chain verifies");
                 ExitCode::SUCCESS
             } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+async fn seed_demo(db: &DatabaseArgs, vault: &crate::settings::VaultArgs, cases: u64, seed: u64) -> ExitCode {
+    if let Err(e) = infra::migrate::run(&db.admin()).await {
+        return fail(&e);
+    }
+    let pool = match db.app().pool() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let reference = infra::reference::ReferenceData::new(pool);
+    match crate::seed::seed_demo(&reference).await {
+        Ok(summary) => println!("{summary}"),
+        Err(e) => return fail(&e),
+    }
+    if cases == 0 {
+        return ExitCode::SUCCESS;
+    }
+    let kek = match vault.kek() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("huiyin seed-demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let vault = infra::vault::Vault::new(*kek.expose(), vault.kek_id.clone());
+    let mut loader = match infra::bulk::BulkLoader::connect(&db.admin(), vault.kek_id()).await {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    match crate::seed::generate_cases(&reference, &mut loader, &vault, cases, seed).await {
+        Ok(r) => println!(
+            "generated {} case(s), {} event(s) in {:.1} s ({:.0} events/s)",
+            r.cases,
+            r.events,
+            r.seconds,
+            r.events as f64 / r.seconds.max(1e-9)
+        ),
+        Err(e) => {
+            eprintln!("huiyin seed-demo: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Err(e) = loader.close().await {
+        return fail(&e);
+    }
+    match infra::ledger::rebuild(&db.admin()).await {
+        Ok(r) => {
+            println!(
+                "rebuilt the ledger: {} case(s), {} event(s) in {:.1} s ({:.0} events/s)",
+                r.folded.cases,
+                r.folded.events,
+                r.seconds,
+                r.events_per_second()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Runs `huiyin verify --projections`: 0 when every ledger row equals the replay of its case.
+pub async fn verify_projections(db: &DatabaseArgs) -> ExitCode {
+    match infra::ledger::verify_projections(&db.app()).await {
+        Ok(r) => {
+            println!("replayed {} case(s), {} event(s) against the ledger", r.cases, r.events);
+            for m in r.mismatches.iter().take(50) {
+                println!("MISMATCH case {}: {}", m.case_id, m.problem);
+            }
+            if r.mismatches.is_empty() {
+                println!("every ledger row equals the replay of its case");
+                ExitCode::SUCCESS
+            } else {
+                println!("{} mismatch(es)", r.mismatches.len());
                 ExitCode::FAILURE
             }
         }

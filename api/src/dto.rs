@@ -577,3 +577,220 @@ pub struct CalendarYear {
     #[schema(max_items = 100)]
     pub makeup_workdays: Vec<CalendarDayDto>,
 }
+
+/// The order of a ledger page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerSortParam {
+    /// Newest first (default).
+    #[default]
+    ReceivedDesc,
+    /// Oldest first.
+    ReceivedAsc,
+    /// Soonest deadline first; only cases with a running deadline.
+    DueAsc,
+    /// Latest deadline first; only cases with a running deadline.
+    DueDesc,
+}
+
+/// Filters of the ledger (all optional, combined with AND).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LedgerQuery {
+    /// Status.
+    pub status: Option<Status>,
+    /// Kind.
+    pub kind: Option<CaseKind>,
+    /// Channel.
+    pub channel: Option<Channel>,
+    /// Urgency.
+    pub urgency: Option<Urgency>,
+    /// Category.
+    pub category_id: Option<Uuid>,
+    /// Village / farm / community.
+    pub village_id: Option<Uuid>,
+    /// Responsible unit.
+    pub unit_id: Option<Uuid>,
+    /// Past its running deadline now (`true`) or not (`false`).
+    pub overdue: Option<bool>,
+    /// Under supervision (督办).
+    pub escalated: Option<bool>,
+    /// Received at or after (RFC 3339).
+    pub received_from: Option<DateTime<Utc>>,
+    /// Received before (RFC 3339).
+    pub received_to: Option<DateTime<Utc>>,
+    /// Chinese full-text search over title and description (segmented with jieba; all words must match).
+    #[param(max_length = 100)]
+    pub q: Option<String>,
+    /// Order.
+    pub sort: Option<LedgerSortParam>,
+    /// The `next_cursor` of the previous page.
+    #[param(max_length = 80)]
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 100 (default 20). Ignored by exports, which return every row.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// A running deadline as of now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadlineNow {
+    /// The stage.
+    pub stage: Stage,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+    /// `on_track`, `due_soon` (≥ 60 %) or `overdue`.
+    #[schema(example = "due_soon")]
+    pub state: String,
+    /// Working days past the deadline.
+    pub working_days_overdue: u32,
+    /// Time used, in thousandths.
+    pub permille_used: u32,
+}
+
+/// One row of the ledger (台账).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LedgerEntry {
+    /// The case.
+    pub case_id: Uuid,
+    /// Its version.
+    pub version: i32,
+    /// Receipt code.
+    pub receipt_code: String,
+    /// Title.
+    pub title: String,
+    /// Kind.
+    pub kind: String,
+    /// Channel.
+    pub channel: String,
+    /// Status.
+    pub status: String,
+    /// Urgency.
+    pub urgency: String,
+    /// Category.
+    pub category_id: Option<Uuid>,
+    /// Village.
+    pub village_id: Option<Uuid>,
+    /// Responsible unit.
+    pub unit_id: Option<Uuid>,
+    /// Rework round.
+    pub round: i32,
+    /// Received.
+    pub received_at: DateTime<Utc>,
+    /// Last assigned.
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// Handled (this round).
+    pub handled_at: Option<DateTime<Utc>>,
+    /// Fed back (this round).
+    pub fed_back_at: Option<DateTime<Utc>>,
+    /// Closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The running deadline, evaluated now.
+    pub deadline: Option<DeadlineNow>,
+    /// This round's rating.
+    pub satisfaction: Option<String>,
+    /// Under supervision.
+    pub escalated: bool,
+    /// Duplicate of.
+    pub duplicate_of: Option<Uuid>,
+    /// The complainant chose anonymity. (The ledger holds no personal data.)
+    pub anonymous: bool,
+}
+
+/// A page of the ledger.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LedgerPage {
+    /// The rows.
+    pub items: Vec<LedgerEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page. Also in the `Link` header.
+    pub next_cursor: Option<String>,
+}
+
+/// The overdue view's query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OverdueQuery {
+    /// Only this unit's cases.
+    pub unit_id: Option<Uuid>,
+    /// The `next_cursor` of the previous page.
+    #[param(max_length = 80)]
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// Counts of one unit at one stage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OverdueCount {
+    /// The unit (absent while waiting to be assigned).
+    pub unit_id: Option<Uuid>,
+    /// The stage: waiting to be assigned, being handled, waiting for the reply.
+    pub stage: String,
+    /// Past the deadline.
+    pub overdue: i64,
+    /// At least 80 % of the time used.
+    pub due_soon_80: i64,
+    /// At least 60 % and under 80 %.
+    pub due_soon_60: i64,
+}
+
+/// Cases past their deadline or due soon, computed now against the working calendar.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OverdueView {
+    /// The moment it was computed.
+    pub now: DateTime<Utc>,
+    /// Soonest deadline first (the most overdue first).
+    pub items: Vec<LedgerEntry>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+    /// Counts per unit and stage over all such cases.
+    pub by_unit: Vec<OverdueCount>,
+}
+
+/// The statistics query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// Received at or after (default: a year before `to`).
+    pub from: Option<DateTime<Utc>>,
+    /// Received before (default: now).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A count under a key.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyCount {
+    /// The key (an identifier or an id; absent for "none").
+    pub key: Option<String>,
+    /// How many.
+    pub count: i64,
+}
+
+/// Counts of cases received in a range.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatsView {
+    /// Range start.
+    pub from: DateTime<Utc>,
+    /// Range end.
+    pub to: DateTime<Utc>,
+    /// All cases.
+    pub total: i64,
+    /// By status.
+    pub by_status: Vec<KeyCount>,
+    /// By kind.
+    pub by_kind: Vec<KeyCount>,
+    /// By channel.
+    pub by_channel: Vec<KeyCount>,
+    /// By category.
+    pub by_category: Vec<KeyCount>,
+    /// By village.
+    pub by_village: Vec<KeyCount>,
+    /// By responsible unit.
+    pub by_unit: Vec<KeyCount>,
+}

@@ -27,6 +27,7 @@ Authentication: a bearer JWT (`huiyin token` prints one). Errors: RFC 9457 `appl
     tags(
         (name = "cases", description = "Registering and reading cases"),
         (name = "commands", description = "The lifecycle commands: each answers the case after the command"),
+        (name = "ledger", description = "The ledger (台账), the overdue view and statistics"),
         (name = "reference", description = "Units, categories and the working calendar"),
         (name = "health", description = "Liveness and readiness"),
     )

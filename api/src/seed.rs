@@ -173,3 +173,324 @@ pub async fn seed_demo(reference: &ReferenceData) -> Result<String, StoreError> 
         MAKEUP_2026.len()
     ))
 }
+
+/// Texts per category code: (title, description) templates; `{v}` is the village.
+fn texts(code: &str) -> &'static [(&'static str, &'static str)] {
+    match code {
+        "welfare.dibao" => &[
+            ("低保评定不公开", "{v}村民反映，今年低保评定没有张榜公示，评议过程不透明，有优亲厚友的嫌疑。"),
+            ("低保户资格存疑", "{v}有村民反映，某低保户家中有车有房，不符合低保条件，要求重新核查。"),
+        ],
+        "welfare.pension" => &[("养老金未按时发放", "{v}多名老人反映，本季度养老金迟迟未到账，询问社保所无人答复。")],
+        "welfare.medical" => &[("医保报销手续繁琐", "{v}村民反映，住院费用报销需要来回跑多次，材料要求不一致。")],
+        "subsidy.farming" => &[
+            ("耕地地力补贴少发", "{v}村民反映，今年耕地地力保护补贴比实际面积少发，村里说不清原因。"),
+            ("惠农补贴被截留", "{v}有群众反映，种粮补贴被村干部以各种名义截留克扣。"),
+        ],
+        "land.homestead" => &[("宅基地审批拖延", "{v}村民申请宅基地半年未批，多次询问国土所没有明确答复。")],
+        "land.contract" => &[("土地流转费用纠纷", "{v}村民反映，土地流转费用未按合同支付，村委会协调无果。")],
+        "education.fees" => &[("学校乱收费", "{v}家长反映，镇中心小学以资料费名义额外收取费用，没有收据。")],
+        "health.clinic" => &[("卫生院服务态度差", "{v}村民反映，在卫生院就诊时医护人员态度生硬，排队时间长。")],
+        "conduct.attitude" => {
+            &[("干部办事推诿", "{v}村民反映，到镇政府办事被多个窗口来回推诿，门难进、脸难看、事难办。")]
+        }
+        "conduct.corruption" => &[("村干部吃拿卡要", "{v}有群众反映，村干部在办理证明时索要好处费。")],
+        "infra.roads" => &[
+            ("村口路灯损坏", "{v}村口路灯损坏已三个月，夜间出行不便，多次反映无人维修。"),
+            ("村道坑洼不平", "{v}通村道路坑洼积水，建议尽快修缮。"),
+        ],
+        "infra.water" => &[("饮用水水质浑浊", "{v}自来水近期浑浊发黄，群众担心饮水安全。")],
+        "market.food" => &[("集市销售过期食品", "{v}集市上有摊贩销售过期食品，希望加强监管。")],
+        "public.security" => &[("夜间偷盗频发", "{v}近期夜间多次发生偷盗电动车事件，群众要求加强巡逻。")],
+        "finance.village" => &[("村务财务不公开", "{v}村民反映，村集体收支多年未公开，要求公开账目。")],
+        _ => &[("建议增设便民服务点", "{v}村民建议在村里增设便民服务点，方便老人办理业务。")],
+    }
+}
+
+const SURNAMES: &[&str] =
+    &["张", "王", "李", "赵", "刘", "陈", "杨", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭"];
+const GIVEN: &[&str] =
+    &["伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超"];
+
+/// What `seed-demo --cases` did.
+#[derive(Debug, Clone, Copy)]
+pub struct GenerateReport {
+    /// Cases written.
+    pub cases: u64,
+    /// Events written.
+    pub events: u64,
+    /// Seconds spent generating and writing events.
+    pub seconds: f64,
+}
+
+/// Generates `n` realistic cases with lifecycles spread over the two years before now, through
+/// the domain's own `decide` (so every history is one the service could have written), and
+/// bulk-loads their events. The ledger must be rebuilt afterwards.
+pub async fn generate_cases(
+    reference: &ReferenceData,
+    loader: &mut infra::bulk::BulkLoader,
+    vault: &infra::vault::Vault,
+    n: u64,
+    seed: u64,
+) -> Result<GenerateReport, Box<dyn std::error::Error + Send + Sync>> {
+    use domain::events::{Channel, FeedbackMethod, Outcome, Rating};
+    use domain::{
+        Actor, ActorId, CaseId, Command, Complainant, Context, Description, Reason, Registration, Role, Text, Title,
+        Urgency, decide, evolve,
+    };
+    use infra::bulk::{BulkCase, BulkKey};
+    use infra::{Metadata, NewEvent};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    let started = std::time::Instant::now();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let units = reference.list_units(false).await?;
+    let villages: Vec<_> =
+        units.iter().filter(|u| matches!(u.kind, UnitKind::Village | UnitKind::Farm | UnitKind::Community)).collect();
+    let departments: Vec<_> = units.iter().filter(|u| u.kind == UnitKind::Department).collect();
+    let categories = reference.list_categories().await?;
+    if villages.is_empty() || departments.is_empty() || categories.is_empty() {
+        return Err("seed the demo town first (units and categories)".into());
+    }
+    let calendar = reference.working_calendar().await?;
+    let now = domain::truncate_to_micros(chrono::Utc::now());
+    let actors: Vec<Actor> =
+        [("clerk-001", Role::Clerk), ("handler-001", Role::Handler), ("supervisor-001", Role::Supervisor)]
+            .into_iter()
+            .map(|(id, role)| Actor { id: ActorId::parse(id).unwrap_or_else(|_| unreachable!()), role })
+            .collect();
+    let channels = [
+        (Channel::Phone, 25),
+        (Channel::Symposium, 15),
+        (Channel::Web, 15),
+        (Channel::Visit, 10),
+        (Channel::ContactCard, 10),
+        (Channel::WalkIn, 10),
+        (Channel::Questionnaire, 5),
+        (Channel::Email, 5),
+        (Channel::Letter, 5),
+    ];
+    let pick_channel = |rng: &mut StdRng| {
+        let mut x = rng.gen_range(0..100);
+        for (c, w) in channels {
+            if x < w {
+                return c;
+            }
+            x -= w;
+        }
+        Channel::Phone
+    };
+    let (mut written_cases, mut written_events) = (0u64, 0u64);
+    let batch_size = 5000u64;
+    let mut left = n;
+    while left > 0 {
+        let this = left.min(batch_size);
+        left -= this;
+        let mut batch = Vec::with_capacity(this as usize);
+        let mut keys = Vec::new();
+        for _ in 0..this {
+            let id = CaseId::from_uuid(uuid::Uuid::new_v4());
+            let age_days: f64 = 730.0 * rng.gen_range(0.0f64..1.0).powf(1.3);
+            let received_at = domain::truncate_to_micros(now - chrono::Duration::seconds((age_days * 86400.0) as i64));
+            let category = &categories[rng.gen_range(0..categories.len())];
+            let village = villages[rng.gen_range(0..villages.len())];
+            let (title, desc) = texts(&category.code)[rng.gen_range(0..texts(&category.code).len())];
+            let description = desc.replace("{v}", &village.name);
+            let urgent = rng.gen_bool(0.05);
+            let anonymous = rng.gen_bool(0.2);
+            let sealed = if anonymous {
+                None
+            } else {
+                let name =
+                    format!("{}{}", SURNAMES[rng.gen_range(0..SURNAMES.len())], GIVEN[rng.gen_range(0..GIVEN.len())]);
+                let phone = format!("1{}{:09}", rng.gen_range(3..=9), rng.gen_range(0..1_000_000_000u64));
+                let data = infra::vault::PersonalData { name: Some(name), phone: Some(phone), id_number: None };
+                let (sealed, wrapped) = vault.seal_detached(&data)?;
+                keys.push(BulkKey { subject: sealed.subject.as_uuid(), wrapped });
+                Some(sealed)
+            };
+            let kind = match category.kind.as_deref() {
+                Some("suggestion") => domain::CaseKind::Suggestion,
+                Some("report") => domain::CaseKind::Report,
+                _ => domain::CaseKind::Complaint,
+            };
+            let registration = Registration {
+                id,
+                channel: pick_channel(&mut rng),
+                kind,
+                title: Title::parse(title)?,
+                description: Description::parse(&description)?,
+                category: Some(category.id),
+                village: Some(village.id),
+                accused_unit: None,
+                urgency: if urgent { Urgency::Urgent } else { Urgency::Normal },
+                received_at,
+                complainant: Complainant { anonymous, sealed },
+            };
+            let unit = category.default_unit_id.unwrap_or(departments[rng.gen_range(0..departments.len())].id);
+            // The plan of this case's life, by its age: old cases are mostly closed, young ones open.
+            let stage_reached = {
+                let x: f64 = rng.gen_range(0.0..1.0);
+                if age_days > 60.0 {
+                    if x < 0.93 {
+                        6
+                    } else if x < 0.96 {
+                        1
+                    } else if x < 0.98 {
+                        2
+                    } else {
+                        3
+                    }
+                } else if age_days > 15.0 {
+                    if x < 0.65 {
+                        6
+                    } else if x < 0.85 {
+                        4
+                    } else if x < 0.95 {
+                        2
+                    } else {
+                        3
+                    }
+                } else if x < 0.25 {
+                    0
+                } else if x < 0.65 {
+                    2
+                } else if x < 0.8 {
+                    3
+                } else {
+                    4
+                }
+            };
+            let mut t = received_at;
+            let mut state = None;
+            let mut events: Vec<NewEvent> = Vec::with_capacity(8);
+            let step = |cmd: Command,
+                        role: usize,
+                        at: chrono::DateTime<chrono::Utc>,
+                        state: &mut Option<domain::Case>,
+                        events: &mut Vec<NewEvent>|
+             -> bool {
+                let at = domain::truncate_to_micros(at.min(now));
+                let ctx = Context {
+                    now: at.max(received_at),
+                    actor: &actors[role],
+                    calendar: &calendar,
+                    policy: &category.policy,
+                };
+                match decide(state.as_ref(), &cmd, &ctx) {
+                    Ok(evs) => {
+                        for e in evs {
+                            *state = evolve(state.take(), id, &e, ctx.now).ok();
+                            events.push(NewEvent {
+                                event: e,
+                                occurred_at: ctx.now,
+                                metadata: Metadata {
+                                    actor_id: actors[role].id.as_str().to_owned(),
+                                    actor_role: actors[role].role.as_str().to_owned(),
+                                    request_id: None,
+                                    idempotency_key: None,
+                                    correlation_id: None,
+                                },
+                            });
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                }
+            };
+            let hours =
+                |rng: &mut StdRng, lo: f64, hi: f64| chrono::Duration::minutes((rng.gen_range(lo..hi) * 60.0) as i64);
+            step(
+                Command::Register(Box::new(registration)),
+                0,
+                received_at.max(now - chrono::Duration::days(800)),
+                &mut state,
+                &mut events,
+            );
+            // A received_at in the past is recorded at intake; the first event is stamped then too.
+            if stage_reached == 1 {
+                t += hours(&mut rng, 2.0, 48.0);
+                step(
+                    Command::Reject {
+                        reason: Reason::parse("不属于纪检监察受理范围，已告知反映人向有关部门反映")?
+                    },
+                    0,
+                    t,
+                    &mut state,
+                    &mut events,
+                );
+                t += hours(&mut rng, 1.0, 24.0);
+                step(Command::Close { note: None }, 2, t, &mut state, &mut events);
+            } else if stage_reached >= 2 {
+                t += hours(&mut rng, 1.0, 72.0);
+                step(Command::Assign { unit, due_at: None, note: None }, 0, t, &mut state, &mut events);
+                if rng.gen_bool(0.03) {
+                    t += hours(&mut rng, 1.0, 48.0);
+                    step(
+                        Command::Escalate { reason: Reason::parse("群众反映强烈，列入督办")? },
+                        2,
+                        t,
+                        &mut state,
+                        &mut events,
+                    );
+                }
+                let rounds = if stage_reached >= 6 && rng.gen_bool(0.12) { 2 } else { 1 };
+                for round in 1..=rounds {
+                    if stage_reached < 3 {
+                        break;
+                    }
+                    t += hours(&mut rng, 12.0, 24.0 * 16.0);
+                    let outcome =
+                        [Outcome::Resolved, Outcome::Resolved, Outcome::PartiallyResolved, Outcome::Explained]
+                            [rng.gen_range(0..4)];
+                    step(
+                        Command::Handle {
+                            outcome,
+                            result: Text::parse("经调查核实，已督促整改到位，相关情况已向群众说明。")?,
+                        },
+                        1,
+                        t,
+                        &mut state,
+                        &mut events,
+                    );
+                    if stage_reached < 4 {
+                        break;
+                    }
+                    t += hours(&mut rng, 2.0, 60.0);
+                    let method =
+                        [FeedbackMethod::Phone, FeedbackMethod::InPerson, FeedbackMethod::Sms][rng.gen_range(0..3)];
+                    step(
+                        Command::FeedBack { method, content: Text::parse("已向反映人反馈办理结果。")? },
+                        1,
+                        t,
+                        &mut state,
+                        &mut events,
+                    );
+                    if stage_reached < 6 {
+                        break;
+                    }
+                    t += hours(&mut rng, 24.0, 120.0);
+                    let rating = if round < rounds {
+                        Rating::Dissatisfied
+                    } else if rng.gen_bool(0.8) {
+                        Rating::Satisfied
+                    } else {
+                        Rating::BasicallySatisfied
+                    };
+                    step(Command::RecordSatisfaction { rating, comment: None }, 0, t, &mut state, &mut events);
+                }
+                if stage_reached >= 6 {
+                    t += hours(&mut rng, 1.0, 48.0);
+                    step(Command::Close { note: Some(Text::parse("办结归档")?) }, 2, t, &mut state, &mut events);
+                }
+            }
+            if !events.is_empty() {
+                batch.push(BulkCase { id, events });
+            }
+        }
+        written_events += loader.load(&batch, &keys).await?;
+        written_cases += batch.len() as u64;
+    }
+    Ok(GenerateReport { cases: written_cases, events: written_events, seconds: started.elapsed().as_secs_f64() })
+}

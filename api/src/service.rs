@@ -196,36 +196,41 @@ pub async fn register(
         let data = PersonalData { name, phone, id_number: id_number.map(|s| s.to_ascii_uppercase()) };
         Some(state.vault.seal(&state.pool, &data).await?)
     };
-    let at = now();
-    let id = CaseId::from_uuid(Uuid::new_v4());
-    let registration = Registration {
-        id,
-        channel: req.channel.into(),
-        kind: req.kind.into(),
-        title,
-        description,
-        category,
-        village,
-        accused_unit,
-        urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
-        received_at: req.received_at.map_or(at, domain::truncate_to_micros),
-        complainant: Complainant { anonymous: complainant.anonymous, sealed },
-    };
     let policy = state.reference.policy_for(category).await?;
     let calendar = state.reference.working_calendar().await?;
     let actor = meta.principal.actor();
-    let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
-    let events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
-    let new = stamp(events.clone(), at, meta);
-    match state.store.append(id, 0, GENESIS, &new, idem.as_ref()).await? {
-        AppendOutcome::Appended { .. } => {
-            let case = fold_new(None, id, &events, at)?;
-            Ok((view(state, &meta.principal, &case, at).await?, true))
-        }
-        AppendOutcome::Duplicate { case_id, last_version, .. } => {
-            Ok((view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await?, false))
-        }
+    // A receipt code is derived from the case id; on the rare collision with an existing code
+    // (the ledger's unique key refuses it) the case gets a new id.
+    for _ in 0..3 {
+        let at = now();
+        let id = CaseId::from_uuid(Uuid::new_v4());
+        let registration = Registration {
+            id,
+            channel: req.channel.into(),
+            kind: req.kind.into(),
+            title: title.clone(),
+            description: description.clone(),
+            category,
+            village,
+            accused_unit,
+            urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
+            received_at: req.received_at.map_or(at, domain::truncate_to_micros),
+            complainant: Complainant { anonymous: complainant.anonymous, sealed: sealed.clone() },
+        };
+        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
+        let events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
+        let case = fold_new(None, id, &events, at)?;
+        let new = stamp(events, at, meta);
+        return match state.store.append(id, 0, GENESIS, &new, idem.as_ref(), &case).await {
+            Ok(AppendOutcome::Appended { .. }) => Ok((view(state, &meta.principal, &case, at).await?, true)),
+            Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
+                Ok((view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await?, false))
+            }
+            Err(StoreError::Unique(c)) if c == "ledger_receipt_code_key" => continue,
+            Err(e) => Err(e.into()),
+        };
     }
+    Err(ApiError::internal(std::io::Error::other("three receipt-code collisions in a row")))
 }
 
 /// Runs a command on an existing case, as described in the module docs of [`crate::routes::cases`].
@@ -258,10 +263,10 @@ pub async fn execute(
         let at = now();
         let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
         let events = decide(Some(case), &command, &ctx)?;
-        let new = stamp(events.clone(), at, meta);
-        match state.store.append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref()).await {
+        let next = fold_new(Some(case.clone()), case_id, &events, at)?;
+        let new = stamp(events, at, meta);
+        match state.store.append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref(), &next).await {
             Ok(AppendOutcome::Appended { .. }) => {
-                let next = fold_new(Some(case.clone()), case_id, &events, at)?;
                 return view(state, &meta.principal, &next, at).await;
             }
             Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
@@ -378,6 +383,21 @@ async fn view_at(state: &AppState, principal: &Principal, case_id: CaseId, versi
     view(state, principal, case, now()).await
 }
 
+/// The state label (`on_track`, `due_soon`, `overdue`), the working days overdue and the time
+/// used (‰) of a deadline at `at`.
+pub fn deadline_labels(
+    started_at: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+    calendar: &domain::WorkingCalendar,
+) -> (&'static str, u32, u32) {
+    match domain::deadline_status(started_at, due_at, at, calendar) {
+        DeadlineStatus::OnTrack => ("on_track", 0, domain::permille_used(started_at, due_at, at)),
+        DeadlineStatus::DueSoon { permille } => ("due_soon", 0, permille),
+        DeadlineStatus::Overdue { working_days } => ("overdue", working_days, 1000),
+    }
+}
+
 /// Builds the view of a case for a caller at a moment: deadline state computed now, personal
 /// data masked (or hidden from the accused unit's handlers).
 pub async fn view(
@@ -388,15 +408,7 @@ pub async fn view(
 ) -> Result<CaseView, ApiError> {
     let calendar = state.reference.working_calendar().await?;
     let deadline = case.deadline.map(|d| {
-        let (label, overdue, permille) = match d.status_at(at, &calendar) {
-            DeadlineStatus::OnTrack => {
-                let total = (d.due_at - d.started_at).num_seconds().max(1);
-                let used = (at - d.started_at).num_seconds().clamp(0, total);
-                ("on_track", 0, u32::try_from(used * 1000 / total).unwrap_or(0))
-            }
-            DeadlineStatus::DueSoon { permille } => ("due_soon", 0, permille),
-            DeadlineStatus::Overdue { working_days } => ("overdue", working_days, 1000),
-        };
+        let (label, overdue, permille) = deadline_labels(d.started_at, d.due_at, at, &calendar);
         DeadlineView {
             stage: d.stage.into(),
             due_at: d.due_at,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub reference: ReferenceData,
     /// Personal data.
     pub vault: Vault,
+    /// The ledger projection.
+    pub ledger: infra::ledger::Ledger,
 }
 
 /// Why the application could not be built.
@@ -71,8 +73,10 @@ impl Application {
             store: EventStore::new(pool.clone()),
             reference: ReferenceData::new(pool.clone()),
             vault: Vault::new(*kek.expose(), settings.vault.kek_id.clone()),
+            ledger: infra::ledger::Ledger::new(pool.clone()),
             pool,
         };
+        infra::ledger::warm_up();
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);

@@ -210,16 +210,33 @@ impl Deadline {
     /// Where this deadline stands at `now`. A pure function of the deadline, `now` and the
     /// calendar, so it is never a stale flag.
     pub fn status_at(&self, now: DateTime<Utc>, calendar: &WorkingCalendar) -> DeadlineStatus {
-        if now > self.due_at {
-            return DeadlineStatus::Overdue {
-                working_days: calendar.working_days_between(local_date(self.due_at), local_date(now)),
-            };
-        }
-        let total = (self.due_at - self.started_at).num_seconds().max(1);
-        let used = (now - self.started_at).num_seconds().clamp(0, total);
-        let permille = u32::try_from(used * 1000 / total).unwrap_or(1000);
-        if permille >= 600 { DeadlineStatus::DueSoon { permille } } else { DeadlineStatus::OnTrack }
+        deadline_status(self.started_at, self.due_at, now, calendar)
     }
+}
+
+/// Where a deadline that started at `started_at` and falls due at `due_at` stands at `now`:
+/// overdue past the due time (with the working days since), due soon from 60 % of the time used.
+pub fn deadline_status(
+    started_at: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    calendar: &WorkingCalendar,
+) -> DeadlineStatus {
+    if now > due_at {
+        return DeadlineStatus::Overdue {
+            working_days: calendar.working_days_between(local_date(due_at), local_date(now)),
+        };
+    }
+    let permille = permille_used(started_at, due_at, now);
+    if permille >= 600 { DeadlineStatus::DueSoon { permille } } else { DeadlineStatus::OnTrack }
+}
+
+/// How much of the time between `started_at` and `due_at` is used at `now`, in thousandths
+/// (0 to 1000).
+pub fn permille_used(started_at: DateTime<Utc>, due_at: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+    let total = (due_at - started_at).num_seconds().max(1);
+    let used = (now - started_at).num_seconds().clamp(0, total);
+    u32::try_from(used * 1000 / total).unwrap_or(1000)
 }
 
 #[cfg(test)]

@@ -50,7 +50,10 @@ pub mod ids;
 pub mod lifecycle;
 
 pub use calendar::WorkingCalendar;
-pub use deadline::{Deadline, DeadlinePolicy, DeadlineRule, DeadlineStatus, Limit, PolicySource, Stage, Urgency};
+pub use deadline::{
+    Deadline, DeadlinePolicy, DeadlineRule, DeadlineStatus, Limit, PolicySource, Stage, Urgency, deadline_status,
+    permille_used,
+};
 pub use error::{DomainError, HistoryError, ValidationError};
 pub use events::{CaseEvent, CaseKind, Channel, Complainant, FeedbackMethod, Outcome, Rating, SealedPersonalData};
 pub use ids::{

@@ -7,9 +7,11 @@
 //! - [`hash`]: the canonical bytes of an event and its chained SHA-256 (the published recipe).
 //! - [`vault`]: personal data sealed with per-subject keys kept outside the log.
 
+pub mod bulk;
 pub mod db;
 pub mod error;
 pub mod hash;
+pub mod ledger;
 pub mod migrate;
 pub mod reference;
 pub mod secret;

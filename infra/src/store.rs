@@ -106,7 +106,8 @@ impl StoredEvent {
         })
     }
 
-    fn from_row(row: &Row) -> Result<Self, StoreError> {
+    /// Reads an event from a row of the `COLUMNS` select.
+    pub fn from_row(row: &Row) -> Result<Self, StoreError> {
         let bytes32 =
             |v: Vec<u8>| <[u8; 32]>::try_from(v).map_err(|_| StoreError::Vault("stored hash is not 32 bytes"));
         Ok(Self {
@@ -372,6 +373,9 @@ impl EventStore {
     /// round trip. With an idempotency key seen before, nothing is written and the first
     /// result is returned ([`AppendOutcome::Duplicate`]), or [`StoreError::IdempotencyMismatch`]
     /// when the key came with another request.
+    ///
+    /// `after` is the case's state once these events are applied (the caller folded them to
+    /// decide); its ledger row is written in the same transaction as the events.
     pub async fn append(
         &self,
         case_id: CaseId,
@@ -379,7 +383,9 @@ impl EventStore {
         prev_hash: [u8; 32],
         events: &[NewEvent],
         idempotency: Option<&IdempotencyKey>,
+        after: &Case,
     ) -> Result<AppendOutcome, StoreError> {
+        let ledger = crate::ledger::LedgerRow::from_case(after, expected_version == 0).to_json();
         let mut types = Vec::with_capacity(events.len());
         let mut schemas = Vec::with_capacity(events.len());
         let mut payloads = Vec::with_capacity(events.len());
@@ -422,7 +428,7 @@ impl EventStore {
             let stmt = client
                 .prepare_cached(
                     "SELECT outcome, case_id, first_version, last_version, first_position, last_position \
-                     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .await?;
             let result = client
@@ -441,6 +447,7 @@ impl EventStore {
                         &scope,
                         &key,
                         &request_hash,
+                        &ledger,
                     ],
                 )
                 .await;

@@ -79,19 +79,32 @@ impl Vault {
             .map_err(|_| StoreError::Vault("decryption failed"))
     }
 
-    /// Creates a key for a new subject and seals their data with it.
-    pub async fn seal(&self, pool: &Pool, data: &PersonalData) -> Result<SealedPersonalData, StoreError> {
+    /// Seals data under a new subject key without storing the key: returns the sealed data and
+    /// the wrapped key, for bulk loads that write `subject_keys` themselves.
+    pub fn seal_detached(&self, data: &PersonalData) -> Result<(SealedPersonalData, Vec<u8>), StoreError> {
         let subject = SubjectId::from_uuid(uuid::Uuid::new_v4());
         let dek: [u8; 32] = XChaCha20Poly1305::generate_key(&mut OsRng).into();
         let wrapped = Self::seal_bytes(self.kek.expose(), subject.as_uuid().as_bytes(), &dek)?;
         let clear = serde_json::to_vec(data).map_err(|_| StoreError::Vault("serialising personal data"))?;
         let ciphertext = Self::seal_bytes(&dek, subject.as_uuid().as_bytes(), &clear)?;
+        Ok((SealedPersonalData { subject, ciphertext: B64.encode(ciphertext) }, wrapped))
+    }
+
+    /// The id of the key-encryption key.
+    pub fn kek_id(&self) -> &str {
+        &self.kek_id
+    }
+
+    /// Creates a key for a new subject and seals their data with it.
+    pub async fn seal(&self, pool: &Pool, data: &PersonalData) -> Result<SealedPersonalData, StoreError> {
+        let (sealed, wrapped) = self.seal_detached(data)?;
+        let subject = sealed.subject;
         let client = pool.get().await?;
         let stmt = client
             .prepare_cached("INSERT INTO subject_keys (subject_id, kek_id, wrapped_key) VALUES ($1, $2, $3)")
             .await?;
         client.execute(&stmt, &[&subject.as_uuid(), &self.kek_id, &wrapped]).await?;
-        Ok(SealedPersonalData { subject, ciphertext: B64.encode(ciphertext) })
+        Ok(sealed)
     }
 
     /// Opens sealed data, or says it was erased.

@@ -17,7 +17,7 @@ async fn register(store: &EventStore) -> (CaseId, Case) {
     let id = CaseId::from_uuid(Uuid::new_v4());
     let at = now();
     let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
-    store.append(id, 0, GENESIS, &new_events(events, at, Role::Clerk), None).await.unwrap();
+    append(store, id, None, 0, GENESIS, &new_events(events, at, Role::Clerk), None).await.unwrap();
     let loaded = store.load(id).await.unwrap();
     (id, loaded.case.unwrap())
 }
@@ -35,7 +35,7 @@ async fn thirty_two_concurrent_appends_at_one_version_let_exactly_one_win() {
         tasks.push(tokio::spawn(async move {
             let at = now();
             let events = decide_as(Some(&case), &note(&format!("第{i}条备注")), Role::Supervisor, at);
-            store.append(id, 1, head, &new_events(events, at, Role::Supervisor), None).await
+            append(&store, id, Some(&case), 1, head, &new_events(events, at, Role::Supervisor), None).await
         }));
     }
     let mut won = 0;
@@ -115,7 +115,7 @@ async fn a_catch_up_reader_sees_every_event_exactly_once_while_transactions_comm
                             .unwrap();
                         slow.batch_execute("COMMIT").await.unwrap();
                     } else {
-                        store.append(id, case.version, head, &events, None).await.unwrap();
+                        append(&store, id, Some(&case), case.version, head, &events, None).await.unwrap();
                     }
                     written += 1;
                     case = store.load(id).await.unwrap().case.unwrap();
@@ -177,7 +177,7 @@ async fn append_raw(
     let occurred: Vec<_> = events.iter().map(|e| e.occurred_at).collect();
     let row = client
         .query_one(
-            "SELECT outcome FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL)",
+            "SELECT outcome FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, NULL)",
             &[
                 &id.as_uuid(),
                 &(expected as i32),
@@ -203,20 +203,24 @@ async fn a_repeated_idempotency_key_writes_nothing_and_returns_the_original_resu
     let at = now();
     let first_id = CaseId::from_uuid(Uuid::new_v4());
     let events = decide_as(None, &Command::Register(Box::new(registration(first_id, at))), Role::Clerk, at);
-    let first = store.append(first_id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key)).await.unwrap();
+    let first =
+        append(&store, first_id, None, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key)).await.unwrap();
     assert!(matches!(first, AppendOutcome::Appended { first_version: 1, last_version: 1, .. }));
 
     // A retry of the same request (the client generated a new case id, as retries do).
     let retry_id = CaseId::from_uuid(Uuid::new_v4());
     let events = decide_as(None, &Command::Register(Box::new(registration(retry_id, at))), Role::Clerk, at);
-    let again =
-        store.append(retry_id, 0, GENESIS, &new_events(events.clone(), at, Role::Clerk), Some(&key)).await.unwrap();
+    let again = append(&store, retry_id, None, 0, GENESIS, &new_events(events.clone(), at, Role::Clerk), Some(&key))
+        .await
+        .unwrap();
     assert_eq!(again, AppendOutcome::Duplicate { case_id: first_id.as_uuid(), first_version: 1, last_version: 1 });
     assert!(store.load(retry_id).await.unwrap().events.is_empty());
 
     // The same key with another request is refused.
     let other = IdempotencyKey { request_hash: [8; 32], ..key.clone() };
-    let err = store.append(retry_id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&other)).await.unwrap_err();
+    let err = append(&store, retry_id, None, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&other))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::IdempotencyMismatch));
 
     let count: i64 = db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
@@ -236,7 +240,10 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_case() {
             let at = now();
             let id = CaseId::from_uuid(Uuid::new_v4());
             let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
-            store.append(id, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key)).await.unwrap().case_id()
+            append(&store, id, None, 0, GENESIS, &new_events(events, at, Role::Clerk), Some(&key))
+                .await
+                .unwrap()
+                .case_id()
         }));
     }
     let mut ids = HashSet::new();
@@ -283,10 +290,10 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
     let (id, case) = register(&store).await;
     let at = now();
     let events = new_events(decide_as(Some(&case), &note("原始备注"), Role::Handler, at), at, Role::Handler);
-    store.append(id, 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
+    append(&store, id, Some(&case), 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
     let case = store.load(id).await.unwrap();
     let events = new_events(decide_as(case.case.as_ref(), &note("第三条"), Role::Handler, at), at, Role::Handler);
-    store.append(id, 2, case.head_hash(), &events, None).await.unwrap();
+    append(&store, id, case.case.as_ref(), 2, case.head_hash(), &events, None).await.unwrap();
     let (untouched, _) = register(&store).await;
     assert!(store.verify_all().await.unwrap().failures.is_empty());
 
@@ -328,7 +335,7 @@ async fn a_deleted_event_is_detected_by_verify() {
         let loaded = store.load(id).await.unwrap();
         let events =
             new_events(decide_as(Some(&state), &note(&format!("备注{n}")), Role::Handler, at), at, Role::Handler);
-        store.append(id, loaded.version(), loaded.head_hash(), &events, None).await.unwrap();
+        append(&store, id, Some(&state), loaded.version(), loaded.head_hash(), &events, None).await.unwrap();
         state = store.load(id).await.unwrap().case.unwrap();
     }
     let su = db.super_client().await;
@@ -359,7 +366,14 @@ async fn replaying_a_stored_case_equals_the_live_state() {
         }
         let head = store.load(id).await.unwrap().head_hash();
         store
-            .append(id, live.version - events.len() as u32, head, &new_events(events, at, Role::Supervisor), None)
+            .append(
+                id,
+                live.version - events.len() as u32,
+                head,
+                &new_events(events, at, Role::Supervisor),
+                None,
+                &live,
+            )
             .await
             .unwrap();
     }

@@ -54,3 +54,21 @@ pub fn new_events(events: Vec<CaseEvent>, at: DateTime<Utc>, role: Role) -> Vec<
 pub fn note(text: &str) -> Command {
     Command::AddNote { text: Text::parse(text).unwrap() }
 }
+
+/// Appends events, folding them onto `before` to give the store the state after them (which the
+/// store turns into the case's ledger row in the same transaction).
+pub async fn append(
+    store: &infra::EventStore,
+    id: CaseId,
+    before: Option<&Case>,
+    expected: u32,
+    prev: [u8; 32],
+    events: &[NewEvent],
+    idem: Option<&infra::IdempotencyKey>,
+) -> Result<infra::AppendOutcome, infra::StoreError> {
+    let mut state = before.cloned();
+    for e in events {
+        state = Some(evolve(state, id, &e.event, domain::truncate_to_micros(e.occurred_at)).unwrap());
+    }
+    store.append(id, expected, prev, events, idem, state.as_ref().unwrap()).await
+}

@@ -3,10 +3,16 @@
 
 pub mod cases;
 pub mod health;
+pub mod ledger;
 pub mod reference;
 
 /// Registers every documented route.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(utoipa_actix_web::scope("/api/v1").configure(cases::configure).configure(reference::configure))
-        .configure(health::configure);
+    cfg.service(
+        utoipa_actix_web::scope("/api/v1")
+            .configure(cases::configure)
+            .configure(ledger::configure)
+            .configure(reference::configure),
+    )
+    .configure(health::configure);
 }

@@ -1,0 +1,539 @@
+//! The ledger (台账), the overdue view and statistics: reads of the projection, computed against
+//! the current time and the working calendar. Exports (CSV with a BOM for Excel, XLSX) are
+//! streamed page by page, so memory stays flat however many rows there are.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::web::{Bytes, Data, Query};
+use actix_web::{HttpRequest, HttpResponse, get};
+use chrono::{DateTime, Utc};
+use domain::WorkingCalendar;
+use infra::ledger::{Ledger, LedgerCursor, LedgerFilter, LedgerRow, LedgerSort};
+use uuid::Uuid;
+
+use crate::auth::{Action, Principal, Scope};
+use crate::dto::*;
+use crate::middleware::within_deadline;
+use crate::problem::ApiError;
+use crate::service::deadline_labels;
+use crate::startup::AppState;
+
+/// The largest page.
+pub const MAX_PAGE: i64 = 100;
+/// Rows fetched per round trip by exports.
+const EXPORT_PAGE: i64 = 1000;
+/// The XLSX media type.
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+fn ident<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The unit a caller is limited to, if any.
+fn scope_unit(principal: &Principal, action: Action) -> Result<Option<Uuid>, ApiError> {
+    match principal.require(action)? {
+        Scope::All => Ok(None),
+        Scope::OwnUnit => Ok(Some(principal.unit.map(|u| u.as_uuid()).ok_or(ApiError::Forbidden)?)),
+    }
+}
+
+fn limit(l: Option<i64>, default: i64) -> Result<i64, ApiError> {
+    match l {
+        None => Ok(default),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => {
+            Err(ApiError::BadRequest { code: "invalid-query", detail: format!("limit must be 1 to {MAX_PAGE}") })
+        }
+    }
+}
+
+fn cursor(c: Option<&str>) -> Result<Option<LedgerCursor>, ApiError> {
+    c.map(|s| {
+        LedgerCursor::decode(s).ok_or(ApiError::BadRequest {
+            code: "invalid-query",
+            detail: "cursor is not one this service issued".into(),
+        })
+    })
+    .transpose()
+}
+
+fn entry(r: LedgerRow, now: DateTime<Utc>, calendar: &WorkingCalendar) -> LedgerEntry {
+    let deadline = match (r.started_at, r.due_at, r.deadline_stage.as_deref()) {
+        (Some(started_at), Some(due_at), Some(stage)) => {
+            let (state, working_days_overdue, permille_used) = deadline_labels(started_at, due_at, now, calendar);
+            let stage = match stage {
+                "assignment" => Stage::Assignment,
+                "handling" => Stage::Handling,
+                _ => Stage::Feedback,
+            };
+            Some(DeadlineNow { stage, started_at, due_at, state: state.into(), working_days_overdue, permille_used })
+        }
+        _ => None,
+    };
+    LedgerEntry {
+        case_id: r.case_id,
+        version: r.version,
+        receipt_code: r.receipt_code,
+        title: r.title,
+        kind: r.kind,
+        channel: r.channel,
+        status: r.status,
+        urgency: r.urgency,
+        category_id: r.category_id,
+        village_id: r.village_id,
+        unit_id: r.unit_id,
+        round: r.round,
+        received_at: r.received_at,
+        assigned_at: r.assigned_at,
+        handled_at: r.handled_at,
+        fed_back_at: r.fed_back_at,
+        closed_at: r.closed_at,
+        deadline,
+        satisfaction: r.satisfaction,
+        escalated: r.escalated,
+        duplicate_of: r.duplicate_of,
+        anonymous: r.anonymous,
+    }
+}
+
+fn filter(q: &LedgerQuery, scope: Option<Uuid>) -> Result<LedgerFilter, ApiError> {
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    if search.is_some_and(|s| s.chars().count() > 100) {
+        return Err(ApiError::BadRequest { code: "invalid-query", detail: "q must be at most 100 characters".into() });
+    }
+    Ok(LedgerFilter {
+        status: q.status.map(ident),
+        kind: q.kind.map(ident),
+        channel: q.channel.map(ident),
+        urgency: q.urgency.map(ident),
+        category_id: q.category_id,
+        village_id: q.village_id,
+        unit_id: q.unit_id,
+        overdue: q.overdue,
+        escalated: q.escalated,
+        received_from: q.received_from,
+        received_to: q.received_to,
+        q: search.map(str::to_owned),
+        scope_unit: scope,
+    })
+}
+
+fn sort(s: Option<LedgerSortParam>) -> LedgerSort {
+    match s.unwrap_or_default() {
+        LedgerSortParam::ReceivedDesc => LedgerSort::ReceivedDesc,
+        LedgerSortParam::ReceivedAsc => LedgerSort::ReceivedAsc,
+        LedgerSortParam::DueAsc => LedgerSort::DueAsc,
+        LedgerSortParam::DueDesc => LedgerSort::DueDesc,
+    }
+}
+
+fn sort_key(r: &LedgerRow, s: LedgerSort) -> LedgerCursor {
+    let key = match s {
+        LedgerSort::ReceivedDesc | LedgerSort::ReceivedAsc => r.received_at,
+        LedgerSort::DueAsc | LedgerSort::DueDesc => r.due_at.unwrap_or(r.received_at),
+    };
+    LedgerCursor { key, id: r.case_id }
+}
+
+/// The query string with `cursor` replaced.
+fn next_link(req: &HttpRequest, next: &str) -> String {
+    let mut parts: Vec<&str> =
+        req.query_string().split('&').filter(|p| !p.is_empty() && !p.starts_with("cursor=")).collect();
+    let c = format!("cursor={next}");
+    parts.push(&c);
+    format!("<{}?{}>; rel=\"next\"", req.path(), parts.join("&"))
+}
+
+/// The ledger (台账)
+///
+/// Every case with its current state, filtered, searched in Chinese (jieba word segmentation),
+/// sorted by received or due time, and paged with a keyset cursor (at most 100 rows a page; the
+/// `Link` header names the next page). With `Accept: text/csv` (UTF-8 with BOM, for Excel) or
+/// `Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` the whole
+/// filtered ledger is exported instead, streamed. Handlers see only their unit's rows. The
+/// ledger holds no personal data.
+#[utoipa::path(
+    tag = "ledger",
+    params(LedgerQuery),
+    responses((status = 200, description = "A page of the ledger (or the export)", body = LedgerPage,
+        headers(("Link" = String, description = "The next page: <…?cursor=…>; rel=\"next\"")),
+        content(
+            (LedgerPage = "application/json"),
+            (String = "text/csv"),
+            (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        ))),
+    security(("bearer" = []))
+)]
+#[get("/ledger")]
+pub async fn ledger(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    q: Query<LedgerQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope_unit(&principal, Action::ReadLedger)?;
+    let f = filter(&q, scope)?;
+    let s = sort(q.sort);
+    let after = cursor(q.cursor.as_deref())?;
+    let accept =
+        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    if accept.contains("text/csv") {
+        return export_csv(&state, f, s).await;
+    }
+    if accept.contains(XLSX) {
+        return export_xlsx(&state, f, s).await;
+    }
+    let n = limit(q.limit, 20)?;
+    let now = domain::truncate_to_micros(Utc::now());
+    let (rows, calendar) = within_deadline(&req, async {
+        let rows = state.ledger.page(&f, s, after, n + 1, now).await?;
+        Ok((rows, state.reference.working_calendar().await?))
+    })
+    .await?;
+    let mut rows = rows;
+    let more = rows.len() as i64 > n;
+    rows.truncate(n as usize);
+    let next = if more { rows.last().map(|r| sort_key(r, s).encode()) } else { None };
+    let page =
+        LedgerPage { items: rows.into_iter().map(|r| entry(r, now, &calendar)).collect(), next_cursor: next.clone() };
+    let mut resp = HttpResponse::Ok();
+    if let Some(n) = &next {
+        resp.insert_header((header::LINK, next_link(&req, n)));
+    }
+    Ok(resp.json(page))
+}
+
+/// Unit and category names for exports.
+async fn names(state: &AppState) -> Result<Arc<HashMap<Uuid, String>>, ApiError> {
+    let mut m = HashMap::new();
+    for u in state.reference.list_units(true).await? {
+        m.insert(u.id.as_uuid(), u.name);
+    }
+    for c in state.reference.list_categories().await? {
+        m.insert(c.id.as_uuid(), c.name);
+    }
+    Ok(Arc::new(m))
+}
+
+/// The export's columns, in Chinese for the committee's spreadsheets.
+pub const EXPORT_HEADER: &[&str] = &[
+    "受理编号",
+    "标题",
+    "类型",
+    "渠道",
+    "状态",
+    "紧急程度",
+    "分类",
+    "村/社区",
+    "责任单位",
+    "受理时间",
+    "交办时间",
+    "办理期限",
+    "期限状态",
+    "超期工作日",
+    "办理时间",
+    "反馈时间",
+    "办结时间",
+    "轮次",
+    "满意度",
+    "督办",
+    "重复件",
+];
+
+fn label(v: &str) -> &str {
+    match v {
+        "received" => "已受理",
+        "rejected" => "不予受理",
+        "assigned" => "办理中",
+        "handled" => "已办理",
+        "fed_back" => "已反馈",
+        "closed" => "已办结",
+        "complaint" => "投诉",
+        "suggestion" => "意见建议",
+        "report" => "反映",
+        "symposium" => "座谈会",
+        "visit" => "走访",
+        "contact_card" => "联系卡",
+        "questionnaire" => "问卷",
+        "phone" => "电话",
+        "email" => "邮箱",
+        "letter" => "来信",
+        "walk_in" => "来访",
+        "web" => "网上",
+        "normal" => "一般",
+        "urgent" => "紧急",
+        "satisfied" => "满意",
+        "basically_satisfied" => "基本满意",
+        "dissatisfied" => "不满意",
+        "on_track" => "正常",
+        "due_soon" => "临期",
+        "overdue" => "超期",
+        other => other,
+    }
+}
+
+fn local(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// One exported row, as strings.
+fn export_row(
+    r: &LedgerRow,
+    now: DateTime<Utc>,
+    calendar: &WorkingCalendar,
+    names: &HashMap<Uuid, String>,
+) -> Vec<String> {
+    let name = |id: Option<Uuid>| id.and_then(|i| names.get(&i).cloned()).unwrap_or_default();
+    let (state, days_over) = match (r.started_at, r.due_at) {
+        (Some(s), Some(d)) => {
+            let (label, wd, _) = deadline_labels(s, d, now, calendar);
+            (label, wd.to_string())
+        }
+        _ => ("", String::new()),
+    };
+    vec![
+        r.receipt_code.clone(),
+        r.title.clone(),
+        label(&r.kind).into(),
+        label(&r.channel).into(),
+        label(&r.status).into(),
+        label(&r.urgency).into(),
+        name(r.category_id),
+        name(r.village_id),
+        name(r.unit_id),
+        local(Some(r.received_at)),
+        local(r.assigned_at),
+        local(r.due_at),
+        label(state).into(),
+        days_over,
+        local(r.handled_at),
+        local(r.fed_back_at),
+        local(r.closed_at),
+        r.round.to_string(),
+        r.satisfaction.as_deref().map(label).unwrap_or_default().into(),
+        if r.escalated { "是" } else { "" }.into(),
+        r.duplicate_of.map(|d| d.to_string()).unwrap_or_default(),
+    ]
+}
+
+fn csv_line(fields: &[String], out: &mut Vec<u8>) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Quote every field; a leading = + - @ would be a formula in Excel: prefix it with '.
+        out.push(b'"');
+        if f.starts_with(['=', '+', '-', '@']) {
+            out.push(b'\'');
+        }
+        out.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Pages through the whole filtered ledger.
+struct Pages {
+    ledger: Ledger,
+    filter: LedgerFilter,
+    sort: LedgerSort,
+    after: Option<LedgerCursor>,
+    done: bool,
+    now: DateTime<Utc>,
+}
+
+impl Pages {
+    async fn next(&mut self) -> Result<Option<Vec<LedgerRow>>, ApiError> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = self.ledger.page(&self.filter, self.sort, self.after, EXPORT_PAGE, self.now).await?;
+        self.done = (rows.len() as i64) < EXPORT_PAGE;
+        self.after = rows.last().map(|r| sort_key(r, self.sort));
+        Ok(Some(rows))
+    }
+}
+
+async fn export_csv(state: &AppState, filter: LedgerFilter, sort: LedgerSort) -> Result<HttpResponse, ApiError> {
+    let now = domain::truncate_to_micros(Utc::now());
+    let names = names(state).await?;
+    let calendar = state.reference.working_calendar().await?;
+    let pages = Pages { ledger: state.ledger.clone(), filter, sort, after: None, done: false, now };
+    let mut head = vec![0xEF, 0xBB, 0xBF];
+    csv_line(&EXPORT_HEADER.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(), &mut head);
+    let body = futures_util::stream::unfold(Some((pages, Some(head))), move |st| {
+        let names = names.clone();
+        let calendar = calendar.clone();
+        async move {
+            let (mut pages, head) = st?;
+            if let Some(h) = head {
+                return Some((Ok::<_, actix_web::Error>(Bytes::from(h)), Some((pages, None))));
+            }
+            match pages.next().await {
+                Ok(Some(rows)) => {
+                    let mut buf = Vec::with_capacity(rows.len() * 200);
+                    for r in &rows {
+                        csv_line(&export_row(r, pages.now, &calendar, &names), &mut buf);
+                    }
+                    Some((Ok(Bytes::from(buf)), Some((pages, None))))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "csv export failed midway");
+                    Some((Err(e.into()), None))
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"ledger.csv\""))
+        .streaming(body))
+}
+
+async fn export_xlsx(state: &AppState, filter: LedgerFilter, sort: LedgerSort) -> Result<HttpResponse, ApiError> {
+    let now = domain::truncate_to_micros(Utc::now());
+    let names = names(state).await?;
+    let calendar = state.reference.working_calendar().await?;
+    let mut pages = Pages { ledger: state.ledger.clone(), filter, sort, after: None, done: false, now };
+    let path = std::env::temp_dir().join(format!("huiyin-export-{}.xlsx", Uuid::new_v4().simple()));
+    let handle = tokio::runtime::Handle::current();
+    let out = path.clone();
+    // rust_xlsxwriter writes synchronously; in constant-memory mode every row goes to a temporary
+    // file at once, so memory stays flat. Pages are fetched from this blocking thread.
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let bold = rust_xlsxwriter::Format::new().set_bold();
+        let ws = wb.add_worksheet_with_constant_memory().map_err(ApiError::internal)?;
+        ws.set_name("台账").map_err(ApiError::internal)?;
+        for (c, h) in EXPORT_HEADER.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, *h, &bold).map_err(ApiError::internal)?;
+        }
+        let mut row = 1u32;
+        while let Some(rows) = handle.block_on(pages.next())? {
+            for r in &rows {
+                for (c, v) in export_row(r, now, &calendar, &names).into_iter().enumerate() {
+                    ws.write_string(row, c as u16, v).map_err(ApiError::internal)?;
+                }
+                row += 1;
+            }
+        }
+        wb.save(&out).map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
+    // Unlinked now; the open handle keeps the data until the stream ends.
+    let _ = tokio::fs::remove_file(&path).await;
+    let body = futures_util::stream::unfold(Some(file), |f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut f = f?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, actix_web::Error>(Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, XLSX))
+        .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"ledger.xlsx\""))
+        .streaming(body))
+}
+
+/// Overdue and due soon (超期 / 临期)
+///
+/// Cases past their deadline, and cases with at least 60 % (and 80 %) of their time used, at
+/// every stage — waiting to be assigned, being handled, waiting for the reply to the citizen —
+/// most overdue first, with working days overdue and counts per unit and stage. Always computed
+/// against the current time and the working calendar, never a stored flag. Handlers see only
+/// their unit.
+#[utoipa::path(tag = "ledger", params(OverdueQuery), responses((status = 200, description = "The overdue view", body = OverdueView)), security(("bearer" = [])))]
+#[get("/overdue")]
+pub async fn overdue(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    q: Query<OverdueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope_unit(&principal, Action::ReadLedger)?;
+    let unit = match (scope, q.unit_id) {
+        (Some(own), Some(asked)) if own != asked => return Err(ApiError::Forbidden),
+        (Some(own), _) => Some(own),
+        (None, asked) => asked,
+    };
+    let n = limit(q.limit, 50)?;
+    let after = cursor(q.cursor.as_deref())?;
+    let now = domain::truncate_to_micros(Utc::now());
+    let ((rows, counts), calendar) = within_deadline(&req, async {
+        Ok((state.ledger.watch(unit, now, after, n + 1).await?, state.reference.working_calendar().await?))
+    })
+    .await?;
+    let mut rows = rows;
+    let more = rows.len() as i64 > n;
+    rows.truncate(n as usize);
+    let next_cursor = if more { rows.last().map(|r| sort_key(r, LedgerSort::DueAsc).encode()) } else { None };
+    let view = OverdueView {
+        now,
+        items: rows.into_iter().map(|r| entry(r, now, &calendar)).collect(),
+        next_cursor,
+        by_unit: counts
+            .into_iter()
+            .map(|c| OverdueCount {
+                unit_id: c.unit_id,
+                stage: c.stage,
+                overdue: c.overdue,
+                due_soon_80: c.due_soon_80,
+                due_soon_60: c.due_soon_60,
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Statistics
+///
+/// Counts of cases received in a date range by status, kind, channel, category, village and
+/// responsible unit, in one scan. Handlers see only their unit.
+#[utoipa::path(tag = "ledger", params(StatsQuery), responses((status = 200, description = "Counts", body = StatsView)), security(("bearer" = [])))]
+#[get("/stats")]
+pub async fn stats(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    q: Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope_unit(&principal, Action::ReadLedger)?;
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = q.from.unwrap_or(to - chrono::Duration::days(365));
+    if from >= to {
+        return Err(ApiError::BadRequest { code: "invalid-query", detail: "from must be before to".into() });
+    }
+    let s = within_deadline(&req, async { Ok(state.ledger.stats(from, to, scope).await?) }).await?;
+    let kc = |v: Vec<(String, i64)>| v.into_iter().map(|(k, count)| KeyCount { key: Some(k), count }).collect();
+    let ku = |v: Vec<(Option<Uuid>, i64)>| {
+        v.into_iter().map(|(k, count)| KeyCount { key: k.map(|u| u.to_string()), count }).collect()
+    };
+    Ok(HttpResponse::Ok().json(StatsView {
+        from,
+        to,
+        total: s.total,
+        by_status: kc(s.by_status),
+        by_kind: kc(s.by_kind),
+        by_channel: kc(s.by_channel),
+        by_category: ku(s.by_category),
+        by_village: ku(s.by_village),
+        by_unit: ku(s.by_unit),
+    }))
+}
+
+/// Registers the routes (under `/api/v1`).
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(ledger).service(overdue).service(stats);
+}

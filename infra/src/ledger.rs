@@ -1,0 +1,795 @@
+//! The ledger (台账): one row per case, the projection the committee works from.
+//!
+//! A row is [`LedgerRow::from_case`] of the case's folded state: the same fold the domain uses,
+//! so SQL holds no copy of the lifecycle rules. Live rows are written by `append_events()` in the
+//! same transaction as the events. [`rebuild`] recomputes every row from the log into a fresh
+//! table and swaps it in while the service runs; [`verify_projections`] compares every row with a
+//! replay of its case.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use domain::{Case, CaseId};
+use futures_util::{StreamExt, pin_mut};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, IsolationLevel, NoTls};
+use uuid::Uuid;
+
+use crate::db::{DbSettings, Pool};
+use crate::error::StoreError;
+use crate::store::{StoredEvent, fold};
+
+fn jieba() -> &'static jieba_rs::Jieba {
+    static JIEBA: OnceLock<jieba_rs::Jieba> = OnceLock::new();
+    JIEBA.get_or_init(jieba_rs::Jieba::new)
+}
+
+/// Segments Chinese (and any other) text into search words with jieba's search mode: lower-cased,
+/// deduplicated, punctuation dropped, in first-seen order.
+pub fn search_words(text: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for w in jieba().cut_for_search(text, true) {
+        let w: String = w.word.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+        if !w.is_empty() && seen.insert(w.clone()) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// Loads jieba's dictionary now rather than on the first request.
+pub fn warm_up() {
+    let _ = search_words("回音");
+}
+
+/// One row of the ledger, as computed from a case's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRow {
+    /// The case.
+    pub case_id: Uuid,
+    /// Its version.
+    pub version: i32,
+    /// Receipt code.
+    pub receipt_code: String,
+    /// Kind.
+    pub kind: String,
+    /// Channel.
+    pub channel: String,
+    /// Category.
+    pub category_id: Option<Uuid>,
+    /// Village.
+    pub village_id: Option<Uuid>,
+    /// Responsible unit.
+    pub unit_id: Option<Uuid>,
+    /// Accused unit.
+    pub accused_unit_id: Option<Uuid>,
+    /// Urgency.
+    pub urgency: String,
+    /// Status.
+    pub status: String,
+    /// Round.
+    pub round: i32,
+    /// Title.
+    pub title: String,
+    /// Anonymous complainant.
+    pub anonymous: bool,
+    /// Received.
+    pub received_at: DateTime<Utc>,
+    /// Last assigned.
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// Handled (this round).
+    pub handled_at: Option<DateTime<Utc>>,
+    /// Fed back (this round).
+    pub fed_back_at: Option<DateTime<Utc>>,
+    /// Closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The stage whose deadline runs.
+    pub deadline_stage: Option<String>,
+    /// When that deadline's clock started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// When 60 % of its time is used ("due soon").
+    pub due_soon_at: Option<DateTime<Utc>>,
+    /// This round's rating.
+    pub satisfaction: Option<String>,
+    /// Under supervision.
+    pub escalated: bool,
+    /// Duplicate of.
+    pub duplicate_of: Option<Uuid>,
+    /// Title and description segmented into words (not stored: the database keeps its tsvector).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub search_text: String,
+}
+
+fn ident<T: Serialize>(v: T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+impl LedgerRow {
+    /// The row of a case. `with_search` segments title and description (needed when the row is
+    /// first written; they never change afterwards).
+    pub fn from_case(case: &Case, with_search: bool) -> Self {
+        let deadline = case.deadline;
+        Self {
+            case_id: case.id.as_uuid(),
+            version: i32::try_from(case.version).unwrap_or(i32::MAX),
+            receipt_code: case.receipt_code.as_str().to_owned(),
+            kind: ident(case.kind),
+            channel: ident(case.channel),
+            category_id: case.category.map(|c| c.as_uuid()),
+            village_id: case.village.map(|u| u.as_uuid()),
+            unit_id: case.unit.map(|u| u.as_uuid()),
+            accused_unit_id: case.accused_unit.map(|u| u.as_uuid()),
+            urgency: ident(case.urgency),
+            status: case.status.as_str().to_owned(),
+            round: i32::try_from(case.round).unwrap_or(i32::MAX),
+            title: case.title.as_str().to_owned(),
+            anonymous: case.complainant.anonymous,
+            received_at: case.received_at,
+            assigned_at: case.assigned_at,
+            handled_at: case.handling.as_ref().map(|h| h.at),
+            fed_back_at: case.feedback.as_ref().map(|f| f.at),
+            closed_at: case.closed_at,
+            deadline_stage: deadline.map(|d| d.stage.as_str().to_owned()),
+            started_at: deadline.map(|d| d.started_at),
+            due_at: deadline.map(|d| d.due_at),
+            due_soon_at: deadline
+                .map(|d| domain::truncate_to_micros(d.started_at + (d.due_at - d.started_at) * 6 / 10)),
+            satisfaction: case.satisfaction.as_ref().map(|s| ident(s.rating)),
+            escalated: case.escalation.is_some(),
+            duplicate_of: case.duplicate_of.map(|c| c.as_uuid()),
+            search_text: if with_search {
+                search_words(&format!("{} {}", case.title.as_str(), case.description.as_str())).join(" ")
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// The row as the JSON `append_events()` takes.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// Columns of a ledger read, in [`LedgerEntry::from_row`]'s order.
+const ENTRY_COLUMNS: &str = "case_id, version, receipt_code, kind, channel, category_id, village_id, unit_id, accused_unit_id, \
+     urgency, status, round, title, anonymous, received_at, assigned_at, handled_at, fed_back_at, closed_at, deadline_stage, \
+     started_at, due_at, due_soon_at, satisfaction, escalated, duplicate_of";
+
+impl LedgerRow {
+    fn from_row(r: &tokio_postgres::Row) -> Self {
+        Self {
+            case_id: r.get(0),
+            version: r.get(1),
+            receipt_code: r.get(2),
+            kind: r.get(3),
+            channel: r.get(4),
+            category_id: r.get(5),
+            village_id: r.get(6),
+            unit_id: r.get(7),
+            accused_unit_id: r.get(8),
+            urgency: r.get(9),
+            status: r.get(10),
+            round: r.get(11),
+            title: r.get(12),
+            anonymous: r.get(13),
+            received_at: r.get(14),
+            assigned_at: r.get(15),
+            handled_at: r.get(16),
+            fed_back_at: r.get(17),
+            closed_at: r.get(18),
+            deadline_stage: r.get(19),
+            started_at: r.get(20),
+            due_at: r.get(21),
+            due_soon_at: r.get(22),
+            satisfaction: r.get(23),
+            escalated: r.get(24),
+            duplicate_of: r.get(25),
+            search_text: String::new(),
+        }
+    }
+}
+
+/// What to show.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerFilter {
+    /// Status identifier.
+    pub status: Option<String>,
+    /// Kind identifier.
+    pub kind: Option<String>,
+    /// Channel identifier.
+    pub channel: Option<String>,
+    /// Urgency identifier.
+    pub urgency: Option<String>,
+    /// Category.
+    pub category_id: Option<Uuid>,
+    /// Village.
+    pub village_id: Option<Uuid>,
+    /// Responsible unit.
+    pub unit_id: Option<Uuid>,
+    /// Past the deadline now (`true`) or not (`false`).
+    pub overdue: Option<bool>,
+    /// Under supervision.
+    pub escalated: Option<bool>,
+    /// Received at or after.
+    pub received_from: Option<DateTime<Utc>>,
+    /// Received before.
+    pub received_to: Option<DateTime<Utc>>,
+    /// Full-text query, segmented by jieba.
+    pub q: Option<String>,
+    /// The caller's scope: only this unit's rows (handlers).
+    pub scope_unit: Option<Uuid>,
+}
+
+/// The order of a ledger page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LedgerSort {
+    /// Newest first.
+    #[default]
+    ReceivedDesc,
+    /// Oldest first.
+    ReceivedAsc,
+    /// Soonest deadline first (cases with a running deadline only).
+    DueAsc,
+    /// Latest deadline first (cases with a running deadline only).
+    DueDesc,
+}
+
+/// A keyset cursor: the sort key and id of the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerCursor {
+    /// The sort key (received or due time).
+    pub key: DateTime<Utc>,
+    /// The case id (tie-breaker).
+    pub id: Uuid,
+}
+
+impl LedgerCursor {
+    /// Opaque text form: `<micros since epoch>_<uuid>`.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.key.timestamp_micros(), self.id.simple())
+    }
+    /// Parses [`LedgerCursor::encode`]'s form.
+    pub fn decode(s: &str) -> Option<Self> {
+        let (k, id) = s.split_once('_')?;
+        Some(Self { key: DateTime::from_timestamp_micros(k.parse().ok()?)?, id: Uuid::parse_str(id).ok()? })
+    }
+}
+
+/// Builds the WHERE clause of a filter; `params` receives the values.
+fn where_clause(f: &LedgerFilter, now: DateTime<Utc>, params: &mut Vec<Box<dyn ToSql + Sync + Send>>) -> String {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut push = |sql: &str, v: Box<dyn ToSql + Sync + Send>, params: &mut Vec<Box<dyn ToSql + Sync + Send>>| {
+        params.push(v);
+        clauses.push(sql.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(v) = &f.status {
+        push("status = ?", Box::new(v.clone()), params);
+    }
+    if let Some(v) = &f.kind {
+        push("kind = ?", Box::new(v.clone()), params);
+    }
+    if let Some(v) = &f.channel {
+        push("channel = ?", Box::new(v.clone()), params);
+    }
+    if let Some(v) = &f.urgency {
+        push("urgency = ?", Box::new(v.clone()), params);
+    }
+    if let Some(v) = f.category_id {
+        push("category_id = ?", Box::new(v), params);
+    }
+    if let Some(v) = f.village_id {
+        push("village_id = ?", Box::new(v), params);
+    }
+    if let Some(v) = f.unit_id {
+        push("unit_id = ?", Box::new(v), params);
+    }
+    if let Some(v) = f.scope_unit {
+        push("unit_id = ?", Box::new(v), params);
+    }
+    if let Some(v) = f.escalated {
+        push("escalated = ?", Box::new(v), params);
+    }
+    match f.overdue {
+        Some(true) => push("due_at < ?", Box::new(now), params),
+        Some(false) => push("(due_at IS NULL OR due_at >= ?)", Box::new(now), params),
+        None => {}
+    }
+    if let Some(v) = f.received_from {
+        push("received_at >= ?", Box::new(v), params);
+    }
+    if let Some(v) = f.received_to {
+        push("received_at < ?", Box::new(v), params);
+    }
+    if let Some(q) = &f.q {
+        push("search @@ plainto_tsquery('simple', ?)", Box::new(search_words(q).join(" ")), params);
+    }
+    if clauses.is_empty() { "TRUE".into() } else { clauses.join(" AND ") }
+}
+
+/// Counts of one unit and stage in the overdue view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchCount {
+    /// The unit (none while waiting to be assigned).
+    pub unit_id: Option<Uuid>,
+    /// The stage.
+    pub stage: String,
+    /// Past the deadline.
+    pub overdue: i64,
+    /// At least 80 % of the time used, not yet overdue.
+    pub due_soon_80: i64,
+    /// At least 60 % and under 80 % of the time used.
+    pub due_soon_60: i64,
+}
+
+/// Counts of the ledger by one dimension.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// All cases in the range.
+    pub total: i64,
+    /// By status.
+    pub by_status: Vec<(String, i64)>,
+    /// By kind.
+    pub by_kind: Vec<(String, i64)>,
+    /// By channel.
+    pub by_channel: Vec<(String, i64)>,
+    /// By category (none = unclassified).
+    pub by_category: Vec<(Option<Uuid>, i64)>,
+    /// By village.
+    pub by_village: Vec<(Option<Uuid>, i64)>,
+    /// By responsible unit.
+    pub by_unit: Vec<(Option<Uuid>, i64)>,
+}
+
+/// Reads the ledger.
+#[derive(Clone)]
+pub struct Ledger {
+    pool: Pool,
+}
+
+impl Ledger {
+    /// The ledger on a pool.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// One page of the filtered ledger, after `after`, at most `limit` rows.
+    pub async fn page(
+        &self,
+        filter: &LedgerFilter,
+        sort: LedgerSort,
+        after: Option<LedgerCursor>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+        let mut sql_where = where_clause(filter, now, &mut params);
+        let (key, order, cmp) = match sort {
+            LedgerSort::ReceivedDesc => ("received_at", "DESC", "<"),
+            LedgerSort::ReceivedAsc => ("received_at", "ASC", ">"),
+            LedgerSort::DueAsc => ("due_at", "ASC", ">"),
+            LedgerSort::DueDesc => ("due_at", "DESC", "<"),
+        };
+        if matches!(sort, LedgerSort::DueAsc | LedgerSort::DueDesc) {
+            sql_where.push_str(" AND due_at IS NOT NULL");
+        }
+        if let Some(c) = after {
+            params.push(Box::new(c.key));
+            params.push(Box::new(c.id));
+            sql_where.push_str(&format!(" AND ({key}, case_id) {cmp} (${}, ${})", params.len() - 1, params.len()));
+        }
+        params.push(Box::new(limit));
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger WHERE {sql_where} ORDER BY {key} {order}, case_id {order} LIMIT ${}",
+            params.len()
+        );
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        Ok(client.query(&stmt, &refs).await?.iter().map(LedgerRow::from_row).collect())
+    }
+
+    /// One ledger row.
+    pub async fn row(&self, case_id: CaseId) -> Result<Option<LedgerRow>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM ledger WHERE case_id = $1")).await?;
+        Ok(client.query_opt(&stmt, &[&case_id.as_uuid()]).await?.as_ref().map(LedgerRow::from_row))
+    }
+
+    /// Cases past their deadline or with at least 60 % of their time used, soonest deadline
+    /// first, optionally of one unit; and the counts per unit and stage.
+    pub async fn watch(
+        &self,
+        scope_unit: Option<Uuid>,
+        now: DateTime<Utc>,
+        after: Option<LedgerCursor>,
+        limit: i64,
+    ) -> Result<(Vec<LedgerRow>, Vec<WatchCount>), StoreError> {
+        let client = self.pool.get().await?;
+        let scope = if scope_unit.is_some() { " AND unit_id = $2" } else { " AND $2::uuid IS NULL" };
+        let page_sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger WHERE due_at IS NOT NULL AND due_soon_at <= $1{scope} \
+             AND (due_at, case_id) > ($3, $4) ORDER BY due_at, case_id LIMIT $5"
+        );
+        let stmt = client.prepare_cached(&page_sql).await?;
+        let (k, id) = after.map_or((DateTime::<Utc>::MIN_UTC, Uuid::nil()), |c| (c.key, c.id));
+        let rows = client.query(&stmt, &[&now, &scope_unit, &k, &id, &limit]).await?;
+        let counts_sql = format!(
+            "SELECT unit_id, deadline_stage, \
+                    count(*) FILTER (WHERE due_at < $1), \
+                    count(*) FILTER (WHERE due_at >= $1 AND started_at + (due_at - started_at) * 0.8 <= $1), \
+                    count(*) FILTER (WHERE due_at >= $1 AND started_at + (due_at - started_at) * 0.8 > $1) \
+             FROM ledger WHERE due_at IS NOT NULL AND due_soon_at <= $1{scope} \
+             GROUP BY unit_id, deadline_stage ORDER BY 3 DESC, 4 DESC"
+        );
+        let stmt = client.prepare_cached(&counts_sql).await?;
+        let counts = client
+            .query(&stmt, &[&now, &scope_unit])
+            .await?
+            .iter()
+            .map(|r| WatchCount {
+                unit_id: r.get(0),
+                stage: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                overdue: r.get(2),
+                due_soon_80: r.get(3),
+                due_soon_60: r.get(4),
+            })
+            .collect();
+        Ok((rows.iter().map(LedgerRow::from_row).collect(), counts))
+    }
+
+    /// Counts by status, kind, channel, category, village and unit, for cases received in
+    /// `[from, to)`, in one scan (GROUPING SETS).
+    pub async fn stats(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        scope_unit: Option<Uuid>,
+    ) -> Result<Stats, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT GROUPING(status, kind, channel, category_id, village_id, unit_id) AS g, \
+                        status, kind, channel, category_id, village_id, unit_id, count(*) \
+                 FROM ledger WHERE received_at >= $1 AND received_at < $2 AND ($3::uuid IS NULL OR unit_id = $3) \
+                 GROUP BY GROUPING SETS ((status), (kind), (channel), (category_id), (village_id), (unit_id), ())",
+            )
+            .await?;
+        let mut s = Stats::default();
+        for r in client.query(&stmt, &[&from, &to, &scope_unit]).await? {
+            let g: i32 = r.get(0);
+            let n: i64 = r.get(7);
+            // GROUPING() sets a bit for every column not grouped: the one clear bit names the set.
+            match g {
+                0b011111 => s.by_status.push((r.get(1), n)),
+                0b101111 => s.by_kind.push((r.get(2), n)),
+                0b110111 => s.by_channel.push((r.get(3), n)),
+                0b111011 => s.by_category.push((r.get(4), n)),
+                0b111101 => s.by_village.push((r.get(5), n)),
+                0b111110 => s.by_unit.push((r.get(6), n)),
+                _ => s.total = n,
+            }
+        }
+        for list in [&mut s.by_status, &mut s.by_kind, &mut s.by_channel] {
+            list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        for list in [&mut s.by_category, &mut s.by_village, &mut s.by_unit] {
+            list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        Ok(s)
+    }
+}
+
+/// What a fold of the whole log found.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FoldStats {
+    /// Cases folded.
+    pub cases: u64,
+    /// Events read.
+    pub events: u64,
+}
+
+/// Streams every event of the log in insertion order inside `tx` (a repeatable-read snapshot) and
+/// hands the final state of each case to `sink`, in batches. A case's state is dropped as soon as
+/// it reaches its last version, so memory holds only cases whose events interleave.
+async fn fold_final_states(
+    client: &impl tokio_postgres::GenericClient,
+    batch: usize,
+    mut sink: impl AsyncFnMut(Vec<Case>) -> Result<(), StoreError>,
+) -> Result<FoldStats, StoreError> {
+    let last_versions: HashMap<Uuid, i32> = client
+        .query("SELECT case_id, max(version) FROM events GROUP BY case_id", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let stream = client
+        .query_raw(
+            "SELECT position, case_id, version, event_type, schema_version, payload, metadata, occurred_at, recorded_at, \
+                    tx_id::text::bigint, prev_hash, hash FROM events ORDER BY position",
+            std::iter::empty::<i32>(),
+        )
+        .await?;
+    pin_mut!(stream);
+    let mut pending: HashMap<Uuid, Vec<StoredEvent>> = HashMap::new();
+    let mut out = Vec::with_capacity(batch);
+    let mut stats = FoldStats::default();
+    while let Some(row) = stream.next().await {
+        let e = StoredEvent::from_row(&row?)?;
+        stats.events += 1;
+        let case_id = e.case_id;
+        let last = last_versions.get(&case_id).copied().unwrap_or(0);
+        let done = i32::try_from(e.version).unwrap_or(i32::MAX) >= last;
+        let entry = pending.entry(case_id).or_default();
+        entry.push(e);
+        if done {
+            let mut events = pending.remove(&case_id).unwrap_or_default();
+            events.sort_by_key(|e| e.version);
+            if let Some(case) = fold(CaseId::from_uuid(case_id), &events)? {
+                out.push(case);
+                stats.cases += 1;
+            }
+            if out.len() >= batch {
+                sink(std::mem::take(&mut out)).await?;
+            }
+        }
+    }
+    if !out.is_empty() {
+        sink(out).await?;
+    }
+    Ok(stats)
+}
+
+const INSERT_ROWS: &str = "INSERT INTO {table} (case_id, version, receipt_code, kind, channel, category_id, village_id, unit_id, \
+        accused_unit_id, urgency, status, round, title, anonymous, received_at, assigned_at, handled_at, fed_back_at, \
+        closed_at, deadline_stage, started_at, due_at, due_soon_at, satisfaction, escalated, duplicate_of, search) \
+     SELECT r.case_id, r.version, r.receipt_code, r.kind, r.channel, r.category_id, r.village_id, r.unit_id, \
+        r.accused_unit_id, r.urgency, r.status, r.round, r.title, r.anonymous, r.received_at, r.assigned_at, \
+        r.handled_at, r.fed_back_at, r.closed_at, r.deadline_stage, r.started_at, r.due_at, r.due_soon_at, \
+        r.satisfaction, r.escalated, r.duplicate_of, to_tsvector('simple', coalesce(r.search_text, '')) \
+     FROM jsonb_to_recordset($1::jsonb) AS r(case_id uuid, version integer, receipt_code text, kind text, channel text, \
+        category_id uuid, village_id uuid, unit_id uuid, accused_unit_id uuid, urgency text, status text, round integer, \
+        title text, anonymous boolean, received_at timestamptz, assigned_at timestamptz, handled_at timestamptz, \
+        fed_back_at timestamptz, closed_at timestamptz, deadline_stage text, started_at timestamptz, due_at timestamptz, \
+        due_soon_at timestamptz, satisfaction text, escalated boolean, duplicate_of uuid, search_text text)";
+
+/// The upsert tail of [`INSERT_ROWS`], once the table has its primary key.
+const UPSERT_TAIL: &str = " ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, category_id = EXCLUDED.category_id, \
+        village_id = EXCLUDED.village_id, unit_id = EXCLUDED.unit_id, urgency = EXCLUDED.urgency, status = EXCLUDED.status, \
+        round = EXCLUDED.round, assigned_at = EXCLUDED.assigned_at, handled_at = EXCLUDED.handled_at, \
+        fed_back_at = EXCLUDED.fed_back_at, closed_at = EXCLUDED.closed_at, deadline_stage = EXCLUDED.deadline_stage, \
+        started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at, due_soon_at = EXCLUDED.due_soon_at, \
+        satisfaction = EXCLUDED.satisfaction, escalated = EXCLUDED.escalated, duplicate_of = EXCLUDED.duplicate_of";
+
+async fn insert_rows(client: &Client, table: &str, cases: &[Case], upsert: bool) -> Result<(), StoreError> {
+    let rows: Vec<serde_json::Value> = cases.iter().map(|c| LedgerRow::from_case(c, true).to_json()).collect();
+    let mut sql = INSERT_ROWS.replace("{table}", table);
+    if upsert {
+        sql.push_str(UPSERT_TAIL);
+    }
+    client.execute(&sql, &[&serde_json::Value::Array(rows)]).await?;
+    Ok(())
+}
+
+async fn connect(settings: &DbSettings) -> Result<Client, StoreError> {
+    let (client, conn) = settings.pg_config()?.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RebuildReport {
+    /// Cases and events folded.
+    pub folded: FoldStats,
+    /// Cases caught up after the bulk load (written while the rebuild ran).
+    pub caught_up: u64,
+    /// Seconds from start to switch-over.
+    pub seconds: f64,
+}
+
+impl RebuildReport {
+    /// Events folded per second.
+    pub fn events_per_second(&self) -> f64 {
+        self.folded.events as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Rebuilds the ledger from the log into a fresh table and switches over while the service runs
+/// (needs the schema owner's connection, which may create and rename tables).
+///
+/// 1. In a repeatable-read snapshot, fold every case and bulk-insert the rows into
+///    `ledger_rebuild`; build its indexes.
+/// 2. Lock the live ledger against writes (appends wait; reads go on), fold again the cases with
+///    events the snapshot did not see (`pg_visible_in_snapshot`), drop the old table and rename
+///    the new one in, in one transaction. Appends that waited then write to the new table.
+pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
+    let started = Instant::now();
+    let writer = connect(owner).await?;
+    let mut reader = connect(owner).await?;
+    writer
+        .batch_execute(
+            "SET statement_timeout = 0; DROP TABLE IF EXISTS ledger_rebuild; \
+             CREATE TABLE ledger_rebuild (LIKE ledger INCLUDING DEFAULTS INCLUDING CONSTRAINTS);",
+        )
+        .await?;
+    reader.batch_execute("SET statement_timeout = 0").await?;
+    let tx = reader.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    let snapshot: String = tx.query_one("SELECT pg_current_snapshot()::text", &[]).await?.get(0);
+    let folded = fold_final_states(&tx, 2000, async |cases: Vec<Case>| {
+        insert_rows(&writer, "ledger_rebuild", &cases, false).await
+    })
+    .await?;
+    tx.commit().await?;
+    writer
+        .batch_execute(
+            "ALTER TABLE ledger_rebuild ADD CONSTRAINT ledger_rebuild_pkey PRIMARY KEY (case_id); \
+             ALTER TABLE ledger_rebuild ADD CONSTRAINT ledger_rebuild_receipt_code_key UNIQUE (receipt_code); \
+             CREATE INDEX ledger_rebuild_received_idx ON ledger_rebuild (received_at, case_id) \
+                 INCLUDE (status, kind, channel, category_id, village_id, unit_id, urgency, escalated, due_at); \
+             CREATE INDEX ledger_rebuild_due_idx ON ledger_rebuild (due_at, case_id) \
+                 INCLUDE (due_soon_at, started_at, deadline_stage, unit_id) WHERE due_at IS NOT NULL; \
+             CREATE INDEX ledger_rebuild_search_idx ON ledger_rebuild USING gin (search); \
+             ANALYZE ledger_rebuild;",
+        )
+        .await?;
+
+    // Switch-over: one short transaction while appends wait.
+    writer.batch_execute("BEGIN; LOCK TABLE ledger IN EXCLUSIVE MODE;").await?;
+    let result = async {
+        let late: Vec<Uuid> = writer
+            .query(
+                "SELECT DISTINCT case_id FROM events \
+                 WHERE tx_id >= pg_snapshot_xmin($1::text::pg_snapshot) \
+                   AND NOT pg_visible_in_snapshot(tx_id, $1::text::pg_snapshot)",
+                &[&snapshot],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for chunk in late.chunks(500) {
+            let rows = writer
+                .query(
+                    "SELECT position, case_id, version, event_type, schema_version, payload, metadata, occurred_at, \
+                            recorded_at, tx_id::text::bigint, prev_hash, hash \
+                     FROM events WHERE case_id = ANY($1) ORDER BY case_id, version",
+                    &[&chunk],
+                )
+                .await?;
+            let mut by_case: HashMap<Uuid, Vec<StoredEvent>> = HashMap::new();
+            for r in &rows {
+                let e = StoredEvent::from_row(r)?;
+                by_case.entry(e.case_id).or_default().push(e);
+            }
+            let mut cases = Vec::new();
+            for (id, events) in by_case {
+                if let Some(c) = fold(CaseId::from_uuid(id), &events)? {
+                    cases.push(c);
+                }
+            }
+            insert_rows(&writer, "ledger_rebuild", &cases, true).await?;
+        }
+        writer
+            .batch_execute(
+                "DROP TABLE ledger; \
+                 ALTER TABLE ledger_rebuild RENAME TO ledger; \
+                 ALTER TABLE ledger RENAME CONSTRAINT ledger_rebuild_pkey TO ledger_pkey; \
+                 ALTER TABLE ledger RENAME CONSTRAINT ledger_rebuild_receipt_code_key TO ledger_receipt_code_key; \
+                 ALTER INDEX ledger_rebuild_received_idx RENAME TO ledger_received_idx; \
+                 ALTER INDEX ledger_rebuild_due_idx RENAME TO ledger_due_idx; \
+                 ALTER INDEX ledger_rebuild_search_idx RENAME TO ledger_search_idx; \
+                 REVOKE ALL ON ledger FROM PUBLIC; GRANT SELECT ON ledger TO huiyin_app;",
+            )
+            .await?;
+        Ok::<u64, StoreError>(late.len() as u64)
+    }
+    .await;
+    match result {
+        Ok(caught_up) => {
+            writer.batch_execute("COMMIT").await?;
+            Ok(RebuildReport { folded, caught_up, seconds: started.elapsed().as_secs_f64() })
+        }
+        Err(e) => {
+            let _ = writer.batch_execute("ROLLBACK; DROP TABLE IF EXISTS ledger_rebuild").await;
+            Err(e)
+        }
+    }
+}
+
+/// A ledger row that differs from the replay of its case.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionMismatch {
+    /// The case.
+    pub case_id: Uuid,
+    /// What differs.
+    pub problem: String,
+}
+
+/// What the projection check found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProjectionReport {
+    /// Cases replayed.
+    pub cases: u64,
+    /// Events replayed.
+    pub events: u64,
+    /// Rows that differ, are missing, or have no case.
+    pub mismatches: Vec<ProjectionMismatch>,
+}
+
+/// Compares every ledger row with a replay of its case, in one repeatable-read snapshot.
+pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionReport, StoreError> {
+    // Two connections on one exported snapshot: one streams the log, the other looks rows up
+    // (a connection cannot run a query while it streams another's rows).
+    let mut client = connect(settings).await?;
+    let mut lookup_client = connect(settings).await?;
+    client.batch_execute("SET statement_timeout = 0").await?;
+    lookup_client.batch_execute("SET statement_timeout = 0").await?;
+    let stream_tx =
+        client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    let snapshot: String = stream_tx.query_one("SELECT pg_export_snapshot()", &[]).await?.get(0);
+    let tx = lookup_client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""))).await?;
+    let mut mismatches = Vec::new();
+    let select = format!("SELECT {ENTRY_COLUMNS} FROM ledger WHERE case_id = ANY($1)");
+    let folded = fold_final_states(&stream_tx, 1000, async |cases: Vec<Case>| {
+        let ids: Vec<Uuid> = cases.iter().map(|c| c.id.as_uuid()).collect();
+        let actual: HashMap<Uuid, LedgerRow> =
+            tx.query(&select, &[&ids]).await?.iter().map(LedgerRow::from_row).map(|r| (r.case_id, r)).collect();
+        let mut texts = Vec::with_capacity(cases.len());
+        for case in &cases {
+            let mut expected = LedgerRow::from_case(case, true);
+            texts.push(std::mem::take(&mut expected.search_text));
+            match actual.get(&expected.case_id) {
+                None => {
+                    mismatches.push(ProjectionMismatch { case_id: expected.case_id, problem: "no ledger row".into() })
+                }
+                Some(row) if *row != expected => mismatches.push(ProjectionMismatch {
+                    case_id: expected.case_id,
+                    problem: format!("row differs from the replay: ledger {row:?}, replay {expected:?}"),
+                }),
+                Some(_) => {}
+            }
+        }
+        let bad_search = tx
+            .query(
+                "SELECT u.id FROM unnest($1::uuid[], $2::text[]) AS u(id, t) JOIN ledger l ON l.case_id = u.id \
+                 WHERE l.search <> to_tsvector('simple', u.t)",
+                &[&ids, &texts],
+            )
+            .await?;
+        for r in bad_search {
+            mismatches
+                .push(ProjectionMismatch { case_id: r.get(0), problem: "search words differ from the replay".into() });
+        }
+        Ok(())
+    })
+    .await?;
+    let orphans = tx
+        .query(
+            "SELECT case_id FROM ledger l WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.case_id = l.case_id)",
+            &[],
+        )
+        .await?;
+    for r in orphans {
+        mismatches.push(ProjectionMismatch { case_id: r.get(0), problem: "ledger row without events".into() });
+    }
+    tx.commit().await?;
+    stream_tx.commit().await?;
+    Ok(ProjectionReport { cases: folded.cases, events: folded.events, mismatches })
+}
