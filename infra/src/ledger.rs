@@ -413,12 +413,13 @@ impl Ledger {
     ) -> Result<(Vec<LedgerRow>, Vec<WatchCount>), StoreError> {
         let client = self.pool.get().await?;
         let scope = if scope_unit.is_some() { " AND unit_id = $2" } else { " AND $2::uuid IS NULL" };
+        // Without a cursor the keyset bound is the epoch: no deadline lies before it.
         let page_sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM ledger WHERE due_at IS NOT NULL AND due_soon_at <= $1{scope} \
              AND (due_at, case_id) > ($3, $4) ORDER BY due_at, case_id LIMIT $5"
         );
         let stmt = client.prepare_cached(&page_sql).await?;
-        let (k, id) = after.map_or((DateTime::<Utc>::MIN_UTC, Uuid::nil()), |c| (c.key, c.id));
+        let (k, id) = after.map_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()), |c| (c.key, c.id));
         let rows = client.query(&stmt, &[&now, &scope_unit, &k, &id, &limit]).await?;
         let counts_sql = format!(
             "SELECT unit_id, deadline_stage, \

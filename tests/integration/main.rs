@@ -4,5 +4,6 @@
 mod api_auth;
 mod api_inputs;
 mod api_lifecycle;
+mod ledger;
 mod openapi;
 mod store;
