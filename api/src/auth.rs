@@ -196,6 +196,10 @@ pub enum Action {
     ReadReference,
     WriteReference,
     ReadLedger,
+    ReadIntegrity,
+    ReadFeed,
+    ErasePersonalData,
+    MakeCheckpoint,
 }
 
 /// Which cases a permission reaches.
@@ -228,10 +232,11 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             Satisfaction,
             ReadReference,
             ReadLedger,
+            ReadFeed,
         ],
         All,
     ),
-    (Handler, &[ReadCase, Transfer, Handle, Feedback, AddNote, ReadLedger], OwnUnit),
+    (Handler, &[ReadCase, Transfer, Handle, Feedback, AddNote, ReadLedger, ReadFeed], OwnUnit),
     (Handler, &[ReadReference], All),
     (
         Supervisor,
@@ -255,11 +260,14 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             RevealComplainant,
             ReadReference,
             ReadLedger,
+            ReadIntegrity,
+            ReadFeed,
+            MakeCheckpoint,
         ],
         All,
     ),
-    (Auditor, &[ReadCase, ReadReference, ReadLedger], All),
-    (Admin, &[ReadReference, WriteReference, ReadLedger], All),
+    (Auditor, &[ReadCase, ReadReference, ReadLedger, ReadIntegrity, ReadFeed], All),
+    (Admin, &[ReadReference, WriteReference, ReadLedger, ErasePersonalData, MakeCheckpoint], All),
 ];
 
 /// The scope in which `role` may do `action`, or `None` when it may not at all.

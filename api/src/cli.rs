@@ -36,9 +36,35 @@ pub enum Command {
         /// Also check the projections.
         #[arg(long)]
         projections: bool,
+        /// A checkpoint kept outside the database (the `jws` of a checkpoint, in a file): the log
+        /// must still hold exactly the events it covers. Without it, the latest checkpoint in the
+        /// database is used.
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
+        /// Checkpoint keys (the public key checks signatures).
+        #[command(flatten)]
+        keys: crate::settings::CheckpointArgs,
+    },
+    /// Erase a complainant's personal data: shred their key and record a redaction marker.
+    Erase {
+        /// The data subject (the `complainant.sealed.subject` of the case's first event).
+        #[arg(long, conflicts_with = "case")]
+        subject: Option<uuid::Uuid>,
+        /// Or the case whose complainant to erase.
+        #[arg(long)]
+        case: Option<uuid::Uuid>,
+        /// Who asks (recorded in the history).
+        #[arg(long, default_value = "cli-admin")]
+        actor: String,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Personal-data key.
+        #[command(flatten)]
+        vault: crate::settings::VaultArgs,
     },
     /// Rebuild every projection from the log into fresh tables and switch over while the
     /// service runs (as the schema owner).
@@ -122,14 +148,21 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Verify { db, projections } => {
-            let chains = verify(&db).await;
-            if !projections {
-                return chains;
+        Command::Verify { db, projections, checkpoint, keys } => {
+            let mut code = verify(&db).await;
+            let log = verify_checkpoint(&db, checkpoint.as_deref(), keys.public_key.as_deref()).await;
+            if code == ExitCode::SUCCESS {
+                code = log;
             }
-            let ledger = verify_projections(&db).await;
-            if chains == ExitCode::SUCCESS { ledger } else { chains }
+            if projections {
+                let ledger = verify_projections(&db).await;
+                if code == ExitCode::SUCCESS {
+                    code = ledger;
+                }
+            }
+            code
         }
+        Command::Erase { subject, case, actor, db, vault } => erase(&db, &vault, subject, case, &actor).await,
         Command::Rebuild { db } => match infra::ledger::rebuild(&db.admin()).await {
             Ok(r) => {
                 println!(
@@ -246,6 +279,140 @@ async fn seed_demo(db: &DatabaseArgs, vault: &crate::settings::VaultArgs, cases:
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// Checks the whole log against a checkpoint (a file, or the latest in the database) and its
+/// signature (when a public key is given). 0 when the log holds exactly what it covers.
+pub async fn verify_checkpoint(
+    db: &DatabaseArgs,
+    file: Option<&std::path::Path>,
+    public_key: Option<&std::path::Path>,
+) -> ExitCode {
+    let store = match db.app().pool() {
+        Ok(pool) => EventStore::new(pool),
+        Err(e) => return fail(&e),
+    };
+    let jws = match file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(s) => s.trim().to_owned(),
+            Err(e) => return fail(&e),
+        },
+        None => match infra::integrity::latest(store.pool()).await {
+            Ok(Some(c)) => c.jws,
+            Ok(None) => {
+                println!("no checkpoint yet: the whole-log check is skipped");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => return fail(&e),
+        },
+    };
+    let claims = match public_key {
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| infra::integrity::verify_signature(&jws, &pem))
+        {
+            Ok(c) => {
+                println!("checkpoint signature verifies");
+                c
+            }
+            Err(e) => {
+                println!("TAMPERED checkpoint: the signature does not verify ({e})");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match infra::integrity::claims_unverified(&jws) {
+            Ok(c) => {
+                println!("checkpoint signature not checked (no HUIYIN_CHECKPOINT_PUBLIC_KEY)");
+                c
+            }
+            Err(e) => {
+                println!("the checkpoint does not parse: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match infra::integrity::check_log(&store, &claims).await {
+        Ok(check) if check.ok() => {
+            println!(
+                "the log holds exactly the {} event(s) of the checkpoint at {} (log hash {})",
+                check.actual_count, claims.cursor, check.actual_hash
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(check) => {
+            println!(
+                "TAMPERED log: the checkpoint at {} covers {} event(s) with log hash {}, the log now gives {} with {}",
+                claims.cursor, check.expected_count, check.expected_hash, check.actual_count, check.actual_hash
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+async fn erase(
+    db: &DatabaseArgs,
+    vault: &crate::settings::VaultArgs,
+    subject: Option<uuid::Uuid>,
+    case: Option<uuid::Uuid>,
+    actor: &str,
+) -> ExitCode {
+    let kek = match vault.kek() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("huiyin erase: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pool = match db.app().pool() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let state = crate::startup::AppState {
+        store: EventStore::new(pool.clone()),
+        reference: infra::reference::ReferenceData::new(pool.clone()),
+        vault: infra::vault::Vault::new(*kek.expose(), vault.kek_id.clone()),
+        ledger: infra::ledger::Ledger::new(pool.clone()),
+        signer: None,
+        feed_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+        appended: std::sync::Arc::new(tokio::sync::Notify::new()),
+        pool,
+    };
+    let case_id = match (case, subject) {
+        (Some(c), _) => c,
+        (None, Some(s)) => match state.store.case_of_subject(domain::SubjectId::from_uuid(s)).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                eprintln!("huiyin erase: no case has subject {s}");
+                return ExitCode::from(2);
+            }
+            Err(e) => return fail(&e),
+        },
+        (None, None) => {
+            eprintln!("huiyin erase: give --subject or --case");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(id) = domain::ActorId::parse(actor) else {
+        eprintln!("huiyin erase: bad --actor");
+        return ExitCode::from(2);
+    };
+    let meta = crate::service::RequestMeta {
+        principal: crate::auth::Principal { id, role: domain::Role::Admin, unit: None },
+        request_id: None,
+        idempotency_key: None,
+        if_match: None,
+    };
+    match crate::service::erase(&state, &meta, domain::CaseId::from_uuid(case_id)).await {
+        Ok(v) => {
+            println!("erased the complainant of case {} (version {})", v.id, v.version);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("huiyin erase: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -404,6 +404,9 @@ pub struct EventView {
     /// The payload as stored (personal data only as ciphertext).
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
+    /// The metadata as stored and hashed (actor, request id, idempotency key, correlation id).
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
     /// SHA-256 of the event, hex.
     pub hash: String,
     /// The previous event's hash, hex.
@@ -793,4 +796,124 @@ pub struct StatsView {
     pub by_village: Vec<KeyCount>,
     /// By responsible unit.
     pub by_unit: Vec<KeyCount>,
+}
+
+/// Replay a case up to a moment or a version.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CaseAsOfQuery {
+    /// The state as it was at this moment (RFC 3339): events recorded up to it.
+    pub as_of: Option<DateTime<Utc>>,
+    /// The state as it was at this version.
+    #[param(minimum = 1)]
+    pub version: Option<u32>,
+}
+
+/// Paging of a case's history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Only events after this version.
+    pub after_version: Option<u32>,
+    /// At most this many events (1 to 500, default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+/// The result of recomputing a case's hash chain.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainVerification {
+    /// The case.
+    pub case_id: Uuid,
+    /// `ok` or `tampered`.
+    #[schema(example = "ok")]
+    pub status: String,
+    /// Events checked.
+    pub events: u32,
+    /// The hash of the last good event, hex.
+    pub head_hash: String,
+    /// The first version that fails.
+    pub first_bad_version: Option<u32>,
+    /// What is wrong with it.
+    pub problem: Option<String>,
+}
+
+/// A signed checkpoint of the whole log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckpointView {
+    /// Its id.
+    pub id: i64,
+    /// The feed position it covers up to.
+    pub cursor: String,
+    /// Events covered.
+    pub event_count: i64,
+    /// The log hash, hex.
+    pub log_hash: String,
+    /// When made.
+    pub created_at: DateTime<Utc>,
+    /// The signing key's id.
+    pub key_id: String,
+    /// The export: a compact JWS (EdDSA) to keep outside the database; `huiyin verify
+    /// --checkpoint FILE` checks the log against it.
+    pub jws: String,
+}
+
+/// The integrator feed's query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// The `next` of the previous page (`0` or absent: from the start).
+    #[param(max_length = 50, example = "0")]
+    pub after: Option<String>,
+    /// At most this many events (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// One event of the feed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeedEvent {
+    /// Its feed position: pass it as `after` (or `Last-Event-ID`) to continue after it.
+    #[schema(example = "7581.1204")]
+    pub feed_position: String,
+    /// The case.
+    pub case_id: Uuid,
+    /// The event.
+    #[serde(flatten)]
+    pub event: EventView,
+}
+
+/// A page of the feed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeedPage {
+    /// Events in feed order.
+    pub events: Vec<FeedEvent>,
+    /// Pass as `after` for the next page (unchanged when nothing new is visible yet).
+    pub next: String,
+}
+
+/// Why someone looks at a complainant's identity.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"purpose": "核实反映人身份，以便当面反馈"}))]
+pub struct RevealRequest {
+    /// The stated purpose, recorded in the case's history.
+    #[schema(max_length = 1000)]
+    pub purpose: String,
+}
+
+/// A complainant's identity in clear.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevealedComplainant {
+    /// Name.
+    pub name: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// ID number.
+    pub id_number: Option<String>,
+    /// The version of the access event recorded for this look.
+    pub access_version: u32,
 }

@@ -4,6 +4,7 @@
 //! loads the case, asks the domain to decide, and appends through `infra`.
 
 pub mod auth;
+pub mod background;
 pub mod cli;
 pub mod dto;
 pub mod middleware;

@@ -27,6 +27,8 @@ Authentication: a bearer JWT (`huiyin token` prints one). Errors: RFC 9457 `appl
     tags(
         (name = "cases", description = "Registering and reading cases"),
         (name = "commands", description = "The lifecycle commands: each answers the case after the command"),
+        (name = "integrity", description = "Chain verification, signed checkpoints, the gap-free feed"),
+        (name = "personal-data", description = "Revealing (with a recorded purpose) and erasing complainants' identities"),
         (name = "ledger", description = "The ledger (台账), the overdue view and statistics"),
         (name = "reference", description = "Units, categories and the working calendar"),
         (name = "health", description = "Liveness and readiness"),

@@ -222,7 +222,10 @@ pub async fn register(
         let case = fold_new(None, id, &events, at)?;
         let new = stamp(events, at, meta);
         return match state.store.append(id, 0, GENESIS, &new, idem.as_ref(), &case).await {
-            Ok(AppendOutcome::Appended { .. }) => Ok((view(state, &meta.principal, &case, at).await?, true)),
+            Ok(AppendOutcome::Appended { .. }) => {
+                state.appended.notify_one();
+                Ok((view(state, &meta.principal, &case, at).await?, true))
+            }
             Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
                 Ok((view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await?, false))
             }
@@ -267,6 +270,7 @@ pub async fn execute(
         let new = stamp(events, at, meta);
         match state.store.append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref(), &next).await {
             Ok(AppendOutcome::Appended { .. }) => {
+                state.appended.notify_one();
                 return view(state, &meta.principal, &next, at).await;
             }
             Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
@@ -350,31 +354,50 @@ pub async fn get(state: &AppState, principal: &Principal, case_id: CaseId) -> Re
 }
 
 /// The case's history as the caller may see it, or 404.
-pub async fn history(state: &AppState, principal: &Principal, case_id: CaseId) -> Result<EventList, ApiError> {
+pub async fn history(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+    after_version: u32,
+    limit: usize,
+) -> Result<EventList, ApiError> {
     let scope = principal.require(Action::ReadCase)?;
     let loaded = state.store.load(case_id).await?;
     in_scope(principal, scope, &loaded)?;
+    let strip = principal.role == domain::Role::Handler;
     let events = loaded
         .events
         .iter()
-        .map(|e| EventView {
-            position: e.position,
-            version: e.version,
-            event_type: e.event_type.clone(),
-            schema_version: e.schema_version,
-            occurred_at: e.occurred_at,
-            recorded_at: e.recorded_at,
-            actor: ActorView {
-                id: e.metadata.get("actor_id").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
-                role: e.metadata.get("actor_role").and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
-            },
-            request_id: e.metadata.get("request_id").and_then(|v| v.as_str()).map(str::to_owned),
-            payload: e.payload.clone(),
-            hash: hex::encode(e.hash),
-            prev_hash: hex::encode(e.prev_hash),
+        .filter(|e| e.version > after_version)
+        .take(limit)
+        .map(|e| {
+            let mut v = event_view(e);
+            if strip && let Some(obj) = v.payload.as_object_mut() {
+                obj.remove("complainant");
+            }
+            v
         })
         .collect();
     Ok(EventList { case_id: case_id.as_uuid(), events })
+}
+
+/// An event as the API shows it.
+pub fn event_view(e: &infra::StoredEvent) -> EventView {
+    let meta = |k: &str| e.metadata.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    EventView {
+        position: e.position,
+        version: e.version,
+        event_type: e.event_type.clone(),
+        schema_version: e.schema_version,
+        occurred_at: e.occurred_at,
+        recorded_at: e.recorded_at,
+        actor: ActorView { id: meta("actor_id").unwrap_or_default(), role: meta("actor_role").unwrap_or_default() },
+        request_id: meta("request_id"),
+        payload: e.payload.clone(),
+        metadata: e.metadata.clone(),
+        hash: hex::encode(e.hash),
+        prev_hash: hex::encode(e.prev_hash),
+    }
 }
 
 async fn view_at(state: &AppState, principal: &Principal, case_id: CaseId, version: u32) -> Result<CaseView, ApiError> {
@@ -492,6 +515,118 @@ pub fn text(field: &str, s: &str) -> Result<Text, ApiError> {
 /// Converts optional free text.
 pub fn opt_text(field: &str, s: Option<&str>) -> Result<Option<Text>, ApiError> {
     s.map(|s| text(field, s)).transpose()
+}
+
+/// The case as it was at a moment or a version (replayed from the log), or 404.
+pub async fn get_as_of(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+    as_of: Option<DateTime<Utc>>,
+    version: Option<u32>,
+) -> Result<CaseView, ApiError> {
+    let scope = principal.require(Action::ReadCase)?;
+    // Scope is judged on the case as it is now: a handler whose unit no longer holds it does
+    // not see its past either.
+    let current = state.store.load(case_id).await?;
+    in_scope(principal, scope, &current)?;
+    let loaded = state.store.load_until(case_id, version, as_of).await?;
+    let case = loaded.case.as_ref().ok_or(ApiError::NotFound("case"))?;
+    if version.is_some_and(|v| v > current.version()) {
+        return Err(ApiError::NotFound("case version"));
+    }
+    view(state, principal, case, as_of.unwrap_or_else(now)).await
+}
+
+/// Recomputes a case's chain (auditors and supervisors).
+pub async fn verify_case(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+) -> Result<ChainVerification, ApiError> {
+    principal.require(Action::ReadIntegrity)?;
+    let check = state.store.verify_case(case_id).await?;
+    if check.events == 0 {
+        return Err(ApiError::NotFound("case"));
+    }
+    Ok(ChainVerification {
+        case_id: case_id.as_uuid(),
+        status: if check.ok() { "ok".into() } else { "tampered".into() },
+        events: check.events,
+        head_hash: hex::encode(check.head_hash),
+        first_bad_version: check.first_bad_version,
+        problem: check.problem,
+    })
+}
+
+/// Reveals the complainant's identity to a permitted role, after recording the access (who,
+/// why, when) in the case's history: no look without a trace.
+pub async fn reveal(
+    state: &AppState,
+    meta: &RequestMeta,
+    case_id: CaseId,
+    purpose: Reason,
+    body: &impl serde::Serialize,
+) -> Result<RevealedComplainant, ApiError> {
+    let view =
+        execute(state, meta, case_id, Action::RevealComplainant, Command::RevealComplainant { purpose }, body).await?;
+    let loaded = state.store.load_until(case_id, Some(view.version), None).await?;
+    let sealed =
+        loaded.case.as_ref().and_then(|c| c.complainant.sealed.clone()).ok_or(ApiError::NotFound("personal data"))?;
+    match state.vault.open(&state.pool, &sealed).await? {
+        Opened::Clear(d) => Ok(RevealedComplainant {
+            name: d.name,
+            phone: d.phone,
+            id_number: d.id_number,
+            access_version: view.version,
+        }),
+        Opened::Erased => Err(ApiError::Domain(domain::DomainError::NoPersonalData)),
+    }
+}
+
+/// Erases the complainant's personal data: shreds their key (the clear values are gone from
+/// everywhere at once), then records a redaction marker in the history. The log is never
+/// rewritten, so every chain still verifies.
+pub async fn erase(state: &AppState, meta: &RequestMeta, case_id: CaseId) -> Result<CaseView, ApiError> {
+    let scope = meta.principal.require(Action::ErasePersonalData)?;
+    let loaded = state.store.load(case_id).await?;
+    let case = in_scope(&meta.principal, scope, &loaded)?;
+    let sealed = case.complainant.sealed.clone().ok_or(ApiError::Domain(domain::DomainError::NoPersonalData))?;
+    state.vault.erase(&state.pool, sealed.subject).await?;
+    execute(state, meta, case_id, Action::ErasePersonalData, Command::ErasePersonalData, &"erase").await
+}
+
+/// A page of the integrator feed as the caller may see it: handlers only their unit's cases,
+/// with the complainant stripped from payloads. The cursor advances past filtered-out events.
+pub async fn feed(
+    state: &AppState,
+    principal: &Principal,
+    after: infra::FeedCursor,
+    limit: i64,
+) -> Result<FeedPage, ApiError> {
+    let scope = principal.require(Action::ReadFeed)?;
+    let events = state.store.read_feed(after, limit).await?;
+    let next = events.last().map_or(after, infra::FeedCursor::after);
+    let allowed: Option<std::collections::HashSet<Uuid>> = match (scope, principal.unit) {
+        (Scope::All, _) => None,
+        (Scope::OwnUnit, unit) => {
+            let ids: Vec<Uuid> = events.iter().map(|e| e.case_id).collect();
+            Some(state.ledger.cases_of_unit(&ids, unit.map(|u| u.as_uuid())).await?.into_iter().collect())
+        }
+    };
+    let strip = principal.role == domain::Role::Handler;
+    let events = events
+        .iter()
+        .filter(|e| allowed.as_ref().is_none_or(|a| a.contains(&e.case_id)))
+        .map(|e| {
+            let mut v = event_view(e);
+            if strip && let Some(obj) = v.payload.as_object_mut() {
+                obj.remove("complainant");
+            }
+            FeedEvent { feed_position: infra::FeedCursor::after(e).to_string(), case_id: e.case_id, event: v }
+        })
+        .collect();
+    Ok(FeedPage { events, next: next.to_string() })
 }
 
 #[cfg(test)]

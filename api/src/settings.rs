@@ -81,6 +81,23 @@ impl VaultArgs {
     }
 }
 
+/// Signed checkpoints of the whole log.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckpointArgs {
+    /// Ed25519 private key (PEM file) that signs checkpoints; without it no checkpoint is made.
+    #[arg(long = "checkpoint-private-key", env = "HUIYIN_CHECKPOINT_PRIVATE_KEY")]
+    pub private_key: Option<PathBuf>,
+    /// Ed25519 public key (PEM file) that `huiyin verify` checks checkpoint signatures with.
+    #[arg(long = "checkpoint-public-key", env = "HUIYIN_CHECKPOINT_PUBLIC_KEY")]
+    pub public_key: Option<PathBuf>,
+    /// The id recorded with every checkpoint (the JWS `kid`).
+    #[arg(long = "checkpoint-key-id", env = "HUIYIN_CHECKPOINT_KEY_ID", default_value = "checkpoint-1")]
+    pub key_id: String,
+    /// Seconds between checkpoints (0: only on request).
+    #[arg(long = "checkpoint-interval-s", env = "HUIYIN_CHECKPOINT_INTERVAL_S", default_value_t = 300)]
+    pub interval_s: u64,
+}
+
 /// Everything `huiyin serve` needs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -102,4 +119,7 @@ pub struct ServeArgs {
     /// Personal data.
     #[command(flatten)]
     pub vault: VaultArgs,
+    /// Checkpoints.
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
 }

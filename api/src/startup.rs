@@ -34,6 +34,12 @@ pub struct AppState {
     pub vault: Vault,
     /// The ledger projection.
     pub ledger: infra::ledger::Ledger,
+    /// Signs checkpoints, when a key is configured.
+    pub signer: Option<Arc<infra::integrity::Signer>>,
+    /// Wakes the event streams: new events may be visible.
+    pub feed_wake: Arc<tokio::sync::Notify>,
+    /// Told after every append of this process (drives the NOTIFY to other instances).
+    pub appended: Arc<tokio::sync::Notify>,
 }
 
 /// Why the application could not be built.
@@ -69,7 +75,23 @@ impl Application {
             tracing::info!(migrations.applied = applied.len(), "migrations applied");
         }
         let pool = settings.db.app().pool()?;
+        let signer = match &settings.checkpoints.private_key {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| StartupError::Config(format!("reading {}: {e}", path.display())))?;
+                let signer = infra::integrity::Signer::from_pem(&pem, settings.checkpoints.key_id.clone())
+                    .map_err(|e| StartupError::Config(format!("HUIYIN_CHECKPOINT_PRIVATE_KEY: {e}")))?;
+                Some(Arc::new(signer))
+            }
+            None => {
+                tracing::warn!("no HUIYIN_CHECKPOINT_PRIVATE_KEY: signed checkpoints are off");
+                None
+            }
+        };
         let state = AppState {
+            signer,
+            feed_wake: Arc::new(tokio::sync::Notify::new()),
+            appended: Arc::new(tokio::sync::Notify::new()),
             store: EventStore::new(pool.clone()),
             reference: ReferenceData::new(pool.clone()),
             vault: Vault::new(*kek.expose(), settings.vault.kek_id.clone()),
@@ -77,6 +99,7 @@ impl Application {
             pool,
         };
         infra::ledger::warm_up();
+        crate::background::spawn(&state, &settings);
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);

@@ -97,6 +97,9 @@ pub enum DomainError {
         /// The status the case is in.
         status: Status,
     },
+    /// The case holds no personal data (anonymous, or already erased).
+    #[error("the case holds no personal data (anonymous or erased)")]
+    NoPersonalData,
     /// The working calendar has no working day within ten years of the date.
     #[error("the working calendar has no working day in reach")]
     CalendarExhausted,
@@ -128,6 +131,7 @@ impl DomainError {
             Self::NotDuplicate => "not-duplicate",
             Self::SameUnit => "same-unit",
             Self::NothingToReopen { .. } => "nothing-to-reopen",
+            Self::NoPersonalData => "no-personal-data",
             Self::CalendarExhausted => "calendar-exhausted",
         }
     }

@@ -237,6 +237,8 @@ pub enum Command {
         /// The stated purpose.
         purpose: Reason,
     },
+    /// Record that the complainant's personal data was erased (its key shredded).
+    ErasePersonalData,
 }
 
 impl Command {
@@ -259,6 +261,7 @@ impl Command {
             Self::AddNote { .. } => "note",
             Self::Close { .. } => "close",
             Self::RevealComplainant { .. } => "reveal",
+            Self::ErasePersonalData => "erase",
         }
     }
 }
@@ -422,7 +425,11 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             _ => Err(DomainError::NotRegistered),
         };
     };
-    if case.status == Status::Closed && !matches!(command, Command::Reopen { .. } | Command::RevealComplainant { .. }) {
+    // Data protection never waits for a reopen: reveals are recorded and erasures done on
+    // closed cases too.
+    if case.status == Status::Closed
+        && !matches!(command, Command::Reopen { .. } | Command::RevealComplainant { .. } | Command::ErasePersonalData)
+    {
         return match command {
             Command::Register(_) => Err(DomainError::AlreadyRegistered),
             _ => Err(DomainError::CaseClosed),
@@ -590,10 +597,19 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             vec![CaseEvent::Closed(Closed { note: note.clone(), over_dissatisfaction: justified })]
         }
         Command::RevealComplainant { purpose } => {
+            if case.complainant.sealed.is_none() || case.personal_data_erased {
+                return Err(DomainError::NoPersonalData);
+            }
             vec![CaseEvent::ComplainantRevealed(ComplainantRevealed {
                 purpose: purpose.clone(),
                 by: ctx.actor.id.clone(),
             })]
+        }
+        Command::ErasePersonalData => {
+            let Some(sealed) = case.complainant.sealed.as_ref().filter(|_| !case.personal_data_erased) else {
+                return Err(DomainError::NoPersonalData);
+            };
+            vec![CaseEvent::PersonalDataErased(PersonalDataErased { subject: sealed.subject })]
         }
     };
     Ok(events)

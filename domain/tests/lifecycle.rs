@@ -364,3 +364,17 @@ fn every_event_round_trips_through_its_payload() {
         assert_eq!(&CaseEvent::from_stored(e.event_type(), e.schema_version(), e.payload()).unwrap(), e);
     }
 }
+
+#[test]
+fn erasing_personal_data_leaves_a_marker_once_even_on_a_closed_case() {
+    let s = given_new().after(&[register(), Command::Reject { reason: reason("x") }, close(None)]);
+    let (events, case) = s.when(Command::ErasePersonalData).unwrap();
+    assert!(matches!(&events[0], CaseEvent::PersonalDataErased(_)));
+    assert!(case.personal_data_erased);
+    let s = s.after(&[Command::ErasePersonalData]);
+    assert_eq!(s.when(Command::ErasePersonalData).unwrap_err(), DomainError::NoPersonalData);
+    assert_eq!(
+        s.when(Command::RevealComplainant { purpose: reason("核实") }).unwrap_err(),
+        DomainError::NoPersonalData
+    );
+}

@@ -34,6 +34,7 @@ fn command() -> impl Strategy<Value = Command> {
         r().prop_map(|reason| Command::UnlinkDuplicate { reason }),
         Just(Command::AddNote { text: text("备注") }),
         r().prop_map(|purpose| Command::RevealComplainant { purpose }),
+        Just(Command::ErasePersonalData),
     ]
 }
 
@@ -63,7 +64,7 @@ proptest! {
                     prop_assert!(!events.is_empty());
                     // A closed case changes only by an explicit reopen (or records a reveal).
                     if before.as_ref().is_some_and(|p| p.status == Status::Closed) {
-                        let allowed = matches!(cmd, Command::Reopen { .. } | Command::RevealComplainant { .. });
+                        let allowed = matches!(cmd, Command::Reopen { .. } | Command::RevealComplainant { .. } | Command::ErasePersonalData);
                         prop_assert!(allowed, "a closed case changed by {}", cmd.name());
                     }
                     for e in events {

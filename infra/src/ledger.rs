@@ -402,6 +402,14 @@ impl Ledger {
         Ok(client.query_opt(&stmt, &[&case_id.as_uuid()]).await?.as_ref().map(LedgerRow::from_row))
     }
 
+    /// Which of `ids` are currently the responsibility of `unit`.
+    pub async fn cases_of_unit(&self, ids: &[Uuid], unit: Option<Uuid>) -> Result<Vec<Uuid>, StoreError> {
+        let Some(unit) = unit else { return Ok(Vec::new()) };
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT case_id FROM ledger WHERE case_id = ANY($1) AND unit_id = $2").await?;
+        Ok(client.query(&stmt, &[&ids, &unit]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Cases past their deadline or with at least 60 % of their time used, soonest deadline
     /// first, optionally of one unit; and the counts per unit and stage.
     pub async fn watch(

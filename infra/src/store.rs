@@ -507,6 +507,19 @@ impl EventStore {
         )))
     }
 
+    /// The case whose complainant is this subject (a scan of registrations: an operator's tool).
+    pub async fn case_of_subject(&self, subject: domain::SubjectId) -> Result<Option<Uuid>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT case_id FROM events WHERE event_type = 'case.received' \
+                 AND payload -> 'complainant' -> 'sealed' ->> 'subject' = $1 LIMIT 1",
+                &[&subject.as_uuid().to_string()],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     /// Up to `limit` events after `after`, in feed order. Never skips an event: only events of
     /// transactions older than every transaction still running are returned, in
     /// `(tx_id, position)` order, so nothing can later commit behind the returned cursor.

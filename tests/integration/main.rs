@@ -4,6 +4,8 @@
 mod api_auth;
 mod api_inputs;
 mod api_lifecycle;
+mod integrity;
 mod ledger;
+mod logs;
 mod openapi;
 mod store;

@@ -57,6 +57,11 @@ impl Reply {
     }
 }
 
+/// A file of `tests/fixtures`.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
 /// The settings the test server runs with.
 pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
     ServeArgs {
@@ -77,6 +82,12 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             audience: AUDIENCE.into(),
         },
         vault: VaultArgs { kek: Some(hex::encode([7u8; 32])), kek_id: "test-kek".into() },
+        checkpoints: api::settings::CheckpointArgs {
+            private_key: Some(fixture("test-ed25519-private.pem")),
+            public_key: Some(fixture("test-ed25519-public.pem")),
+            key_id: "test-checkpoint".into(),
+            interval_s: 0,
+        },
     }
 }
 

@@ -100,11 +100,12 @@ pub async fn register(
 
 /// Get a case
 ///
-/// The case as it stands, with its running deadline evaluated now. A case outside the caller's
-/// scope answers 404 exactly like a missing one.
+/// The case as it stands, with its running deadline evaluated now. With `as_of` or `version`,
+/// the state as it was then, replayed from the log. A case outside the caller's scope answers
+/// 404 exactly like a missing one.
 #[utoipa::path(
     tag = "cases",
-    params(("id" = Uuid, Path, description = "The case")),
+    params(("id" = Uuid, Path, description = "The case"), CaseAsOfQuery),
     responses((status = 200, description = "The case", body = CaseView, headers(("ETag" = String, description = "The case's version")))),
     security(("bearer" = []))
 )]
@@ -114,17 +115,27 @@ pub async fn get_case(
     principal: Principal,
     req: HttpRequest,
     id: Path<Uuid>,
+    q: actix_web::web::Query<CaseAsOfQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = within_deadline(&req, service::get(&state, &principal, CaseId::from_uuid(*id))).await?;
+    let id = CaseId::from_uuid(*id);
+    let view = if q.as_of.is_none() && q.version.is_none() {
+        within_deadline(&req, service::get(&state, &principal, id)).await?
+    } else {
+        if q.version == Some(0) {
+            return Err(ApiError::BadRequest { code: "invalid-query", detail: "version starts at 1".into() });
+        }
+        within_deadline(&req, service::get_as_of(&state, &principal, id, q.as_of, q.version)).await?
+    };
     Ok(HttpResponse::Ok().insert_header(etag(view.version)).json(view))
 }
 
 /// A case's history
 ///
-/// Every event of the case in version order, with who did it, when, and its hash.
+/// The case's events in version order (paged with `after_version` and `limit`), each with who
+/// did it (id and role), the request that carried it, its times, its hash and the previous hash.
 #[utoipa::path(
     tag = "cases",
-    params(("id" = Uuid, Path, description = "The case")),
+    params(("id" = Uuid, Path, description = "The case"), HistoryQuery),
     responses((status = 200, description = "The history", body = EventList)),
     security(("bearer" = []))
 )]
@@ -134,9 +145,17 @@ pub async fn events(
     principal: Principal,
     req: HttpRequest,
     id: Path<Uuid>,
+    q: actix_web::web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok()
-        .json(within_deadline(&req, service::history(&state, &principal, CaseId::from_uuid(*id))).await?))
+    let limit = match q.limit {
+        None => 100,
+        Some(n) if (1..=500).contains(&n) => n as usize,
+        Some(_) => return Err(ApiError::BadRequest { code: "invalid-query", detail: "limit must be 1 to 500".into() }),
+    };
+    let after = q.after_version.unwrap_or(0);
+    let list =
+        within_deadline(&req, service::history(&state, &principal, CaseId::from_uuid(*id), after, limit)).await?;
+    Ok(HttpResponse::Ok().json(list))
 }
 
 macro_rules! command_endpoint {

@@ -3,6 +3,7 @@
 
 pub mod cases;
 pub mod health;
+pub mod integrity;
 pub mod ledger;
 pub mod reference;
 
@@ -11,6 +12,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(
         utoipa_actix_web::scope("/api/v1")
             .configure(cases::configure)
+            .configure(integrity::configure)
             .configure(ledger::configure)
             .configure(reference::configure),
     )

@@ -1,0 +1,54 @@
+//! Background tasks of the service: the feed's wake-ups (LISTEN/NOTIFY) and signed checkpoints.
+//!
+//! NOTIFY is only a hint: notifications are lost when the listening connection drops, so event
+//! streams also poll every second. Appends do not NOTIFY inside their transaction (that would
+//! serialise every commit on the notification queue's lock); instead this process wakes its own
+//! streams at once and sends one NOTIFY at most every 50 ms for the other instances.
+
+use std::time::Duration;
+
+use crate::settings::ServeArgs;
+use crate::startup::AppState;
+
+/// Starts the tasks; they end with the runtime.
+pub fn spawn(state: &AppState, settings: &ServeArgs) {
+    let s = state.clone();
+    tokio::spawn(async move {
+        loop {
+            s.appended.notified().await;
+            s.feed_wake.notify_waiters();
+            let _ = infra::notify::notify(&s.pool).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let wake = state.feed_wake.clone();
+    let db = settings.db.app();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = infra::notify::listen(&db, &wake).await {
+                tracing::warn!(error = %e, "feed listener lost its connection; retrying in 1 s");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    if let (Some(signer), interval) = (state.signer.clone(), settings.checkpoints.interval_s) {
+        if interval == 0 {
+            return;
+        }
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(interval));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match infra::integrity::make_checkpoint(&store, &signer).await {
+                    Ok(Some(c)) => {
+                        tracing::info!(checkpoint.id = c.id, checkpoint.events = c.event_count, "checkpoint signed")
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,530 @@
+//! Auditors and integrators: replay as of any moment, tamper detection, signed checkpoints, the
+//! gap-free feed and its live stream, and personal data (reveal, accused unit, erasure).
+
+use std::collections::{HashMap, HashSet};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tests::app::{TestApp, fixture, spawn_app};
+use uuid::Uuid;
+
+fn db_args(app: &TestApp) -> api::settings::DatabaseArgs {
+    api::settings::DatabaseArgs {
+        url: app.db.app_settings().url.expose().clone(),
+        admin_url: None,
+        pool_size: 2,
+        statement_timeout_ms: 10_000,
+    }
+}
+
+async fn life(app: &TestApp, id: Uuid) -> Vec<Value> {
+    let sup = app.token("supervisor", None);
+    let steps = [
+        ("assign", json!({"unit_id": app.dept_a})),
+        ("notes", json!({"text": "已联系"})),
+        ("handle", json!({"outcome": "resolved", "result": "已修复"})),
+        ("feedback", json!({"method": "phone", "content": "已告知"})),
+        ("satisfaction", json!({"rating": "dissatisfied"})),
+    ];
+    let mut seen = vec![app.get(&format!("/api/v1/cases/{id}"), &sup).await.body];
+    for (action, body) in steps {
+        let r = app.post(&format!("/api/v1/cases/{id}/{action}"), &sup, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        seen.push(r.body);
+    }
+    seen
+}
+
+fn stable(v: &Value) -> Value {
+    json!({
+        "version": v["version"], "status": v["status"], "round": v["round"], "unit_id": v["unit_id"],
+        "handling": v["handling"], "feedback": v["feedback"], "satisfaction": v["satisfaction"],
+        "notes": v["notes"], "due_at": v["deadline"]["due_at"], "stage": v["deadline"]["stage"],
+    })
+}
+
+#[tokio::test]
+async fn replay_as_of_a_version_or_a_moment_equals_the_state_observed_live() {
+    let app = spawn_app().await;
+    let id = app.register(app.case_body()).await;
+    let live = life(&app, id).await;
+    let auditor = app.token("auditor", None);
+    let history = app.get(&format!("/api/v1/cases/{id}/events"), &auditor).await.body;
+    let events = history["events"].as_array().unwrap();
+    for observed in &live {
+        let v = observed["version"].as_u64().unwrap();
+        let by_version = app.get(&format!("/api/v1/cases/{id}?version={v}"), &auditor).await;
+        assert_eq!(by_version.status, StatusCode::OK, "{}", by_version.text);
+        assert_eq!(stable(&by_version.body), stable(observed), "version {v}");
+        let recorded = events[(v - 1) as usize]["recorded_at"].as_str().unwrap().replace('+', "%2B");
+        let by_time = app.get(&format!("/api/v1/cases/{id}?as_of={recorded}"), &auditor).await;
+        assert_eq!(stable(&by_time.body), stable(observed), "as of the moment of version {v}");
+    }
+    app.get(&format!("/api/v1/cases/{id}?version=99"), &auditor).await.assert_problem(404, "not-found");
+    app.get(&format!("/api/v1/cases/{id}?as_of=2001-01-01T00:00:00Z"), &auditor).await.assert_problem(404, "not-found");
+    app.get(&format!("/api/v1/cases/{id}?version=0"), &auditor).await.assert_problem(400, "invalid-query");
+    // History pages.
+    let page = app.get(&format!("/api/v1/cases/{id}/events?after_version=2&limit=2"), &auditor).await.body;
+    let versions: Vec<u64> =
+        page["events"].as_array().unwrap().iter().map(|e| e["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, vec![3, 4]);
+    for e in events {
+        for field in ["hash", "prev_hash", "recorded_at", "occurred_at", "request_id"] {
+            assert!(!e[field].is_null(), "{field}");
+        }
+        assert!(e["actor"]["role"].is_string());
+    }
+}
+
+async fn tamper(app: &TestApp, sql: &str) {
+    let su = app.db.super_client().await;
+    su.batch_execute(&format!(
+        "ALTER TABLE events DISABLE TRIGGER USER; {sql}; ALTER TABLE events ENABLE TRIGGER USER;"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn verification_names_the_case_and_version_of_a_changed_byte_a_deleted_event_and_swapped_versions() {
+    let app = spawn_app().await;
+    let auditor = app.token("auditor", None);
+    let sup = app.token("supervisor", None);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let id = app.register(app.case_body()).await;
+        life(&app, id).await;
+        ids.push(id);
+    }
+    for id in &ids {
+        let r = app.get(&format!("/api/v1/cases/{id}/verify"), &auditor).await;
+        assert_eq!(r.body["status"], "ok", "{}", r.text);
+        assert_eq!(r.body["events"], 7);
+    }
+    assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::SUCCESS);
+    let checkpoint = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
+    assert_eq!(checkpoint.status, StatusCode::CREATED, "{}", checkpoint.text);
+    assert_eq!(checkpoint.body["event_count"], 28);
+    let jws = checkpoint.body["jws"].as_str().unwrap().to_owned();
+    let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
+    std::fs::write(&kept, &jws).unwrap();
+    let public = fixture("test-ed25519-public.pem");
+    assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::SUCCESS);
+
+    // One byte of a payload.
+    tamper(&app, &format!("UPDATE events SET payload = jsonb_set(payload, '{{text}}', '\"已联糸\"') WHERE case_id = '{}' AND version = 3", ids[0])).await;
+    // A deleted event.
+    tamper(&app, &format!("DELETE FROM events WHERE case_id = '{}' AND version = 4", ids[1])).await;
+    // Two versions swapped.
+    tamper(
+        &app,
+        &format!(
+            "UPDATE events SET version = 1000 WHERE case_id = '{0}' AND version = 2; \
+             UPDATE events SET version = 2 WHERE case_id = '{0}' AND version = 3; \
+             UPDATE events SET version = 3 WHERE case_id = '{0}' AND version = 1000",
+            ids[2]
+        ),
+    )
+    .await;
+    for (id, version) in [(ids[0], 3), (ids[1], 4), (ids[2], 2)] {
+        let r = app.get(&format!("/api/v1/cases/{id}/verify"), &auditor).await;
+        assert_eq!(
+            (r.body["status"].as_str(), r.body["first_bad_version"].as_u64()),
+            (Some("tampered"), Some(version)),
+            "{id}: {}",
+            r.text
+        );
+    }
+    let ok = app.get(&format!("/api/v1/cases/{}/verify", ids[3]), &auditor).await;
+    assert_eq!(ok.body["status"], "ok");
+    let report = infra::EventStore::new(app.db.app_pool()).verify_all().await.unwrap();
+    let found: HashMap<Uuid, Option<u32>> = report.failures.iter().map(|f| (f.case_id, f.first_bad_version)).collect();
+    assert_eq!(found, HashMap::from([(ids[0], Some(3)), (ids[1], Some(4)), (ids[2], Some(2))]));
+    assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::FAILURE);
+
+    // The last event of the untouched case removed: its chain still looks whole, the checkpoint
+    // kept outside the database does not.
+    tamper(&app, &format!("DELETE FROM events WHERE case_id = '{}' AND version = 7", ids[3])).await;
+    assert_eq!(app.get(&format!("/api/v1/cases/{}/verify", ids[3]), &auditor).await.body["status"], "ok");
+    assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::FAILURE);
+    // A forged checkpoint fails its signature.
+    let mut forged = jws.clone();
+    forged.pop();
+    forged.push(if jws.ends_with('A') { 'B' } else { 'A' });
+    std::fs::write(&kept, &forged).unwrap();
+    assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::FAILURE);
+    let _ = std::fs::remove_file(&kept);
+}
+
+#[tokio::test]
+async fn checkpoints_are_listed_and_the_latest_is_exported() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let auditor = app.token("auditor", None);
+    app.get("/api/v1/integrity/checkpoints/latest", &auditor).await.assert_problem(404, "not-found");
+    app.register(app.case_body()).await;
+    assert_eq!(app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await.status, StatusCode::CREATED);
+    let again = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
+    assert_eq!(again.status, StatusCode::OK, "nothing new: the latest is returned");
+    app.register(app.case_body()).await;
+    let second = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
+    assert_eq!(second.body["event_count"], 2);
+    let list = app.get("/api/v1/integrity/checkpoints", &auditor).await;
+    assert_eq!(list.body.as_array().unwrap().len(), 2);
+    let latest = app.get("/api/v1/integrity/checkpoints/latest", &auditor).await;
+    assert_eq!(latest.body["id"], second.body["id"]);
+    let claims = infra::integrity::verify_signature(
+        latest.body["jws"].as_str().unwrap(),
+        &std::fs::read(fixture("test-ed25519-public.pem")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((claims.event_count, claims.log_hash.as_str()), (2, latest.body["log_hash"].as_str().unwrap()));
+    app.post("/api/v1/integrity/checkpoints", &auditor, json!({})).await.assert_problem(403, "forbidden");
+}
+
+#[test]
+fn the_published_test_vectors_hold() {
+    let doc =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/integrity.md")).unwrap();
+    let start = doc.find("<!-- vectors -->").expect("the vectors block");
+    let block = &doc[start..];
+    let json_start = block.find("```json").unwrap() + 7;
+    let json_end = block[json_start..].find("```").unwrap() + json_start;
+    let v: Value = serde_json::from_str(&block[json_start..json_end]).unwrap();
+    let mut log = infra::hash::GENESIS;
+    for (i, e) in v["events"].as_array().unwrap().iter().enumerate() {
+        let prev: [u8; 32] = hex::decode(e["prev_hash"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let input = infra::hash::HashInput {
+            case_id: e["case_id"].as_str().unwrap().parse().unwrap(),
+            version: e["version"].as_u64().unwrap() as u32,
+            event_type: e["event_type"].as_str().unwrap(),
+            schema_version: e["schema_version"].as_u64().unwrap() as u16,
+            occurred_at: e["occurred_at"].as_str().unwrap().parse().unwrap(),
+            payload: &e["payload"],
+            metadata: &e["metadata"],
+            prev_hash: &prev,
+        };
+        let bytes = hex::encode(infra::hash::canonical_bytes(&input));
+        let hash = hex::encode(infra::hash::event_hash(&input));
+        assert_eq!(bytes, e["canonical_bytes"].as_str().unwrap(), "vector {i}: canonical bytes");
+        assert_eq!(hash, e["hash"].as_str().unwrap(), "vector {i}: hash");
+        log = infra::integrity::fold_log_hash(&log, &infra::hash::event_hash(&input));
+        assert_eq!(hex::encode(log), e["log_hash"].as_str().unwrap(), "vector {i}: log hash");
+    }
+}
+
+/// Appends one event inside an open transaction that sleeps before committing.
+async fn slow_note(app: &TestApp, client: &tokio_postgres::Client, id: Uuid, sleep_ms: u64) {
+    let store = infra::EventStore::new(app.db.app_pool());
+    let loaded = store.load(domain::CaseId::from_uuid(id)).await.unwrap();
+    let case = loaded.case.clone().unwrap();
+    let at = tests::fixtures::now();
+    let events = tests::fixtures::new_events(
+        tests::fixtures::decide_as(Some(&case), &tests::fixtures::note("慢事务"), domain::Role::Handler, at),
+        at,
+        domain::Role::Handler,
+    );
+    let e = &events[0];
+    let payload = e.event.payload();
+    let meta = serde_json::to_value(&e.metadata).unwrap();
+    let h = infra::hash::event_hash(&infra::hash::HashInput {
+        case_id: id,
+        version: case.version + 1,
+        event_type: e.event.event_type(),
+        schema_version: 1,
+        occurred_at: at,
+        payload: &payload,
+        metadata: &meta,
+        prev_hash: &loaded.head_hash(),
+    });
+    client.batch_execute("BEGIN").await.unwrap();
+    let r = client
+        .query_one(
+            "SELECT outcome FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, NULL)",
+            &[
+                &id,
+                &(case.version as i32),
+                &vec![e.event.event_type()],
+                &vec![1i16],
+                &vec![payload],
+                &vec![meta],
+                &vec![at],
+                &loaded.head_hash().as_slice(),
+                &vec![h.to_vec()],
+            ],
+        )
+        .await
+        .unwrap();
+    let outcome: String = r.get(0);
+    client.batch_execute(&format!("SELECT pg_sleep({})", sleep_ms as f64 / 1000.0)).await.unwrap();
+    client.batch_execute(if outcome == "appended" { "COMMIT" } else { "ROLLBACK" }).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_feed_consumer_during_sixteen_writers_with_delayed_commits_receives_every_event_once() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let auditor = app.token("auditor", None);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = {
+        let app = app.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut after = "0".to_owned();
+            let mut seen = Vec::new();
+            let mut idle = 0;
+            loop {
+                let r = app.get(&format!("/api/v1/events?after={after}&limit=13"), &auditor).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+                let events = r.body["events"].as_array().unwrap().clone();
+                for e in &events {
+                    seen.push((e["case_id"].as_str().unwrap().to_owned(), e["version"].as_u64().unwrap()));
+                }
+                after = r.body["next"].as_str().unwrap().to_owned();
+                if events.is_empty() {
+                    if done.load(std::sync::atomic::Ordering::SeqCst) {
+                        idle += 1;
+                        if idle > 10 {
+                            return seen;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..16u64 {
+        let app = app.clone();
+        writers.push(tokio::spawn(async move {
+            let sup = app.token("supervisor", None);
+            let slow = app.db.app_client().await;
+            let mut n = 0;
+            for i in 0..4u64 {
+                let id = app.register(app.case_body()).await;
+                n += 1;
+                if (w + i) % 2 == 0 {
+                    slow_note(&app, &slow, id, 20 + 10 * (w % 5)).await;
+                } else {
+                    let r = app.post(&format!("/api/v1/cases/{id}/notes"), &sup, json!({"text": "快"})).await;
+                    assert_eq!(r.status, StatusCode::OK);
+                }
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for w in writers {
+        total += w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = consumer.await.unwrap();
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "an event came twice");
+    assert_eq!(seen.len(), total, "events were missed");
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for (case, v) in seen {
+        let prev = last.insert(case.clone(), v).unwrap_or(0);
+        assert_eq!(v, prev + 1, "case {case} out of order");
+    }
+}
+
+/// Reads SSE messages until `want` events arrived; returns them and the last id.
+async fn read_sse(app: &TestApp, token: &str, last_id: Option<&str>, want: usize) -> Vec<(String, String, u64)> {
+    let mut req = app
+        .client
+        .get(format!("{}/api/v1/events/stream", app.address))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(20));
+    if let Some(id) = last_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let mut resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < want {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let msg: String = buf.drain(..end + 2).collect();
+            let id = msg.lines().find_map(|l| l.strip_prefix("id: ")).map(str::to_owned);
+            let data = msg.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(id), Some(data)) = (id, data) {
+                let v: Value = serde_json::from_str(data).unwrap();
+                out.push((id, v["case_id"].as_str().unwrap().to_owned(), v["version"].as_u64().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_sse_client_that_disconnects_and_resumes_misses_nothing() {
+    let app = spawn_app().await;
+    let auditor = app.token("auditor", None);
+    for _ in 0..5 {
+        app.register(app.case_body()).await;
+    }
+    let first = read_sse(&app, &auditor, None, 3).await;
+    let last_id = first.last().unwrap().0.clone();
+    // Written while the client is away.
+    let sup = app.token("supervisor", None);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = app.register(app.case_body()).await;
+        app.post(&format!("/api/v1/cases/{id}/notes"), &sup, json!({"text": "离线期间"})).await;
+        ids.push(id);
+    }
+    // 5 + 6 events in all; 3 seen before the disconnect.
+    let rest = read_sse(&app, &auditor, Some(&last_id), 8).await;
+    let all: Vec<(String, u64)> = first.iter().chain(rest.iter()).map(|(_, c, v)| (c.clone(), *v)).collect();
+    let unique: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!((all.len(), unique.len()), (11, 11), "{all:?}");
+    // A live event arrives on a waiting stream (woken, or by the poll fallback).
+    let waiter = {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/events/stream", app.address);
+        let auditor = auditor.clone();
+        let last = rest.last().unwrap().0.clone();
+        tokio::spawn(async move {
+            let mut resp = client.get(url).bearer_auth(auditor).header("Last-Event-ID", last).send().await.unwrap();
+            loop {
+                let chunk =
+                    tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await.unwrap().unwrap().unwrap();
+                if String::from_utf8_lossy(&chunk).contains("data: ") {
+                    return String::from_utf8_lossy(&chunk).into_owned();
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let newest = app.register(app.case_body()).await;
+    let msg = waiter.await.unwrap();
+    assert!(msg.contains(&newest.to_string()), "{msg}");
+}
+
+#[tokio::test]
+async fn a_reveal_is_recorded_and_the_accused_units_handler_never_sees_the_identity() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let mut body = app.case_body();
+    body["accused_unit_id"] = json!(app.dept_a);
+    body["complainant"] = json!({"name": "王小明", "phone": "13700001111", "id_number": "11010519491231002X"});
+    let id = app.register(body).await;
+    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+
+    let r = app
+        .post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "核实身份后当面反馈"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!((r.body["name"].as_str(), r.body["phone"].as_str()), (Some("王小明"), Some("13700001111")));
+    assert_eq!(r.body["id_number"], "11010519491231002X");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let history = app.get(&format!("/api/v1/cases/{id}/events"), &sup).await.body;
+    let access = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "case.complainant_revealed")
+        .unwrap()
+        .clone();
+    assert_eq!(access["payload"]["purpose"], "核实身份后当面反馈");
+    assert_eq!(access["payload"]["by"], access["actor"]["id"]);
+    assert_eq!(access["version"], r.body["access_version"]);
+
+    let handler = app.token("handler", Some(app.dept_a));
+    let seen = app.get(&format!("/api/v1/cases/{id}"), &handler).await;
+    assert_eq!(seen.body["complainant"]["hidden"], true);
+    let h = app.get(&format!("/api/v1/cases/{id}/events"), &handler).await;
+    assert!(h.body["events"][0]["payload"].get("complainant").is_none(), "{}", h.text);
+    let feed = app.get("/api/v1/events", &handler).await;
+    assert!(feed.body["events"].as_array().unwrap().iter().all(|e| e["payload"].get("complainant").is_none()));
+    app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &handler, json!({"purpose": "想知道是谁"}))
+        .await
+        .assert_problem(403, "forbidden");
+    for role in ["clerk", "auditor"] {
+        app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &app.token(role, None), json!({"purpose": "x"}))
+            .await
+            .assert_problem(403, "forbidden");
+    }
+    // A handler of another unit sees neither the case nor its events in the feed.
+    let other = app.token("handler", Some(app.dept_b));
+    let feed = app.get("/api/v1/events", &other).await;
+    assert!(feed.body["events"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_verifies() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let admin = app.token("admin", None);
+    let mut body = app.case_body();
+    body["complainant"] = json!({"name": "赵测试", "phone": "13600002222"});
+    let id = app.register(body).await;
+    life(&app, id).await;
+    let before = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
+    assert_eq!(before.status, StatusCode::CREATED);
+
+    let r = app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let view = app.get(&format!("/api/v1/cases/{id}"), &sup).await;
+    assert_eq!(view.body["complainant"]["erased"], true);
+    assert!(view.body["complainant"]["name"].is_null());
+    app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "x"}))
+        .await
+        .assert_problem(409, "no-personal-data");
+    app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({}))
+        .await
+        .assert_problem(409, "no-personal-data");
+    let history = app.get(&format!("/api/v1/cases/{id}/events"), &sup).await.body;
+    assert!(
+        history["events"].as_array().unwrap().iter().any(|e| e["event_type"] == "case.personal_data_erased"),
+        "a redaction marker"
+    );
+
+    // A dump of the whole database holds no clear copy.
+    let bindir = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let pg_dump =
+        bindir.map(|b| format!("{b}/pg_dump")).filter(|p| std::path::Path::new(p).exists()).unwrap_or_else(|| {
+            std::fs::read_dir("/usr/lib/postgresql")
+                .ok()
+                .and_then(|d| d.flatten().map(|e| e.path().join("bin/pg_dump")).find(|p| p.exists()))
+                .map(|p| p.display().to_string())
+                .unwrap_or("pg_dump".into())
+        });
+    let url = app.db.app_settings().url.expose().replace("huiyin_app@", "postgres@");
+    let dump = std::process::Command::new(pg_dump).arg("--data-only").arg(&url).output().unwrap();
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(text.contains(&id.to_string()), "the dump holds the case");
+    for clear in ["赵测试", "13600002222"] {
+        assert!(!text.contains(clear), "the dump holds {clear}");
+    }
+    let key: Option<Vec<u8>> =
+        app.db.app_client().await.query_one("SELECT wrapped_key FROM subject_keys", &[]).await.unwrap().get(0);
+    assert!(key.is_none(), "the key is shredded");
+
+    // Every chain and the checkpoint taken before the erasure still verify.
+    let v = app.get(&format!("/api/v1/cases/{id}/verify"), &app.token("auditor", None)).await;
+    assert_eq!(v.body["status"], "ok");
+    let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
+    std::fs::write(&kept, before.body["jws"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&fixture("test-ed25519-public.pem"))).await,
+        ExitCode::SUCCESS
+    );
+    assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::SUCCESS);
+    let _ = std::fs::remove_file(kept);
+}
