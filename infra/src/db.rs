@@ -43,7 +43,9 @@ impl DbSettings {
     pub fn pg_config(&self) -> Result<tokio_postgres::Config, StoreError> {
         let mut cfg: tokio_postgres::Config = self.url.expose().parse().map_err(StoreError::Db)?;
         cfg.options(format!(
-            "-c statement_timeout={} -c idle_in_transaction_session_timeout={} -c synchronous_commit=on",
+            // JIT compiles expensive-looking plans for tens of milliseconds; every query here is
+            // short and index-driven, so it only ever adds latency.
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={} -c synchronous_commit=on -c jit=off",
             self.statement_timeout.as_millis(),
             self.idle_in_transaction_timeout.as_millis()
         ));
