@@ -330,12 +330,27 @@ pub struct VerifyReport {
 #[derive(Clone)]
 pub struct EventStore {
     pool: Pool,
+    batcher: Option<tokio::sync::mpsc::Sender<Pending>>,
 }
 
+/// How many batch transactions may be in flight at once.
+const BATCH_WRITERS: usize = 4;
+
 impl EventStore {
-    /// A store on a pool.
+    /// A store on a pool that coalesces concurrent appends (needs a Tokio runtime: it starts the
+    /// batch writers).
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..BATCH_WRITERS {
+            tokio::spawn(batch_writer(pool.clone(), queue.clone()));
+        }
+        Self { pool, batcher: Some(tx) }
+    }
+
+    /// A store that writes every append in its own transaction.
+    pub fn unbatched(pool: Pool) -> Self {
+        Self { pool, batcher: None }
     }
 
     /// The pool, for callers that run their own reads.
@@ -376,6 +391,9 @@ impl EventStore {
     ///
     /// `after` is the case's state once these events are applied (the caller folded them to
     /// decide); its ledger row is written in the same transaction as the events.
+    ///
+    /// When the store batches ([`EventStore::new`]), concurrent appends are coalesced into one
+    /// transaction by `append_batch()`; each keeps its own checks and outcome.
     pub async fn append(
         &self,
         case_id: CaseId,
@@ -385,100 +403,18 @@ impl EventStore {
         idempotency: Option<&IdempotencyKey>,
         after: &Case,
     ) -> Result<AppendOutcome, StoreError> {
-        let ledger = crate::ledger::LedgerRow::from_case(after, expected_version == 0).to_json();
-        let mut types = Vec::with_capacity(events.len());
-        let mut schemas = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        let mut metadata = Vec::with_capacity(events.len());
-        let mut occurred = Vec::with_capacity(events.len());
-        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(events.len());
-        let mut prev = prev_hash;
-        for (i, e) in events.iter().enumerate() {
-            let version = expected_version + 1 + u32::try_from(i).unwrap_or(u32::MAX);
-            let payload = e.event.payload();
-            let meta = serde_json::to_value(&e.metadata).unwrap_or(Value::Null);
-            let at = domain::truncate_to_micros(e.occurred_at);
-            let h = hash::event_hash(&HashInput {
-                case_id: case_id.as_uuid(),
-                version,
-                event_type: e.event.event_type(),
-                schema_version: e.event.schema_version(),
-                occurred_at: at,
-                payload: &payload,
-                metadata: &meta,
-                prev_hash: &prev,
-            });
-            types.push(e.event.event_type());
-            schemas.push(i16::try_from(e.event.schema_version()).unwrap_or(i16::MAX));
-            payloads.push(payload);
-            metadata.push(meta);
-            occurred.push(at);
-            hashes.push(h.to_vec());
-            prev = h;
-        }
-        let expected = i32::try_from(expected_version).unwrap_or(i32::MAX);
-        let (scope, key, request_hash) = match idempotency {
-            Some(k) => (Some(k.scope.as_str()), Some(k.key.as_str()), Some(k.request_hash.to_vec())),
-            None => (None, None, None),
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let client = self.pool.get().await?;
-            let stmt = client
-                .prepare_cached(
-                    "SELECT outcome, case_id, first_version, last_version, first_position, last_position \
-                     FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .await?;
-            let result = client
-                .query_one(
-                    &stmt,
-                    &[
-                        &case_id.as_uuid(),
-                        &expected,
-                        &types,
-                        &schemas,
-                        &payloads,
-                        &metadata,
-                        &occurred,
-                        &prev_hash.as_slice(),
-                        &hashes,
-                        &scope,
-                        &key,
-                        &request_hash,
-                        &ledger,
-                    ],
-                )
-                .await;
-            let row = match result {
-                Ok(row) => row,
-                Err(e) => {
-                    let e = StoreError::from(e);
-                    if e.is_transient() && attempt < 3 {
-                        continue;
-                    }
-                    return Err(e);
+        let req = Prepared::new(case_id, expected_version, prev_hash, events, idempotency, after);
+        match &self.batcher {
+            Some(tx) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                if tx.send(Pending { req, reply }).await.is_err() {
+                    return Err(StoreError::Vault("the append batcher stopped"));
                 }
-            };
-            let outcome: String = row.get(0);
-            let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
-            let (first_version, last_version) = (to_u32(row.get(2)), to_u32(row.get(3)));
-            return match outcome.as_str() {
-                "appended" => Ok(AppendOutcome::Appended {
-                    case_id: row.get(1),
-                    first_version,
-                    last_version,
-                    first_position: row.get(4),
-                    last_position: row.get(5),
-                }),
-                "duplicate" => Ok(AppendOutcome::Duplicate { case_id: row.get(1), first_version, last_version }),
-                "mismatch" => Err(StoreError::IdempotencyMismatch),
-                _ => Err(StoreError::Conflict { expected: expected_version, actual: last_version }),
-            };
+                rx.await.unwrap_or(Err(StoreError::Vault("the append batcher dropped a request")))
+            }
+            None => append_direct(&self.pool, &req).await,
         }
     }
-
     /// What an idempotency key was first used for: the request hash, the case and the versions
     /// it wrote. Checked before deciding, so a retry gets the first answer even when the command
     /// would no longer be allowed.
@@ -603,4 +539,227 @@ impl EventStore {
         finish(&mut current, &mut report);
         Ok(report)
     }
+}
+
+/// An append with its hashes computed, ready for either path.
+struct Prepared {
+    case_id: CaseId,
+    expected: u32,
+    types: Vec<&'static str>,
+    schemas: Vec<i16>,
+    payloads: Vec<Value>,
+    metadata: Vec<Value>,
+    occurred: Vec<DateTime<Utc>>,
+    prev_hash: [u8; 32],
+    hashes: Vec<Vec<u8>>,
+    idem: Option<IdempotencyKey>,
+    ledger: Value,
+}
+
+impl Prepared {
+    fn new(
+        case_id: CaseId,
+        expected: u32,
+        prev_hash: [u8; 32],
+        events: &[NewEvent],
+        idem: Option<&IdempotencyKey>,
+        after: &Case,
+    ) -> Self {
+        let mut p = Self {
+            case_id,
+            expected,
+            types: Vec::with_capacity(events.len()),
+            schemas: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            metadata: Vec::with_capacity(events.len()),
+            occurred: Vec::with_capacity(events.len()),
+            prev_hash,
+            hashes: Vec::with_capacity(events.len()),
+            idem: idem.cloned(),
+            ledger: crate::ledger::LedgerRow::from_case(after, expected == 0).to_json(),
+        };
+        let mut prev = prev_hash;
+        for (i, e) in events.iter().enumerate() {
+            let version = expected + 1 + u32::try_from(i).unwrap_or(u32::MAX);
+            let payload = e.event.payload();
+            let meta = serde_json::to_value(&e.metadata).unwrap_or(Value::Null);
+            let at = domain::truncate_to_micros(e.occurred_at);
+            let h = hash::event_hash(&HashInput {
+                case_id: case_id.as_uuid(),
+                version,
+                event_type: e.event.event_type(),
+                schema_version: e.event.schema_version(),
+                occurred_at: at,
+                payload: &payload,
+                metadata: &meta,
+                prev_hash: &prev,
+            });
+            p.types.push(e.event.event_type());
+            p.schemas.push(i16::try_from(e.event.schema_version()).unwrap_or(i16::MAX));
+            p.payloads.push(payload);
+            p.metadata.push(meta);
+            p.occurred.push(at);
+            p.hashes.push(h.to_vec());
+            prev = h;
+        }
+        p
+    }
+
+    /// The item as `append_batch()` reads it.
+    fn to_json(&self) -> Value {
+        serde_json::json!({
+            "case_id": self.case_id.as_uuid(),
+            "expected": self.expected,
+            "types": self.types,
+            "schemas": self.schemas,
+            "payloads": self.payloads,
+            "metadata": self.metadata,
+            "occurred": self.occurred.iter().map(|t| hash::format_time(*t)).collect::<Vec<_>>(),
+            "prev_hash": hex::encode(self.prev_hash),
+            "hashes": self.hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+            "idem_scope": self.idem.as_ref().map(|k| k.scope.clone()),
+            "idem_key": self.idem.as_ref().map(|k| k.key.clone()),
+            "request_hash": self.idem.as_ref().map(|k| hex::encode(k.request_hash)),
+            "ledger": self.ledger,
+        })
+    }
+}
+
+/// Reads an outcome row: (outcome, case_id, first_version, last_version, first_position, last_position)
+/// starting at column `at`.
+fn outcome_of(row: &Row, at: usize, expected: u32) -> Result<AppendOutcome, StoreError> {
+    let outcome: String = row.get(at);
+    let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
+    let (first_version, last_version) = (to_u32(row.get(at + 2)), to_u32(row.get(at + 3)));
+    match outcome.as_str() {
+        "appended" => Ok(AppendOutcome::Appended {
+            case_id: row.get(at + 1),
+            first_version,
+            last_version,
+            first_position: row.get(at + 4),
+            last_position: row.get(at + 5),
+        }),
+        "duplicate" => Ok(AppendOutcome::Duplicate { case_id: row.get(at + 1), first_version, last_version }),
+        "mismatch" => Err(StoreError::IdempotencyMismatch),
+        _ => Err(StoreError::Conflict { expected, actual: last_version }),
+    }
+}
+
+/// One append in its own transaction: one statement, one round trip.
+async fn append_direct(pool: &Pool, p: &Prepared) -> Result<AppendOutcome, StoreError> {
+    let expected = i32::try_from(p.expected).unwrap_or(i32::MAX);
+    let (scope, key, request_hash) = match &p.idem {
+        Some(k) => (Some(k.scope.as_str()), Some(k.key.as_str()), Some(k.request_hash.to_vec())),
+        None => (None, None, None),
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let client = pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT outcome, case_id, first_version, last_version, first_position, last_position \
+                 FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .await?;
+        let result = client
+            .query_one(
+                &stmt,
+                &[
+                    &p.case_id.as_uuid(),
+                    &expected,
+                    &p.types,
+                    &p.schemas,
+                    &p.payloads,
+                    &p.metadata,
+                    &p.occurred,
+                    &p.prev_hash.as_slice(),
+                    &p.hashes,
+                    &scope,
+                    &key,
+                    &request_hash,
+                    &p.ledger,
+                ],
+            )
+            .await;
+        match result {
+            Ok(row) => return outcome_of(&row, 0, p.expected),
+            Err(e) => {
+                let e = StoreError::from(e);
+                if e.is_transient() && attempt < 3 {
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// A request waiting for the batcher.
+struct Pending {
+    req: Prepared,
+    reply: tokio::sync::oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// The most appends one batch transaction takes.
+const MAX_BATCH: usize = 32;
+
+/// Takes appends off the queue as they come: whatever queued up while the previous batch was
+/// being written goes into the next one. Under no load a batch is a single append (written
+/// with `append_events()` directly, no detour); under load, batches grow and commits are shared.
+async fn batch_writer(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Pending>>>) {
+    loop {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        {
+            let mut rx = queue.lock().await;
+            match rx.recv().await {
+                Some(p) => batch.push(p),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+        }
+        if batch.len() == 1 {
+            if let Some(p) = batch.pop() {
+                let r = append_direct(&pool, &p.req).await;
+                let _ = p.reply.send(r);
+            }
+            continue;
+        }
+        match append_many(&pool, &batch).await {
+            Ok(outcomes) => {
+                for (p, o) in batch.into_iter().zip(outcomes) {
+                    let _ = p.reply.send(o);
+                }
+            }
+            Err(e) => {
+                // One bad item fails the shared transaction: write them one by one instead.
+                tracing::debug!(error = %e, size = batch.len(), "batch failed; appending one by one");
+                for p in batch {
+                    let r = append_direct(&pool, &p.req).await;
+                    let _ = p.reply.send(r);
+                }
+            }
+        }
+    }
+}
+
+async fn append_many(pool: &Pool, batch: &[Pending]) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let items = Value::Array(batch.iter().map(|p| p.req.to_json()).collect());
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT idx, outcome, case_id, first_version, last_version, first_position, last_position \
+             FROM append_batch($1) ORDER BY idx",
+        )
+        .await?;
+    let rows = client.query(&stmt, &[&items]).await?;
+    if rows.len() != batch.len() {
+        return Err(StoreError::Vault("append_batch answered a different number of items"));
+    }
+    Ok(rows.iter().zip(batch).map(|(r, p)| outcome_of(r, 1, p.req.expected)).collect())
 }

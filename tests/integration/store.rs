@@ -434,3 +434,58 @@ async fn sealed_personal_data_opens_until_its_key_is_shredded() {
     let sealed2 = vault.seal(&pool, &PersonalData::default()).await.unwrap();
     assert!(other.open(&pool, &sealed2).await.is_err());
 }
+
+#[tokio::test]
+async fn concurrent_appends_share_transactions_and_a_conflicting_item_fails_alone() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (contended, contended_case) = register(&store).await;
+    let head = store.load(contended).await.unwrap().head_hash();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = store.clone();
+        let contended_case = contended_case.clone();
+        tasks.push(tokio::spawn(async move {
+            let at = now();
+            if i % 4 == 0 {
+                // Sixteen appends race for version 2 of one case.
+                let events = decide_as(Some(&contended_case), &note("抢占"), Role::Handler, at);
+                (
+                    true,
+                    append(
+                        &store,
+                        contended,
+                        Some(&contended_case),
+                        1,
+                        head,
+                        &new_events(events, at, Role::Handler),
+                        None,
+                    )
+                    .await,
+                )
+            } else {
+                let id = CaseId::from_uuid(Uuid::new_v4());
+                let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
+                (false, append(&store, id, None, 0, GENESIS, &new_events(events, at, Role::Clerk), None).await)
+            }
+        }));
+    }
+    let (mut won, mut lost, mut registered) = (0, 0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (true, Ok(_)) => won += 1,
+            (true, Err(StoreError::Conflict { .. })) => lost += 1,
+            (false, Ok(AppendOutcome::Appended { first_version: 1, .. })) => registered += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((won, lost, registered), (1, 15, 48));
+    let client = db.app_client().await;
+    let events: i64 = client.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    let txs: i64 = client.query_one("SELECT count(DISTINCT tx_id) FROM events", &[]).await.unwrap().get(0);
+    assert_eq!(events, 1 + 1 + 48);
+    assert!(txs < events, "appends were coalesced into shared transactions ({txs} transactions for {events} events)");
+    let ledger: i64 = client.query_one("SELECT count(*) FROM ledger", &[]).await.unwrap().get(0);
+    assert_eq!(ledger, 49, "every appended case has its ledger row");
+    assert!(store.verify_all().await.unwrap().failures.is_empty());
+}
