@@ -6,7 +6,7 @@ ROLE ?= clerk
 SUB ?= dev-$(ROLE)
 UNIT ?=
 
-.PHONY: help run test gates fmt lint psql migrate verify token openapi seed-demo pg-stop bench-queries bench-quick
+.PHONY: help run test gates fmt lint psql migrate verify token openapi seed-demo pg-stop bench bench-queries bench-quick
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,11 +45,14 @@ openapi: ## regenerate the committed openapi/openapi.json
 seed-demo: ## load the demo town (units, categories, holidays) into the development database
 	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- seed-demo
 
+bench: ## everything, side by side with raw PostgreSQL and postgres-es → BENCHMARKS.md (about 15 min; first run seeds 1 M cases)
+	@source scripts/dev-env.sh test && $(CARGO) build --release -p api --bin huiyin && $(CARGO) run --release -p bench --bin huiyin-bench -- all
+
 bench-queries: ## query latencies at 10 k and 1 M cases, rebuild and verify throughput → BENCHMARKS.md
 	@source scripts/dev-env.sh test && $(CARGO) run --release -p bench --bin huiyin-bench -- queries --sizes 10000,1000000
 
 bench-quick: ## a small run of the benchmark harness (CI runs it so it never rots; numbers not judged)
-	@source scripts/dev-env.sh test && $(CARGO) run --release -p bench --bin huiyin-bench -- queries --sizes 1000,3000 --reps 20 --out target/bench-quick.md --command "make bench-quick"
+	@source scripts/dev-env.sh test && $(CARGO) build --release -p api --bin huiyin && $(CARGO) run --release -p bench --bin huiyin-bench -- all --quick --out target/bench-quick.md --command "make bench-quick"
 
 pg-stop: ## stop the private PostgreSQL
 	scripts/pg.sh stop

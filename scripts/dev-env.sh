@@ -8,7 +8,7 @@
 #   (git-ignored) unless set in the environment. Production sets its own.
 _huiyin_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "${DATABASE_URL:-}" ] || { [ "${1:-}" = test ] && [ -z "${HUIYIN_TEST_DATABASE_URL:-}" ]; }; then
-  "$_huiyin_root/scripts/pg.sh" ensure
+  "$_huiyin_root/scripts/pg.sh" ensure || { echo "dev-env: the private PostgreSQL did not start (see above)" >&2; return 1; }
   _pg_env=$("$_huiyin_root/scripts/pg.sh" env)
   if [ -z "${DATABASE_URL:-}" ]; then
     eval "$(grep -E 'DATABASE_URL=|ADMIN_DATABASE_URL=' <<<"$_pg_env")"

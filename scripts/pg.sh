@@ -30,6 +30,9 @@ BIN=$(find_bindir)
 
 if [ "$(id -u)" = 0 ]; then
   RUNAS=(runuser -u postgres --)
+  # The server's binaries change back to the current directory; the postgres user must be able
+  # to enter it (a checkout under /root is not).
+  cd /
 else
   RUNAS=()
 fi

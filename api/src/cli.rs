@@ -239,14 +239,13 @@ async fn seed_demo(db: &DatabaseArgs, vault: &crate::settings::VaultArgs, cases:
     if cases == 0 {
         return ExitCode::SUCCESS;
     }
-    let kek = match vault.kek() {
-        Ok(k) => k,
+    let vault = match vault.vault() {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("huiyin seed-demo: {e}");
             return ExitCode::from(2);
         }
     };
-    let vault = infra::vault::Vault::new(*kek.expose(), vault.kek_id.clone());
     let mut loader = match infra::bulk::BulkLoader::connect(&db.admin(), vault.kek_id()).await {
         Ok(l) => l,
         Err(e) => return fail(&e),
@@ -358,8 +357,8 @@ async fn erase(
     case: Option<uuid::Uuid>,
     actor: &str,
 ) -> ExitCode {
-    let kek = match vault.kek() {
-        Ok(k) => k,
+    let vault = match vault.vault() {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("huiyin erase: {e}");
             return ExitCode::from(2);
@@ -372,7 +371,7 @@ async fn erase(
     let state = crate::startup::AppState {
         store: EventStore::new(pool.clone()),
         reference: infra::reference::ReferenceData::new(pool.clone()),
-        vault: infra::vault::Vault::new(*kek.expose(), vault.kek_id.clone()),
+        vault,
         ledger: infra::ledger::Ledger::new(pool.clone()),
         signer: None,
         feed_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
@@ -406,7 +405,7 @@ async fn erase(
     };
     match crate::service::erase(&state, &meta, domain::CaseId::from_uuid(case_id)).await {
         Ok(v) => {
-            println!("erased the complainant of case {} (version {})", v.id, v.version);
+            println!("erased the complainant of case {case_id} (version {v})");
             ExitCode::SUCCESS
         }
         Err(e) => {

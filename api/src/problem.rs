@@ -228,6 +228,9 @@ impl From<StoreError> for ApiError {
                 "categories_code_key" => "a category with this code already exists".into(),
                 _ => format!("a unique value is already taken ({c})"),
             }),
+            StoreError::BadValue(m) => {
+                Self::BadRequest { code: "invalid-value", detail: format!("a value is out of range: {m}") }
+            }
             StoreError::ForeignKey(c) => Self::UnknownReference(match c.as_str() {
                 "units_parent_id_fkey" => "parent_id names no unit".into(),
                 "categories_default_unit_id_fkey" => "default_unit_id names no unit".into(),

@@ -97,9 +97,24 @@ fn valid_phone(p: &str) -> bool {
 }
 
 fn valid_id_number(s: &str) -> bool {
-    s.len() == 18
+    s.is_ascii()
+        && s.len() == 18
         && s[..17].bytes().all(|b| b.is_ascii_digit())
         && s[17..].bytes().all(|b| b.is_ascii_digit() || b == b'X' || b == b'x')
+}
+
+/// The range of times the service accepts from clients: outside it, a time is a typo or an
+/// attack (PostgreSQL and chrono disagree on far years), never a case.
+pub fn bounded_time(field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    let lo = DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH); // 2000-01-01
+    let hi = DateTime::<Utc>::from_timestamp(4_102_444_800, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH); // 2100-01-01
+    if t < lo || t >= hi {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: field.into(),
+            message: "must lie between 2000 and 2099".into(),
+        }]));
+    }
+    Ok(domain::truncate_to_micros(t))
 }
 
 /// Masks a name: the family name stays, the rest becomes `*`.
@@ -116,8 +131,11 @@ pub fn mask_phone(phone: &str) -> String {
     if digits.len() == 13 && digits.starts_with(&['8', '6']) {
         digits.drain(..2);
     }
-    if digits.len() < 7 {
-        return "****".into();
+    // A mobile number (11 digits) keeps 3 + 4 of them, as is customary; anything shorter keeps
+    // only its last two, so at least half is always hidden.
+    if digits.len() < 11 {
+        let tail: String = digits[digits.len().saturating_sub(2)..].iter().collect();
+        return format!("****{tail}");
     }
     let head: String = digits[..3].iter().collect();
     let tail: String = digits[digits.len() - 4..].iter().collect();
@@ -214,7 +232,10 @@ pub async fn register(
             village,
             accused_unit,
             urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
-            received_at: req.received_at.map_or(at, domain::truncate_to_micros),
+            received_at: match req.received_at {
+                Some(t) => bounded_time("received_at", t)?,
+                None => at,
+            },
             complainant: Complainant { anonymous: complainant.anonymous, sealed: sealed.clone() },
         };
         let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
@@ -299,7 +320,12 @@ async fn check_references(state: &AppState, command: &Command) -> Result<(), Api
             check_unit(state, "to_unit_id", unit.as_uuid()).await.map(drop)
         }
         Command::Classify { category } => check_category(state, category.as_uuid()).await.map(drop),
+        // A duplicate points at a case that stands for itself: never at another duplicate (so two
+        // cases can never close each other without a reply to anyone).
         Command::LinkDuplicate { of } => match state.store.load(*of).await?.case {
+            Some(target) if target.duplicate_of.is_some() => Err(ApiError::UnknownReference(
+                "of: that case is itself linked as a duplicate; link to the case it duplicates".into(),
+            )),
             Some(_) => Ok(()),
             None => Err(ApiError::UnknownReference("of: no such case".into())),
         },
@@ -587,13 +613,14 @@ pub async fn reveal(
 /// Erases the complainant's personal data: shreds their key (the clear values are gone from
 /// everywhere at once), then records a redaction marker in the history. The log is never
 /// rewritten, so every chain still verifies.
-pub async fn erase(state: &AppState, meta: &RequestMeta, case_id: CaseId) -> Result<CaseView, ApiError> {
+pub async fn erase(state: &AppState, meta: &RequestMeta, case_id: CaseId) -> Result<u32, ApiError> {
     let scope = meta.principal.require(Action::ErasePersonalData)?;
     let loaded = state.store.load(case_id).await?;
     let case = in_scope(&meta.principal, scope, &loaded)?;
     let sealed = case.complainant.sealed.clone().ok_or(ApiError::Domain(domain::DomainError::NoPersonalData))?;
     state.vault.erase(&state.pool, sealed.subject).await?;
-    execute(state, meta, case_id, Action::ErasePersonalData, Command::ErasePersonalData, &"erase").await
+    // The caller may erase without being allowed to read the case: answer only the new version.
+    Ok(execute(state, meta, case_id, Action::ErasePersonalData, Command::ErasePersonalData, &"erase").await?.version)
 }
 
 /// A page of the integrator feed as the caller may see it: handlers only their unit's cases,
@@ -640,6 +667,7 @@ mod tests {
         assert_eq!(mask_name("李"), "李*");
         assert_eq!(mask_phone("13812345678"), "138****5678");
         assert_eq!(mask_phone("+86 138-1234-5678"), "138****5678");
-        assert_eq!(mask_phone("123"), "****");
+        assert_eq!(mask_phone("123"), "****23");
+        assert_eq!(mask_phone("5551234"), "****34");
     }
 }

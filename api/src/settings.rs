@@ -66,12 +66,30 @@ pub struct VaultArgs {
     /// The key-encryption key for personal data: 64 hex characters (32 bytes).
     #[arg(long = "kek", env = "HUIYIN_KEK", hide_env_values = true)]
     pub kek: Option<String>,
-    /// The id recorded with every key it wraps (rotate by changing both).
+    /// The id recorded with every key it wraps.
     #[arg(long = "kek-id", env = "HUIYIN_KEK_ID", default_value = "kek-1")]
     pub kek_id: String,
+    /// Earlier keys, `id=hex,id=hex`: to rotate, set a new HUIYIN_KEK / HUIYIN_KEK_ID and move the
+    /// old pair here, so what it wrapped still opens.
+    #[arg(long = "kek-retired", env = "HUIYIN_KEK_RETIRED", hide_env_values = true)]
+    pub retired: Option<String>,
 }
 
 impl VaultArgs {
+    /// The vault these settings describe.
+    pub fn vault(&self) -> Result<infra::vault::Vault, String> {
+        let mut v = infra::vault::Vault::new(*self.kek()?.expose(), self.kek_id.clone());
+        for pair in self.retired.as_deref().unwrap_or_default().split(',').filter(|p| !p.trim().is_empty()) {
+            let (id, key) = pair.split_once('=').ok_or("HUIYIN_KEK_RETIRED must be id=hex,id=hex")?;
+            let key: [u8; 32] = hex::decode(key.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or("every HUIYIN_KEK_RETIRED key must be 64 hex characters")?;
+            v = v.with_retired(id.trim(), key);
+        }
+        Ok(v)
+    }
+
     /// The key-encryption key, checked.
     pub fn kek(&self) -> Result<Secret<[u8; 32]>, String> {
         let hex_key = self.kek.as_deref().ok_or("HUIYIN_KEK is not set (64 hex characters)")?;

@@ -9,7 +9,6 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use infra::reference::ReferenceData;
-use infra::vault::Vault;
 use infra::{EventStore, Pool};
 use utoipa::OpenApi as _;
 use utoipa_actix_web::AppExt;
@@ -31,7 +30,7 @@ pub struct AppState {
     /// Units, categories, calendar.
     pub reference: ReferenceData,
     /// Personal data.
-    pub vault: Vault,
+    pub vault: infra::vault::Vault,
     /// The ledger projection.
     pub ledger: infra::ledger::Ledger,
     /// Signs checkpoints, when a key is configured.
@@ -69,7 +68,7 @@ impl Application {
     /// Migrates (if asked), connects and binds.
     pub async fn build(settings: ServeArgs) -> Result<Self, StartupError> {
         let auth = Arc::new(Authenticator::from_settings(&settings.auth).map_err(StartupError::Config)?);
-        let kek = settings.vault.kek().map_err(StartupError::Config)?;
+        let vault = settings.vault.vault().map_err(StartupError::Config)?;
         if settings.migrate {
             let applied = infra::migrate::run(&settings.db.admin()).await?;
             tracing::info!(migrations.applied = applied.len(), "migrations applied");
@@ -94,7 +93,7 @@ impl Application {
             appended: Arc::new(tokio::sync::Notify::new()),
             store: EventStore::new(pool.clone()),
             reference: ReferenceData::new(pool.clone()),
-            vault: Vault::new(*kek.expose(), settings.vault.kek_id.clone()),
+            vault,
             ledger: infra::ledger::Ledger::new(pool.clone()),
             pool,
         };

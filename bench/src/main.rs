@@ -1,15 +1,19 @@
-//! `huiyin-bench`: measures Huiyin on this machine and writes the table to BENCHMARKS.md.
+//! `huiyin-bench`: measures Huiyin on this machine and writes the tables to BENCHMARKS.md.
 //!
 //! Every figure has a warm-up and repetitions and is reported as median and spread; speed is
 //! only ever measured here, never asserted in a test. The benchmark databases are created on
-//! the private cluster (`HUIYIN_TEST_DATABASE_URL`, a superuser connection) and kept between
-//! runs, because seeding a million cases takes minutes.
+//! the private cluster (`HUIYIN_TEST_DATABASE_URL`, a superuser connection); the query databases
+//! are kept between runs, because seeding a million cases takes minutes.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, missing_docs)]
 
+mod append;
+mod http;
 mod queries;
 mod report;
 mod setup;
+
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
@@ -23,21 +27,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum What {
-    /// Query latencies (ledger, search, overdue, stats, history) at several sizes, rebuild and
-    /// verification throughput at the largest.
-    Queries {
-        /// Case counts to measure at (each gets its own database).
-        #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
-        sizes: Vec<u64>,
-        /// Measured requests per query kind and size.
-        #[arg(long, default_value_t = 200)]
-        reps: usize,
-        /// Where to write the table (appended as a dated section).
+    /// Everything, in one run: appends, HTTP commands, queries, rebuild and verification.
+    All {
+        /// A small, fast run (for CI: checks the harness, numbers not judged).
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the tables.
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: String,
         /// The exact command to print in the report.
+        #[arg(long, default_value = "make bench")]
+        command: String,
+    },
+    /// Query latencies at several sizes, rebuild and verification throughput at the largest.
+    Queries {
+        #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+        sizes: Vec<u64>,
+        #[arg(long, default_value_t = 200)]
+        reps: usize,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: String,
         #[arg(long, default_value = "make bench-queries")]
         command: String,
+    },
+    /// The raw-insert HTTP baseline server (started by the HTTP benchmark).
+    #[command(hide = true)]
+    RawServer {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        database_url: String,
     },
 }
 
@@ -47,6 +66,95 @@ fn main() {
     rt.block_on(async {
         match cli.what {
             What::Queries { sizes, reps, out, command } => queries::run(&sizes, reps, &out, &command).await,
+            What::RawServer { port, database_url } => {
+                // Its own runtime: actix runs its workers.
+                http::raw_server(port, &database_url).await;
+            }
+            What::All { quick, out, command } => all(quick, &out, &command).await,
         }
     });
+}
+
+fn cell(r: (f64, f64, f64)) -> String {
+    format!("{:.0} ({:.0}–{:.0})", r.0, r.1, r.2)
+}
+
+async fn all(quick: bool, out: &str, command: &str) {
+    let started = Instant::now();
+    let (conc, window, reps): (Vec<usize>, Duration, usize) =
+        if quick { (vec![1, 8], Duration::from_millis(500), 1) } else { (vec![1, 8, 32], Duration::from_secs(4), 3) };
+    let appends = append::run(&conc, &[1, 10], window, reps).await;
+    let mut body = format!(
+        "\nRun {} on {}; command: `{command}`. Each cell: median per second over {reps} window(s) of {:.1} s after a warm-up \
+         (min–max in brackets). Same database server, same bytes (a `case.note_added` event with its metadata), every task \
+         appending to its own case. Huiyin's append checks the expected version, chains the hash and writes the ledger row \
+         in the same transaction; the raw INSERT does none of that (one table, one index).\n\n\
+         | events per append | tasks | raw INSERT /s | Huiyin /s | postgres-es /s | Huiyin ÷ raw (goal ≥ 0.8) | Huiyin ÷ postgres-es (goal ≥ 2) |\n\
+         |---|---|---|---|---|---|---|\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        report::machine(),
+        window.as_secs_f64()
+    );
+    for &batch in &[1usize, 10] {
+        for &c in &conc {
+            let get = |s: append::System| {
+                appends.iter().find(|(sys, t, b, _)| *sys == s && *t == c && *b == batch).map(|x| x.3).unwrap()
+            };
+            let (raw, hui, peer) = (get(append::System::Raw), get(append::System::Huiyin), get(append::System::Peer));
+            let r1 = hui.0 / raw.0;
+            let r2 = hui.0 / peer.0;
+            body.push_str(&format!(
+                "| {batch} | {c} | {} | {} | {} | {r1:.2} {} | {r2:.2} {} |\n",
+                cell(raw),
+                cell(hui),
+                cell(peer),
+                if r1 >= 0.8 { "met" } else { "**missed**" },
+                if r2 >= 2.0 { "met" } else { "**missed**" }
+            ));
+        }
+    }
+    report::write_section(out, "Appends", &body);
+    println!("{body}");
+
+    let (hwin, hreps) = if quick { (Duration::from_secs(1), 1) } else { (Duration::from_secs(6), 3) };
+    let h = http::run(32, hwin, hreps).await;
+    let ratio = h.register.rate.0 / h.raw.rate.0;
+    let body = format!(
+        "\n32 connections, a Rust load generator (reqwest) in the bench process, each server its own process (actix-web, \
+         2 workers); {hreps} window(s) of {:.0} s after a warm-up. The raw server answers POST with one INSERT of the body.\n\n\
+         | | per second | p50 ms | p95 ms | p99 ms | peak RSS |\n|---|---|---|---|---|---|\n\
+         | raw actix-web insert | {} | {:.1} | {:.1} | {:.1} | {:.0} MiB |\n\
+         | `POST /api/v1/cases` | {} | {:.1} | {:.1} | {:.1} | |\n\
+         | lifecycle (register → assign → handle → feedback → close), per request | {} lifecycles | {:.1} | {:.1} | {:.1} | {:.0} MiB (Huiyin, whole run) |\n\n\
+         Goals: registration ≥ 0.5× raw — {ratio:.2}, {}; p99 ≤ 25 ms — registration {:.1} ms {}, lifecycle requests {:.1} ms {}; \
+         peak RSS ≤ 150 MB — {:.0} MiB {}.\n",
+        hwin.as_secs_f64(),
+        cell(h.raw.rate),
+        h.raw.latency.p50,
+        h.raw.latency.p95,
+        h.raw.latency.p99,
+        h.raw_rss,
+        cell(h.register.rate),
+        h.register.latency.p50,
+        h.register.latency.p95,
+        h.register.latency.p99,
+        cell(h.lifecycle.rate),
+        h.lifecycle.latency.p50,
+        h.lifecycle.latency.p95,
+        h.lifecycle.latency.p99,
+        h.huiyin_rss,
+        if ratio >= 0.5 { "met" } else { "**missed**" },
+        h.register.latency.p99,
+        if h.register.latency.p99 <= 25.0 { "met" } else { "**missed**" },
+        h.lifecycle.latency.p99,
+        if h.lifecycle.latency.p99 <= 25.0 { "met" } else { "**missed**" },
+        h.huiyin_rss,
+        if h.huiyin_rss <= 143.0 { "met" } else { "**missed**" },
+    );
+    report::write_section(out, "HTTP commands", &body);
+    println!("{body}");
+
+    let (sizes, qreps): (Vec<u64>, usize) = if quick { (vec![1000, 3000], 20) } else { (vec![10_000, 1_000_000], 200) };
+    queries::run(&sizes, qreps, out, command).await;
+    eprintln!("bench: everything took {:.0} s", started.elapsed().as_secs_f64());
 }

@@ -40,7 +40,7 @@ async fn serve(db: &BenchDb) -> Server {
             issuer: "huiyin".into(),
             audience: "huiyin-api".into(),
         },
-        vault: VaultArgs { kek: Some(hex::encode(BENCH_KEK)), kek_id: "bench-kek".into() },
+        vault: VaultArgs { kek: Some(hex::encode(BENCH_KEK)), kek_id: "bench-kek".into(), retired: None },
         checkpoints: api::settings::CheckpointArgs {
             private_key: None,
             public_key: None,

@@ -43,6 +43,9 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database")]
     Db(#[source] tokio_postgres::Error),
+    /// The database refused a value (SQLSTATE class 22: out of range, bad format).
+    #[error("the database refused a value: {0}")]
+    BadValue(String),
     /// The statement ran past `statement_timeout`.
     #[error("database statement timed out")]
     Timeout,
@@ -64,6 +67,9 @@ impl From<tokio_postgres::Error> for StoreError {
             }
             if *code == tokio_postgres::error::SqlState::CHECK_VIOLATION {
                 return Self::Check(constraint());
+            }
+            if code.code().starts_with("22") {
+                return Self::BadValue(db.message().to_owned());
             }
         }
         Self::Db(e)

@@ -258,7 +258,12 @@ impl LedgerCursor {
     /// Parses [`LedgerCursor::encode`]'s form.
     pub fn decode(s: &str) -> Option<Self> {
         let (k, id) = s.split_once('_')?;
-        Some(Self { key: DateTime::from_timestamp_micros(k.parse().ok()?)?, id: Uuid::parse_str(id).ok()? })
+        let micros: i64 = k.parse().ok()?;
+        // Only times PostgreSQL can hold (the cursors this service issues are all after 1970).
+        if !(0..=7_258_118_400_000_000).contains(&micros) {
+            return None;
+        }
+        Some(Self { key: DateTime::from_timestamp_micros(micros)?, id: Uuid::parse_str(id).ok()? })
     }
 }
 

@@ -48,6 +48,8 @@ pub enum Opened {
 pub struct Vault {
     kek: Secret<[u8; 32]>,
     kek_id: String,
+    /// Earlier key-encryption keys by id, to open what they wrapped (rotation).
+    retired: std::collections::HashMap<String, Secret<[u8; 32]>>,
 }
 
 const NONCE_LEN: usize = 24;
@@ -55,7 +57,23 @@ const NONCE_LEN: usize = 24;
 impl Vault {
     /// A vault with a key-encryption key and its id (recorded with every wrapped key).
     pub fn new(kek: [u8; 32], kek_id: impl Into<String>) -> Self {
-        Self { kek: Secret::new(kek), kek_id: kek_id.into() }
+        Self { kek: Secret::new(kek), kek_id: kek_id.into(), retired: std::collections::HashMap::new() }
+    }
+
+    /// Adds an earlier key-encryption key, so data wrapped under it still opens after rotation.
+    pub fn with_retired(mut self, kek_id: impl Into<String>, kek: [u8; 32]) -> Self {
+        self.retired.insert(kek_id.into(), Secret::new(kek));
+        self
+    }
+
+    fn kek_for(&self, kek_id: &str) -> Result<&[u8; 32], StoreError> {
+        if kek_id == self.kek_id {
+            return Ok(self.kek.expose());
+        }
+        self.retired
+            .get(kek_id)
+            .map(Secret::expose)
+            .ok_or(StoreError::Vault("the key that wrapped this subject's key is not configured"))
     }
 
     fn seal_bytes(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -110,13 +128,15 @@ impl Vault {
     /// Opens sealed data, or says it was erased.
     pub async fn open(&self, pool: &Pool, sealed: &SealedPersonalData) -> Result<Opened, StoreError> {
         let client = pool.get().await?;
-        let stmt = client.prepare_cached("SELECT wrapped_key FROM subject_keys WHERE subject_id = $1").await?;
+        let stmt = client.prepare_cached("SELECT wrapped_key, kek_id FROM subject_keys WHERE subject_id = $1").await?;
         let row = client.query_opt(&stmt, &[&sealed.subject.as_uuid()]).await?;
-        let Some(wrapped) = row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0)) else {
+        let Some((wrapped, kek_id)) =
+            row.and_then(|r| r.get::<_, Option<Vec<u8>>>(0).map(|w| (w, r.get::<_, String>(1))))
+        else {
             return Ok(Opened::Erased);
         };
         let aad = sealed.subject.as_uuid();
-        let dek: [u8; 32] = Self::open_bytes(self.kek.expose(), aad.as_bytes(), &wrapped)?
+        let dek: [u8; 32] = Self::open_bytes(self.kek_for(&kek_id)?, aad.as_bytes(), &wrapped)?
             .try_into()
             .map_err(|_| StoreError::Vault("wrapped key has the wrong length"))?;
         let ct = B64.decode(&sealed.ciphertext).map_err(|_| StoreError::Vault("ciphertext is not base64"))?;

@@ -64,6 +64,14 @@ async fn every_bad_input_gets_a_4xx_problem_and_changes_nothing() {
         ("unknown category", with("category_id", json!(uuid::Uuid::new_v4())), 422, "unknown-reference"),
         ("bad uuid in body", with("village_id", json!("not-a-uuid")), 422, "validation"),
         ("control characters", with("title", json!("标题\u{0007}")), 422, "validation"),
+        (
+            "multi-byte ID number",
+            with("complainant", json!({"name": "王五", "id_number": "一二三四五六"})),
+            422,
+            "validation",
+        ),
+        ("received_at before year 1", with("received_at", json!("-0001-06-01T00:00:00Z")), 422, "validation"),
+        ("received_at in the year 1990", with("received_at", json!("1990-06-01T00:00:00Z")), 422, "validation"),
     ];
     for (name, body, status, code) in cases {
         let r = app.post("/api/v1/cases", &clerk, body).await;
@@ -84,6 +92,15 @@ async fn every_bad_input_gets_a_4xx_problem_and_changes_nothing() {
     app.get("/api/v1/calendar/1990", &sup).await.assert_problem(400, "invalid-path");
     app.get("/api/v1/units?include_inactive=maybe", &sup).await.assert_problem(400, "invalid-query");
     app.get("/api/v1/nothing-here", &sup).await.assert_problem(404, "not-found");
+    app.get("/api/v1/stats?to=-262143-01-01T00:00:00Z", &sup).await.assert_problem(400, "invalid-query");
+    app.get("/api/v1/ledger?received_from=-50000-01-01T00:00:00Z", &sup).await.assert_problem(400, "invalid-query");
+    app.get(&format!("/api/v1/cases/{id}?as_of=-50000-01-01T00:00:00Z"), &sup)
+        .await
+        .assert_problem(400, "invalid-query");
+    app.get("/api/v1/ledger?cursor=-3000000000000000000_0193a0c4000070008000000000000001", &sup)
+        .await
+        .assert_problem(400, "invalid-query");
+    app.get("/api/v1/overdue?cursor=99999999999999999999_x", &sup).await.assert_problem(400, "invalid-query");
     let key = "k".repeat(201);
     app.send(
         Method::POST,

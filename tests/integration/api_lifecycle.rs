@@ -338,3 +338,17 @@ async fn an_extension_is_recorded_once_with_its_approver() {
         .clone();
     assert_eq!(ext["payload"]["approved_by"], ext["actor"]["id"]);
 }
+
+#[tokio::test]
+async fn a_case_cannot_be_linked_to_a_duplicate_so_no_two_cases_close_each_other_unanswered() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let a = app.register(app.case_body()).await;
+    let b = app.register(app.case_body()).await;
+    let r = app.post(&format!("/api/v1/cases/{a}/link-duplicate"), &sup, json!({"of": b})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.post(&format!("/api/v1/cases/{b}/link-duplicate"), &sup, json!({"of": a}))
+        .await
+        .assert_problem(422, "unknown-reference");
+    app.post(&format!("/api/v1/cases/{b}/close"), &sup, json!({})).await.assert_problem(409, "closed-before-feedback");
+}

@@ -81,7 +81,7 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
         },
-        vault: VaultArgs { kek: Some(hex::encode([7u8; 32])), kek_id: "test-kek".into() },
+        vault: VaultArgs { kek: Some(hex::encode([7u8; 32])), kek_id: "test-kek".into(), retired: None },
         checkpoints: api::settings::CheckpointArgs {
             private_key: Some(fixture("test-ed25519-private.pem")),
             public_key: Some(fixture("test-ed25519-public.pem")),

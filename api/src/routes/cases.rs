@@ -124,7 +124,10 @@ pub async fn get_case(
         if q.version == Some(0) {
             return Err(ApiError::BadRequest { code: "invalid-query", detail: "version starts at 1".into() });
         }
-        within_deadline(&req, service::get_as_of(&state, &principal, id, q.as_of, q.version)).await?
+        let as_of = q.as_of.map(|t| service::bounded_time("as_of", t)).transpose().map_err(|_| {
+            ApiError::BadRequest { code: "invalid-query", detail: "as_of must lie between 2000 and 2099".into() }
+        })?;
+        within_deadline(&req, service::get_as_of(&state, &principal, id, as_of, q.version)).await?
     };
     Ok(HttpResponse::Ok().insert_header(etag(view.version)).json(view))
 }
@@ -199,7 +202,7 @@ command_endpoint!(
     assign, "/cases/{id}/assign", AssignRequest, Action::Assign,
     |b| Command::Assign {
         unit: UnitId::from_uuid(b.unit_id),
-        due_at: b.due_at.map(domain::truncate_to_micros),
+        due_at: b.due_at.map(|t| service::bounded_time("due_at", t)).transpose()?,
         note: opt_text("note", b.note.as_deref())?,
     }
 );
@@ -217,7 +220,7 @@ command_endpoint!(
     /// Once per round, by at most the policy's days (30 by default), with a reason; the
     /// supervisor who asks is recorded as the approver.
     extend, "/cases/{id}/extend", ExtendRequest, Action::Extend,
-    |b| Command::ExtendDeadline { due_at: domain::truncate_to_micros(b.due_at), reason: reason("reason", &b.reason)? }
+    |b| Command::ExtendDeadline { due_at: service::bounded_time("due_at", b.due_at)?, reason: reason("reason", &b.reason)? }
 );
 command_endpoint!(
     /// Record handling (办理)

@@ -229,7 +229,7 @@ pub async fn reveal(
 /// Shreds the key that seals the complainant's name, phone and ID number: the clear values are
 /// gone from everywhere at once (log, projections, exports never held them in clear). The
 /// history gains a redaction marker; nothing is rewritten, so every chain still verifies.
-#[utoipa::path(tag = "personal-data", params(("id" = Uuid, Path, description = "The case")), responses((status = 200, description = "The case after erasure", body = CaseView)), security(("bearer" = [])))]
+#[utoipa::path(tag = "personal-data", params(("id" = Uuid, Path, description = "The case")), responses((status = 204, description = "Erased; the `ETag` is the case's new version", headers(("ETag" = String, description = "The case's version after the redaction marker")))), security(("bearer" = [])))]
 #[post("/cases/{id}/complainant/erase")]
 pub async fn erase(
     state: Data<AppState>,
@@ -238,8 +238,8 @@ pub async fn erase(
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = RequestMeta { principal, request_id: request_id(&req), idempotency_key: None, if_match: None };
-    let view = within_deadline(&req, service::erase(&state, &meta, CaseId::from_uuid(*id))).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let version = within_deadline(&req, service::erase(&state, &meta, CaseId::from_uuid(*id))).await?;
+    Ok(HttpResponse::NoContent().insert_header((header::ETAG, format!("\"{version}\""))).finish())
 }
 
 /// Registers the routes (under `/api/v1`).

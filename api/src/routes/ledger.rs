@@ -98,6 +98,16 @@ fn entry(r: LedgerRow, now: DateTime<Utc>, calendar: &WorkingCalendar) -> Ledger
     }
 }
 
+fn query_time(field: &str, t: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    t.map(|t| {
+        crate::service::bounded_time(field, t).map_err(|_| ApiError::BadRequest {
+            code: "invalid-query",
+            detail: format!("{field} must lie between 2000 and 2099"),
+        })
+    })
+    .transpose()
+}
+
 fn filter(q: &LedgerQuery, scope: Option<Uuid>) -> Result<LedgerFilter, ApiError> {
     let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if search.is_some_and(|s| s.chars().count() > 100) {
@@ -113,8 +123,8 @@ fn filter(q: &LedgerQuery, scope: Option<Uuid>) -> Result<LedgerFilter, ApiError
         unit_id: q.unit_id,
         overdue: q.overdue,
         escalated: q.escalated,
-        received_from: q.received_from,
-        received_to: q.received_to,
+        received_from: query_time("received_from", q.received_from)?,
+        received_to: query_time("received_to", q.received_to)?,
         q: search.map(str::to_owned),
         scope_unit: scope,
     })
@@ -510,8 +520,11 @@ pub async fn stats(
     q: Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = scope_unit(&principal, Action::ReadLedger)?;
-    let to = q.to.unwrap_or_else(Utc::now);
-    let from = q.from.unwrap_or(to - chrono::Duration::days(365));
+    let to = query_time("to", q.to)?.unwrap_or_else(Utc::now);
+    let from = match query_time("from", q.from)? {
+        Some(f) => f,
+        None => to - chrono::Duration::days(365),
+    };
     if from >= to {
         return Err(ApiError::BadRequest { code: "invalid-query", detail: "from must be before to".into() });
     }
