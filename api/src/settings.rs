@@ -20,6 +20,9 @@ pub struct DatabaseArgs {
     /// The most database connections the service opens.
     #[arg(long, env = "HUIYIN_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,
+    /// Coalesce concurrent appends into shared transactions (worth it where fsync is slow).
+    #[arg(long, env = "HUIYIN_APPEND_BATCHING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub append_batching: bool,
     /// Server-side `statement_timeout`, in milliseconds.
     #[arg(long, env = "HUIYIN_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
     pub statement_timeout_ms: u64,

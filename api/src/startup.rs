@@ -91,7 +91,11 @@ impl Application {
             signer,
             feed_wake: Arc::new(tokio::sync::Notify::new()),
             appended: Arc::new(tokio::sync::Notify::new()),
-            store: EventStore::new(pool.clone()),
+            store: if settings.db.append_batching {
+                EventStore::batched(pool.clone())
+            } else {
+                EventStore::new(pool.clone())
+            },
             reference: ReferenceData::new(pool.clone()),
             vault,
             ledger: infra::ledger::Ledger::new(pool.clone()),

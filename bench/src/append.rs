@@ -82,6 +82,8 @@ pub enum System {
     Raw,
     /// Huiyin's event store.
     Huiyin,
+    /// Huiyin's event store, coalescing concurrent appends.
+    HuiyinBatched,
     /// postgres-es through cqrs-es's repository.
     Peer,
 }
@@ -91,6 +93,7 @@ impl System {
         match self {
             Self::Raw => "raw INSERT (tokio-postgres)",
             Self::Huiyin => "Huiyin EventStore::append",
+            Self::HuiyinBatched => "Huiyin, coalesced appends",
             Self::Peer => "postgres-es (cqrs-es)",
         }
     }
@@ -98,6 +101,7 @@ impl System {
 
 struct Setup {
     store: EventStore,
+    batched: EventStore,
     pool: deadpool_postgres::Pool,
     peer: Arc<postgres_es::PostgresEventRepository>,
 }
@@ -184,8 +188,9 @@ async fn new_stream(setup: &Setup) -> Stream {
 async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
     let (events, after) = note_events(&s.case, n);
     match sys {
-        System::Huiyin => {
-            setup.store.append(s.id, s.case.version, s.head, &events, None, &after).await.unwrap();
+        System::Huiyin | System::HuiyinBatched => {
+            let store = if sys == System::Huiyin { &setup.store } else { &setup.batched };
+            store.append(s.id, s.case.version, s.head, &events, None, &after).await.unwrap();
             // The new head: recompute locally, as the service does from the events it decided.
             let mut prev = s.head;
             for (i, e) in events.iter().enumerate() {
@@ -322,13 +327,14 @@ pub async fn run(concurrency: &[usize], batches: &[usize], window: Duration, rep
     let peer_pool = sqlx_pool(&app_url).await;
     let setup = Arc::new(Setup {
         store: EventStore::new(pool.clone()),
+        batched: EventStore::batched(pool.clone()),
         pool,
         peer: Arc::new(postgres_es::PostgresEventRepository::new(peer_pool).with_tables("pes_events", "pes_snapshots")),
     });
     let mut out = Vec::new();
     for &batch in batches {
         for &tasks in concurrency {
-            for sys in [System::Raw, System::Huiyin, System::Peer] {
+            for sys in [System::Raw, System::Huiyin, System::HuiyinBatched, System::Peer] {
                 let r = measure(sys, setup.clone(), tasks, batch, window, reps).await;
                 eprintln!(
                     "bench: append {} × {tasks} tasks × {batch} events: {:.0}/s ({:.0}–{:.0})",

@@ -32,6 +32,7 @@ async fn serve(db: &BenchDb) -> Server {
             admin_url: None,
             pool_size: 16,
             statement_timeout_ms: 30_000,
+            append_batching: false,
         },
         auth: AuthArgs {
             jwt_secret: Some(SECRET.into()),

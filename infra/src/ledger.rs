@@ -650,7 +650,7 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     writer
         .batch_execute(
             "SET statement_timeout = 0; DROP TABLE IF EXISTS ledger_rebuild; \
-             CREATE TABLE ledger_rebuild (LIKE ledger INCLUDING DEFAULTS INCLUDING CONSTRAINTS);",
+             CREATE TABLE ledger_rebuild (LIKE ledger INCLUDING DEFAULTS INCLUDING CONSTRAINTS) WITH (fillfactor = 70);",
         )
         .await?;
     reader.batch_execute("SET statement_timeout = 0").await?;

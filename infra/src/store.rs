@@ -337,20 +337,21 @@ pub struct EventStore {
 const BATCH_WRITERS: usize = 4;
 
 impl EventStore {
-    /// A store on a pool that coalesces concurrent appends (needs a Tokio runtime: it starts the
-    /// batch writers).
+    /// A store that writes every append in its own transaction, in one round trip.
     pub fn new(pool: Pool) -> Self {
+        Self { pool, batcher: None }
+    }
+
+    /// A store that coalesces concurrent appends into shared transactions (needs a Tokio runtime:
+    /// it starts the batch writers). It pays where commits are expensive (a slow fsync): on the
+    /// benchmark machine, whose fsync is fast, it measured no faster (BENCHMARKS.md).
+    pub fn batched(pool: Pool) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..BATCH_WRITERS {
             tokio::spawn(batch_writer(pool.clone(), queue.clone()));
         }
         Self { pool, batcher: Some(tx) }
-    }
-
-    /// A store that writes every append in its own transaction.
-    pub fn unbatched(pool: Pool) -> Self {
-        Self { pool, batcher: None }
     }
 
     /// The pool, for callers that run their own reads.
@@ -392,7 +393,7 @@ impl EventStore {
     /// `after` is the case's state once these events are applied (the caller folded them to
     /// decide); its ledger row is written in the same transaction as the events.
     ///
-    /// When the store batches ([`EventStore::new`]), concurrent appends are coalesced into one
+    /// When the store batches ([`EventStore::batched`]), concurrent appends are coalesced into one
     /// transaction by `append_batch()`; each keeps its own checks and outcome.
     pub async fn append(
         &self,

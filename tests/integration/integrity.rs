@@ -16,6 +16,7 @@ fn db_args(app: &TestApp) -> api::settings::DatabaseArgs {
         admin_url: None,
         pool_size: 2,
         statement_timeout_ms: 10_000,
+        append_batching: false,
     }
 }
 

@@ -24,8 +24,14 @@ async fn register(store: &EventStore) -> (CaseId, Case) {
 
 #[tokio::test]
 async fn thirty_two_concurrent_appends_at_one_version_let_exactly_one_win() {
+    for batched in [false, true] {
+        thirty_two_appends_race(batched).await;
+    }
+}
+
+async fn thirty_two_appends_race(batched: bool) {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.app_pool());
+    let store = if batched { EventStore::batched(db.app_pool()) } else { EventStore::new(db.app_pool()) };
     let (id, case) = register(&store).await;
     let head = store.load(id).await.unwrap().head_hash();
     let mut tasks = Vec::new();
@@ -331,6 +337,7 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
         admin_url: None,
         pool_size: 2,
         statement_timeout_ms: 10_000,
+        append_batching: false,
     };
     assert_eq!(api::cli::verify(&args).await, std::process::ExitCode::FAILURE);
 }
@@ -454,7 +461,7 @@ async fn sealed_personal_data_opens_until_its_key_is_shredded() {
 #[tokio::test]
 async fn concurrent_appends_share_transactions_and_a_conflicting_item_fails_alone() {
     let db = TestDb::new().await;
-    let store = EventStore::new(db.app_pool());
+    let store = EventStore::batched(db.app_pool());
     let (contended, contended_case) = register(&store).await;
     let head = store.load(contended).await.unwrap().head_hash();
     let mut tasks = Vec::new();

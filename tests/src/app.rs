@@ -73,6 +73,7 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             admin_url: None,
             pool_size: 8,
             statement_timeout_ms: 10_000,
+            append_batching: false,
         },
         auth: AuthArgs {
             jwt_secret: Some(secret.into()),
