@@ -26,4 +26,15 @@ if [ -z "${HUIYIN_KEK:-}" ]; then
   [ -s "$_huiyin_root/.dev/kek" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$_huiyin_root/.dev/kek"
   export HUIYIN_KEK=$(cat "$_huiyin_root/.dev/kek")
 fi
+# A development key pair for signed checkpoints (needs openssl; without it checkpoints are off).
+if [ -z "${HUIYIN_CHECKPOINT_PRIVATE_KEY:-}" ] && command -v openssl >/dev/null 2>&1; then
+  if [ ! -s "$_huiyin_root/.dev/checkpoint-private.pem" ]; then
+    openssl genpkey -algorithm ed25519 -out "$_huiyin_root/.dev/checkpoint-private.pem" 2>/dev/null &&
+      openssl pkey -in "$_huiyin_root/.dev/checkpoint-private.pem" -pubout -out "$_huiyin_root/.dev/checkpoint-public.pem" 2>/dev/null
+  fi
+  if [ -s "$_huiyin_root/.dev/checkpoint-public.pem" ]; then
+    export HUIYIN_CHECKPOINT_PRIVATE_KEY="$_huiyin_root/.dev/checkpoint-private.pem"
+    export HUIYIN_CHECKPOINT_PUBLIC_KEY="$_huiyin_root/.dev/checkpoint-public.pem"
+  fi
+fi
 export DATABASE_URL HUIYIN_ADMIN_DATABASE_URL HUIYIN_TEST_DATABASE_URL
