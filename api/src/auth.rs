@@ -47,6 +47,8 @@ pub struct Principal {
     pub role: Role,
     /// Their unit, for handlers.
     pub unit: Option<UnitId>,
+    /// When their token expires (seconds since the epoch); long-lived responses end then.
+    pub expires_at: i64,
 }
 
 impl Principal {
@@ -125,7 +127,7 @@ impl Authenticator {
         if c.role == Role::Handler && unit.is_none() {
             return Err(ApiError::Unauthorized("a handler's token must name a unit"));
         }
-        Ok(Principal { id, role: c.role, unit })
+        Ok(Principal { id, role: c.role, unit, expires_at: c.exp })
     }
 
     /// Signs a token (EdDSA when a private key is configured, else HS256).

@@ -398,7 +398,7 @@ async fn erase(
         return ExitCode::from(2);
     };
     let meta = crate::service::RequestMeta {
-        principal: crate::auth::Principal { id, role: domain::Role::Admin, unit: None },
+        principal: crate::auth::Principal { id, role: domain::Role::Admin, unit: None, expires_at: i64::MAX },
         request_id: None,
         idempotency_key: None,
         if_match: None,

@@ -547,3 +547,26 @@ async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_ver
     assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::SUCCESS);
     let _ = std::fs::remove_file(kept);
 }
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_token_expires() {
+    let app = spawn_app().await;
+    app.register(app.case_body()).await;
+    let token = app.token_with(json!({
+        "sub": "auditor-short", "role": "auditor", "iss": tests::app::ISSUER, "aud": tests::app::AUDIENCE,
+        "exp": chrono::Utc::now().timestamp() + 2, "iat": chrono::Utc::now().timestamp(),
+    }));
+    let mut resp =
+        app.client.get(format!("{}/api/v1/events/stream", app.address)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut text = String::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended within 10 s: {text}");
+    assert!(text.contains("case-event"), "it delivered events first: {text}");
+    assert!(text.contains("the token expired"), "{text}");
+}

@@ -137,7 +137,8 @@ pub async fn feed(
 /// The same events as `/api/v1/events`, pushed as they become visible: each SSE message has the
 /// feed position as its `id`, so a client that reconnects with `Last-Event-ID` (or `?after=`)
 /// resumes exactly where it stopped. Woken by PostgreSQL LISTEN/NOTIFY, with a one-second poll
-/// as the fallback; a comment every 15 s keeps proxies from closing the connection.
+/// as the fallback; a comment every 15 s keeps proxies from closing the connection. The stream
+/// ends when the token that opened it expires.
 #[utoipa::path(tag = "integrity", params(FeedQuery), responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String)), security(("bearer" = [])))]
 #[get("/events/stream")]
 pub async fn stream(
@@ -163,6 +164,12 @@ pub async fn stream(
             return None;
         }
         loop {
+            // The stream lives no longer than the token that opened it.
+            if chrono::Utc::now().timestamp() >= s.principal.expires_at {
+                s.done = true;
+                let msg = "event: error\ndata: {\"detail\":\"the token expired; reconnect with a fresh one and Last-Event-ID\"}\n\n";
+                return Some((Ok(Bytes::from(msg)), s));
+            }
             if let Some(e) = s.buffer.pop_front() {
                 let data = serde_json::to_string(&e).unwrap_or_default();
                 let msg = format!("id: {}\nevent: case-event\ndata: {data}\n\n", e.feed_position);
