@@ -24,15 +24,40 @@ const MAX_SCAN_DAYS: u32 = 3660;
 pub struct WorkingCalendar {
     holidays: BTreeSet<NaiveDate>,
     makeup_workdays: BTreeSet<NaiveDate>,
+    /// The years whose State Council notice is loaded.
+    #[serde(default)]
+    years: BTreeSet<i32>,
 }
 
 impl WorkingCalendar {
-    /// Builds a calendar. A date listed as both is taken as a make-up working day.
+    /// Builds a calendar. A date listed as both is taken as a make-up working day. A year is
+    /// taken as loaded when at least one of its dates is listed (every year of China's calendar
+    /// has holidays); [`WorkingCalendar::with_years`] says so explicitly.
     pub fn new(
         holidays: impl IntoIterator<Item = NaiveDate>,
         makeup_workdays: impl IntoIterator<Item = NaiveDate>,
     ) -> Self {
-        Self { holidays: holidays.into_iter().collect(), makeup_workdays: makeup_workdays.into_iter().collect() }
+        let holidays: BTreeSet<NaiveDate> = holidays.into_iter().collect();
+        let makeup_workdays: BTreeSet<NaiveDate> = makeup_workdays.into_iter().collect();
+        let years = holidays.iter().chain(makeup_workdays.iter()).map(|d| d.year()).collect();
+        Self { holidays, makeup_workdays, years }
+    }
+
+    /// The same calendar, with `years` marked as loaded too.
+    pub fn with_years(mut self, years: impl IntoIterator<Item = i32>) -> Self {
+        self.years.extend(years);
+        self
+    }
+
+    /// Whether every year from `from` to `to` (inclusive) is loaded.
+    pub fn covers(&self, from: NaiveDate, to: NaiveDate) -> bool {
+        let (a, b) = if from <= to { (from.year(), to.year()) } else { (to.year(), from.year()) };
+        (a..=b).all(|y| self.years.contains(&y))
+    }
+
+    /// The years loaded, in order.
+    pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.years.iter().copied()
     }
 
     /// Whether `date` is a working day.

@@ -4,11 +4,21 @@
 //! a case was due when it was. A policy change never rewrites the deadlines of existing cases:
 //! deadlines are computed once, when the step starts, and stored in the event.
 //!
-//! Defaults ([`DeadlinePolicy::statutory_default`]) are grounded in the 信访工作条例 (2022):
-//! acceptance must be decided within 15 days and handling finished within 60 days, extendable
-//! once by up to 30 days. A town committee works well inside those limits: routing within
-//! 3 working days, handling within 15 working days, the reply to the citizen within 3 working
-//! days; urgent cases (急事急办) count in hours: 8 h to route, 48 h to handle, 24 h to reply.
+//! Every limit states its unit ([`Limit`]): calendar days, working days or hours. The defaults
+//! ([`DeadlinePolicy::statutory_default`]) and where each comes from:
+//!
+//! | clock | normal | urgent | source |
+//! |---|---|---|---|
+//! | acknowledgement (受理告知) | 15 calendar days | 15 calendar days | 信访工作条例 (2022) art. 23 "15日" |
+//! | acknowledgement of an identified accusation (检举控告) | 15 working days | 15 working days | 纪检监察机关处理检举控告工作规则 (2020) |
+//! | assignment (交办) | 3 working days | 8 hours | town practice, inside the 15 days above |
+//! | sign-for (签收) | 1 working day | 2 hours | 12345 hotline practice |
+//! | return window (退单) | 5 working days | 5 working days | 信访工作条例 art. 23 "5个工作日" objection |
+//! | handling (办理) | 15 working days | 48 hours | 12345 practice (5–15 working days) |
+//! | reply (答复) | 3 working days | 24 hours | town practice |
+//! | follow-up (回访) | 5 working days | 48 hours | 12345 practice: 回访 before closing |
+//! | overall, from acceptance | 60 calendar days | 60 calendar days | 信访工作条例 art. 32 "60日" |
+//! | one extension of the overall clock | ≤ 30 calendar days | | 信访工作条例 art. 32 "30日" |
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,10 +33,19 @@ use crate::ids::CategoryId;
 pub enum Stage {
     /// Waiting to be routed to a unit (交办).
     Assignment,
+    /// Waiting for the unit to sign for it (签收).
+    SignFor,
     /// Being handled by the unit (办理).
     Handling,
     /// Waiting for the reply to the citizen (反馈).
     Feedback,
+    /// Waiting for the follow-up call and the citizen's rating (回访).
+    FollowUp,
+    /// The acceptance decision and its notice to the citizen (受理告知); runs beside the stages.
+    Acknowledgement,
+    /// The whole matter from acceptance to the reply (60 calendar days); never reset by a
+    /// transfer, a return or a reopen; runs beside the stages.
+    Overall,
 }
 
 impl Stage {
@@ -34,8 +53,12 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Assignment => "assignment",
+            Self::SignFor => "sign_for",
             Self::Handling => "handling",
             Self::Feedback => "feedback",
+            Self::FollowUp => "follow_up",
+            Self::Acknowledgement => "acknowledgement",
+            Self::Overall => "overall",
         }
     }
 }
@@ -51,7 +74,7 @@ pub enum Urgency {
     Urgent,
 }
 
-/// A time limit: working days, or hours of the clock.
+/// A time limit, in the unit the rule states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "unit", content = "value")]
 pub enum Limit {
@@ -59,6 +82,32 @@ pub enum Limit {
     WorkingDays(u16),
     /// Ends N hours after the start, whatever the calendar says.
     Hours(u16),
+    /// Ends at 23:59:59 CST on the Nth calendar day after the start ("15日", "60日").
+    CalendarDays(u16),
+}
+
+impl Limit {
+    /// When a clock with this limit that starts at `start` runs out, and whether the working
+    /// calendar was loaded for every year the count crossed (always true for hours and
+    /// calendar days, which do not read it).
+    pub fn due_from(
+        self,
+        start: DateTime<Utc>,
+        calendar: &WorkingCalendar,
+    ) -> Result<(DateTime<Utc>, bool), DomainError> {
+        Ok(match self {
+            Limit::WorkingDays(n) => {
+                let from = local_date(start);
+                let to = calendar.add_working_days(from, n)?;
+                (end_of_local_day(to), calendar.covers(from, to))
+            }
+            Limit::Hours(h) => (start + Duration::hours(i64::from(h)), true),
+            Limit::CalendarDays(n) => {
+                let to = local_date(start) + chrono::Days::new(u64::from(n));
+                (end_of_local_day(to), true)
+            }
+        })
+    }
 }
 
 /// Where a policy came from.
@@ -92,6 +141,60 @@ pub struct DeadlinePolicy {
     pub max_extension_days: u16,
     /// How many extensions a round allows (once by the regulation).
     pub max_extensions: u8,
+    /// The acceptance decision and its notice (15 calendar days).
+    #[serde(default = "defaults::acknowledge")]
+    pub acknowledge: Limit,
+    /// The same for an accusation (检举控告) from an identified complainant (15 working days).
+    #[serde(default = "defaults::accusation_acknowledge")]
+    pub accusation_acknowledge: Limit,
+    /// Sign-for by the unit, normal cases (1 working day).
+    #[serde(default = "defaults::sign_for")]
+    pub sign_for: Limit,
+    /// Sign-for by the unit, urgent cases (2 hours).
+    #[serde(default = "defaults::urgent_sign_for")]
+    pub urgent_sign_for: Limit,
+    /// How long after assignment a unit may ask to return a case (5 working days).
+    #[serde(default = "defaults::return_window")]
+    pub return_window: Limit,
+    /// Follow-up after the reply, normal cases (5 working days).
+    #[serde(default = "defaults::follow_up")]
+    pub follow_up: Limit,
+    /// Follow-up after the reply, urgent cases (48 hours).
+    #[serde(default = "defaults::urgent_follow_up")]
+    pub urgent_follow_up: Limit,
+    /// The whole matter from acceptance to the reply (60 calendar days).
+    #[serde(default = "defaults::overall")]
+    pub overall: Limit,
+}
+
+/// The defaults of the limits added after the first policies were stored, so that a stored
+/// policy without them reads as the statutory default.
+mod defaults {
+    use super::Limit;
+    pub const fn acknowledge() -> Limit {
+        Limit::CalendarDays(15)
+    }
+    pub const fn accusation_acknowledge() -> Limit {
+        Limit::WorkingDays(15)
+    }
+    pub const fn sign_for() -> Limit {
+        Limit::WorkingDays(1)
+    }
+    pub const fn urgent_sign_for() -> Limit {
+        Limit::Hours(2)
+    }
+    pub const fn return_window() -> Limit {
+        Limit::WorkingDays(5)
+    }
+    pub const fn follow_up() -> Limit {
+        Limit::WorkingDays(5)
+    }
+    pub const fn urgent_follow_up() -> Limit {
+        Limit::Hours(48)
+    }
+    pub const fn overall() -> Limit {
+        Limit::CalendarDays(60)
+    }
 }
 
 impl DeadlinePolicy {
@@ -107,6 +210,14 @@ impl DeadlinePolicy {
             urgent_feedback: Limit::Hours(24),
             max_extension_days: 30,
             max_extensions: 1,
+            acknowledge: defaults::acknowledge(),
+            accusation_acknowledge: defaults::accusation_acknowledge(),
+            sign_for: defaults::sign_for(),
+            urgent_sign_for: defaults::urgent_sign_for(),
+            return_window: defaults::return_window(),
+            follow_up: defaults::follow_up(),
+            urgent_follow_up: defaults::urgent_follow_up(),
+            overall: defaults::overall(),
         }
     }
 
@@ -119,6 +230,12 @@ impl DeadlinePolicy {
             (Stage::Assignment, Urgency::Urgent) => self.urgent_assign,
             (Stage::Handling, Urgency::Urgent) => self.urgent_handle,
             (Stage::Feedback, Urgency::Urgent) => self.urgent_feedback,
+            (Stage::SignFor, Urgency::Normal) => self.sign_for,
+            (Stage::SignFor, Urgency::Urgent) => self.urgent_sign_for,
+            (Stage::FollowUp, Urgency::Normal) => self.follow_up,
+            (Stage::FollowUp, Urgency::Urgent) => self.urgent_follow_up,
+            (Stage::Acknowledgement, _) => self.acknowledge,
+            (Stage::Overall, _) => self.overall,
         }
     }
 
@@ -130,16 +247,26 @@ impl DeadlinePolicy {
         start: DateTime<Utc>,
         calendar: &WorkingCalendar,
     ) -> Result<Deadline, DomainError> {
-        let limit = self.limit(stage, urgency);
-        let due_at = match limit {
-            Limit::WorkingDays(n) => end_of_local_day(calendar.add_working_days(local_date(start), n)?),
-            Limit::Hours(h) => start + Duration::hours(i64::from(h)),
-        };
+        self.deadline_with(stage, self.limit(stage, urgency), urgency, start, calendar)
+    }
+
+    /// Computes the deadline of a stage with an explicit limit (e.g. the accusation limit of the
+    /// acknowledgement clock).
+    pub fn deadline_with(
+        &self,
+        stage: Stage,
+        limit: Limit,
+        urgency: Urgency,
+        start: DateTime<Utc>,
+        calendar: &WorkingCalendar,
+    ) -> Result<Deadline, DomainError> {
+        let (due_at, complete) = limit.due_from(start, calendar)?;
         Ok(Deadline {
             stage,
             due_at,
             started_at: start,
             rule: DeadlineRule::Policy { limit, urgency, source: self.source },
+            calendar_incomplete: !complete,
         })
     }
 }
@@ -186,6 +313,10 @@ pub struct Deadline {
     pub started_at: DateTime<Utc>,
     /// The rule it came from.
     pub rule: DeadlineRule,
+    /// Counted in working days into a year whose calendar was not loaded: computed on weekdays
+    /// alone, to be recomputed (by an explicit event) when that year is loaded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub calendar_incomplete: bool,
 }
 
 /// Where a deadline stands at a moment.

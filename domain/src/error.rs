@@ -103,6 +103,64 @@ pub enum DomainError {
     /// The working calendar has no working day within ten years of the date.
     #[error("the working calendar has no working day in reach")]
     CalendarExhausted,
+    /// 回避: accusation material never goes to the accused unit or a unit under it
+    /// (纪检监察机关处理检举控告工作规则 (2020) art. 47).
+    #[error("the case accuses that unit (or a unit above it); it can never be routed there")]
+    Recusal,
+    /// The caller's unit is not the one the command needs (the lead unit, or a co-unit).
+    #[error("this needs a handler of the case's {needed} unit")]
+    NotYourUnit {
+        /// `lead` or `lead or co-` .
+        needed: &'static str,
+    },
+    /// The unit signed for the case already.
+    #[error("the unit has already signed for the case")]
+    AlreadySigned,
+    /// The return window (退单时限) has passed.
+    #[error("the return window has passed; the unit must handle the case")]
+    ReturnWindowClosed,
+    /// A return is already waiting for the dispatcher.
+    #[error("a return is already waiting for the dispatcher")]
+    ReturnPending,
+    /// No return is waiting.
+    #[error("no return is waiting for a decision")]
+    NoReturnPending,
+    /// An extension is already waiting for a supervisor.
+    #[error("an extension request is already waiting for a supervisor")]
+    ExtensionPending,
+    /// No extension is waiting.
+    #[error("no extension request is waiting for a decision")]
+    NoExtensionPending,
+    /// The clocks are paused; resume them first.
+    #[error("the clocks are paused; resume them first")]
+    ClockPaused,
+    /// The clocks are not paused.
+    #[error("the clocks are not paused")]
+    ClockNotPaused,
+    /// 回访 first: a rating, or the lapsed follow-up window with attempts recorded, or a
+    /// supervisor's written justification.
+    #[error(
+        "the follow-up is pending: record the rating, or failed attempts until the follow-up window lapses, or close with a supervisor's justification"
+    )]
+    FollowUpPending,
+    /// The non-acceptance code needs the body the citizen is referred to.
+    #[error("this non-acceptance code needs the body the citizen is referred to")]
+    ReferralRequired,
+    /// Co-units must differ from the lead unit and from each other.
+    #[error("co-units must differ from the lead unit and from each other")]
+    InvalidCoUnits,
+    /// The case is linked as a duplicate: it is not worked on its own.
+    #[error("the case is linked as a duplicate: only its own reply, notes and closing apply")]
+    IsDuplicate,
+    /// The target of a duplicate link is itself a duplicate (no chains).
+    #[error("that case is itself linked as a duplicate; link to the case it duplicates")]
+    TargetIsDuplicate,
+    /// Other cases are linked to this one as duplicates (no chains).
+    #[error("other cases are linked to this one as duplicates; it cannot become a duplicate itself")]
+    HasDuplicates,
+    /// The case was accepted already.
+    #[error("the case was already accepted")]
+    AlreadyAccepted,
 }
 
 impl DomainError {
@@ -133,6 +191,23 @@ impl DomainError {
             Self::NothingToReopen { .. } => "nothing-to-reopen",
             Self::NoPersonalData => "no-personal-data",
             Self::CalendarExhausted => "calendar-exhausted",
+            Self::Recusal => "recusal",
+            Self::NotYourUnit { .. } => "not-your-unit",
+            Self::AlreadySigned => "already-signed",
+            Self::ReturnWindowClosed => "return-window-closed",
+            Self::ReturnPending => "return-pending",
+            Self::NoReturnPending => "no-return-pending",
+            Self::ExtensionPending => "extension-pending",
+            Self::NoExtensionPending => "no-extension-pending",
+            Self::ClockPaused => "clock-paused",
+            Self::ClockNotPaused => "clock-not-paused",
+            Self::FollowUpPending => "follow-up-pending",
+            Self::ReferralRequired => "referral-required",
+            Self::InvalidCoUnits => "invalid-co-units",
+            Self::IsDuplicate => "is-duplicate",
+            Self::TargetIsDuplicate => "target-is-duplicate",
+            Self::HasDuplicates => "has-duplicates",
+            Self::AlreadyAccepted => "already-accepted",
         }
     }
 }

@@ -145,6 +145,9 @@ pub struct Received {
     pub complainant: Complainant,
     /// The routing deadline.
     pub assign_deadline: Deadline,
+    /// The acknowledgement clock, owed to an identified citizen (absent in older events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<Deadline>,
 }
 
 /// `case.classified` v1.
@@ -155,25 +158,79 @@ pub struct Classified {
     pub category: CategoryId,
 }
 
+/// Why a case is not accepted (不予受理): a documented code, so that reports can count them.
+/// The list follows 信访工作条例 (2022) arts. 21–23 and 纪检监察机关处理检举控告工作规则 (2020).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonAcceptanceCode {
+    /// Not this body's remit (不属于本机关职责范围); the body responsible is named.
+    OutOfRemit,
+    /// To be settled by litigation, arbitration or administrative review (应当通过诉讼、仲裁、
+    /// 行政复议等法定途径解决); the body is named.
+    LegalChannel,
+    /// Already being handled (正在办理中), under another case.
+    AlreadyInProcess,
+    /// Already concluded with no new facts (已办结且无新的事实和理由).
+    AlreadyConcluded,
+    /// No concrete facts or request to act on (无具体事实、诉求).
+    InsufficientFacts,
+    /// Another reason, given in words.
+    Other,
+}
+
+impl NonAcceptanceCode {
+    /// Whether the citizen must be told which body to turn to.
+    pub fn needs_referral(self) -> bool {
+        matches!(self, Self::OutOfRemit | Self::LegalChannel)
+    }
+}
+
 /// `case.rejected` v1 (不予受理).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rejected {
     /// Why, as told to the citizen.
     pub reason: Reason,
+    /// The documented code (absent in events written before codes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<NonAcceptanceCode>,
+    /// The body the citizen is referred to, where the code asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referred_to: Option<Text>,
+}
+
+/// The tier of the unit a case is routed to (归口: 镇级 / 村级).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// A town department.
+    Town,
+    /// A village, farm or community.
+    Village,
 }
 
 /// `case.assigned` v2 (交办). v1 carried only `unit` and `due_at`; it is upcast with a
-/// `legacy` rule.
+/// `legacy` rule. Since sign-for exists, `deadline` is the sign-for clock (older events carry
+/// the handling clock here, and their case counts as signed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Assigned {
-    /// The unit responsible.
+    /// The unit responsible (the lead unit in joint handling).
     pub unit: UnitId,
-    /// The handling deadline and its rule.
+    /// The running clock and its rule: sign-for (or handling, in events before sign-for).
     pub deadline: Deadline,
     /// Instructions.
     pub note: Option<Text>,
+    /// Co-units of joint handling (联办).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub co_units: Vec<UnitId>,
+    /// The tier routed to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// A handling deadline shorter than the policy's, set by the dispatcher; it applies from
+    /// sign-for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handling_due_at: Option<DateTime<Utc>>,
 }
 
 /// Where a transfer sends the case.
@@ -186,7 +243,8 @@ pub struct TransferTarget {
     pub deadline: Deadline,
 }
 
-/// `case.transferred` v1 (转办 / 退单).
+/// `case.transferred` v1 (转办 / 退单): a dispatcher re-routes the case, or approves a unit's
+/// return (`approved_return`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transferred {
@@ -198,6 +256,9 @@ pub struct Transferred {
     pub to: Option<TransferTarget>,
     /// The new routing deadline when it goes back to intake.
     pub intake_deadline: Option<Deadline>,
+    /// Whether this approves the unit's request to return the case (退单).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approved_return: bool,
 }
 
 /// `case.deadline_extended` v1 (延期).
@@ -210,6 +271,139 @@ pub struct DeadlineExtended {
     pub reason: Reason,
     /// Who approved.
     pub approved_by: ActorId,
+    /// The overall clock, extended by the same time (at most the policy's days, once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall: Option<Deadline>,
+}
+
+/// `case.accepted` v1 (受理): the case is accepted; the overall clock starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    /// The overall clock (60 calendar days by default).
+    pub overall: Deadline,
+}
+
+/// What a notice to the citizen was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// Accepted or not, with the receipt code (受理告知书 / 不予受理告知书).
+    Acknowledgement,
+    /// The deadline was extended, and why (延期告知).
+    Extension,
+    /// Anything else the citizen was told.
+    Other,
+}
+
+/// `case.citizen_notified` v1 (告知): the citizen was told something, recorded as said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CitizenNotified {
+    /// What about.
+    pub kind: NoticeKind,
+    /// How.
+    pub method: FeedbackMethod,
+    /// What was said.
+    pub content: Text,
+    /// Whether the receipt code was given.
+    pub receipt_code_given: bool,
+}
+
+/// `case.signed_for` v1 (签收): a unit signed for the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedFor {
+    /// The unit that signed.
+    pub unit: UnitId,
+    /// The handling clock that starts now (the lead unit only).
+    pub handling: Option<Deadline>,
+}
+
+/// `case.return_requested` v1 (退单申请): the unit says the case is not theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequested {
+    /// The unit asking.
+    pub unit: UnitId,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// `case.return_refused` v1: the dispatcher refuses the return; the unit must handle it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRefused {
+    /// Why.
+    pub reason: Reason,
+}
+
+/// `case.co_unit_contributed` v1 (联办): a co-unit recorded its contribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoUnitContributed {
+    /// The co-unit.
+    pub unit: UnitId,
+    /// What it found and did.
+    pub text: Text,
+}
+
+/// `case.extension_requested` v1: the handling unit asks for more time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionRequested {
+    /// The handling deadline asked for.
+    pub due_at: DateTime<Utc>,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// `case.extension_refused` v1: a supervisor refused the extension asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionRefused {
+    /// Why.
+    pub reason: Reason,
+}
+
+/// `case.clock_paused` v1: the clocks stop while waiting for the citizen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockPaused {
+    /// Why (e.g. waiting for supplementary material).
+    pub reason: Reason,
+}
+
+/// `case.clock_resumed` v1: the clocks run again, each moved by the time paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockResumed {
+    /// How long the clocks stood, in seconds.
+    pub paused_seconds: i64,
+    /// The stage's clock, moved.
+    pub deadline: Option<Deadline>,
+    /// The overall clock, moved.
+    pub overall: Option<Deadline>,
+    /// The acknowledgement clock, moved.
+    pub acknowledgement: Option<Deadline>,
+}
+
+/// `case.follow_up_attempted` v1: a follow-up call that did not reach the citizen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpAttempted {
+    /// How it was tried.
+    pub method: RatingMethod,
+    /// What happened.
+    pub note: Option<Text>,
+}
+
+/// `case.deadlines_recomputed` v1: a calendar loaded or corrected changed running clocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesRecomputed {
+    /// The clocks as recomputed (only those that changed).
+    pub deadlines: Vec<Deadline>,
 }
 
 /// `case.handled` v1 (办理).
@@ -232,6 +426,23 @@ pub struct FedBack {
     pub method: FeedbackMethod,
     /// What was said.
     pub content: Text,
+    /// The follow-up clock that starts (none for a linked duplicate, and in older events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_deadline: Option<Deadline>,
+}
+
+/// How a rating was collected: units have been caught coaching answers, so it is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatingMethod {
+    /// A follow-up call.
+    Phone,
+    /// Face to face.
+    InPerson,
+    /// A text message the citizen answered.
+    Sms,
+    /// The citizen, on the web with their receipt code.
+    Web,
 }
 
 /// `case.satisfaction_recorded` v1 (回访).
@@ -242,6 +453,15 @@ pub struct SatisfactionRecorded {
     pub rating: Rating,
     /// The citizen's words.
     pub comment: Option<Text>,
+    /// How it was collected (absent in events written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<RatingMethod>,
+    /// Who collected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collected_by: Option<ActorId>,
+    /// The citizen's own answer to "was it solved?" (解决), separate from the unit's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solved: Option<bool>,
 }
 
 /// `case.reopened` v1 (重办).
@@ -302,6 +522,12 @@ pub struct Closed {
     pub note: Option<Text>,
     /// Whether a supervisor closed it over the citizen's dissatisfaction.
     pub over_dissatisfaction: bool,
+    /// Closed without a rating because the follow-up window lapsed after recorded attempts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_up_lapsed: bool,
+    /// Closed without a rating by a supervisor's written justification.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_rating: bool,
 }
 
 /// `case.complainant_revealed` v1: someone saw the identity in clear.
@@ -343,6 +569,18 @@ pub enum CaseEvent {
     Closed(Closed),
     ComplainantRevealed(ComplainantRevealed),
     PersonalDataErased(PersonalDataErased),
+    Accepted(Accepted),
+    CitizenNotified(CitizenNotified),
+    SignedFor(SignedFor),
+    ReturnRequested(ReturnRequested),
+    ReturnRefused(ReturnRefused),
+    CoUnitContributed(CoUnitContributed),
+    ExtensionRequested(ExtensionRequested),
+    ExtensionRefused(ExtensionRefused),
+    ClockPaused(ClockPaused),
+    ClockResumed(ClockResumed),
+    FollowUpAttempted(FollowUpAttempted),
+    DeadlinesRecomputed(DeadlinesRecomputed),
 }
 
 macro_rules! event_table {
@@ -399,6 +637,18 @@ event_table! {
     Closed => "case.closed", 1;
     ComplainantRevealed => "case.complainant_revealed", 1;
     PersonalDataErased => "case.personal_data_erased", 1;
+    Accepted => "case.accepted", 1;
+    CitizenNotified => "case.citizen_notified", 1;
+    SignedFor => "case.signed_for", 1;
+    ReturnRequested => "case.return_requested", 1;
+    ReturnRefused => "case.return_refused", 1;
+    CoUnitContributed => "case.co_unit_contributed", 1;
+    ExtensionRequested => "case.extension_requested", 1;
+    ExtensionRefused => "case.extension_refused", 1;
+    ClockPaused => "case.clock_paused", 1;
+    ClockResumed => "case.clock_resumed", 1;
+    FollowUpAttempted => "case.follow_up_attempted", 1;
+    DeadlinesRecomputed => "case.deadlines_recomputed", 1;
 }
 
 /// Brings a stored payload up to the current schema of its type.

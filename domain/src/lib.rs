@@ -6,37 +6,51 @@
 //! ## The state machine
 //!
 //! ```text
-//!            register
-//!               │
-//!               ▼           reject                      close
-//!          ┌─────────┐ ───────────────► ┌──────────┐ ───────────► ┌────────┐
-//!          │received │                  │ rejected │              │ closed │
-//!          └─────────┘ ◄─── reopen ──── └──────────┘              └────────┘
-//!            │    ▲                                                  ▲  │
-//!     assign │    │ transfer (back to intake)                  close │  │ reopen
-//!            ▼    │                                                  │  ▼
-//!          ┌─────────┐  handle   ┌─────────┐  feedback  ┌──────────┐ │ (new round,
-//!          │assigned │ ────────► │ handled │ ─────────► │ fed_back │─┘  same unit)
-//!          └─────────┘           └─────────┘            └──────────┘
-//!           ▲  │  ▲  transfer to another unit,              │
-//!           │  └──┘  extend (once per round)                │ satisfaction = dissatisfied,
-//!           │                                               │ or reopen
-//!           └───────────────── new round (重办) ◄────────────┘
+//!   register (+ accept at the counter)
+//!      │
+//!      ▼            reject (不予受理, with a code)               close
+//! ┌──────────┐ ──────────────────────► ┌──────────┐ ─────────────────────► ┌────────┐
+//! │ received │                         │ rejected │                        │ closed │
+//! └──────────┘ ◄────── reopen ──────── └──────────┘                        └────────┘
+//!   │  ▲   accept (受理: overall clock starts; assign implies it)            ▲   │
+//!   │  │                                                                    │   │ reopen
+//!   │  │ return approved without a unit / transfer to intake                │   ▼
+//!   │  │                                                                    │ (new round)
+//! assign (交办: lead + co-units, never the accused unit or one under it)    │
+//!   ▼  │                                                                    │
+//! ┌──────────┐ sign (签收) → handling clock; return (退单, in its window) → dispatcher
+//! │ assigned │ approves (to another unit / intake) or refuses; extension request →
+//! └──────────┘ supervisor approves / refuses; co-units sign and contribute (联办)
+//!   │ handle (implies sign)
+//!   ▼
+//! ┌──────────┐  feedback (答复)  ┌──────────┐  rating (回访) satisfied → close
+//! │ handled  │ ────────────────► │ fed_back │  no rating: attempts + lapsed window → close,
+//! └──────────┘                   └──────────┘  or a supervisor's justification
+//!                                   │ dissatisfied → new round with the same unit
+//!                                   │ (to dispatch when the unit is deactivated);
+//!                                   ▼ the second dissatisfied rating also escalates (督办)
+//!                                 assigned
 //! ```
 //!
+//! Clocks ([`lifecycle::Case::running_clocks`]): the stage's (assignment, sign-for, handling,
+//! reply, follow-up), the acknowledgement owed to an identified citizen, and the overall clock
+//! from acceptance, which no transfer, return or reopen resets. Pausing stops them all; a linked
+//! duplicate's stop for good (it still gets its own reply before it closes).
+//!
 //! Rules ([`error::DomainError`] names each):
+//! - an accusation never goes to the accused unit or a unit under it ([`error::DomainError::Recusal`]);
 //! - nothing is handled before it is assigned ([`error::DomainError::HandledBeforeAssigned`]);
-//! - nothing is closed before the citizen was fed back (件件有回音), unless it was rejected or
-//!   linked as a duplicate ([`error::DomainError::ClosedBeforeFeedback`]);
-//! - a dissatisfied rating reopens the case for rework in a new round with the same unit; a
-//!   supervisor may instead close it with a written justification
-//!   ([`error::DomainError::JustificationRequired`]);
+//! - nothing is closed before the citizen was fed back (件件有回音), unless it was rejected
+//!   ([`error::DomainError::ClosedBeforeFeedback`]); a fed-back case closes after the follow-up
+//!   ([`error::DomainError::FollowUpPending`]);
+//! - a dissatisfied rating reopens the case for rework in a new round; a supervisor may instead
+//!   close it with a written justification ([`error::DomainError::JustificationRequired`]);
 //! - a closed case changes only by an explicit reopen ([`error::DomainError::CaseClosed`]); the
 //!   one exception is the access record of a reveal of personal data, which must never be
 //!   refused, because every look at an identity has to be in the history;
 //! - a deadline can be extended once per round by at most 30 days, with a reason, and the
-//!   approver is recorded;
-//! - escalation (督办), notes, classification and duplicate links are allowed in any open status.
+//!   approver is recorded; the overall clock moves with it once in the case's life;
+//! - duplicates form no chains or cycles: the caller checks the other case under both locks.
 //!
 //! Deadlines: [`deadline`]. Working calendar: [`calendar`]. Overdue is
 //! [`lifecycle::Case::is_overdue`] / [`lifecycle::Case::deadline_status`]: pure functions of
@@ -55,11 +69,16 @@ pub use deadline::{
     permille_used,
 };
 pub use error::{DomainError, HistoryError, ValidationError};
-pub use events::{CaseEvent, CaseKind, Channel, Complainant, FeedbackMethod, Outcome, Rating, SealedPersonalData};
+pub use events::{
+    CaseEvent, CaseKind, Channel, Complainant, FeedbackMethod, NonAcceptanceCode, NoticeKind, Outcome, Rating,
+    RatingMethod, SealedPersonalData, Tier,
+};
 pub use ids::{
     ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId, UnitKind,
 };
-pub use lifecycle::{Actor, Case, Command, Context, Registration, Role, Status, decide, evolve, replay};
+pub use lifecycle::{
+    Actor, Case, Command, Context, FlatUnits, Registration, Role, Status, UnitDirectory, decide, evolve, replay,
+};
 
 /// Truncates a time to whole microseconds, the precision PostgreSQL keeps, so that what the
 /// domain decides and what the store returns compare equal.

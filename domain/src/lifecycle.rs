@@ -101,6 +101,31 @@ pub struct Actor {
     pub id: ActorId,
     /// The caller's role.
     pub role: Role,
+    /// The caller's unit (handlers): the unit that signs, returns, contributes.
+    pub unit: Option<UnitId>,
+}
+
+/// What the lifecycle needs to know of the organisation: which unit lies under which (for
+/// recusal) and which units still work (rework never goes to a deactivated unit).
+pub trait UnitDirectory: std::fmt::Debug + Sync {
+    /// Whether `unit` is `ancestor` itself or lies under it.
+    fn is_within(&self, unit: UnitId, ancestor: UnitId) -> bool;
+    /// Whether `unit` exists and is active.
+    fn is_active(&self, unit: UnitId) -> bool;
+}
+
+/// A directory with no hierarchy in which every unit is active (for callers that know no
+/// more, and for tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlatUnits;
+
+impl UnitDirectory for FlatUnits {
+    fn is_within(&self, unit: UnitId, ancestor: UnitId) -> bool {
+        unit == ancestor
+    }
+    fn is_active(&self, _: UnitId) -> bool {
+        true
+    }
 }
 
 /// Facts from outside that a decision needs, looked up by the caller and passed in as values.
@@ -114,6 +139,8 @@ pub struct Context<'a> {
     pub calendar: &'a WorkingCalendar,
     /// The deadline policy of the case's category (of the command's category on register).
     pub policy: &'a DeadlinePolicy,
+    /// The organisation's units.
+    pub units: &'a dyn UnitDirectory,
 }
 
 /// A registration: everything intake records about a new case.
@@ -133,7 +160,7 @@ pub struct Registration {
     pub category: Option<CategoryId>,
     /// The village / farm / community the case concerns.
     pub village: Option<UnitId>,
-    /// A unit the complaint is about (检举控告): its handlers never see who complained.
+    /// A unit the complaint is about (检举控告): the case never goes to it (回避).
     pub accused_unit: Option<UnitId>,
     /// Normal or urgent.
     pub urgency: Urgency,
@@ -146,41 +173,105 @@ pub struct Registration {
 /// What a command asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// 受理: register a new case.
+    /// 登记: register a new case.
     Register(Box<Registration>),
+    /// 受理: accept the case; the overall clock starts.
+    Accept,
+    /// 告知: record what the citizen was told, how and when.
+    NotifyCitizen {
+        /// What about.
+        kind: NoticeKind,
+        /// How.
+        method: FeedbackMethod,
+        /// What was said.
+        content: Text,
+        /// Whether the receipt code was given.
+        receipt_code_given: bool,
+    },
     /// Set or change the category. Existing deadlines stay as they are.
     Classify {
         /// The new category.
         category: CategoryId,
     },
-    /// 不予受理: refuse the case, with a reason for the citizen.
+    /// 不予受理: refuse the case, with a documented code and a reason for the citizen.
     Reject {
-        /// Why.
+        /// The documented code.
+        code: NonAcceptanceCode,
+        /// Why, in words.
         reason: Reason,
+        /// The body the citizen is referred to (required for some codes).
+        referred_to: Option<Text>,
     },
-    /// 交办: route the case to a unit.
+    /// 交办: route the case to a unit (and co-units); the unit's sign-for clock starts.
     Assign {
-        /// The unit responsible.
+        /// The lead unit.
         unit: UnitId,
-        /// A deadline shorter than the policy's, if wanted.
+        /// Co-units of joint handling (联办).
+        co_units: Vec<UnitId>,
+        /// A handling deadline shorter than the policy's, if wanted; applies from sign-for.
         due_at: Option<DateTime<Utc>>,
         /// Instructions for the unit.
         note: Option<Text>,
+        /// The tier routed to, when known.
+        tier: Option<Tier>,
     },
-    /// 转办 / 退单: the unit says the case is not theirs.
+    /// 签收: the caller's unit (lead or co-unit) signs for the case.
+    SignFor,
+    /// 退单: the lead unit asks to give the case back, within the return window.
+    RequestReturn {
+        /// Why the case is not theirs.
+        reason: Reason,
+    },
+    /// The dispatcher approves the return: to another unit, or back to intake.
+    ApproveReturn {
+        /// The next unit.
+        to_unit: Option<UnitId>,
+    },
+    /// The dispatcher refuses the return: the unit must handle the case.
+    RefuseReturn {
+        /// Why.
+        reason: Reason,
+    },
+    /// 转办: the dispatcher re-routes the case.
     Transfer {
         /// Why.
         reason: Reason,
         /// Another unit to route it to; without one it goes back to intake.
         to_unit: Option<UnitId>,
     },
-    /// 延期: extend the handling deadline.
+    /// 联办: a co-unit records its contribution.
+    Contribute {
+        /// What it found and did.
+        text: Text,
+    },
+    /// The handling unit asks for an extension.
+    RequestExtension {
+        /// The handling deadline asked for.
+        due_at: DateTime<Utc>,
+        /// Why.
+        reason: Reason,
+    },
+    /// A supervisor approves the waiting extension request.
+    ApproveExtension,
+    /// A supervisor refuses the waiting extension request.
+    RefuseExtension {
+        /// Why.
+        reason: Reason,
+    },
+    /// 延期: a supervisor extends the handling deadline directly.
     ExtendDeadline {
         /// The new deadline.
         due_at: DateTime<Utc>,
         /// Why.
         reason: Reason,
     },
+    /// Pause the clocks while waiting for the citizen.
+    PauseClock {
+        /// Why.
+        reason: Reason,
+    },
+    /// Resume the clocks.
+    ResumeClock,
     /// 办理: record what the unit found and did.
     Handle {
         /// How it came out.
@@ -188,12 +279,19 @@ pub enum Command {
         /// What was found and done.
         result: Text,
     },
-    /// 反馈: record that the citizen was told the outcome.
+    /// 答复: record that the citizen was told the outcome.
     FeedBack {
         /// How.
         method: FeedbackMethod,
         /// What was said.
         content: Text,
+    },
+    /// 回访: a follow-up attempt that did not reach the citizen.
+    RecordFollowUpAttempt {
+        /// How it was tried.
+        method: RatingMethod,
+        /// What happened.
+        note: Option<Text>,
     },
     /// 回访: record the citizen's satisfaction. A dissatisfied rating reopens the case.
     RecordSatisfaction {
@@ -201,6 +299,10 @@ pub enum Command {
         rating: Rating,
         /// What the citizen said.
         comment: Option<Text>,
+        /// How it was collected.
+        method: RatingMethod,
+        /// The citizen's answer to "was it solved?".
+        solved: Option<bool>,
     },
     /// 重办: send the case back for rework.
     Reopen {
@@ -212,10 +314,15 @@ pub enum Command {
         /// Why.
         reason: Reason,
     },
-    /// 合并: fold this case into another one.
+    /// 合并: fold this case into another one. The caller checks the other case under both
+    /// locks: `target_is_duplicate` and `has_duplicates` are what it found there.
     LinkDuplicate {
         /// The case this one duplicates.
         of: CaseId,
+        /// Whether `of` is itself linked as a duplicate.
+        target_is_duplicate: bool,
+        /// Whether other cases are linked to this one.
+        has_duplicates: bool,
     },
     /// Undo a duplicate link.
     UnlinkDuplicate {
@@ -229,7 +336,8 @@ pub enum Command {
     },
     /// 办结: close and archive.
     Close {
-        /// A closing note; required as the justification when the citizen was dissatisfied.
+        /// A closing note; required as the justification when the citizen was dissatisfied
+        /// or never rated.
         note: Option<Text>,
     },
     /// Record that someone saw the complainant's identity in clear, and why.
@@ -239,6 +347,9 @@ pub enum Command {
     },
     /// Record that the complainant's personal data was erased (its key shredded).
     ErasePersonalData,
+    /// Recompute the running clocks counted into a year whose calendar was missing, with the
+    /// calendar in the context. Causes no event when nothing changes.
+    RecomputeDeadlines,
 }
 
 impl Command {
@@ -246,13 +357,26 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Register(_) => "register",
+            Self::Accept => "accept",
+            Self::NotifyCitizen { .. } => "notify",
             Self::Classify { .. } => "classify",
             Self::Reject { .. } => "reject",
             Self::Assign { .. } => "assign",
+            Self::SignFor => "sign",
+            Self::RequestReturn { .. } => "return",
+            Self::ApproveReturn { .. } => "return-approve",
+            Self::RefuseReturn { .. } => "return-refuse",
             Self::Transfer { .. } => "transfer",
+            Self::Contribute { .. } => "contribute",
+            Self::RequestExtension { .. } => "extension-request",
+            Self::ApproveExtension => "extension-approve",
+            Self::RefuseExtension { .. } => "extension-refuse",
             Self::ExtendDeadline { .. } => "extend",
+            Self::PauseClock { .. } => "pause",
+            Self::ResumeClock => "resume",
             Self::Handle { .. } => "handle",
             Self::FeedBack { .. } => "feedback",
+            Self::RecordFollowUpAttempt { .. } => "follow-up-attempt",
             Self::RecordSatisfaction { .. } => "satisfaction",
             Self::Reopen { .. } => "reopen",
             Self::Escalate { .. } => "escalate",
@@ -262,6 +386,7 @@ impl Command {
             Self::Close { .. } => "close",
             Self::RevealComplainant { .. } => "reveal",
             Self::ErasePersonalData => "erase",
+            Self::RecomputeDeadlines => "recompute-deadlines",
         }
     }
 }
@@ -297,6 +422,41 @@ pub struct SatisfactionRecord {
     pub comment: Option<Text>,
     /// When.
     pub at: DateTime<Utc>,
+    /// How it was collected (none in older events).
+    pub method: Option<RatingMethod>,
+    /// Who collected it (none in older events).
+    pub collected_by: Option<ActorId>,
+    /// The citizen's answer to "was it solved?".
+    pub solved: Option<bool>,
+}
+
+/// A co-unit of joint handling (联办) and what it has done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoUnit {
+    /// The unit.
+    pub unit: UnitId,
+    /// When it signed for the case.
+    pub signed_at: Option<DateTime<Utc>>,
+    /// When it recorded its contribution (the last one).
+    pub contributed_at: Option<DateTime<Utc>>,
+}
+
+/// A request waiting for a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingExtension {
+    /// The handling deadline asked for.
+    pub due_at: DateTime<Utc>,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Paused clocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// Why.
+    pub reason: Reason,
 }
 
 /// A case's state: the fold of its events.
@@ -320,7 +480,7 @@ pub struct Case {
     pub category: Option<CategoryId>,
     /// The village it concerns.
     pub village: Option<UnitId>,
-    /// The unit the complaint is about.
+    /// The unit the complaint is about (never routed there: 回避).
     pub accused_unit: Option<UnitId>,
     /// Urgency.
     pub urgency: Urgency,
@@ -328,30 +488,62 @@ pub struct Case {
     pub complainant: Complainant,
     /// When it was received.
     pub received_at: DateTime<Utc>,
+    /// When it was accepted (受理), if it was.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When the citizen was sent the acknowledgement notice, if they were.
+    pub acknowledged_at: Option<DateTime<Utc>>,
     /// Where it stands.
     pub status: Status,
     /// The handling round: 1, then +1 at every reopen for rework.
     pub round: u32,
-    /// The unit currently responsible (the last one, once handled / closed).
+    /// The unit currently responsible (the lead unit; the last one, once handled / closed).
     pub unit: Option<UnitId>,
+    /// The tier it was routed to.
+    pub tier: Option<Tier>,
+    /// Co-units of joint handling.
+    pub co_units: Vec<CoUnit>,
     /// The deadline of the stage the case is in, if a deadline runs.
     pub deadline: Option<Deadline>,
+    /// The acknowledgement clock (受理告知), while the notice is owed.
+    pub acknowledgement: Option<Deadline>,
+    /// The overall clock from acceptance: never reset by a transfer, a return or a reopen.
+    pub overall: Option<Deadline>,
+    /// The stage's clock while the case is linked as a duplicate (restored on unlink).
+    pub suspended_deadline: Option<Deadline>,
     /// Extensions granted in this round.
     pub extensions_this_round: u8,
+    /// An extension request waiting for a supervisor.
+    pub extension_request: Option<PendingExtension>,
     /// When it was last assigned.
     pub assigned_at: Option<DateTime<Utc>>,
+    /// When the lead unit signed for it.
+    pub signed_at: Option<DateTime<Utc>>,
+    /// A handling deadline set by the dispatcher, applied at sign-for.
+    pub handling_due_at: Option<DateTime<Utc>>,
+    /// A return (退单) waiting for the dispatcher, with its reason.
+    pub return_request: Option<Reason>,
+    /// How many returns were approved.
+    pub returns: u32,
+    /// Paused clocks.
+    pub paused: Option<Pause>,
     /// This round's handling.
     pub handling: Option<HandlingRecord>,
     /// This round's reply.
     pub feedback: Option<FeedbackRecord>,
+    /// Failed follow-up attempts since the last reply.
+    pub follow_up_attempts: u32,
     /// This round's rating.
     pub satisfaction: Option<SatisfactionRecord>,
     /// The round whose reply the citizen rated dissatisfied, if the case was reopened for it.
     pub dissatisfied_round: Option<u32>,
+    /// How many dissatisfied ratings the case has had.
+    pub dissatisfied_count: u32,
     /// Whether the citizen was ever told an outcome.
     pub ever_fed_back: bool,
     /// Why the case was rejected, while it is.
     pub rejection: Option<Reason>,
+    /// The non-acceptance code, while rejected.
+    pub rejection_code: Option<NonAcceptanceCode>,
     /// Whether and why it is under supervision.
     pub escalation: Option<Reason>,
     /// The case this one duplicates.
@@ -365,22 +557,76 @@ pub struct Case {
 }
 
 impl Case {
-    /// Where the current deadline stands at `now`; `None` when no deadline runs.
+    /// The stage whose clock runs in the current state, if any: none for a linked duplicate
+    /// (its clocks stop), sign-for until the lead unit signs, follow-up until the rating.
+    pub fn expected_stage(&self) -> Option<Stage> {
+        if self.duplicate_of.is_some() {
+            return None;
+        }
+        match self.status {
+            Status::Received => Some(Stage::Assignment),
+            Status::Assigned if self.signed_at.is_none() => Some(Stage::SignFor),
+            Status::Assigned => Some(Stage::Handling),
+            Status::Handled => Some(Stage::Feedback),
+            // A fed-back case in older histories has no follow-up clock.
+            Status::FedBack if self.satisfaction.is_none() && self.deadline.is_some() => Some(Stage::FollowUp),
+            _ => None,
+        }
+    }
+
+    /// Whether the overall clock runs: accepted, not yet answered, not a duplicate.
+    pub fn overall_running(&self) -> bool {
+        self.overall.is_some()
+            && self.duplicate_of.is_none()
+            && matches!(self.status, Status::Received | Status::Assigned | Status::Handled)
+    }
+
+    /// Whether the acknowledgement clock runs.
+    pub fn acknowledgement_running(&self) -> bool {
+        self.acknowledgement.is_some() && self.status != Status::Closed && self.duplicate_of.is_none()
+    }
+
+    /// Every clock that runs now: the stage's, the acknowledgement and the overall clock.
+    /// Paused clocks do not run.
+    pub fn running_clocks(&self) -> Vec<Deadline> {
+        if self.paused.is_some() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        out.extend(self.deadline);
+        if self.acknowledgement_running() {
+            out.extend(self.acknowledgement);
+        }
+        if self.overall_running() {
+            out.extend(self.overall);
+        }
+        out
+    }
+
+    /// Where the current stage's deadline stands at `now`; `None` when no deadline runs.
     pub fn deadline_status(&self, now: DateTime<Utc>, calendar: &WorkingCalendar) -> Option<DeadlineStatus> {
         self.deadline.as_ref().map(|d| d.status_at(now, calendar))
     }
 
-    /// Whether the case is past its current deadline at `now`. A pure function of state and
-    /// time: never a stored flag.
+    /// Whether any running clock is past its due time at `now`. A pure function of state and
+    /// time: never a stored flag. Paused clocks and a linked duplicate's are never overdue.
     pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
-        self.deadline.is_some_and(|d| now > d.due_at)
+        self.running_clocks().iter().any(|d| now > d.due_at)
+    }
+
+    /// Whether the lead-unit-only commands may be sent by this actor.
+    fn check_lead(&self, actor: &Actor) -> Result<(), DomainError> {
+        if actor.role == Role::Handler && (actor.unit.is_none() || actor.unit != self.unit) {
+            return Err(DomainError::NotYourUnit { needed: "lead" });
+        }
+        Ok(())
     }
 
     /// Checks the invariants every reachable state satisfies. Used by the property tests and by
     /// `huiyin verify --projections`.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let stage = self.deadline.map(|d| d.stage);
-        if stage != self.status.stage() {
+        if stage != self.expected_stage() {
             return Err("the running deadline does not match the status");
         }
         match self.status {
@@ -389,14 +635,15 @@ impl Case {
             Status::Handled if self.handling.is_none() || self.unit.is_none() => {
                 return Err("a handled case has a handling record and a unit");
             }
-            Status::FedBack if self.feedback.is_none() || self.handling.is_none() => {
-                return Err("a fed-back case has a reply and a handling record");
+            Status::FedBack if self.feedback.is_none() => return Err("a fed-back case has a reply"),
+            Status::FedBack if self.handling.is_none() && self.duplicate_of.is_none() => {
+                return Err("a fed-back case that is not a duplicate has a handling record");
             }
             Status::Rejected if self.rejection.is_none() => {
                 return Err("a rejected case has a reason");
             }
-            Status::Closed if !(self.ever_fed_back || self.rejection.is_some() || self.duplicate_of.is_some()) => {
-                return Err("a closed case was fed back, rejected or linked as a duplicate");
+            Status::Closed if !(self.ever_fed_back || self.rejection.is_some()) => {
+                return Err("a closed case was fed back or rejected");
             }
             _ => {}
         }
@@ -409,12 +656,35 @@ impl Case {
         if self.duplicate_of == Some(self.id) {
             return Err("a case is not its own duplicate");
         }
+        if let (Some(a), Some(u)) = (self.accused_unit, self.unit)
+            && a == u
+        {
+            return Err("a case is never routed to the unit it accuses");
+        }
+        if self.co_units.iter().any(|c| Some(c.unit) == self.unit || Some(c.unit) == self.accused_unit) {
+            return Err("a co-unit is neither the lead nor the accused unit");
+        }
+        if self.return_request.is_some() && self.status != Status::Assigned {
+            return Err("a return waits only while assigned");
+        }
+        if self.overall.is_some() && self.accepted_at.is_none() {
+            return Err("the overall clock starts at acceptance");
+        }
         Ok(())
     }
 }
 
 fn transition(command: &Command, case: &Case) -> DomainError {
     DomainError::InvalidTransition { command: command.name(), status: case.status }
+}
+
+/// Refuses a unit that is the accused unit or lies under it (回避, 纪检监察机关处理检举控告
+/// 工作规则 (2020) art. 47).
+fn check_recusal(case: &Case, unit: UnitId, units: &dyn UnitDirectory) -> Result<(), DomainError> {
+    match case.accused_unit {
+        Some(accused) if units.is_within(unit, accused) => Err(DomainError::Recusal),
+        _ => Ok(()),
+    }
 }
 
 /// Decides what a command causes. Pure: all facts come in through `state` and `ctx`.
@@ -435,65 +705,225 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             _ => Err(DomainError::CaseClosed),
         };
     }
+    // A linked duplicate is not worked on its own: it gets its own reply and closes.
+    if case.duplicate_of.is_some()
+        && matches!(
+            command,
+            Command::Accept
+                | Command::Reject { .. }
+                | Command::Assign { .. }
+                | Command::SignFor
+                | Command::RequestReturn { .. }
+                | Command::ApproveReturn { .. }
+                | Command::RefuseReturn { .. }
+                | Command::Transfer { .. }
+                | Command::Contribute { .. }
+                | Command::RequestExtension { .. }
+                | Command::ApproveExtension
+                | Command::ExtendDeadline { .. }
+                | Command::PauseClock { .. }
+                | Command::Handle { .. }
+                | Command::RecordFollowUpAttempt { .. }
+                | Command::RecordSatisfaction { .. }
+                | Command::Reopen { .. }
+        )
+    {
+        return Err(DomainError::IsDuplicate);
+    }
+    // Paused clocks must be resumed before the case moves to another stage.
+    if case.paused.is_some()
+        && matches!(
+            command,
+            Command::Assign { .. }
+                | Command::Transfer { .. }
+                | Command::ApproveReturn { .. }
+                | Command::Handle { .. }
+                | Command::FeedBack { .. }
+                | Command::Reject { .. }
+                | Command::ExtendDeadline { .. }
+                | Command::ApproveExtension
+                | Command::LinkDuplicate { .. }
+                | Command::Close { .. }
+        )
+    {
+        return Err(DomainError::ClockPaused);
+    }
     let policy = ctx.policy;
     let deadline = |stage: Stage, start: DateTime<Utc>| policy.deadline(stage, case.urgency, start, ctx.calendar);
     let events = match command {
         Command::Register(_) => return Err(DomainError::AlreadyRegistered),
-        Command::Classify { category } => vec![CaseEvent::Classified(Classified { category: *category })],
-        Command::Reject { reason } => {
+        Command::Accept => {
             if case.status != Status::Received {
                 return Err(transition(command, case));
             }
-            vec![CaseEvent::Rejected(Rejected { reason: reason.clone() })]
+            if case.accepted_at.is_some() {
+                return Err(DomainError::AlreadyAccepted);
+            }
+            vec![accepted(case, ctx)?]
         }
-        Command::Assign { unit, due_at, note } => {
+        Command::NotifyCitizen { kind, method, content, receipt_code_given } => {
+            vec![CaseEvent::CitizenNotified(CitizenNotified {
+                kind: *kind,
+                method: *method,
+                content: content.clone(),
+                receipt_code_given: *receipt_code_given,
+            })]
+        }
+        Command::Classify { category } => vec![CaseEvent::Classified(Classified { category: *category })],
+        Command::Reject { code, reason, referred_to } => {
             if case.status != Status::Received {
                 return Err(transition(command, case));
             }
-            let policy_deadline = deadline(Stage::Handling, ctx.now)?;
-            let deadline = explicit_deadline(policy_deadline, *due_at, ctx.now)?;
-            vec![CaseEvent::Assigned(Assigned { unit: *unit, deadline, note: note.clone() })]
+            if code.needs_referral() && referred_to.is_none() {
+                return Err(DomainError::ReferralRequired);
+            }
+            vec![CaseEvent::Rejected(Rejected {
+                reason: reason.clone(),
+                code: Some(*code),
+                referred_to: referred_to.clone(),
+            })]
+        }
+        Command::Assign { unit, co_units, due_at, note, tier } => {
+            if case.status != Status::Received {
+                return Err(transition(command, case));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if co_units.iter().any(|c| c == unit || !seen.insert(*c)) {
+                return Err(DomainError::InvalidCoUnits);
+            }
+            for u in std::iter::once(unit).chain(co_units) {
+                check_recusal(case, *u, ctx.units)?;
+            }
+            // The explicit handling deadline may shorten the policy's, never lengthen it.
+            if let Some(t) = due_at {
+                explicit_deadline(deadline(Stage::Handling, ctx.now)?, Some(*t), ctx.now)?;
+            }
+            let mut events = Vec::new();
+            // 交办 is itself an acceptance decision: an unaccepted case is accepted first.
+            if case.accepted_at.is_none() {
+                events.push(accepted(case, ctx)?);
+            }
+            events.push(CaseEvent::Assigned(Assigned {
+                unit: *unit,
+                deadline: deadline(Stage::SignFor, ctx.now)?,
+                note: note.clone(),
+                co_units: co_units.clone(),
+                tier: *tier,
+                handling_due_at: *due_at,
+            }));
+            events
+        }
+        Command::SignFor => {
+            if case.status != Status::Assigned {
+                return Err(transition(command, case));
+            }
+            let Some(unit) = ctx.actor.unit else {
+                return Err(DomainError::NotYourUnit { needed: "lead or co-" });
+            };
+            if Some(unit) == case.unit {
+                if case.signed_at.is_some() {
+                    return Err(DomainError::AlreadySigned);
+                }
+                vec![CaseEvent::SignedFor(SignedFor { unit, handling: Some(handling_deadline(case, ctx)?) })]
+            } else {
+                match case.co_units.iter().find(|c| c.unit == unit) {
+                    None => return Err(DomainError::NotYourUnit { needed: "lead or co-" }),
+                    Some(c) if c.signed_at.is_some() => return Err(DomainError::AlreadySigned),
+                    Some(_) => vec![CaseEvent::SignedFor(SignedFor { unit, handling: None })],
+                }
+            }
+        }
+        Command::RequestReturn { reason } => {
+            if case.status != Status::Assigned {
+                return Err(transition(command, case));
+            }
+            case.check_lead(ctx.actor)?;
+            if case.return_request.is_some() {
+                return Err(DomainError::ReturnPending);
+            }
+            let assigned_at = case.assigned_at.unwrap_or(ctx.now);
+            let (window_end, _) = policy.return_window.due_from(assigned_at, ctx.calendar)?;
+            if ctx.now > window_end {
+                return Err(DomainError::ReturnWindowClosed);
+            }
+            let unit = case.unit.ok_or(DomainError::NotYourUnit { needed: "lead" })?;
+            vec![CaseEvent::ReturnRequested(ReturnRequested { unit, reason: reason.clone() })]
+        }
+        Command::ApproveReturn { to_unit } => {
+            let Some(reason) = case.return_request.clone() else {
+                return Err(DomainError::NoReturnPending);
+            };
+            vec![transferred(case, ctx, reason, *to_unit, true)?]
+        }
+        Command::RefuseReturn { reason } => {
+            if case.return_request.is_none() {
+                return Err(DomainError::NoReturnPending);
+            }
+            vec![CaseEvent::ReturnRefused(ReturnRefused { reason: reason.clone() })]
         }
         Command::Transfer { reason, to_unit } => {
             if case.status != Status::Assigned {
                 return Err(transition(command, case));
             }
-            let to = match to_unit {
-                Some(u) if Some(*u) == case.unit => return Err(DomainError::SameUnit),
-                Some(u) => Some(TransferTarget { unit: *u, deadline: deadline(Stage::Handling, ctx.now)? }),
-                None => None,
-            };
-            let back_to_intake = if to.is_none() { Some(deadline(Stage::Assignment, ctx.now)?) } else { None };
-            vec![CaseEvent::Transferred(Transferred {
-                from_unit: case.unit,
-                reason: reason.clone(),
-                to,
-                intake_deadline: back_to_intake,
-            })]
+            vec![transferred(case, ctx, reason.clone(), *to_unit, false)?]
         }
-        Command::ExtendDeadline { due_at, reason } => {
-            let Some(current) = case.deadline.filter(|_| case.status == Status::Assigned) else {
+        Command::Contribute { text } => {
+            if !matches!(case.status, Status::Assigned | Status::Handled) {
                 return Err(transition(command, case));
+            }
+            let unit = ctx
+                .actor
+                .unit
+                .filter(|u| case.co_units.iter().any(|c| c.unit == *u))
+                .ok_or(DomainError::NotYourUnit { needed: "co-" })?;
+            let mut events = Vec::new();
+            if case.co_units.iter().any(|c| c.unit == unit && c.signed_at.is_none()) {
+                events.push(CaseEvent::SignedFor(SignedFor { unit, handling: None }));
+            }
+            events.push(CaseEvent::CoUnitContributed(CoUnitContributed { unit, text: text.clone() }));
+            events
+        }
+        Command::RequestExtension { due_at, reason } => {
+            case.check_lead(ctx.actor)?;
+            check_extension(case, policy, *due_at)?;
+            if case.extension_request.is_some() {
+                return Err(DomainError::ExtensionPending);
+            }
+            vec![CaseEvent::ExtensionRequested(ExtensionRequested { due_at: *due_at, reason: reason.clone() })]
+        }
+        Command::ApproveExtension => {
+            let Some(request) = case.extension_request.clone() else {
+                return Err(DomainError::NoExtensionPending);
             };
-            if case.extensions_this_round >= policy.max_extensions {
-                return Err(DomainError::ExtensionLimitReached);
+            vec![extended(case, ctx, request.due_at, request.reason)?]
+        }
+        Command::RefuseExtension { reason } => {
+            if case.extension_request.is_none() {
+                return Err(DomainError::NoExtensionPending);
             }
-            if *due_at <= current.due_at {
-                return Err(DomainError::DeadlineNotLater);
+            vec![CaseEvent::ExtensionRefused(ExtensionRefused { reason: reason.clone() })]
+        }
+        Command::ExtendDeadline { due_at, reason } => vec![extended(case, ctx, *due_at, reason.clone())?],
+        Command::PauseClock { reason } => {
+            if !matches!(case.status, Status::Received | Status::Assigned | Status::Handled) {
+                return Err(transition(command, case));
             }
-            if *due_at - current.due_at > Duration::days(i64::from(policy.max_extension_days)) {
-                return Err(DomainError::ExtensionTooLong { max_days: policy.max_extension_days });
+            if case.paused.is_some() {
+                return Err(DomainError::ClockPaused);
             }
-            let deadline = Deadline {
-                stage: Stage::Handling,
-                due_at: *due_at,
-                started_at: current.started_at,
-                rule: DeadlineRule::Extended { previous_due_at: current.due_at },
+            vec![CaseEvent::ClockPaused(ClockPaused { reason: reason.clone() })]
+        }
+        Command::ResumeClock => {
+            let Some(pause) = &case.paused else {
+                return Err(DomainError::ClockNotPaused);
             };
-            vec![CaseEvent::DeadlineExtended(DeadlineExtended {
-                deadline,
-                reason: reason.clone(),
-                approved_by: ctx.actor.id.clone(),
+            let shift = (ctx.now - pause.since).max(Duration::zero());
+            let moved = |d: Option<Deadline>| d.map(|d| Deadline { due_at: d.due_at + shift, ..d });
+            vec![CaseEvent::ClockResumed(ClockResumed {
+                paused_seconds: shift.num_seconds(),
+                deadline: moved(case.deadline),
+                overall: if case.overall_running() { moved(case.overall) } else { None },
+                acknowledgement: if case.acknowledgement_running() { moved(case.acknowledgement) } else { None },
             })]
         }
         Command::Handle { outcome, result } => {
@@ -504,16 +934,41 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 }
                 _ => return Err(transition(command, case)),
             }
+            case.check_lead(ctx.actor)?;
+            let mut events = Vec::new();
+            // Handling implies signing for it: the sign-for is recorded, with its real time.
+            if case.signed_at.is_none()
+                && let Some(unit) = case.unit
+            {
+                events.push(CaseEvent::SignedFor(SignedFor { unit, handling: Some(handling_deadline(case, ctx)?) }));
+            }
             let feedback_deadline = deadline(Stage::Feedback, ctx.now)?;
-            vec![CaseEvent::Handled(Handled { outcome: *outcome, result: result.clone(), feedback_deadline })]
+            events.push(CaseEvent::Handled(Handled { outcome: *outcome, result: result.clone(), feedback_deadline }));
+            events
         }
         Command::FeedBack { method, content } => {
-            if case.status != Status::Handled {
+            let own_reply_of_duplicate = case.duplicate_of.is_some()
+                && matches!(case.status, Status::Received | Status::Assigned | Status::Handled);
+            if case.status != Status::Handled && !own_reply_of_duplicate {
                 return Err(transition(command, case));
             }
-            vec![CaseEvent::FedBack(FedBack { method: *method, content: content.clone() })]
+            if case.duplicate_of.is_none() {
+                case.check_lead(ctx.actor)?;
+            }
+            let follow_up_deadline =
+                if case.duplicate_of.is_some() { None } else { Some(deadline(Stage::FollowUp, ctx.now)?) };
+            vec![CaseEvent::FedBack(FedBack { method: *method, content: content.clone(), follow_up_deadline })]
         }
-        Command::RecordSatisfaction { rating, comment } => {
+        Command::RecordFollowUpAttempt { method, note } => {
+            if case.status != Status::FedBack {
+                return Err(transition(command, case));
+            }
+            if case.satisfaction.is_some() {
+                return Err(DomainError::AlreadyRated);
+            }
+            vec![CaseEvent::FollowUpAttempted(FollowUpAttempted { method: *method, note: note.clone() })]
+        }
+        Command::RecordSatisfaction { rating, comment, method, solved } => {
             if case.status != Status::FedBack {
                 return Err(transition(command, case));
             }
@@ -523,36 +978,26 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             let mut events = vec![CaseEvent::SatisfactionRecorded(SatisfactionRecorded {
                 rating: *rating,
                 comment: comment.clone(),
+                method: Some(*method),
+                collected_by: Some(ctx.actor.id.clone()),
+                solved: *solved,
             })];
             if *rating == Rating::Dissatisfied {
-                // A dissatisfied follow-up goes back to the same unit for rework, in a new round.
-                events.push(CaseEvent::Reopened(Reopened {
-                    reason: ReopenReason::Dissatisfied,
-                    note: None,
-                    round: case.round + 1,
-                    unit: case.unit,
-                    deadline: deadline(if case.unit.is_some() { Stage::Handling } else { Stage::Assignment }, ctx.now)?,
-                }));
+                // A dissatisfied follow-up goes back to the same unit for rework, in a new round;
+                // to dispatch when that unit no longer works.
+                events.push(CaseEvent::Reopened(rework(case, ctx, ReopenReason::Dissatisfied, None)?));
+                // A second dissatisfied rating puts the case under supervision (督办).
+                if case.dissatisfied_count + 1 >= 2 && case.escalation.is_none() {
+                    events.push(CaseEvent::Escalated(Escalated { reason: second_dissatisfaction_reason() }));
+                }
             }
             events
         }
         Command::Reopen { reason } => {
-            let (unit, stage) = match case.status {
-                Status::Handled | Status::FedBack => (case.unit, Stage::Handling),
-                Status::Rejected => (None, Stage::Assignment),
-                Status::Closed if case.ever_fed_back && case.unit.is_some() => (case.unit, Stage::Handling),
-                Status::Closed => (None, Stage::Assignment),
-                Status::Received | Status::Assigned => {
-                    return Err(DomainError::NothingToReopen { status: case.status });
-                }
-            };
-            vec![CaseEvent::Reopened(Reopened {
-                reason: ReopenReason::Decision,
-                note: Some(reason.clone()),
-                round: if stage == Stage::Handling { case.round + 1 } else { case.round },
-                unit,
-                deadline: deadline(stage, ctx.now)?,
-            })]
+            if matches!(case.status, Status::Received | Status::Assigned) {
+                return Err(DomainError::NothingToReopen { status: case.status });
+            }
+            vec![CaseEvent::Reopened(rework(case, ctx, ReopenReason::Decision, Some(reason.clone()))?)]
         }
         Command::Escalate { reason } => {
             if case.escalation.is_some() {
@@ -563,12 +1008,21 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             }
             vec![CaseEvent::Escalated(Escalated { reason: reason.clone() })]
         }
-        Command::LinkDuplicate { of } => {
+        Command::LinkDuplicate { of, target_is_duplicate, has_duplicates } => {
             if *of == case.id {
                 return Err(DomainError::SelfDuplicate);
             }
             if case.duplicate_of.is_some() {
                 return Err(DomainError::AlreadyDuplicate);
+            }
+            if *target_is_duplicate {
+                return Err(DomainError::TargetIsDuplicate);
+            }
+            if *has_duplicates {
+                return Err(DomainError::HasDuplicates);
+            }
+            if !matches!(case.status, Status::Received | Status::Assigned | Status::Handled) {
+                return Err(transition(command, case));
             }
             vec![CaseEvent::LinkedAsDuplicate(LinkedAsDuplicate { of: *of })]
         }
@@ -576,26 +1030,14 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             let Some(of) = case.duplicate_of else {
                 return Err(DomainError::NotDuplicate);
             };
+            // Once answered as a duplicate, the case stays one: its reply repeated the master's.
+            if case.status == Status::FedBack {
+                return Err(transition(command, case));
+            }
             vec![CaseEvent::UnlinkedAsDuplicate(UnlinkedAsDuplicate { of, reason: reason.clone() })]
         }
         Command::AddNote { text } => vec![CaseEvent::NoteAdded(NoteAdded { text: text.clone() })],
-        Command::Close { note } => {
-            let justified = match case.status {
-                Status::FedBack => false,
-                Status::Rejected => false,
-                _ if case.duplicate_of.is_some() => false,
-                // Closing over a dissatisfied citizen during rework: the citizen was answered
-                // before, a supervisor decides that the answer stands, in writing.
-                Status::Assigned if case.dissatisfied_round == Some(case.round - 1) => {
-                    if ctx.actor.role != Role::Supervisor || note.is_none() {
-                        return Err(DomainError::JustificationRequired);
-                    }
-                    true
-                }
-                _ => return Err(DomainError::ClosedBeforeFeedback),
-            };
-            vec![CaseEvent::Closed(Closed { note: note.clone(), over_dissatisfaction: justified })]
-        }
+        Command::Close { note } => vec![CaseEvent::Closed(close(case, ctx, note)?)],
         Command::RevealComplainant { purpose } => {
             if case.complainant.sealed.is_none() || case.personal_data_erased {
                 return Err(DomainError::NoPersonalData);
@@ -611,8 +1053,164 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             };
             vec![CaseEvent::PersonalDataErased(PersonalDataErased { subject: sealed.subject })]
         }
+        Command::RecomputeDeadlines => {
+            let clocks = [case.deadline, case.acknowledgement, case.overall];
+            let mut changed = Vec::new();
+            for d in clocks.into_iter().flatten().filter(|d| d.calendar_incomplete) {
+                if let DeadlineRule::Policy { limit, urgency, .. } = d.rule {
+                    let fresh = policy.deadline_with(d.stage, limit, urgency, d.started_at, ctx.calendar)?;
+                    // The rule (and its policy source) stays as recorded: only the count moves.
+                    let fresh = Deadline { rule: d.rule, ..fresh };
+                    if fresh != d {
+                        changed.push(fresh);
+                    }
+                }
+            }
+            if changed.is_empty() {
+                return Ok(Vec::new());
+            }
+            vec![CaseEvent::DeadlinesRecomputed(DeadlinesRecomputed { deadlines: changed })]
+        }
     };
     Ok(events)
+}
+
+fn second_dissatisfaction_reason() -> Reason {
+    // A fixed, valid text: parsing it cannot fail.
+    Reason::parse("second dissatisfied rating (二次不满意)").unwrap_or_else(|_| unreachable!("a fixed valid reason"))
+}
+
+fn accepted(case: &Case, ctx: &Context<'_>) -> Result<CaseEvent, DomainError> {
+    let overall = ctx.policy.deadline(Stage::Overall, case.urgency, ctx.now, ctx.calendar)?;
+    Ok(CaseEvent::Accepted(Accepted { overall }))
+}
+
+/// The lead unit's handling clock, from now: the policy's, or the dispatcher's shorter one.
+fn handling_deadline(case: &Case, ctx: &Context<'_>) -> Result<Deadline, DomainError> {
+    let policy = ctx.policy.deadline(Stage::Handling, case.urgency, ctx.now, ctx.calendar)?;
+    Ok(match case.handling_due_at {
+        Some(t) if t > ctx.now && t < policy.due_at => Deadline {
+            due_at: t,
+            rule: DeadlineRule::Explicit { policy_due_at: policy.due_at },
+            calendar_incomplete: false,
+            ..policy
+        },
+        _ => policy,
+    })
+}
+
+fn transferred(
+    case: &Case,
+    ctx: &Context<'_>,
+    reason: Reason,
+    to_unit: Option<UnitId>,
+    approved_return: bool,
+) -> Result<CaseEvent, DomainError> {
+    let to = match to_unit {
+        Some(u) if Some(u) == case.unit => return Err(DomainError::SameUnit),
+        Some(u) => {
+            check_recusal(case, u, ctx.units)?;
+            Some(TransferTarget {
+                unit: u,
+                deadline: ctx.policy.deadline(Stage::SignFor, case.urgency, ctx.now, ctx.calendar)?,
+            })
+        }
+        None => None,
+    };
+    let intake_deadline = if to.is_none() {
+        Some(ctx.policy.deadline(Stage::Assignment, case.urgency, ctx.now, ctx.calendar)?)
+    } else {
+        None
+    };
+    Ok(CaseEvent::Transferred(Transferred { from_unit: case.unit, reason, to, intake_deadline, approved_return }))
+}
+
+fn check_extension(case: &Case, policy: &DeadlinePolicy, due_at: DateTime<Utc>) -> Result<Deadline, DomainError> {
+    let Some(current) = case.deadline.filter(|d| case.status == Status::Assigned && d.stage == Stage::Handling) else {
+        return Err(DomainError::InvalidTransition { command: "extend", status: case.status });
+    };
+    if case.extensions_this_round >= policy.max_extensions {
+        return Err(DomainError::ExtensionLimitReached);
+    }
+    if due_at <= current.due_at {
+        return Err(DomainError::DeadlineNotLater);
+    }
+    if due_at - current.due_at > Duration::days(i64::from(policy.max_extension_days)) {
+        return Err(DomainError::ExtensionTooLong { max_days: policy.max_extension_days });
+    }
+    Ok(current)
+}
+
+/// 延期: the handling deadline moves to `due_at`; the overall clock moves by the same time,
+/// at most the policy's days, once in the case's life (信访工作条例 (2022) art. 32).
+fn extended(case: &Case, ctx: &Context<'_>, due_at: DateTime<Utc>, reason: Reason) -> Result<CaseEvent, DomainError> {
+    let current = check_extension(case, ctx.policy, due_at)?;
+    let deadline = Deadline {
+        stage: Stage::Handling,
+        due_at,
+        started_at: current.started_at,
+        rule: DeadlineRule::Extended { previous_due_at: current.due_at },
+        calendar_incomplete: false,
+    };
+    let overall = case.overall.filter(|o| !matches!(o.rule, DeadlineRule::Extended { .. })).map(|o| {
+        let by = (due_at - current.due_at).min(Duration::days(i64::from(ctx.policy.max_extension_days)));
+        Deadline { due_at: o.due_at + by, rule: DeadlineRule::Extended { previous_due_at: o.due_at }, ..o }
+    });
+    Ok(CaseEvent::DeadlineExtended(DeadlineExtended { deadline, reason, approved_by: ctx.actor.id.clone(), overall }))
+}
+
+/// 重办: rework in a new round by the same unit, or back to dispatch when there was none or it
+/// was deactivated (rework never goes to a unit that no longer works).
+fn rework(case: &Case, ctx: &Context<'_>, reason: ReopenReason, note: Option<Reason>) -> Result<Reopened, DomainError> {
+    let unit = match case.status {
+        Status::Rejected => None,
+        Status::Closed if !case.ever_fed_back => None,
+        _ => case.unit.filter(|u| ctx.units.is_active(*u)),
+    };
+    let stage = if unit.is_some() { Stage::Handling } else { Stage::Assignment };
+    let new_round = case.status != Status::Rejected && (case.ever_fed_back || case.handling.is_some());
+    Ok(Reopened {
+        reason,
+        note,
+        round: if new_round { case.round + 1 } else { case.round },
+        unit,
+        deadline: ctx.policy.deadline(stage, case.urgency, ctx.now, ctx.calendar)?,
+    })
+}
+
+/// 办结 after the follow-up (回访): a rating; or the lapsed follow-up window with failed
+/// attempts recorded; or a supervisor's written justification. A rejected case closes at once;
+/// a linked duplicate after its own reply.
+fn close(case: &Case, ctx: &Context<'_>, note: &Option<Text>) -> Result<Closed, DomainError> {
+    let supervisor_justifies = ctx.actor.role == Role::Supervisor && note.is_some();
+    let plain =
+        Closed { note: note.clone(), over_dissatisfaction: false, follow_up_lapsed: false, without_rating: false };
+    match case.status {
+        Status::Rejected => Ok(plain),
+        Status::FedBack if case.duplicate_of.is_some() || case.satisfaction.is_some() => Ok(plain),
+        // Older histories have no follow-up clock: their fed-back cases close as before.
+        Status::FedBack if case.deadline.is_none() => Ok(plain),
+        Status::FedBack => {
+            let lapsed = case.deadline.is_some_and(|d| ctx.now > d.due_at) && case.follow_up_attempts > 0;
+            if lapsed {
+                Ok(Closed { follow_up_lapsed: true, ..plain })
+            } else if supervisor_justifies {
+                Ok(Closed { without_rating: true, ..plain })
+            } else {
+                Err(DomainError::FollowUpPending)
+            }
+        }
+        // Closing over a dissatisfied citizen during rework: the citizen was answered before, a
+        // supervisor decides that the answer stands, in writing.
+        Status::Assigned if case.dissatisfied_round == Some(case.round - 1) => {
+            if supervisor_justifies {
+                Ok(Closed { over_dissatisfaction: true, ..plain })
+            } else {
+                Err(DomainError::JustificationRequired)
+            }
+        }
+        _ => Err(DomainError::ClosedBeforeFeedback),
+    }
 }
 
 fn register(r: &Registration, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, DomainError> {
@@ -621,6 +1219,14 @@ fn register(r: &Registration, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Domai
     }
     // Paper intake is entered later: the routing clock starts when the case was received.
     let assign_deadline = ctx.policy.deadline(Stage::Assignment, r.urgency, r.received_at, ctx.calendar)?;
+    // The acknowledgement is owed to an identified citizen: 15 calendar days (信访工作条例
+    // art. 23), or 15 working days for an accusation (检举控告工作规则 (2020)).
+    let acknowledgement = if r.complainant.anonymous {
+        None
+    } else {
+        let limit = if r.accused_unit.is_some() { ctx.policy.accusation_acknowledge } else { ctx.policy.acknowledge };
+        Some(ctx.policy.deadline_with(Stage::Acknowledgement, limit, r.urgency, r.received_at, ctx.calendar)?)
+    };
     Ok(vec![CaseEvent::Received(Received {
         receipt_code: ReceiptCode::for_case(r.id, r.received_at),
         channel: r.channel,
@@ -634,6 +1240,7 @@ fn register(r: &Registration, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Domai
         received_at: r.received_at,
         complainant: r.complainant.clone(),
         assign_deadline,
+        acknowledgement,
     })])
 }
 
@@ -646,7 +1253,12 @@ fn explicit_deadline(
         None => Ok(policy),
         Some(t) if t <= now => Err(DomainError::DeadlineInPast),
         Some(t) if t > policy.due_at => Err(DomainError::DeadlineBeyondPolicy),
-        Some(t) => Ok(Deadline { due_at: t, rule: DeadlineRule::Explicit { policy_due_at: policy.due_at }, ..policy }),
+        Some(t) => Ok(Deadline {
+            due_at: t,
+            rule: DeadlineRule::Explicit { policy_due_at: policy.due_at },
+            calendar_incomplete: false,
+            ..policy
+        }),
     }
 }
 
@@ -670,18 +1282,34 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 urgency: e.urgency,
                 complainant: e.complainant.clone(),
                 received_at: e.received_at,
+                accepted_at: None,
+                acknowledged_at: None,
                 status: Status::Received,
                 round: 1,
                 unit: None,
+                tier: None,
+                co_units: Vec::new(),
                 deadline: Some(e.assign_deadline),
+                acknowledgement: e.acknowledgement,
+                overall: None,
+                suspended_deadline: None,
                 extensions_this_round: 0,
+                extension_request: None,
                 assigned_at: None,
+                signed_at: None,
+                handling_due_at: None,
+                return_request: None,
+                returns: 0,
+                paused: None,
                 handling: None,
                 feedback: None,
+                follow_up_attempts: 0,
                 satisfaction: None,
                 dissatisfied_round: None,
+                dissatisfied_count: 0,
                 ever_fed_back: false,
                 rejection: None,
+                rejection_code: None,
                 escalation: None,
                 duplicate_of: None,
                 notes: 0,
@@ -696,51 +1324,137 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
     case.version += 1;
     match event {
         CaseEvent::Received(_) => {}
+        CaseEvent::Accepted(e) => {
+            case.accepted_at = Some(at);
+            case.overall = Some(e.overall);
+        }
+        CaseEvent::CitizenNotified(e) => {
+            if e.kind == NoticeKind::Acknowledgement {
+                case.acknowledged_at = Some(at);
+                case.acknowledgement = None;
+            }
+        }
         CaseEvent::Classified(e) => case.category = Some(e.category),
         CaseEvent::Rejected(e) => {
             case.status = Status::Rejected;
             case.rejection = Some(e.reason.clone());
+            case.rejection_code = e.code;
             case.deadline = None;
         }
         CaseEvent::Assigned(e) => {
             case.status = Status::Assigned;
             case.unit = Some(e.unit);
+            case.tier = e.tier;
+            case.co_units =
+                e.co_units.iter().map(|u| CoUnit { unit: *u, signed_at: None, contributed_at: None }).collect();
             case.deadline = Some(e.deadline);
             case.assigned_at = Some(at);
+            case.handling_due_at = e.handling_due_at;
+            // Before sign-for existed, assignment started the handling clock: signed then.
+            case.signed_at = (e.deadline.stage == Stage::Handling).then_some(at);
+            case.return_request = None;
         }
-        CaseEvent::Transferred(e) => match &e.to {
-            Some(to) => {
-                case.unit = Some(to.unit);
-                case.deadline = Some(to.deadline);
-                case.assigned_at = Some(at);
-                case.extensions_this_round = 0;
+        CaseEvent::SignedFor(e) => {
+            if Some(e.unit) == case.unit {
+                case.signed_at = Some(at);
+                if let Some(d) = e.handling {
+                    case.deadline = Some(d);
+                }
+            } else if let Some(c) = case.co_units.iter_mut().find(|c| c.unit == e.unit) {
+                c.signed_at = Some(at);
             }
-            None => {
-                case.status = Status::Received;
-                case.unit = None;
-                case.deadline = e.intake_deadline;
-                case.extensions_this_round = 0;
+        }
+        CaseEvent::ReturnRequested(e) => case.return_request = Some(e.reason.clone()),
+        CaseEvent::ReturnRefused(_) => case.return_request = None,
+        CaseEvent::CoUnitContributed(e) => {
+            if let Some(c) = case.co_units.iter_mut().find(|c| c.unit == e.unit) {
+                c.contributed_at = Some(at);
             }
-        },
+        }
+        CaseEvent::Transferred(e) => {
+            case.return_request = None;
+            case.extension_request = None;
+            case.extensions_this_round = 0;
+            case.signed_at = None;
+            case.handling_due_at = None;
+            if e.approved_return {
+                case.returns += 1;
+            }
+            match &e.to {
+                Some(to) => {
+                    case.unit = Some(to.unit);
+                    case.co_units.retain(|c| c.unit != to.unit);
+                    case.deadline = Some(to.deadline);
+                    case.assigned_at = Some(at);
+                    // Transfers written before sign-for existed carried the handling clock.
+                    if to.deadline.stage == Stage::Handling {
+                        case.signed_at = Some(at);
+                    }
+                }
+                None => {
+                    case.status = Status::Received;
+                    case.unit = None;
+                    case.co_units.clear();
+                    case.deadline = e.intake_deadline;
+                }
+            }
+        }
+        CaseEvent::ExtensionRequested(e) => {
+            case.extension_request = Some(PendingExtension { due_at: e.due_at, reason: e.reason.clone() });
+        }
+        CaseEvent::ExtensionRefused(_) => case.extension_request = None,
         CaseEvent::DeadlineExtended(e) => {
             case.deadline = Some(e.deadline);
             case.extensions_this_round += 1;
+            case.extension_request = None;
+            if e.overall.is_some() {
+                case.overall = e.overall;
+            }
+        }
+        CaseEvent::ClockPaused(e) => case.paused = Some(Pause { since: at, reason: e.reason.clone() }),
+        CaseEvent::ClockResumed(e) => {
+            case.paused = None;
+            if e.deadline.is_some() {
+                case.deadline = e.deadline;
+            }
+            if e.overall.is_some() {
+                case.overall = e.overall;
+            }
+            if e.acknowledgement.is_some() {
+                case.acknowledgement = e.acknowledgement;
+            }
         }
         CaseEvent::Handled(e) => {
             case.status = Status::Handled;
             case.handling = Some(HandlingRecord { outcome: e.outcome, result: e.result.clone(), at });
             case.deadline = Some(e.feedback_deadline);
+            case.return_request = None;
+            case.extension_request = None;
         }
         CaseEvent::FedBack(e) => {
             case.status = Status::FedBack;
             case.feedback = Some(FeedbackRecord { method: e.method, content: e.content.clone(), at });
             case.ever_fed_back = true;
-            case.deadline = None;
+            case.deadline = e.follow_up_deadline;
+            case.suspended_deadline = None;
+            case.follow_up_attempts = 0;
+            case.return_request = None;
+            case.extension_request = None;
         }
+        CaseEvent::FollowUpAttempted(_) => case.follow_up_attempts += 1,
         CaseEvent::SatisfactionRecorded(e) => {
-            case.satisfaction = Some(SatisfactionRecord { rating: e.rating, comment: e.comment.clone(), at });
+            case.satisfaction = Some(SatisfactionRecord {
+                rating: e.rating,
+                comment: e.comment.clone(),
+                at,
+                method: e.method,
+                collected_by: e.collected_by.clone(),
+                solved: e.solved,
+            });
+            case.deadline = None;
             if e.rating == Rating::Dissatisfied {
                 case.dissatisfied_round = Some(case.round);
+                case.dissatisfied_count += 1;
             }
         }
         CaseEvent::Reopened(e) => {
@@ -749,26 +1463,55 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.status = if e.unit.is_some() { Status::Assigned } else { Status::Received };
             if e.unit.is_some() {
                 case.assigned_at = Some(at);
+                case.signed_at = Some(at);
+            } else {
+                case.signed_at = None;
+                case.co_units.clear();
             }
             case.deadline = Some(e.deadline);
             case.extensions_this_round = 0;
+            case.extension_request = None;
+            case.return_request = None;
             case.handling = None;
             case.feedback = None;
             case.satisfaction = None;
+            case.follow_up_attempts = 0;
             case.rejection = None;
+            case.rejection_code = None;
             case.closed_at = None;
         }
         CaseEvent::Escalated(e) => case.escalation = Some(e.reason.clone()),
-        CaseEvent::LinkedAsDuplicate(e) => case.duplicate_of = Some(e.of),
-        CaseEvent::UnlinkedAsDuplicate(_) => case.duplicate_of = None,
+        CaseEvent::LinkedAsDuplicate(e) => {
+            case.duplicate_of = Some(e.of);
+            // A duplicate's own clocks stop: it is never overdue; it is not worked on its own,
+            // so nothing waits for a decision either.
+            case.suspended_deadline = case.deadline.take();
+            case.return_request = None;
+            case.extension_request = None;
+        }
+        CaseEvent::UnlinkedAsDuplicate(_) => {
+            case.duplicate_of = None;
+            case.deadline = case.suspended_deadline.take();
+        }
         CaseEvent::NoteAdded(_) => case.notes += 1,
         CaseEvent::Closed(_) => {
             case.status = Status::Closed;
             case.deadline = None;
+            case.acknowledgement = None;
             case.closed_at = Some(at);
         }
         CaseEvent::ComplainantRevealed(_) => {}
         CaseEvent::PersonalDataErased(_) => case.personal_data_erased = true,
+        CaseEvent::DeadlinesRecomputed(e) => {
+            for d in &e.deadlines {
+                match d.stage {
+                    Stage::Acknowledgement => case.acknowledgement = Some(*d),
+                    Stage::Overall => case.overall = Some(*d),
+                    stage if case.deadline.is_some_and(|c| c.stage == stage) => case.deadline = Some(*d),
+                    _ => {}
+                }
+            }
+        }
     }
     Ok(case)
 }

@@ -60,48 +60,91 @@ fn classifying_sets_the_category_and_keeps_the_deadline() {
 
 #[test]
 fn rejecting_a_received_case_records_the_reason() {
-    let (events, case) =
-        given_new().after(&[register()]).when(Command::Reject { reason: reason("不属于纪委受理范围") }).unwrap();
-    assert_eq!(events, vec![CaseEvent::Rejected(Rejected { reason: reason("不属于纪委受理范围") })]);
+    let (events, case) = given_new()
+        .after(&[register()])
+        .when(Command::Reject {
+            code: NonAcceptanceCode::OutOfRemit,
+            reason: reason("不属于纪委受理范围"),
+            referred_to: Some(text("镇司法所")),
+        })
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![CaseEvent::Rejected(Rejected {
+            reason: reason("不属于纪委受理范围"),
+            code: Some(NonAcceptanceCode::OutOfRemit),
+            referred_to: Some(text("镇司法所")),
+        })]
+    );
     assert_eq!(case.status, Status::Rejected);
     assert_eq!(case.deadline, None);
 }
 
 #[test]
 fn rejecting_an_assigned_case_is_an_invalid_transition() {
-    let err = given_new().after(&[register(), assign(1)]).when(Command::Reject { reason: reason("x") }).unwrap_err();
+    let err = given_new().after(&[register(), assign(1)]).when(reject("x")).unwrap_err();
     assert_eq!(err, DomainError::InvalidTransition { command: "reject", status: Status::Assigned });
 }
 
 #[test]
-fn assigning_routes_to_the_unit_with_a_fifteen_working_day_deadline() {
-    let (events, case) = given_new().after(&[register()]).when(assign(1)).unwrap();
-    let [CaseEvent::Assigned(a)] = events.as_slice() else { panic!() };
+fn assigning_routes_to_the_unit_with_a_one_working_day_sign_for_clock_then_fifteen_to_handle() {
+    let s = given_new().after(&[register()]);
+    let (events, case) = s.when(assign(1)).unwrap();
+    // 交办 implies acceptance: the overall clock starts, 60 calendar days (信访工作条例 art. 32).
+    let [CaseEvent::Accepted(acc), CaseEvent::Assigned(a)] = events.as_slice() else { panic!("{events:?}") };
+    assert_eq!(acc.overall.due_at.to_rfc3339(), "2027-01-01T15:59:59+00:00");
     assert_eq!(a.unit, unit(1));
-    assert_eq!(a.deadline.due_at.to_rfc3339(), "2026-11-23T15:59:59+00:00");
-    assert!(matches!(a.deadline.rule, DeadlineRule::Policy { limit: Limit::WorkingDays(15), .. }));
+    assert_eq!(a.deadline.stage, Stage::SignFor);
+    // Monday 2026-11-02 + 1 working day: Tuesday 2026-11-03, 23:59:59 CST.
+    assert_eq!(a.deadline.due_at.to_rfc3339(), "2026-11-03T15:59:59+00:00");
     assert_eq!(case.status, Status::Assigned);
     assert_eq!(case.unit, Some(unit(1)));
+    let (events, case) = s.after(&[assign(1)]).handler_of(1).when(Command::SignFor).unwrap();
+    let [CaseEvent::SignedFor(sf)] = events.as_slice() else { panic!("{events:?}") };
+    let h = sf.handling.unwrap();
+    assert_eq!(h.due_at.to_rfc3339(), "2026-11-23T15:59:59+00:00");
+    assert!(matches!(h.rule, DeadlineRule::Policy { limit: Limit::WorkingDays(15), .. }));
+    assert_eq!(case.deadline.unwrap().stage, Stage::Handling);
 }
 
 #[test]
 fn assigning_with_a_shorter_explicit_deadline_records_the_policy_it_shortened() {
     let due = now() + Duration::days(3);
-    let (events, _) = given_new()
+    let (_, case) = given_new()
         .after(&[register()])
-        .when(Command::Assign { unit: unit(1), due_at: Some(due), note: Some(text("请尽快核实")) })
+        .after(&[Command::Assign {
+            unit: unit(1),
+            co_units: vec![],
+            due_at: Some(due),
+            note: Some(text("请尽快核实")),
+            tier: None,
+        }])
+        .handler_of(1)
+        .when(Command::SignFor)
         .unwrap();
-    let [CaseEvent::Assigned(a)] = events.as_slice() else { panic!() };
-    assert_eq!(a.deadline.due_at, due);
-    assert!(matches!(a.deadline.rule, DeadlineRule::Explicit { .. }));
+    let d = case.deadline.unwrap();
+    assert_eq!(d.due_at, due);
+    assert!(matches!(d.rule, DeadlineRule::Explicit { .. }));
 }
 
 #[test]
 fn assigning_with_a_deadline_beyond_the_policy_or_in_the_past_is_rejected() {
     let s = given_new().after(&[register()]);
-    let late = Command::Assign { unit: unit(1), due_at: Some(now() + Duration::days(90)), note: None };
+    let late = Command::Assign {
+        unit: unit(1),
+        co_units: vec![],
+        due_at: Some(now() + Duration::days(90)),
+        note: None,
+        tier: None,
+    };
     assert_eq!(s.when(late).unwrap_err(), DomainError::DeadlineBeyondPolicy);
-    let past = Command::Assign { unit: unit(1), due_at: Some(now() - Duration::hours(1)), note: None };
+    let past = Command::Assign {
+        unit: unit(1),
+        co_units: vec![],
+        due_at: Some(now() - Duration::hours(1)),
+        note: None,
+        tier: None,
+    };
     assert_eq!(s.when(past).unwrap_err(), DomainError::DeadlineInPast);
 }
 
@@ -109,7 +152,10 @@ fn assigning_with_a_deadline_beyond_the_policy_or_in_the_past_is_rejected() {
 fn urgent_cases_are_due_in_hours() {
     let mut r = registration();
     r.urgency = Urgency::Urgent;
-    let (_, case) = given_new().after(&[Command::Register(Box::new(r))]).when(assign(1)).unwrap();
+    let s = given_new().after(&[Command::Register(Box::new(r))]);
+    let (_, case) = s.when(assign(1)).unwrap();
+    assert_eq!(case.deadline.unwrap().due_at, now() + Duration::hours(2));
+    let (_, case) = s.after(&[assign(1)]).handler_of(1).when(Command::SignFor).unwrap();
     assert_eq!(case.deadline.unwrap().due_at, now() + Duration::hours(48));
 }
 
@@ -143,7 +189,11 @@ fn transferring_to_the_same_unit_is_rejected() {
 
 #[test]
 fn extending_once_records_the_approver_and_a_second_extension_is_refused() {
-    let s = given_new().after(&[register(), assign(1)]);
+    let s = given_new()
+        .after(&[register(), assign(1)])
+        .handler_of(1)
+        .after(&[Command::SignFor])
+        .acting_as(Role::Supervisor);
     let due = s.state().unwrap().deadline.unwrap().due_at + Duration::days(10);
     let (events, case) = s.when(Command::ExtendDeadline { due_at: due, reason: reason("需要现场核查") }).unwrap();
     let [CaseEvent::DeadlineExtended(e)] = events.as_slice() else { panic!() };
@@ -156,7 +206,11 @@ fn extending_once_records_the_approver_and_a_second_extension_is_refused() {
 
 #[test]
 fn extending_by_more_than_thirty_days_or_backwards_is_refused() {
-    let s = given_new().after(&[register(), assign(1)]);
+    let s = given_new()
+        .after(&[register(), assign(1)])
+        .handler_of(1)
+        .after(&[Command::SignFor])
+        .acting_as(Role::Supervisor);
     let due = s.state().unwrap().deadline.unwrap().due_at;
     assert_eq!(
         s.when(Command::ExtendDeadline { due_at: due + Duration::days(31), reason: reason("x") }).unwrap_err(),
@@ -188,10 +242,15 @@ fn feeding_back_before_handling_is_rejected() {
 }
 
 #[test]
-fn feeding_back_stops_the_clock() {
-    let (_, case) = given_new().after(&[register(), assign(1), handle()]).when(feedback()).unwrap();
+fn feeding_back_starts_the_follow_up_clock_and_the_rating_stops_it() {
+    let s = given_new().after(&[register(), assign(1), handle()]);
+    let (_, case) = s.when(feedback()).unwrap();
     assert_eq!(case.status, Status::FedBack);
     assert!(case.ever_fed_back);
+    // Monday 2026-11-02 + 5 working days: Monday 2026-11-09, 23:59:59 CST.
+    let d = case.deadline.unwrap();
+    assert_eq!((d.stage, d.due_at.to_rfc3339().as_str()), (Stage::FollowUp, "2026-11-09T15:59:59+00:00"));
+    let (_, case) = s.after(&[feedback()]).when(rate(Rating::Satisfied)).unwrap();
     assert_eq!(case.deadline, None);
 }
 
@@ -237,12 +296,12 @@ fn closing_before_feedback_is_rejected() {
 }
 
 #[test]
-fn a_rejected_or_duplicate_case_can_be_closed_without_feedback() {
-    let (_, case) =
-        given_new().after(&[register(), Command::Reject { reason: reason("重复反映") }]).when(close(None)).unwrap();
+fn a_rejected_case_closes_without_feedback_and_a_duplicate_after_its_own_reply() {
+    let (_, case) = given_new().after(&[register(), reject("重复反映")]).when(close(None)).unwrap();
     assert_eq!(case.status, Status::Closed);
-    let other = CaseId::from_uuid(uuid::Uuid::from_u128(99));
-    let (_, case) = given_new().after(&[register(), Command::LinkDuplicate { of: other }]).when(close(None)).unwrap();
+    let s = given_new().after(&[register(), link(90)]);
+    assert_eq!(s.when(close(None)).unwrap_err(), DomainError::ClosedBeforeFeedback);
+    let (_, case) = s.after(&[feedback()]).when(close(None)).unwrap();
     assert_eq!(case.status, Status::Closed);
 }
 
@@ -260,10 +319,8 @@ fn a_closed_case_changes_only_by_an_explicit_reopen() {
 
 #[test]
 fn reopening_a_rejected_case_returns_it_to_intake() {
-    let (_, case) = given_new()
-        .after(&[register(), Command::Reject { reason: reason("x") }])
-        .when(Command::Reopen { reason: reason("受理有误") })
-        .unwrap();
+    let (_, case) =
+        given_new().after(&[register(), reject("x")]).when(Command::Reopen { reason: reason("受理有误") }).unwrap();
     assert_eq!(case.status, Status::Received);
     assert_eq!(case.rejection, None);
 }
@@ -289,11 +346,11 @@ fn escalating_twice_is_refused() {
 #[test]
 fn duplicate_links_are_checked() {
     let s = given_new().after(&[register()]);
-    assert_eq!(s.when(Command::LinkDuplicate { of: case_id() }).unwrap_err(), DomainError::SelfDuplicate);
+    let own = Command::LinkDuplicate { of: case_id(), target_is_duplicate: false, has_duplicates: false };
+    assert_eq!(s.when(own).unwrap_err(), DomainError::SelfDuplicate);
     assert_eq!(s.when(Command::UnlinkDuplicate { reason: reason("x") }).unwrap_err(), DomainError::NotDuplicate);
-    let other = CaseId::from_uuid(uuid::Uuid::from_u128(99));
-    let linked = s.after(&[Command::LinkDuplicate { of: other }]);
-    assert_eq!(linked.when(Command::LinkDuplicate { of: other }).unwrap_err(), DomainError::AlreadyDuplicate);
+    let linked = s.after(&[link(90)]);
+    assert_eq!(linked.when(link(90)).unwrap_err(), DomainError::AlreadyDuplicate);
     let (_, case) = linked.when(Command::UnlinkDuplicate { reason: reason("并非同一事项") }).unwrap();
     assert_eq!(case.duplicate_of, None);
 }
@@ -306,7 +363,7 @@ fn notes_are_counted() {
 
 #[test]
 fn a_reveal_is_recorded_even_on_a_closed_case() {
-    let s = given_new().after(&[register(), Command::Reject { reason: reason("x") }, close(None)]);
+    let s = given_new().after(&[register(), reject("x"), close(None)]);
     let (events, _) = s.when(Command::RevealComplainant { purpose: reason("核实身份") }).unwrap();
     assert!(matches!(&events[0], CaseEvent::ComplainantRevealed(_)));
 }
@@ -327,7 +384,9 @@ fn a_whole_life_replays_to_the_live_state() {
     let case = s.state().unwrap();
     assert_eq!(case.status, Status::Closed);
     assert_eq!(case.round, 2);
-    assert_eq!(case.version, 10);
+    // received, accepted, assigned, signed_for, handled, fed_back, satisfaction, reopened,
+    // handled, fed_back, satisfaction, closed: 12 by hand.
+    assert_eq!(case.version, 12);
 }
 
 #[test]
@@ -349,9 +408,12 @@ fn an_unknown_event_type_is_a_history_error() {
 
 #[test]
 fn every_event_round_trips_through_its_payload() {
-    let s = given_new().after(&[
-        register(),
-        assign(1),
+    let s = given_new()
+        .after(&[register(), assign(1)])
+        .handler_of(1)
+        .after(&[Command::SignFor])
+        .acting_as(Role::Supervisor);
+    let s = s.after(&[
         Command::ExtendDeadline { due_at: now() + Duration::days(30), reason: reason("x") },
         handle(),
         feedback(),
@@ -367,7 +429,7 @@ fn every_event_round_trips_through_its_payload() {
 
 #[test]
 fn erasing_personal_data_leaves_a_marker_once_even_on_a_closed_case() {
-    let s = given_new().after(&[register(), Command::Reject { reason: reason("x") }, close(None)]);
+    let s = given_new().after(&[register(), reject("x"), close(None)]);
     let (events, case) = s.when(Command::ErasePersonalData).unwrap();
     assert!(matches!(&events[0], CaseEvent::PersonalDataErased(_)));
     assert!(case.personal_data_erased);

@@ -28,7 +28,40 @@ pub fn text(s: &str) -> Text {
 }
 
 pub fn actor(role: Role) -> Actor {
-    Actor { id: ActorId::parse(format!("{}-1", role.as_str())).unwrap(), role }
+    Actor { id: ActorId::parse(format!("{}-1", role.as_str())).unwrap(), role, unit: None }
+}
+
+/// A small organisation: unit 10 (a town department) has unit 11 under it, and 11 has 12; the
+/// units in `inactive` are deactivated.
+#[derive(Debug, Clone, Default)]
+pub struct Units {
+    pub inactive: Vec<UnitId>,
+}
+
+impl Units {
+    fn parent(u: UnitId) -> Option<UnitId> {
+        match u {
+            u if u == unit(11) => Some(unit(10)),
+            u if u == unit(12) => Some(unit(11)),
+            _ => None,
+        }
+    }
+}
+
+impl UnitDirectory for Units {
+    fn is_within(&self, u: UnitId, ancestor: UnitId) -> bool {
+        let mut cur = Some(u);
+        while let Some(c) = cur {
+            if c == ancestor {
+                return true;
+            }
+            cur = Self::parent(c);
+        }
+        false
+    }
+    fn is_active(&self, u: UnitId) -> bool {
+        !self.inactive.contains(&u)
+    }
 }
 
 pub fn registration() -> Registration {
@@ -60,6 +93,8 @@ pub struct Scenario {
     pub role: Role,
     pub calendar: WorkingCalendar,
     pub policy: DeadlinePolicy,
+    pub unit: Option<UnitId>,
+    pub units: Units,
 }
 
 pub fn given_new() -> Scenario {
@@ -69,6 +104,8 @@ pub fn given_new() -> Scenario {
         role: Role::Supervisor,
         calendar: WorkingCalendar::default(),
         policy: DeadlinePolicy::default(),
+        unit: None,
+        units: Units::default(),
     }
 }
 
@@ -84,6 +121,19 @@ impl Scenario {
         self
     }
 
+    /// A copy, to try several commands from one history.
+    pub fn clone_at(&self) -> Self {
+        Scenario {
+            history: self.history.clone(),
+            now: self.now,
+            role: self.role,
+            calendar: self.calendar.clone(),
+            policy: self.policy,
+            unit: self.unit,
+            units: self.units.clone(),
+        }
+    }
+
     pub fn at(mut self, t: DateTime<Utc>) -> Self {
         self.now = t;
         self
@@ -91,6 +141,24 @@ impl Scenario {
 
     pub fn acting_as(mut self, role: Role) -> Self {
         self.role = role;
+        self.unit = None;
+        self
+    }
+
+    /// A handler of unit `u` acts.
+    pub fn handler_of(mut self, u: u128) -> Self {
+        self.role = Role::Handler;
+        self.unit = Some(unit(u));
+        self
+    }
+
+    pub fn with_units(mut self, units: Units) -> Self {
+        self.units = units;
+        self
+    }
+
+    pub fn with_calendar(mut self, calendar: WorkingCalendar) -> Self {
+        self.calendar = calendar;
         self
     }
 
@@ -99,8 +167,14 @@ impl Scenario {
     }
 
     pub fn decide(&self, c: &Command) -> Result<Vec<CaseEvent>, DomainError> {
-        let actor = actor(self.role);
-        let ctx = Context { now: self.now, actor: &actor, calendar: &self.calendar, policy: &self.policy };
+        let actor = Actor { unit: self.unit, ..actor(self.role) };
+        let ctx = Context {
+            now: self.now,
+            actor: &actor,
+            calendar: &self.calendar,
+            policy: &self.policy,
+            units: &self.units,
+        };
         decide(self.state().as_ref(), c, &ctx)
     }
 
@@ -121,7 +195,26 @@ pub fn register() -> Command {
     Command::Register(Box::new(registration()))
 }
 pub fn assign(u: u128) -> Command {
-    Command::Assign { unit: unit(u), due_at: None, note: None }
+    Command::Assign { unit: unit(u), co_units: vec![], due_at: None, note: None, tier: None }
+}
+pub fn assign_jointly(u: u128, co: &[u128]) -> Command {
+    Command::Assign {
+        unit: unit(u),
+        co_units: co.iter().map(|c| unit(*c)).collect(),
+        due_at: None,
+        note: None,
+        tier: None,
+    }
+}
+pub fn reject(r: &str) -> Command {
+    Command::Reject { code: NonAcceptanceCode::Other, reason: reason(r), referred_to: None }
+}
+pub fn link(of: u128) -> Command {
+    Command::LinkDuplicate {
+        of: CaseId::from_uuid(Uuid::from_u128(of)),
+        target_is_duplicate: false,
+        has_duplicates: false,
+    }
 }
 pub fn handle() -> Command {
     Command::Handle { outcome: Outcome::Resolved, result: text("已张榜公示低保名单，重新评议。") }
@@ -130,7 +223,7 @@ pub fn feedback() -> Command {
     Command::FeedBack { method: FeedbackMethod::Phone, content: text("电话告知处理结果。") }
 }
 pub fn rate(r: Rating) -> Command {
-    Command::RecordSatisfaction { rating: r, comment: None }
+    Command::RecordSatisfaction { rating: r, comment: None, method: RatingMethod::Phone, solved: Some(true) }
 }
 pub fn close(note: Option<&str>) -> Command {
     Command::Close { note: note.map(text) }

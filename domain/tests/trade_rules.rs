@@ -1,0 +1,365 @@
+//! Given/when/then tests for the rules of the trade: recusal, acknowledgement, sign-for and
+//! return, joint handling, honest clocks, follow-up, duplicates and units that stop. Expected
+//! times are counted by hand from the rule (a calendar on paper), never taken from the code.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod support;
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use domain::events::*;
+use domain::*;
+use support::*;
+
+fn days(n: i64) -> Duration {
+    Duration::days(n)
+}
+
+fn signed(s: support::Scenario, u: u128) -> support::Scenario {
+    s.handler_of(u).after(&[Command::SignFor]).acting_as(Role::Supervisor)
+}
+
+fn accusing(accused: u128) -> Command {
+    let mut r = registration();
+    r.accused_unit = Some(unit(accused));
+    Command::Register(Box::new(r))
+}
+
+// ── 回避 (纪检监察机关处理检举控告工作规则 (2020) art. 47) ─────────────────────────────────
+
+#[test]
+fn an_accusation_is_never_assigned_to_the_accused_unit_nor_a_unit_under_it() {
+    // Unit 10 is accused; 11 lies under 10, and 12 under 11 (see support::Units).
+    let s = given_new().after(&[accusing(10)]);
+    for u in [10, 11, 12] {
+        assert_eq!(s.when(assign(u)).unwrap_err(), DomainError::Recusal, "unit {u}");
+        assert_eq!(s.when(assign_jointly(1, &[u])).unwrap_err(), DomainError::Recusal, "co-unit {u}");
+    }
+    assert!(s.when(assign(1)).is_ok());
+}
+
+#[test]
+fn an_accusation_is_never_transferred_or_returned_to_the_accused_unit() {
+    let s = given_new().after(&[accusing(11), assign(1)]);
+    let transfer = Command::Transfer { reason: reason("改派"), to_unit: Some(unit(12)) };
+    assert_eq!(s.when(transfer).unwrap_err(), DomainError::Recusal);
+    let s = s.handler_of(1).after(&[Command::RequestReturn { reason: reason("非本单位职责") }]).acting_as(Role::Clerk);
+    assert_eq!(s.when(Command::ApproveReturn { to_unit: Some(unit(11)) }).unwrap_err(), DomainError::Recusal);
+    // The unit above the accused one is not barred.
+    assert!(s.when(Command::ApproveReturn { to_unit: Some(unit(10)) }).is_ok());
+}
+
+// ── 受理 / 告知 ───────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn an_identified_citizen_is_owed_an_acknowledgement_in_fifteen_calendar_days() {
+    // Received Monday 2026-11-02 09:00 CST; 15 calendar days: Tuesday 2026-11-17 (信访工作条例 art. 23).
+    let (_, case) = given_new().when(register()).unwrap();
+    let ack = case.acknowledgement.unwrap();
+    assert_eq!(ack.due_at.to_rfc3339(), "2026-11-17T15:59:59+00:00");
+    assert!(matches!(ack.rule, DeadlineRule::Policy { limit: Limit::CalendarDays(15), .. }));
+    let notice = Command::NotifyCitizen {
+        kind: NoticeKind::Acknowledgement,
+        method: FeedbackMethod::Sms,
+        content: text("您反映的问题已受理，受理编号已告知。"),
+        receipt_code_given: true,
+    };
+    let (_, case) = given_new().after(&[register()]).when(notice).unwrap();
+    assert_eq!(case.acknowledgement, None);
+    assert!(case.acknowledged_at.is_some());
+}
+
+#[test]
+fn an_identified_accusation_is_acknowledged_in_fifteen_working_days_and_an_anonymous_case_owes_none() {
+    // 15 working days after Monday 2026-11-02 (no holidays): Monday 2026-11-23.
+    let (_, case) = given_new().when(accusing(10)).unwrap();
+    assert_eq!(case.acknowledgement.unwrap().due_at.to_rfc3339(), "2026-11-23T15:59:59+00:00");
+    let mut r = registration();
+    r.complainant = Complainant { anonymous: true, sealed: None };
+    let (_, case) = given_new().when(Command::Register(Box::new(r))).unwrap();
+    assert_eq!(case.acknowledgement, None);
+}
+
+#[test]
+fn non_acceptance_needs_a_referral_for_the_codes_that_name_another_body() {
+    let s = given_new().after(&[register()]);
+    let no_referral =
+        Command::Reject {
+            code: NonAcceptanceCode::LegalChannel, reason: reason("应通过诉讼解决"), referred_to: None
+        };
+    assert_eq!(s.when(no_referral).unwrap_err(), DomainError::ReferralRequired);
+    let (_, case) = s.when(reject("无具体事实")).unwrap();
+    assert_eq!(case.rejection_code, Some(NonAcceptanceCode::Other));
+}
+
+#[test]
+fn accepting_starts_the_overall_clock_of_sixty_calendar_days_once() {
+    let s = given_new().after(&[register()]);
+    let (_, case) = s.when(Command::Accept).unwrap();
+    // 2026-11-02 + 60 calendar days = 2027-01-01 (28 days of November left, 31 of December, 1).
+    assert_eq!(case.overall.unwrap().due_at.to_rfc3339(), "2027-01-01T15:59:59+00:00");
+    assert_eq!(s.after(&[Command::Accept]).when(Command::Accept).unwrap_err(), DomainError::AlreadyAccepted);
+}
+
+// ── 签收 / 退单 ───────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn only_the_lead_or_a_co_unit_signs_and_only_once() {
+    let s = given_new().after(&[register(), assign_jointly(1, &[2])]);
+    assert_eq!(
+        s.clone_at().handler_of(3).when(Command::SignFor).unwrap_err(),
+        DomainError::NotYourUnit { needed: "lead or co-" }
+    );
+    let (events, case) = s.clone_at().handler_of(2).when(Command::SignFor).unwrap();
+    assert!(matches!(&events[0], CaseEvent::SignedFor(SignedFor { handling: None, .. })));
+    assert!(case.co_units[0].signed_at.is_some());
+    assert_eq!(case.deadline.unwrap().stage, Stage::SignFor, "a co-unit's signature starts no handling clock");
+    let s = s.handler_of(1).after(&[Command::SignFor]);
+    assert_eq!(s.when(Command::SignFor).unwrap_err(), DomainError::AlreadySigned);
+}
+
+#[test]
+fn a_return_is_asked_within_five_working_days_and_waits_for_the_dispatcher() {
+    let s = given_new().after(&[register(), assign(1)]);
+    // Assigned Monday 2026-11-02; the window ends Monday 2026-11-09 23:59:59 CST.
+    let late = s.clone_at().at(Utc.with_ymd_and_hms(2026, 11, 9, 16, 0, 0).unwrap()).handler_of(1);
+    assert_eq!(late.when(Command::RequestReturn { reason: reason("x") }).unwrap_err(), DomainError::ReturnWindowClosed);
+    let in_time = s.clone_at().at(Utc.with_ymd_and_hms(2026, 11, 9, 15, 0, 0).unwrap()).handler_of(1);
+    let (_, case) = in_time.when(Command::RequestReturn { reason: reason("属于卫生院职责") }).unwrap();
+    assert_eq!(case.status, Status::Assigned, "the case waits; the unit still holds it");
+    assert_eq!(case.unit, Some(unit(1)));
+    let other = s.clone_at().handler_of(2);
+    assert_eq!(
+        other.when(Command::RequestReturn { reason: reason("x") }).unwrap_err(),
+        DomainError::NotYourUnit { needed: "lead" }
+    );
+
+    let waiting = s.handler_of(1).after(&[Command::RequestReturn { reason: reason("属于卫生院职责") }]);
+    assert_eq!(
+        waiting.when(Command::RequestReturn { reason: reason("again") }).unwrap_err(),
+        DomainError::ReturnPending
+    );
+    let dispatcher = waiting.acting_as(Role::Clerk);
+    let (_, refused) = dispatcher.when(Command::RefuseReturn { reason: reason("属于本单位职责") }).unwrap();
+    assert_eq!((refused.unit, refused.return_request.clone()), (Some(unit(1)), None));
+    let (events, approved) = dispatcher.when(Command::ApproveReturn { to_unit: Some(unit(2)) }).unwrap();
+    let [CaseEvent::Transferred(t)] = events.as_slice() else { panic!("{events:?}") };
+    assert!(t.approved_return);
+    assert_eq!((approved.unit, approved.returns, approved.signed_at), (Some(unit(2)), 1, None));
+    assert_eq!(approved.deadline.unwrap().stage, Stage::SignFor);
+    let (_, to_intake) = dispatcher.when(Command::ApproveReturn { to_unit: None }).unwrap();
+    assert_eq!((to_intake.status, to_intake.unit), (Status::Received, None));
+    assert_eq!(
+        dispatcher
+            .after(&[Command::RefuseReturn { reason: reason("x") }])
+            .when(Command::ApproveReturn { to_unit: None })
+            .unwrap_err(),
+        DomainError::NoReturnPending
+    );
+}
+
+// ── 联办 ─────────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn co_units_contribute_and_the_lead_handles() {
+    let s = given_new().after(&[register()]);
+    assert_eq!(s.when(assign_jointly(1, &[1])).unwrap_err(), DomainError::InvalidCoUnits);
+    assert_eq!(s.when(assign_jointly(1, &[2, 2])).unwrap_err(), DomainError::InvalidCoUnits);
+    let s = s.after(&[assign_jointly(1, &[2, 3])]);
+    let (events, case) = s.clone_at().handler_of(2).when(Command::Contribute { text: text("已核实低保名单") }).unwrap();
+    assert_eq!(events.len(), 2, "contributing implies signing: {events:?}");
+    assert!(case.co_units[0].contributed_at.is_some());
+    assert!(case.co_units[1].contributed_at.is_none());
+    assert_eq!(
+        s.clone_at().handler_of(2).when(handle()).unwrap_err(),
+        DomainError::NotYourUnit { needed: "lead" },
+        "a co-unit does not handle"
+    );
+    assert_eq!(
+        s.clone_at().handler_of(1).when(Command::Contribute { text: text("x") }).unwrap_err(),
+        DomainError::NotYourUnit { needed: "co-" }
+    );
+    assert!(s.handler_of(1).when(handle()).is_ok());
+}
+
+// ── Honest clocks ────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn the_overall_clock_survives_a_transfer_a_return_and_a_reopen() {
+    let s = given_new().after(&[register(), assign(1)]);
+    let overall = s.state().unwrap().overall.unwrap();
+    let s = s
+        .at(now() + days(5))
+        .after(&[Command::Transfer { reason: reason("改派"), to_unit: Some(unit(2)) }])
+        .handler_of(2)
+        .after(&[Command::SignFor, handle(), feedback()])
+        .acting_as(Role::Supervisor)
+        .after(&[rate(Rating::Dissatisfied)]);
+    let case = s.state().unwrap();
+    assert_eq!(case.round, 2);
+    assert_eq!(case.overall, Some(overall), "no reset");
+    // Past 2027-01-01 the reworked case is overdue on the overall clock, whatever its stage says.
+    let late = Utc.with_ymd_and_hms(2027, 1, 2, 0, 0, 0).unwrap();
+    assert!(case.is_overdue(late));
+    assert!(case.running_clocks().iter().any(|d| d.stage == Stage::Overall));
+}
+
+#[test]
+fn an_extension_is_requested_by_the_unit_and_decided_by_a_supervisor_and_moves_the_overall_clock_once() {
+    let s = signed(given_new().after(&[register(), assign(1)]), 1);
+    let case = s.state().unwrap();
+    let handling_due = case.deadline.unwrap().due_at;
+    let overall_due = case.overall.unwrap().due_at;
+    let ask = Command::RequestExtension { due_at: handling_due + days(10), reason: reason("需现场勘查") };
+    let s = s.handler_of(1).after(&[ask]);
+    assert_eq!(
+        s.when(Command::RequestExtension { due_at: handling_due + days(5), reason: reason("x") }).unwrap_err(),
+        DomainError::ExtensionPending
+    );
+    let sup = s.acting_as(Role::Supervisor);
+    let (_, refused) = sup.when(Command::RefuseExtension { reason: reason("理由不足") }).unwrap();
+    assert_eq!(refused.deadline.unwrap().due_at, handling_due);
+    let (events, case) = sup.when(Command::ApproveExtension).unwrap();
+    let [CaseEvent::DeadlineExtended(e)] = events.as_slice() else { panic!("{events:?}") };
+    assert_eq!(e.approved_by.as_str(), "supervisor-1");
+    assert_eq!(case.deadline.unwrap().due_at, handling_due + days(10));
+    assert_eq!(case.overall.unwrap().due_at, overall_due + days(10));
+}
+
+#[test]
+fn paused_clocks_do_not_count_and_resume_moved_by_the_pause() {
+    let s = signed(given_new().after(&[register(), assign(1)]), 1);
+    let before = s.state().unwrap();
+    let s = s.after(&[Command::PauseClock { reason: reason("等待群众补充材料") }]);
+    let paused = s.state().unwrap();
+    assert!(!paused.is_overdue(now() + days(365)), "a paused case is never overdue");
+    assert_eq!(s.when(handle()).unwrap_err(), DomainError::ClockPaused);
+    let (_, resumed) = s.at(now() + days(3)).when(Command::ResumeClock).unwrap();
+    assert_eq!(resumed.deadline.unwrap().due_at, before.deadline.unwrap().due_at + days(3));
+    assert_eq!(resumed.overall.unwrap().due_at, before.overall.unwrap().due_at + days(3));
+    assert_eq!(resumed.paused, None);
+}
+
+#[test]
+fn a_deadline_into_an_unloaded_year_is_flagged_and_recomputed_by_an_event_when_the_year_is_loaded() {
+    let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+    let only_2026 = WorkingCalendar::new([d(2026, 10, 1)], []);
+    // Sunday 2026-12-20 10:00 CST. 15 working days on weekdays alone: Dec 21–25 (5), Dec 28–31 (9),
+    // Fri Jan 1 (10), Jan 4–8 (15) → Friday 2027-01-08.
+    let sunday = Utc.with_ymd_and_hms(2026, 12, 20, 2, 0, 0).unwrap();
+    let s = given_new().with_calendar(only_2026).at(sunday).after(&[register(), assign(1)]);
+    let s = signed(s, 1);
+    let dl = s.state().unwrap().deadline.unwrap();
+    assert!(dl.calendar_incomplete);
+    assert_eq!(dl.due_at.to_rfc3339(), "2027-01-08T15:59:59+00:00");
+    // Nothing changes while the calendar is the same: no event.
+    assert_eq!(s.decide(&Command::RecomputeDeadlines).unwrap(), vec![]);
+    // 2027 loaded, with 1 January a holiday: Jan 4–8 (14), Mon Jan 11 (15).
+    let with_2027 = WorkingCalendar::new([d(2026, 10, 1), d(2027, 1, 1)], []);
+    let (events, case) = s.with_calendar(with_2027).when(Command::RecomputeDeadlines).unwrap();
+    assert!(matches!(events.as_slice(), [CaseEvent::DeadlinesRecomputed(_)]));
+    let dl = case.deadline.unwrap();
+    assert_eq!(dl.due_at.to_rfc3339(), "2027-01-11T15:59:59+00:00");
+    assert!(!dl.calendar_incomplete);
+}
+
+// ── 回访 and closure ─────────────────────────────────────────────────────────────────────
+
+#[test]
+fn a_fed_back_case_closes_after_a_rating_or_after_the_lapsed_follow_up_with_attempts() {
+    let s = given_new().after(&[register(), assign(1), handle(), feedback()]);
+    assert_eq!(s.clone_at().acting_as(Role::Clerk).when(close(None)).unwrap_err(), DomainError::FollowUpPending);
+    // The follow-up window: 5 working days from Monday 2026-11-02 → Monday 2026-11-09 23:59:59 CST.
+    let after_window = Utc.with_ymd_and_hms(2026, 11, 9, 16, 0, 1).unwrap();
+    assert_eq!(
+        s.clone_at().acting_as(Role::Clerk).at(after_window).when(close(None)).unwrap_err(),
+        DomainError::FollowUpPending,
+        "a lapse without any recorded attempt is not a follow-up"
+    );
+    let tried = s
+        .clone_at()
+        .after(&[Command::RecordFollowUpAttempt { method: RatingMethod::Phone, note: Some(text("无人接听")) }]);
+    assert_eq!(tried.clone_at().acting_as(Role::Clerk).when(close(None)).unwrap_err(), DomainError::FollowUpPending);
+    let (events, _) = tried.clone_at().acting_as(Role::Clerk).at(after_window).when(close(None)).unwrap();
+    assert!(matches!(&events[0], CaseEvent::Closed(Closed { follow_up_lapsed: true, .. })));
+    // A supervisor may close without a rating, in writing.
+    let (events, _) = s.clone_at().when(close(Some("群众拒绝评价，经核实已解决"))).unwrap();
+    assert!(matches!(&events[0], CaseEvent::Closed(Closed { without_rating: true, .. })));
+}
+
+#[test]
+fn the_rating_records_who_collected_it_how_and_whether_the_citizen_says_it_was_solved() {
+    let s = given_new().after(&[register(), assign(1), handle(), feedback()]).acting_as(Role::Clerk);
+    let cmd = Command::RecordSatisfaction {
+        rating: Rating::BasicallySatisfied,
+        comment: None,
+        method: RatingMethod::InPerson,
+        solved: Some(false),
+    };
+    let (_, case) = s.when(cmd).unwrap();
+    let r = case.satisfaction.unwrap();
+    assert_eq!((r.method, r.solved), (Some(RatingMethod::InPerson), Some(false)));
+    assert_eq!(r.collected_by.unwrap().as_str(), "clerk-1");
+}
+
+#[test]
+fn a_second_dissatisfied_rating_escalates_in_the_same_append() {
+    let s = given_new().after(&[register(), assign(1), handle(), feedback(), rate(Rating::Dissatisfied)]);
+    assert_eq!(s.state().unwrap().escalation, None, "one dissatisfied rating reworks, no more");
+    let (events, case) = s.after(&[handle(), feedback()]).when(rate(Rating::Dissatisfied)).unwrap();
+    let types: Vec<_> = events.iter().map(CaseEvent::event_type).collect();
+    assert_eq!(types, ["case.satisfaction_recorded", "case.reopened", "case.escalated"]);
+    assert!(case.escalation.is_some());
+}
+
+// ── Units that stop ──────────────────────────────────────────────────────────────────────
+
+#[test]
+fn rework_never_goes_to_a_deactivated_unit() {
+    // Input 2 of the issue: assign, handle, feed back, deactivate the unit, rate dissatisfied.
+    let s =
+        given_new().after(&[register(), assign(1), handle(), feedback()]).with_units(Units { inactive: vec![unit(1)] });
+    let (events, case) = s.when(rate(Rating::Dissatisfied)).unwrap();
+    let Some(CaseEvent::Reopened(r)) = events.get(1) else { panic!("{events:?}") };
+    assert_eq!(r.unit, None);
+    assert_eq!((case.status, case.unit), (Status::Received, None));
+    assert_eq!(case.deadline.unwrap().stage, Stage::Assignment);
+    let (_, case) =
+        s.after(&[rate(Rating::Satisfied), close(None)]).when(Command::Reopen { reason: reason("答复不实") }).unwrap();
+    assert_eq!(case.unit, None);
+}
+
+// ── 合并 ─────────────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn a_linked_duplicate_is_never_overdue_and_closes_only_after_its_own_reply() {
+    // Input 4 of the issue: a duplicate kept counting as overdue at the assignment stage.
+    let mut r = registration();
+    r.received_at = now() - days(30);
+    let s = given_new().after(&[Command::Register(Box::new(r))]);
+    assert!(s.state().unwrap().is_overdue(now()));
+    let s = s.after(&[link(90)]);
+    let case = s.state().unwrap();
+    assert!(!case.is_overdue(now() + days(3650)));
+    assert!(case.running_clocks().is_empty());
+    assert_eq!(s.when(assign(1)).unwrap_err(), DomainError::IsDuplicate);
+    assert_eq!(s.when(close(None)).unwrap_err(), DomainError::ClosedBeforeFeedback);
+    let (_, case) = s.after(&[feedback()]).when(close(None)).unwrap();
+    assert_eq!(case.status, Status::Closed);
+}
+
+#[test]
+fn duplicate_links_form_no_chains() {
+    let s = given_new().after(&[register()]);
+    let onto_a_duplicate = Command::LinkDuplicate {
+        of: CaseId::from_uuid(uuid::Uuid::from_u128(90)),
+        target_is_duplicate: true,
+        has_duplicates: false,
+    };
+    assert_eq!(s.when(onto_a_duplicate).unwrap_err(), DomainError::TargetIsDuplicate);
+    let a_master = Command::LinkDuplicate {
+        of: CaseId::from_uuid(uuid::Uuid::from_u128(90)),
+        target_is_duplicate: false,
+        has_duplicates: true,
+    };
+    assert_eq!(s.when(a_master).unwrap_err(), DomainError::HasDuplicates);
+}
