@@ -31,6 +31,29 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+    // A calendar loaded or corrected by any instance (or by `huiyin seed-demo`) recomputes the
+    // open deadlines it changes, each by an explicit event.
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut seen = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let Ok(version) = s.reference.calendar_version().await else { continue };
+            if seen.as_ref() == Some(&version) {
+                continue;
+            }
+            match crate::service::recompute_calendar_deadlines(&s).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(cases = n, "deadlines recomputed on the calendar loaded");
+                    }
+                    seen = Some(version);
+                }
+                Err(e) => tracing::warn!(error = %e, "recomputing deadlines failed; retrying"),
+            }
+        }
+    });
     if let (Some(signer), interval) = (state.signer.clone(), settings.checkpoints.interval_s) {
         if interval == 0 {
             return;

@@ -54,8 +54,29 @@ mirror_enum!(
     Status => domain::Status { Received, Rejected, Assigned, Handled, FedBack, Closed }
 );
 mirror_enum!(
-    /// The step a deadline is for.
-    Stage => domain::Stage { Assignment, Handling, Feedback }
+    /// The clock a deadline is for: a stage's (assignment, sign-for, handling, reply,
+    /// follow-up), the acknowledgement owed to the citizen, or the overall clock from acceptance.
+    Stage => domain::Stage { Assignment, SignFor, Handling, Feedback, FollowUp, Acknowledgement, Overall }
+);
+mirror_enum!(
+    /// Why a case is not accepted (不予受理): `out_of_remit` and `legal_channel` name the body
+    /// the citizen is referred to (信访工作条例 (2022) arts. 21–23).
+    NonAcceptanceCode => domain::NonAcceptanceCode {
+        OutOfRemit, LegalChannel, AlreadyInProcess, AlreadyConcluded, InsufficientFacts, Other
+    }
+);
+mirror_enum!(
+    /// What a notice to the citizen was about: the acknowledgement (受理告知), an extension
+    /// (延期告知), or anything else.
+    NoticeKind => domain::NoticeKind { Acknowledgement, Extension, Other }
+);
+mirror_enum!(
+    /// How a rating or a follow-up attempt was made (回访).
+    RatingMethod => domain::RatingMethod { Phone, InPerson, Sms, Web }
+);
+mirror_enum!(
+    /// The tier routed to (归口): a town department or a village / farm / community.
+    Tier => domain::Tier { Town, Village }
 );
 mirror_enum!(
     /// The kind of a unit: 镇, 村, 场, 居, 部门.
@@ -116,7 +137,69 @@ pub struct RegisterCaseRequest {
     pub received_at: Option<DateTime<Utc>>,
     /// Who raised it.
     pub complainant: Option<ComplainantInput>,
+    /// Accept the case at once (受理 at the counter): the overall clock starts now.
+    #[serde(default)]
+    pub accept: bool,
+    /// The notice given at the counter (e.g. the acknowledgement with the receipt code).
+    pub notice: Option<NoticeRequest>,
 }
+
+/// Records what the citizen was told (告知), how and when.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "acknowledgement", "method": "sms", "content": "您反映的问题已受理，受理编号 HY-20261102-7K3Q9PXM。", "receipt_code_given": true}))]
+pub struct NoticeRequest {
+    /// What about.
+    pub kind: NoticeKind,
+    /// How.
+    pub method: FeedbackMethod,
+    /// What was said.
+    #[schema(min_length = 1, max_length = 5000)]
+    pub content: String,
+    /// Whether the receipt code was given.
+    #[serde(default)]
+    pub receipt_code_given: bool,
+}
+
+/// Does not accept the case (不予受理), with a documented code.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason_code": "out_of_remit", "reason": "该事项属于劳动争议", "referred_to": "镇劳动保障所"}))]
+pub struct RejectRequest {
+    /// The documented code.
+    pub reason_code: NonAcceptanceCode,
+    /// Why, as told to the citizen.
+    #[schema(min_length = 1, max_length = 1000)]
+    pub reason: String,
+    /// The body the citizen is referred to (required for `out_of_remit` and `legal_channel`).
+    #[schema(min_length = 1, max_length = 5000)]
+    pub referred_to: Option<String>,
+}
+
+/// Approves a unit's return (退单): to another unit, or back to intake without one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnApproveRequest {
+    /// The next unit (never the accused unit or one under it).
+    pub unit_id: Option<Uuid>,
+}
+
+/// A failed follow-up attempt (回访未接通).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"method": "phone", "note": "两次拨打无人接听"}))]
+pub struct FollowUpAttemptRequest {
+    /// How it was tried.
+    pub method: RatingMethod,
+    /// What happened.
+    #[schema(min_length = 1, max_length = 5000)]
+    pub note: Option<String>,
+}
+
+/// A command with no body of its own (an empty object, or no body at all).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
 
 /// Sets the category.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -131,8 +214,14 @@ pub struct ClassifyRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"unit_id": "0193a0c4-0000-7000-8000-000000000001", "note": "请于五个工作日内核实"}))]
 pub struct AssignRequest {
-    /// The unit responsible.
+    /// The unit responsible (the lead unit); never the accused unit or one under it (回避).
     pub unit_id: Uuid,
+    /// Co-units of joint handling (联办).
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub co_unit_ids: Vec<Uuid>,
+    /// The tier routed to.
+    pub tier: Option<Tier>,
     /// A deadline shorter than the category's policy (optional).
     pub due_at: Option<DateTime<Utc>>,
     /// Instructions for the unit.
@@ -140,7 +229,7 @@ pub struct AssignRequest {
     pub note: Option<String>,
 }
 
-/// The unit gives the case back or passes it on (转办 / 退单).
+/// The dispatcher re-routes the case (转办): to another unit, or back to intake.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "该事项属于卫生院职责"}))]
@@ -190,10 +279,14 @@ pub struct FeedbackRequest {
 /// Records the citizen's satisfaction (回访). `dissatisfied` reopens the case for rework.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"rating": "satisfied", "comment": "问题已解决"}))]
+#[schema(example = json!({"rating": "satisfied", "method": "phone", "solved": true, "comment": "问题已解决"}))]
 pub struct SatisfactionRequest {
     /// The rating.
     pub rating: Rating,
+    /// How it was collected (the collector is the caller).
+    pub method: RatingMethod,
+    /// The citizen's own answer to "was it solved?" (解决), separate from the unit's outcome.
+    pub solved: Option<bool>,
     /// What the citizen said.
     #[schema(max_length = 5000)]
     pub comment: Option<String>,
@@ -256,6 +349,38 @@ pub struct DeadlineView {
     pub working_days_overdue: u32,
     /// Time used, in thousandths.
     pub permille_used: u32,
+    /// Counted on weekdays alone into a year whose calendar is not loaded; recomputed (by an
+    /// event) when it is.
+    pub calendar_incomplete: bool,
+}
+
+/// A co-unit of joint handling and what it has done.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CoUnitView {
+    /// The unit.
+    pub unit_id: Uuid,
+    /// When it signed for the case.
+    pub signed_at: Option<DateTime<Utc>>,
+    /// When it recorded its contribution.
+    pub contributed_at: Option<DateTime<Utc>>,
+}
+
+/// An extension request waiting for a supervisor.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExtensionRequestView {
+    /// The handling deadline asked for.
+    pub due_at: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Paused clocks.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PauseView {
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
 }
 
 /// The complainant, as the caller may see them.
@@ -306,6 +431,12 @@ pub struct SatisfactionView {
     pub comment: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+    /// How it was collected (absent for ratings recorded before this was kept).
+    pub method: Option<RatingMethod>,
+    /// Who collected it.
+    pub collected_by: Option<String>,
+    /// The citizen's answer to "was it solved?".
+    pub solved: Option<bool>,
 }
 
 /// A case as it stands.
@@ -340,10 +471,37 @@ pub struct CaseView {
     pub received_at: DateTime<Utc>,
     /// The handling round (1, +1 per rework).
     pub round: u32,
-    /// The responsible unit.
+    /// The responsible unit (the lead unit in joint handling).
     pub unit_id: Option<Uuid>,
-    /// The running deadline.
+    /// The tier routed to.
+    pub tier: Option<Tier>,
+    /// Co-units of joint handling, with who has and has not signed and contributed.
+    pub co_units: Vec<CoUnitView>,
+    /// The running stage's deadline (none while paused counts as `paused`).
     pub deadline: Option<DeadlineView>,
+    /// The overall clock from acceptance (60 calendar days by default), which no transfer,
+    /// return or reopen resets; present once accepted.
+    pub overall_deadline: Option<DeadlineView>,
+    /// The acknowledgement owed to an identified citizen, while it is owed.
+    pub acknowledgement_deadline: Option<DeadlineView>,
+    /// When accepted (受理).
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// When the acknowledgement notice was recorded.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// When the lead unit signed for it (签收).
+    pub signed_at: Option<DateTime<Utc>>,
+    /// A return (退单) waiting for the dispatcher: the unit's reason.
+    pub return_request: Option<String>,
+    /// Returns approved so far.
+    pub returns: u32,
+    /// An extension request waiting for a supervisor.
+    pub extension_request: Option<ExtensionRequestView>,
+    /// Paused clocks.
+    pub paused: Option<PauseView>,
+    /// Failed follow-up attempts since the last reply.
+    pub follow_up_attempts: u32,
+    /// Dissatisfied ratings so far (the second puts the case under supervision).
+    pub dissatisfied_count: u32,
     /// Extensions granted this round.
     pub extensions_this_round: u8,
     /// When last assigned.
@@ -358,6 +516,8 @@ pub struct CaseView {
     pub ever_fed_back: bool,
     /// Why it was rejected.
     pub rejection_reason: Option<String>,
+    /// The non-acceptance code.
+    pub rejection_code: Option<NonAcceptanceCode>,
     /// Under supervision (督办).
     pub escalated: bool,
     /// Why.
@@ -456,6 +616,14 @@ pub struct CreateUnitRequest {
     pub parent_id: Option<Uuid>,
 }
 
+/// Where a deactivated unit's open cases go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeactivateUnitRequest {
+    /// The unit its open cases are re-routed to.
+    pub reroute_to: Option<Uuid>,
+}
+
 /// Renames a unit.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -469,7 +637,7 @@ pub struct RenameUnitRequest {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitDto {
-    /// `working_days` or `hours`.
+    /// `working_days`, `calendar_days` or `hours`.
     #[schema(example = "working_days")]
     pub unit: LimitUnit,
     /// How many.
@@ -485,6 +653,8 @@ pub enum LimitUnit {
     WorkingDays,
     /// Hours of the clock.
     Hours,
+    /// Calendar days ("15日", "60日").
+    CalendarDays,
 }
 
 /// A category's time limits. Omitted fields take the statutory defaults.
@@ -509,6 +679,22 @@ pub struct DeadlinePolicyDto {
     /// Extensions per round (at most 1).
     #[schema(minimum = 0, maximum = 1)]
     pub max_extensions: Option<u8>,
+    /// The acceptance decision and its notice (default 15 calendar days, 信访工作条例 art. 23).
+    pub acknowledge: Option<LimitDto>,
+    /// The same for an identified accusation (default 15 working days, 检举控告工作规则 (2020)).
+    pub accusation_acknowledge: Option<LimitDto>,
+    /// Sign-for, normal cases (default 1 working day).
+    pub sign_for: Option<LimitDto>,
+    /// Sign-for, urgent cases (default 2 hours).
+    pub urgent_sign_for: Option<LimitDto>,
+    /// The return window from assignment (default 5 working days, 信访工作条例 art. 23).
+    pub return_window: Option<LimitDto>,
+    /// Follow-up after the reply, normal cases (default 5 working days).
+    pub follow_up: Option<LimitDto>,
+    /// Follow-up after the reply, urgent cases (default 48 hours).
+    pub urgent_follow_up: Option<LimitDto>,
+    /// The overall clock from acceptance (default 60 calendar days, 信访工作条例 art. 32).
+    pub overall: Option<LimitDto>,
 }
 
 /// Creates or updates a category.
@@ -623,7 +809,9 @@ pub struct LedgerQuery {
     pub received_from: Option<DateTime<Utc>>,
     /// Received before (RFC 3339).
     pub received_to: Option<DateTime<Utc>>,
-    /// Chinese full-text search over title and description (segmented with jieba; all words must match).
+    /// Search over title and description: every character or word typed must appear (Chinese by
+    /// single characters and neighbouring pairs, Latin and digits by word prefix; full-width and
+    /// half-width forms alike, Latin case-insensitively).
     #[param(max_length = 100)]
     pub q: Option<String>,
     /// Order.
@@ -652,6 +840,9 @@ pub struct DeadlineNow {
     pub working_days_overdue: u32,
     /// Time used, in thousandths.
     pub permille_used: u32,
+    /// Counted on weekdays alone into a year whose calendar is not loaded; recomputed (by an
+    /// event) when it is.
+    pub calendar_incomplete: bool,
 }
 
 /// One row of the ledger (台账).
@@ -701,6 +892,19 @@ pub struct LedgerEntry {
     pub duplicate_of: Option<Uuid>,
     /// The complainant chose anonymity. (The ledger holds no personal data.)
     pub anonymous: bool,
+    /// Co-units of joint handling.
+    pub co_unit_ids: Vec<Uuid>,
+    /// Accepted (受理).
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Signed for by the lead unit (签收).
+    pub signed_at: Option<DateTime<Utc>>,
+    /// The overall clock's due time, while it runs.
+    pub overall_due_at: Option<DateTime<Utc>>,
+    /// The running clock that falls due first (a stage's, the acknowledgement or the overall
+    /// clock), evaluated now: what the overdue view counts.
+    pub next_deadline: Option<DeadlineNow>,
+    /// The clocks are paused.
+    pub paused: bool,
 }
 
 /// A page of the ledger.

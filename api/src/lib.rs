@@ -7,6 +7,7 @@ pub mod auth;
 pub mod background;
 pub mod cli;
 pub mod dto;
+pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;

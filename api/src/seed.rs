@@ -98,6 +98,47 @@ pub const HOLIDAYS_2026: &[(&str, &str)] = &[
     ("2026-10-07", "国庆节"),
 ];
 
+/// The public holidays of 2025 (the State Council's notice of November 2024, 国办发明电〔2024〕12号).
+pub const HOLIDAYS_2025: &[(&str, &str)] = &[
+    ("2025-01-01", "元旦"),
+    ("2025-01-28", "春节"),
+    ("2025-01-29", "春节"),
+    ("2025-01-30", "春节"),
+    ("2025-01-31", "春节"),
+    ("2025-02-01", "春节"),
+    ("2025-02-02", "春节"),
+    ("2025-02-03", "春节"),
+    ("2025-02-04", "春节"),
+    ("2025-04-04", "清明节"),
+    ("2025-04-05", "清明节"),
+    ("2025-04-06", "清明节"),
+    ("2025-05-01", "劳动节"),
+    ("2025-05-02", "劳动节"),
+    ("2025-05-03", "劳动节"),
+    ("2025-05-04", "劳动节"),
+    ("2025-05-05", "劳动节"),
+    ("2025-05-31", "端午节"),
+    ("2025-06-01", "端午节"),
+    ("2025-06-02", "端午节"),
+    ("2025-10-01", "国庆节、中秋节"),
+    ("2025-10-02", "国庆节、中秋节"),
+    ("2025-10-03", "国庆节、中秋节"),
+    ("2025-10-04", "国庆节、中秋节"),
+    ("2025-10-05", "国庆节、中秋节"),
+    ("2025-10-06", "国庆节、中秋节"),
+    ("2025-10-07", "国庆节、中秋节"),
+    ("2025-10-08", "国庆节、中秋节"),
+];
+
+/// Make-up working days (调休) of 2025.
+pub const MAKEUP_2025: &[(&str, &str)] = &[
+    ("2025-01-26", "春节调休"),
+    ("2025-02-08", "春节调休"),
+    ("2025-04-27", "劳动节调休"),
+    ("2025-09-28", "国庆节调休"),
+    ("2025-10-11", "国庆节调休"),
+];
+
 /// Make-up working days (调休) of 2026.
 pub const MAKEUP_2026: &[(&str, &str)] = &[
     ("2026-01-04", "元旦调休"),
@@ -159,16 +200,21 @@ pub async fn seed_demo(reference: &ReferenceData) -> Result<String, StoreError> 
     let parse = |d: &str| {
         NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| StoreError::Vault("bad date in the demo calendar"))
     };
-    let mut days = Vec::new();
-    for (d, n) in HOLIDAYS_2026 {
-        days.push(CalendarDay { day: parse(d)?, workday: false, name: (*n).into() });
+    for (year, holidays, makeup) in [(2025, HOLIDAYS_2025, MAKEUP_2025), (2026, HOLIDAYS_2026, MAKEUP_2026)] {
+        let mut days = Vec::new();
+        for (d, n) in holidays {
+            days.push(CalendarDay { day: parse(d)?, workday: false, name: (*n).into() });
+        }
+        for (d, n) in makeup {
+            days.push(CalendarDay { day: parse(d)?, workday: true, name: (*n).into() });
+        }
+        reference.put_calendar_year(year, &days).await?;
     }
-    for (d, n) in MAKEUP_2026 {
-        days.push(CalendarDay { day: parse(d)?, workday: true, name: (*n).into() });
-    }
-    reference.put_calendar_year(2026, &days).await?;
     Ok(format!(
-        "seeded {TOWN}: {created_units} new unit(s), {created_categories} new categor(ies), {} holidays and {} make-up working days in 2026",
+        "seeded {TOWN}: {created_units} new unit(s), {created_categories} new categor(ies), the working calendars of 2025 \
+         ({} holidays, {} make-up working days) and 2026 ({}, {})",
+        HOLIDAYS_2025.len(),
+        MAKEUP_2025.len(),
         HOLIDAYS_2026.len(),
         MAKEUP_2026.len()
     ))
@@ -254,11 +300,12 @@ pub async fn generate_cases(
         return Err("seed the demo town first (units and categories)".into());
     }
     let calendar = reference.working_calendar().await?;
+    let units = reference.unit_tree().await?;
     let now = domain::truncate_to_micros(chrono::Utc::now());
     let actors: Vec<Actor> =
         [("clerk-001", Role::Clerk), ("handler-001", Role::Handler), ("supervisor-001", Role::Supervisor)]
             .into_iter()
-            .map(|(id, role)| Actor { id: ActorId::parse(id).unwrap_or_else(|_| unreachable!()), role })
+            .map(|(id, role)| Actor { id: ActorId::parse(id).unwrap_or_else(|_| unreachable!()), role, unit: None })
             .collect();
     let channels = [
         (Channel::Phone, 25),
@@ -372,11 +419,14 @@ pub async fn generate_cases(
                         events: &mut Vec<NewEvent>|
              -> bool {
                 let at = domain::truncate_to_micros(at.min(now));
+                // The handler works for the case's unit.
+                let actor = Actor { unit: (role == 1).then_some(unit), ..actors[role].clone() };
                 let ctx = Context {
                     now: at.max(received_at),
-                    actor: &actors[role],
+                    actor: &actor,
                     calendar: &calendar,
                     policy: &category.policy,
+                    units: &units,
                 };
                 match decide(state.as_ref(), &cmd, &ctx) {
                     Ok(evs) => {
@@ -413,7 +463,9 @@ pub async fn generate_cases(
                 t += hours(&mut rng, 2.0, 48.0);
                 step(
                     Command::Reject {
-                        reason: Reason::parse("不属于纪检监察受理范围，已告知反映人向有关部门反映")?
+                        code: domain::NonAcceptanceCode::OutOfRemit,
+                        reason: Reason::parse("不属于纪检监察受理范围，已告知反映人向有关部门反映")?,
+                        referred_to: Some(Text::parse("镇人民政府有关部门")?),
                     },
                     0,
                     t,
@@ -424,7 +476,13 @@ pub async fn generate_cases(
                 step(Command::Close { note: None }, 2, t, &mut state, &mut events);
             } else if stage_reached >= 2 {
                 t += hours(&mut rng, 1.0, 72.0);
-                step(Command::Assign { unit, due_at: None, note: None }, 0, t, &mut state, &mut events);
+                step(
+                    Command::Assign { unit, co_units: Vec::new(), due_at: None, note: None, tier: None },
+                    0,
+                    t,
+                    &mut state,
+                    &mut events,
+                );
                 if rng.gen_bool(0.03) {
                     t += hours(&mut rng, 1.0, 48.0);
                     step(
@@ -478,7 +536,18 @@ pub async fn generate_cases(
                     } else {
                         Rating::BasicallySatisfied
                     };
-                    step(Command::RecordSatisfaction { rating, comment: None }, 0, t, &mut state, &mut events);
+                    step(
+                        Command::RecordSatisfaction {
+                            rating,
+                            comment: None,
+                            method: domain::RatingMethod::Phone,
+                            solved: Some(rating != Rating::Dissatisfied),
+                        },
+                        0,
+                        t,
+                        &mut state,
+                        &mut events,
+                    );
                 }
                 if stage_reached >= 6 {
                     t += hours(&mut rng, 1.0, 48.0);

@@ -164,9 +164,15 @@ pub async fn register(
     meta: &RequestMeta,
     req: RegisterCaseRequest,
 ) -> Result<(CaseView, bool), ApiError> {
-    meta.principal.require(Action::RegisterCase)?;
+    let scope = meta.principal.require(Action::RegisterCase)?;
+    if req.accept {
+        meta.principal.require(Action::Accept)?;
+    }
+    if req.notice.is_some() {
+        meta.principal.require(Action::NotifyCitizen)?;
+    }
     let idem = meta.idempotency("register", None, &req);
-    if let Some(view) = replay_idempotent(state, meta, idem.as_ref(), None).await? {
+    if let Some(view) = replay_idempotent(state, meta, scope, idem.as_ref(), None).await? {
         return Ok((view, false));
     }
     let mut f = Fields::default();
@@ -191,6 +197,15 @@ pub async fn register(
     if id_number.as_deref().is_some_and(|n| !valid_id_number(n)) {
         f.push("complainant.id_number", "must be an 18-character resident ID number");
     }
+    let notice = match &req.notice {
+        Some(n) => f.take("notice.content", Text::parse(&n.content)).map(|content| Command::NotifyCitizen {
+            kind: n.kind.into(),
+            method: n.method.into(),
+            content,
+            receipt_code_given: n.receipt_code_given,
+        }),
+        None => None,
+    };
     f.finish()?;
     let (Some(title), Some(description)) = (title, description) else {
         return Err(ApiError::Validation(Vec::new()));
@@ -216,6 +231,7 @@ pub async fn register(
     };
     let policy = state.reference.policy_for(category).await?;
     let calendar = state.reference.working_calendar().await?;
+    let units = state.reference.unit_tree().await?;
     let actor = meta.principal.actor();
     // A receipt code is derived from the case id; on the rare collision with an existing code
     // (the ledger's unique key refuses it) the case gets a new id.
@@ -238,9 +254,15 @@ pub async fn register(
             },
             complainant: Complainant { anonymous: complainant.anonymous, sealed: sealed.clone() },
         };
-        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
-        let events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
-        let case = fold_new(None, id, &events, at)?;
+        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+        // Registered, and at the counter accepted and told, in one append.
+        let mut events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
+        let mut case = fold_new(None, id, &events, at)?;
+        for follow in [req.accept.then_some(Command::Accept), notice.clone()].into_iter().flatten() {
+            let more = decide(Some(&case), &follow, &ctx)?;
+            case = fold_new(Some(case), id, &more, at)?;
+            events.extend(more);
+        }
         let new = stamp(events, at, meta);
         return match state.store.append(id, 0, GENESIS, &new, idem.as_ref(), &case).await {
             Ok(AppendOutcome::Appended { .. }) => {
@@ -268,11 +290,12 @@ pub async fn execute(
 ) -> Result<CaseView, ApiError> {
     let scope = meta.principal.require(action)?;
     let idem = meta.idempotency(command.name(), Some(case_id), body);
-    if let Some(view) = replay_idempotent(state, meta, idem.as_ref(), Some(case_id)).await? {
+    if let Some(view) = replay_idempotent(state, meta, scope, idem.as_ref(), Some(case_id)).await? {
         return Ok(view);
     }
     check_references(state, &command).await?;
     let actor = meta.principal.actor();
+    let units = state.reference.unit_tree().await?;
     let mut attempt = 0;
     while attempt < MAX_ATTEMPTS {
         let loaded = state.store.load(case_id).await?;
@@ -285,16 +308,29 @@ pub async fn execute(
         let policy = state.reference.policy_for(case.category).await?;
         let calendar = state.reference.working_calendar().await?;
         let at = now();
-        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy };
-        let events = decide(Some(case), &command, &ctx)?;
-        let next = fold_new(Some(case.clone()), case_id, &events, at)?;
-        let new = stamp(events, at, meta);
-        match state.store.append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref(), &next).await {
-            Ok(AppendOutcome::Appended { .. }) => {
+        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+        let appended = if let Command::LinkDuplicate { of, .. } = command {
+            link_duplicate(state, meta, &loaded, case, of, &ctx, idem.as_ref()).await?
+        } else {
+            let events = decide(Some(case), &command, &ctx)?;
+            if events.is_empty() {
+                // Nothing to record (a recomputation that changed nothing).
+                return view(state, &meta.principal, case, at).await;
+            }
+            let next = fold_new(Some(case.clone()), case_id, &events, at)?;
+            let new = stamp(events, at, meta);
+            state
+                .store
+                .append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref(), &next)
+                .await
+                .map(|outcome| (outcome, next))
+        };
+        match appended {
+            Ok((AppendOutcome::Appended { .. }, next)) => {
                 state.appended.notify_one();
                 return view(state, &meta.principal, &next, at).await;
             }
-            Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
+            Ok((AppendOutcome::Duplicate { case_id, last_version, .. }, _)) => {
                 return view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await;
             }
             Err(StoreError::Conflict { actual, .. }) if meta.if_match.is_some() => {
@@ -315,28 +351,73 @@ pub async fn execute(
 
 async fn check_references(state: &AppState, command: &Command) -> Result<(), ApiError> {
     match command {
-        Command::Assign { unit, .. } => check_unit(state, "unit_id", unit.as_uuid()).await.map(drop),
+        Command::Assign { unit, co_units, .. } => {
+            check_unit(state, "unit_id", unit.as_uuid()).await?;
+            for u in co_units {
+                check_unit(state, "co_unit_ids", u.as_uuid()).await?;
+            }
+            Ok(())
+        }
         Command::Transfer { to_unit: Some(unit), .. } => {
             check_unit(state, "to_unit_id", unit.as_uuid()).await.map(drop)
         }
+        Command::ApproveReturn { to_unit: Some(unit) } => check_unit(state, "unit_id", unit.as_uuid()).await.map(drop),
         Command::Classify { category } => check_category(state, category.as_uuid()).await.map(drop),
-        // A duplicate points at a case that stands for itself: never at another duplicate (so two
-        // cases can never close each other without a reply to anyone).
-        Command::LinkDuplicate { of } => match state.store.load(*of).await?.case {
-            Some(target) if target.duplicate_of.is_some() => Err(ApiError::UnknownReference(
-                "of: that case is itself linked as a duplicate; link to the case it duplicates".into(),
-            )),
-            Some(_) => Ok(()),
-            None => Err(ApiError::UnknownReference("of: no such case".into())),
-        },
         _ => Ok(()),
     }
 }
 
-/// A retry of an earlier request with the same key answers what the first one did.
+/// 合并 under both cases' locks: the facts about the other case (is it itself a duplicate; are
+/// others linked to this one) are read inside the appending transaction, after both advisory
+/// locks are taken in a fixed order, so that X→Y and Y→X sent at the same moment cannot both
+/// pass (one of them sees the other).
+async fn link_duplicate(
+    state: &AppState,
+    meta: &RequestMeta,
+    loaded: &LoadedCase,
+    case: &Case,
+    of: CaseId,
+    ctx: &Context<'_>,
+    idem: Option<&IdempotencyKey>,
+) -> Result<Result<(AppendOutcome, Case), StoreError>, ApiError> {
+    let mut after: Option<Case> = None;
+    let outcome = state
+        .store
+        .append_with_link_facts(case.id, of, |facts| {
+            if !facts.target_exists {
+                return Err(ApiError::UnknownReference("of: no such case".into()));
+            }
+            let command = Command::LinkDuplicate {
+                of,
+                target_is_duplicate: facts.target_is_duplicate,
+                has_duplicates: facts.has_duplicates,
+            };
+            let events = decide(Some(case), &command, ctx)?;
+            let next = fold_new(Some(case.clone()), case.id, &events, ctx.now)?;
+            after = Some(next.clone());
+            Ok(infra::PlannedAppend {
+                expected_version: case.version,
+                prev_hash: loaded.head_hash(),
+                events: stamp(events, ctx.now, meta),
+                idempotency: idem.cloned(),
+                after: next,
+            })
+        })
+        .await;
+    match outcome {
+        Err(e) => Ok(Err(e)),
+        Ok(Err(api)) => Err(api),
+        Ok(Ok(o)) => Ok(Ok((o, after.unwrap_or_else(|| case.clone())))),
+    }
+}
+
+/// A retry of an earlier request with the same key answers what the first one did, to a
+/// caller who may still see the case: authorisation is checked again on the case as it is now
+/// (a handler whose unit no longer holds it gets 404, exactly as a plain GET would).
 async fn replay_idempotent(
     state: &AppState,
     meta: &RequestMeta,
+    scope: Scope,
     idem: Option<&IdempotencyKey>,
     case: Option<CaseId>,
 ) -> Result<Option<CaseView>, ApiError> {
@@ -347,7 +428,9 @@ async fn replay_idempotent(
     if hash != idem.request_hash || case.is_some_and(|c| c.as_uuid() != outcome.case_id()) {
         return Err(ApiError::IdempotencyMismatch);
     }
-    Ok(Some(view_at(state, &meta.principal, CaseId::from_uuid(outcome.case_id()), outcome.last_version()).await?))
+    let case_id = CaseId::from_uuid(outcome.case_id());
+    in_scope(&meta.principal, scope, &state.store.load(case_id).await?)?;
+    Ok(Some(view_at(state, &meta.principal, case_id, outcome.last_version()).await?))
 }
 
 fn in_scope<'a>(principal: &Principal, scope: Scope, loaded: &'a LoadedCase) -> Result<&'a Case, ApiError> {
@@ -456,18 +539,31 @@ pub async fn view(
     at: DateTime<Utc>,
 ) -> Result<CaseView, ApiError> {
     let calendar = state.reference.working_calendar().await?;
-    let deadline = case.deadline.map(|d| {
+    let paused = case.paused.is_some();
+    let clock = |d: domain::Deadline| {
         let (label, overdue, permille) = deadline_labels(d.started_at, d.due_at, at, &calendar);
         DeadlineView {
             stage: d.stage.into(),
             due_at: d.due_at,
             started_at: d.started_at,
             rule: serde_json::to_value(d.rule).unwrap_or_default(),
-            state: label.into(),
-            working_days_overdue: overdue,
+            // A paused clock is never overdue: it stands until resumed.
+            state: if paused { "paused".into() } else { label.into() },
+            working_days_overdue: if paused { 0 } else { overdue },
             permille_used: permille,
+            calendar_incomplete: d.calendar_incomplete,
         }
+    };
+    let deadline = case.deadline.map(clock);
+    let overall_deadline = case.overall.map(|d| {
+        let mut v = clock(d);
+        if !case.overall_running() {
+            v.state = "stopped".into();
+            v.working_days_overdue = 0;
+        }
+        v
     });
+    let acknowledgement_deadline = case.acknowledgement.filter(|_| case.acknowledgement_running()).map(clock);
     let hidden =
         principal.role == domain::Role::Handler && case.accused_unit.is_some() && case.accused_unit == principal.unit;
     let mut complainant =
@@ -497,7 +593,27 @@ pub async fn view(
         received_at: case.received_at,
         round: case.round,
         unit_id: case.unit.map(|u| u.as_uuid()),
+        tier: case.tier.map(Into::into),
+        co_units: case
+            .co_units
+            .iter()
+            .map(|c| CoUnitView { unit_id: c.unit.as_uuid(), signed_at: c.signed_at, contributed_at: c.contributed_at })
+            .collect(),
         deadline,
+        overall_deadline,
+        acknowledgement_deadline,
+        accepted_at: case.accepted_at,
+        acknowledged_at: case.acknowledged_at,
+        signed_at: case.signed_at,
+        return_request: case.return_request.as_ref().map(|r| r.as_str().to_owned()),
+        returns: case.returns,
+        extension_request: case
+            .extension_request
+            .as_ref()
+            .map(|r| ExtensionRequestView { due_at: r.due_at, reason: r.reason.as_str().to_owned() }),
+        paused: case.paused.as_ref().map(|p| PauseView { since: p.since, reason: p.reason.as_str().to_owned() }),
+        follow_up_attempts: case.follow_up_attempts,
+        dissatisfied_count: case.dissatisfied_count,
         extensions_this_round: case.extensions_this_round,
         assigned_at: case.assigned_at,
         handling: case.handling.as_ref().map(|h| HandlingView {
@@ -514,9 +630,13 @@ pub async fn view(
             rating: s.rating.into(),
             comment: s.comment.as_ref().map(|c| c.as_str().to_owned()),
             at: s.at,
+            method: s.method.map(Into::into),
+            collected_by: s.collected_by.as_ref().map(|a| a.as_str().to_owned()),
+            solved: s.solved,
         }),
         ever_fed_back: case.ever_fed_back,
         rejection_reason: case.rejection.as_ref().map(|r| r.as_str().to_owned()),
+        rejection_code: case.rejection_code.map(Into::into),
         escalated: case.escalation.is_some(),
         escalation_reason: case.escalation.as_ref().map(|r| r.as_str().to_owned()),
         duplicate_of: case.duplicate_of.map(|c| c.as_uuid()),
@@ -621,6 +741,77 @@ pub async fn erase(state: &AppState, meta: &RequestMeta, case_id: CaseId) -> Res
     state.vault.erase(&state.pool, sealed.subject).await?;
     // The caller may erase without being allowed to read the case: answer only the new version.
     Ok(execute(state, meta, case_id, Action::ErasePersonalData, Command::ErasePersonalData, &"erase").await?.version)
+}
+
+/// The service itself, acting on a rule of the trade (a recomputation, a re-route): recorded
+/// in the history under this id, with the supervisor role.
+fn system(id: &str) -> RequestMeta {
+    RequestMeta {
+        principal: Principal {
+            id: domain::ActorId::parse(id).unwrap_or_else(|_| unreachable!("a fixed valid actor id")),
+            role: domain::Role::Supervisor,
+            unit: None,
+            expires_at: i64::MAX,
+        },
+        request_id: None,
+        idempotency_key: None,
+        if_match: None,
+    }
+}
+
+/// After a year's calendar is loaded or corrected: every open case with a clock that was
+/// counted on weekdays alone into a year not loaded is recomputed, each by an explicit
+/// `case.deadlines_recomputed` event (none where nothing changes). Returns how many cases got
+/// one.
+pub async fn recompute_calendar_deadlines(state: &AppState) -> Result<u64, ApiError> {
+    let meta = system("system:calendar");
+    let mut changed = 0;
+    for id in state.ledger.calendar_incomplete_cases().await? {
+        let before = state.store.load(CaseId::from_uuid(id)).await?.version();
+        let view =
+            execute(state, &meta, CaseId::from_uuid(id), Action::RecomputeDeadlines, Command::RecomputeDeadlines, &id)
+                .await?;
+        if view.version != before {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+/// The open cases that would be stranded by deactivating `unit`, or, with `reroute_to`, their
+/// re-routing there (each a `case.transferred` by the dispatcher's rule). A unit that is only a
+/// co-unit keeps its place in the record; it can no longer act.
+pub async fn reroute_open_cases(
+    state: &AppState,
+    meta: &RequestMeta,
+    unit: UnitId,
+    reroute_to: Option<UnitId>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let open = state.ledger.open_cases_of_unit(unit.as_uuid()).await?;
+    let led: Vec<Uuid> = open.iter().filter(|(_, lead, _)| *lead).map(|(id, _, _)| *id).collect();
+    let Some(target) = reroute_to else { return Ok(led) };
+    if target == unit {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "reroute_to".into(),
+            message: "must be another unit".into(),
+        }]));
+    }
+    check_unit(state, "reroute_to", target.as_uuid()).await?;
+    let reason = Reason::parse("承办单位撤销，改派 (the unit was deactivated)")
+        .unwrap_or_else(|_| unreachable!("a fixed valid reason"));
+    let by = RequestMeta { idempotency_key: None, if_match: None, ..meta.clone() };
+    for id in &led {
+        execute(
+            state,
+            &by,
+            CaseId::from_uuid(*id),
+            Action::Transfer,
+            Command::Transfer { reason: reason.clone(), to_unit: Some(target) },
+            &("reroute", id),
+        )
+        .await?;
+    }
+    Ok(Vec::new())
 }
 
 /// A page of the integrator feed as the caller may see it: handlers only their unit's cases,

@@ -115,11 +115,11 @@ struct Stream {
 }
 
 fn note_events(case: &Case, n: usize) -> (Vec<NewEvent>, Case) {
-    let actor = domain::Actor { id: domain::ActorId::parse("bench-handler").unwrap(), role: Role::Handler };
+    let actor = domain::Actor { id: domain::ActorId::parse("bench-handler").unwrap(), role: Role::Handler, unit: None };
     let cal = domain::WorkingCalendar::default();
     let pol = domain::DeadlinePolicy::default();
     let now = domain::truncate_to_micros(chrono::Utc::now());
-    let ctx = domain::Context { now, actor: &actor, calendar: &cal, policy: &pol };
+    let ctx = domain::Context { now, actor: &actor, calendar: &cal, policy: &pol, units: &domain::FlatUnits };
     let mut state = case.clone();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -147,10 +147,10 @@ fn note_events(case: &Case, n: usize) -> (Vec<NewEvent>, Case) {
 async fn new_stream(setup: &Setup) -> Stream {
     let id = CaseId::from_uuid(uuid::Uuid::new_v4());
     let now = domain::truncate_to_micros(chrono::Utc::now());
-    let actor = domain::Actor { id: domain::ActorId::parse("bench-clerk").unwrap(), role: Role::Clerk };
+    let actor = domain::Actor { id: domain::ActorId::parse("bench-clerk").unwrap(), role: Role::Clerk, unit: None };
     let cal = domain::WorkingCalendar::default();
     let pol = domain::DeadlinePolicy::default();
-    let ctx = domain::Context { now, actor: &actor, calendar: &cal, policy: &pol };
+    let ctx = domain::Context { now, actor: &actor, calendar: &cal, policy: &pol, units: &domain::FlatUnits };
     let reg = domain::Registration {
         id,
         channel: domain::Channel::Phone,

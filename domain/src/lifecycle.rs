@@ -862,7 +862,9 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             vec![CaseEvent::ReturnRefused(ReturnRefused { reason: reason.clone() })]
         }
         Command::Transfer { reason, to_unit } => {
-            if case.status != Status::Assigned {
+            // A handled case not yet answered may be re-routed too (its unit was deactivated, or
+            // handled what was not its own): the new unit handles it afresh.
+            if !matches!(case.status, Status::Assigned | Status::Handled) {
                 return Err(transition(command, case));
             }
             vec![transferred(case, ctx, reason.clone(), *to_unit, false)?]
@@ -1380,8 +1382,10 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             if e.approved_return {
                 case.returns += 1;
             }
+            case.handling = None;
             match &e.to {
                 Some(to) => {
+                    case.status = Status::Assigned;
                     case.unit = Some(to.unit);
                     case.co_units.retain(|c| c.unit != to.unit);
                     case.deadline = Some(to.deadline);

@@ -71,7 +71,7 @@ fn command() -> impl Strategy<Value = Step> {
         2 => Just(c(Command::Contribute { text: text("已配合核查") })),
         3 => (10i64..40, r()).prop_map(move |(d, reason)| c(Command::RequestExtension { due_at: start() + Duration::days(d), reason })),
         1 => Just(c(Command::ApproveExtension)),
-        2 => r().prop_map(move |reason| c(Command::RefuseExtension { reason })),
+        3 => r().prop_map(move |reason| c(Command::RefuseExtension { reason })),
         1 => (10i64..40, r()).prop_map(move |(d, reason)| c(Command::ExtendDeadline { due_at: start() + Duration::days(d), reason })),
         1 => r().prop_map(move |reason| c(Command::PauseClock { reason })),
         2 => Just(c(Command::ResumeClock)),
@@ -218,7 +218,12 @@ fn check_run(
 
 #[test]
 fn no_command_sequence_reaches_an_illegal_state_and_replay_from_stored_json_equals_live_state() {
-    let mut runner = TestRunner::new(Config { cases: 1024, ..Config::default() });
+    // A fixed seed, so that what the runs reach (asserted below) is the same on every machine;
+    // PROPTEST_RNG_SEED-free exploration happens in the second, random run.
+    let mut runner = TestRunner::new_with_rng(
+        Config { cases: 1024, ..Config::default() },
+        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
     let reached = std::cell::RefCell::new(Reached::default());
     runner.run(&run(), |r| check_run(r, &mut reached.borrow_mut())).unwrap();
     let reached = reached.into_inner();
@@ -233,4 +238,10 @@ fn no_command_sequence_reaches_an_illegal_state_and_replay_from_stored_json_equa
     }
     let missing: Vec<_> = CaseEvent::TYPES.iter().filter(|(ty, _)| !reached.event_types.contains(ty)).collect();
     assert!(missing.is_empty(), "no run produced {missing:?}");
+}
+
+#[test]
+fn random_command_sequences_never_reach_an_illegal_state() {
+    let mut runner = TestRunner::new(Config { cases: 512, ..Config::default() });
+    runner.run(&run(), |r| check_run(r, &mut Reached::default())).unwrap();
 }

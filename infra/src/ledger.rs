@@ -7,11 +7,10 @@
 //! replay of its case.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use domain::{Case, CaseId};
+use domain::{Case, CaseId, Stage};
 use futures_util::{StreamExt, pin_mut};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
@@ -21,30 +20,6 @@ use uuid::Uuid;
 use crate::db::{DbSettings, Pool};
 use crate::error::StoreError;
 use crate::store::{StoredEvent, fold};
-
-fn jieba() -> &'static jieba_rs::Jieba {
-    static JIEBA: OnceLock<jieba_rs::Jieba> = OnceLock::new();
-    JIEBA.get_or_init(jieba_rs::Jieba::new)
-}
-
-/// Segments Chinese (and any other) text into search words with jieba's search mode: lower-cased,
-/// deduplicated, punctuation dropped, in first-seen order.
-pub fn search_words(text: &str) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for w in jieba().cut_for_search(text, true) {
-        let w: String = w.word.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
-        if !w.is_empty() && seen.insert(w.clone()) {
-            out.push(w);
-        }
-    }
-    out
-}
-
-/// Loads jieba's dictionary now rather than on the first request.
-pub fn warm_up() {
-    let _ = search_words("回音");
-}
 
 /// One row of the ledger, as computed from a case's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,9 +76,43 @@ pub struct LedgerRow {
     pub escalated: bool,
     /// Duplicate of.
     pub duplicate_of: Option<Uuid>,
-    /// Title and description segmented into words (not stored: the database keeps its tsvector).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub search_text: String,
+    /// Co-units of joint handling.
+    pub co_unit_ids: Vec<Uuid>,
+    /// Accepted (受理).
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Signed for by the lead unit (签收).
+    pub signed_at: Option<DateTime<Utc>>,
+    /// Returns approved (退单).
+    pub returns: i32,
+    /// The citizen's answer to "was it solved?", this round.
+    pub solved: Option<bool>,
+    /// The non-acceptance code, while rejected.
+    pub rejection_code: Option<String>,
+    /// The acknowledgement clock, while it runs.
+    pub ack_due_at: Option<DateTime<Utc>>,
+    /// The overall clock, while it runs.
+    pub overall_due_at: Option<DateTime<Utc>>,
+    /// The running clock that falls due first.
+    pub next_due_at: Option<DateTime<Utc>>,
+    /// Its stage (`overall`, `acknowledgement`, or the stage's).
+    pub next_due_stage: Option<String>,
+    /// When its clock started.
+    pub next_started_at: Option<DateTime<Utc>>,
+    /// When 60 % of its time is used.
+    pub next_due_soon_at: Option<DateTime<Utc>>,
+    /// The clocks are paused.
+    pub paused: bool,
+    /// A clock was counted into a year whose calendar is not loaded.
+    pub calendar_incomplete: bool,
+    /// The search lexemes of title and description, as tsvector input (written once, at
+    /// registration; empty on later writes, which never change it; never read back).
+    #[serde(default)]
+    pub search: String,
+}
+
+/// When 60 % of a clock's time is used ("due soon").
+fn due_soon(d: &domain::Deadline) -> DateTime<Utc> {
+    domain::truncate_to_micros(d.started_at + (d.due_at - d.started_at) * 6 / 10)
 }
 
 fn ident<T: Serialize>(v: T) -> String {
@@ -115,6 +124,8 @@ impl LedgerRow {
     /// first written; they never change afterwards).
     pub fn from_case(case: &Case, with_search: bool) -> Self {
         let deadline = case.deadline;
+        let running = case.running_clocks();
+        let next = running.iter().min_by_key(|d| d.due_at).copied();
         Self {
             case_id: case.id.as_uuid(),
             version: i32::try_from(case.version).unwrap_or(i32::MAX),
@@ -138,13 +149,29 @@ impl LedgerRow {
             deadline_stage: deadline.map(|d| d.stage.as_str().to_owned()),
             started_at: deadline.map(|d| d.started_at),
             due_at: deadline.map(|d| d.due_at),
-            due_soon_at: deadline
-                .map(|d| domain::truncate_to_micros(d.started_at + (d.due_at - d.started_at) * 6 / 10)),
+            due_soon_at: deadline.as_ref().map(due_soon),
             satisfaction: case.satisfaction.as_ref().map(|s| ident(s.rating)),
             escalated: case.escalation.is_some(),
             duplicate_of: case.duplicate_of.map(|c| c.as_uuid()),
-            search_text: if with_search {
-                search_words(&format!("{} {}", case.title.as_str(), case.description.as_str())).join(" ")
+            co_unit_ids: case.co_units.iter().map(|c| c.unit.as_uuid()).collect(),
+            accepted_at: case.accepted_at,
+            signed_at: case.signed_at,
+            returns: i32::try_from(case.returns).unwrap_or(i32::MAX),
+            solved: case.satisfaction.as_ref().and_then(|s| s.solved),
+            rejection_code: case.rejection_code.map(ident),
+            ack_due_at: running.iter().find(|d| d.stage == Stage::Acknowledgement).map(|d| d.due_at),
+            overall_due_at: running.iter().find(|d| d.stage == Stage::Overall).map(|d| d.due_at),
+            next_due_at: next.map(|d| d.due_at),
+            next_due_stage: next.map(|d| d.stage.as_str().to_owned()),
+            next_started_at: next.map(|d| d.started_at),
+            next_due_soon_at: next.as_ref().map(due_soon),
+            paused: case.paused.is_some(),
+            calendar_incomplete: [case.deadline, case.acknowledgement, case.overall]
+                .iter()
+                .flatten()
+                .any(|d| d.calendar_incomplete),
+            search: if with_search {
+                crate::search::tsvector_text(&format!("{} {}", case.title.as_str(), case.description.as_str()))
             } else {
                 String::new()
             },
@@ -157,42 +184,13 @@ impl LedgerRow {
     }
 }
 
-/// Columns of a ledger read, in [`LedgerEntry::from_row`]'s order.
-const ENTRY_COLUMNS: &str = "case_id, version, receipt_code, kind, channel, category_id, village_id, unit_id, accused_unit_id, \
-     urgency, status, round, title, anonymous, received_at, assigned_at, handled_at, fed_back_at, closed_at, deadline_stage, \
-     started_at, due_at, due_soon_at, satisfaction, escalated, duplicate_of";
+/// A ledger read: every column but the search lexemes, as one JSON object per row, read into
+/// [`LedgerRow`] by name (the column list lives in the table alone).
+const ROW_JSON: &str = "to_jsonb(l) - 'search'";
 
 impl LedgerRow {
-    fn from_row(r: &tokio_postgres::Row) -> Self {
-        Self {
-            case_id: r.get(0),
-            version: r.get(1),
-            receipt_code: r.get(2),
-            kind: r.get(3),
-            channel: r.get(4),
-            category_id: r.get(5),
-            village_id: r.get(6),
-            unit_id: r.get(7),
-            accused_unit_id: r.get(8),
-            urgency: r.get(9),
-            status: r.get(10),
-            round: r.get(11),
-            title: r.get(12),
-            anonymous: r.get(13),
-            received_at: r.get(14),
-            assigned_at: r.get(15),
-            handled_at: r.get(16),
-            fed_back_at: r.get(17),
-            closed_at: r.get(18),
-            deadline_stage: r.get(19),
-            started_at: r.get(20),
-            due_at: r.get(21),
-            due_soon_at: r.get(22),
-            satisfaction: r.get(23),
-            escalated: r.get(24),
-            duplicate_of: r.get(25),
-            search_text: String::new(),
-        }
+    fn from_row(r: &tokio_postgres::Row) -> Result<Self, StoreError> {
+        serde_json::from_value(r.get(0)).map_err(|_| StoreError::Vault("a ledger row does not read back"))
     }
 }
 
@@ -267,6 +265,18 @@ impl LedgerCursor {
     }
 }
 
+/// The rows a handler of the unit in parameter `$n` may see: those it leads or co-handles, and
+/// never one that accuses it (回避; the lifecycle never routes one there, and this keeps it so
+/// for rows written before that rule).
+fn scope_sql(n: usize) -> String {
+    scope_sql_placeholders().replace('?', &format!("${n}"))
+}
+
+/// [`scope_sql`] with `?` for the parameter.
+fn scope_sql_placeholders() -> String {
+    "((unit_id = ? OR ? = ANY(co_unit_ids)) AND accused_unit_id IS DISTINCT FROM ?)".to_owned()
+}
+
 /// Builds the WHERE clause of a filter; `params` receives the values.
 fn where_clause(f: &LedgerFilter, now: DateTime<Utc>, params: &mut Vec<Box<dyn ToSql + Sync + Send>>) -> String {
     let mut clauses: Vec<String> = Vec::new();
@@ -296,14 +306,14 @@ fn where_clause(f: &LedgerFilter, now: DateTime<Utc>, params: &mut Vec<Box<dyn T
         push("unit_id = ?", Box::new(v), params);
     }
     if let Some(v) = f.scope_unit {
-        push("unit_id = ?", Box::new(v), params);
+        push(&scope_sql_placeholders(), Box::new(v), params);
     }
     if let Some(v) = f.escalated {
         push("escalated = ?", Box::new(v), params);
     }
     match f.overdue {
-        Some(true) => push("due_at < ?", Box::new(now), params),
-        Some(false) => push("(due_at IS NULL OR due_at >= ?)", Box::new(now), params),
+        Some(true) => push("next_due_at < ?", Box::new(now), params),
+        Some(false) => push("(next_due_at IS NULL OR next_due_at >= ?)", Box::new(now), params),
         None => {}
     }
     if let Some(v) = f.received_from {
@@ -313,7 +323,9 @@ fn where_clause(f: &LedgerFilter, now: DateTime<Utc>, params: &mut Vec<Box<dyn T
         push("received_at < ?", Box::new(v), params);
     }
     if let Some(q) = &f.q {
-        push("search @@ plainto_tsquery('simple', ?)", Box::new(search_words(q).join(" ")), params);
+        // A query without a letter or a digit finds nothing (an empty tsquery matches no row).
+        let tsq = crate::search::tsquery_text(q).unwrap_or_default();
+        push("search @@ ?::text::tsquery", Box::new(tsq), params);
     }
     if clauses.is_empty() { "TRUE".into() } else { clauses.join(" AND ") }
 }
@@ -391,32 +403,63 @@ impl Ledger {
         }
         params.push(Box::new(limit));
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM ledger WHERE {sql_where} ORDER BY {key} {order}, case_id {order} LIMIT ${}",
+            "SELECT {ROW_JSON} FROM ledger l WHERE {sql_where} ORDER BY {key} {order}, case_id {order} LIMIT ${}",
             params.len()
         );
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        Ok(client.query(&stmt, &refs).await?.iter().map(LedgerRow::from_row).collect())
+        client.query(&stmt, &refs).await?.iter().map(LedgerRow::from_row).collect()
     }
 
     /// One ledger row.
     pub async fn row(&self, case_id: CaseId) -> Result<Option<LedgerRow>, StoreError> {
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&format!("SELECT {ENTRY_COLUMNS} FROM ledger WHERE case_id = $1")).await?;
-        Ok(client.query_opt(&stmt, &[&case_id.as_uuid()]).await?.as_ref().map(LedgerRow::from_row))
+        let stmt = client.prepare_cached(&format!("SELECT {ROW_JSON} FROM ledger l WHERE case_id = $1")).await?;
+        client.query_opt(&stmt, &[&case_id.as_uuid()]).await?.as_ref().map(LedgerRow::from_row).transpose()
     }
 
-    /// Which of `ids` are currently the responsibility of `unit`.
+    /// The open cases with a clock counted into a year whose calendar was not loaded.
+    pub async fn calendar_incomplete_cases(&self) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT case_id FROM ledger WHERE calendar_incomplete AND status <> 'closed' ORDER BY case_id",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The open cases a unit leads (`lead`) or co-handles: what deactivating it would strand.
+    pub async fn open_cases_of_unit(&self, unit: Uuid) -> Result<Vec<(Uuid, bool, String)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT case_id, unit_id = $1, status FROM ledger \
+                 WHERE (unit_id = $1 OR $1 = ANY(co_unit_ids)) AND status IN ('assigned', 'handled') ORDER BY received_at",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&unit])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, Option<bool>>(1).unwrap_or(false), r.get(2)))
+            .collect())
+    }
+
+    /// Which of `ids` a handler of `unit` may see now (see `scope_sql`).
     pub async fn cases_of_unit(&self, ids: &[Uuid], unit: Option<Uuid>) -> Result<Vec<Uuid>, StoreError> {
         let Some(unit) = unit else { return Ok(Vec::new()) };
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached("SELECT case_id FROM ledger WHERE case_id = ANY($1) AND unit_id = $2").await?;
+        let stmt = client
+            .prepare_cached(&format!("SELECT case_id FROM ledger WHERE case_id = ANY($1) AND {}", scope_sql(2)))
+            .await?;
         Ok(client.query(&stmt, &[&ids, &unit]).await?.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Cases past their deadline or with at least 60 % of their time used, soonest deadline
-    /// first, optionally of one unit; and the counts per unit and stage.
+    /// Cases past a deadline or with at least 60 % of its time used, soonest deadline first,
+    /// optionally of one unit; and the counts per unit and clock. Each case counts under the
+    /// running clock that falls due first: a stage's, the acknowledgement or the overall clock.
     pub async fn watch(
         &self,
         scope_unit: Option<Uuid>,
@@ -425,22 +468,25 @@ impl Ledger {
         limit: i64,
     ) -> Result<(Vec<LedgerRow>, Vec<WatchCount>), StoreError> {
         let client = self.pool.get().await?;
-        let scope = if scope_unit.is_some() { " AND unit_id = $2" } else { " AND $2::uuid IS NULL" };
+        let scope =
+            if scope_unit.is_some() { format!(" AND {}", scope_sql(2)) } else { " AND $2::uuid IS NULL".to_owned() };
         // Without a cursor the keyset bound is the epoch: no deadline lies before it.
         let page_sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM ledger WHERE due_at IS NOT NULL AND due_soon_at <= $1{scope} \
-             AND (due_at, case_id) > ($3, $4) ORDER BY due_at, case_id LIMIT $5"
+            "SELECT {ROW_JSON} FROM ledger l WHERE next_due_at IS NOT NULL AND next_due_soon_at <= $1{scope} \
+             AND (next_due_at, case_id) > ($3, $4) ORDER BY next_due_at, case_id LIMIT $5"
         );
         let stmt = client.prepare_cached(&page_sql).await?;
         let (k, id) = after.map_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()), |c| (c.key, c.id));
         let rows = client.query(&stmt, &[&now, &scope_unit, &k, &id, &limit]).await?;
         let counts_sql = format!(
-            "SELECT unit_id, deadline_stage, \
-                    count(*) FILTER (WHERE due_at < $1), \
-                    count(*) FILTER (WHERE due_at >= $1 AND started_at + (due_at - started_at) * 0.8 <= $1), \
-                    count(*) FILTER (WHERE due_at >= $1 AND started_at + (due_at - started_at) * 0.8 > $1) \
-             FROM ledger WHERE due_at IS NOT NULL AND due_soon_at <= $1{scope} \
-             GROUP BY unit_id, deadline_stage ORDER BY 3 DESC, 4 DESC"
+            "SELECT unit_id, next_due_stage, \
+                    count(*) FILTER (WHERE next_due_at < $1), \
+                    count(*) FILTER (WHERE next_due_at >= $1 \
+                                     AND next_started_at + (next_due_at - next_started_at) * 0.8 <= $1), \
+                    count(*) FILTER (WHERE next_due_at >= $1 \
+                                     AND next_started_at + (next_due_at - next_started_at) * 0.8 > $1) \
+             FROM ledger WHERE next_due_at IS NOT NULL AND next_due_soon_at <= $1{scope} \
+             GROUP BY unit_id, next_due_stage ORDER BY 3 DESC, 4 DESC"
         );
         let stmt = client.prepare_cached(&counts_sql).await?;
         let counts = client
@@ -455,7 +501,7 @@ impl Ledger {
                 due_soon_60: r.get(4),
             })
             .collect();
-        Ok((rows.iter().map(LedgerRow::from_row).collect(), counts))
+        Ok((rows.iter().map(LedgerRow::from_row).collect::<Result<_, _>>()?, counts))
     }
 
     /// Counts by status, kind, channel, category, village and unit, for cases received in
@@ -478,7 +524,7 @@ impl Ledger {
         let stmt = tx
             .prepare_cached(
                 "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
-                 WHERE received_at >= $1 AND received_at < $2 AND ($3::uuid IS NULL OR unit_id = $3) \
+                 WHERE received_at >= $1 AND received_at < $2 AND ($3::uuid IS NULL OR ((unit_id = $3 OR $3 = ANY(co_unit_ids)) AND accused_unit_id IS DISTINCT FROM $3)) \
                  GROUP BY 1, 2, 3, 4, 5, 6",
             )
             .await?;
@@ -576,33 +622,15 @@ async fn fold_final_states(
     Ok(stats)
 }
 
-const INSERT_ROWS: &str = "INSERT INTO {table} (case_id, version, receipt_code, kind, channel, category_id, village_id, unit_id, \
-        accused_unit_id, urgency, status, round, title, anonymous, received_at, assigned_at, handled_at, fed_back_at, \
-        closed_at, deadline_stage, started_at, due_at, due_soon_at, satisfaction, escalated, duplicate_of, search) \
-     SELECT r.case_id, r.version, r.receipt_code, r.kind, r.channel, r.category_id, r.village_id, r.unit_id, \
-        r.accused_unit_id, r.urgency, r.status, r.round, r.title, r.anonymous, r.received_at, r.assigned_at, \
-        r.handled_at, r.fed_back_at, r.closed_at, r.deadline_stage, r.started_at, r.due_at, r.due_soon_at, \
-        r.satisfaction, r.escalated, r.duplicate_of, to_tsvector('simple', coalesce(r.search_text, '')) \
-     FROM jsonb_to_recordset($1::jsonb) AS r(case_id uuid, version integer, receipt_code text, kind text, channel text, \
-        category_id uuid, village_id uuid, unit_id uuid, accused_unit_id uuid, urgency text, status text, round integer, \
-        title text, anonymous boolean, received_at timestamptz, assigned_at timestamptz, handled_at timestamptz, \
-        fed_back_at timestamptz, closed_at timestamptz, deadline_stage text, started_at timestamptz, due_at timestamptz, \
-        due_soon_at timestamptz, satisfaction text, escalated boolean, duplicate_of uuid, search_text text)";
-
-/// The upsert tail of [`INSERT_ROWS`], once the table has its primary key.
-const UPSERT_TAIL: &str = " ON CONFLICT (case_id) DO UPDATE SET version = EXCLUDED.version, category_id = EXCLUDED.category_id, \
-        village_id = EXCLUDED.village_id, unit_id = EXCLUDED.unit_id, urgency = EXCLUDED.urgency, status = EXCLUDED.status, \
-        round = EXCLUDED.round, assigned_at = EXCLUDED.assigned_at, handled_at = EXCLUDED.handled_at, \
-        fed_back_at = EXCLUDED.fed_back_at, closed_at = EXCLUDED.closed_at, deadline_stage = EXCLUDED.deadline_stage, \
-        started_at = EXCLUDED.started_at, due_at = EXCLUDED.due_at, due_soon_at = EXCLUDED.due_soon_at, \
-        satisfaction = EXCLUDED.satisfaction, escalated = EXCLUDED.escalated, duplicate_of = EXCLUDED.duplicate_of";
-
-async fn insert_rows(client: &Client, table: &str, cases: &[Case], upsert: bool) -> Result<(), StoreError> {
+/// Writes rows into a ledger table by column name (`table` has the ledger's shape); with
+/// `replace`, rows of the same cases are deleted first (the rebuild's catch-up).
+async fn insert_rows(client: &Client, table: &str, cases: &[Case], replace: bool) -> Result<(), StoreError> {
     let rows: Vec<serde_json::Value> = cases.iter().map(|c| LedgerRow::from_case(c, true).to_json()).collect();
-    let mut sql = INSERT_ROWS.replace("{table}", table);
-    if upsert {
-        sql.push_str(UPSERT_TAIL);
+    if replace {
+        let ids: Vec<Uuid> = cases.iter().map(|c| c.id.as_uuid()).collect();
+        client.execute(&format!("DELETE FROM {table} WHERE case_id = ANY($1)"), &[&ids]).await?;
     }
+    let sql = format!("INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb)");
     client.execute(&sql, &[&serde_json::Value::Array(rows)]).await?;
     Ok(())
 }
@@ -669,7 +697,12 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                  INCLUDE (status, kind, channel, category_id, village_id, unit_id, urgency, escalated, due_at); \
              CREATE INDEX ledger_rebuild_due_idx ON ledger_rebuild (due_at, case_id) \
                  INCLUDE (due_soon_at, started_at, deadline_stage, unit_id) WHERE due_at IS NOT NULL; \
-             CREATE INDEX ledger_rebuild_search_idx ON ledger_rebuild USING gin (search);",
+             CREATE INDEX ledger_rebuild_search_idx ON ledger_rebuild USING gin (search); \
+             CREATE INDEX ledger_rebuild_next_due_idx ON ledger_rebuild (next_due_at, case_id) \
+                 INCLUDE (next_due_soon_at, next_started_at, next_due_stage, unit_id) WHERE next_due_at IS NOT NULL; \
+             CREATE INDEX ledger_rebuild_co_units_idx ON ledger_rebuild USING gin (co_unit_ids); \
+             CREATE INDEX ledger_rebuild_duplicate_of_idx ON ledger_rebuild (duplicate_of) WHERE duplicate_of IS NOT NULL; \
+             CREATE INDEX ledger_rebuild_calendar_incomplete_idx ON ledger_rebuild (case_id) WHERE calendar_incomplete;",
         )
         .await?;
     // Sets the visibility map, so index-only scans need no heap visits from the first query.
@@ -720,6 +753,10 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                  ALTER INDEX ledger_rebuild_received_idx RENAME TO ledger_received_idx; \
                  ALTER INDEX ledger_rebuild_due_idx RENAME TO ledger_due_idx; \
                  ALTER INDEX ledger_rebuild_search_idx RENAME TO ledger_search_idx; \
+                 ALTER INDEX ledger_rebuild_next_due_idx RENAME TO ledger_next_due_idx; \
+                 ALTER INDEX ledger_rebuild_co_units_idx RENAME TO ledger_co_units_idx; \
+                 ALTER INDEX ledger_rebuild_duplicate_of_idx RENAME TO ledger_duplicate_of_idx; \
+                 ALTER INDEX ledger_rebuild_calendar_incomplete_idx RENAME TO ledger_calendar_incomplete_idx; \
                  REVOKE ALL ON ledger FROM PUBLIC; GRANT SELECT ON ledger TO huiyin_app;",
             )
             .await?;
@@ -777,15 +814,18 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
         .await?;
     tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""))).await?;
     let mut mismatches = Vec::new();
-    let select = format!("SELECT {ENTRY_COLUMNS} FROM ledger WHERE case_id = ANY($1)");
+    let select = format!("SELECT {ROW_JSON} FROM ledger l WHERE case_id = ANY($1)");
     let folded = fold_final_states(&stream_tx, 1000, async |cases: Vec<Case>| {
         let ids: Vec<Uuid> = cases.iter().map(|c| c.id.as_uuid()).collect();
-        let actual: HashMap<Uuid, LedgerRow> =
-            tx.query(&select, &[&ids]).await?.iter().map(LedgerRow::from_row).map(|r| (r.case_id, r)).collect();
+        let mut actual: HashMap<Uuid, LedgerRow> = HashMap::new();
+        for r in tx.query(&select, &[&ids]).await? {
+            let row = LedgerRow::from_row(&r)?;
+            actual.insert(row.case_id, row);
+        }
         let mut texts = Vec::with_capacity(cases.len());
         for case in &cases {
             let mut expected = LedgerRow::from_case(case, true);
-            texts.push(std::mem::take(&mut expected.search_text));
+            texts.push(std::mem::take(&mut expected.search));
             match actual.get(&expected.case_id) {
                 None => {
                     mismatches.push(ProjectionMismatch { case_id: expected.case_id, problem: "no ledger row".into() })
@@ -800,7 +840,7 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
         let bad_search = tx
             .query(
                 "SELECT u.id FROM unnest($1::uuid[], $2::text[]) AS u(id, t) JOIN ledger l ON l.case_id = u.id \
-                 WHERE l.search <> to_tsvector('simple', u.t)",
+                 WHERE l.search <> u.t::tsvector",
                 &[&ids, &texts],
             )
             .await?;

@@ -6,6 +6,8 @@
 //!   the gap-free feed, verification).
 //! - [`hash`]: the canonical bytes of an event and its chained SHA-256 (the published recipe).
 //! - [`vault`]: personal data sealed with per-subject keys kept outside the log.
+//! - [`ledger`] and [`search`]: the ledger projection and the terms it is searched by.
+//! - [`reference`]: units (with their hierarchy, for recusal), categories, the working calendar.
 
 pub mod bulk;
 pub mod db;
@@ -16,6 +18,7 @@ pub mod ledger;
 pub mod migrate;
 pub mod notify;
 pub mod reference;
+pub mod search;
 pub mod secret;
 pub mod store;
 pub mod vault;
@@ -23,4 +26,7 @@ pub mod vault;
 pub use db::{DbSettings, Pool};
 pub use error::StoreError;
 pub use secret::Secret;
-pub use store::{AppendOutcome, EventStore, FeedCursor, IdempotencyKey, LoadedCase, Metadata, NewEvent, StoredEvent};
+pub use store::{
+    AppendOutcome, EventStore, FeedCursor, IdempotencyKey, LinkFacts, LoadedCase, Metadata, NewEvent, PlannedAppend,
+    StoredEvent,
+};

@@ -119,6 +119,41 @@ pub struct CalendarDay {
 /// The calendar and when it was read.
 type CachedCalendar = (Instant, Arc<WorkingCalendar>);
 
+/// Every unit's parent and whether it is active: the organisation as the lifecycle sees it
+/// ([`domain::UnitDirectory`]), read in one query.
+#[derive(Debug, Clone, Default)]
+pub struct UnitTree {
+    parent: std::collections::HashMap<UnitId, Option<UnitId>>,
+    active: std::collections::HashSet<UnitId>,
+}
+
+impl UnitTree {
+    /// Whether the tree knows the unit.
+    pub fn knows(&self, unit: UnitId) -> bool {
+        self.parent.contains_key(&unit)
+    }
+}
+
+impl domain::UnitDirectory for UnitTree {
+    fn is_within(&self, unit: UnitId, ancestor: UnitId) -> bool {
+        let mut cur = Some(unit);
+        // The hierarchy has no cycles (a unit is never its own parent); the bound guards a
+        // corrupted table all the same.
+        for _ in 0..=self.parent.len() {
+            match cur {
+                Some(u) if u == ancestor => return true,
+                Some(u) => cur = self.parent.get(&u).copied().flatten(),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    fn is_active(&self, unit: UnitId) -> bool {
+        self.active.contains(&unit)
+    }
+}
+
 /// How long a cached calendar is trusted when another instance may have changed it.
 const CALENDAR_TTL: Duration = Duration::from_secs(60);
 
@@ -286,6 +321,11 @@ impl ReferenceData {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute("DELETE FROM calendar_days WHERE day >= $1 AND day < $2", &[&from, &to]).await?;
+        tx.execute(
+            "INSERT INTO calendar_years (year) VALUES ($1) ON CONFLICT (year) DO UPDATE SET loaded_at = now()",
+            &[&year],
+        )
+        .await?;
         let insert = tx.prepare("INSERT INTO calendar_days (day, kind, name) VALUES ($1, $2, $3)").await?;
         for d in days {
             tx.execute(&insert, &[&d.day, &if d.workday { "workday" } else { "holiday" }, &d.name]).await?;
@@ -293,6 +333,29 @@ impl ReferenceData {
         tx.commit().await?;
         *self.calendar.write().await = None;
         Ok(())
+    }
+
+    /// Which years are loaded and when each was last written: changes whenever a year's
+    /// calendar is loaded or corrected, by any instance.
+    pub async fn calendar_version(&self) -> Result<Vec<(i32, DateTime<Utc>)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT year, loaded_at FROM calendar_years ORDER BY year").await?;
+        Ok(client.query(&stmt, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The organisation's units with their hierarchy, read now (a few hundred rows at most).
+    pub async fn unit_tree(&self) -> Result<UnitTree, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT id, parent_id, active FROM units").await?;
+        let mut tree = UnitTree::default();
+        for r in client.query(&stmt, &[]).await? {
+            let id = UnitId::from_uuid(r.get(0));
+            tree.parent.insert(id, r.get::<_, Option<Uuid>>(1).map(UnitId::from_uuid));
+            if r.get::<_, bool>(2) {
+                tree.active.insert(id);
+            }
+        }
+        Ok(tree)
     }
 
     /// The working calendar (cached; see the type's docs).
@@ -310,7 +373,9 @@ impl ReferenceData {
             let day: NaiveDate = r.get(0);
             if r.get::<_, String>(1) == "workday" { workdays.push(day) } else { holidays.push(day) }
         }
-        let cal = Arc::new(WorkingCalendar::new(holidays, workdays));
+        let stmt = client.prepare_cached("SELECT year FROM calendar_years").await?;
+        let years: Vec<i32> = client.query(&stmt, &[]).await?.iter().map(|r| r.get(0)).collect();
+        let cal = Arc::new(WorkingCalendar::new(holidays, workdays).with_years(years));
         *self.calendar.write().await = Some((Instant::now(), cal.clone()));
         Ok(cal)
     }

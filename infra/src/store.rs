@@ -13,6 +13,7 @@
 //!   that commits late can never fall behind a consumer's cursor.
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use domain::{Case, CaseEvent, CaseId, HistoryError, replay};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -416,6 +417,52 @@ impl EventStore {
             None => append_direct(&self.pool, &req).await,
         }
     }
+    /// Appends to `case_id` in one transaction that first takes the advisory locks of every case
+    /// in `also_locked` and of `case_id`, in the fixed order `append_batch()` uses, then reads
+    /// the facts a duplicate link needs from the ledger under those locks and lets `decide` turn
+    /// them into the append. Two links decided this way can never both pass on facts the other
+    /// changes (X→Y and Y→X at the same moment: the second sees the first).
+    pub async fn append_with_link_facts<E>(
+        &self,
+        case_id: CaseId,
+        of: CaseId,
+        decide: impl FnOnce(LinkFacts) -> Result<PlannedAppend, E>,
+    ) -> Result<Result<AppendOutcome, E>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x::text, 0) AS k \
+               FROM unnest($1::uuid[]) AS x ORDER BY 1) AS locks",
+            &[&vec![case_id.as_uuid(), of.as_uuid()]],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM ledger WHERE case_id = $2), \
+                        EXISTS (SELECT 1 FROM ledger WHERE case_id = $2 AND duplicate_of IS NOT NULL), \
+                        EXISTS (SELECT 1 FROM ledger WHERE duplicate_of = $1)",
+                &[&case_id.as_uuid(), &of.as_uuid()],
+            )
+            .await?;
+        let facts =
+            LinkFacts { target_exists: row.get(0), target_is_duplicate: row.get(1), has_duplicates: row.get(2) };
+        let plan = match decide(facts) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let p = Prepared::new(
+            case_id,
+            plan.expected_version,
+            plan.prev_hash,
+            &plan.events,
+            plan.idempotency.as_ref(),
+            &plan.after,
+        );
+        let outcome = call_append_events(&tx, &p).await?;
+        tx.commit().await?;
+        Ok(Ok(outcome))
+    }
+
     /// What an idempotency key was first used for: the request hash, the case and the versions
     /// it wrote. Checked before deciding, so a retry gets the first answer even when the command
     /// would no longer be allowed.
@@ -542,6 +589,32 @@ impl EventStore {
     }
 }
 
+/// What a duplicate link must know of the other case, read under both cases' locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkFacts {
+    /// The target case exists.
+    pub target_exists: bool,
+    /// The target is itself linked as a duplicate.
+    pub target_is_duplicate: bool,
+    /// Other cases are linked to the case being linked.
+    pub has_duplicates: bool,
+}
+
+/// An append decided under locks: what [`EventStore::append`] takes, as one value.
+#[derive(Debug, Clone)]
+pub struct PlannedAppend {
+    /// The version the case is at.
+    pub expected_version: u32,
+    /// Its head hash.
+    pub prev_hash: [u8; 32],
+    /// The new events.
+    pub events: Vec<NewEvent>,
+    /// The request's idempotency record.
+    pub idempotency: Option<IdempotencyKey>,
+    /// The case after the events.
+    pub after: Case,
+}
+
 /// An append with its hashes computed, ready for either path.
 struct Prepared {
     case_id: CaseId,
@@ -646,52 +719,52 @@ fn outcome_of(row: &Row, at: usize, expected: u32) -> Result<AppendOutcome, Stor
     }
 }
 
-/// One append in its own transaction: one statement, one round trip.
-async fn append_direct(pool: &Pool, p: &Prepared) -> Result<AppendOutcome, StoreError> {
+/// Calls `append_events()` on a client or inside a transaction.
+async fn call_append_events(client: &impl GenericClient, p: &Prepared) -> Result<AppendOutcome, StoreError> {
     let expected = i32::try_from(p.expected).unwrap_or(i32::MAX);
     let (scope, key, request_hash) = match &p.idem {
         Some(k) => (Some(k.scope.as_str()), Some(k.key.as_str()), Some(k.request_hash.to_vec())),
         None => (None, None, None),
     };
+    let stmt = client
+        .prepare_cached(
+            "SELECT outcome, case_id, first_version, last_version, first_position, last_position \
+             FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .await?;
+    let row = client
+        .query_one(
+            &stmt,
+            &[
+                &p.case_id.as_uuid(),
+                &expected,
+                &p.types,
+                &p.schemas,
+                &p.payloads,
+                &p.metadata,
+                &p.occurred,
+                &p.prev_hash.as_slice(),
+                &p.hashes,
+                &scope,
+                &key,
+                &request_hash,
+                &p.ledger,
+            ],
+        )
+        .await?;
+    outcome_of(&row, 0, p.expected)
+}
+
+/// One append in its own transaction: one statement, one round trip.
+async fn append_direct(pool: &Pool, p: &Prepared) -> Result<AppendOutcome, StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let client = pool.get().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT outcome, case_id, first_version, last_version, first_position, last_position \
-                 FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .await?;
-        let result = client
-            .query_one(
-                &stmt,
-                &[
-                    &p.case_id.as_uuid(),
-                    &expected,
-                    &p.types,
-                    &p.schemas,
-                    &p.payloads,
-                    &p.metadata,
-                    &p.occurred,
-                    &p.prev_hash.as_slice(),
-                    &p.hashes,
-                    &scope,
-                    &key,
-                    &request_hash,
-                    &p.ledger,
-                ],
-            )
-            .await;
-        match result {
-            Ok(row) => return outcome_of(&row, 0, p.expected),
-            Err(e) => {
-                let e = StoreError::from(e);
-                if e.is_transient() && attempt < 3 {
-                    continue;
-                }
-                return Err(e);
-            }
+        match call_append_events(&client, p).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) if e.is_transient() && attempt < 3 => continue,
+            Err(e) => return Err(e),
         }
     }
 }

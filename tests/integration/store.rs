@@ -371,10 +371,15 @@ async fn replaying_a_stored_case_equals_the_live_state() {
     let (id, mut live) = register(&store).await;
     let unit = UnitId::from_uuid(Uuid::new_v4());
     let commands = [
-        Command::Assign { unit, due_at: None, note: None },
+        Command::Assign { unit, co_units: vec![], due_at: None, note: None, tier: None },
         Command::Handle { outcome: Outcome::Resolved, result: Text::parse("已修复路灯").unwrap() },
         Command::FeedBack { method: FeedbackMethod::Phone, content: Text::parse("电话告知").unwrap() },
-        Command::RecordSatisfaction { rating: Rating::Dissatisfied, comment: None },
+        Command::RecordSatisfaction {
+            rating: Rating::Dissatisfied,
+            comment: None,
+            method: RatingMethod::Phone,
+            solved: Some(false),
+        },
     ];
     for cmd in &commands {
         let at = now();

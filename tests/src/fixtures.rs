@@ -6,7 +6,7 @@ use domain::*;
 use infra::{Metadata, NewEvent};
 
 pub fn actor(role: Role) -> Actor {
-    Actor { id: ActorId::parse(format!("{}-test", role.as_str())).unwrap(), role }
+    Actor { id: ActorId::parse(format!("{}-test", role.as_str())).unwrap(), role, unit: None }
 }
 
 pub fn metadata(role: Role) -> Metadata {
@@ -44,7 +44,8 @@ pub fn decide_as(state: Option<&Case>, cmd: &Command, role: Role, at: DateTime<U
     let actor = actor(role);
     let calendar = WorkingCalendar::default();
     let policy = DeadlinePolicy::default();
-    decide(state, cmd, &Context { now: at, actor: &actor, calendar: &calendar, policy: &policy }).unwrap()
+    let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &FlatUnits };
+    decide(state, cmd, &ctx).unwrap()
 }
 
 pub fn new_events(events: Vec<CaseEvent>, at: DateTime<Utc>, role: Role) -> Vec<NewEvent> {

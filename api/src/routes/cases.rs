@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::{Action, Principal};
 use crate::dto::*;
+use crate::extract::OptionalJson;
 use crate::middleware::{request_id, within_deadline};
 use crate::problem::ApiError;
 use crate::service::{self, RequestMeta, opt_text, reason, text};
@@ -187,6 +188,52 @@ macro_rules! command_endpoint {
     };
 }
 
+/// A command whose body is optional (`{}` or nothing at all).
+macro_rules! bodyless_endpoint {
+    ($(#[$doc:meta])* $fn:ident, $path:literal, $action:expr, $command:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(
+            tag = "commands",
+            params(("id" = Uuid, Path, description = "The case")),
+            request_body(content = Option<EmptyRequest>, description = "Optional: `{}` or no body"),
+            responses((status = 200, description = "The case after the command", body = CaseView,
+                headers(("ETag" = String, description = "The case's new version")))),
+            security(("bearer" = []))
+        )]
+        #[post($path)]
+        pub async fn $fn(
+            state: Data<AppState>,
+            principal: Principal,
+            req: HttpRequest,
+            id: Path<Uuid>,
+            _body: OptionalJson<EmptyRequest>,
+        ) -> Result<HttpResponse, ApiError> {
+            run(&state, &req, principal, *id, $action, $command, &stringify!($fn)).await
+        }
+    };
+}
+
+bodyless_endpoint!(
+    /// Accept a case (受理)
+    ///
+    /// Accepts a registered case; the overall clock (60 calendar days by default, 信访工作条例
+    /// art. 32) starts now. Assigning an unaccepted case accepts it first.
+    accept, "/cases/{id}/accept", Action::Accept, Command::Accept
+);
+command_endpoint!(
+    /// Record a notice to the citizen (告知)
+    ///
+    /// What the citizen was told, how, and whether the receipt code was given. An
+    /// `acknowledgement` stops the acknowledgement clock (15 calendar days, 信访工作条例 art. 23;
+    /// 15 working days for an identified accusation, 检举控告工作规则 (2020)).
+    notify, "/cases/{id}/notices", NoticeRequest, Action::NotifyCitizen,
+    |b| Command::NotifyCitizen {
+        kind: b.kind.into(),
+        method: b.method.into(),
+        content: text("content", &b.content)?,
+        receipt_code_given: b.receipt_code_given,
+    }
+);
 command_endpoint!(
     /// Classify a case
     ///
@@ -197,57 +244,161 @@ command_endpoint!(
 command_endpoint!(
     /// Assign a case (交办)
     ///
-    /// Routes the case to the unit responsible, starting the handling deadline of the case's
-    /// category (15 working days by default, 48 hours when urgent). `due_at` may shorten it.
+    /// Routes the case to the lead unit (and co-units of joint handling, 联办), starting the
+    /// unit's sign-for clock (1 working day by default, 2 hours when urgent); the handling clock
+    /// (15 working days, 48 hours when urgent) starts when the unit signs. `due_at` may shorten
+    /// the handling deadline. A case that accuses a unit is never assigned to it nor to a unit
+    /// under it (回避, 纪检监察机关处理检举控告工作规则 (2020) art. 47): 409 `recusal`.
     assign, "/cases/{id}/assign", AssignRequest, Action::Assign,
     |b| Command::Assign {
         unit: UnitId::from_uuid(b.unit_id),
+        co_units: b.co_unit_ids.iter().copied().map(UnitId::from_uuid).collect(),
         due_at: b.due_at.map(|t| service::bounded_time("due_at", t)).transpose()?,
         note: opt_text("note", b.note.as_deref())?,
+        tier: b.tier.map(Into::into),
     }
 );
-command_endpoint!(
-    /// Transfer or return a case (转办 / 退单)
+bodyless_endpoint!(
+    /// Sign for a case (签收)
     ///
-    /// The unit says the case is not theirs: with `to_unit_id` it goes straight to that unit,
-    /// without it back to intake.
+    /// A handler of the lead unit (or of a co-unit) signs for the case. For the lead unit the
+    /// handling clock starts now.
+    sign, "/cases/{id}/sign", Action::SignFor, Command::SignFor
+);
+command_endpoint!(
+    /// Ask to return a case (退单)
+    ///
+    /// The lead unit says the case is not theirs, with a reason, within the return window (5
+    /// working days from assignment by default, 信访工作条例 art. 23). The case waits for the
+    /// dispatcher, who approves or refuses.
+    request_return, "/cases/{id}/return", ReasonRequest, Action::RequestReturn,
+    |b| Command::RequestReturn { reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
+    /// Approve a return
+    ///
+    /// The dispatcher approves the unit's return: to `unit_id` (never the accused unit or one
+    /// under it), or back to intake without one.
+    approve_return, "/cases/{id}/return/approve", ReturnApproveRequest, Action::DecideReturn,
+    |b| Command::ApproveReturn { to_unit: b.unit_id.map(UnitId::from_uuid) }
+);
+command_endpoint!(
+    /// Refuse a return
+    ///
+    /// The dispatcher refuses the return, with a reason: the unit must handle the case.
+    refuse_return, "/cases/{id}/return/refuse", ReasonRequest, Action::DecideReturn,
+    |b| Command::RefuseReturn { reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
+    /// Re-route a case (转办)
+    ///
+    /// The dispatcher sends the case to another unit (`to_unit_id`, sign-for starts again) or
+    /// back to intake. Units do not transfer cases themselves: they ask to return them.
     transfer, "/cases/{id}/transfer", TransferRequest, Action::Transfer,
     |b| Command::Transfer { reason: reason("reason", &b.reason)?, to_unit: b.to_unit_id.map(UnitId::from_uuid) }
 );
 command_endpoint!(
+    /// Record a co-unit's contribution (联办)
+    ///
+    /// A handler of a co-unit records what it found and did; the case view shows which co-units
+    /// have and have not contributed.
+    contribute, "/cases/{id}/contributions", NoteRequest, Action::Contribute,
+    |b| Command::Contribute { text: text("text", &b.text)? }
+);
+command_endpoint!(
+    /// Ask for an extension (延期申请)
+    ///
+    /// The handling unit asks for a later handling deadline, with a reason; a supervisor
+    /// approves or refuses. At most the policy's days (30 by default), once per round.
+    request_extension, "/cases/{id}/extension", ExtendRequest, Action::RequestExtension,
+    |b| Command::RequestExtension {
+        due_at: service::bounded_time("due_at", b.due_at)?,
+        reason: reason("reason", &b.reason)?,
+    }
+);
+bodyless_endpoint!(
+    /// Approve the extension asked for
+    ///
+    /// The handling deadline moves to the one asked for; the overall clock moves by the same
+    /// time, at most 30 days, once in the case's life (信访工作条例 art. 32). Record the notice
+    /// to the citizen with `POST /cases/{id}/notices` (`kind: extension`).
+    approve_extension, "/cases/{id}/extension/approve", Action::DecideExtension, Command::ApproveExtension
+);
+command_endpoint!(
+    /// Refuse the extension asked for
+    ///
+    /// With a reason; the deadline stays.
+    refuse_extension, "/cases/{id}/extension/refuse", ReasonRequest, Action::DecideExtension,
+    |b| Command::RefuseExtension { reason: reason("reason", &b.reason)? }
+);
+command_endpoint!(
     /// Extend the deadline (延期)
     ///
-    /// Once per round, by at most the policy's days (30 by default), with a reason; the
-    /// supervisor who asks is recorded as the approver.
+    /// A supervisor extends the handling deadline directly (as if asked and approved): once per
+    /// round, by at most the policy's days (30 by default), with a reason; the supervisor is
+    /// recorded as the approver, and the overall clock moves with it once.
     extend, "/cases/{id}/extend", ExtendRequest, Action::Extend,
     |b| Command::ExtendDeadline { due_at: service::bounded_time("due_at", b.due_at)?, reason: reason("reason", &b.reason)? }
 );
 command_endpoint!(
+    /// Pause the clocks
+    ///
+    /// While waiting for the citizen (e.g. supplementary material), with a reason: paused time
+    /// does not count on any clock. Stage changes wait until the clocks are resumed.
+    pause, "/cases/{id}/pause", ReasonRequest, Action::PauseClock,
+    |b| Command::PauseClock { reason: reason("reason", &b.reason)? }
+);
+bodyless_endpoint!(
+    /// Resume the clocks
+    ///
+    /// Every running clock moves by the time it stood.
+    resume, "/cases/{id}/resume", Action::PauseClock, Command::ResumeClock
+);
+command_endpoint!(
     /// Record handling (办理)
     ///
-    /// The unit records what it found and did; the deadline for the reply to the citizen starts.
+    /// The lead unit records what it found and did (signing for it first if it had not); the
+    /// deadline for the reply to the citizen starts.
     handle, "/cases/{id}/handle", HandleRequest, Action::Handle,
     |b| Command::Handle { outcome: b.outcome.into(), result: text("result", &b.result)? }
 );
 command_endpoint!(
-    /// Record the reply to the citizen (反馈)
+    /// Record the reply to the citizen (答复)
     ///
-    /// 件件有回音: the citizen is told the outcome. Only then can the case be closed.
+    /// 件件有回音: the citizen is told the outcome; the follow-up clock (回访, 5 working days by
+    /// default) starts. A case linked as a duplicate gets its own reply here too.
     feedback, "/cases/{id}/feedback", FeedbackRequest, Action::Feedback,
     |b| Command::FeedBack { method: b.method.into(), content: text("content", &b.content)? }
 );
 command_endpoint!(
+    /// Record a failed follow-up attempt (回访未果)
+    ///
+    /// The citizen could not be reached. Once the follow-up window has lapsed with attempts
+    /// recorded, the case may close without a rating.
+    follow_up_attempt, "/cases/{id}/follow-up-attempts", FollowUpAttemptRequest, Action::RecordFollowUp,
+    |b| Command::RecordFollowUpAttempt { method: b.method.into(), note: opt_text("note", b.note.as_deref())? }
+);
+command_endpoint!(
     /// Record satisfaction (回访)
     ///
-    /// `dissatisfied` reopens the case for rework with the same unit, in a new round.
+    /// The rating, how it was collected (the caller is recorded as the collector) and the
+    /// citizen's answer to "was it solved?". `dissatisfied` reopens the case for rework with the
+    /// same unit in a new round (with dispatch when that unit was deactivated); a second
+    /// dissatisfied rating also puts the case under supervision (督办).
     satisfaction, "/cases/{id}/satisfaction", SatisfactionRequest, Action::Satisfaction,
-    |b| Command::RecordSatisfaction { rating: b.rating.into(), comment: opt_text("comment", b.comment.as_deref())? }
+    |b| Command::RecordSatisfaction {
+        rating: b.rating.into(),
+        comment: opt_text("comment", b.comment.as_deref())?,
+        method: b.method.into(),
+        solved: b.solved,
+    }
 );
 command_endpoint!(
     /// Reopen a case (重办)
     ///
     /// Sends a handled, fed-back, rejected or closed case back: to its unit in a new round, or
-    /// to intake when it never reached a unit.
+    /// to intake when it never reached a unit or that unit was deactivated. The overall clock
+    /// is not reset.
     reopen, "/cases/{id}/reopen", ReasonRequest, Action::Reopen,
     |b| Command::Reopen { reason: reason("reason", &b.reason)? }
 );
@@ -259,31 +410,39 @@ command_endpoint!(
     |b| Command::Escalate { reason: reason("reason", &b.reason)? }
 );
 command_endpoint!(
-    /// Reject a case (不予受理)
+    /// Do not accept a case (不予受理)
     ///
-    /// Refuses a received case, with the reason the citizen will be given.
-    reject, "/cases/{id}/reject", ReasonRequest, Action::Reject,
-    |b| Command::Reject { reason: reason("reason", &b.reason)? }
+    /// Refuses a received case with a documented code and the reason the citizen will be given;
+    /// `out_of_remit` and `legal_channel` name the body the citizen is referred to.
+    reject, "/cases/{id}/reject", RejectRequest, Action::Reject,
+    |b| Command::Reject {
+        code: b.reason_code.into(),
+        reason: reason("reason", &b.reason)?,
+        referred_to: opt_text("referred_to", b.referred_to.as_deref())?,
+    }
 );
 command_endpoint!(
     /// Close a case (办结)
     ///
-    /// Allowed once the citizen was fed back, or for a rejected or duplicate case. Closing over a
-    /// dissatisfied citizen needs a supervisor and a written `note`.
+    /// After the follow-up: a rating, or failed attempts recorded and the follow-up window
+    /// lapsed; a supervisor may close without a rating, or over a dissatisfied citizen, with a
+    /// written `note`. A rejected case closes at once, a linked duplicate after its own reply.
     close, "/cases/{id}/close", CloseRequest, Action::Close,
     |b| Command::Close { note: opt_text("note", b.note.as_deref())? }
 );
 command_endpoint!(
     /// Link as a duplicate (合并)
     ///
-    /// Folds this case into another one; a duplicate may be closed without its own reply.
+    /// Folds this case into another one, checked under both cases' locks: never onto a case
+    /// that is itself a duplicate, never when other cases point at this one. The duplicate's
+    /// clocks stop; it still gets its own reply before it closes.
     link_duplicate, "/cases/{id}/link-duplicate", LinkDuplicateRequest, Action::LinkDuplicate,
-    |b| Command::LinkDuplicate { of: CaseId::from_uuid(b.of) }
+    |b| Command::LinkDuplicate { of: CaseId::from_uuid(b.of), target_is_duplicate: false, has_duplicates: false }
 );
 command_endpoint!(
     /// Undo a duplicate link
     ///
-    /// The case is its own again.
+    /// The case is its own again, with the clock it had when it was linked.
     unlink_duplicate, "/cases/{id}/unlink-duplicate", ReasonRequest, Action::UnlinkDuplicate,
     |b| Command::UnlinkDuplicate { reason: reason("reason", &b.reason)? }
 );
@@ -300,12 +459,25 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(register)
         .service(get_case)
         .service(events)
+        .service(accept)
+        .service(notify)
         .service(classify)
         .service(assign)
+        .service(sign)
+        .service(request_return)
+        .service(approve_return)
+        .service(refuse_return)
         .service(transfer)
+        .service(contribute)
+        .service(request_extension)
+        .service(approve_extension)
+        .service(refuse_extension)
         .service(extend)
+        .service(pause)
+        .service(resume)
         .service(handle)
         .service(feedback)
+        .service(follow_up_attempt)
         .service(satisfaction)
         .service(reopen)
         .service(escalate)

@@ -28,6 +28,7 @@ fn limit_dto(l: Limit) -> LimitDto {
     match l {
         Limit::WorkingDays(v) => LimitDto { unit: LimitUnit::WorkingDays, value: v },
         Limit::Hours(v) => LimitDto { unit: LimitUnit::Hours, value: v },
+        Limit::CalendarDays(v) => LimitDto { unit: LimitUnit::CalendarDays, value: v },
     }
 }
 
@@ -41,6 +42,14 @@ fn policy_dto(p: &DeadlinePolicy) -> DeadlinePolicyDto {
         urgent_feedback: Some(limit_dto(p.urgent_feedback)),
         max_extension_days: Some(p.max_extension_days),
         max_extensions: Some(p.max_extensions),
+        acknowledge: Some(limit_dto(p.acknowledge)),
+        accusation_acknowledge: Some(limit_dto(p.accusation_acknowledge)),
+        sign_for: Some(limit_dto(p.sign_for)),
+        urgent_sign_for: Some(limit_dto(p.urgent_sign_for)),
+        return_window: Some(limit_dto(p.return_window)),
+        follow_up: Some(limit_dto(p.follow_up)),
+        urgent_follow_up: Some(limit_dto(p.urgent_follow_up)),
+        overall: Some(limit_dto(p.overall)),
     }
 }
 
@@ -82,10 +91,14 @@ fn policy(errors: &mut Vec<FieldError>, dto: &DeadlinePolicyDto) -> DeadlinePoli
             match l.unit {
                 LimitUnit::WorkingDays if (1..=60).contains(&l.value) => *slot = Limit::WorkingDays(l.value),
                 LimitUnit::Hours if (1..=720).contains(&l.value) => *slot = Limit::Hours(l.value),
+                LimitUnit::CalendarDays if (1..=90).contains(&l.value) => *slot = Limit::CalendarDays(l.value),
                 LimitUnit::WorkingDays => {
                     field(errors, f, "working days must be 1 to 60 (the regulation's 60-day limit)")
                 }
                 LimitUnit::Hours => field(errors, f, "hours must be 1 to 720"),
+                LimitUnit::CalendarDays => {
+                    field(errors, f, "calendar days must be 1 to 90 (60 and one 30-day extension)")
+                }
             }
         }
     };
@@ -95,6 +108,14 @@ fn policy(errors: &mut Vec<FieldError>, dto: &DeadlinePolicyDto) -> DeadlinePoli
     limit("deadline_policy.urgent_assign", dto.urgent_assign, &mut p.urgent_assign);
     limit("deadline_policy.urgent_handle", dto.urgent_handle, &mut p.urgent_handle);
     limit("deadline_policy.urgent_feedback", dto.urgent_feedback, &mut p.urgent_feedback);
+    limit("deadline_policy.acknowledge", dto.acknowledge, &mut p.acknowledge);
+    limit("deadline_policy.accusation_acknowledge", dto.accusation_acknowledge, &mut p.accusation_acknowledge);
+    limit("deadline_policy.sign_for", dto.sign_for, &mut p.sign_for);
+    limit("deadline_policy.urgent_sign_for", dto.urgent_sign_for, &mut p.urgent_sign_for);
+    limit("deadline_policy.return_window", dto.return_window, &mut p.return_window);
+    limit("deadline_policy.follow_up", dto.follow_up, &mut p.follow_up);
+    limit("deadline_policy.urgent_follow_up", dto.urgent_follow_up, &mut p.urgent_follow_up);
+    limit("deadline_policy.overall", dto.overall, &mut p.overall);
     match dto.max_extension_days {
         Some(d) if d <= 30 => p.max_extension_days = d,
         Some(_) => field(errors, "deadline_policy.max_extension_days", "must be at most 30 (信访工作条例)"),
@@ -213,16 +234,36 @@ pub async fn rename_unit(
 
 /// Deactivate a unit
 ///
-/// No new case can be routed to it; existing cases are unchanged.
-#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The unit")), responses((status = 200, description = "The unit", body = UnitView)), security(("bearer" = [])))]
+/// No case can be routed to it any more, rework never goes back to it, and tokens naming it are
+/// refused. While it still leads open cases (assigned or handled) the answer is 409
+/// `unit-holds-cases` with their ids in `cases`, unless `reroute_to` names the unit they are
+/// re-routed to (each by a `case.transferred` event).
+#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The unit")),
+    request_body(content = Option<DeactivateUnitRequest>, description = "Optional: where to re-route its open cases"),
+    responses((status = 200, description = "The unit", body = UnitView)), security(("bearer" = [])))]
 #[post("/units/{id}/deactivate")]
 pub async fn deactivate_unit(
     state: Data<AppState>,
     principal: Principal,
+    req: actix_web::HttpRequest,
     id: Path<Uuid>,
+    body: crate::extract::OptionalJson<DeactivateUnitRequest>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
-    let unit = state.reference.deactivate_unit(UnitId::from_uuid(*id)).await?.ok_or(ApiError::NotFound("unit"))?;
+    let unit = UnitId::from_uuid(*id);
+    state.reference.unit(unit).await?.ok_or(ApiError::NotFound("unit"))?;
+    let meta = crate::service::RequestMeta {
+        principal,
+        request_id: crate::middleware::request_id(&req),
+        idempotency_key: None,
+        if_match: None,
+    };
+    let stranded =
+        crate::service::reroute_open_cases(&state, &meta, unit, body.0.reroute_to.map(UnitId::from_uuid)).await?;
+    if !stranded.is_empty() {
+        return Err(ApiError::UnitHoldsCases(stranded));
+    }
+    let unit = state.reference.deactivate_unit(unit).await?.ok_or(ApiError::NotFound("unit"))?;
     Ok(HttpResponse::Ok().json(unit_view(unit)))
 }
 
@@ -319,8 +360,9 @@ pub async fn get_calendar(state: Data<AppState>, principal: Principal, y: Path<i
 
 /// Replace a year's working calendar
 ///
-/// Replaces all holidays and make-up working days of the year. Deadlines already computed stay;
-/// new deadlines use the new calendar at once.
+/// Replaces all holidays and make-up working days of the year; the year counts as loaded. New
+/// deadlines use it at once; every open deadline that was counted on weekdays alone into this
+/// year (`calendar_incomplete`) is recomputed, each by a `case.deadlines_recomputed` event.
 #[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2100)), request_body = CalendarYear, responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
 #[put("/calendar/{year}")]
 pub async fn put_calendar(
@@ -354,6 +396,7 @@ pub async fn put_calendar(
         return Err(ApiError::Validation(errors));
     }
     state.reference.put_calendar_year(y, &days).await?;
+    crate::service::recompute_calendar_deadlines(&state).await?;
     Ok(HttpResponse::Ok().json(body.into_inner()))
 }
 
