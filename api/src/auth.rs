@@ -34,7 +34,8 @@ pub struct Claims {
     pub aud: String,
     /// Expiry (seconds since the epoch).
     pub exp: i64,
-    /// Issued at.
+    /// Issued at (seconds since the epoch). Required: a token's lifetime, `exp - iat`, may not
+    /// exceed the server's cap (`HUIYIN_JWT_MAX_TTL_S`), and `iat` may not be in the future.
     pub iat: i64,
 }
 
@@ -54,7 +55,7 @@ pub struct Principal {
 impl Principal {
     /// The domain's view of the caller.
     pub fn actor(&self) -> domain::Actor {
-        domain::Actor { id: self.id.clone(), role: self.role }
+        domain::Actor { id: self.id.clone(), role: self.role, unit: self.unit }
     }
 }
 
@@ -65,19 +66,33 @@ pub struct Authenticator {
     ed_encode: Option<EncodingKey>,
     issuer: String,
     audience: String,
+    /// The longest lifetime (`exp - iat`, seconds) of a token it accepts or signs.
+    max_ttl: i64,
 }
 
 /// The least length of an HS256 secret.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub const MIN_SECRET_BYTES: usize = crate::settings::MIN_JWT_SECRET_BYTES;
+
+/// The clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_S: i64 = 5;
 
 impl Authenticator {
-    /// Builds the authenticator from settings; fails on a short secret or an unreadable key.
+    /// Builds the authenticator from settings; fails on a weak secret (short, a placeholder, a
+    /// repeated pattern: [`crate::settings::weak_jwt_secret`]), an unreadable key, or a lifetime
+    /// cap out of range.
     pub fn from_settings(s: &AuthArgs) -> Result<Self, String> {
+        if s.max_ttl_s == 0 || s.max_ttl_s > crate::settings::LARGEST_JWT_MAX_TTL_S {
+            return Err(format!(
+                "HUIYIN_JWT_MAX_TTL_S must be between 1 and {} seconds",
+                crate::settings::LARGEST_JWT_MAX_TTL_S
+            ));
+        }
+        let max_ttl = i64::try_from(s.max_ttl_s).map_err(|_| "HUIYIN_JWT_MAX_TTL_S is out of range".to_owned())?;
         let hs = match &s.jwt_secret {
-            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
-                return Err(format!("HUIYIN_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"));
-            }
             Some(secret) => {
+                if let Some(why) = crate::settings::weak_jwt_secret(secret) {
+                    return Err(why);
+                }
                 Some((EncodingKey::from_secret(secret.as_bytes()), DecodingKey::from_secret(secret.as_bytes())))
             }
             None => None,
@@ -94,13 +109,18 @@ impl Authenticator {
         if hs.is_none() && ed_decode.is_none() {
             return Err("set HUIYIN_JWT_SECRET (development) or HUIYIN_JWT_PUBLIC_KEY (production)".into());
         }
-        Ok(Self { hs, ed_decode, ed_encode, issuer: s.issuer.clone(), audience: s.audience.clone() })
+        Ok(Self { hs, ed_decode, ed_encode, issuer: s.issuer.clone(), audience: s.audience.clone(), max_ttl })
+    }
+
+    /// The longest lifetime of a token it accepts or signs.
+    pub fn max_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.max_ttl)
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.algorithms = vec![alg];
-        v.leeway = 5;
+        v.leeway = LEEWAY_S.unsigned_abs();
         v.validate_exp = true;
         v.validate_nbf = true;
         v.set_issuer(&[&self.issuer]);
@@ -122,6 +142,13 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation(header.alg))
             .map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))?;
         let c = data.claims;
+        // The library checks `exp` and `nbf` only; `iat` is judged here, with the same leeway.
+        if c.iat > chrono::Utc::now().timestamp().saturating_add(LEEWAY_S) {
+            return Err(ApiError::Unauthorized("the token was issued in the future"));
+        }
+        if c.exp.saturating_sub(c.iat) > self.max_ttl {
+            return Err(ApiError::Unauthorized("the token's lifetime exceeds what the server accepts"));
+        }
         let id = ActorId::parse(c.sub).map_err(|_| ApiError::Unauthorized("the token's subject is invalid"))?;
         let unit = c.unit.map(UnitId::from_uuid);
         if c.role == Role::Handler && unit.is_none() {
@@ -130,8 +157,19 @@ impl Authenticator {
         Ok(Principal { id, role: c.role, unit, expires_at: c.exp })
     }
 
-    /// Signs a token (EdDSA when a private key is configured, else HS256).
+    /// Signs a token (EdDSA when a private key is configured, else HS256); refuses a lifetime
+    /// that is not positive or exceeds the cap ([`Self::max_ttl`]).
     pub fn sign(&self, sub: &str, role: Role, unit: Option<Uuid>, ttl: chrono::Duration) -> Result<String, String> {
+        if ttl <= chrono::Duration::zero() {
+            return Err("the token's lifetime must be positive".into());
+        }
+        if ttl.num_seconds() > self.max_ttl {
+            return Err(format!(
+                "a lifetime of {} s exceeds the longest the server accepts, {} s (HUIYIN_JWT_MAX_TTL_S)",
+                ttl.num_seconds(),
+                self.max_ttl
+            ));
+        }
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: sub.into(),
@@ -167,9 +205,18 @@ impl FromRequest for Principal {
             .and_then(|h| h.to_str().ok())
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim);
-        ready(match token {
+        let principal = match token {
             None => Err(ApiError::Unauthorized("a bearer token is required")),
             Some(t) => auth.verify(t),
+        };
+        // A token naming a deactivated unit is refused: the unit no longer works cases.
+        let deactivated = |p: &Principal| {
+            let state = req.app_data::<web::Data<crate::startup::AppState>>();
+            p.unit.is_some_and(|u| state.is_some_and(|s| s.reference.is_known_inactive(u)))
+        };
+        ready(match principal {
+            Ok(p) if deactivated(&p) => Err(ApiError::Unauthorized("the token's unit is deactivated")),
+            other => other,
         })
     }
 }
@@ -180,8 +227,18 @@ impl FromRequest for Principal {
 pub enum Action {
     RegisterCase,
     ReadCase,
+    Accept,
+    NotifyCitizen,
     Classify,
     Assign,
+    SignFor,
+    RequestReturn,
+    DecideReturn,
+    Contribute,
+    RequestExtension,
+    DecideExtension,
+    PauseClock,
+    RecordFollowUp,
     Transfer,
     Extend,
     Handle,
@@ -202,6 +259,7 @@ pub enum Action {
     ReadFeed,
     ErasePersonalData,
     MakeCheckpoint,
+    RecomputeDeadlines,
 }
 
 /// Which cases a permission reaches.
@@ -209,7 +267,7 @@ pub enum Action {
 pub enum Scope {
     /// Every case.
     All,
-    /// Only cases whose responsible unit is the caller's unit.
+    /// Only cases the caller's unit leads or co-handles, and never one that accuses it.
     OwnUnit,
 }
 
@@ -218,15 +276,23 @@ use Role::*;
 use Scope::*;
 
 /// The authorisation table: who may do what, on which cases. Anything not listed is refused
-/// (403). A case outside the scope answers 404, exactly like a missing one.
+/// (403). A case outside the scope answers 404, exactly like a missing one. Clerks dispatch
+/// (交办, decide returns, re-route); units sign, handle, reply, ask to return or to extend;
+/// supervisors decide extensions and may do what a dispatcher does.
 pub const RULES: &[(Role, &[Action], Scope)] = &[
     (
         Clerk,
         &[
             RegisterCase,
             ReadCase,
+            Accept,
+            NotifyCitizen,
             Classify,
             Assign,
+            DecideReturn,
+            Transfer,
+            PauseClock,
+            RecordFollowUp,
             Reject,
             LinkDuplicate,
             UnlinkDuplicate,
@@ -238,15 +304,37 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
         ],
         All,
     ),
-    (Handler, &[ReadCase, Transfer, Handle, Feedback, AddNote, ReadLedger, ReadFeed], OwnUnit),
+    (
+        Handler,
+        &[
+            ReadCase,
+            SignFor,
+            RequestReturn,
+            Contribute,
+            RequestExtension,
+            Handle,
+            Feedback,
+            NotifyCitizen,
+            AddNote,
+            ReadLedger,
+            ReadFeed,
+        ],
+        OwnUnit,
+    ),
     (Handler, &[ReadReference], All),
     (
         Supervisor,
         &[
             RegisterCase,
             ReadCase,
+            Accept,
+            NotifyCitizen,
             Classify,
             Assign,
+            DecideReturn,
+            DecideExtension,
+            PauseClock,
+            RecordFollowUp,
             Transfer,
             Extend,
             Handle,
@@ -265,6 +353,7 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             ReadIntegrity,
             ReadFeed,
             MakeCheckpoint,
+            RecomputeDeadlines,
         ],
         All,
     ),
@@ -287,7 +376,12 @@ impl Principal {
     pub fn reaches(&self, scope: Scope, case: &Case) -> bool {
         match scope {
             All => true,
-            OwnUnit => self.unit.is_some() && case.unit == self.unit,
+            OwnUnit => {
+                let Some(unit) = self.unit else { return false };
+                let leads_or_co_handles = case.unit == Some(unit) || case.co_units.iter().any(|c| c.unit == unit);
+                // 回避: never a case that accuses the caller's unit, whatever routed it there.
+                leads_or_co_handles && case.accused_unit != Some(unit)
+            }
         }
     }
 }

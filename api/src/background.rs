@@ -31,6 +31,17 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+    // Deactivated units, as other instances may change them: tokens naming one are refused.
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            if let Err(e) = s.reference.unit_tree().await {
+                tracing::warn!(error = %e, "reading the units failed; retrying");
+            }
+        }
+    });
     // A calendar loaded or corrected by any instance (or by `huiyin seed-demo`) recomputes the
     // open deadlines it changes, each by an explicit event.
     let s = state.clone();

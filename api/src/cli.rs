@@ -84,7 +84,7 @@ pub enum Command {
         /// The unit, for handlers.
         #[arg(long)]
         unit: Option<uuid::Uuid>,
-        /// How long it is valid: e.g. 30m, 8h, 2d.
+        /// How long it is valid: e.g. 30m, 8h; at most HUIYIN_JWT_MAX_TTL_S (12 h by default).
         #[arg(long, default_value = "8h")]
         ttl: String,
         /// Keys.
@@ -435,33 +435,54 @@ pub async fn verify_projections(db: &DatabaseArgs) -> ExitCode {
     }
 }
 
-/// Parses a duration like `30m`, `8h`, `2d` or `3600s`.
+/// Parses a duration like `30m`, `8h`, `2d` or `3600s`: positive and at most 366 days. Never
+/// panics, however large the number (`99999999999999d` is refused, not overflowed).
 pub fn parse_ttl(s: &str) -> Result<chrono::Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("bad ttl {s:?}: use e.g. 30m, 8h, 2d"))?;
-    let d = match unit {
-        "s" | "" => chrono::Duration::seconds(n),
-        "m" => chrono::Duration::minutes(n),
-        "h" => chrono::Duration::hours(n),
-        "d" => chrono::Duration::days(n),
-        _ => return Err(format!("bad ttl unit in {s:?}: use s, m, h or d")),
+    let too_long = || format!("ttl {s:?} is too long: at most 366 days");
+    let n: i64 = match num.parse() {
+        Ok(n) => n,
+        Err(_) if !num.is_empty() => return Err(too_long()),
+        Err(_) => return Err(format!("bad ttl {s:?}: use e.g. 30m, 8h, 2d")),
     };
-    if d <= chrono::Duration::zero() || d > chrono::Duration::days(366) {
-        return Err("ttl must be positive and at most 366 days".into());
+    let d = match unit {
+        "s" | "" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        _ => return Err(format!("bad ttl unit in {s:?}: use s, m, h or d")),
+    }
+    .ok_or_else(too_long)?;
+    if d <= chrono::Duration::zero() {
+        return Err(format!("ttl {s:?} must be positive"));
+    }
+    if d > chrono::Duration::days(366) {
+        return Err(too_long());
     }
     Ok(d)
 }
 
-fn token(sub: &str, role: &str, unit: Option<uuid::Uuid>, ttl: &str, auth: &AuthArgs) -> Result<String, String> {
+/// `huiyin token`: a signed token for `sub` with `role` (and `unit`), valid for `ttl`; refused
+/// when `ttl` exceeds the server's cap on token lifetimes (`HUIYIN_JWT_MAX_TTL_S`), since the
+/// server would refuse such a token anyway.
+pub fn token(sub: &str, role: &str, unit: Option<uuid::Uuid>, ttl: &str, auth: &AuthArgs) -> Result<String, String> {
     let role: domain::Role = serde_json::from_value(serde_json::Value::String(role.to_owned()))
         .map_err(|_| format!("unknown role {role:?}: clerk, handler, supervisor, auditor or admin"))?;
     if role == domain::Role::Handler && unit.is_none() {
         return Err("a handler's token needs --unit".into());
     }
     domain::ActorId::parse(sub).map_err(|e| e.to_string())?;
+    let ttl = parse_ttl(ttl)?;
     let authn = Authenticator::from_settings(auth)?;
-    authn.sign(sub, role, unit, parse_ttl(ttl)?)
+    if ttl > authn.max_ttl() {
+        return Err(format!(
+            "--ttl {} s exceeds the longest token lifetime the server accepts, {} s (HUIYIN_JWT_MAX_TTL_S)",
+            ttl.num_seconds(),
+            authn.max_ttl().num_seconds()
+        ));
+    }
+    authn.sign(sub, role, unit, ttl)
 }
 
 fn fail(e: &dyn std::error::Error) -> ExitCode {

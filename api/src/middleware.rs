@@ -1,6 +1,8 @@
 //! Request plumbing: a request id on every request (taken from `x-request-id` when it is sane,
 //! generated otherwise, echoed back, written into problem bodies and the request's span), a
-//! per-request deadline, one log line per request, and problem+json for the extractors' errors.
+//! per-request deadline, one log line per request (with the route, never the path's values),
+//! `Cache-Control: no-store` under `/api/v1`, and problem+json for the extractors' errors (which
+//! never quote a submitted value).
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
-use crate::problem::{ApiError, FieldError, PROBLEM_JSON};
+use crate::problem::{ApiError, FieldError, PROBLEM_JSON, describe_serde_error, redact_values};
 
 /// The request's id, stored in the request's extensions.
 #[derive(Debug, Clone)]
@@ -47,19 +49,42 @@ pub async fn request_context(
         req.headers().get(X_REQUEST_ID).and_then(sane_request_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
-    let path = req.path().to_owned();
-    let span = tracing::info_span!("request", request.id = %id, http.method = %method, http.path = %path);
+    // The route's pattern (`/api/v1/cases/{id}`), known once routed, not the path: a path
+    // carries submitted values (whatever was typed where an id belongs).
+    let span =
+        tracing::info_span!("request", request.id = %id, http.method = %method, http.route = tracing::field::Empty);
     let started = Instant::now();
     // The request cannot be cloned across routing (actix needs it unique), so an error that
     // escapes every handler passes through as it is; handlers answer their own errors.
     let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     let status = res.status().as_u16();
+    span.record("http.route", res.request().match_pattern().as_deref().unwrap_or("(no route)"));
     span.in_scope(|| {
         tracing::info!(http.status = status, latency_ms = started.elapsed().as_millis() as u64, "request")
     });
     let mut res = with_request_id_in_problem(res, &id).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, v);
+    }
+    Ok(res)
+}
+
+/// Whether a path is under `/api/v1`, where responses carry case data.
+fn is_api_path(path: &str) -> bool {
+    path == "/api/v1" || path.starts_with("/api/v1/")
+}
+
+/// `Cache-Control: no-store` on every response under `/api/v1` whose handler did not set its own
+/// Cache-Control: those responses carry case data (and personal data, masked or revealed),
+/// which no browser or proxy cache may keep.
+pub async fn no_store(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let api = is_api_path(req.path());
+    let mut res = next.call(req).await?;
+    if api && !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res)
 }
@@ -96,7 +121,9 @@ pub async fn within_deadline<T>(
 }
 
 /// Turns a JSON body error into a problem: 413 too large, 415 not JSON, 400 malformed, 422
-/// well-formed but wrong (unknown field, wrong type, out-of-range enum).
+/// well-formed but wrong (unknown field, wrong type, out-of-range enum). serde's words quote the
+/// offending value ("invalid type: integer `13900000000`"): the problem names the field (when
+/// serde does), the expected type and the position, never the value ([`describe_serde_error`]).
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
     let api = match &err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
@@ -104,36 +131,86 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::Validation(vec![FieldError { field: "body".into(), message: strip_position(&e.to_string()) }])
+            let p = describe_serde_error(&serde_message(e));
+            ApiError::Validation(vec![FieldError {
+                field: p.field.unwrap_or_else(|| "body".into()),
+                message: format!("{} (line {}, column {})", p.message, e.line(), e.column()),
+            }])
         }
+        JsonPayloadError::Deserialize(e) if e.is_eof() => ApiError::BadRequest {
+            code: "malformed-json",
+            detail: format!("the body is not valid JSON: it ends early (line {}, column {})", e.line(), e.column()),
+        },
         JsonPayloadError::Deserialize(e) => {
-            ApiError::BadRequest { code: "malformed-json", detail: strip_position(&e.to_string()) }
+            let msg = serde_message(e);
+            let what = if JSON_SYNTAX_MESSAGES.contains(&msg.as_str()) { msg } else { redact_values(&msg) };
+            ApiError::BadRequest {
+                code: "malformed-json",
+                detail: format!("the body is not valid JSON: {what} (line {}, column {})", e.line(), e.column()),
+            }
         }
         _ => ApiError::BadRequest { code: "malformed-body", detail: "the body could not be read".into() },
     };
     api.into()
 }
 
-fn strip_position(msg: &str) -> String {
-    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+/// serde_json's syntax messages (its fixed `ErrorCode`s): they quote nothing of the body.
+const JSON_SYNTAX_MESSAGES: &[&str] = &[
+    "EOF while parsing a list",
+    "EOF while parsing an object",
+    "EOF while parsing a string",
+    "EOF while parsing a value",
+    "expected `:`",
+    "expected `,` or `]`",
+    "expected `,` or `}`",
+    "expected ident",
+    "expected value",
+    "invalid escape",
+    "invalid number",
+    "number out of range",
+    "invalid unicode code point",
+    "control character (\\u0000-\\u001F) found while parsing a string",
+    "key must be a string",
+    "lone leading surrogate in hex escape",
+    "trailing comma",
+    "trailing characters",
+    "unexpected end of hex escape",
+    "recursion limit exceeded",
+];
+
+/// serde_json's message without the " at line L column C" it appends (reported separately).
+fn serde_message(e: &serde_json::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(n) = msg.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())).map(str::len) {
+        msg.truncate(n);
+    }
+    msg
 }
 
-/// Turns a path error (a bad UUID, say) into a 400 problem.
+/// Turns a path error (a bad UUID, say) into a 400 problem, without the value.
 pub fn path_error(err: PathError, _req: &HttpRequest) -> Error {
     let detail = match err {
-        PathError::Deserialize(e) => format!("invalid path parameter: {e}"),
+        PathError::Deserialize(e) => format!("invalid path parameter: {}", describe(&e.to_string())),
         _ => "invalid path parameter".into(),
     };
     ApiError::BadRequest { code: "invalid-path", detail }.into()
 }
 
-/// Turns a query-string error into a 400 problem.
+/// Turns a query-string error into a 400 problem, without the value.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> Error {
     let detail = match err {
-        QueryPayloadError::Deserialize(e) => format!("invalid query: {e}"),
+        QueryPayloadError::Deserialize(e) => format!("invalid query: {}", describe(&e.to_string())),
         _ => "invalid query".into(),
     };
     ApiError::BadRequest { code: "invalid-query", detail }.into()
+}
+
+fn describe(msg: &str) -> String {
+    let p = describe_serde_error(msg);
+    match p.field {
+        Some(f) => format!("`{f}` {}", p.message),
+        None => p.message,
+    }
 }
 
 /// The answer for a route that does not exist.

@@ -56,6 +56,9 @@ pub struct Problem {
     /// The case's current version, for 412 and 409 answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<u32>,
+    /// The cases the problem is about (e.g. the open cases a unit still holds).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cases: Vec<uuid::Uuid>,
 }
 
 /// Every way a request can fail.
@@ -102,6 +105,9 @@ pub enum ApiError {
     /// A unique name or code is taken.
     #[error("{0}")]
     Taken(String),
+    /// The unit still holds open cases: re-route them (give a target unit) first.
+    #[error("the unit still leads {} open case(s); give `reroute_to` to re-route them", .0.len())]
+    UnitHoldsCases(Vec<uuid::Uuid>),
     /// The idempotency key was used for another request.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyMismatch,
@@ -139,6 +145,7 @@ impl ApiError {
             Self::Domain(e) => e.code(),
             Self::Contention { .. } => "contention",
             Self::Taken(_) => "taken",
+            Self::UnitHoldsCases(_) => "unit-holds-cases",
             Self::IdempotencyMismatch => "idempotency-key-reused",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
@@ -161,6 +168,7 @@ impl ApiError {
             Self::Domain(_) => "Conflict with the case's state",
             Self::Contention { .. } => "Concurrent modification",
             Self::Taken(_) => "Already taken",
+            Self::UnitHoldsCases(_) => "The unit still holds open cases",
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -198,6 +206,10 @@ impl ApiError {
             request_id: None,
             errors,
             current_version,
+            cases: match self {
+                Self::UnitHoldsCases(cases) => cases.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }
@@ -213,6 +225,8 @@ fn is_input_error(e: &DomainError) -> bool {
             | DomainError::DeadlineNotLater
             | DomainError::ExtensionTooLong { .. }
             | DomainError::SelfDuplicate
+            | DomainError::ReferralRequired
+            | DomainError::InvalidCoUnits
     )
 }
 
@@ -228,9 +242,11 @@ impl From<StoreError> for ApiError {
                 "categories_code_key" => "a category with this code already exists".into(),
                 _ => format!("a unique value is already taken ({c})"),
             }),
-            StoreError::BadValue(m) => {
-                Self::BadRequest { code: "invalid-value", detail: format!("a value is out of range: {m}") }
-            }
+            // PostgreSQL quotes the value it refused (`invalid input syntax for type uuid: "…"`).
+            StoreError::BadValue(m) => Self::BadRequest {
+                code: "invalid-value",
+                detail: format!("a value is out of range: {}", redact_values(&m)),
+            },
             StoreError::ForeignKey(c) => Self::UnknownReference(match c.as_str() {
                 "units_parent_id_fkey" => "parent_id names no unit".into(),
                 "categories_default_unit_id_fkey" => "default_unit_id names no unit".into(),
@@ -253,7 +269,9 @@ impl ResponseError for ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::Domain(_) | Self::Contention { .. } | Self::Taken(_) => StatusCode::CONFLICT,
+            Self::Domain(_) | Self::Contention { .. } | Self::Taken(_) | Self::UnitHoldsCases(_) => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -263,7 +281,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(e) = self {
-            tracing::error!(error.chain = %error_chain(e.as_ref()), "internal error");
+            tracing::error!(error.chain = %without_db_details(&error_chain(e.as_ref())), "internal error");
         }
         let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
@@ -288,4 +306,143 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+/// An error chain without PostgreSQL's `DETAIL:` lines, which quote row values (`Failing row
+/// contains (…)`, `Key (…)=(…) already exists`): fit for a log line.
+pub fn without_db_details(chain: &str) -> String {
+    let mut out = String::with_capacity(chain.len());
+    let mut rest = chain;
+    while let Some(i) = rest.find("\nDETAIL:") {
+        out.push_str(&rest[..i]);
+        out.push_str("\nDETAIL: (redacted)");
+        rest = &rest[i + 1..];
+        rest = rest.find('\n').map_or("", |j| &rest[j..]);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a deserialisation error (serde's, from a JSON body, a query string or a path) says,
+/// rewritten so that it names the field and the expected type but never a submitted value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputProblem {
+    /// The field, when serde names it (a missing or duplicate field); field names come from the
+    /// code, never from the request.
+    pub field: Option<String>,
+    /// What is wrong, without the value.
+    pub message: String,
+}
+
+/// The kinds of value serde's `Unexpected` names ("invalid type: integer `5`, …"): the kind is
+/// kept, the value dropped.
+const VALUE_KINDS: &[&str] = &[
+    "boolean",
+    "integer",
+    "floating point",
+    "character",
+    "string",
+    "byte array",
+    "unit value",
+    "null",
+    "Option value",
+    "newtype struct",
+    "sequence",
+    "map",
+    "enum",
+    "unit variant",
+    "newtype variant",
+    "tuple variant",
+    "struct variant",
+];
+
+/// Rewrites serde's message `msg` (without serde_json's " at line … column …", which callers
+/// strip and report themselves) so that no submitted value survives:
+///
+/// - `invalid type: <kind> <value>, expected <what>` and `invalid value: …` keep the kind and
+///   what was expected (the expectation comes from the code);
+/// - `invalid length <n>, expected <what>` keeps what was expected;
+/// - `unknown variant <value>, expected …` and `unknown field <key>, expected …` keep the list
+///   of what is accepted, not what was sent;
+/// - `missing field` / `duplicate field` name the field (a name from the code);
+/// - anything else (a type's own message) goes through [`redact_values`].
+pub fn describe_serde_error(msg: &str) -> InputProblem {
+    let msg = msg.trim();
+    // The expectation is the last ", expected " (a submitted value may contain the words too;
+    // the code's expectation always comes last).
+    let expected = |rest: &str| rest.rfind(", expected ").map(|i| rest[i + ", expected ".len()..].to_owned());
+    let plain = |message: String| InputProblem { field: None, message };
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            let what = prefix.trim_end_matches(": ");
+            let kind = VALUE_KINDS
+                .iter()
+                .filter(|k| rest.starts_with(*k))
+                .max_by_key(|k| k.len())
+                .filter(|k| rest[k.len()..].starts_with([' ', ',', '`', '"']) || rest.len() == k.len());
+            return plain(match (expected(rest), kind) {
+                (Some(e), Some(k)) => format!("{what}: expected {e}, found {k}"),
+                (Some(e), None) => format!("{what}: expected {e}"),
+                (None, Some(k)) => format!("{what}: found {k}"),
+                (None, None) => what.to_owned(),
+            });
+        }
+    }
+    for (prefix, what) in [
+        ("invalid length ", "invalid length"),
+        ("unknown variant ", "unknown variant"),
+        ("unknown field ", "unknown field"),
+    ] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            return plain(match expected(rest) {
+                Some(e) => format!("{what}, expected {e}"),
+                None => what.to_owned(),
+            });
+        }
+    }
+    for (prefix, message) in [("missing field `", "is required"), ("duplicate field `", "appears more than once")] {
+        if let Some(name) = msg.strip_prefix(prefix).and_then(|r| r.strip_suffix('`')) {
+            let is_name = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+            return InputProblem { field: is_name.then(|| name.to_owned()), message: message.into() };
+        }
+    }
+    plain(redact_values(msg))
+}
+
+/// A message with every value it might quote replaced by `…`: anything between backticks or
+/// quotes, any run of five or more digits, and any non-ASCII text (the service's own messages
+/// are ASCII; names and addresses are not).
+pub fn redact_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut chars = msg.chars().peekable();
+    let ellipsis = |out: &mut String| {
+        if !out.ends_with('…') {
+            out.push('…');
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '`' | '"' => {
+                // Up to the matching quote, or the end.
+                for d in chars.by_ref() {
+                    if d == c {
+                        break;
+                    }
+                }
+                ellipsis(&mut out);
+            }
+            '0'..='9' => {
+                let mut run = String::from(c);
+                while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                    run.push(d);
+                }
+                if run.len() >= 5 { ellipsis(&mut out) } else { out.push_str(&run) }
+            }
+            c if !c.is_ascii() || c.is_ascii_control() => ellipsis(&mut out),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -797,9 +797,12 @@ pub async fn reroute_open_cases(
         }]));
     }
     check_unit(state, "reroute_to", target.as_uuid()).await?;
-    let reason = Reason::parse("承办单位撤销，改派 (the unit was deactivated)")
-        .unwrap_or_else(|_| unreachable!("a fixed valid reason"));
-    let by = RequestMeta { idempotency_key: None, if_match: None, ..meta.clone() };
+    let reason =
+        Reason::parse(format!("承办单位撤销，改派 (the unit was deactivated by {})", meta.principal.id.as_str()))
+            .unwrap_or_else(|_| unreachable!("an actor id is short"));
+    // The dispatcher's rule, applied by the service on the admin's request (who is named in the
+    // reason; the request id ties the events to the request).
+    let by = RequestMeta { request_id: meta.request_id.clone(), ..system("system:deactivation") };
     for id in &led {
         execute(
             state,

@@ -61,6 +61,87 @@ pub struct AuthArgs {
     /// The `aud` tokens must carry.
     #[arg(long = "jwt-audience", env = "HUIYIN_JWT_AUDIENCE", default_value = "huiyin-api")]
     pub audience: String,
+    /// The longest lifetime (`exp - iat`, in seconds) of a token the server accepts or signs.
+    #[arg(long = "jwt-max-ttl-s", env = "HUIYIN_JWT_MAX_TTL_S", default_value_t = DEFAULT_JWT_MAX_TTL_S)]
+    pub max_ttl_s: u64,
+}
+
+/// The default of `HUIYIN_JWT_MAX_TTL_S`: 12 hours.
+pub const DEFAULT_JWT_MAX_TTL_S: u64 = 12 * 3600;
+
+/// The largest `HUIYIN_JWT_MAX_TTL_S` that is accepted: 366 days.
+pub const LARGEST_JWT_MAX_TTL_S: u64 = 366 * 86_400;
+
+/// The least length of an HS256 secret, in bytes (RFC 7518: at least the hash's 256 bits).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// The least number of distinct bytes a secret or key must have; fewer means a repeated
+/// pattern (`secretsecret…`, `abab…`), not randomness.
+pub const MIN_DISTINCT_BYTES: usize = 16;
+
+/// Secrets that have appeared in this repository (the old docker-compose.yml, tests,
+/// benchmarks): whoever reads the repository knows them. Compared without case.
+const PUBLISHED_SECRETS: &[&str] = &[
+    "change-me-to-a-random-secret-of-at-least-32-bytes",
+    "another-secret-that-is-long-enough-to-sign",
+    "bench-http-secret-bench-http-secret-000000",
+    "bench-secret-bench-secret-bench-secret-0123",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+];
+
+/// Words that mark a value as a placeholder to be replaced, not a secret.
+const PLACEHOLDER_MARKERS: &[&str] = &["change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder"];
+
+fn distinct_bytes(b: &[u8]) -> usize {
+    let mut seen = [false; 256];
+    b.iter().filter(|&&x| !std::mem::replace(&mut seen[usize::from(x)], true)).count()
+}
+
+/// Why an HS256 secret is too weak to start with, or `None` when it will do. Refused: fewer than
+/// [`MIN_JWT_SECRET_BYTES`] bytes; a secret published in this repository or marked as a
+/// placeholder; fewer than [`MIN_DISTINCT_BYTES`] distinct bytes. A secret written only in hex
+/// digits is judged on the bytes it encodes (hex has only 16 symbols), so it needs at least 64
+/// hex digits.
+pub fn weak_jwt_secret(secret: &str) -> Option<String> {
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        return Some(format!("HUIYIN_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes"));
+    }
+    let lower = secret.trim().to_ascii_lowercase();
+    if PUBLISHED_SECRETS.contains(&lower.as_str()) || PLACEHOLDER_MARKERS.iter().any(|m| lower.contains(m)) {
+        return Some("HUIYIN_JWT_SECRET is a placeholder or a published example; generate a random one (e.g. `openssl rand -base64 48`)".into());
+    }
+    let hex_only = secret.bytes().all(|b| b.is_ascii_hexdigit());
+    let material = if hex_only { hex::decode(secret).ok() } else { None };
+    if hex_only && material.as_ref().is_none_or(|m| m.len() < MIN_JWT_SECRET_BYTES) {
+        return Some(format!(
+            "HUIYIN_JWT_SECRET in hex must encode at least {MIN_JWT_SECRET_BYTES} bytes ({} hex digits)",
+            2 * MIN_JWT_SECRET_BYTES
+        ));
+    }
+    if distinct_bytes(material.as_deref().unwrap_or(secret.as_bytes())) < MIN_DISTINCT_BYTES {
+        return Some(format!(
+            "HUIYIN_JWT_SECRET has fewer than {MIN_DISTINCT_BYTES} distinct bytes: a repeated pattern, not a random secret"
+        ));
+    }
+    None
+}
+
+/// Why a key-encryption key is too weak to start with, or `None` when it will do. Refused: a
+/// key published in this repository; every byte the same (the all-zero key of the old
+/// docker-compose.yml); a counting sequence (`00 01 02 …`, every step the same); fewer than
+/// [`MIN_DISTINCT_BYTES`] distinct bytes.
+pub fn weak_kek(key: &[u8; 32]) -> Option<&'static str> {
+    let step = key[1].wrapping_sub(key[0]);
+    if key.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step) {
+        return Some(if step == 0 { "has every byte the same" } else { "is a counting sequence" });
+    }
+    if PUBLISHED_SECRETS.contains(&hex::encode(key).as_str()) {
+        return Some("is a published example");
+    }
+    if distinct_bytes(key) < MIN_DISTINCT_BYTES {
+        return Some("has fewer than 16 distinct bytes: a repeated pattern, not a random key");
+    }
+    None
 }
 
 /// Personal-data key settings.
@@ -88,16 +169,30 @@ impl VaultArgs {
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or("every HUIYIN_KEK_RETIRED key must be 64 hex characters")?;
+            // A weak retired key is still accepted: it is what opens the data it wrapped, so
+            // refusing it would lose that data instead of protecting it.
+            if let Some(why) = weak_kek(&key) {
+                tracing::warn!(
+                    kek.id = id.trim(),
+                    "a retired HUIYIN_KEK_RETIRED key {why}: what it wrapped is only as safe as it"
+                );
+            }
             v = v.with_retired(id.trim(), key);
         }
         Ok(v)
     }
 
-    /// The key-encryption key, checked.
+    /// The key-encryption key, checked: 64 hex characters, and not a known-weak key
+    /// ([`weak_kek`]).
     pub fn kek(&self) -> Result<Secret<[u8; 32]>, String> {
         let hex_key = self.kek.as_deref().ok_or("HUIYIN_KEK is not set (64 hex characters)")?;
         let bytes = hex::decode(hex_key.trim()).map_err(|_| "HUIYIN_KEK must be hex")?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| "HUIYIN_KEK must be 32 bytes (64 hex characters)")?;
+        if let Some(why) = weak_kek(&key) {
+            return Err(format!(
+                "HUIYIN_KEK {why}; generate a random key (e.g. `openssl rand -hex 32`) and keep it secret"
+            ));
+        }
         Ok(Secret::new(key))
     }
 }

@@ -101,7 +101,6 @@ impl Application {
             ledger: infra::ledger::Ledger::new(pool.clone()),
             pool,
         };
-        infra::ledger::warm_up();
         crate::background::spawn(&state, &settings);
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
@@ -125,6 +124,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(middleware::query_error))
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
                 .default_service(web::to(middleware::not_found))
+                .wrap(from_fn(middleware::no_store))
                 .wrap(from_fn(middleware::request_context))
         })
         .listen(listener)?

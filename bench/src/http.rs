@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::report::{Summary, summarize};
 use crate::setup::url_with;
 
-const SECRET: &str = "bench-http-secret-bench-http-secret-000000";
+const SECRET: &str = "bench-http-GhVDb05PfXmfwLLbpa9xeMR0bXCkp3znh5R5aSuM";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -66,7 +66,7 @@ pub async fn start_huiyin(app_url: &str, owner_url: &str) -> Server {
         .env("HUIYIN_ADMIN_DATABASE_URL", owner_url)
         .env("HUIYIN_BIND", format!("127.0.0.1:{port}"))
         .env("HUIYIN_JWT_SECRET", SECRET)
-        .env("HUIYIN_KEK", hex::encode([5u8; 32]))
+        .env("HUIYIN_KEK", "0b73a0f9352fa583a908b31ff7228c54125a3fbdec2a8600a93dc00ce8fce969")
         .env("HUIYIN_POOL_SIZE", "32")
         .env("HUIYIN_LOG", "warn")
         .env_remove("HUIYIN_CHECKPOINT_PRIVATE_KEY")
@@ -205,6 +205,7 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
         jwt_public_key: None,
         issuer: "huiyin".into(),
         audience: "huiyin-api".into(),
+        max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
     })
     .unwrap();
     let token =

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use crate::report::{Summary, machine, summarize, write_section};
 use crate::setup::{BENCH_KEK, BenchDb, connect, seeded};
 
-const SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
+const SECRET: &str = "bench-4kXg7NR80udDq9G0SOyuf58iMROyyp5Hypz0PIwU";
 const KINDS: &[&str] =
     &["ledger page, filtered", "search (Chinese)", "overdue view", "stats (a year)", "one case's history"];
 /// Goals of the ledger issue, p95 in ms, per kind.
@@ -40,6 +40,7 @@ async fn serve(db: &BenchDb) -> Server {
             jwt_public_key: None,
             issuer: "huiyin".into(),
             audience: "huiyin-api".into(),
+            max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
         },
         vault: VaultArgs { kek: Some(hex::encode(BENCH_KEK)), kek_id: "bench-kek".into(), retired: None },
         checkpoints: api::settings::CheckpointArgs {

@@ -1502,6 +1502,8 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.status = Status::Closed;
             case.deadline = None;
             case.acknowledgement = None;
+            case.return_request = None;
+            case.extension_request = None;
             case.closed_at = Some(at);
         }
         CaseEvent::ComplainantRevealed(_) => {}

@@ -107,7 +107,11 @@ fn actor_of() -> impl Strategy<Value = (Role, Option<u128>)> {
     ]
 }
 
-fn run() -> impl Strategy<Value = ((bool, bool, bool), Vec<(Step, (Role, Option<u128>), i64)>)> {
+/// A run: the registration's shape (anonymous, urgent, accusing) and its steps, each with who
+/// sends it and how many hours later.
+type Run = ((bool, bool, bool), Vec<(Step, (Role, Option<u128>), i64)>);
+
+fn run() -> impl Strategy<Value = Run> {
     (
         (any::<bool>(), any::<bool>(), any::<bool>()),
         proptest::collection::vec((command(), actor_of(), prop_oneof![6 => 0i64..24, 1 => 72i64..720]), 1..60),
@@ -145,10 +149,7 @@ struct Reached {
     event_types: BTreeSet<&'static str>,
 }
 
-fn check_run(
-    (shape, steps): ((bool, bool, bool), Vec<(Step, (Role, Option<u128>), i64)>),
-    reached: &mut Reached,
-) -> Result<(), TestCaseError> {
+fn check_run((shape, steps): Run, reached: &mut Reached) -> Result<(), TestCaseError> {
     let units = Units { inactive: vec![unit(3)] };
     let mut calendar = WorkingCalendar::new([d(2026, 10, 1)], []);
     let policy = DeadlinePolicy::default();

@@ -163,6 +163,9 @@ const CALENDAR_TTL: Duration = Duration::from_secs(60);
 pub struct ReferenceData {
     pool: Pool,
     calendar: Arc<RwLock<Option<CachedCalendar>>>,
+    /// The deactivated units as last read (every read of the unit tree refreshes it), so that a
+    /// token naming one can be refused without a query.
+    inactive: Arc<std::sync::RwLock<std::collections::HashSet<UnitId>>>,
 }
 
 const UNIT_COLS: &str = "id, name, kind, parent_id, active, created_at, updated_at";
@@ -171,7 +174,7 @@ const CATEGORY_COLS: &str = "id, code, name, kind, default_unit_id, policy, acti
 impl ReferenceData {
     /// Reference data on a pool.
     pub fn new(pool: Pool) -> Self {
-        Self { pool, calendar: Arc::new(RwLock::new(None)) }
+        Self { pool, calendar: Arc::new(RwLock::new(None)), inactive: Arc::default() }
     }
 
     /// Creates a unit.
@@ -222,7 +225,13 @@ impl ReferenceData {
                 "UPDATE units SET active = false, updated_at = now() WHERE id = $1 RETURNING {UNIT_COLS}"
             ))
             .await?;
-        Ok(client.query_opt(&stmt, &[&id.as_uuid()]).await?.as_ref().map(Unit::from_row))
+        let unit = client.query_opt(&stmt, &[&id.as_uuid()]).await?.as_ref().map(Unit::from_row);
+        if unit.is_some()
+            && let Ok(mut known) = self.inactive.write()
+        {
+            known.insert(id);
+        }
+        Ok(unit)
     }
 
     /// Creates a category.
@@ -348,14 +357,26 @@ impl ReferenceData {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached("SELECT id, parent_id, active FROM units").await?;
         let mut tree = UnitTree::default();
+        let mut inactive = std::collections::HashSet::new();
         for r in client.query(&stmt, &[]).await? {
             let id = UnitId::from_uuid(r.get(0));
             tree.parent.insert(id, r.get::<_, Option<Uuid>>(1).map(UnitId::from_uuid));
             if r.get::<_, bool>(2) {
                 tree.active.insert(id);
+            } else {
+                inactive.insert(id);
             }
         }
+        if let Ok(mut known) = self.inactive.write() {
+            *known = inactive;
+        }
         Ok(tree)
+    }
+
+    /// Whether `unit` was deactivated, as of the last read of the unit tree (this process's own
+    /// deactivations at once, other instances' within the refresh interval of the caller).
+    pub fn is_known_inactive(&self, unit: UnitId) -> bool {
+        self.inactive.read().is_ok_and(|s| s.contains(&unit))
     }
 
     /// The working calendar (cached; see the type's docs).

@@ -23,6 +23,7 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
 
     let steps: Vec<(&str, &str, Value, &str)> = vec![
         (&clerk, "assign", json!({"unit_id": app.village, "note": "请村委会五个工作日内核实"}), "assigned"),
+        (&handler, "sign", json!({}), "assigned"),
         (
             &handler,
             "handle",
@@ -30,7 +31,12 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
             "handled",
         ),
         (&handler, "feedback", json!({"method": "phone", "content": "已电话告知反映人评议结果。"}), "fed_back"),
-        (&clerk, "satisfaction", json!({"rating": "dissatisfied", "comment": "公示时间太短"}), "assigned"),
+        (
+            &clerk,
+            "satisfaction",
+            json!({"rating": "dissatisfied", "method": "phone", "comment": "公示时间太短"}),
+            "assigned",
+        ),
         (
             &handler,
             "handle",
@@ -38,7 +44,7 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
             "handled",
         ),
         (&handler, "feedback", json!({"method": "in_person", "content": "上门向反映人说明整改情况。"}), "fed_back"),
-        (&clerk, "satisfaction", json!({"rating": "satisfied", "comment": "满意"}), "fed_back"),
+        (&clerk, "satisfaction", json!({"rating": "satisfied", "method": "phone", "comment": "满意"}), "fed_back"),
         (&supervisor, "close", json!({"note": "群众满意，办结归档"}), "closed"),
     ];
     let mut version = 1;
@@ -64,9 +70,13 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
         .iter()
         .map(|e| (e["event_type"].as_str().unwrap().to_owned(), e["actor"]["role"].as_str().unwrap().to_owned()))
         .collect();
+    // Counted by hand from the steps: assigning an unaccepted case accepts it first; the rework
+    // round needs no second signature.
     let expected = [
         ("case.received", "clerk"),
+        ("case.accepted", "clerk"),
         ("case.assigned", "clerk"),
+        ("case.signed_for", "handler"),
         ("case.handled", "handler"),
         ("case.fed_back", "handler"),
         ("case.satisfaction_recorded", "clerk"),
@@ -104,7 +114,8 @@ async fn illegal_transitions_answer_409_with_a_type_naming_the_rule() {
     assert_eq!(app.event_count().await, before, "a refused command writes nothing");
 
     // A closed case changes only by an explicit reopen.
-    app.post(&path("reject"), &supervisor, json!({"reason": "不属于受理范围"})).await;
+    app.post(&path("reject"), &supervisor, json!({"reason_code": "insufficient_facts", "reason": "不属于受理范围"}))
+        .await;
     app.post(&path("close"), &supervisor, json!({})).await;
     app.post(&path("notes"), &supervisor, json!({"text": "补充说明"})).await.assert_problem(409, "case-closed");
     let r = app.post(&path("reopen"), &supervisor, json!({"reason": "受理有误，重新受理"})).await;
@@ -120,7 +131,7 @@ async fn closing_over_dissatisfaction_needs_a_supervisors_justification() {
     app.post(&path("assign"), &supervisor, json!({"unit_id": app.dept_a})).await;
     app.post(&path("handle"), &supervisor, json!({"outcome": "not_supported", "result": "诉求不符合政策规定"})).await;
     app.post(&path("feedback"), &supervisor, json!({"method": "letter", "content": "书面答复"})).await;
-    let r = app.post(&path("satisfaction"), &supervisor, json!({"rating": "dissatisfied"})).await;
+    let r = app.post(&path("satisfaction"), &supervisor, json!({"rating": "dissatisfied", "method": "phone"})).await;
     assert_eq!((r.body["status"].as_str(), r.body["round"].as_u64()), (Some("assigned"), Some(2)));
     app.post(&path("close"), &supervisor, json!({})).await.assert_problem(409, "justification-required");
     let r = app.post(&path("close"), &supervisor, json!({"note": "诉求不符合政策，已依法答复，经研究予以办结"})).await;
@@ -158,7 +169,8 @@ async fn a_retry_with_the_same_idempotency_key_creates_one_case() {
     let b = app.send(reqwest::Method::POST, &format!("/api/v1/cases/{id}/handle"), Some(&sup), Some(&body), &h).await;
     assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK), "{}", b.text);
     assert_eq!(a.body["version"], b.body["version"]);
-    assert_eq!(app.event_count().await, 3);
+    // received; accepted + assigned; signed_for + handled: 5, and nothing from the retry.
+    assert_eq!(app.event_count().await, 5);
 }
 
 #[tokio::test]
@@ -215,11 +227,13 @@ async fn personal_data_is_masked_encrypted_at_rest_and_hidden_from_the_accused_u
     assert_eq!(r.body["complainant"]["phone"], "138****5678");
     assert!(!r.text.contains("13812345678") && !r.text.contains("张三"));
 
-    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    // 回避: the accusation is never routed to the accused unit, whose handlers see nothing of it.
+    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a}))
+        .await
+        .assert_problem(409, "recusal");
     let accused = app.get(&format!("/api/v1/cases/{id}"), &app.token("handler", Some(app.dept_a))).await;
-    assert_eq!(accused.status, StatusCode::OK);
-    assert_eq!(accused.body["complainant"]["hidden"], true);
-    assert!(accused.body["complainant"]["name"].is_null() && accused.body["complainant"]["phone"].is_null());
+    assert_eq!(accused.status, StatusCode::NOT_FOUND);
+    assert!(!accused.text.contains("低保"), "not even the title");
 
     let raw: String = app
         .db
@@ -250,7 +264,8 @@ async fn a_category_policy_sets_deadlines_and_changing_it_never_rewrites_existin
     let mut body = app.case_body();
     body["category_id"] = json!(cat_id);
     let id = app.register(body).await;
-    let r = app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    let r = app.post(&format!("/api/v1/cases/{id}/sign"), &app.token("handler", Some(app.dept_a)), json!({})).await;
     assert_eq!(r.body["deadline"]["rule"]["limit"], json!({"unit": "hours", "value": 72}), "{}", r.text);
     let due = r.body["deadline"]["due_at"].clone();
 
@@ -268,33 +283,27 @@ async fn a_holiday_in_the_working_calendar_moves_a_new_deadline() {
     let app = spawn_app().await;
     let admin = app.token("admin", None);
     let clerk = app.token("clerk", None);
-    let first = app.post("/api/v1/cases", &clerk, app.case_body()).await;
-    let due_before: chrono::DateTime<chrono::Utc> = first.body["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
-    // Declare every day between now and that deadline a holiday: the next deadline moves later.
-    let today = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).date_naive();
-    let year = chrono::Datelike::year(&today);
-    let holidays: Vec<Value> = (1..=5)
-        .filter_map(|i| today.checked_add_days(chrono::Days::new(i)))
-        .filter(|d| chrono::Datelike::year(d) == year)
-        .map(|d| json!({"date": d, "name": "测试假日"}))
-        .collect();
+    // Paper intake received Monday 2026-03-02 10:00 CST: three working days to assign, so
+    // Thursday 2026-03-05 23:59:59 CST; with Tuesday 2026-03-03 a holiday, Friday 2026-03-06.
+    let mut body = app.case_body();
+    body["received_at"] = json!("2026-03-02T02:00:00Z");
+    let first = app.post("/api/v1/cases", &clerk, body.clone()).await;
+    assert_eq!(first.body["deadline"]["due_at"], "2026-03-05T15:59:59Z", "{}", first.text);
+    let holidays = json!([{"date": "2026-03-03", "name": "测试假日"}]);
     let put = app
         .send(
             reqwest::Method::PUT,
-            &format!("/api/v1/calendar/{year}"),
+            "/api/v1/calendar/2026",
             Some(&admin),
             Some(&json!({"holidays": holidays, "makeup_workdays": []})),
             &[],
         )
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
-    let got = app.get(&format!("/api/v1/calendar/{year}"), &clerk).await;
-    assert_eq!(got.body["holidays"].as_array().unwrap().len(), holidays.len());
-    let second = app.post("/api/v1/cases", &clerk, app.case_body()).await;
-    let due_after: chrono::DateTime<chrono::Utc> = second.body["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
-    if !holidays.is_empty() {
-        assert!(due_after > due_before, "{due_before} -> {due_after}");
-    }
+    let got = app.get("/api/v1/calendar/2026", &clerk).await;
+    assert_eq!(got.body["holidays"], holidays);
+    let second = app.post("/api/v1/cases", &clerk, body).await;
+    assert_eq!(second.body["deadline"]["due_at"], "2026-03-06T15:59:59Z", "{}", second.text);
 }
 
 #[tokio::test]
@@ -315,7 +324,8 @@ async fn an_extension_is_recorded_once_with_its_approver() {
     let app = spawn_app().await;
     let sup = app.token("supervisor", None);
     let id = app.register(app.case_body()).await;
-    let r = app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    let r = app.post(&format!("/api/v1/cases/{id}/sign"), &app.token("handler", Some(app.dept_a)), json!({})).await;
     let due: chrono::DateTime<chrono::Utc> = r.body["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
     let new_due = (due + chrono::Duration::days(10)).to_rfc3339();
     let r = app
@@ -349,6 +359,6 @@ async fn a_case_cannot_be_linked_to_a_duplicate_so_no_two_cases_close_each_other
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     app.post(&format!("/api/v1/cases/{b}/link-duplicate"), &sup, json!({"of": a}))
         .await
-        .assert_problem(422, "unknown-reference");
+        .assert_problem(409, "target-is-duplicate");
     app.post(&format!("/api/v1/cases/{b}/close"), &sup, json!({})).await.assert_problem(409, "closed-before-feedback");
 }

@@ -27,7 +27,7 @@ async fn life(app: &TestApp, id: Uuid) -> Vec<Value> {
         ("notes", json!({"text": "已联系"})),
         ("handle", json!({"outcome": "resolved", "result": "已修复"})),
         ("feedback", json!({"method": "phone", "content": "已告知"})),
-        ("satisfaction", json!({"rating": "dissatisfied"})),
+        ("satisfaction", json!({"rating": "dissatisfied", "method": "phone"})),
     ];
     let mut seen = vec![app.get(&format!("/api/v1/cases/{id}"), &sup).await.body];
     for (action, body) in steps {
@@ -117,18 +117,19 @@ async fn verification_names_the_case_and_version_of_a_changed_byte_a_deleted_eve
     for id in &ids {
         let r = app.get(&format!("/api/v1/cases/{id}/verify"), &auditor).await;
         assert_eq!(r.body["status"], "ok", "{}", r.text);
-        assert_eq!(r.body["events"], 7);
+        // received; accepted, assigned; note; signed_for, handled; fed_back; satisfaction, reopened.
+        assert_eq!(r.body["events"], 9);
     }
     assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::SUCCESS);
-    let checkpoint = checkpoint_covering(&app, 28).await;
+    let checkpoint = checkpoint_covering(&app, 36).await;
     let jws = checkpoint["jws"].as_str().unwrap().to_owned();
     let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
     std::fs::write(&kept, &jws).unwrap();
     let public = fixture("test-ed25519-public.pem");
     assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::SUCCESS);
 
-    // One byte of a payload.
-    tamper(&app, &format!("UPDATE events SET payload = jsonb_set(payload, '{{text}}', '\"已联糸\"') WHERE case_id = '{}' AND version = 3", ids[0])).await;
+    // One character of the note's payload (version 4).
+    tamper(&app, &format!("UPDATE events SET payload = jsonb_set(payload, '{{text}}', '\"已联糸\"') WHERE case_id = '{}' AND version = 4", ids[0])).await;
     // A deleted event.
     tamper(&app, &format!("DELETE FROM events WHERE case_id = '{}' AND version = 4", ids[1])).await;
     // Two versions swapped.
@@ -142,7 +143,7 @@ async fn verification_names_the_case_and_version_of_a_changed_byte_a_deleted_eve
         ),
     )
     .await;
-    for (id, version) in [(ids[0], 3), (ids[1], 4), (ids[2], 2)] {
+    for (id, version) in [(ids[0], 4), (ids[1], 4), (ids[2], 2)] {
         let r = app.get(&format!("/api/v1/cases/{id}/verify"), &auditor).await;
         assert_eq!(
             (r.body["status"].as_str(), r.body["first_bad_version"].as_u64()),
@@ -155,12 +156,12 @@ async fn verification_names_the_case_and_version_of_a_changed_byte_a_deleted_eve
     assert_eq!(ok.body["status"], "ok");
     let report = infra::EventStore::new(app.db.app_pool()).verify_all().await.unwrap();
     let found: HashMap<Uuid, Option<u32>> = report.failures.iter().map(|f| (f.case_id, f.first_bad_version)).collect();
-    assert_eq!(found, HashMap::from([(ids[0], Some(3)), (ids[1], Some(4)), (ids[2], Some(2))]));
+    assert_eq!(found, HashMap::from([(ids[0], Some(4)), (ids[1], Some(4)), (ids[2], Some(2))]));
     assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::FAILURE);
 
     // The last event of the untouched case removed: its chain still looks whole, the checkpoint
     // kept outside the database does not.
-    tamper(&app, &format!("DELETE FROM events WHERE case_id = '{}' AND version = 7", ids[3])).await;
+    tamper(&app, &format!("DELETE FROM events WHERE case_id = '{}' AND version = 9", ids[3])).await;
     assert_eq!(app.get(&format!("/api/v1/cases/{}/verify", ids[3]), &auditor).await.body["status"], "ok");
     assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::FAILURE);
     // A forged checkpoint fails its signature.
@@ -438,7 +439,8 @@ async fn a_reveal_is_recorded_and_the_accused_units_handler_never_sees_the_ident
     body["accused_unit_id"] = json!(app.dept_a);
     body["complainant"] = json!({"name": "王小明", "phone": "13700001111", "id_number": "11010519491231002X"});
     let id = app.register(body).await;
-    app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    let r = app.post(&format!("/api/v1/cases/{id}/assign"), &sup, json!({"unit_id": app.dept_b})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     let r = app
         .post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "核实身份后当面反馈"}))
@@ -459,12 +461,20 @@ async fn a_reveal_is_recorded_and_the_accused_units_handler_never_sees_the_ident
     assert_eq!(access["payload"]["by"], access["actor"]["id"]);
     assert_eq!(access["version"], r.body["access_version"]);
 
-    let handler = app.token("handler", Some(app.dept_a));
-    let seen = app.get(&format!("/api/v1/cases/{id}"), &handler).await;
-    assert_eq!(seen.body["complainant"]["hidden"], true);
+    // The accused unit's handler sees nothing of the case, by any route.
+    let accused = app.token("handler", Some(app.dept_a));
+    app.get(&format!("/api/v1/cases/{id}"), &accused).await.assert_problem(404, "not-found");
+    app.get(&format!("/api/v1/cases/{id}/events"), &accused).await.assert_problem(404, "not-found");
+    let feed = app.get("/api/v1/events", &accused).await;
+    assert_eq!(feed.status, StatusCode::OK, "{}", feed.text);
+    assert_eq!(feed.body["events"].as_array().unwrap().len(), 0, "{}", feed.text);
+    // The handling unit's handler works the case without the complainant's identity in events.
+    let handler = app.token("handler", Some(app.dept_b));
     let h = app.get(&format!("/api/v1/cases/{id}/events"), &handler).await;
+    assert_eq!(h.status, StatusCode::OK, "{}", h.text);
     assert!(h.body["events"][0]["payload"].get("complainant").is_none(), "{}", h.text);
     let feed = app.get("/api/v1/events", &handler).await;
+    assert!(!feed.body["events"].as_array().unwrap().is_empty());
     assert!(feed.body["events"].as_array().unwrap().iter().all(|e| e["payload"].get("complainant").is_none()));
     app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &handler, json!({"purpose": "想知道是谁"}))
         .await
@@ -475,7 +485,7 @@ async fn a_reveal_is_recorded_and_the_accused_units_handler_never_sees_the_ident
             .assert_problem(403, "forbidden");
     }
     // A handler of another unit sees neither the case nor its events in the feed.
-    let other = app.token("handler", Some(app.dept_b));
+    let other = app.token("handler", Some(app.village));
     let feed = app.get("/api/v1/events", &other).await;
     assert!(feed.body["events"].as_array().unwrap().is_empty());
 }
@@ -489,7 +499,7 @@ async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_ver
     body["complainant"] = json!({"name": "赵测试", "phone": "13600002222"});
     let id = app.register(body).await;
     life(&app, id).await;
-    let before = checkpoint_covering(&app, 7).await;
+    let before = checkpoint_covering(&app, 9).await;
 
     let r = app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
@@ -497,7 +507,7 @@ async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_ver
     let view = app.get(&format!("/api/v1/cases/{id}"), &sup).await;
     assert_eq!(view.body["complainant"]["erased"], true);
     assert!(view.body["complainant"]["name"].is_null());
-    app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "x"}))
+    app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "核实身份"}))
         .await
         .assert_problem(409, "no-personal-data");
     app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({}))
@@ -523,7 +533,7 @@ async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_ver
                 .map(|p| p.display().to_string())
                 .unwrap_or("pg_dump".into())
         });
-    let url = app.db.app_settings().url.expose().replace("huiyin_app@", "postgres@");
+    let url = app.db.super_url();
     let dump = std::process::Command::new(pg_dump).arg("--data-only").arg(&url).output().unwrap();
     assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
     let text = String::from_utf8_lossy(&dump.stdout);

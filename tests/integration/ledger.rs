@@ -20,6 +20,10 @@ async fn expect_row_equals_replay(app: &TestApp, id: Uuid) {
 async fn every_lifecycle_path_ends_with_the_ledger_row_equal_to_the_replay() {
     let app = spawn_app().await;
     let sup = app.token("supervisor", None);
+    let cat =
+        app.post("/api/v1/categories", &app.token("admin", None), json!({"code": "t.paths", "name": "路径测试"})).await;
+    assert_eq!(cat.status, StatusCode::CREATED, "{}", cat.text);
+    let category = cat.body["id"].clone();
     let go = |id: Uuid, action: &'static str, body: Value| {
         let sup = sup.clone();
         let app = &app;
@@ -30,7 +34,10 @@ async fn every_lifecycle_path_ends_with_the_ledger_row_equal_to_the_replay() {
     };
     let paths: Vec<Vec<(&str, Value)>> = vec![
         vec![],
-        vec![("reject", json!({"reason": "不属于受理范围"})), ("close", json!({}))],
+        vec![
+            ("reject", json!({"reason_code": "out_of_remit", "reason": "不属于受理范围", "referred_to": "镇司法所"})),
+            ("close", json!({})),
+        ],
         vec![("assign", json!({"unit_id": app.dept_a})), ("transfer", json!({"reason": "非本单位职责"}))],
         vec![
             ("assign", json!({"unit_id": app.dept_a})),
@@ -45,31 +52,43 @@ async fn every_lifecycle_path_ends_with_the_ledger_row_equal_to_the_replay() {
             ("assign", json!({"unit_id": app.dept_a})),
             ("handle", json!({"outcome": "resolved", "result": "已处理"})),
             ("feedback", json!({"method": "phone", "content": "已告知"})),
-            ("satisfaction", json!({"rating": "dissatisfied"})),
+            ("satisfaction", json!({"rating": "dissatisfied", "method": "phone"})),
         ],
         vec![
             ("assign", json!({"unit_id": app.dept_a})),
             ("handle", json!({"outcome": "explained", "result": "已解释"})),
             ("feedback", json!({"method": "sms", "content": "短信告知"})),
-            ("satisfaction", json!({"rating": "satisfied"})),
+            ("satisfaction", json!({"rating": "satisfied", "method": "phone"})),
             ("close", json!({"note": "办结"})),
             ("reopen", json!({"reason": "回访发现问题反弹"})),
         ],
-        vec![("classify", json!({"category_id": Uuid::nil()}))],
+        vec![("classify", json!({"category_id": category}))],
+        vec![
+            ("accept", json!({})),
+            (
+                "notices",
+                json!({"kind": "acknowledgement", "method": "sms", "content": "已受理", "receipt_code_given": true}),
+            ),
+            ("assign", json!({"unit_id": app.dept_a, "co_unit_ids": [app.dept_b]})),
+            ("pause", json!({"reason": "等待补充材料"})),
+            ("resume", json!({})),
+            ("handle", json!({"outcome": "resolved", "result": "已处理"})),
+            ("feedback", json!({"method": "phone", "content": "已告知"})),
+            ("follow-up-attempts", json!({"method": "phone", "note": "无人接听"})),
+        ],
     ];
     let mut ids = Vec::new();
     for steps in paths {
         let id = app.register(app.case_body()).await;
         for (action, body) in steps {
-            if action == "classify" {
-                continue;
-            }
             go(id, action, body).await;
         }
         let other = app.register(app.case_body()).await;
         go(other, "notes", json!({"text": "备注"})).await;
         if ids.len() == 2 {
+            // A duplicate's clocks stop; it closes after its own reply.
             go(other, "link-duplicate", json!({"of": id})).await;
+            go(other, "feedback", json!({"method": "sms", "content": "您反映的问题已并入同一事项办理"})).await;
             go(other, "close", json!({})).await;
         }
         ids.push(id);
@@ -309,6 +328,11 @@ async fn the_overdue_view_is_computed_now_by_stage_with_counts_per_unit() {
         .post(&format!("/api/v1/cases/{handled_late}/assign"), &sup, json!({"unit_id": app.dept_b, "due_at": due}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The handling clock (with the dispatcher's short deadline) starts when the unit signs.
+    let r = app
+        .post(&format!("/api/v1/cases/{handled_late}/sign"), &app.token("handler", Some(app.dept_b)), json!({}))
+        .await;
+    assert_eq!(r.body["deadline"]["stage"], "handling", "{}", r.text);
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
 
     let r = app.get("/api/v1/overdue", &clerk).await;

@@ -4,8 +4,10 @@
 mod api_auth;
 mod api_inputs;
 mod api_lifecycle;
+mod hardening;
 mod integrity;
 mod ledger;
 mod logs;
 mod openapi;
 mod store;
+mod trade_lifecycle;

@@ -81,8 +81,14 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             jwt_public_key: None,
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
+            max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
         },
-        vault: VaultArgs { kek: Some(hex::encode([7u8; 32])), kek_id: "test-kek".into(), retired: None },
+        // A random key per test: the server refuses well-known and patterned keys.
+        vault: VaultArgs {
+            kek: Some(format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())),
+            kek_id: "test-kek".into(),
+            retired: None,
+        },
         checkpoints: api::settings::CheckpointArgs {
             private_key: Some(fixture("test-ed25519-private.pem")),
             public_key: Some(fixture("test-ed25519-public.pem")),
@@ -101,7 +107,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     api::telemetry::init();
     let db = TestDb::new().await;
-    let secret = format!("test-secret-{}", Uuid::new_v4().simple());
+    let secret = format!("test-secret-{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let mut s = settings(&db, &secret);
     adjust(&mut s);
     let app = Application::build(s).await.expect("the app builds");

@@ -27,12 +27,64 @@ fn base_url() -> String {
     })
 }
 
-/// `postgres://user@host:port/db` with another user and database.
-fn url_with(base: &str, user: &str, db: &str) -> String {
+/// `postgres://user:password@host:port/db` with another user and database. The private cluster
+/// asks every role for its password (SCRAM): the base URL's password when the user is the
+/// same, else the one the pgpass file (`PGPASSFILE`, which `make test` exports, else
+/// `~/.pgpass`) holds for that host, port, database and user.
+pub fn url_with(base: &str, user: &str, db: &str) -> String {
     let rest = base.split_once("://").map_or(base, |(_, r)| r);
-    let hostpart = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let (userinfo, hostpart) = rest.rsplit_once('@').unwrap_or(("", rest));
     let host = hostpart.split_once('/').map_or(hostpart, |(h, _)| h);
-    format!("postgres://{user}@{host}/{db}")
+    let (base_user, base_password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let password = if base_user == user && !base_password.is_empty() {
+        Some(base_password.to_owned())
+    } else {
+        pgpass(host, db, user).map(|p| percent_encode(&p))
+    };
+    match password {
+        Some(p) => format!("postgres://{user}:{p}@{host}/{db}"),
+        None => format!("postgres://{user}@{host}/{db}"),
+    }
+}
+
+/// The password a pgpass file holds for `host:port`, `db` and `user` (fields may be `*`;
+/// `\:` and `\\` are escapes), as libpq reads it.
+pub fn pgpass(hostport: &str, db: &str, user: &str) -> Option<String> {
+    let file = std::env::var_os("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|line| {
+        let mut fields = vec![String::new()];
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => fields.last_mut()?.extend(chars.next()),
+                ':' if fields.len() < 5 => fields.push(String::new()),
+                c => fields.last_mut()?.push(c),
+            }
+        }
+        let matches = |f: &String, want: &str| f == "*" || f == want;
+        (fields.len() == 5
+            && matches(&fields[0], host)
+            && matches(&fields[1], port)
+            && matches(&fields[2], db)
+            && matches(&fields[3], user))
+        .then(|| fields[4].clone())
+    })
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn migrations_hash() -> String {
@@ -101,7 +153,12 @@ impl TestDb {
 
     /// A plain connection as the superuser (to tamper, as an attacker with full access would).
     pub async fn super_client(&self) -> Client {
-        connect(&url_with(&self.base, "postgres", &self.name)).await
+        connect(&self.super_url()).await
+    }
+
+    /// The superuser's URL of this database (for tools such as pg_dump).
+    pub fn super_url(&self) -> String {
+        url_with(&self.base, "postgres", &self.name)
     }
 }
 

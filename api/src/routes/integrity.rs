@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::auth::{Action, Principal};
 use crate::dto::*;
 use crate::middleware::{request_id, within_deadline};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, FieldError};
 use crate::service::{self, RequestMeta};
 use crate::startup::AppState;
 
@@ -206,9 +206,21 @@ pub async fn stream(
     });
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body))
+}
+
+/// The least number of letters (any script; Chinese characters count one each) in a reveal's
+/// purpose.
+pub const MIN_PURPOSE_LETTERS: usize = 4;
+
+/// Whether a reveal's purpose states a reason: at least [`MIN_PURPOSE_LETTERS`] letters or CJK
+/// characters (`char::is_alphabetic`: digits, punctuation, spaces and symbols do not count).
+/// The purpose is recorded in the case's history as why a citizen's identity was shown, so
+/// `.`, `x` or `1234` is no purpose; `核实身份` and `verify identity` are.
+pub fn is_stated_purpose(purpose: &str) -> bool {
+    purpose.chars().filter(|c| c.is_alphabetic()).count() >= MIN_PURPOSE_LETTERS
 }
 
 /// Reveal the complainant (查看身份)
@@ -224,6 +236,14 @@ pub async fn reveal(
     id: Path<Uuid>,
     body: Json<RevealRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // Who may reveal at all is answered before what they wrote (403 before 422).
+    principal.require(Action::RevealComplainant)?;
+    if !is_stated_purpose(&body.purpose) {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "purpose".into(),
+            message: format!("must state why, in at least {MIN_PURPOSE_LETTERS} letters or characters"),
+        }]));
+    }
     let purpose = service::reason("purpose", &body.purpose)?;
     let meta = RequestMeta { principal, request_id: request_id(&req), idempotency_key: None, if_match: None };
     let r = within_deadline(&req, service::reveal(&state, &meta, CaseId::from_uuid(*id), purpose, &body.into_inner()))

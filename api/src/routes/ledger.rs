@@ -59,19 +59,47 @@ fn cursor(c: Option<&str>) -> Result<Option<LedgerCursor>, ApiError> {
     .transpose()
 }
 
+/// Parses a stored stage identifier.
+fn stage_of(s: &str) -> Option<Stage> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}
+
+/// A clock of a row, evaluated now.
+fn deadline_now(
+    stage: Option<&str>,
+    started_at: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
+    calendar_incomplete: bool,
+    now: DateTime<Utc>,
+    calendar: &WorkingCalendar,
+) -> Option<DeadlineNow> {
+    let (stage, started_at, due_at) = (stage.and_then(stage_of)?, started_at?, due_at?);
+    let (state, working_days_overdue, permille_used) = deadline_labels(started_at, due_at, now, calendar);
+    Some(DeadlineNow {
+        stage,
+        started_at,
+        due_at,
+        state: state.into(),
+        working_days_overdue,
+        permille_used,
+        calendar_incomplete,
+    })
+}
+
 fn entry(r: LedgerRow, now: DateTime<Utc>, calendar: &WorkingCalendar) -> LedgerEntry {
-    let deadline = match (r.started_at, r.due_at, r.deadline_stage.as_deref()) {
-        (Some(started_at), Some(due_at), Some(stage)) => {
-            let (state, working_days_overdue, permille_used) = deadline_labels(started_at, due_at, now, calendar);
-            let stage = match stage {
-                "assignment" => Stage::Assignment,
-                "handling" => Stage::Handling,
-                _ => Stage::Feedback,
-            };
-            Some(DeadlineNow { stage, started_at, due_at, state: state.into(), working_days_overdue, permille_used })
-        }
-        _ => None,
+    let deadline = if r.paused {
+        None
+    } else {
+        deadline_now(r.deadline_stage.as_deref(), r.started_at, r.due_at, r.calendar_incomplete, now, calendar)
     };
+    let next_deadline = deadline_now(
+        r.next_due_stage.as_deref(),
+        r.next_started_at,
+        r.next_due_at,
+        r.calendar_incomplete,
+        now,
+        calendar,
+    );
     LedgerEntry {
         case_id: r.case_id,
         version: r.version,
@@ -95,6 +123,12 @@ fn entry(r: LedgerRow, now: DateTime<Utc>, calendar: &WorkingCalendar) -> Ledger
         escalated: r.escalated,
         duplicate_of: r.duplicate_of,
         anonymous: r.anonymous,
+        co_unit_ids: r.co_unit_ids,
+        accepted_at: r.accepted_at,
+        signed_at: r.signed_at,
+        overall_due_at: r.overall_due_at,
+        next_deadline,
+        paused: r.paused,
     }
 }
 
@@ -404,17 +438,33 @@ async fn export_csv(state: &AppState, filter: LedgerFilter, sort: LedgerSort) ->
         .streaming(body))
 }
 
+/// A new temporary file that only this process can ever read: created exclusively
+/// (`O_CREAT | O_EXCL`, so never through someone else's file or link) with mode 0600, and
+/// unlinked at once, so it has no name while the export is written into it and is gone when the
+/// handle closes, even if the process dies. An export holds the whole ledger.
+pub fn private_temp_file() -> std::io::Result<std::fs::File> {
+    let path = std::env::temp_dir().join(format!("huiyin-export-{}.xlsx", Uuid::new_v4().simple()));
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
 async fn export_xlsx(state: &AppState, filter: LedgerFilter, sort: LedgerSort) -> Result<HttpResponse, ApiError> {
     let now = domain::truncate_to_micros(Utc::now());
     let names = names(state).await?;
     let calendar = state.reference.working_calendar().await?;
     let mut pages = Pages { ledger: state.ledger.clone(), filter, sort, after: None, done: false, now };
-    let path = std::env::temp_dir().join(format!("huiyin-export-{}.xlsx", Uuid::new_v4().simple()));
     let handle = tokio::runtime::Handle::current();
-    let out = path.clone();
     // rust_xlsxwriter writes synchronously; in constant-memory mode every row goes to a temporary
-    // file at once, so memory stays flat. Pages are fetched from this blocking thread.
-    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+    // file at once (its own, made by `tempfile`: 0600 and unlinked), so memory stays flat. Pages
+    // are fetched from this blocking thread. The workbook itself is written into a private
+    // temporary file too ([`private_temp_file`]).
+    let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
+        use std::io::{Seek, Write};
         let mut wb = rust_xlsxwriter::Workbook::new();
         let bold = rust_xlsxwriter::Format::new().set_bold();
         let ws = wb.add_worksheet_with_constant_memory().map_err(ApiError::internal)?;
@@ -431,13 +481,17 @@ async fn export_xlsx(state: &AppState, filter: LedgerFilter, sort: LedgerSort) -
                 row += 1;
             }
         }
-        wb.save(&out).map_err(ApiError::internal)
+        let mut file = private_temp_file().map_err(ApiError::internal)?;
+        let mut out = std::io::BufWriter::new(&mut file);
+        wb.save_to_writer(&mut out).map_err(ApiError::internal)?;
+        out.flush().map_err(ApiError::internal)?;
+        drop(out);
+        file.rewind().map_err(ApiError::internal)?;
+        Ok(file)
     })
     .await
     .map_err(ApiError::internal)??;
-    let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
-    // Unlinked now; the open handle keeps the data until the stream ends.
-    let _ = tokio::fs::remove_file(&path).await;
+    let file = tokio::fs::File::from_std(file);
     let body = futures_util::stream::unfold(Some(file), |f| async move {
         use tokio::io::AsyncReadExt;
         let mut f = f?;
@@ -488,7 +542,12 @@ pub async fn overdue(
     let mut rows = rows;
     let more = rows.len() as i64 > n;
     rows.truncate(n as usize);
-    let next_cursor = if more { rows.last().map(|r| sort_key(r, LedgerSort::DueAsc).encode()) } else { None };
+    // The overdue view pages by the clock that falls due first.
+    let next_cursor = if more {
+        rows.last().map(|r| LedgerCursor { key: r.next_due_at.unwrap_or(r.received_at), id: r.case_id }.encode())
+    } else {
+        None
+    };
     let view = OverdueView {
         now,
         items: rows.into_iter().map(|r| entry(r, now, &calendar)).collect(),

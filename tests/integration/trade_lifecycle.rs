@@ -1,0 +1,392 @@
+//! The lifecycle a discipline committee must run, through HTTP on a real database: recusal on
+//! every read route, sign-for and return, joint handling, honest clocks, follow-up, duplicates
+//! and units that stop, and the five inputs the field found failing. Expected values come from
+//! the rules (counted by hand), never from the code under test.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tests::app::{TestApp, spawn_app};
+use uuid::Uuid;
+
+fn path(id: Uuid, action: &str) -> String {
+    format!("/api/v1/cases/{id}/{action}")
+}
+
+async fn ok(app: &TestApp, token: &str, id: Uuid, action: &str, body: Value) -> Value {
+    let r = app.post(&path(id, action), token, body).await;
+    assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.text);
+    r.body
+}
+
+// ── Input 5 and 回避 on every read route ─────────────────────────────────────────────────
+
+#[tokio::test]
+async fn an_accusation_never_reaches_the_accused_unit_by_any_route() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let admin = app.token("admin", None);
+    // A clinic under the accused department: also barred.
+    let clinic = app.create_unit(&admin, "卫生院分院", "department", Some(app.dept_a)).await;
+    let mut body = app.case_body();
+    body["accused_unit_id"] = json!(app.dept_a);
+    body["title"] = json!("卫生院收红包");
+    body["description"] = json!("群众举报卫生院医生收受红包，要求查处。");
+    let id = app.register(body).await;
+
+    // Input 5: assigned to the accused unit: refused, and nothing is written.
+    let before = app.event_count().await;
+    for unit in [app.dept_a, clinic] {
+        app.post(&path(id, "assign"), &sup, json!({"unit_id": unit})).await.assert_problem(409, "recusal");
+        app.post(&path(id, "assign"), &sup, json!({"unit_id": app.dept_b, "co_unit_ids": [unit]}))
+            .await
+            .assert_problem(409, "recusal");
+    }
+    assert_eq!(app.event_count().await, before);
+    ok(&app, &sup, id, "assign", json!({"unit_id": app.dept_b})).await;
+    app.post(&path(id, "transfer"), &sup, json!({"reason": "改派", "to_unit_id": app.dept_a}))
+        .await
+        .assert_problem(409, "recusal");
+    let b = app.token("handler", Some(app.dept_b));
+    ok(&app, &b, id, "return", json!({"reason": "非本单位职责"})).await;
+    app.post(&path(id, "return/approve"), &sup, json!({"unit_id": clinic})).await.assert_problem(409, "recusal");
+
+    // The accused unit's handlers see nothing of it, by any route.
+    for accused in [app.token("handler", Some(app.dept_a)), app.token("handler", Some(clinic))] {
+        app.get(&format!("/api/v1/cases/{id}"), &accused).await.assert_problem(404, "not-found");
+        app.get(&path(id, "events"), &accused).await.assert_problem(404, "not-found");
+        let reads = [
+            "/api/v1/ledger".to_owned(),
+            "/api/v1/ledger?q=%E7%BA%A2%E5%8C%85".to_owned(),
+            "/api/v1/overdue".to_owned(),
+            "/api/v1/events".to_owned(),
+            "/api/v1/stats?from=2000-01-01T00:00:00Z&to=2099-01-01T00:00:00Z".to_owned(),
+        ];
+        for read in &reads {
+            let r = app.get(read, &accused).await;
+            assert_eq!(r.status, StatusCode::OK, "{read}: {}", r.text);
+            assert!(!r.text.contains(&id.to_string()), "{read} shows the case: {}", r.text);
+            assert!(!r.text.contains("红包"), "{read} shows its words");
+        }
+        let stats = app.get(&reads[4], &accused).await;
+        assert_eq!(stats.body["total"], 0, "{}", stats.text);
+        let csv = app.send(Method::GET, "/api/v1/ledger", Some(&accused), None, &[("Accept", "text/csv")]).await;
+        assert_eq!(csv.status, StatusCode::OK);
+        assert!(!csv.text.contains("红包"), "the export shows the case");
+    }
+    // The search does find it for whoever may read it.
+    let found = app.get("/api/v1/ledger?q=%E7%BA%A2%E5%8C%85", &sup).await;
+    assert_eq!(found.body["items"].as_array().unwrap().len(), 1, "{}", found.text);
+}
+
+// ── 签收 / 退单 ───────────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn a_unit_signs_then_may_ask_to_return_and_the_dispatcher_decides() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let a = app.token("handler", Some(app.dept_a));
+    let id = app.register(app.case_body()).await;
+    let v = ok(&app, &clerk, id, "assign", json!({"unit_id": app.dept_a})).await;
+    assert_eq!(v["deadline"]["stage"], "sign_for");
+    assert_eq!(v["deadline"]["rule"]["limit"], json!({"unit": "working_days", "value": 1}));
+    assert!(v["accepted_at"].is_string(), "assigning accepts");
+    assert_eq!(v["overall_deadline"]["rule"]["limit"], json!({"unit": "calendar_days", "value": 60}));
+    let v = ok(&app, &a, id, "sign", json!({})).await;
+    assert_eq!(v["deadline"]["stage"], "handling");
+    assert!(v["signed_at"].is_string());
+    // A body is optional.
+    let r = app.send(Method::POST, &path(id, "sign"), Some(&a), None, &[]).await;
+    r.assert_problem(409, "already-signed");
+
+    // Units no longer transfer cases themselves.
+    app.post(&path(id, "transfer"), &a, json!({"reason": "不归我管"})).await.assert_problem(403, "forbidden");
+    let v = ok(&app, &a, id, "return", json!({"reason": "属于教育办职责"})).await;
+    assert_eq!((v["status"].as_str(), v["return_request"].as_str()), (Some("assigned"), Some("属于教育办职责")));
+    app.post(&path(id, "return/approve"), &a, json!({})).await.assert_problem(403, "forbidden");
+    let refused = ok(&app, &clerk, id, "return/refuse", json!({"reason": "经研判属于卫生院职责"})).await;
+    assert_eq!((refused["unit_id"].clone(), refused["return_request"].clone()), (json!(app.dept_a), Value::Null));
+    ok(&app, &a, id, "return", json!({"reason": "再次申请退回"})).await;
+    let approved = ok(&app, &clerk, id, "return/approve", json!({"unit_id": app.dept_b})).await;
+    assert_eq!(approved["unit_id"], json!(app.dept_b));
+    assert_eq!(approved["returns"], 1);
+    assert_eq!(approved["deadline"]["stage"], "sign_for");
+    // The overall clock did not move.
+    assert_eq!(approved["overall_deadline"]["due_at"], v["overall_deadline"]["due_at"]);
+    // The old unit no longer sees it.
+    app.get(&format!("/api/v1/cases/{id}"), &a).await.assert_problem(404, "not-found");
+}
+
+// ── 联办 ─────────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn co_units_see_sign_and_contribute_and_the_case_shows_who_has_not() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let id = app.register(app.case_body()).await;
+    let v =
+        ok(&app, &clerk, id, "assign", json!({"unit_id": app.dept_a, "co_unit_ids": [app.dept_b, app.village]})).await;
+    assert_eq!(v["co_units"].as_array().unwrap().len(), 2);
+    let b = app.token("handler", Some(app.dept_b));
+    assert_eq!(app.get(&format!("/api/v1/cases/{id}"), &b).await.status, StatusCode::OK, "a co-unit sees the case");
+    let ledger = app.get("/api/v1/ledger", &b).await;
+    assert!(ledger.text.contains(&id.to_string()), "and finds it in its ledger");
+    let v = ok(&app, &b, id, "contributions", json!({"text": "教育办已核实相关学生资助情况"})).await;
+    let co: Vec<(Value, bool, bool)> = v["co_units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["unit_id"].clone(), c["signed_at"].is_string(), c["contributed_at"].is_string()))
+        .collect();
+    assert_eq!(co, vec![(json!(app.dept_b), true, true), (json!(app.village), false, false)]);
+    app.post(&path(id, "handle"), &b, json!({"outcome": "resolved", "result": "x"}))
+        .await
+        .assert_problem(409, "not-your-unit");
+    let a = app.token("handler", Some(app.dept_a));
+    ok(&app, &a, id, "handle", json!({"outcome": "resolved", "result": "牵头单位已办结"})).await;
+}
+
+// ── Honest clocks ────────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn the_overall_clock_is_not_reset_by_a_transfer_or_a_reopen() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let id = app.register(app.case_body()).await;
+    let v = ok(&app, &sup, id, "assign", json!({"unit_id": app.dept_a})).await;
+    let overall = v["overall_deadline"]["due_at"].clone();
+    let accepted: chrono::DateTime<chrono::Utc> = v["accepted_at"].as_str().unwrap().parse().unwrap();
+    // 60 calendar days from the day of acceptance (信访工作条例 art. 32), at 23:59:59 CST.
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let due: chrono::DateTime<chrono::Utc> = overall.as_str().unwrap().parse().unwrap();
+    assert_eq!(due.with_timezone(&cst).date_naive(), accepted.with_timezone(&cst).date_naive() + chrono::Days::new(60));
+    assert_eq!(due.with_timezone(&cst).time(), chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap());
+    ok(&app, &sup, id, "transfer", json!({"reason": "改派", "to_unit_id": app.dept_b})).await;
+    ok(&app, &app.token("handler", Some(app.dept_b)), id, "handle", json!({"outcome": "resolved", "result": "已处理"}))
+        .await;
+    ok(&app, &app.token("handler", Some(app.dept_b)), id, "feedback", json!({"method": "phone", "content": "已告知"}))
+        .await;
+    let v = ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone"})).await;
+    assert_eq!(v["round"], 2);
+    assert_eq!(v["overall_deadline"]["due_at"], overall, "no reset by a transfer or a reopen");
+    assert_eq!(v["overall_deadline"]["state"], "on_track");
+}
+
+#[tokio::test]
+async fn paused_clocks_are_never_overdue_and_resume_moved() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let mut body = app.case_body();
+    body["received_at"] = json!((chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339());
+    let id = app.register(body).await;
+    let overdue = app.get("/api/v1/ledger?overdue=true", &clerk).await;
+    assert!(overdue.text.contains(&id.to_string()));
+    let v = ok(&app, &clerk, id, "pause", json!({"reason": "等待群众补充材料"})).await;
+    assert_eq!(v["deadline"]["state"], "paused");
+    assert_eq!(v["paused"]["reason"], "等待群众补充材料");
+    let overdue = app.get("/api/v1/ledger?overdue=true", &clerk).await;
+    assert!(!overdue.text.contains(&id.to_string()), "a paused case is not overdue");
+    let watch = app.get("/api/v1/overdue", &clerk).await;
+    assert!(!watch.text.contains(&id.to_string()));
+    app.post(&path(id, "assign"), &clerk, json!({"unit_id": app.dept_a})).await.assert_problem(409, "clock-paused");
+    let before: chrono::DateTime<chrono::Utc> = v["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let v = ok(&app, &clerk, id, "resume", json!({})).await;
+    let after: chrono::DateTime<chrono::Utc> = v["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    assert!(after - before >= chrono::Duration::seconds(1), "moved by the pause: {before} → {after}");
+    assert!(v["paused"].is_null());
+}
+
+#[tokio::test]
+async fn a_calendar_loaded_late_recomputes_the_open_deadlines_it_changes_by_an_event() {
+    let app = spawn_app().await;
+    let admin = app.token("admin", None);
+    let sup = app.token("supervisor", None);
+    // No year is loaded in a fresh database. Paper intake received Tuesday 2025-12-30 10:00 CST:
+    // three working days to assign, on weekdays alone Wed 12-31, Thu 01-01, Fri 01-02, so due
+    // 2026-01-02 and flagged. With 2025 and 2026 loaded (2026: 1–3 January off, Sunday 4 January
+    // worked, per the State Council notice): Wed 12-31, Sun 01-04, Mon 01-05, so 2026-01-05.
+    let mut body = app.case_body();
+    body["received_at"] = json!("2025-12-30T02:00:00Z");
+    let r = app.post("/api/v1/cases", &app.token("clerk", None), body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id: Uuid = r.body["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(r.body["deadline"]["due_at"], "2026-01-02T15:59:59Z");
+    assert_eq!(r.body["deadline"]["calendar_incomplete"], true);
+    let flagged = app.get("/api/v1/overdue", &sup).await;
+    let row = flagged.body["items"].as_array().unwrap().iter().find(|i| i["case_id"] == json!(id)).cloned().unwrap();
+    assert_eq!(row["deadline"]["calendar_incomplete"], true, "the overdue view flags it");
+
+    let cal_2025 = json!({"holidays": [{"date": "2025-01-01", "name": "元旦"}], "makeup_workdays": []});
+    let put = app.send(Method::PUT, "/api/v1/calendar/2025", Some(&admin), Some(&cal_2025), &[]).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let v = app.get(&format!("/api/v1/cases/{id}"), &sup).await.body;
+    assert_eq!(v["deadline"]["calendar_incomplete"], true, "2026 is still missing");
+    assert_eq!(v["deadline"]["due_at"], "2026-01-02T15:59:59Z");
+    let cal = json!({
+        "holidays": [{"date": "2026-01-01", "name": "元旦"}, {"date": "2026-01-02", "name": "元旦"},
+                     {"date": "2026-01-03", "name": "元旦"}],
+        "makeup_workdays": [{"date": "2026-01-04", "name": "元旦调休"}]
+    });
+    let put = app.send(Method::PUT, "/api/v1/calendar/2026", Some(&admin), Some(&cal), &[]).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text);
+    let v = app.get(&format!("/api/v1/cases/{id}"), &sup).await.body;
+    assert_eq!(v["deadline"]["due_at"], "2026-01-05T15:59:59Z", "{v}");
+    assert_eq!(v["deadline"]["calendar_incomplete"], false);
+    let history = app.get(&path(id, "events"), &sup).await.body;
+    let last = history["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event_type"], "case.deadlines_recomputed", "never silently");
+}
+
+// ── 回访 and closure ─────────────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn a_fed_back_case_waits_for_the_follow_up_and_the_rating_records_who_and_how() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let clerk = app.token("clerk", None);
+    let id = app.register(app.case_body()).await;
+    ok(&app, &sup, id, "assign", json!({"unit_id": app.dept_a})).await;
+    ok(&app, &sup, id, "handle", json!({"outcome": "resolved", "result": "已处理"})).await;
+    let v = ok(&app, &sup, id, "feedback", json!({"method": "phone", "content": "已告知"})).await;
+    assert_eq!(v["deadline"]["stage"], "follow_up");
+    assert_eq!(v["deadline"]["rule"]["limit"], json!({"unit": "working_days", "value": 5}));
+    app.post(&path(id, "close"), &clerk, json!({})).await.assert_problem(403, "forbidden");
+    app.post(&path(id, "close"), &sup, json!({})).await.assert_problem(409, "follow-up-pending");
+    let v = ok(&app, &clerk, id, "follow-up-attempts", json!({"method": "phone", "note": "无人接听"})).await;
+    assert_eq!(v["follow_up_attempts"], 1);
+    app.post(&path(id, "close"), &sup, json!({})).await.assert_problem(409, "follow-up-pending");
+    let v = ok(
+        &app,
+        &clerk,
+        id,
+        "satisfaction",
+        json!({"rating": "basically_satisfied", "method": "in_person", "solved": false}),
+    )
+    .await;
+    assert_eq!(v["satisfaction"]["method"], "in_person");
+    assert_eq!(v["satisfaction"]["solved"], false);
+    assert_eq!(v["satisfaction"]["collected_by"], "clerk-");
+    ok(&app, &sup, id, "close", json!({})).await;
+}
+
+#[tokio::test]
+async fn a_second_dissatisfied_rating_puts_the_case_under_supervision() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let id = app.register(app.case_body()).await;
+    ok(&app, &sup, id, "assign", json!({"unit_id": app.dept_a})).await;
+    for round in 1..=2 {
+        ok(&app, &sup, id, "handle", json!({"outcome": "explained", "result": "已解释"})).await;
+        ok(&app, &sup, id, "feedback", json!({"method": "phone", "content": "已告知"})).await;
+        let v = ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone"})).await;
+        assert_eq!(v["escalated"], round == 2, "round {round}");
+    }
+}
+
+// ── Input 2: rework never goes to a deactivated unit ────────────────────────────────────────
+
+#[tokio::test]
+async fn rework_after_the_unit_was_deactivated_goes_back_to_dispatch() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let admin = app.token("admin", None);
+    let unit = app.create_unit(&admin, "临时工作组", "department", Some(app.town)).await;
+    let id = app.register(app.case_body()).await;
+    ok(&app, &sup, id, "assign", json!({"unit_id": unit})).await;
+    ok(&app, &sup, id, "handle", json!({"outcome": "resolved", "result": "已处理"})).await;
+    ok(&app, &sup, id, "feedback", json!({"method": "phone", "content": "已告知"})).await;
+    let r = app.post(&format!("/api/v1/units/{unit}/deactivate"), &admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone"})).await;
+    assert_eq!((v["status"].as_str(), v["unit_id"].clone()), (Some("received"), Value::Null));
+    assert_eq!(v["deadline"]["stage"], "assignment");
+}
+
+#[tokio::test]
+async fn a_unit_with_open_cases_is_deactivated_only_with_a_unit_to_reroute_them_to() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let admin = app.token("admin", None);
+    let unit = app.create_unit(&admin, "撤并村", "village", Some(app.town)).await;
+    let id = app.register(app.case_body()).await;
+    ok(&app, &sup, id, "assign", json!({"unit_id": unit})).await;
+    let r = app.post(&format!("/api/v1/units/{unit}/deactivate"), &admin, json!({})).await;
+    r.assert_problem(409, "unit-holds-cases");
+    assert_eq!(r.body["cases"], json!([id]));
+    let r = app.post(&format!("/api/v1/units/{unit}/deactivate"), &admin, json!({"reroute_to": app.village})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = app.get(&format!("/api/v1/cases/{id}"), &sup).await.body;
+    assert_eq!(v["unit_id"], json!(app.village));
+    // Tokens naming the deactivated unit are refused.
+    let r = app.get("/api/v1/ledger", &app.token("handler", Some(unit))).await;
+    r.assert_problem(401, "unauthorized");
+    // Nothing is routed there any more.
+    let other = app.register(app.case_body()).await;
+    app.post(&path(other, "assign"), &sup, json!({"unit_id": unit})).await.assert_problem(422, "unknown-reference");
+}
+
+// ── Inputs 1 and 4: duplicates ────────────────────────────────────────────────────────────
+
+#[tokio::test]
+async fn two_clerks_linking_x_to_y_and_y_to_x_at_once_never_both_succeed() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    for _ in 0..20 {
+        let x = app.register(app.case_body()).await;
+        let y = app.register(app.case_body()).await;
+        let (px, py) = (path(x, "link-duplicate"), path(y, "link-duplicate"));
+        let (a, b) = tokio::join!(app.post(&px, &clerk, json!({"of": y})), app.post(&py, &clerk, json!({"of": x})),);
+        let won = [&a, &b].iter().filter(|r| r.status == StatusCode::OK).count();
+        assert_eq!(won, 1, "exactly one link: {} / {}", a.text, b.text);
+        let lost = if a.status == StatusCode::OK { &b } else { &a };
+        assert_eq!(lost.status, StatusCode::CONFLICT, "{}", lost.text);
+        assert!(matches!(lost.body["code"].as_str(), Some("target-is-duplicate" | "has-duplicates")), "{}", lost.text);
+    }
+}
+
+#[tokio::test]
+async fn a_linked_duplicate_is_never_overdue_and_answers_its_own_citizen() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let sup = app.token("supervisor", None);
+    let master = app.register(app.case_body()).await;
+    let mut old = app.case_body();
+    old["received_at"] = json!((chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339());
+    let dup = app.register(old).await;
+    assert!(app.get("/api/v1/ledger?overdue=true", &clerk).await.text.contains(&dup.to_string()));
+    ok(&app, &clerk, dup, "link-duplicate", json!({"of": master})).await;
+    assert!(!app.get("/api/v1/ledger?overdue=true", &clerk).await.text.contains(&dup.to_string()));
+    assert!(!app.get("/api/v1/overdue", &clerk).await.text.contains(&dup.to_string()));
+    app.post(&path(dup, "close"), &sup, json!({})).await.assert_problem(409, "closed-before-feedback");
+    ok(&app, &sup, dup, "feedback", json!({"method": "sms", "content": "您反映的问题与同村群众反映的合并办理"})).await;
+    let v = ok(&app, &sup, dup, "close", json!({})).await;
+    assert_eq!(v["status"], "closed");
+}
+
+// ── Input 3: search finds what a person sees ─────────────────────────────────────────────
+
+#[tokio::test]
+async fn search_finds_single_characters_partial_words_and_both_widths() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let mut body = app.case_body();
+    body["title"] = json!("自来水停水三天");
+    body["description"] = json!("自来水停水三天，村民用水困难。ＷｉＦｉ信号弱，编号ABC-12345。");
+    let id = app.register(body).await;
+    let other = app.register(app.case_body()).await;
+    for q in ["水", "来水", "停水三", "村民用", "wifi", "ＷＩＦＩ", "Wi", "abc", "１２３", "12345"] {
+        let url = format!("/api/v1/ledger?q={}", urlencode(q));
+        let r = app.get(&url, &clerk).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
+        let ids: Vec<&str> =
+            r.body["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec![id.to_string()], "q={q}");
+        assert!(!ids.contains(&other.to_string().as_str()));
+    }
+    let none = app.get(&format!("/api/v1/ledger?q={}", urlencode("电费")), &clerk).await;
+    assert_eq!(none.body["items"].as_array().unwrap().len(), 0);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
