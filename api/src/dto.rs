@@ -215,7 +215,8 @@ pub struct ClassifyRequest {
 #[schema(example = json!({"unit_id": "0193a0c4-0000-7000-8000-000000000001", "note": "请于五个工作日内核实"}))]
 pub struct AssignRequest {
     /// The unit responsible (the lead unit); never the accused unit or one under it (回避).
-    pub unit_id: Uuid,
+    /// Without one, the routing rule (归口) of the case's category and village applies.
+    pub unit_id: Option<Uuid>,
     /// Co-units of joint handling (联办).
     #[serde(default)]
     #[schema(max_items = 10)]
@@ -475,6 +476,8 @@ pub struct CaseView {
     pub unit_id: Option<Uuid>,
     /// The tier routed to.
     pub tier: Option<Tier>,
+    /// While the case waits to be routed: where the routing rules (归口) would send it.
+    pub proposed_route: Option<RouteView>,
     /// Co-units of joint handling, with who has and has not signed and contributed.
     pub co_units: Vec<CoUnitView>,
     /// The running stage's deadline (none while paused counts as `paused`).
@@ -614,6 +617,51 @@ pub struct CreateUnitRequest {
     pub kind: UnitKind,
     /// Parent.
     pub parent_id: Option<Uuid>,
+}
+
+/// A proposed route (归口).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteView {
+    /// The unit.
+    pub unit_id: Uuid,
+    /// Its tier.
+    pub tier: Tier,
+    /// `village_rule`, `category_rule` or `category_default`.
+    #[schema(example = "village_rule")]
+    pub source: String,
+}
+
+/// Creates or replaces the routing rule (归口) of a category, optionally for one village.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRuleRequest {
+    /// The category.
+    pub category_id: Uuid,
+    /// The village (farm, community) it applies to; without one, the category-wide rule.
+    pub village_id: Option<Uuid>,
+    /// The unit cases go to.
+    pub unit_id: Uuid,
+    /// Its tier; by default the unit's own (village, farm, community: `village`; else `town`).
+    pub tier: Option<Tier>,
+}
+
+/// A routing rule.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoutingRuleView {
+    /// Id.
+    pub id: Uuid,
+    /// The category.
+    pub category_id: Uuid,
+    /// The village, for a village's rule.
+    pub village_id: Option<Uuid>,
+    /// The unit.
+    pub unit_id: Uuid,
+    /// Its tier.
+    pub tier: Tier,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Where a deactivated unit's open cases go.

@@ -73,6 +73,7 @@ impl Modify for ErrorResponses {
                 (HttpMethod::Post, item.post.as_mut()),
                 (HttpMethod::Put, item.put.as_mut()),
                 (HttpMethod::Patch, item.patch.as_mut()),
+                (HttpMethod::Delete, item.delete.as_mut()),
             ] {
                 let Some(op) = op else { continue };
                 let r = &mut op.responses.responses;

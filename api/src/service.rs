@@ -367,6 +367,32 @@ async fn check_references(state: &AppState, command: &Command) -> Result<(), Api
     }
 }
 
+/// The unit and tier an assignment goes to: the one given (its tier given or its own), else the
+/// routing rule (归口) of the case's category and village; 422 when there is none.
+pub async fn route(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+    unit: Option<Uuid>,
+    tier: Option<crate::dto::Tier>,
+) -> Result<(UnitId, domain::Tier), ApiError> {
+    if let Some(u) = unit {
+        let found = state.reference.unit(UnitId::from_uuid(u)).await?;
+        let own = found.map(|u| infra::reference::tier_of(u.kind)).unwrap_or(domain::Tier::Town);
+        return Ok((UnitId::from_uuid(u), tier.map_or(own, Into::into)));
+    }
+    let scope = principal.require(Action::Assign)?;
+    let loaded = state.store.load(case_id).await?;
+    let case = in_scope(principal, scope, &loaded)?;
+    match state.reference.route_for(case.category, case.village).await? {
+        Some(r) => Ok((r.unit_id, tier.map_or(r.tier, Into::into))),
+        None => Err(ApiError::Validation(vec![FieldError {
+            field: "unit_id".into(),
+            message: "is required: no routing rule covers the case's category and village".into(),
+        }])),
+    }
+}
+
 /// 合并 under both cases' locks: the facts about the other case (is it itself a duplicate; are
 /// others linked to this one) are read inside the appending transaction, after both advisory
 /// locks are taken in a fixed order, so that X→Y and Y→X sent at the same moment cannot both
@@ -577,6 +603,20 @@ pub async fn view(
             Opened::Erased => complainant.erased = true,
         }
     }
+    let proposed_route = if case.status == domain::Status::Received && case.duplicate_of.is_none() {
+        state.reference.route_for(case.category, case.village).await?.map(|r| RouteView {
+            unit_id: r.unit_id.as_uuid(),
+            tier: r.tier.into(),
+            source: match r.source {
+                infra::reference::RouteSource::VillageRule => "village_rule",
+                infra::reference::RouteSource::CategoryRule => "category_rule",
+                infra::reference::RouteSource::CategoryDefault => "category_default",
+            }
+            .into(),
+        })
+    } else {
+        None
+    };
     Ok(CaseView {
         id: case.id.as_uuid(),
         receipt_code: case.receipt_code.as_str().to_owned(),
@@ -594,6 +634,7 @@ pub async fn view(
         round: case.round,
         unit_id: case.unit.map(|u| u.as_uuid()),
         tier: case.tier.map(Into::into),
+        proposed_route,
         co_units: case
             .co_units
             .iter()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use domain::{CategoryId, DeadlinePolicy, PolicySource, UnitId, UnitKind, WorkingCalendar};
+use domain::{CategoryId, DeadlinePolicy, PolicySource, Tier, UnitId, UnitKind, WorkingCalendar};
 use tokio::sync::RwLock;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -103,6 +103,70 @@ pub struct CategoryInput {
     pub policy: DeadlinePolicy,
     /// Active.
     pub active: bool,
+}
+
+/// A routing rule (归口): where a case of a category (from a village) goes by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingRule {
+    /// Id.
+    pub id: Uuid,
+    /// The category.
+    pub category_id: CategoryId,
+    /// The village it applies to; none for the category-wide rule.
+    pub village_id: Option<UnitId>,
+    /// The unit cases go to.
+    pub unit_id: UnitId,
+    /// The tier of that unit.
+    pub tier: Tier,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RoutingRule {
+    fn from_row(r: &Row) -> Self {
+        Self {
+            id: r.get("id"),
+            category_id: CategoryId::from_uuid(r.get("category_id")),
+            village_id: r.get::<_, Option<Uuid>>("village_id").map(UnitId::from_uuid),
+            unit_id: UnitId::from_uuid(r.get("unit_id")),
+            tier: if r.get::<_, String>("tier") == "village" { Tier::Village } else { Tier::Town },
+            created_at: r.get("created_at"),
+            updated_at: r.get("updated_at"),
+        }
+    }
+}
+
+/// The tier a unit sits at: villages, farms and communities are the village tier; the town and
+/// its departments the town tier.
+pub fn tier_of(kind: UnitKind) -> Tier {
+    match kind {
+        UnitKind::Village | UnitKind::Farm | UnitKind::Community => Tier::Village,
+        UnitKind::Town | UnitKind::Department => Tier::Town,
+    }
+}
+
+/// Where a routing proposal came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// A rule for the category and the case's village.
+    VillageRule,
+    /// The category-wide rule.
+    CategoryRule,
+    /// The category's default unit (tier from the unit's kind).
+    CategoryDefault,
+}
+
+/// A proposed route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The unit.
+    pub unit_id: UnitId,
+    /// Its tier.
+    pub tier: Tier,
+    /// Why.
+    pub source: RouteSource,
 }
 
 /// One exceptional day of the calendar.
@@ -342,6 +406,83 @@ impl ReferenceData {
         tx.commit().await?;
         *self.calendar.write().await = None;
         Ok(())
+    }
+
+    /// Creates or replaces the rule for a category (and village).
+    pub async fn put_routing_rule(
+        &self,
+        category: CategoryId,
+        village: Option<UnitId>,
+        unit: UnitId,
+        tier: Tier,
+    ) -> Result<RoutingRule, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO routing_rules (id, category_id, village_id, unit_id, tier) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (category_id, coalesce(village_id, '00000000-0000-0000-0000-000000000000'::uuid)) \
+                 DO UPDATE SET unit_id = EXCLUDED.unit_id, tier = EXCLUDED.tier, updated_at = now() \
+                 RETURNING id, category_id, village_id, unit_id, tier, created_at, updated_at",
+            )
+            .await?;
+        let tier = if tier == Tier::Village { "village" } else { "town" };
+        let row = client
+            .query_one(
+                &stmt,
+                &[&Uuid::new_v4(), &category.as_uuid(), &village.map(|v| v.as_uuid()), &unit.as_uuid(), &tier],
+            )
+            .await?;
+        Ok(RoutingRule::from_row(&row))
+    }
+
+    /// Every routing rule, by category and village.
+    pub async fn list_routing_rules(&self) -> Result<Vec<RoutingRule>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, category_id, village_id, unit_id, tier, created_at, updated_at FROM routing_rules \
+                 ORDER BY category_id, village_id NULLS FIRST",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[]).await?.iter().map(RoutingRule::from_row).collect())
+    }
+
+    /// Deletes a rule; whether it existed.
+    pub async fn delete_routing_rule(&self, id: Uuid) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        Ok(client.execute("DELETE FROM routing_rules WHERE id = $1", &[&id]).await? > 0)
+    }
+
+    /// The route a case of `category` from `village` takes by default: the village's rule, else
+    /// the category-wide rule, else the category's default unit; none without a category.
+    pub async fn route_for(
+        &self,
+        category: Option<CategoryId>,
+        village: Option<UnitId>,
+    ) -> Result<Option<Route>, StoreError> {
+        let Some(category) = category else { return Ok(None) };
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT unit_id, tier, village_id IS NOT NULL FROM routing_rules \
+                 WHERE category_id = $1 AND (village_id = $2 OR village_id IS NULL) \
+                 ORDER BY village_id NULLS LAST LIMIT 1",
+            )
+            .await?;
+        if let Some(r) = client.query_opt(&stmt, &[&category.as_uuid(), &village.map(|v| v.as_uuid())]).await? {
+            return Ok(Some(Route {
+                unit_id: UnitId::from_uuid(r.get(0)),
+                tier: if r.get::<_, String>(1) == "village" { Tier::Village } else { Tier::Town },
+                source: if r.get(2) { RouteSource::VillageRule } else { RouteSource::CategoryRule },
+            }));
+        }
+        drop(client);
+        let Some(unit) = self.category(category).await?.and_then(|c| c.default_unit_id) else { return Ok(None) };
+        Ok(self.unit(unit).await?.map(|u| Route {
+            unit_id: u.id,
+            tier: tier_of(u.kind),
+            source: RouteSource::CategoryDefault,
+        }))
     }
 
     /// Which years are loaded and when each was last written: changes whenever a year's

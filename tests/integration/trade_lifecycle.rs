@@ -390,3 +390,154 @@ async fn search_finds_single_characters_partial_words_and_both_widths() {
 fn urlencode(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
+
+// ── 归口, 受理 at the counter, 延期 through the unit ───────────────────────────────────────
+
+#[tokio::test]
+async fn routing_rules_propose_the_unit_and_an_assignment_without_one_applies_it_with_its_tier() {
+    let app = spawn_app().await;
+    let admin = app.token("admin", None);
+    let clerk = app.token("clerk", None);
+    let cat = app.post("/api/v1/categories", &admin, json!({"code": "subsidy.farming", "name": "惠农补贴"})).await;
+    let cat: Uuid = cat.body["id"].as_str().unwrap().parse().unwrap();
+    let wide = app
+        .send(
+            Method::PUT,
+            "/api/v1/routing-rules",
+            Some(&admin),
+            Some(&json!({"category_id": cat, "unit_id": app.dept_a})),
+            &[],
+        )
+        .await;
+    assert_eq!((wide.status, wide.body["tier"].as_str()), (StatusCode::OK, Some("town")), "{}", wide.text);
+    let village = app
+        .send(
+            Method::PUT,
+            "/api/v1/routing-rules",
+            Some(&admin),
+            Some(&json!({"category_id": cat, "village_id": app.village, "unit_id": app.village})),
+            &[],
+        )
+        .await;
+    assert_eq!((village.status, village.body["tier"].as_str()), (StatusCode::OK, Some("village")), "{}", village.text);
+    app.send(
+        Method::PUT,
+        "/api/v1/routing-rules",
+        Some(&clerk),
+        Some(&json!({"category_id": cat, "unit_id": app.dept_a})),
+        &[],
+    )
+    .await
+    .assert_problem(403, "forbidden");
+
+    // From the village: the village's rule; from elsewhere: the category-wide rule.
+    let mut body = app.case_body();
+    body["category_id"] = json!(cat);
+    let r = app.post("/api/v1/cases", &clerk, body.clone()).await;
+    assert_eq!(r.body["proposed_route"], json!({"unit_id": app.village, "tier": "village", "source": "village_rule"}));
+    let id: Uuid = r.body["id"].as_str().unwrap().parse().unwrap();
+    body["village_id"] = Value::Null;
+    let r = app.post("/api/v1/cases", &clerk, body).await;
+    assert_eq!(r.body["proposed_route"]["unit_id"], json!(app.dept_a));
+    assert_eq!(r.body["proposed_route"]["source"], "category_rule");
+
+    let v = ok(&app, &clerk, id, "assign", json!({})).await;
+    assert_eq!((v["unit_id"].clone(), v["tier"].as_str()), (json!(app.village), Some("village")));
+    assert!(v["proposed_route"].is_null());
+    let history = app.get(&path(id, "events"), &clerk).await.body;
+    let assigned = history["events"].as_array().unwrap().iter().find(|e| e["event_type"] == "case.assigned").cloned();
+    assert_eq!(assigned.unwrap()["payload"]["tier"], "village");
+
+    // Without a category there is no rule: the unit must be named.
+    let bare = app.register(app.case_body()).await;
+    let r = app.post(&path(bare, "assign"), &clerk, json!({})).await;
+    r.assert_problem(422, "validation");
+    assert_eq!(r.body["errors"][0]["field"], "unit_id");
+}
+
+#[tokio::test]
+async fn a_clerk_registers_accepts_and_acknowledges_at_the_counter_in_one_request() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let mut body = app.case_body();
+    body["accept"] = json!(true);
+    body["notice"] = json!({"kind": "acknowledgement", "method": "in_person", "content": "当场受理并告知受理编号", "receipt_code_given": true});
+    let r = app.post("/api/v1/cases", &clerk, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["version"], 3, "received, accepted, citizen_notified in one append");
+    assert!(r.body["accepted_at"].is_string() && r.body["acknowledged_at"].is_string());
+    assert!(r.body["acknowledgement_deadline"].is_null(), "nothing more is owed");
+    assert_eq!(r.body["overall_deadline"]["rule"]["limit"], json!({"unit": "calendar_days", "value": 60}));
+    // Without the notice, an identified citizen is owed one within 15 calendar days.
+    let r = app.post("/api/v1/cases", &clerk, app.case_body()).await;
+    assert_eq!(r.body["acknowledgement_deadline"]["rule"]["limit"], json!({"unit": "calendar_days", "value": 15}));
+    // An accusation from an identified complainant: 15 working days.
+    let mut accusation = app.case_body();
+    accusation["accused_unit_id"] = json!(app.dept_a);
+    let r = app.post("/api/v1/cases", &clerk, accusation).await;
+    assert_eq!(r.body["acknowledgement_deadline"]["rule"]["limit"], json!({"unit": "working_days", "value": 15}));
+    // Not accepted: a documented code, and the body the citizen is referred to where it applies.
+    let id: Uuid = r.body["id"].as_str().unwrap().parse().unwrap();
+    let no =
+        app.post(&path(id, "reject"), &clerk, json!({"reason_code": "legal_channel", "reason": "属劳动争议"})).await;
+    no.assert_problem(422, "referral-required");
+    let v = ok(
+        &app,
+        &clerk,
+        id,
+        "reject",
+        json!({"reason_code": "legal_channel", "reason": "属劳动争议", "referred_to": "镇劳动争议调解委员会"}),
+    )
+    .await;
+    assert_eq!(v["rejection_code"], "legal_channel");
+}
+
+#[tokio::test]
+async fn the_unit_asks_for_an_extension_a_supervisor_decides_and_the_citizen_is_told() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let a = app.token("handler", Some(app.dept_a));
+    let id = app.register(app.case_body()).await;
+    ok(&app, &sup, id, "assign", json!({"unit_id": app.dept_a})).await;
+    let v = ok(&app, &a, id, "sign", json!({})).await;
+    let due: chrono::DateTime<chrono::Utc> = v["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    let overall: chrono::DateTime<chrono::Utc> = v["overall_deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    let ask = json!({"due_at": (due + chrono::Duration::days(10)).to_rfc3339(), "reason": "需现场勘查"});
+    app.post(
+        &path(id, "extension"),
+        &a,
+        json!({"due_at": (due + chrono::Duration::days(31)).to_rfc3339(), "reason": "x"}),
+    )
+    .await
+    .assert_problem(422, "extension-too-long");
+    let v = ok(&app, &a, id, "extension", ask).await;
+    assert_eq!(v["extension_request"]["reason"], "需现场勘查");
+    app.post(&path(id, "extension/approve"), &a, json!({})).await.assert_problem(403, "forbidden");
+    let v = ok(&app, &sup, id, "extension/approve", json!({})).await;
+    let new_due: chrono::DateTime<chrono::Utc> = v["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    let new_overall: chrono::DateTime<chrono::Utc> = v["overall_deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(new_due - due, chrono::Duration::days(10));
+    assert_eq!(new_overall - overall, chrono::Duration::days(10), "the overall clock moves with it");
+    let v = ok(
+        &app,
+        &a,
+        id,
+        "notices",
+        json!({"kind": "extension", "method": "phone", "content": "因需现场勘查，办理期限延长十日"}),
+    )
+    .await;
+    let history = app.get(&path(id, "events"), &sup).await.body;
+    let last = history["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["event_type"].as_str(), last["payload"]["kind"].as_str()),
+        (Some("case.citizen_notified"), Some("extension"))
+    );
+    assert_eq!(v["extensions_this_round"], 1);
+    app.post(
+        &path(id, "extension"),
+        &a,
+        json!({"due_at": (new_due + chrono::Duration::days(5)).to_rfc3339(), "reason": "再延"}),
+    )
+    .await
+    .assert_problem(409, "extension-limit-reached");
+}

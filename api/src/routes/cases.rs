@@ -241,23 +241,47 @@ command_endpoint!(
     classify, "/cases/{id}/classify", ClassifyRequest, Action::Classify,
     |b| Command::Classify { category: CategoryId::from_uuid(b.category_id) }
 );
-command_endpoint!(
-    /// Assign a case (交办)
-    ///
-    /// Routes the case to the lead unit (and co-units of joint handling, 联办), starting the
-    /// unit's sign-for clock (1 working day by default, 2 hours when urgent); the handling clock
-    /// (15 working days, 48 hours when urgent) starts when the unit signs. `due_at` may shorten
-    /// the handling deadline. A case that accuses a unit is never assigned to it nor to a unit
-    /// under it (回避, 纪检监察机关处理检举控告工作规则 (2020) art. 47): 409 `recusal`.
-    assign, "/cases/{id}/assign", AssignRequest, Action::Assign,
-    |b| Command::Assign {
-        unit: UnitId::from_uuid(b.unit_id),
+/// Assign a case (交办)
+///
+/// Routes the case to the lead unit (and co-units of joint handling, 联办), starting the unit's
+/// sign-for clock (1 working day by default, 2 hours when urgent); the handling clock (15
+/// working days, 48 hours when urgent) starts when the unit signs. Without `unit_id` the routing
+/// rule (归口) of the case's category and village applies (422 when there is none); the tier is
+/// recorded. `due_at` may shorten the handling deadline. A case that accuses a unit is never
+/// assigned to it nor to a unit under it (回避, 纪检监察机关处理检举控告工作规则 (2020) art. 47):
+/// 409 `recusal`.
+#[utoipa::path(
+    tag = "commands",
+    params(("id" = Uuid, Path, description = "The case")),
+    request_body = AssignRequest,
+    responses((status = 200, description = "The case after the command", body = CaseView,
+        headers(("ETag" = String, description = "The case's new version")))),
+    security(("bearer" = []))
+)]
+#[post("/cases/{id}/assign")]
+pub async fn assign(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: Path<Uuid>,
+    body: Json<AssignRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::Assign)?;
+    let b = body.into_inner();
+    let due_at = b.due_at.map(|t| service::bounded_time("due_at", t)).transpose()?;
+    let note = opt_text("note", b.note.as_deref())?;
+    let (unit, tier) =
+        within_deadline(&req, service::route(&state, &principal, CaseId::from_uuid(*id), b.unit_id, b.tier)).await?;
+    let command = Command::Assign {
+        unit,
         co_units: b.co_unit_ids.iter().copied().map(UnitId::from_uuid).collect(),
-        due_at: b.due_at.map(|t| service::bounded_time("due_at", t)).transpose()?,
-        note: opt_text("note", b.note.as_deref())?,
-        tier: b.tier.map(Into::into),
-    }
-);
+        due_at,
+        note,
+        tier: Some(tier),
+    };
+    run(&state, &req, principal, *id, Action::Assign, command, &b).await
+}
+
 bodyless_endpoint!(
     /// Sign for a case (签收)
     ///

@@ -2,7 +2,7 @@
 //! Every role may read them (frontends need the lists); only admins change them.
 
 use actix_web::web::{Data, Json, Path};
-use actix_web::{HttpResponse, get, patch, post, put};
+use actix_web::{HttpResponse, delete, get, patch, post, put};
 use domain::{CategoryId, DeadlinePolicy, Limit, UnitId};
 use infra::reference::{CalendarDay, Category, CategoryInput, Unit};
 use uuid::Uuid;
@@ -400,6 +400,84 @@ pub async fn put_calendar(
     Ok(HttpResponse::Ok().json(body.into_inner()))
 }
 
+fn rule_view(r: infra::reference::RoutingRule) -> RoutingRuleView {
+    RoutingRuleView {
+        id: r.id,
+        category_id: r.category_id.as_uuid(),
+        village_id: r.village_id.map(|v| v.as_uuid()),
+        unit_id: r.unit_id.as_uuid(),
+        tier: r.tier.into(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+/// List routing rules (归口)
+///
+/// Where cases of each category (and village) go by default.
+#[utoipa::path(tag = "reference", responses((status = 200, description = "The rules", body = [RoutingRuleView])), security(("bearer" = [])))]
+#[get("/routing-rules")]
+pub async fn list_routing_rules(state: Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadReference)?;
+    let rules = state.reference.list_routing_rules().await?;
+    Ok(HttpResponse::Ok().json(rules.into_iter().map(rule_view).collect::<Vec<_>>()))
+}
+
+/// Set a routing rule (归口)
+///
+/// Creates or replaces the rule of a category, for one village or category-wide. Registration
+/// then proposes the route, and an assignment without a unit applies it; the village's rule
+/// comes before the category-wide one, which comes before the category's default unit.
+#[utoipa::path(tag = "reference", request_body = RoutingRuleRequest, responses((status = 200, description = "The rule", body = RoutingRuleView)), security(("bearer" = [])))]
+#[put("/routing-rules")]
+pub async fn put_routing_rule(
+    state: Data<AppState>,
+    principal: Principal,
+    body: Json<RoutingRuleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    let b = body.into_inner();
+    let category = state
+        .reference
+        .category(CategoryId::from_uuid(b.category_id))
+        .await?
+        .ok_or_else(|| ApiError::UnknownReference("category_id: no such category".into()))?;
+    let unit = state
+        .reference
+        .unit(UnitId::from_uuid(b.unit_id))
+        .await?
+        .filter(|u| u.active)
+        .ok_or_else(|| ApiError::UnknownReference("unit_id: no such active unit".into()))?;
+    if let Some(v) = b.village_id {
+        let village = state.reference.unit(UnitId::from_uuid(v)).await?;
+        if !village.is_some_and(|v| infra::reference::tier_of(v.kind) == domain::Tier::Village) {
+            return Err(ApiError::UnknownReference("village_id: no such village, farm or community".into()));
+        }
+    }
+    let tier = b.tier.map_or(infra::reference::tier_of(unit.kind), Into::into);
+    let rule =
+        state.reference.put_routing_rule(category.id, b.village_id.map(UnitId::from_uuid), unit.id, tier).await?;
+    Ok(HttpResponse::Ok().json(rule_view(rule)))
+}
+
+/// Delete a routing rule
+///
+/// Cases already routed keep their unit.
+#[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The rule")), responses((status = 204, description = "Deleted")), security(("bearer" = [])))]
+#[delete("/routing-rules/{id}")]
+pub async fn delete_routing_rule(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::WriteReference)?;
+    if state.reference.delete_routing_rule(*id).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound("routing rule"))
+    }
+}
+
 /// Registers the routes (under `/api/v1`).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(list_units)
@@ -412,5 +490,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(get_category)
         .service(update_category)
         .service(get_calendar)
-        .service(put_calendar);
+        .service(put_calendar)
+        .service(list_routing_rules)
+        .service(put_routing_rule)
+        .service(delete_routing_rule);
 }
