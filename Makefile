@@ -6,7 +6,7 @@ ROLE ?= clerk
 SUB ?= dev-$(ROLE)
 UNIT ?=
 
-.PHONY: help run test gates fmt lint psql migrate verify token openapi seed-demo pg-stop bench bench-queries bench-quick
+.PHONY: help run test gates fmt lint psql migrate verify token openapi spec-tools spec-check seed-demo pg-stop bench bench-queries bench-quick
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,6 +18,7 @@ test: ## run the whole test suite against a private PostgreSQL
 	@source scripts/dev-env.sh test && scripts/pg.sh clean-tests && \
 	if command -v cargo-nextest >/dev/null 2>&1; then $(CARGO) nextest run --workspace --no-fail-fast; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
+	@scripts/spec-check.sh
 
 gates: fmt lint test ## everything that must pass before a commit
 
@@ -41,6 +42,13 @@ token: ## print a token the `make run` server accepts: make token ROLE=handler U
 
 openapi: ## regenerate the committed openapi/openapi.json
 	$(CARGO) run -q -p api --bin huiyin -- openapi > openapi/openapi.json
+
+spec-tools: ## install the spec check's pinned tools (tools/requirements.txt) into tools/.venv
+	python3 -m venv tools/.venv
+	tools/.venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+
+spec-check: ## lint the served OpenAPI spec and generate a client from it (skipped until `make spec-tools`)
+	@scripts/spec-check.sh
 
 seed-demo: ## load the demo town (units, categories, holidays) into the development database
 	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- seed-demo

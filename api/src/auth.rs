@@ -6,7 +6,7 @@
 //! `aud` and `sub` are required (`set_audience` alone would accept a token without `aud`), and
 //! the leeway is 5 seconds.
 
-use std::future::{Ready, ready};
+use std::future::ready;
 use std::sync::Arc;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
@@ -193,11 +193,11 @@ impl Authenticator {
 
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let Some(auth) = req.app_data::<web::Data<Arc<Authenticator>>>() else {
-            return ready(Err(ApiError::internal(std::io::Error::other("no authenticator configured"))));
+            return Box::pin(ready(Err(ApiError::internal(std::io::Error::other("no authenticator configured")))));
         };
         let token = req
             .headers()
@@ -209,14 +209,24 @@ impl FromRequest for Principal {
             None => Err(ApiError::Unauthorized("a bearer token is required")),
             Some(t) => auth.verify(t),
         };
-        // A token naming a deactivated unit is refused: the unit no longer works cases.
-        let deactivated = |p: &Principal| {
-            let state = req.app_data::<web::Data<crate::startup::AppState>>();
-            p.unit.is_some_and(|u| state.is_some_and(|s| s.reference.is_known_inactive(u)))
-        };
-        ready(match principal {
-            Ok(p) if deactivated(&p) => Err(ApiError::Unauthorized("the token's unit is deactivated")),
-            other => other,
+        let state = req.app_data::<web::Data<crate::startup::AppState>>().cloned();
+        Box::pin(async move {
+            let p = principal?;
+            // A token naming a unit that does not exist, or was deactivated, is refused: no one
+            // works cases for it. Known units are answered from memory; others are looked up.
+            if let (Some(unit), Some(state)) = (p.unit, state) {
+                if state.reference.is_known_inactive(unit) {
+                    return Err(ApiError::Unauthorized("the token's unit is deactivated"));
+                }
+                if !state.reference.is_known_active(unit) {
+                    match state.reference.unit(unit).await? {
+                        Some(u) if u.active => {}
+                        Some(_) => return Err(ApiError::Unauthorized("the token's unit is deactivated")),
+                        None => return Err(ApiError::Unauthorized("the token's unit does not exist")),
+                    }
+                }
+            }
+            Ok(p)
         })
     }
 }

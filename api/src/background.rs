@@ -40,6 +40,9 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             if let Err(e) = s.reference.unit_tree().await {
                 tracing::warn!(error = %e, "reading the units failed; retrying");
             }
+            if let Err(e) = crate::service::return_cases_of_inactive_units(&s).await {
+                tracing::warn!(error = %e, "returning the cases of deactivated units failed; retrying");
+            }
         }
     });
     // A calendar loaded or corrected by any instance (or by `huiyin seed-demo`) recomputes the

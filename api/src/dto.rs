@@ -91,14 +91,15 @@ mirror_enum!(
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComplainantInput {
-    /// Full name.
-    #[schema(max_length = 50, example = "张三")]
+    /// Full name: at most 50 characters, trimmed, no control characters; blank counts as absent.
+    #[schema(max_length = 50, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$", example = "张三")]
     pub name: Option<String>,
-    /// Phone number (mainland mobile or landline).
-    #[schema(max_length = 20, example = "13812345678")]
+    /// Phone number (mainland mobile or landline): 7 to 15 digits, optionally after `+86`, spaces and `-`
+    /// allowed between them; blank counts as absent.
+    #[schema(max_length = 20, pattern = r"^[ -]*(\+[ -]*8[ -]*6)?([ -]*[0-9]){7,15}[ -]*$", example = "13812345678")]
     pub phone: Option<String>,
-    /// Resident identity card number (18 characters).
-    #[schema(max_length = 18)]
+    /// Resident identity card number: 17 digits and a check digit or `X`; blank counts as absent.
+    #[schema(min_length = 18, max_length = 18, pattern = r"^[0-9]{17}[0-9Xx]$")]
     pub id_number: Option<String>,
     /// The citizen chose not to give their identity.
     #[serde(default)]
@@ -118,11 +119,19 @@ pub struct RegisterCaseRequest {
     pub channel: Channel,
     /// Complaint, suggestion or report.
     pub kind: CaseKind,
-    /// A short title.
-    #[schema(max_length = 200)]
+    /// A short title: 1 to 200 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub title: String,
-    /// What the citizen said.
-    #[schema(max_length = 5000)]
+    /// What the citizen said: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub description: String,
     /// The category, if known.
     pub category_id: Option<Uuid>,
@@ -133,7 +142,8 @@ pub struct RegisterCaseRequest {
     /// Defaults to `normal`.
     pub urgency: Option<Urgency>,
     /// When it was received; may be in the past (paper intake), never in the future. Defaults
-    /// to now.
+    /// to now. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[schema(pattern = r"^20[0-9]{2}-")]
     pub received_at: Option<DateTime<Utc>>,
     /// Who raised it.
     pub complainant: Option<ComplainantInput>,
@@ -153,8 +163,12 @@ pub struct NoticeRequest {
     pub kind: NoticeKind,
     /// How.
     pub method: FeedbackMethod,
-    /// What was said.
-    #[schema(min_length = 1, max_length = 5000)]
+    /// What was said: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub content: String,
     /// Whether the receipt code was given.
     #[serde(default)]
@@ -168,11 +182,20 @@ pub struct NoticeRequest {
 pub struct RejectRequest {
     /// The documented code.
     pub reason_code: NonAcceptanceCode,
-    /// Why, as told to the citizen.
-    #[schema(min_length = 1, max_length = 1000)]
+    /// Why, as told to the citizen: 1 to 1000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
-    /// The body the citizen is referred to (required for `out_of_remit` and `legal_channel`).
-    #[schema(min_length = 1, max_length = 5000)]
+    /// The body the citizen is referred to (required for `out_of_remit` and `legal_channel`): 1 to
+    /// 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub referred_to: Option<String>,
 }
 
@@ -191,8 +214,12 @@ pub struct ReturnApproveRequest {
 pub struct FollowUpAttemptRequest {
     /// How it was tried.
     pub method: RatingMethod,
-    /// What happened.
-    #[schema(min_length = 1, max_length = 5000)]
+    /// What happened: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub note: Option<String>,
 }
 
@@ -217,16 +244,21 @@ pub struct AssignRequest {
     /// The unit responsible (the lead unit); never the accused unit or one under it (回避).
     /// Without one, the routing rule (归口) of the case's category and village applies.
     pub unit_id: Option<Uuid>,
-    /// Co-units of joint handling (联办).
+    /// Co-units of joint handling (联办): distinct, none of them the lead unit.
     #[serde(default)]
     #[schema(max_items = 10)]
     pub co_unit_ids: Vec<Uuid>,
     /// The tier routed to.
     pub tier: Option<Tier>,
-    /// A deadline shorter than the category's policy (optional).
+    /// A deadline shorter than the category's policy (optional). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[schema(pattern = r"^20[0-9]{2}-")]
     pub due_at: Option<DateTime<Utc>>,
-    /// Instructions for the unit.
-    #[schema(max_length = 5000)]
+    /// Instructions for the unit: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub note: Option<String>,
 }
 
@@ -235,8 +267,12 @@ pub struct AssignRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "该事项属于卫生院职责"}))]
 pub struct TransferRequest {
-    /// Why.
-    #[schema(max_length = 1000)]
+    /// Why: 1 to 1000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
     /// Another unit; without one the case goes back to intake.
     pub to_unit_id: Option<Uuid>,
@@ -246,10 +282,16 @@ pub struct TransferRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendRequest {
-    /// The new deadline.
+    /// The new deadline. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[schema(pattern = r"^20[0-9]{2}-")]
     pub due_at: DateTime<Utc>,
-    /// Why.
-    #[schema(max_length = 1000, example = "需要现场核查，申请延期十天")]
+    /// Why: 1 to 1000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
+        example = "需要现场核查，申请延期十天"
+    )]
     pub reason: String,
 }
 
@@ -260,8 +302,12 @@ pub struct ExtendRequest {
 pub struct HandleRequest {
     /// How it came out.
     pub outcome: Outcome,
-    /// What was found and done.
-    #[schema(max_length = 5000)]
+    /// What was found and done: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub result: String,
 }
 
@@ -272,8 +318,12 @@ pub struct HandleRequest {
 pub struct FeedbackRequest {
     /// How.
     pub method: FeedbackMethod,
-    /// What was said.
-    #[schema(max_length = 5000)]
+    /// What was said: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub content: String,
 }
 
@@ -288,8 +338,12 @@ pub struct SatisfactionRequest {
     pub method: RatingMethod,
     /// The citizen's own answer to "was it solved?" (解决), separate from the unit's outcome.
     pub solved: Option<bool>,
-    /// What the citizen said.
-    #[schema(max_length = 5000)]
+    /// What the citizen said: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub comment: Option<String>,
 }
 
@@ -298,8 +352,12 @@ pub struct SatisfactionRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "群众反映强烈，列入督办"}))]
 pub struct ReasonRequest {
-    /// Why.
-    #[schema(max_length = 1000)]
+    /// Why: 1 to 1000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
 }
 
@@ -308,8 +366,12 @@ pub struct ReasonRequest {
 #[serde(deny_unknown_fields)]
 pub struct CloseRequest {
     /// A closing note; required as a supervisor's justification when closing over a
-    /// dissatisfied citizen.
-    #[schema(max_length = 5000)]
+    /// dissatisfied citizen. 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub note: Option<String>,
 }
 
@@ -326,8 +388,12 @@ pub struct LinkDuplicateRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"text": "已电话联系反映人，约定周三上门核实。"}))]
 pub struct NoteRequest {
-    /// The note.
-    #[schema(max_length = 5000)]
+    /// The note: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub text: String,
 }
 
@@ -521,6 +587,8 @@ pub struct CaseView {
     pub rejection_reason: Option<String>,
     /// The non-acceptance code.
     pub rejection_code: Option<NonAcceptanceCode>,
+    /// The body a not-accepted citizen was referred to.
+    pub referred_to: Option<String>,
     /// Under supervision (督办).
     pub escalated: bool,
     /// Why.
@@ -610,8 +678,12 @@ pub struct UnitView {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "青山村", "kind": "village", "parent_id": "0193a0c4-0000-7000-8000-000000000001"}))]
 pub struct CreateUnitRequest {
-    /// Name.
-    #[schema(max_length = 100)]
+    /// Name: 1 to 100 characters, trimmed; not blank; no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// Kind.
     pub kind: UnitKind,
@@ -676,8 +748,12 @@ pub struct DeactivateUnitRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameUnitRequest {
-    /// The new name.
-    #[schema(max_length = 100)]
+    /// The new name: 1 to 100 characters, trimmed; not blank; no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
 }
 
@@ -688,7 +764,7 @@ pub struct LimitDto {
     /// `working_days`, `calendar_days` or `hours`.
     #[schema(example = "working_days")]
     pub unit: LimitUnit,
-    /// How many.
+    /// How many: 1 to 60 working days, 1 to 720 hours, or 1 to 90 calendar days.
     #[schema(minimum = 1, maximum = 720, example = 15)]
     pub value: u16,
 }
@@ -751,11 +827,15 @@ pub struct DeadlinePolicyDto {
 #[schema(example = json!({"code": "welfare.dibao", "name": "低保评定", "kind": "complaint",
     "deadline_policy": {"handle": {"unit": "working_days", "value": 10}}}))]
 pub struct CategoryRequest {
-    /// A short stable code: lower-case letters, digits, `_ . -`.
-    #[schema(max_length = 32, pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$")]
+    /// A short stable code: 1 to 32 lower-case letters, digits, `_ . -`, starting with a letter or digit.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$")]
     pub code: String,
-    /// Name.
-    #[schema(max_length = 100)]
+    /// Name: 1 to 100 characters, trimmed; not blank; no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
     /// The kind of case it is for, if only one.
     pub kind: Option<CaseKind>,
@@ -795,11 +875,16 @@ pub struct CategoryView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarDayDto {
-    /// The date.
-    #[schema(value_type = String, format = Date, example = "2026-10-01")]
+    /// The date, in the year of the path.
+    #[schema(value_type = String, format = Date, pattern = r"^(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$", example = "2026-10-01")]
     pub date: chrono::NaiveDate,
-    /// Its name.
-    #[schema(max_length = 50, example = "国庆节")]
+    /// Its name: 1 to 50 characters, trimmed; not blank; no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        example = "国庆节"
+    )]
     pub name: String,
 }
 
@@ -853,19 +938,23 @@ pub struct LedgerQuery {
     pub overdue: Option<bool>,
     /// Under supervision (督办).
     pub escalated: Option<bool>,
-    /// Received at or after (RFC 3339).
+    /// Received at or after (RFC 3339). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[param(pattern = r"^20[0-9]{2}-")]
     pub received_from: Option<DateTime<Utc>>,
-    /// Received before (RFC 3339).
+    /// Received before (RFC 3339). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[param(pattern = r"^20[0-9]{2}-")]
     pub received_to: Option<DateTime<Utc>>,
     /// Search over title and description: every character or word typed must appear (Chinese by
     /// single characters and neighbouring pairs, Latin and digits by word prefix; full-width and
-    /// half-width forms alike, Latin case-insensitively).
+    /// half-width forms alike, Latin case-insensitively). At most 100 characters after trimming;
+    /// blank searches nothing.
     #[param(max_length = 100)]
     pub q: Option<String>,
     /// Order.
     pub sort: Option<LedgerSortParam>,
-    /// The `next_cursor` of the previous page.
-    #[param(max_length = 80)]
+    /// The `next_cursor` of the previous page (opaque: pass it back as issued; anything else answers
+    /// 400).
+    #[param(min_length = 1, max_length = 80)]
     pub cursor: Option<String>,
     /// Rows per page, 1 to 100 (default 20). Ignored by exports, which return every row.
     #[param(minimum = 1, maximum = 100)]
@@ -971,8 +1060,9 @@ pub struct LedgerPage {
 pub struct OverdueQuery {
     /// Only this unit's cases.
     pub unit_id: Option<Uuid>,
-    /// The `next_cursor` of the previous page.
-    #[param(max_length = 80)]
+    /// The `next_cursor` of the previous page (opaque: pass it back as issued; anything else answers
+    /// 400).
+    #[param(min_length = 1, max_length = 80)]
     pub cursor: Option<String>,
     /// Rows per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
@@ -1012,9 +1102,11 @@ pub struct OverdueView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// Received at or after (default: a year before `to`).
+    /// Received at or after (default: a year before `to`). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[param(pattern = r"^20[0-9]{2}-")]
     pub from: Option<DateTime<Utc>>,
-    /// Received before (default: now).
+    /// Received before (default: now). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[param(pattern = r"^20[0-9]{2}-")]
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -1055,10 +1147,11 @@ pub struct StatsView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CaseAsOfQuery {
-    /// The state as it was at this moment (RFC 3339): events recorded up to it.
+    /// The state as it was at this moment (RFC 3339): events recorded up to it. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[param(pattern = r"^20[0-9]{2}-")]
     pub as_of: Option<DateTime<Utc>>,
-    /// The state as it was at this version.
-    #[param(minimum = 1)]
+    /// The state as it was at this version (1 to 4294967295).
+    #[param(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     pub version: Option<u32>,
 }
 
@@ -1067,10 +1160,11 @@ pub struct CaseAsOfQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Only events after this version.
+    /// Only events after this version (0 to 4294967295).
+    #[param(minimum = 0, maximum = 4294967295_u64, format = Int64)]
     pub after_version: Option<u32>,
     /// At most this many events (1 to 500, default 100).
-    #[param(minimum = 1, maximum = 500)]
+    #[param(minimum = 1, maximum = 500, format = Int32)]
     pub limit: Option<u32>,
 }
 
@@ -1117,8 +1211,8 @@ pub struct CheckpointView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
-    /// The `next` of the previous page (`0` or absent: from the start).
-    #[param(max_length = 50, example = "0")]
+    /// The `next` of the previous page (`0`, empty or absent: from the start).
+    #[param(max_length = 50, pattern = r"^(0|[0-9]{1,18}\.[0-9]{1,18})?$", example = "0")]
     pub after: Option<String>,
     /// At most this many events (1 to 1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -1152,8 +1246,13 @@ pub struct FeedPage {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"purpose": "核实反映人身份，以便当面反馈"}))]
 pub struct RevealRequest {
-    /// The stated purpose, recorded in the case's history.
-    #[schema(max_length = 1000)]
+    /// The stated purpose, recorded in the case's history: at most 1000 characters, trimmed; not blank; no control characters but tab and line breaks, with
+    /// at least 4 letters or CJK characters (digits, punctuation and spaces do not count).
+    #[schema(
+        min_length = 4,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub purpose: String,
 }
 

@@ -1,4 +1,4 @@
-//! Request extractors of our own.
+//! Request extractors of our own, and the JSON body read after authorisation.
 
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
@@ -37,4 +37,28 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
             })
         })
     }
+}
+
+/// Reads a JSON body the way `web::JsonConfig` does (a JSON media type, at most
+/// [`crate::middleware::MAX_JSON_BYTES`], the same problem for every error), but as a step the
+/// handler takes *after* it checked the caller's permission: who may never send a command gets
+/// 403 for it, whatever the body says.
+pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result<T, actix_web::Error> {
+    use actix_web::error::JsonPayloadError;
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+    if !is_json {
+        return Err(crate::middleware::json_error(JsonPayloadError::ContentType, req));
+    }
+    if body.len() > crate::middleware::MAX_JSON_BYTES {
+        return Err(crate::middleware::json_error(
+            JsonPayloadError::Overflow { limit: crate::middleware::MAX_JSON_BYTES },
+            req,
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| crate::middleware::json_error(JsonPayloadError::Deserialize(e), req))
 }

@@ -8,6 +8,8 @@ pub mod background;
 pub mod cli;
 pub mod dto;
 pub mod extract;
+pub mod http_semantics;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod problem;

@@ -1,9 +1,11 @@
 //! Request plumbing: a request id on every request (taken from `x-request-id` when it is sane,
 //! generated otherwise, echoed back, written into problem bodies and the request's span), a
-//! per-request deadline, one log line per request (with the route, never the path's values),
-//! `Cache-Control: no-store` under `/api/v1`, and problem+json for the extractors' errors (which
-//! never quote a submitted value).
+//! per-request deadline, one log line per request carrying its id, route (the pattern, never the
+//! path's values), method, status and latency, counted in the metrics too ([`crate::metrics`]),
+//! `Cache-Control: no-store` under `/api/v1`, problem+json for the extractors' errors (which
+//! never quote a submitted value), and admission of long-running work ([`Capacity`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -14,7 +16,10 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
+use crate::metrics::metrics;
 use crate::problem::{ApiError, FieldError, PROBLEM_JSON, describe_serde_error, redact_values};
+use crate::settings::CapacityArgs;
+use crate::startup::AppState;
 
 /// The request's id, stored in the request's extensions.
 #[derive(Debug, Clone)]
@@ -48,25 +53,136 @@ pub async fn request_context(
     let id =
         req.headers().get(X_REQUEST_ID).and_then(sane_request_id).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().to_string();
-    // The route's pattern (`/api/v1/cases/{id}`), known once routed, not the path: a path
-    // carries submitted values (whatever was typed where an id belongs).
-    let span =
-        tracing::info_span!("request", request.id = %id, http.method = %method, http.route = tracing::field::Empty);
-    let started = Instant::now();
+    // The route's pattern (`/api/v1/cases/{id}`), not the path: a path carries submitted values
+    // (whatever was typed where an id belongs). The resource map knows it before routing.
+    let route = req.match_pattern().unwrap_or_else(|| NO_ROUTE.to_owned());
+    let span = tracing::info_span!("request", request.id = %id, http.method = %req.method(), http.route = %route);
+    let mut outcome =
+        Outcome { id: id.clone(), route, method: req.method().to_string(), started: Instant::now(), done: false };
     // The request cannot be cloned across routing (actix needs it unique), so an error that
     // escapes every handler passes through as it is; handlers answer their own errors.
-    let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
-    let status = res.status().as_u16();
-    span.record("http.route", res.request().match_pattern().as_deref().unwrap_or("(no route)"));
-    span.in_scope(|| {
-        tracing::info!(http.status = status, latency_ms = started.elapsed().as_millis() as u64, "request")
-    });
+    let res = next.call(req).instrument(span.clone()).await;
+    let res = match res {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            span.in_scope(|| outcome.finish(e.as_response_error().status_code().as_u16()));
+            return Err(e);
+        }
+    };
+    span.in_scope(|| outcome.finish(res.status().as_u16()));
     let mut res = with_request_id_in_problem(res, &id).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, v);
     }
     Ok(res)
+}
+
+/// The route label of a request no route matched.
+const NO_ROUTE: &str = "(no route)";
+
+/// The status logged and counted for a request whose client left before the answer (nginx's
+/// "client closed request").
+pub const CLIENT_LEFT: u16 = 499;
+
+/// One request's log line and metrics, written once: when the answer is ready, or, if the client
+/// leaves first (actix then drops the request's future), on drop with [`CLIENT_LEFT`].
+struct Outcome {
+    id: String,
+    route: String,
+    method: String,
+    started: Instant,
+    done: bool,
+}
+
+impl Outcome {
+    fn finish(&mut self, status: u16) {
+        self.done = true;
+        let latency = self.started.elapsed();
+        metrics().observe_request(&self.route, &self.method, status, latency);
+        tracing::info!(http.status = status, latency_ms = latency.as_millis() as u64, "request");
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(CLIENT_LEFT);
+        }
+    }
+}
+
+/// What one instance admits at once (`HUIYIN_MAX_STREAMS`, `HUIYIN_MAX_EXPORTS`), and the
+/// state the long readers use. Event streams, feed pages and exports read through a pool of their
+/// own (`HUIYIN_READ_POOL_SIZE`), so however many readers pile up, commands keep theirs.
+pub struct Capacity {
+    streams: Arc<tokio::sync::Semaphore>,
+    max_streams: usize,
+    exports: Arc<tokio::sync::Semaphore>,
+    max_exports: usize,
+    /// The service's state with the event store and the ledger reading through the read pool.
+    pub readers: Arc<AppState>,
+    /// How long `/readyz` waits for the database.
+    pub ready_timeout: Duration,
+}
+
+impl Capacity {
+    /// The limits of `settings`, with `readers` reading through `read_pool`.
+    pub fn new(state: &AppState, read_pool: infra::Pool, settings: &CapacityArgs) -> Self {
+        let readers = AppState {
+            store: infra::EventStore::new(read_pool.clone()),
+            ledger: infra::ledger::Ledger::new(read_pool.clone()),
+            pool: read_pool,
+            ..state.clone()
+        };
+        Self {
+            streams: Arc::new(tokio::sync::Semaphore::new(settings.max_streams)),
+            max_streams: settings.max_streams,
+            exports: Arc::new(tokio::sync::Semaphore::new(settings.max_exports)),
+            max_exports: settings.max_exports,
+            readers: Arc::new(readers),
+            ready_timeout: Duration::from_millis(settings.ready_timeout_ms),
+        }
+    }
+
+    /// A slot for an event stream, or 429 (`at-capacity`, Retry-After) when all are taken.
+    pub fn admit_stream(&self) -> Result<Admitted, ApiError> {
+        let m = metrics();
+        Admitted::take(&Arc::new(tokio::sync::Semaphore::new(1)), &m.streams_active).ok_or_else(|| {
+            m.streams_rejected.inc();
+            ApiError::AtCapacity { what: "event streams", limit: self.max_streams }
+        })
+    }
+
+    /// A slot for an export, or 429 (`at-capacity`, Retry-After) when all are taken.
+    pub fn admit_export(&self) -> Result<Admitted, ApiError> {
+        let m = metrics();
+        Admitted::take(&self.exports, &m.exports_active).ok_or_else(|| {
+            m.exports_rejected.inc();
+            ApiError::AtCapacity { what: "exports", limit: self.max_exports }
+        })
+    }
+}
+
+/// A running stream or export: its slot is given back, and the gauge of running ones lowered,
+/// when it is dropped. Whatever does the work holds it to the end (the response body, the
+/// blocking thread), so the bound counts work, not requests.
+pub struct Admitted {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    gauge: prometheus::IntGauge,
+}
+
+impl Admitted {
+    fn take(slots: &Arc<tokio::sync::Semaphore>, gauge: &prometheus::IntGauge) -> Option<Self> {
+        let permit = slots.clone().try_acquire_owned().ok()?;
+        gauge.inc();
+        Some(Self { _permit: permit, gauge: gauge.clone() })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
 }
 
 /// Whether a path is under `/api/v1`, where responses carry case data.

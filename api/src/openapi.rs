@@ -8,7 +8,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi as _};
 
+use crate::dto::LedgerSortParam;
 use crate::problem::{FieldError, PROBLEM_JSON, Problem};
+use crate::routes::cases::MAX_IDEMPOTENCY_KEY;
 
 /// The document's fixed parts.
 #[derive(utoipa::OpenApi)]
@@ -23,7 +25,11 @@ Authentication: a bearer JWT (`huiyin token` prints one). Errors: RFC 9457 `appl
         version = "1.0.0",
         license(name = "Apache-2.0")
     ),
-    components(schemas(Problem, FieldError)),
+    // Every type the paths name by `$ref` must be a component. Types reached from a request or
+    // response body are registered by utoipa itself; one used only in a query (`IntoParams`) is
+    // not, and must be listed here (the `$ref` walk in tests/integration/openapi.rs and the
+    // linter of `make spec-check` refuse a dangling reference).
+    components(schemas(Problem, FieldError, LedgerSortParam)),
     tags(
         (name = "cases", description = "Registering and reading cases"),
         (name = "commands", description = "The lifecycle commands: each answers the case after the command"),
@@ -47,14 +53,35 @@ fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
         .into()
 }
 
-fn header_param(name: &str, description: &str, max_length: usize) -> Parameter {
+/// The form of `Idempotency-Key` that `routes::cases::meta` accepts: visible ASCII only.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]+$";
+/// The form of `If-Match` that `service::IfMatch::parse` accepts: `*`, or a comma-separated list
+/// of version tags (`"3"`, `W/"3"`). Versions are capped at nine digits here (the server takes
+/// any `u32`), so a valid header always parses.
+pub const IF_MATCH_PATTERN: &str = r#"^[ \t]*(\*|(W/)?"[0-9]{1,9}"([ \t]*,[ \t]*(W/)?"[0-9]{1,9}")*)[ \t]*$"#;
+
+fn header_param(name: &str, description: &str, pattern: &str, length: Option<(usize, usize)>) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .min_length(length.map(|l| l.0))
+        .max_length(length.map(|l| l.1));
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Header)
         .required(Required::False)
         .description(Some(description))
-        .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(max_length))))
+        .schema(Some(schema))
         .build()
+}
+
+fn idempotency_key(description: &str) -> Parameter {
+    header_param(
+        "Idempotency-Key",
+        &format!("{description}. 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (`!` to `~`)."),
+        IDEMPOTENCY_KEY_PATTERN,
+        Some((1, MAX_IDEMPOTENCY_KEY)),
+    )
 }
 
 impl Modify for ErrorResponses {
@@ -97,10 +124,8 @@ impl Modify for ErrorResponses {
                     r.insert("409".into(), problem("Refused by a rule of the case lifecycle (the `type` names the rule), or a name already taken"));
                 }
                 if path == "/api/v1/cases" && method == HttpMethod::Post {
-                    op.parameters.get_or_insert_with(Vec::new).push(header_param(
-                        "Idempotency-Key",
+                    op.parameters.get_or_insert_with(Vec::new).push(idempotency_key(
                         "A retry with the same key and body returns the first answer and creates nothing",
-                        200,
                     ));
                 }
                 if is_case_command && method == HttpMethod::Post {
@@ -111,14 +136,12 @@ impl Modify for ErrorResponses {
                     let params = op.parameters.get_or_insert_with(Vec::new);
                     params.push(header_param(
                         "If-Match",
-                        "The case's ETag (\"<version>\"): refuse with 412 unless the case is still at it",
-                        16,
+                        "`*`, or the case's ETag (`\"<version>\"`, also `W/\"<version>\"`) or a comma-separated list \
+                         of them: refuse with 412 unless the case is at one of them. No length limit.",
+                        IF_MATCH_PATTERN,
+                        None,
                     ));
-                    params.push(header_param(
-                        "Idempotency-Key",
-                        "A retry with the same key and body returns the first answer",
-                        200,
-                    ));
+                    params.push(idempotency_key("A retry with the same key and body returns the first answer"));
                 }
             }
         }

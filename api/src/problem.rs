@@ -105,6 +105,12 @@ pub enum ApiError {
     /// A unique name or code is taken.
     #[error("{0}")]
     Taken(String),
+    /// The path exists, but not under this method; the `Allow` list.
+    #[error("this path does not answer this method; it answers {0}")]
+    MethodNotAllowed(String),
+    /// An error the framework answered before any handler (a status without a Huiyin code).
+    #[error("{}", .0.canonical_reason().unwrap_or("error"))]
+    Status(StatusCode),
     /// The unit still holds open cases: re-route them (give a target unit) first.
     #[error("the unit still leads {} open case(s); give `reroute_to` to re-route them", .0.len())]
     UnitHoldsCases(Vec<uuid::Uuid>),
@@ -126,6 +132,14 @@ pub enum ApiError {
     /// The database cannot be reached in time.
     #[error("the service is busy; retry shortly")]
     Unavailable,
+    /// As many long-running requests of a kind (event streams, exports) run as are admitted.
+    #[error("at most {limit} {what} run at once; retry later")]
+    AtCapacity {
+        /// What is at capacity ("event streams", "exports").
+        what: &'static str,
+        /// How many may run at once.
+        limit: usize,
+    },
     /// A bug or an outage; details are only logged.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -146,11 +160,15 @@ impl ApiError {
             Self::Contention { .. } => "contention",
             Self::Taken(_) => "taken",
             Self::UnitHoldsCases(_) => "unit-holds-cases",
+            Self::MethodNotAllowed(_) => "method-not-allowed",
+            Self::Status(s) if s.is_server_error() => "internal",
+            Self::Status(_) => "bad-request",
             Self::IdempotencyMismatch => "idempotency-key-reused",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
+            Self::AtCapacity { .. } => "at-capacity",
             Self::Internal(_) => "internal",
         }
     }
@@ -169,12 +187,26 @@ impl ApiError {
             Self::Contention { .. } => "Concurrent modification",
             Self::Taken(_) => "Already taken",
             Self::UnitHoldsCases(_) => "The unit still holds open cases",
+            Self::MethodNotAllowed(_) => "Method not allowed",
+            Self::Status(_) => "Request not served",
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::Timeout => "Request timeout",
             Self::Unavailable => "Service unavailable",
+            Self::AtCapacity { .. } => "Too many requests of this kind",
             Self::Internal(_) => "Internal error",
+        }
+    }
+
+    /// The problem for a bare status the framework answered (see [`ApiError::Status`]).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::NotFound("route"),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit: crate::middleware::MAX_JSON_BYTES },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
+            s => Self::Status(s),
         }
     }
 
@@ -233,7 +265,9 @@ fn is_input_error(e: &DomainError) -> bool {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Pool(_) => Self::Unavailable,
+            // A lost connection: whether a write committed is unknown, so never a 500 (which
+            // says it failed); 503 with Retry-After, and the Idempotency-Key makes the retry safe.
+            StoreError::Pool(_) | StoreError::Unavailable(_) => Self::Unavailable,
             StoreError::Timeout => Self::Timeout,
             StoreError::IdempotencyMismatch => Self::IdempotencyMismatch,
             StoreError::Conflict { actual, .. } => Self::Contention { current: actual },
@@ -274,7 +308,10 @@ impl ResponseError for ApiError {
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Status(s) => *s,
             Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -290,6 +327,14 @@ impl ResponseError for ApiError {
         }
         if matches!(self, Self::Unavailable | Self::Timeout) {
             resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if matches!(self, Self::AtCapacity { .. }) {
+            resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let Self::MethodNotAllowed(allow) = self
+            && let Ok(v) = HeaderValue::from_str(allow)
+        {
+            resp.insert_header((header::ALLOW, v));
         }
         // The request id is filled in by the request-id middleware, which sees every response.
         resp.body(serde_json::to_vec(&self.problem()).unwrap_or_default())

@@ -459,6 +459,15 @@ pub async fn generate_cases(
                 &mut events,
             );
             // A received_at in the past is recorded at intake; the first event is stamped then too.
+            // The clerk tells an identified citizen the case was received (受理告知).
+            let notice = |content: &str| -> Result<Command, StoreError> {
+                Ok(Command::NotifyCitizen {
+                    kind: domain::NoticeKind::Acknowledgement,
+                    method: FeedbackMethod::Sms,
+                    content: Text::parse(content).map_err(|_| StoreError::Vault("bad demo text"))?,
+                    receipt_code_given: true,
+                })
+            };
             if stage_reached == 1 {
                 t += hours(&mut rng, 2.0, 48.0);
                 step(
@@ -473,8 +482,18 @@ pub async fn generate_cases(
                     &mut events,
                 );
                 t += hours(&mut rng, 1.0, 24.0);
+                step(
+                    notice("您反映的问题不属于纪检监察受理范围，已告知向有关部门反映")?,
+                    0,
+                    t,
+                    &mut state,
+                    &mut events,
+                );
+                t += hours(&mut rng, 1.0, 24.0);
                 step(Command::Close { note: None }, 2, t, &mut state, &mut events);
             } else if stage_reached >= 2 {
+                t += hours(&mut rng, 0.5, 48.0);
+                step(notice("您反映的问题已受理，请凭受理编号查询办理进度")?, 0, t, &mut state, &mut events);
                 t += hours(&mut rng, 1.0, 72.0);
                 step(
                     Command::Assign { unit, co_units: Vec::new(), due_at: None, note: None, tier: None },
@@ -483,6 +502,9 @@ pub async fn generate_cases(
                     &mut state,
                     &mut events,
                 );
+                // The unit signs for it within hours (签收).
+                t += hours(&mut rng, 0.5, 20.0);
+                step(Command::SignFor, 1, t, &mut state, &mut events);
                 if rng.gen_bool(0.03) {
                     t += hours(&mut rng, 1.0, 48.0);
                     step(

@@ -31,8 +31,53 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
     /// The client's Idempotency-Key.
     pub idempotency_key: Option<String>,
-    /// The client's If-Match version.
-    pub if_match: Option<u32>,
+    /// The client's `If-Match` precondition.
+    pub if_match: Option<IfMatch>,
+}
+
+/// An `If-Match` precondition (RFC 9110 §13.1.1): `*` (the case exists) or a list of versions
+/// (`"3"`, `W/"3"`, `"3", "4"`), any of which may match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`.
+    Any,
+    /// The versions listed.
+    Versions(Vec<u32>),
+}
+
+impl IfMatch {
+    /// Parses the header; `None` when it is not `*` or a list of version tags.
+    pub fn parse(header: &str) -> Option<Self> {
+        let h = header.trim();
+        if h == "*" {
+            return Some(Self::Any);
+        }
+        let versions: Option<Vec<u32>> = h
+            .split(',')
+            .map(|t| {
+                let t = t.trim();
+                let t = t.strip_prefix("W/").unwrap_or(t);
+                t.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+            })
+            .collect();
+        versions.filter(|v| !v.is_empty()).map(Self::Versions)
+    }
+
+    /// Whether the case at `version` satisfies it.
+    pub fn matches(&self, version: u32) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Versions(v) => v.contains(&version),
+        }
+    }
+
+    /// Refuses (412) a case whose version does not satisfy it.
+    pub fn check(this: Option<&Self>, version: u32) -> Result<(), ApiError> {
+        match this {
+            Some(m) if !m.matches(version) => Err(ApiError::PreconditionFailed { current: version }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl RequestMeta {
@@ -298,13 +343,10 @@ pub async fn execute(
     let units = state.reference.unit_tree().await?;
     let mut attempt = 0;
     while attempt < MAX_ATTEMPTS {
+        crate::metrics::append_attempt(attempt);
         let loaded = state.store.load(case_id).await?;
         let case = in_scope(&meta.principal, scope, &loaded)?;
-        if let Some(expected) = meta.if_match
-            && expected != case.version
-        {
-            return Err(ApiError::PreconditionFailed { current: case.version });
-        }
+        IfMatch::check(meta.if_match.as_ref(), case.version)?;
         let policy = state.reference.policy_for(case.category).await?;
         let calendar = state.reference.working_calendar().await?;
         let at = now();
@@ -325,6 +367,7 @@ pub async fn execute(
                 .await
                 .map(|outcome| (outcome, next))
         };
+        crate::metrics::append_outcome(&appended);
         match appended {
             Ok((AppendOutcome::Appended { .. }, next)) => {
                 state.appended.notify_one();
@@ -367,8 +410,37 @@ async fn check_references(state: &AppState, command: &Command) -> Result<(), Api
     }
 }
 
-/// The unit and tier an assignment goes to: the one given (its tier given or its own), else the
-/// routing rule (归口) of the case's category and village; 422 when there is none.
+/// The route the routing rules (归口) propose for a case: the first that goes to an active unit
+/// the case does not accuse (回避), or none.
+pub async fn proposed_route(state: &AppState, case: &Case) -> Result<Option<infra::reference::Route>, ApiError> {
+    let routes = state.reference.routes_for(case.category, case.village).await?;
+    if routes.is_empty() {
+        return Ok(None);
+    }
+    let units = state.reference.unit_tree().await?;
+    Ok(routes.into_iter().find(|r| {
+        domain::UnitDirectory::is_active(&units, r.unit_id)
+            && !case.accused_unit.is_some_and(|a| domain::UnitDirectory::is_within(&units, r.unit_id, a))
+    }))
+}
+
+/// The tier a unit sits at; a tier given that contradicts it is refused (422).
+async fn tier_for(state: &AppState, unit: UnitId, given: Option<crate::dto::Tier>) -> Result<domain::Tier, ApiError> {
+    let own = match state.reference.unit(unit).await? {
+        Some(u) => infra::reference::tier_of(u.kind),
+        None => return Err(ApiError::UnknownReference("unit_id: no such unit".into())),
+    };
+    match given.map(domain::Tier::from) {
+        Some(t) if t != own => Err(ApiError::Validation(vec![FieldError {
+            field: "tier".into(),
+            message: "must be the unit's own tier: village for a village, farm or community, town otherwise".into(),
+        }])),
+        _ => Ok(own),
+    }
+}
+
+/// The unit and tier an assignment goes to: the one given, else the routing rule (归口) of the
+/// case's category and village ([`proposed_route`]); 422 when there is none.
 pub async fn route(
     state: &AppState,
     principal: &Principal,
@@ -376,21 +448,24 @@ pub async fn route(
     unit: Option<Uuid>,
     tier: Option<crate::dto::Tier>,
 ) -> Result<(UnitId, domain::Tier), ApiError> {
-    if let Some(u) = unit {
-        let found = state.reference.unit(UnitId::from_uuid(u)).await?;
-        let own = found.map(|u| infra::reference::tier_of(u.kind)).unwrap_or(domain::Tier::Town);
-        return Ok((UnitId::from_uuid(u), tier.map_or(own, Into::into)));
-    }
-    let scope = principal.require(Action::Assign)?;
-    let loaded = state.store.load(case_id).await?;
-    let case = in_scope(principal, scope, &loaded)?;
-    match state.reference.route_for(case.category, case.village).await? {
-        Some(r) => Ok((r.unit_id, tier.map_or(r.tier, Into::into))),
-        None => Err(ApiError::Validation(vec![FieldError {
-            field: "unit_id".into(),
-            message: "is required: no routing rule covers the case's category and village".into(),
-        }])),
-    }
+    let unit = match unit {
+        Some(u) => UnitId::from_uuid(u),
+        None => {
+            let scope = principal.require(Action::Assign)?;
+            let loaded = state.store.load(case_id).await?;
+            let case = in_scope(principal, scope, &loaded)?;
+            match proposed_route(state, case).await? {
+                Some(r) => r.unit_id,
+                None => {
+                    return Err(ApiError::Validation(vec![FieldError {
+                        field: "unit_id".into(),
+                        message: "is required: no routing rule covers the case's category and village".into(),
+                    }]));
+                }
+            }
+        }
+    };
+    Ok((unit, tier_for(state, unit, tier).await?))
 }
 
 /// 合并 under both cases' locks: the facts about the other case (is it itself a duplicate; are
@@ -413,11 +488,7 @@ async fn link_duplicate(
             if !facts.target_exists {
                 return Err(ApiError::UnknownReference("of: no such case".into()));
             }
-            let command = Command::LinkDuplicate {
-                of,
-                target_is_duplicate: facts.target_is_duplicate,
-                has_duplicates: facts.has_duplicates,
-            };
+            let command = Command::LinkDuplicate { of, target: facts.target };
             let events = decide(Some(case), &command, ctx)?;
             let next = fold_new(Some(case.clone()), case.id, &events, ctx.now)?;
             after = Some(next.clone());
@@ -604,7 +675,7 @@ pub async fn view(
         }
     }
     let proposed_route = if case.status == domain::Status::Received && case.duplicate_of.is_none() {
-        state.reference.route_for(case.category, case.village).await?.map(|r| RouteView {
+        proposed_route(state, case).await?.map(|r| RouteView {
             unit_id: r.unit_id.as_uuid(),
             tier: r.tier.into(),
             source: match r.source {
@@ -678,6 +749,7 @@ pub async fn view(
         ever_fed_back: case.ever_fed_back,
         rejection_reason: case.rejection.as_ref().map(|r| r.as_str().to_owned()),
         rejection_code: case.rejection_code.map(Into::into),
+        referred_to: case.referred_to.as_ref().map(|t| t.as_str().to_owned()),
         escalated: case.escalation.is_some(),
         escalation_reason: case.escalation.as_ref().map(|r| r.as_str().to_owned()),
         duplicate_of: case.duplicate_of.map(|c| c.as_uuid()),
@@ -776,8 +848,14 @@ pub async fn reveal(
 /// rewritten, so every chain still verifies.
 pub async fn erase(state: &AppState, meta: &RequestMeta, case_id: CaseId) -> Result<u32, ApiError> {
     let scope = meta.principal.require(Action::ErasePersonalData)?;
+    // A retry with the same key answers the first erasure; a stale If-Match shreds nothing.
+    let idem = meta.idempotency("erase", Some(case_id), &"erase");
+    if let Some(view) = replay_idempotent(state, meta, scope, idem.as_ref(), Some(case_id)).await? {
+        return Ok(view.version);
+    }
     let loaded = state.store.load(case_id).await?;
     let case = in_scope(&meta.principal, scope, &loaded)?;
+    IfMatch::check(meta.if_match.as_ref(), case.version)?;
     let sealed = case.complainant.sealed.clone().ok_or(ApiError::Domain(domain::DomainError::NoPersonalData))?;
     state.vault.erase(&state.pool, sealed.subject).await?;
     // The caller may erase without being allowed to read the case: answer only the new version.
@@ -819,43 +897,96 @@ pub async fn recompute_calendar_deadlines(state: &AppState) -> Result<u64, ApiEr
     Ok(changed)
 }
 
-/// The open cases that would be stranded by deactivating `unit`, or, with `reroute_to`, their
-/// re-routing there (each a `case.transferred` by the dispatcher's rule). A unit that is only a
-/// co-unit keeps its place in the record; it can no longer act.
-pub async fn reroute_open_cases(
+/// Deactivates a unit (by an admin). While it leads or co-handles open cases (assigned or
+/// handled) it is refused with their list (409 `unit-holds-cases`), unless `reroute_to` names
+/// the unit they go to. Every re-route is decided first (a recusal anywhere refuses the whole
+/// deactivation, before anything is written); then the unit is deactivated, so that nothing new
+/// is routed there, and the cases are re-routed, each by an event under the service's own actor
+/// naming the admin. An assignment that raced the deactivation is caught by
+/// [`return_cases_of_inactive_units`].
+pub async fn deactivate_unit(
     state: &AppState,
     meta: &RequestMeta,
     unit: UnitId,
     reroute_to: Option<UnitId>,
-) -> Result<Vec<Uuid>, ApiError> {
+) -> Result<infra::reference::Unit, ApiError> {
     let open = state.ledger.open_cases_of_unit(unit.as_uuid()).await?;
-    let led: Vec<Uuid> = open.iter().filter(|(_, lead, _)| *lead).map(|(id, _, _)| *id).collect();
-    let Some(target) = reroute_to else { return Ok(led) };
-    if target == unit {
-        return Err(ApiError::Validation(vec![FieldError {
-            field: "reroute_to".into(),
-            message: "must be another unit".into(),
-        }]));
-    }
-    check_unit(state, "reroute_to", target.as_uuid()).await?;
-    let reason =
-        Reason::parse(format!("承办单位撤销，改派 (the unit was deactivated by {})", meta.principal.id.as_str()))
-            .unwrap_or_else(|_| unreachable!("an actor id is short"));
-    // The dispatcher's rule, applied by the service on the admin's request (who is named in the
-    // reason; the request id ties the events to the request).
+    let plan = match (open.is_empty(), reroute_to) {
+        (true, _) => Vec::new(),
+        (false, None) => return Err(ApiError::UnitHoldsCases(open.iter().map(|(id, _, _)| *id).collect())),
+        (false, Some(target)) => {
+            if target == unit {
+                return Err(ApiError::Validation(vec![FieldError {
+                    field: "reroute_to".into(),
+                    message: "must be another unit".into(),
+                }]));
+            }
+            check_unit(state, "reroute_to", target.as_uuid()).await?;
+            let reason = Reason::parse(format!("承办单位撤销，改派 (deactivated by {})", meta.principal.id.as_str()))
+                .unwrap_or_else(|_| unreachable!("an actor id is short"));
+            let units = state.reference.unit_tree().await?;
+            let calendar = state.reference.working_calendar().await?;
+            let actor = system("system:deactivation").principal.actor();
+            let mut plan = Vec::new();
+            for (id, _, _) in &open {
+                let case_id = CaseId::from_uuid(*id);
+                let Some(case) = state.store.load(case_id).await?.case else { continue };
+                let command = if case.unit == Some(unit) {
+                    Command::Transfer { reason: reason.clone(), to_unit: Some(target) }
+                } else {
+                    let taken = case.unit == Some(target) || case.co_units.iter().any(|c| c.unit == target);
+                    Command::ReplaceCoUnit { from: unit, to: (!taken).then_some(target), reason: reason.clone() }
+                };
+                let policy = state.reference.policy_for(case.category).await?;
+                let ctx = Context { now: now(), actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+                decide(Some(&case), &command, &ctx)?;
+                plan.push((case_id, command));
+            }
+            plan
+        }
+    };
+    let deactivated = state.reference.deactivate_unit(unit).await?.ok_or(ApiError::NotFound("unit"))?;
     let by = RequestMeta { request_id: meta.request_id.clone(), ..system("system:deactivation") };
-    for id in &led {
-        execute(
-            state,
-            &by,
-            CaseId::from_uuid(*id),
-            Action::Transfer,
-            Command::Transfer { reason: reason.clone(), to_unit: Some(target) },
-            &("reroute", id),
-        )
-        .await?;
+    for (case_id, command) in plan {
+        let action = if matches!(command, Command::Transfer { .. }) { Action::Transfer } else { Action::Assign };
+        if let Err(e) = execute(state, &by, case_id, action, command, &("deactivate", case_id.as_uuid())).await {
+            // The case moved meanwhile; the sweep returns it to dispatch if it still needs it.
+            tracing::warn!(case.id = %case_id.as_uuid(), error = %e, "re-routing after a deactivation failed");
+        }
     }
-    Ok(Vec::new())
+    return_cases_of_inactive_units(state).await?;
+    Ok(deactivated)
+}
+
+/// Returns to dispatch every open case still led by a deactivated unit, and drops deactivated
+/// co-units, each by an event (an assignment that raced a deactivation, or a deactivation made
+/// by hand in the database). Runs after every deactivation and in the background. Returns how
+/// many cases it moved.
+pub async fn return_cases_of_inactive_units(state: &AppState) -> Result<u64, ApiError> {
+    let meta = system("system:deactivation");
+    let reason = Reason::parse("承办单位已撤销，退回分派 (the unit was deactivated)")
+        .unwrap_or_else(|_| unreachable!("a fixed valid reason"));
+    let mut moved = 0;
+    for (id, lead, co) in state.ledger.cases_at_inactive_units().await? {
+        let case_id = CaseId::from_uuid(id);
+        let mut commands: Vec<(Action, Command)> = co
+            .into_iter()
+            .map(|u| {
+                let c = Command::ReplaceCoUnit { from: UnitId::from_uuid(u), to: None, reason: reason.clone() };
+                (Action::Assign, c)
+            })
+            .collect();
+        if lead.is_some() {
+            commands.push((Action::Transfer, Command::Transfer { reason: reason.clone(), to_unit: None }));
+        }
+        for (action, command) in commands {
+            match execute(state, &meta, case_id, action, command, &("sweep", id)).await {
+                Ok(_) => moved += 1,
+                Err(e) => tracing::warn!(case.id = %id, error = %e, "returning a case of a deactivated unit failed"),
+            }
+        }
+    }
+    Ok(moved)
 }
 
 /// A page of the integrator feed as the caller may see it: handlers only their unit's cases,

@@ -226,6 +226,10 @@ pub struct ServeArgs {
     /// Apply pending migrations (as the admin connection) before serving.
     #[arg(long, env = "HUIYIN_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
+    /// Browser origins allowed to call the API cross-origin (CORS), comma-separated, e.g.
+    /// `https://ledger.example.gov.cn`. Empty (the default): no cross-origin access.
+    #[arg(long, env = "HUIYIN_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_origins: Vec<String>,
     /// Database.
     #[command(flatten)]
     pub db: DatabaseArgs,
@@ -238,4 +242,69 @@ pub struct ServeArgs {
     /// Checkpoints.
     #[command(flatten)]
     pub checkpoints: CheckpointArgs,
+    /// How much long-running work is admitted at once.
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
+    /// The Prometheus endpoint.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// How much long-running work one instance admits at once, so that readers never starve writers
+/// and an abandoned or piled-up request cannot hold the database or the CPU.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CapacityArgs {
+    /// The most event streams (`/api/v1/events/stream`) open at once; beyond, 429 with Retry-After.
+    #[arg(long, env = "HUIYIN_MAX_STREAMS", default_value_t = DEFAULT_MAX_STREAMS)]
+    pub max_streams: usize,
+    /// The most ledger exports (CSV or XLSX) running at once; beyond, 429 with Retry-After.
+    #[arg(long, env = "HUIYIN_MAX_EXPORTS", default_value_t = DEFAULT_MAX_EXPORTS)]
+    pub max_exports: usize,
+    /// The connections of the read pool, which serves the feed, the event streams and exports
+    /// apart from the pool that serves commands (`HUIYIN_POOL_SIZE`).
+    #[arg(long, env = "HUIYIN_READ_POOL_SIZE", default_value_t = DEFAULT_READ_POOL_SIZE)]
+    pub read_pool_size: usize,
+    /// How long `/readyz` waits for the database before answering 503, in milliseconds.
+    #[arg(long, env = "HUIYIN_READY_TIMEOUT_MS", default_value_t = DEFAULT_READY_TIMEOUT_MS)]
+    pub ready_timeout_ms: u64,
+}
+
+/// The default of `HUIYIN_MAX_STREAMS`.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
+/// The default of `HUIYIN_MAX_EXPORTS`: an XLSX export keeps a core busy.
+pub const DEFAULT_MAX_EXPORTS: usize = 2;
+/// The default of `HUIYIN_READ_POOL_SIZE`.
+pub const DEFAULT_READ_POOL_SIZE: usize = 4;
+/// The default of `HUIYIN_READY_TIMEOUT_MS`.
+pub const DEFAULT_READY_TIMEOUT_MS: u64 = 2_000;
+
+impl Default for CapacityArgs {
+    fn default() -> Self {
+        Self {
+            max_streams: DEFAULT_MAX_STREAMS,
+            max_exports: DEFAULT_MAX_EXPORTS,
+            read_pool_size: DEFAULT_READ_POOL_SIZE,
+            ready_timeout_ms: DEFAULT_READY_TIMEOUT_MS,
+        }
+    }
+}
+
+/// The Prometheus endpoint (`GET /metrics`, text format). It is served on a listener of its own,
+/// unauthenticated, never on the API's: bind it to an address only the scraper can reach.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Where `/metrics` listens (loopback by default).
+    #[arg(long = "metrics-bind", env = "HUIYIN_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
+    pub bind: SocketAddr,
+}
+
+/// The default of `HUIYIN_METRICS_BIND`.
+pub const DEFAULT_METRICS_BIND: &str = "127.0.0.1:9464";
+
+impl Default for MetricsArgs {
+    /// Any free loopback port: for servers built in code (tests, benchmarks), where a fixed port
+    /// would collide; [`crate::startup::Application::metrics_port`] tells which.
+    fn default() -> Self {
+        Self { bind: SocketAddr::from(([127, 0, 0, 1], 0)) }
+    }
 }

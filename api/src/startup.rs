@@ -15,7 +15,8 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::Authenticator;
-use crate::middleware::{self, MAX_JSON_BYTES, RequestTimeout};
+use crate::http_semantics;
+use crate::middleware::{self, Capacity, MAX_JSON_BYTES, RequestTimeout};
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::settings::ServeArgs;
@@ -62,12 +63,15 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    metrics_port: u16,
+    metrics: Server,
 }
 
 impl Application {
     /// Migrates (if asked), connects and binds.
     pub async fn build(settings: ServeArgs) -> Result<Self, StartupError> {
         let auth = Arc::new(Authenticator::from_settings(&settings.auth).map_err(StartupError::Config)?);
+        http_semantics::check_origins(&settings.cors_origins).map_err(StartupError::Config)?;
         let vault = settings.vault.vault().map_err(StartupError::Config)?;
         if settings.migrate {
             let applied = infra::migrate::run(&settings.db.admin()).await?;
@@ -102,16 +106,29 @@ impl Application {
             pool,
         };
         crate::background::spawn(&state, &settings);
+        // The feed, event streams and exports read through a pool of their own: readers never
+        // take the connections commands need.
+        let mut read_db = settings.db.app();
+        read_db.pool_size = settings.capacity.read_pool_size;
+        read_db.application_name = "huiyin-read".into();
+        let read_pool = read_db.pool()?;
+        let capacity = web::Data::new(Capacity::new(&state, read_pool.clone(), &settings.capacity));
+        let metrics_listener = TcpListener::bind(settings.metrics.bind)?;
+        let metrics_port = metrics_listener.local_addr()?.port();
+        let metrics = crate::metrics::server(metrics_listener, state.pool.clone(), read_pool)?;
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
         let auth = web::Data::new(auth);
         let timeout = web::Data::new(RequestTimeout(Duration::from_millis(settings.request_timeout_ms)));
         let spec = crate::openapi::spec();
+        let routes = web::Data::new(http_semantics::RouteTable::from_spec(&spec));
+        let cors_origins = settings.cors_origins.clone();
         let server = HttpServer::new(move || {
             let (app, _) =
                 App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts();
             app.app_data(data.clone())
+                .app_data(capacity.clone())
                 .app_data(auth.clone())
                 .app_data(timeout.clone())
                 .app_data(
@@ -122,15 +139,22 @@ impl Application {
                 )
                 .app_data(web::PathConfig::default().error_handler(middleware::path_error))
                 .app_data(web::QueryConfig::default().error_handler(middleware::query_error))
+                .app_data(routes.clone())
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
-                .default_service(web::to(middleware::not_found))
+                .default_service(web::to(http_semantics::fallback))
+                .wrap(from_fn(http_semantics::conditional_get))
                 .wrap(from_fn(middleware::no_store))
+                .wrap(http_semantics::cors(&cors_origins))
+                .wrap(from_fn(http_semantics::problems_everywhere))
                 .wrap(from_fn(middleware::request_context))
         })
+        // A client that closes its side has left: drop its request (an export stops) instead of
+        // finishing work nobody will read.
+        .h1_allow_half_closed(false)
         .listen(listener)?
         .shutdown_timeout(10)
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, metrics_port, metrics })
     }
 
     /// The port it listens on.
@@ -138,8 +162,18 @@ impl Application {
         self.port
     }
 
-    /// Runs until stopped (SIGINT / SIGTERM stop it gracefully, finishing requests in flight).
+    /// The port `/metrics` listens on (`HUIYIN_METRICS_BIND`).
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
+    /// Runs until stopped (SIGINT / SIGTERM stop it gracefully, finishing requests in flight);
+    /// the metrics server stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let metrics = self.metrics.handle();
+        tokio::spawn(self.metrics);
+        let stopped = self.server.await;
+        metrics.stop(false).await;
+        stopped
     }
 }

@@ -27,6 +27,7 @@ async fn serve(db: &BenchDb) -> Server {
         bind: "127.0.0.1:0".parse().unwrap(),
         request_timeout_ms: 30_000,
         migrate: false,
+        cors_origins: Vec::new(),
         db: DatabaseArgs {
             url: db.app().url.expose().clone(),
             admin_url: None,
@@ -49,6 +50,8 @@ async fn serve(db: &BenchDb) -> Server {
             key_id: "bench".into(),
             interval_s: 0,
         },
+        capacity: Default::default(),
+        metrics: Default::default(),
     };
     let auth = api::auth::Authenticator::from_settings(&settings.auth).unwrap();
     let token = auth.sign("bench-supervisor", domain::Role::Supervisor, None, chrono::Duration::hours(4)).unwrap();

@@ -47,7 +47,7 @@ pub enum DomainError {
     #[error("a case cannot be handled before it is assigned")]
     HandledBeforeAssigned,
     /// 件件有回音: closing needs the citizen to have been told the outcome.
-    #[error("a case cannot be closed before the citizen was fed back, unless it was rejected or linked as a duplicate")]
+    #[error("a case cannot be closed before the citizen was fed back (件件有回音), unless it was not accepted")]
     ClosedBeforeFeedback,
     /// A closed case changes only by an explicit reopen.
     #[error("the case is closed; only a reopen can change it")]
@@ -161,6 +161,12 @@ pub enum DomainError {
     /// The case was accepted already.
     #[error("the case was already accepted")]
     AlreadyAccepted,
+    /// The dispatcher refused this unit's return: it handles the case.
+    #[error("the dispatcher refused the return; the unit handles the case")]
+    ReturnRefused,
+    /// The citizen is owed the (non-)acceptance notice before the case closes.
+    #[error("the citizen has not been told the decision yet: record the notice first")]
+    NoticeOwed,
 }
 
 impl DomainError {
@@ -208,6 +214,8 @@ impl DomainError {
             Self::TargetIsDuplicate => "target-is-duplicate",
             Self::HasDuplicates => "has-duplicates",
             Self::AlreadyAccepted => "already-accepted",
+            Self::ReturnRefused => "return-refused",
+            Self::NoticeOwed => "notice-owed",
         }
     }
 }

@@ -398,6 +398,19 @@ pub struct FollowUpAttempted {
     pub note: Option<Text>,
 }
 
+/// `case.co_unit_replaced` v1: a co-unit leaves joint handling (its unit was deactivated), and
+/// another may take its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoUnitReplaced {
+    /// The co-unit that leaves.
+    pub from: UnitId,
+    /// The unit that takes its place, if any.
+    pub to: Option<UnitId>,
+    /// Why.
+    pub reason: Reason,
+}
+
 /// `case.deadlines_recomputed` v1: a calendar loaded or corrected changed running clocks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -581,6 +594,7 @@ pub enum CaseEvent {
     ClockResumed(ClockResumed),
     FollowUpAttempted(FollowUpAttempted),
     DeadlinesRecomputed(DeadlinesRecomputed),
+    CoUnitReplaced(CoUnitReplaced),
 }
 
 macro_rules! event_table {
@@ -649,6 +663,7 @@ event_table! {
     ClockResumed => "case.clock_resumed", 1;
     FollowUpAttempted => "case.follow_up_attempted", 1;
     DeadlinesRecomputed => "case.deadlines_recomputed", 1;
+    CoUnitReplaced => "case.co_unit_replaced", 1;
 }
 
 /// Brings a stored payload up to the current schema of its type.

@@ -77,7 +77,8 @@ pub use ids::{
     ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId, UnitKind,
 };
 pub use lifecycle::{
-    Actor, Case, Command, Context, FlatUnits, Registration, Role, Status, UnitDirectory, decide, evolve, replay,
+    Actor, Case, Command, Context, FlatUnits, LinkTarget, Registration, Role, Status, UnitDirectory, decide, evolve,
+    replay,
 };
 
 /// Truncates a time to whole microseconds, the precision PostgreSQL keeps, so that what the

@@ -314,15 +314,22 @@ pub enum Command {
         /// Why.
         reason: Reason,
     },
-    /// 合并: fold this case into another one. The caller checks the other case under both
-    /// locks: `target_is_duplicate` and `has_duplicates` are what it found there.
+    /// 合并: fold this case into another one. The caller reads the other case under both
+    /// cases' locks; `target` is what it found there.
     LinkDuplicate {
         /// The case this one duplicates.
         of: CaseId,
-        /// Whether `of` is itself linked as a duplicate.
-        target_is_duplicate: bool,
-        /// Whether other cases are linked to this one.
-        has_duplicates: bool,
+        /// The other case's facts.
+        target: LinkTarget,
+    },
+    /// A co-unit leaves joint handling (its unit was deactivated); another may take its place.
+    ReplaceCoUnit {
+        /// The co-unit that leaves.
+        from: UnitId,
+        /// The unit that takes its place.
+        to: Option<UnitId>,
+        /// Why.
+        reason: Reason,
     },
     /// Undo a duplicate link.
     UnlinkDuplicate {
@@ -381,6 +388,7 @@ impl Command {
             Self::Reopen { .. } => "reopen",
             Self::Escalate { .. } => "escalate",
             Self::LinkDuplicate { .. } => "link-duplicate",
+            Self::ReplaceCoUnit { .. } => "replace-co-unit",
             Self::UnlinkDuplicate { .. } => "unlink-duplicate",
             Self::AddNote { .. } => "note",
             Self::Close { .. } => "close",
@@ -389,6 +397,19 @@ impl Command {
             Self::RecomputeDeadlines => "recompute-deadlines",
         }
     }
+}
+
+/// What a duplicate link must know of the other case, read under both cases' locks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkTarget {
+    /// It is itself linked as a duplicate.
+    pub is_duplicate: bool,
+    /// Other cases are linked to the case being linked (it is a master).
+    pub has_duplicates: bool,
+    /// Its lead unit and co-units.
+    pub units: Vec<UnitId>,
+    /// The unit it accuses.
+    pub accused_unit: Option<UnitId>,
 }
 
 /// The current round's handling record.
@@ -522,6 +543,10 @@ pub struct Case {
     pub handling_due_at: Option<DateTime<Utc>>,
     /// A return (退单) waiting for the dispatcher, with its reason.
     pub return_request: Option<Reason>,
+    /// The dispatcher refused this unit's return: it may not ask again in this assignment.
+    pub return_refused: bool,
+    /// The body a not-accepted citizen was referred to.
+    pub referred_to: Option<Text>,
     /// How many returns were approved.
     pub returns: u32,
     /// Paused clocks.
@@ -841,6 +866,9 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             if case.return_request.is_some() {
                 return Err(DomainError::ReturnPending);
             }
+            if case.return_refused {
+                return Err(DomainError::ReturnRefused);
+            }
             let assigned_at = case.assigned_at.unwrap_or(ctx.now);
             let (window_end, _) = policy.return_window.due_from(assigned_at, ctx.calendar)?;
             if ctx.now > window_end {
@@ -1010,18 +1038,27 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             }
             vec![CaseEvent::Escalated(Escalated { reason: reason.clone() })]
         }
-        Command::LinkDuplicate { of, target_is_duplicate, has_duplicates } => {
+        Command::LinkDuplicate { of, target } => {
             if *of == case.id {
                 return Err(DomainError::SelfDuplicate);
             }
             if case.duplicate_of.is_some() {
                 return Err(DomainError::AlreadyDuplicate);
             }
-            if *target_is_duplicate {
+            if target.is_duplicate {
                 return Err(DomainError::TargetIsDuplicate);
             }
-            if *has_duplicates {
+            if target.has_duplicates {
                 return Err(DomainError::HasDuplicates);
+            }
+            // 回避 across a merge: an accusation is never answered by the accused unit's work, and
+            // the accused unit's case never points at the accusation.
+            let ours: Vec<UnitId> = case.unit.into_iter().chain(case.co_units.iter().map(|c| c.unit)).collect();
+            let crosses = |accused: Option<UnitId>, units: &[UnitId]| {
+                accused.is_some_and(|a| units.iter().any(|u| ctx.units.is_within(*u, a)))
+            };
+            if crosses(case.accused_unit, &target.units) || crosses(target.accused_unit, &ours) {
+                return Err(DomainError::Recusal);
             }
             if !matches!(case.status, Status::Received | Status::Assigned | Status::Handled) {
                 return Err(transition(command, case));
@@ -1037,6 +1074,18 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 return Err(transition(command, case));
             }
             vec![CaseEvent::UnlinkedAsDuplicate(UnlinkedAsDuplicate { of, reason: reason.clone() })]
+        }
+        Command::ReplaceCoUnit { from, to, reason } => {
+            if !case.co_units.iter().any(|c| c.unit == *from) {
+                return Err(DomainError::NotYourUnit { needed: "co-" });
+            }
+            if let Some(t) = to {
+                if Some(*t) == case.unit || case.co_units.iter().any(|c| c.unit == *t) {
+                    return Err(DomainError::InvalidCoUnits);
+                }
+                check_recusal(case, *t, ctx.units)?;
+            }
+            vec![CaseEvent::CoUnitReplaced(CoUnitReplaced { from: *from, to: *to, reason: reason.clone() })]
         }
         Command::AddNote { text } => vec![CaseEvent::NoteAdded(NoteAdded { text: text.clone() })],
         Command::Close { note } => vec![CaseEvent::Closed(close(case, ctx, note)?)],
@@ -1188,6 +1237,8 @@ fn close(case: &Case, ctx: &Context<'_>, note: &Option<Text>) -> Result<Closed, 
     let plain =
         Closed { note: note.clone(), over_dissatisfaction: false, follow_up_lapsed: false, without_rating: false };
     match case.status {
+        // 不予受理 is itself an answer the citizen is owed (信访工作条例 art. 23).
+        Status::Rejected if case.acknowledgement.is_some() => Err(DomainError::NoticeOwed),
         Status::Rejected => Ok(plain),
         Status::FedBack if case.duplicate_of.is_some() || case.satisfaction.is_some() => Ok(plain),
         // Older histories have no follow-up clock: their fed-back cases close as before.
@@ -1301,6 +1352,8 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 signed_at: None,
                 handling_due_at: None,
                 return_request: None,
+                return_refused: false,
+                referred_to: None,
                 returns: 0,
                 paused: None,
                 handling: None,
@@ -1341,6 +1394,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.status = Status::Rejected;
             case.rejection = Some(e.reason.clone());
             case.rejection_code = e.code;
+            case.referred_to = e.referred_to.clone();
             case.deadline = None;
         }
         CaseEvent::Assigned(e) => {
@@ -1352,6 +1406,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.deadline = Some(e.deadline);
             case.assigned_at = Some(at);
             case.handling_due_at = e.handling_due_at;
+            case.return_refused = false;
             // Before sign-for existed, assignment started the handling clock: signed then.
             case.signed_at = (e.deadline.stage == Stage::Handling).then_some(at);
             case.return_request = None;
@@ -1367,7 +1422,16 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             }
         }
         CaseEvent::ReturnRequested(e) => case.return_request = Some(e.reason.clone()),
-        CaseEvent::ReturnRefused(_) => case.return_request = None,
+        CaseEvent::ReturnRefused(_) => {
+            case.return_request = None;
+            case.return_refused = true;
+        }
+        CaseEvent::CoUnitReplaced(e) => {
+            case.co_units.retain(|c| c.unit != e.from);
+            if let Some(to) = e.to {
+                case.co_units.push(CoUnit { unit: to, signed_at: None, contributed_at: None });
+            }
+        }
         CaseEvent::CoUnitContributed(e) => {
             if let Some(c) = case.co_units.iter_mut().find(|c| c.unit == e.unit) {
                 c.contributed_at = Some(at);
@@ -1375,6 +1439,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         }
         CaseEvent::Transferred(e) => {
             case.return_request = None;
+            case.return_refused = false;
             case.extension_request = None;
             case.extensions_this_round = 0;
             case.signed_at = None;
@@ -1482,6 +1547,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.follow_up_attempts = 0;
             case.rejection = None;
             case.rejection_code = None;
+            case.referred_to = None;
             case.closed_at = None;
         }
         CaseEvent::Escalated(e) => case.escalation = Some(e.reason.clone()),

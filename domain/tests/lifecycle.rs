@@ -297,7 +297,10 @@ fn closing_before_feedback_is_rejected() {
 
 #[test]
 fn a_rejected_case_closes_without_feedback_and_a_duplicate_after_its_own_reply() {
-    let (_, case) = given_new().after(&[register(), reject("重复反映")]).when(close(None)).unwrap();
+    // The non-acceptance is itself an answer the citizen is owed before the case closes.
+    let s = given_new().after(&[register(), reject("重复反映")]);
+    assert_eq!(s.when(close(None)).unwrap_err(), DomainError::NoticeOwed);
+    let (_, case) = s.after(&[notify()]).when(close(None)).unwrap();
     assert_eq!(case.status, Status::Closed);
     let s = given_new().after(&[register(), link(90)]);
     assert_eq!(s.when(close(None)).unwrap_err(), DomainError::ClosedBeforeFeedback);
@@ -346,7 +349,7 @@ fn escalating_twice_is_refused() {
 #[test]
 fn duplicate_links_are_checked() {
     let s = given_new().after(&[register()]);
-    let own = Command::LinkDuplicate { of: case_id(), target_is_duplicate: false, has_duplicates: false };
+    let own = Command::LinkDuplicate { of: case_id(), target: LinkTarget::default() };
     assert_eq!(s.when(own).unwrap_err(), DomainError::SelfDuplicate);
     assert_eq!(s.when(Command::UnlinkDuplicate { reason: reason("x") }).unwrap_err(), DomainError::NotDuplicate);
     let linked = s.after(&[link(90)]);
@@ -363,7 +366,7 @@ fn notes_are_counted() {
 
 #[test]
 fn a_reveal_is_recorded_even_on_a_closed_case() {
-    let s = given_new().after(&[register(), reject("x"), close(None)]);
+    let s = given_new().after(&[register(), reject("x"), notify(), close(None)]);
     let (events, _) = s.when(Command::RevealComplainant { purpose: reason("核实身份") }).unwrap();
     assert!(matches!(&events[0], CaseEvent::ComplainantRevealed(_)));
 }
@@ -429,7 +432,7 @@ fn every_event_round_trips_through_its_payload() {
 
 #[test]
 fn erasing_personal_data_leaves_a_marker_once_even_on_a_closed_case() {
-    let s = given_new().after(&[register(), reject("x"), close(None)]);
+    let s = given_new().after(&[register(), reject("x"), notify(), close(None)]);
     let (events, case) = s.when(Command::ErasePersonalData).unwrap();
     assert!(matches!(&events[0], CaseEvent::PersonalDataErased(_)));
     assert!(case.personal_data_erased);

@@ -83,11 +83,13 @@ fn command() -> impl Strategy<Value = Step> {
         1 => r().prop_map(move |reason| c(Command::Reopen { reason })),
         1 => r().prop_map(move |reason| c(Command::Escalate { reason })),
         4 => proptest::option::of("[a-z]{1,5}").prop_map(move |n| c(close(n.as_deref()))),
-        1 => (90u128..92, any::<bool>(), any::<bool>()).prop_map(move |(n, t, h)| c(Command::LinkDuplicate {
-            of: CaseId::from_uuid(uuid::Uuid::from_u128(n)),
-            target_is_duplicate: t,
-            has_duplicates: h,
-        })),
+        1 => (90u128..92, any::<bool>(), any::<bool>(), proptest::option::of(units()), proptest::option::of(units()))
+            .prop_map(move |(n, t, h, u, a)| c(Command::LinkDuplicate {
+                of: CaseId::from_uuid(uuid::Uuid::from_u128(n)),
+                target: LinkTarget { is_duplicate: t, has_duplicates: h, units: u.map(unit).into_iter().collect(), accused_unit: a.map(unit) },
+            })),
+        1 => (units(), proptest::option::of(units()), r())
+            .prop_map(move |(f, t, reason)| c(Command::ReplaceCoUnit { from: unit(f), to: t.map(unit), reason })),
         1 => r().prop_map(move |reason| c(Command::UnlinkDuplicate { reason })),
         1 => Just(c(Command::AddNote { text: text("备注") })),
         1 => r().prop_map(move |purpose| c(Command::RevealComplainant { purpose })),

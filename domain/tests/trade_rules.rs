@@ -350,16 +350,53 @@ fn a_linked_duplicate_is_never_overdue_and_closes_only_after_its_own_reply() {
 #[test]
 fn duplicate_links_form_no_chains() {
     let s = given_new().after(&[register()]);
-    let onto_a_duplicate = Command::LinkDuplicate {
-        of: CaseId::from_uuid(uuid::Uuid::from_u128(90)),
-        target_is_duplicate: true,
-        has_duplicates: false,
-    };
+    let of = CaseId::from_uuid(uuid::Uuid::from_u128(90));
+    let onto_a_duplicate =
+        Command::LinkDuplicate { of, target: LinkTarget { is_duplicate: true, ..Default::default() } };
     assert_eq!(s.when(onto_a_duplicate).unwrap_err(), DomainError::TargetIsDuplicate);
-    let a_master = Command::LinkDuplicate {
-        of: CaseId::from_uuid(uuid::Uuid::from_u128(90)),
-        target_is_duplicate: false,
-        has_duplicates: true,
-    };
+    let a_master = Command::LinkDuplicate { of, target: LinkTarget { has_duplicates: true, ..Default::default() } };
     assert_eq!(s.when(a_master).unwrap_err(), DomainError::HasDuplicates);
+}
+
+#[test]
+fn a_merge_never_crosses_a_recusal() {
+    let of = CaseId::from_uuid(uuid::Uuid::from_u128(90));
+    // An accusation against unit 10 is never folded into a case unit 11 (under 10) handles.
+    let s = given_new().after(&[accusing(10)]);
+    let handled_by_11 = LinkTarget { units: vec![unit(11)], ..Default::default() };
+    assert_eq!(s.when(Command::LinkDuplicate { of, target: handled_by_11 }).unwrap_err(), DomainError::Recusal);
+    // Nor is unit 12's case folded into an accusation against its parent 11.
+    let s = given_new().after(&[register(), assign(12)]);
+    let accusation = LinkTarget { accused_unit: Some(unit(11)), ..Default::default() };
+    assert_eq!(s.when(Command::LinkDuplicate { of, target: accusation }).unwrap_err(), DomainError::Recusal);
+    let elsewhere = LinkTarget { units: vec![unit(1)], accused_unit: Some(unit(3)), ..Default::default() };
+    assert!(s.when(Command::LinkDuplicate { of, target: elsewhere }).is_ok());
+}
+
+#[test]
+fn a_refused_return_cannot_be_asked_again_in_the_same_assignment() {
+    let s = given_new()
+        .after(&[register(), assign(1)])
+        .handler_of(1)
+        .after(&[Command::RequestReturn { reason: reason("非本单位职责") }])
+        .acting_as(Role::Clerk)
+        .after(&[Command::RefuseReturn { reason: reason("属本单位职责") }])
+        .handler_of(1);
+    assert_eq!(s.when(Command::RequestReturn { reason: reason("再次申请") }).unwrap_err(), DomainError::ReturnRefused);
+    // A new assignment (after a re-route back and forth) starts afresh.
+    let s = s
+        .acting_as(Role::Clerk)
+        .after(&[Command::Transfer { reason: reason("改派"), to_unit: Some(unit(2)) }])
+        .after(&[Command::Transfer { reason: reason("改回"), to_unit: Some(unit(1)) }])
+        .handler_of(1);
+    assert!(s.when(Command::RequestReturn { reason: reason("x") }).is_ok());
+}
+
+#[test]
+fn a_co_unit_is_replaced_by_an_event() {
+    let s = given_new().after(&[register(), assign_jointly(1, &[2])]);
+    let replace = |to| Command::ReplaceCoUnit { from: unit(2), to, reason: reason("单位撤销") };
+    let (_, case) = s.when(replace(Some(unit(3)))).unwrap();
+    assert_eq!(case.co_units.iter().map(|c| c.unit).collect::<Vec<_>>(), vec![unit(3)]);
+    assert_eq!(s.when(replace(Some(unit(1)))).unwrap_err(), DomainError::InvalidCoUnits);
 }

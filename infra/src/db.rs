@@ -25,6 +25,8 @@ pub struct DbSettings {
     pub statement_timeout: Duration,
     /// `idle_in_transaction_session_timeout` on the server.
     pub idle_in_transaction_timeout: Duration,
+    /// The `application_name` the connections report (`pg_stat_activity` tells pools apart by it).
+    pub application_name: String,
 }
 
 impl DbSettings {
@@ -36,6 +38,7 @@ impl DbSettings {
             wait_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             idle_in_transaction_timeout: Duration::from_secs(15),
+            application_name: "huiyin".into(),
         }
     }
 
@@ -49,7 +52,7 @@ impl DbSettings {
             self.statement_timeout.as_millis(),
             self.idle_in_transaction_timeout.as_millis()
         ));
-        cfg.application_name("huiyin");
+        cfg.application_name(&self.application_name);
         cfg.connect_timeout(Duration::from_secs(5));
         Ok(cfg)
     }
@@ -71,5 +74,22 @@ impl DbSettings {
             })
             .build()
             .map_err(|_| StoreError::Vault("the pool could not be built"))
+    }
+}
+
+/// Whether the database answers `SELECT 1` through `pool` within `limit` (a readiness probe).
+/// A connection whose query did not answer in time is taken out of the pool and closed, never
+/// lent to the next caller: a frozen server would hang that caller too.
+pub async fn ping(pool: &Pool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let Ok(Ok(client)) = tokio::time::timeout_at(deadline, pool.get()).await else {
+        return false;
+    };
+    match tokio::time::timeout_at(deadline, client.simple_query("SELECT 1")).await {
+        Ok(answer) => answer.is_ok(),
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(client));
+            false
+        }
     }
 }

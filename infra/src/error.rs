@@ -49,10 +49,44 @@ pub enum StoreError {
     /// The statement ran past `statement_timeout`.
     #[error("database statement timed out")]
     Timeout,
+    /// The connection to the database was lost or could not be made: closed, an I/O error, the
+    /// server shutting down or starting up ([`is_connection_error`]). Whether a write in flight
+    /// committed is unknown; a retry with the same Idempotency-Key answers it.
+    #[error("database unavailable")]
+    Unavailable(#[source] tokio_postgres::Error),
+}
+
+/// Whether an error means the connection is gone or could not be made, not that the statement
+/// failed: the connection closed, an I/O error on it, a failed connect, or the server refusing
+/// service while it shuts down, crashes, starts up or is out of connections (SQLSTATE class 08,
+/// 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 57P05 idle session
+/// timeout, 53300 too many connections).
+pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        return code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::IDLE_SESSION_TIMEOUT,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code);
+    }
+    // `Kind::Io` ("error communicating with the server") and `Kind::Connect` carry the I/O error
+    // as their source; no other kind does.
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
+        if false && is_connection_error(&e) {
+            return Self::Unavailable(e);
+        }
         if let Some(db) = e.as_db_error() {
             let code = db.code();
             if *code == tokio_postgres::error::SqlState::QUERY_CANCELED {

@@ -402,14 +402,25 @@ impl Ledger {
             sql_where.push_str(&format!(" AND ({key}, case_id) {cmp} (${}, ${})", params.len() - 1, params.len()));
         }
         params.push(Box::new(limit));
+        // The page is chosen first and only its rows are turned into JSON (a projection before
+        // the sort would build one object per match).
         let sql = format!(
-            "SELECT {ROW_JSON} FROM ledger l WHERE {sql_where} ORDER BY {key} {order}, case_id {order} LIMIT ${}",
+            "SELECT {ROW_JSON} FROM (SELECT * FROM ledger WHERE {sql_where} \
+             ORDER BY {key} {order}, case_id {order} LIMIT ${}) l ORDER BY {key} {order}, case_id {order}",
             params.len()
         );
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&sql).await?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        client.query(&stmt, &refs).await?.iter().map(LedgerRow::from_row).collect()
+        // A search is planned for its own terms: how common a character is decides between
+        // walking the received-date index and reading the search index's matches, which a
+        // cached generic plan cannot know.
+        let rows = if filter.q.is_some() {
+            client.query(sql.as_str(), &refs).await?
+        } else {
+            let stmt = client.prepare_cached(&sql).await?;
+            client.query(&stmt, &refs).await?
+        };
+        rows.iter().map(LedgerRow::from_row).collect()
     }
 
     /// One ledger row.
@@ -445,6 +456,22 @@ impl Ledger {
             .iter()
             .map(|r| (r.get(0), r.get::<_, Option<bool>>(1).unwrap_or(false), r.get(2)))
             .collect())
+    }
+
+    /// Open cases that a deactivated unit still leads or co-handles (an assignment that raced
+    /// the deactivation): `(case, the inactive lead unit if it leads, the inactive co-units)`.
+    pub async fn cases_at_inactive_units(&self) -> Result<Vec<(Uuid, Option<Uuid>, Vec<Uuid>)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH gone AS (SELECT coalesce(array_agg(id), '{}') AS ids FROM units WHERE NOT active) \
+                 SELECT l.case_id, CASE WHEN l.unit_id = ANY(gone.ids) THEN l.unit_id END, \
+                        ARRAY(SELECT u FROM unnest(l.co_unit_ids) AS u WHERE u = ANY(gone.ids)) \
+                 FROM ledger l, gone \
+                 WHERE l.status IN ('assigned', 'handled') AND (l.unit_id = ANY(gone.ids) OR l.co_unit_ids && gone.ids)",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
     /// Which of `ids` a handler of `unit` may see now (see `scope_sql`).

@@ -230,6 +230,8 @@ pub struct ReferenceData {
     /// The deactivated units as last read (every read of the unit tree refreshes it), so that a
     /// token naming one can be refused without a query.
     inactive: Arc<std::sync::RwLock<std::collections::HashSet<UnitId>>>,
+    /// The active units as last read, the same way.
+    active: Arc<std::sync::RwLock<std::collections::HashSet<UnitId>>>,
 }
 
 const UNIT_COLS: &str = "id, name, kind, parent_id, active, created_at, updated_at";
@@ -238,7 +240,7 @@ const CATEGORY_COLS: &str = "id, code, name, kind, default_unit_id, policy, acti
 impl ReferenceData {
     /// Reference data on a pool.
     pub fn new(pool: Pool) -> Self {
-        Self { pool, calendar: Arc::new(RwLock::new(None)), inactive: Arc::default() }
+        Self { pool, calendar: Arc::new(RwLock::new(None)), inactive: Arc::default(), active: Arc::default() }
     }
 
     /// Creates a unit.
@@ -290,10 +292,13 @@ impl ReferenceData {
             ))
             .await?;
         let unit = client.query_opt(&stmt, &[&id.as_uuid()]).await?.as_ref().map(Unit::from_row);
-        if unit.is_some()
-            && let Ok(mut known) = self.inactive.write()
-        {
-            known.insert(id);
+        if unit.is_some() {
+            if let Ok(mut known) = self.inactive.write() {
+                known.insert(id);
+            }
+            if let Ok(mut known) = self.active.write() {
+                known.remove(&id);
+            }
         }
         Ok(unit)
     }
@@ -453,36 +458,41 @@ impl ReferenceData {
         Ok(client.execute("DELETE FROM routing_rules WHERE id = $1", &[&id]).await? > 0)
     }
 
-    /// The route a case of `category` from `village` takes by default: the village's rule, else
-    /// the category-wide rule, else the category's default unit; none without a category.
-    pub async fn route_for(
+    /// The routes a case of `category` from `village` may take by default, best first: the
+    /// village's rule, the category-wide rule, the category's default unit. Empty without a
+    /// category. The caller takes the first one it may use (an active unit the case does not
+    /// accuse).
+    pub async fn routes_for(
         &self,
         category: Option<CategoryId>,
         village: Option<UnitId>,
-    ) -> Result<Option<Route>, StoreError> {
-        let Some(category) = category else { return Ok(None) };
+    ) -> Result<Vec<Route>, StoreError> {
+        let Some(category) = category else { return Ok(Vec::new()) };
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
                 "SELECT unit_id, tier, village_id IS NOT NULL FROM routing_rules \
                  WHERE category_id = $1 AND (village_id = $2 OR village_id IS NULL) \
-                 ORDER BY village_id NULLS LAST LIMIT 1",
+                 ORDER BY village_id NULLS LAST",
             )
             .await?;
-        if let Some(r) = client.query_opt(&stmt, &[&category.as_uuid(), &village.map(|v| v.as_uuid())]).await? {
-            return Ok(Some(Route {
+        let mut routes: Vec<Route> = client
+            .query(&stmt, &[&category.as_uuid(), &village.map(|v| v.as_uuid())])
+            .await?
+            .iter()
+            .map(|r| Route {
                 unit_id: UnitId::from_uuid(r.get(0)),
                 tier: if r.get::<_, String>(1) == "village" { Tier::Village } else { Tier::Town },
                 source: if r.get(2) { RouteSource::VillageRule } else { RouteSource::CategoryRule },
-            }));
-        }
+            })
+            .collect();
         drop(client);
-        let Some(unit) = self.category(category).await?.and_then(|c| c.default_unit_id) else { return Ok(None) };
-        Ok(self.unit(unit).await?.map(|u| Route {
-            unit_id: u.id,
-            tier: tier_of(u.kind),
-            source: RouteSource::CategoryDefault,
-        }))
+        if let Some(unit) = self.category(category).await?.and_then(|c| c.default_unit_id)
+            && let Some(u) = self.unit(unit).await?
+        {
+            routes.push(Route { unit_id: u.id, tier: tier_of(u.kind), source: RouteSource::CategoryDefault });
+        }
+        Ok(routes)
     }
 
     /// Which years are loaded and when each was last written: changes whenever a year's
@@ -511,6 +521,9 @@ impl ReferenceData {
         if let Ok(mut known) = self.inactive.write() {
             *known = inactive;
         }
+        if let Ok(mut known) = self.active.write() {
+            known.clone_from(&tree.active);
+        }
         Ok(tree)
     }
 
@@ -518,6 +531,11 @@ impl ReferenceData {
     /// deactivations at once, other instances' within the refresh interval of the caller).
     pub fn is_known_inactive(&self, unit: UnitId) -> bool {
         self.inactive.read().is_ok_and(|s| s.contains(&unit))
+    }
+
+    /// Whether `unit` was active at the last read of the unit tree.
+    pub fn is_known_active(&self, unit: UnitId) -> bool {
+        self.active.read().is_ok_and(|s| s.contains(&unit))
     }
 
     /// The working calendar (cached; see the type's docs).

@@ -6,8 +6,8 @@
 //! - Chinese (and other unspaced scripts: kana, hangul) is indexed as every single character and
 //!   every pair of neighbours, so any one character finds the case, and a longer query finds it
 //!   through its pairs (`来水` in `自来水停水三天`), with no dictionary to miss a word;
-//! - Latin letters and digits are indexed as whole words and matched by prefix (`wat` finds
-//!   `water`, `139` finds `13900000000`).
+//! - Latin letters and digits are indexed as whole words and every suffix of them, and matched
+//!   by prefix: any part of a word finds it (`wat` and `ate` find `water`, `571` finds `0571`).
 //!
 //! The terms are written as exact lexemes (the tsvector and tsquery input syntax, quoted), so
 //! PostgreSQL's parser never re-splits them, whatever the database's locale.
@@ -76,7 +76,13 @@ pub fn index_terms(text: &str) -> Vec<String> {
     };
     for run in runs(text) {
         match run {
-            Run::Word(w) => push(w),
+            Run::Word(w) => {
+                // Every suffix, so that a prefix match on the query finds any part of the word.
+                let chars: Vec<char> = w.chars().collect();
+                for i in 0..chars.len() {
+                    push(chars[i..].iter().collect());
+                }
+            }
             Run::Unspaced(cs) => {
                 for c in &cs {
                     push(c.to_string());
@@ -133,7 +139,7 @@ mod tests {
 
     #[test]
     fn full_width_forms_and_latin_case_are_normalised() {
-        assert_eq!(index_terms("ＷｉＦｉ信号１２３"), ["wifi", "信", "号", "信号", "123"]);
+        assert_eq!(index_terms("ＷｉＦｉ信号１２３"), ["wifi", "ifi", "fi", "i", "信", "号", "信号", "123", "23", "3"]);
         assert_eq!(tsquery_text("ｗｉｆｉ").as_deref(), Some("'wifi':*"));
     }
 

@@ -436,16 +436,32 @@ impl EventStore {
             &[&vec![case_id.as_uuid(), of.as_uuid()]],
         )
         .await?;
-        let row = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM ledger WHERE case_id = $2), \
-                        EXISTS (SELECT 1 FROM ledger WHERE case_id = $2 AND duplicate_of IS NOT NULL), \
-                        EXISTS (SELECT 1 FROM ledger WHERE duplicate_of = $1)",
-                &[&case_id.as_uuid(), &of.as_uuid()],
+        let target = tx
+            .query_opt(
+                "SELECT duplicate_of IS NOT NULL, unit_id, co_unit_ids, accused_unit_id FROM ledger WHERE case_id = $1",
+                &[&of.as_uuid()],
             )
             .await?;
-        let facts =
-            LinkFacts { target_exists: row.get(0), target_is_duplicate: row.get(1), has_duplicates: row.get(2) };
+        let has_duplicates: bool = tx
+            .query_one("SELECT EXISTS (SELECT 1 FROM ledger WHERE duplicate_of = $1)", &[&case_id.as_uuid()])
+            .await?
+            .get(0);
+        let facts = match target {
+            None => LinkFacts { target_exists: false, target: domain::LinkTarget::default() },
+            Some(r) => {
+                let lead: Option<Uuid> = r.get(1);
+                let co: Vec<Uuid> = r.get(2);
+                LinkFacts {
+                    target_exists: true,
+                    target: domain::LinkTarget {
+                        is_duplicate: r.get(0),
+                        has_duplicates,
+                        units: lead.into_iter().chain(co).map(domain::UnitId::from_uuid).collect(),
+                        accused_unit: r.get::<_, Option<Uuid>>(3).map(domain::UnitId::from_uuid),
+                    },
+                }
+            }
+        };
         let plan = match decide(facts) {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
@@ -590,14 +606,12 @@ impl EventStore {
 }
 
 /// What a duplicate link must know of the other case, read under both cases' locks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkFacts {
     /// The target case exists.
     pub target_exists: bool,
-    /// The target is itself linked as a duplicate.
-    pub target_is_duplicate: bool,
-    /// Other cases are linked to the case being linked.
-    pub has_duplicates: bool,
+    /// Its facts (and whether other cases point at the case being linked).
+    pub target: domain::LinkTarget,
 }
 
 /// An append decided under locks: what [`EventStore::append`] takes, as one value.

@@ -4,10 +4,13 @@
 mod api_auth;
 mod api_inputs;
 mod api_lifecycle;
+mod contract;
 mod hardening;
+mod http_semantics;
 mod integrity;
 mod ledger;
 mod logs;
 mod openapi;
+mod reliability;
 mod store;
 mod trade_lifecycle;

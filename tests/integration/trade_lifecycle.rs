@@ -105,6 +105,11 @@ async fn a_unit_signs_then_may_ask_to_return_and_the_dispatcher_decides() {
     app.post(&path(id, "return/approve"), &a, json!({})).await.assert_problem(403, "forbidden");
     let refused = ok(&app, &clerk, id, "return/refuse", json!({"reason": "经研判属于卫生院职责"})).await;
     assert_eq!((refused["unit_id"].clone(), refused["return_request"].clone()), (json!(app.dept_a), Value::Null));
+    // Refused means the unit handles it: no second request in this assignment.
+    app.post(&path(id, "return"), &a, json!({"reason": "再次申请退回"})).await.assert_problem(409, "return-refused");
+    // The dispatcher may still re-route it; that is a new assignment, with its own window.
+    ok(&app, &clerk, id, "transfer", json!({"reason": "改派", "to_unit_id": app.dept_b})).await;
+    ok(&app, &clerk, id, "transfer", json!({"reason": "改回", "to_unit_id": app.dept_a})).await;
     ok(&app, &a, id, "return", json!({"reason": "再次申请退回"})).await;
     let approved = ok(&app, &clerk, id, "return/approve", json!({"unit_id": app.dept_b})).await;
     assert_eq!(approved["unit_id"], json!(app.dept_b));
@@ -310,14 +315,38 @@ async fn a_unit_with_open_cases_is_deactivated_only_with_a_unit_to_reroute_them_
     let unit = app.create_unit(&admin, "撤并村", "village", Some(app.town)).await;
     let id = app.register(app.case_body()).await;
     ok(&app, &sup, id, "assign", json!({"unit_id": unit})).await;
+    // A co-unit role counts too.
+    let joint = app.register(app.case_body()).await;
+    ok(&app, &sup, joint, "assign", json!({"unit_id": app.dept_a, "co_unit_ids": [unit]})).await;
+    // And an accusation against the target unit: re-routing there would breach recusal.
+    let mut body = app.case_body();
+    body["accused_unit_id"] = json!(app.village);
+    let accusation = app.register(body).await;
+    ok(&app, &sup, accusation, "assign", json!({"unit_id": unit})).await;
     let r = app.post(&format!("/api/v1/units/{unit}/deactivate"), &admin, json!({})).await;
     r.assert_problem(409, "unit-holds-cases");
-    assert_eq!(r.body["cases"], json!([id]));
+    let mut listed: Vec<String> =
+        r.body["cases"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    listed.sort();
+    let mut want = vec![id.to_string(), joint.to_string(), accusation.to_string()];
+    want.sort();
+    assert_eq!(listed, want);
+    // A recusal anywhere refuses the whole re-route before anything is written.
+    let before = app.event_count().await;
+    let r = app.post(&format!("/api/v1/units/{unit}/deactivate"), &admin, json!({"reroute_to": app.village})).await;
+    r.assert_problem(409, "recusal");
+    assert_eq!(app.event_count().await, before, "nothing moved");
+    assert_eq!(app.get(&format!("/api/v1/units/{unit}"), &admin).await.body["active"], true);
+    ok(&app, &sup, accusation, "transfer", json!({"reason": "改派", "to_unit_id": app.dept_a})).await;
     let r = app.post(&format!("/api/v1/units/{unit}/deactivate"), &admin, json!({"reroute_to": app.village})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let v = app.get(&format!("/api/v1/cases/{id}"), &sup).await.body;
     assert_eq!(v["unit_id"], json!(app.village));
-    // Tokens naming the deactivated unit are refused.
+    let v = app.get(&format!("/api/v1/cases/{joint}"), &sup).await.body;
+    assert_eq!(v["co_units"][0]["unit_id"], json!(app.village), "the co-unit role moves too");
+    // Tokens naming the deactivated unit, or no unit at all, are refused.
+    let r = app.get("/api/v1/ledger", &app.token("handler", Some(Uuid::new_v4()))).await;
+    r.assert_problem(401, "unauthorized");
     let r = app.get("/api/v1/ledger", &app.token("handler", Some(unit))).await;
     r.assert_problem(401, "unauthorized");
     // Nothing is routed there any more.
@@ -374,7 +403,9 @@ async fn search_finds_single_characters_partial_words_and_both_widths() {
     body["description"] = json!("自来水停水三天，村民用水困难。ＷｉＦｉ信号弱，编号ABC-12345。");
     let id = app.register(body).await;
     let other = app.register(app.case_body()).await;
-    for q in ["水", "来水", "停水三", "村民用", "wifi", "ＷＩＦＩ", "Wi", "abc", "１２３", "12345"] {
+    for q in
+        ["水", "来水", "停水三", "村民用", "wifi", "ＷＩＦＩ", "Wi", "fi", "abc", "bc", "１２３", "12345", "345", "4"]
+    {
         let url = format!("/api/v1/ledger?q={}", urlencode(q));
         let r = app.get(&url, &clerk).await;
         assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
@@ -540,4 +571,58 @@ async fn the_unit_asks_for_an_extension_a_supervisor_decides_and_the_citizen_is_
     )
     .await
     .assert_problem(409, "extension-limit-reached");
+}
+
+#[tokio::test]
+async fn a_merge_never_crosses_a_recusal() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    // P's own case, handled by P.
+    let ps_case = app.register(app.case_body()).await;
+    ok(&app, &sup, ps_case, "assign", json!({"unit_id": app.dept_a})).await;
+    // An accusation against P.
+    let mut body = app.case_body();
+    body["accused_unit_id"] = json!(app.dept_a);
+    let accusation = app.register(body).await;
+    app.post(&path(accusation, "link-duplicate"), &sup, json!({"of": ps_case})).await.assert_problem(409, "recusal");
+    app.post(&path(ps_case, "link-duplicate"), &sup, json!({"of": accusation})).await.assert_problem(409, "recusal");
+    // A deactivated parent takes no new units.
+    let admin = app.token("admin", None);
+    let old = app.create_unit(&admin, "旧站", "department", Some(app.town)).await;
+    assert_eq!(app.post(&format!("/api/v1/units/{old}/deactivate"), &admin, json!({})).await.status, StatusCode::OK);
+    app.post("/api/v1/units", &admin, json!({"name": "新分站", "kind": "department", "parent_id": old}))
+        .await
+        .assert_problem(422, "unknown-reference");
+}
+
+#[tokio::test]
+async fn an_assignment_that_raced_a_deactivation_is_returned_to_dispatch() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let admin = app.token("admin", None);
+    let unit = app.create_unit(&admin, "撤销中", "department", Some(app.town)).await;
+    for _ in 0..5 {
+        let cases = [app.register(app.case_body()).await, app.register(app.case_body()).await];
+        let (p0, p1, pd) =
+            (path(cases[0], "assign"), path(cases[1], "assign"), format!("/api/v1/units/{unit}/deactivate"));
+        let (_, _, d) = tokio::join!(
+            app.post(&p0, &sup, json!({"unit_id": unit})),
+            app.post(&p1, &sup, json!({"unit_id": unit})),
+            app.post(&pd, &admin, json!({})),
+        );
+        if d.status == StatusCode::OK {
+            // Whatever won the race, no open case is left with the deactivated unit.
+            for c in cases {
+                let v = app.get(&format!("/api/v1/cases/{c}"), &sup).await.body;
+                assert_ne!(v["unit_id"], json!(unit), "{v}");
+            }
+            return;
+        }
+        // Refused because an assignment got in first: take those cases away and try again.
+        for c in d.body["cases"].as_array().unwrap() {
+            let c: Uuid = c.as_str().unwrap().parse().unwrap();
+            ok(&app, &sup, c, "transfer", json!({"reason": "改派"})).await;
+        }
+    }
+    panic!("the unit was never deactivated");
 }

@@ -68,6 +68,7 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
         bind: "127.0.0.1:0".parse().unwrap(),
         request_timeout_ms: 15_000,
         migrate: false,
+        cors_origins: vec!["https://ledger.example.org".into()],
         db: DatabaseArgs {
             url: db.app_settings().url.expose().clone(),
             admin_url: None,
@@ -95,6 +96,8 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             key_id: "test-checkpoint".into(),
             interval_s: 0,
         },
+        capacity: Default::default(),
+        metrics: Default::default(),
     }
 }
 

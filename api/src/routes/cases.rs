@@ -8,23 +8,25 @@
 //! same key with another body answers 422.
 
 use actix_web::http::header;
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use domain::{CaseId, CategoryId, Command, UnitId};
 use uuid::Uuid;
 
 use crate::auth::{Action, Principal};
 use crate::dto::*;
-use crate::extract::OptionalJson;
+use crate::extract::{OptionalJson, json_body};
 use crate::middleware::{request_id, within_deadline};
 use crate::problem::ApiError;
-use crate::service::{self, RequestMeta, opt_text, reason, text};
+use crate::service::{self, IfMatch, RequestMeta, opt_text, reason, text};
 use crate::startup::AppState;
 
 /// The longest Idempotency-Key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 
-fn meta(req: &HttpRequest, principal: Principal) -> Result<RequestMeta, ApiError> {
+/// The request's context from its headers: `Idempotency-Key` (1 to 200 visible ASCII
+/// characters) and `If-Match` (`*`, or one or more version tags).
+pub fn meta(req: &HttpRequest, principal: Principal) -> Result<RequestMeta, ApiError> {
     let idempotency_key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -41,14 +43,10 @@ fn meta(req: &HttpRequest, principal: Principal) -> Result<RequestMeta, ApiError
     };
     let if_match = match req.headers().get(header::IF_MATCH) {
         None => None,
-        Some(v) => {
-            let s = v.to_str().unwrap_or_default().trim();
-            let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-            Some(s.parse::<u32>().map_err(|_| ApiError::BadRequest {
-                code: "invalid-if-match",
-                detail: "If-Match must be the case's ETag, e.g. \"3\"".into(),
-            })?)
-        }
+        Some(v) => Some(v.to_str().ok().and_then(IfMatch::parse).ok_or(ApiError::BadRequest {
+            code: "invalid-if-match",
+            detail: "If-Match must be `*` or the case's ETag(s), e.g. \"3\" or \"3\", \"4\"".into(),
+        })?),
     };
     Ok(RequestMeta { principal, request_id: request_id(req), idempotency_key, if_match })
 }
@@ -89,10 +87,12 @@ pub async fn register(
     state: Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: Json<RegisterCaseRequest>,
-) -> Result<HttpResponse, ApiError> {
+    body: Bytes,
+) -> Result<HttpResponse, actix_web::Error> {
+    principal.require(Action::RegisterCase)?;
+    let body: RegisterCaseRequest = json_body(&req, &body)?;
     let meta = meta(&req, principal)?;
-    let (view, _) = within_deadline(&req, service::register(&state, &meta, body.into_inner())).await?;
+    let (view, _) = within_deadline(&req, service::register(&state, &meta, body)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/cases/{}", view.id)))
         .insert_header(etag(view.version))
@@ -179,11 +179,13 @@ macro_rules! command_endpoint {
             principal: Principal,
             req: HttpRequest,
             id: Path<Uuid>,
-            body: Json<$body>,
-        ) -> Result<HttpResponse, ApiError> {
-            let $b = body.into_inner();
+            body: Bytes,
+        ) -> Result<HttpResponse, actix_web::Error> {
+            // Authorise first: a role that may never send this command gets 403, whatever its body.
+            principal.require($action)?;
+            let $b: $body = json_body(&req, &body)?;
             let command: Command = $build;
-            run(&state, &req, principal, *id, $action, command, &$b).await
+            Ok(run(&state, &req, principal, *id, $action, command, &$b).await?)
         }
     };
 }
@@ -264,10 +266,10 @@ pub async fn assign(
     principal: Principal,
     req: HttpRequest,
     id: Path<Uuid>,
-    body: Json<AssignRequest>,
-) -> Result<HttpResponse, ApiError> {
+    body: Bytes,
+) -> Result<HttpResponse, actix_web::Error> {
     principal.require(Action::Assign)?;
-    let b = body.into_inner();
+    let b: AssignRequest = json_body(&req, &body)?;
     let due_at = b.due_at.map(|t| service::bounded_time("due_at", t)).transpose()?;
     let note = opt_text("note", b.note.as_deref())?;
     let (unit, tier) =
@@ -279,7 +281,7 @@ pub async fn assign(
         note,
         tier: Some(tier),
     };
-    run(&state, &req, principal, *id, Action::Assign, command, &b).await
+    Ok(run(&state, &req, principal, *id, Action::Assign, command, &b).await?)
 }
 
 bodyless_endpoint!(
@@ -461,7 +463,8 @@ command_endpoint!(
     /// that is itself a duplicate, never when other cases point at this one. The duplicate's
     /// clocks stop; it still gets its own reply before it closes.
     link_duplicate, "/cases/{id}/link-duplicate", LinkDuplicateRequest, Action::LinkDuplicate,
-    |b| Command::LinkDuplicate { of: CaseId::from_uuid(b.of), target_is_duplicate: false, has_duplicates: false }
+    // The other case's facts are read under both cases' locks when the command runs.
+    |b| Command::LinkDuplicate { of: CaseId::from_uuid(b.of), target: domain::LinkTarget::default() }
 );
 command_endpoint!(
     /// Undo a duplicate link

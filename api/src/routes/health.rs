@@ -1,7 +1,9 @@
 //! Liveness and readiness.
 
+use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 
+use crate::middleware::Capacity;
 use crate::startup::AppState;
 
 /// Liveness
@@ -15,13 +17,16 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness
 ///
-/// The process can reach its database.
+/// The process can reach its database: a connection and `SELECT 1` within
+/// `HUIYIN_READY_TIMEOUT_MS` (default 2 s). A database that is down, frozen or out of connections
+/// answers 503 when that time is up, never later.
 #[utoipa::path(tag = "health", responses(
     (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
     (status = 503, description = "The database is unreachable", body = Object, example = json!({"status": "database unreachable"}))
 ))]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub async fn readyz(state: web::Data<AppState>, capacity: web::Data<Capacity>) -> HttpResponse {
+    let _ = capacity;
     let ok = match state.pool.get().await {
         Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
         Err(_) => false,
@@ -29,7 +34,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if ok {
         HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
     } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "database unreachable" }))
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .json(serde_json::json!({ "status": "database unreachable" }))
     }
 }
 

@@ -2,6 +2,7 @@
 //! pages and as Server-Sent Events), and personal data (reveal with a recorded purpose, erasure).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
@@ -13,9 +14,10 @@ use uuid::Uuid;
 
 use crate::auth::{Action, Principal};
 use crate::dto::*;
-use crate::middleware::{request_id, within_deadline};
+use crate::metrics::metrics;
+use crate::middleware::{Admitted, Capacity, within_deadline};
 use crate::problem::{ApiError, FieldError};
-use crate::service::{self, RequestMeta};
+use crate::service;
 use crate::startup::AppState;
 
 fn feed_cursor(s: Option<&str>) -> Result<FeedCursor, ApiError> {
@@ -116,7 +118,7 @@ pub async fn make_checkpoint(
 #[utoipa::path(tag = "integrity", params(FeedQuery), responses((status = 200, description = "A page of the feed", body = FeedPage)), security(("bearer" = [])))]
 #[get("/events")]
 pub async fn feed(
-    state: Data<AppState>,
+    capacity: Data<Capacity>,
     principal: Principal,
     req: HttpRequest,
     q: Query<FeedQuery>,
@@ -129,7 +131,25 @@ pub async fn feed(
             return Err(ApiError::BadRequest { code: "invalid-query", detail: "limit must be 1 to 1000".into() });
         }
     };
-    Ok(HttpResponse::Ok().json(within_deadline(&req, service::feed(&state, &principal, after, limit)).await?))
+    // Through the read pool: however many consumers page the feed, commands keep their pool.
+    let page = within_deadline(&req, service::feed(&capacity.readers, &principal, after, limit)).await?;
+    let m = metrics();
+    m.feed_pages.with_label_values(&["page"]).inc();
+    m.feed_events.inc_by(page.events.len() as u64);
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The shortest wait of an event stream for a busy database.
+const STREAM_BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// The longest wait of an event stream for a busy database.
+const STREAM_BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// How often a quiet stream sends a comment, so proxies keep the connection.
+const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Whether a feed read failed because the database is busy or away for now (no connection free
+/// in time, a lost connection, a statement timeout): a stream waits and reads again.
+fn database_busy(e: &ApiError) -> bool {
+    matches!(e, ApiError::Unavailable | ApiError::Timeout)
 }
 
 /// The feed, live (Server-Sent Events)
@@ -137,12 +157,17 @@ pub async fn feed(
 /// The same events as `/api/v1/events`, pushed as they become visible: each SSE message has the
 /// feed position as its `id`, so a client that reconnects with `Last-Event-ID` (or `?after=`)
 /// resumes exactly where it stopped. Woken by PostgreSQL LISTEN/NOTIFY, with a one-second poll
-/// as the fallback; a comment every 15 s keeps proxies from closing the connection. The stream
-/// ends when the token that opened it expires.
-#[utoipa::path(tag = "integrity", params(FeedQuery), responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String)), security(("bearer" = [])))]
+/// as the fallback; a comment every 15 s keeps proxies from closing the connection. When the
+/// database is busy or restarting the stream waits (up to 8 s between tries, with comments
+/// meanwhile) instead of ending. At most `HUIYIN_MAX_STREAMS` streams are open at once (default
+/// 64); beyond, 429 with Retry-After. The stream ends when the token that opened it expires.
+#[utoipa::path(tag = "integrity", params(FeedQuery), responses(
+    (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+    (status = 429, description = "As many event streams are open as are admitted; retry after `Retry-After` seconds", content_type = "application/problem+json", body = crate::problem::Problem)
+), security(("bearer" = [])))]
 #[get("/events/stream")]
 pub async fn stream(
-    state: Data<AppState>,
+    capacity: Data<Capacity>,
     principal: Principal,
     req: HttpRequest,
     q: Query<FeedQuery>,
@@ -150,15 +175,28 @@ pub async fn stream(
     principal.require(Action::ReadFeed)?;
     let last_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let start = feed_cursor(last_id.as_deref().or(q.after.as_deref()))?;
+    // Held by the body: the slot is free again when the stream ends or its client leaves.
+    let slot = capacity.admit_stream()?;
     struct S {
-        state: Data<AppState>,
+        readers: Arc<AppState>,
         principal: Principal,
         cursor: FeedCursor,
         buffer: VecDeque<FeedEvent>,
         beat: Instant,
+        backoff: Duration,
         done: bool,
+        _slot: Admitted,
     }
-    let init = S { state, principal, cursor: start, buffer: VecDeque::new(), beat: Instant::now(), done: false };
+    let init = S {
+        readers: capacity.readers.clone(),
+        principal,
+        cursor: start,
+        buffer: VecDeque::new(),
+        beat: Instant::now(),
+        backoff: Duration::ZERO,
+        done: false,
+        _slot: slot,
+    };
     let body = futures_util::stream::unfold(init, |mut s| async move {
         if s.done {
             return None;
@@ -175,15 +213,33 @@ pub async fn stream(
                 let msg = format!("id: {}\nevent: case-event\ndata: {data}\n\n", e.feed_position);
                 return Some((Ok::<_, actix_web::Error>(Bytes::from(msg)), s));
             }
-            let wake = s.state.feed_wake.clone();
+            let wake = s.readers.feed_wake.clone();
             let notified = wake.notified();
-            match service::feed(&s.state, &s.principal, s.cursor, 200).await {
+            match service::feed(&s.readers, &s.principal, s.cursor, 200).await {
                 Ok(page) => {
+                    s.backoff = Duration::ZERO;
+                    let m = metrics();
+                    m.feed_pages.with_label_values(&["stream"]).inc();
+                    m.feed_events.inc_by(page.events.len() as u64);
                     s.cursor = page.next.parse().unwrap_or(s.cursor);
                     if !page.events.is_empty() {
                         s.buffer.extend(page.events);
                         continue;
                     }
+                }
+                Err(e) if database_busy(&e) => {
+                    // Busy or restarting: wait longer each time (with jitter, so that streams
+                    // do not come back together) and read again; the client keeps its stream.
+                    s.backoff = (s.backoff * 2).clamp(STREAM_BACKOFF_MIN, STREAM_BACKOFF_MAX);
+                    metrics().stream_backoffs.inc();
+                    tracing::debug!(error = %e, backoff_ms = s.backoff.as_millis() as u64, "event stream waits for the database");
+                    if s.beat.elapsed() > STREAM_KEEP_ALIVE {
+                        s.beat = Instant::now();
+                        return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), s));
+                    }
+                    let jitter = Duration::from_millis(u64::from(rand::random::<u8>()));
+                    tokio::time::sleep(s.backoff + jitter).await;
+                    continue;
                 }
                 Err(e) => {
                     s.done = true;
@@ -196,7 +252,7 @@ pub async fn stream(
                     ));
                 }
             }
-            if s.beat.elapsed() > Duration::from_secs(15) {
+            if s.beat.elapsed() > STREAM_KEEP_ALIVE {
                 s.beat = Instant::now();
                 return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), s));
             }
@@ -245,7 +301,8 @@ pub async fn reveal(
         }]));
     }
     let purpose = service::reason("purpose", &body.purpose)?;
-    let meta = RequestMeta { principal, request_id: request_id(&req), idempotency_key: None, if_match: None };
+    // If-Match and Idempotency-Key as for every command: a retried reveal records one access.
+    let meta = crate::routes::cases::meta(&req, principal)?;
     let r = within_deadline(&req, service::reveal(&state, &meta, CaseId::from_uuid(*id), purpose, &body.into_inner()))
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(r))
@@ -264,7 +321,8 @@ pub async fn erase(
     req: HttpRequest,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = RequestMeta { principal, request_id: request_id(&req), idempotency_key: None, if_match: None };
+    // If-Match (a stale version shreds nothing) and Idempotency-Key as for every command.
+    let meta = crate::routes::cases::meta(&req, principal)?;
     let version = within_deadline(&req, service::erase(&state, &meta, CaseId::from_uuid(*id))).await?;
     Ok(HttpResponse::NoContent().insert_header((header::ETAG, format!("\"{version}\""))).finish())
 }

@@ -1,9 +1,13 @@
 //! The ledger (台账), the overdue view and statistics: reads of the projection, computed against
 //! the current time and the working calendar. Exports (CSV with a BOM for Excel, XLSX) are
-//! streamed page by page, so memory stays flat however many rows there are.
+//! streamed page by page, so memory stays flat however many rows there are; at most
+//! `HUIYIN_MAX_EXPORTS` run at once (429 beyond), they read through the read pool, and an export
+//! whose client leaves stops: the CSV body stops pulling pages when actix drops it, and the XLSX
+//! build (on a blocking thread) watches a flag set when the request's future is dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::http::header;
 use actix_web::web::{Bytes, Data, Query};
@@ -15,7 +19,8 @@ use uuid::Uuid;
 
 use crate::auth::{Action, Principal, Scope};
 use crate::dto::*;
-use crate::middleware::within_deadline;
+use crate::metrics::metrics;
+use crate::middleware::{Admitted, Capacity, within_deadline};
 use crate::problem::ApiError;
 use crate::service::deadline_labels;
 use crate::startup::AppState;
@@ -207,12 +212,14 @@ fn next_link(req: &HttpRequest, next: &str) -> String {
             (LedgerPage = "application/json"),
             (String = "text/csv"),
             (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-        ))),
+        )),
+        (status = 429, description = "An export was asked for while as many run as are admitted (`HUIYIN_MAX_EXPORTS`); retry after `Retry-After` seconds", content_type = "application/problem+json", body = crate::problem::Problem)),
     security(("bearer" = []))
 )]
 #[get("/ledger")]
 pub async fn ledger(
     state: Data<AppState>,
+    capacity: Data<Capacity>,
     principal: Principal,
     req: HttpRequest,
     q: Query<LedgerQuery>,
@@ -224,10 +231,10 @@ pub async fn ledger(
     let accept =
         req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     if accept.contains("text/csv") {
-        return export_csv(&state, f, s).await;
+        return export_csv(&state, &capacity.readers, f, s, capacity.admit_export()?).await;
     }
     if accept.contains(XLSX) {
-        return export_xlsx(&state, f, s).await;
+        return export_xlsx(&state, &capacity.readers, f, s, capacity.admit_export()?).await;
     }
     let n = limit(q.limit, 20)?;
     let now = domain::truncate_to_micros(Utc::now());
@@ -401,31 +408,78 @@ impl Pages {
     }
 }
 
-async fn export_csv(state: &AppState, filter: LedgerFilter, sort: LedgerSort) -> Result<HttpResponse, ApiError> {
+/// One running export: it holds its slot ([`Admitted`]) to the end, and counts itself cancelled
+/// when dropped unfinished (its client left).
+struct ExportRun {
+    _slot: Admitted,
+    finished: bool,
+}
+
+impl ExportRun {
+    fn new(slot: Admitted) -> Self {
+        Self { _slot: slot, finished: false }
+    }
+
+    /// It ran to its end (or failed): not a cancellation.
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for ExportRun {
+    fn drop(&mut self) {
+        if !self.finished {
+            metrics().exports_cancelled.inc();
+            tracing::info!("export stopped: the client left");
+        }
+    }
+}
+
+/// What the CSV body carries from one chunk to the next.
+struct CsvBody {
+    pages: Pages,
+    head: Option<Vec<u8>>,
+    run: ExportRun,
+}
+
+async fn export_csv(
+    state: &AppState,
+    readers: &AppState,
+    filter: LedgerFilter,
+    sort: LedgerSort,
+    slot: Admitted,
+) -> Result<HttpResponse, ApiError> {
     let now = domain::truncate_to_micros(Utc::now());
+    let run = ExportRun::new(slot);
     let names = names(state).await?;
     let calendar = state.reference.working_calendar().await?;
-    let pages = Pages { ledger: state.ledger.clone(), filter, sort, after: None, done: false, now };
+    let pages = Pages { ledger: readers.ledger.clone(), filter, sort, after: None, done: false, now };
     let mut head = vec![0xEF, 0xBB, 0xBF];
     csv_line(&EXPORT_HEADER.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(), &mut head);
-    let body = futures_util::stream::unfold(Some((pages, Some(head))), move |st| {
+    // A page is fetched only when actix asks for the next chunk, and actix drops the body when
+    // the client leaves: an abandoned export stops pulling pages, and its slot is freed.
+    let body = futures_util::stream::unfold(Some(CsvBody { pages, head: Some(head), run }), move |st| {
         let names = names.clone();
         let calendar = calendar.clone();
         async move {
-            let (mut pages, head) = st?;
-            if let Some(h) = head {
-                return Some((Ok::<_, actix_web::Error>(Bytes::from(h)), Some((pages, None))));
+            let mut st = st?;
+            if let Some(h) = st.head.take() {
+                return Some((Ok::<_, actix_web::Error>(Bytes::from(h)), Some(st)));
             }
-            match pages.next().await {
+            match st.pages.next().await {
                 Ok(Some(rows)) => {
                     let mut buf = Vec::with_capacity(rows.len() * 200);
                     for r in &rows {
-                        csv_line(&export_row(r, pages.now, &calendar, &names), &mut buf);
+                        csv_line(&export_row(r, st.pages.now, &calendar, &names), &mut buf);
                     }
-                    Some((Ok(Bytes::from(buf)), Some((pages, None))))
+                    Some((Ok(Bytes::from(buf)), Some(st)))
                 }
-                Ok(None) => None,
+                Ok(None) => {
+                    st.run.finish();
+                    None
+                }
                 Err(e) => {
+                    st.run.finish();
                     tracing::error!(error = %e, "csv export failed midway");
                     Some((Err(e.into()), None))
                 }
@@ -453,56 +507,137 @@ pub fn private_temp_file() -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-async fn export_xlsx(state: &AppState, filter: LedgerFilter, sort: LedgerSort) -> Result<HttpResponse, ApiError> {
+/// Sets its flag when dropped: held by the request's future, which actix drops when the client
+/// leaves (the server does not wait on half-closed connections, see `startup`).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A writer that fails once its flag is set, so that saving a workbook nobody will read stops.
+struct CancellableWriter<'a, W> {
+    inner: W,
+    cancelled: &'a AtomicBool,
+}
+
+impl<W: std::io::Write> std::io::Write for CancellableWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("the client left"));
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Why an XLSX build stopped: its client left, or it failed.
+enum BuildStop {
+    Cancelled,
+    Failed(ApiError),
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for BuildStop {
+    fn from(e: E) -> Self {
+        Self::Failed(ApiError::internal(e))
+    }
+}
+
+/// Writes the whole workbook into a private temporary file, on a blocking thread, checking
+/// `cancelled` before every page and while saving.
+fn build_xlsx(
+    pages: &mut Pages,
+    handle: &tokio::runtime::Handle,
+    calendar: &WorkingCalendar,
+    names: &HashMap<Uuid, String>,
+    cancelled: &AtomicBool,
+) -> Result<std::fs::File, BuildStop> {
+    use std::io::{Seek, Write};
+    let stop = || if cancelled.load(Ordering::Relaxed) { Err(BuildStop::Cancelled) } else { Ok(()) };
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let ws = wb.add_worksheet_with_constant_memory()?;
+    ws.set_name("台账")?;
+    for (c, h) in EXPORT_HEADER.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *h, &bold)?;
+    }
+    let mut row = 1u32;
+    loop {
+        stop()?;
+        let Some(rows) = handle.block_on(pages.next()).map_err(BuildStop::Failed)? else { break };
+        for r in &rows {
+            for (c, v) in export_row(r, pages.now, calendar, names).into_iter().enumerate() {
+                ws.write_string(row, c as u16, v)?;
+            }
+            row += 1;
+        }
+    }
+    stop()?;
+    let mut file = private_temp_file()?;
+    let mut out = std::io::BufWriter::new(&mut file);
+    let saved = wb.save_to_writer(CancellableWriter { inner: &mut out, cancelled });
+    stop()?;
+    saved?;
+    out.flush()?;
+    drop(out);
+    file.rewind()?;
+    Ok(file)
+}
+
+async fn export_xlsx(
+    state: &AppState,
+    readers: &AppState,
+    filter: LedgerFilter,
+    sort: LedgerSort,
+    slot: Admitted,
+) -> Result<HttpResponse, ApiError> {
     let now = domain::truncate_to_micros(Utc::now());
+    let mut run = ExportRun::new(slot);
     let names = names(state).await?;
     let calendar = state.reference.working_calendar().await?;
-    let mut pages = Pages { ledger: state.ledger.clone(), filter, sort, after: None, done: false, now };
+    let mut pages = Pages { ledger: readers.ledger.clone(), filter, sort, after: None, done: false, now };
     let handle = tokio::runtime::Handle::current();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _cancel_on_drop = CancelOnDrop(cancelled.clone());
     // rust_xlsxwriter writes synchronously; in constant-memory mode every row goes to a temporary
     // file at once (its own, made by `tempfile`: 0600 and unlinked), so memory stays flat. Pages
     // are fetched from this blocking thread. The workbook itself is written into a private
-    // temporary file too ([`private_temp_file`]).
-    let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
-        use std::io::{Seek, Write};
-        let mut wb = rust_xlsxwriter::Workbook::new();
-        let bold = rust_xlsxwriter::Format::new().set_bold();
-        let ws = wb.add_worksheet_with_constant_memory().map_err(ApiError::internal)?;
-        ws.set_name("台账").map_err(ApiError::internal)?;
-        for (c, h) in EXPORT_HEADER.iter().enumerate() {
-            ws.write_string_with_format(0, c as u16, *h, &bold).map_err(ApiError::internal)?;
-        }
-        let mut row = 1u32;
-        while let Some(rows) = handle.block_on(pages.next())? {
-            for r in &rows {
-                for (c, v) in export_row(r, now, &calendar, &names).into_iter().enumerate() {
-                    ws.write_string(row, c as u16, v).map_err(ApiError::internal)?;
-                }
-                row += 1;
+    // temporary file too ([`private_temp_file`]). The thread holds the export's slot, so the
+    // bound counts builds still running, and stops at the next page once the client has left.
+    let built =
+        tokio::task::spawn_blocking(move || match build_xlsx(&mut pages, &handle, &calendar, &names, &cancelled) {
+            Ok(file) => Ok((file, run)),
+            Err(BuildStop::Cancelled) => Err(ApiError::Unavailable),
+            Err(BuildStop::Failed(e)) => {
+                run.finish();
+                Err(e)
             }
-        }
-        let mut file = private_temp_file().map_err(ApiError::internal)?;
-        let mut out = std::io::BufWriter::new(&mut file);
-        wb.save_to_writer(&mut out).map_err(ApiError::internal)?;
-        out.flush().map_err(ApiError::internal)?;
-        drop(out);
-        file.rewind().map_err(ApiError::internal)?;
-        Ok(file)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let (file, run) = built?;
     let file = tokio::fs::File::from_std(file);
-    let body = futures_util::stream::unfold(Some(file), |f| async move {
+    let body = futures_util::stream::unfold(Some((file, run)), |st| async move {
         use tokio::io::AsyncReadExt;
-        let mut f = f?;
+        let (mut f, mut run) = st?;
         let mut buf = vec![0u8; 64 * 1024];
         match f.read(&mut buf).await {
-            Ok(0) => None,
+            Ok(0) => {
+                run.finish();
+                None
+            }
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok::<_, actix_web::Error>(Bytes::from(buf)), Some(f)))
+                Some((Ok::<_, actix_web::Error>(Bytes::from(buf)), Some((f, run))))
             }
-            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+            Err(e) => {
+                run.finish();
+                Some((Err(actix_web::error::ErrorInternalServerError(e)), None))
+            }
         }
     });
     Ok(HttpResponse::Ok()

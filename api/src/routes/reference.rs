@@ -196,6 +196,14 @@ pub async fn create_unit(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // A unit is never created under one that no longer works.
+    if let Some(parent) = body.parent_id {
+        match state.reference.unit(UnitId::from_uuid(parent)).await? {
+            Some(p) if p.active => {}
+            Some(_) => return Err(ApiError::UnknownReference("parent_id: the unit is deactivated".into())),
+            None => return Err(ApiError::UnknownReference("parent_id: no such unit".into())),
+        }
+    }
     let unit = state.reference.create_unit(&n, body.kind.into(), body.parent_id.map(UnitId::from_uuid)).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/api/v1/units/{}", unit.id))).json(unit_view(unit)))
 }
@@ -235,9 +243,10 @@ pub async fn rename_unit(
 /// Deactivate a unit
 ///
 /// No case can be routed to it any more, rework never goes back to it, and tokens naming it are
-/// refused. While it still leads open cases (assigned or handled) the answer is 409
-/// `unit-holds-cases` with their ids in `cases`, unless `reroute_to` names the unit they are
-/// re-routed to (each by a `case.transferred` event).
+/// refused. While it still leads or co-handles open cases (assigned or handled) the answer is
+/// 409 `unit-holds-cases` with their ids in `cases`, unless `reroute_to` names the unit they
+/// are re-routed to (each by an event; a recusal anywhere refuses the whole request before
+/// anything is written).
 #[utoipa::path(tag = "reference", params(("id" = Uuid, Path, description = "The unit")),
     request_body(content = Option<DeactivateUnitRequest>, description = "Optional: where to re-route its open cases"),
     responses((status = 200, description = "The unit", body = UnitView)), security(("bearer" = [])))]
@@ -258,12 +267,7 @@ pub async fn deactivate_unit(
         idempotency_key: None,
         if_match: None,
     };
-    let stranded =
-        crate::service::reroute_open_cases(&state, &meta, unit, body.0.reroute_to.map(UnitId::from_uuid)).await?;
-    if !stranded.is_empty() {
-        return Err(ApiError::UnitHoldsCases(stranded));
-    }
-    let unit = state.reference.deactivate_unit(unit).await?.ok_or(ApiError::NotFound("unit"))?;
+    let unit = crate::service::deactivate_unit(&state, &meta, unit, body.0.reroute_to.map(UnitId::from_uuid)).await?;
     Ok(HttpResponse::Ok().json(unit_view(unit)))
 }
 
@@ -454,7 +458,13 @@ pub async fn put_routing_rule(
             return Err(ApiError::UnknownReference("village_id: no such village, farm or community".into()));
         }
     }
-    let tier = b.tier.map_or(infra::reference::tier_of(unit.kind), Into::into);
+    let tier = infra::reference::tier_of(unit.kind);
+    if b.tier.is_some_and(|t| domain::Tier::from(t) != tier) {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "tier".into(),
+            message: "must be the unit's own tier: village for a village, farm or community, town otherwise".into(),
+        }]));
+    }
     let rule =
         state.reference.put_routing_rule(category.id, b.village_id.map(UnitId::from_uuid), unit.id, tier).await?;
     Ok(HttpResponse::Ok().json(rule_view(rule)))

@@ -210,10 +210,14 @@ pub fn reject(r: &str) -> Command {
     Command::Reject { code: NonAcceptanceCode::Other, reason: reason(r), referred_to: None }
 }
 pub fn link(of: u128) -> Command {
-    Command::LinkDuplicate {
-        of: CaseId::from_uuid(Uuid::from_u128(of)),
-        target_is_duplicate: false,
-        has_duplicates: false,
+    Command::LinkDuplicate { of: CaseId::from_uuid(Uuid::from_u128(of)), target: LinkTarget::default() }
+}
+pub fn notify() -> Command {
+    Command::NotifyCitizen {
+        kind: NoticeKind::Acknowledgement,
+        method: FeedbackMethod::Letter,
+        content: text("书面告知处理决定"),
+        receipt_code_given: true,
     }
 }
 pub fn handle() -> Command {

@@ -1,0 +1,203 @@
+//! HTTP as RFC 9110 promises it, and the integrator's defects found in the field: 405 with
+//! `Allow`, `HEAD`, `/docs`, `ETag` / `If-None-Match` on every GET, `If-Match: *` and lists,
+//! CORS for configured origins, reveal and erase honouring `If-Match` and `Idempotency-Key`,
+//! an idempotent replay that re-checks authorisation, and authorisation before the body.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tests::app::spawn_app;
+
+#[tokio::test]
+async fn a_path_under_another_method_answers_405_with_allow_and_options_lists_them() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let id = app.register(app.case_body()).await;
+    let r = app.send(Method::PUT, &format!("/api/v1/cases/{id}"), Some(&sup), Some(&json!({})), &[]).await;
+    r.assert_problem(405, "method-not-allowed");
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    let r = app.send(Method::GET, &format!("/api/v1/cases/{id}/assign"), Some(&sup), None, &[]).await;
+    r.assert_problem(405, "method-not-allowed");
+    assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
+    let r = app.send(Method::OPTIONS, "/api/v1/ledger", None, None, &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+    app.send(Method::GET, "/api/v1/nothing-here", Some(&sup), None, &[]).await.assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn head_is_served_wherever_get_is_and_docs_redirects_to_its_slash() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    app.register(app.case_body()).await;
+    let get = app.send(Method::GET, "/api/v1/ledger", Some(&clerk), None, &[]).await;
+    let head = app.send(Method::HEAD, "/api/v1/ledger", Some(&clerk), None, &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.text.is_empty());
+    assert_eq!(head.header("etag"), get.header("etag"));
+    assert_eq!(head.header("content-type"), get.header("content-type"));
+    let head = app.send(Method::HEAD, "/healthz", None, None, &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client.get(format!("{}/docs", app.address)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.headers()["location"], "/docs/");
+}
+
+#[tokio::test]
+async fn every_get_carries_an_etag_and_if_none_match_answers_304() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let id = app.register(app.case_body()).await;
+    for path in [
+        format!("/api/v1/cases/{id}"),
+        format!("/api/v1/cases/{id}/events"),
+        "/api/v1/ledger".to_owned(),
+        "/api/v1/units".to_owned(),
+    ] {
+        let r = app.get(&path, &clerk).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        let etag = r.header("etag").unwrap_or_else(|| panic!("{path} has no ETag")).to_owned();
+        let again = app.send(Method::GET, &path, Some(&clerk), None, &[("If-None-Match", &etag)]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(again.text.is_empty());
+        let list = format!("\"x\", {etag}");
+        let again = app.send(Method::GET, &path, Some(&clerk), None, &[("If-None-Match", &list)]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path} with a list");
+        let other = app.send(Method::GET, &path, Some(&clerk), None, &[("If-None-Match", "\"other\"")]).await;
+        assert_eq!(other.status, StatusCode::OK, "{path}");
+    }
+    // The case's ETag is its version: after a note it changes.
+    app.post(&format!("/api/v1/cases/{id}/notes"), &clerk, json!({"text": "备注"})).await;
+    let r =
+        app.send(Method::GET, &format!("/api/v1/cases/{id}"), Some(&clerk), None, &[("If-None-Match", "\"1\"")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("etag"), Some("\"2\""));
+}
+
+#[tokio::test]
+async fn if_match_takes_a_star_and_lists() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let id = app.register(app.case_body()).await;
+    let path = format!("/api/v1/cases/{id}/notes");
+    let note = json!({"text": "备注"});
+    for (if_match, status) in [
+        ("*", StatusCode::OK),
+        ("\"1\", \"2\"", StatusCode::OK),
+        ("W/\"3\"", StatusCode::OK),
+        ("\"1\", \"2\"", StatusCode::PRECONDITION_FAILED),
+    ] {
+        let r = app.send(Method::POST, &path, Some(&sup), Some(&note), &[("If-Match", if_match)]).await;
+        assert_eq!(r.status, status, "If-Match: {if_match}: {}", r.text);
+    }
+    app.send(Method::POST, &path, Some(&sup), Some(&note), &[("If-Match", "3")])
+        .await
+        .assert_problem(400, "invalid-if-match");
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let allowed = "https://ledger.example.org";
+    let pre = app
+        .send(
+            Method::OPTIONS,
+            "/api/v1/cases",
+            None,
+            None,
+            &[
+                ("Origin", allowed),
+                ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", "authorization, content-type, idempotency-key"),
+            ],
+        )
+        .await;
+    assert_eq!(pre.status, StatusCode::NO_CONTENT, "{}", pre.text);
+    assert_eq!(pre.header("access-control-allow-origin"), Some(allowed));
+    let r = app.send(Method::GET, "/api/v1/ledger", Some(&clerk), None, &[("Origin", allowed)]).await;
+    assert_eq!(r.header("access-control-allow-origin"), Some(allowed));
+    let exposed = r.header("access-control-expose-headers").unwrap_or_default().to_ascii_lowercase();
+    for h in ["etag", "location", "link", "retry-after", "x-request-id"] {
+        assert!(exposed.contains(h), "{h} not exposed: {exposed}");
+    }
+    let other =
+        app.send(Method::GET, "/api/v1/ledger", Some(&clerk), None, &[("Origin", "https://evil.example")]).await;
+    assert_eq!(other.status, StatusCode::OK, "a non-browser client still gets its answer");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn reveal_and_erase_honour_if_match_and_idempotency_key() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let admin = app.token("admin", None);
+    let id = app.register(app.case_body()).await;
+    let reveal = format!("/api/v1/cases/{id}/complainant/reveal");
+    let purpose = json!({"purpose": "核实反映人身份"});
+    app.send(Method::POST, &reveal, Some(&sup), Some(&purpose), &[("If-Match", "\"7\"")])
+        .await
+        .assert_problem(412, "precondition-failed");
+    let key = [("Idempotency-Key", "reveal-1")];
+    let first = app.send(Method::POST, &reveal, Some(&sup), Some(&purpose), &key).await;
+    let again = app.send(Method::POST, &reveal, Some(&sup), Some(&purpose), &key).await;
+    assert_eq!((first.status, again.status), (StatusCode::OK, StatusCode::OK), "{}", again.text);
+    assert_eq!(first.body["access_version"], again.body["access_version"]);
+    let history = app.get(&format!("/api/v1/cases/{id}/events"), &sup).await.body;
+    let reveals =
+        history["events"].as_array().unwrap().iter().filter(|e| e["event_type"] == "case.complainant_revealed").count();
+    assert_eq!(reveals, 1, "a retried reveal records one access");
+
+    let erase = format!("/api/v1/cases/{id}/complainant/erase");
+    app.send(Method::POST, &erase, Some(&admin), Some(&json!({})), &[("If-Match", "\"1\"")])
+        .await
+        .assert_problem(412, "precondition-failed");
+    let view = app.get(&format!("/api/v1/cases/{id}"), &sup).await;
+    assert_eq!(view.body["complainant"]["erased"], false, "a stale If-Match shreds nothing");
+    let key = [("Idempotency-Key", "erase-1")];
+    let a = app.send(Method::POST, &erase, Some(&admin), Some(&json!({})), &key).await;
+    let b = app.send(Method::POST, &erase, Some(&admin), Some(&json!({})), &key).await;
+    assert_eq!((a.status, b.status), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT), "{}", b.text);
+    assert_eq!(a.header("etag"), b.header("etag"));
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_re_checks_the_callers_scope() {
+    // The field's input: a handler's note with a key, a transfer away, the same request again.
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let a = app.token("handler", Some(app.dept_a));
+    let id = app.register(app.case_body()).await;
+    app.post(&format!("/api/v1/cases/{id}/assign"), &clerk, json!({"unit_id": app.dept_a})).await;
+    let note = json!({"text": "已联系反映人"});
+    let key = [("Idempotency-Key", "k1")];
+    let path = format!("/api/v1/cases/{id}/notes");
+    let first = app.send(Method::POST, &path, Some(&a), Some(&note), &key).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let r = app
+        .post(&format!("/api/v1/cases/{id}/transfer"), &clerk, json!({"reason": "改派", "to_unit_id": app.dept_b}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.get(&format!("/api/v1/cases/{id}"), &a).await.assert_problem(404, "not-found");
+    let again = app.send(Method::POST, &path, Some(&a), Some(&note), &key).await;
+    again.assert_problem(404, "not-found");
+    assert!(!again.text.contains("低保"), "nothing of the case leaks");
+}
+
+#[tokio::test]
+async fn a_role_that_may_never_send_a_command_gets_403_whatever_its_body() {
+    let app = spawn_app().await;
+    let admin = app.token("admin", None);
+    let id = app.register(app.case_body()).await;
+    for (path, body) in [
+        (format!("/api/v1/cases/{id}/assign"), json!({"unit_id": 42})),
+        (format!("/api/v1/cases/{id}/notes"), json!({"nope": true})),
+        ("/api/v1/cases".to_owned(), json!({"title": []})),
+    ] {
+        app.post(&path, &admin, body).await.assert_problem(403, "forbidden");
+    }
+    let r = app
+        .send(Method::POST, &format!("/api/v1/cases/{id}/notes"), Some(&admin), None, &[("Content-Type", "text/plain")])
+        .await;
+    r.assert_problem(403, "forbidden");
+}
