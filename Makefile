@@ -41,7 +41,7 @@ token: ## print a token the `make run` server accepts: make token ROLE=handler U
 	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- token --sub "$(SUB)" --role "$(ROLE)" $(if $(UNIT),--unit "$(UNIT)",)
 
 openapi: ## regenerate the committed openapi/openapi.json
-	$(CARGO) run -q -p api --bin huiyin -- openapi > openapi/openapi.json
+	$(CARGO) run -q -p api --bin huiyin -- openapi > openapi/openapi.json.tmp && mv openapi/openapi.json.tmp openapi/openapi.json
 
 spec-tools: ## install the spec check's pinned tools (tools/requirements.txt) into tools/.venv
 	python3 -m venv tools/.venv

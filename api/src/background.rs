@@ -68,6 +68,48 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             }
         }
     });
+    // The integrity watch: every event that becomes visible is checked (chain and ledger row).
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            loop {
+                let mut status = s.watch.lock().await;
+                let before = status.events_checked;
+                match infra::watch::run_once(&s.store, &s.ledger, &mut status, 1000).await {
+                    Ok(found) => {
+                        for f in &found {
+                            tracing::error!(case.id = %f.case_id, problem = %f.problem, "INTEGRITY ALARM");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the integrity watch could not run; retrying");
+                        break;
+                    }
+                }
+                if status.events_checked - before < 1000 {
+                    break;
+                }
+            }
+        }
+    });
+    // Erasures reach the storage: the key partitions holding a shredded key's old row version
+    // are rewritten, with the owner's connection when the service has one (else `huiyin shred`).
+    if settings.db.admin_url.is_some() {
+        let owner = settings.db.admin();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match infra::vault::compact_erased_keys(&owner).await {
+                    Ok(done) if !done.is_empty() => tracing::info!(partitions = done.len(), "shredded keys compacted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "compacting shredded keys failed; retrying"),
+                }
+            }
+        });
+    }
     if let (Some(signer), interval) = (state.signer.clone(), settings.checkpoints.interval_s) {
         if interval == 0 {
             return;

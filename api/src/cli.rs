@@ -66,6 +66,14 @@ pub enum Command {
         #[command(flatten)]
         vault: crate::settings::VaultArgs,
     },
+    /// Rewrite the key partitions that still hold a shredded key's old row version, so that
+    /// erasures reach the table's storage (as the schema owner; `serve` does it every minute
+    /// when it has the owner's connection).
+    Shred {
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Rebuild every projection from the log into fresh tables and switch over while the
     /// service runs (as the schema owner).
     Rebuild {
@@ -163,6 +171,13 @@ async fn run(cli: Cli) -> ExitCode {
             code
         }
         Command::Erase { subject, case, actor, db, vault } => erase(&db, &vault, subject, case, &actor).await,
+        Command::Shred { db } => match infra::vault::compact_erased_keys(&db.admin()).await {
+            Ok(done) => {
+                println!("rewrote {} key partition(s) holding shredded keys", done.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Rebuild { db } => match infra::ledger::rebuild(&db.admin()).await {
             Ok(r) => {
                 println!(
@@ -376,6 +391,7 @@ async fn erase(
         signer: None,
         feed_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         appended: std::sync::Arc::new(tokio::sync::Notify::new()),
+        watch: std::sync::Arc::default(),
         pool,
     };
     let case_id = match (case, subject) {

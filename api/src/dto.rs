@@ -1091,7 +1091,7 @@ pub struct OverdueView {
     pub now: DateTime<Utc>,
     /// Soonest deadline first (the most overdue first).
     pub items: Vec<LedgerEntry>,
-    /// Pass as `cursor` for the next page.
+    /// Pass as `cursor` for the next page; absent on the last page. Also in the `Link` header.
     pub next_cursor: Option<String>,
     /// Counts per unit and stage over all such cases.
     pub by_unit: Vec<OverdueCount>,

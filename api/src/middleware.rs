@@ -99,7 +99,14 @@ impl Outcome {
         self.done = true;
         let latency = self.started.elapsed();
         metrics().observe_request(&self.route, &self.method, status, latency);
-        tracing::info!(http.status = status, latency_ms = latency.as_millis() as u64, "request");
+        tracing::info!(
+            request.id = %self.id,
+            http.method = %self.method,
+            http.route = %self.route,
+            http.status = status,
+            latency_ms = latency.as_millis() as u64,
+            "request"
+        );
     }
 }
 
@@ -147,7 +154,7 @@ impl Capacity {
     /// A slot for an event stream, or 429 (`at-capacity`, Retry-After) when all are taken.
     pub fn admit_stream(&self) -> Result<Admitted, ApiError> {
         let m = metrics();
-        Admitted::take(&Arc::new(tokio::sync::Semaphore::new(1)), &m.streams_active).ok_or_else(|| {
+        Admitted::take(&self.streams, &m.streams_active).ok_or_else(|| {
             m.streams_rejected.inc();
             ApiError::AtCapacity { what: "event streams", limit: self.max_streams }
         })

@@ -36,6 +36,8 @@ pub struct AppState {
     pub ledger: infra::ledger::Ledger,
     /// Signs checkpoints, when a key is configured.
     pub signer: Option<Arc<infra::integrity::Signer>>,
+    /// The integrity watch's status (see `infra::watch`).
+    pub watch: Arc<tokio::sync::Mutex<infra::watch::WatchStatus>>,
     /// Wakes the event streams: new events may be visible.
     pub feed_wake: Arc<tokio::sync::Notify>,
     /// Told after every append of this process (drives the NOTIFY to other instances).
@@ -94,6 +96,7 @@ impl Application {
         let state = AppState {
             signer,
             feed_wake: Arc::new(tokio::sync::Notify::new()),
+            watch: Arc::default(),
             appended: Arc::new(tokio::sync::Notify::new()),
             store: if settings.db.append_batching {
                 EventStore::batched(pool.clone())

@@ -84,7 +84,7 @@ pub fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if false && is_connection_error(&e) {
+        if is_connection_error(&e) {
             return Self::Unavailable(e);
         }
         if let Some(db) = e.as_db_error() {

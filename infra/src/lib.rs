@@ -6,6 +6,7 @@
 //!   the gap-free feed, verification).
 //! - [`hash`]: the canonical bytes of an event and its chained SHA-256 (the published recipe).
 //! - [`vault`]: personal data sealed with per-subject keys kept outside the log.
+//! - [`watch`]: verification that runs continuously behind the feed, with an alarm.
 //! - [`ledger`] and [`search`]: the ledger projection and the terms it is searched by.
 //! - [`reference`]: units (with their hierarchy, for recusal), categories, the working calendar.
 
@@ -22,6 +23,7 @@ pub mod search;
 pub mod secret;
 pub mod store;
 pub mod vault;
+pub mod watch;
 
 pub use db::{DbSettings, Pool};
 pub use error::StoreError;

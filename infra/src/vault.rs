@@ -153,3 +153,50 @@ impl Vault {
         Ok(client.execute(&stmt, &[&subject.as_uuid()]).await? == 1)
     }
 }
+
+/// Rewrites every key partition that still holds the old row version of a shredded key
+/// (`VACUUM FULL` of that partition: a new file with only the live rows; the old file is
+/// unlinked), so that an erasure reaches the table's storage, not only its visible rows. Needs
+/// the owner's connection (`owner`). Returns the partitions rewritten.
+///
+/// What this does not reach: the WAL segments written before (kept until the next checkpoint
+/// recycles them, longer with `wal_keep_size` or WAL archiving) and backups (kept as long as
+/// their retention): see ARCHITECTURE.md.
+pub async fn compact_erased_keys(owner: &crate::DbSettings) -> Result<Vec<String>, StoreError> {
+    let cfg = owner.pg_config()?;
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client.batch_execute("SET statement_timeout = 0").await?;
+    let stale = client
+        .query(
+            "SELECT s.tableoid::regclass::text FROM subject_keys s \
+             LEFT JOIN subject_key_compactions c ON c.partition = s.tableoid::regclass::text \
+             WHERE s.erased_at IS NOT NULL AND (c.compacted_at IS NULL OR s.erased_at >= c.compacted_at) \
+             GROUP BY 1 ORDER BY 1",
+            &[],
+        )
+        .await?;
+    let mut done = Vec::new();
+    for row in stale {
+        let partition: String = row.get(0);
+        // Only partition names this migration created reach the statement below.
+        if !partition.strip_prefix("subject_keys_p").is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        let started: chrono::DateTime<chrono::Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
+        client.batch_execute(&format!("VACUUM (FULL) {partition}")).await?;
+        client
+            .execute(
+                "INSERT INTO subject_key_compactions (partition, compacted_at) VALUES ($1, $2) \
+                 ON CONFLICT (partition) DO UPDATE SET compacted_at = EXCLUDED.compacted_at",
+                &[&partition, &started],
+            )
+            .await?;
+        done.push(partition);
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(done)
+}

@@ -122,7 +122,7 @@ fn refs(doc: &serde_json::Value) -> Vec<(String, String)> {
 fn dangling(doc: &serde_json::Value) -> Vec<String> {
     refs(doc)
         .into_iter()
-        .filter(|(_, r)| !r.strip_prefix('#').is_some_and(|p| doc.pointer(p).is_some()))
+        .filter(|(_, r)| r.strip_prefix('#').is_none_or(|p| doc.pointer(p).is_none()))
         .map(|(at, r)| format!("{at}: {r}"))
         .collect()
 }

@@ -26,12 +26,7 @@ pub async fn healthz() -> HttpResponse {
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>, capacity: web::Data<Capacity>) -> HttpResponse {
-    let _ = capacity;
-    let ok = match state.pool.get().await {
-        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-        Err(_) => false,
-    };
-    if ok {
+    if infra::db::ping(&state.pool, capacity.ready_timeout).await {
         HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
     } else {
         HttpResponse::ServiceUnavailable()

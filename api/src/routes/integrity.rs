@@ -327,6 +327,20 @@ pub async fn erase(
     Ok(HttpResponse::NoContent().insert_header((header::ETAG, format!("\"{version}\""))).finish())
 }
 
+/// The integrity watch
+///
+/// Verification that runs continuously behind the feed: every event that becomes visible has
+/// its case's hash chain recomputed and its ledger row compared with the replay of the case
+/// (within about ten seconds). `failures` lists what it found (the first 100 since the service
+/// started); each is also an ERROR log line.
+#[utoipa::path(tag = "integrity", responses((status = 200, description = "The watch's status", body = Object)), security(("bearer" = [])))]
+#[get("/integrity/watch")]
+pub async fn watch(state: Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadIntegrity)?;
+    let status = state.watch.lock().await.clone();
+    Ok(HttpResponse::Ok().json(status))
+}
+
 /// Registers the routes (under `/api/v1`).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(verify_case)
@@ -336,5 +350,6 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(feed)
         .service(stream)
         .service(reveal)
-        .service(erase);
+        .service(erase)
+        .service(watch);
 }

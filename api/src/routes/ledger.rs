@@ -653,7 +653,8 @@ async fn export_xlsx(
 /// most overdue first, with working days overdue and counts per unit and stage. Always computed
 /// against the current time and the working calendar, never a stored flag. Handlers see only
 /// their unit.
-#[utoipa::path(tag = "ledger", params(OverdueQuery), responses((status = 200, description = "The overdue view", body = OverdueView)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ledger", params(OverdueQuery), responses((status = 200, description = "The overdue view", body = OverdueView,
+    headers(("Link" = String, description = "The next page: <…?cursor=…>; rel=\"next\"")))), security(("bearer" = [])))]
 #[get("/overdue")]
 pub async fn overdue(
     state: Data<AppState>,
@@ -683,6 +684,7 @@ pub async fn overdue(
     } else {
         None
     };
+    let link = next_cursor.as_deref().map(|n| next_link(&req, n));
     let view = OverdueView {
         now,
         items: rows.into_iter().map(|r| entry(r, now, &calendar)).collect(),
@@ -698,7 +700,11 @@ pub async fn overdue(
             })
             .collect(),
     };
-    Ok(HttpResponse::Ok().json(view))
+    let mut resp = HttpResponse::Ok();
+    if let Some(l) = link {
+        resp.insert_header((header::LINK, l));
+    }
+    Ok(resp.json(view))
 }
 
 /// Statistics

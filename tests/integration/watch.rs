@@ -1,0 +1,90 @@
+//! The integrity watch: what the service role writes wrongly through `append_events()` (a
+//! garbage hash, a ledger row pointing at another unit) is found by the continuous
+//! verification, and reported with the case.
+
+use domain::{CaseId, Role};
+use infra::ledger::Ledger;
+use infra::watch::{WatchStatus, run_once};
+use reqwest::StatusCode;
+use serde_json::json;
+use tests::app::spawn_app;
+use tests::fixtures::{decide_as, new_events, note, now};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_garbage_hash_or_a_foreign_ledger_row_written_by_the_app_role_raises_the_alarm() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let store = infra::EventStore::new(app.db.app_pool());
+    let ledger = Ledger::new(app.db.app_pool());
+    let honest = app.register(app.case_body()).await;
+    let bad_hash = app.register(app.case_body()).await;
+    let bad_row = app.register(app.case_body()).await;
+    let r = app.post(&format!("/api/v1/cases/{bad_row}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // A clean log: the watch finds nothing (it reads the feed, which shows an event once every
+    // older transaction in the cluster has ended; it is run until it has seen all three).
+    let mut status = WatchStatus::default();
+    for _ in 0..200 {
+        assert_eq!(run_once(&store, &ledger, &mut status, 1000).await.unwrap(), vec![]);
+        if status.cases_checked >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(status.cases_checked >= 3, "{status:?}");
+
+    // The app role appends an event with a garbage hash, straight through append_events().
+    let client = app.db.app_client().await;
+    let loaded = store.load(CaseId::from_uuid(bad_hash)).await.unwrap();
+    let case = loaded.case.clone().unwrap();
+    let at = now();
+    let events = new_events(decide_as(Some(&case), &note("伪造"), Role::Supervisor, at), at, Role::Supervisor);
+    let e = &events[0];
+    let row = client
+        .query_one(
+            "SELECT outcome FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, NULL)",
+            &[
+                &bad_hash,
+                &(case.version as i32),
+                &vec![e.event.event_type()],
+                &vec![e.event.schema_version() as i16],
+                &vec![e.event.payload()],
+                &vec![serde_json::to_value(&e.metadata).unwrap()],
+                &vec![e.occurred_at],
+                &loaded.head_hash().as_slice(),
+                &vec![vec![0xAB_u8; 32]],
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "appended", "the database accepts it: the watch is what catches it");
+
+    // And a note whose ledger row claims another unit.
+    let loaded = store.load(CaseId::from_uuid(bad_row)).await.unwrap();
+    let case = loaded.case.clone().unwrap();
+    let events = new_events(decide_as(Some(&case), &note("改了台账"), Role::Supervisor, at), at, Role::Supervisor);
+    let mut forged = domain::evolve(Some(case.clone()), case.id, &events[0].event, at).unwrap();
+    forged.unit = Some(domain::UnitId::from_uuid(app.dept_b));
+    store.append(case.id, case.version, loaded.head_hash(), &events, None, &forged).await.unwrap();
+
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found.extend(run_once(&store, &ledger, &mut status, 1000).await.unwrap());
+        if found.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut cases: Vec<Uuid> = found.iter().map(|f| f.case_id).collect();
+    cases.sort();
+    let mut want = vec![bad_hash, bad_row];
+    want.sort();
+    assert_eq!(cases, want, "{found:?}");
+    assert!(!cases.contains(&honest));
+    let hash = found.iter().find(|f| f.case_id == bad_hash).unwrap();
+    assert!(hash.problem.contains("version 2"), "{}", hash.problem);
+    let row = found.iter().find(|f| f.case_id == bad_row).unwrap();
+    assert!(row.problem.contains("ledger row"), "{}", row.problem);
+}
