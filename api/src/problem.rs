@@ -281,6 +281,9 @@ impl From<StoreError> for ApiError {
                 code: "invalid-value",
                 detail: format!("a value is out of range: {}", redact_values(&m)),
             },
+            StoreError::Check(c) if c == "case_unit_active" => {
+                Self::UnknownReference("unit_id: the unit is deactivated".into())
+            }
             StoreError::ForeignKey(c) => Self::UnknownReference(match c.as_str() {
                 "units_parent_id_fkey" => "parent_id names no unit".into(),
                 "categories_default_unit_id_fkey" => "default_unit_id names no unit".into(),

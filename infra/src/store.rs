@@ -666,6 +666,24 @@ impl Prepared {
             idem: idem.cloned(),
             ledger: crate::ledger::LedgerRow::from_case(after, expected == 0).to_json(),
         };
+        // The units the events hand the case to: `append_events()` refuses an inactive one in the
+        // same transaction (V13).
+        let handed: Vec<Uuid> = events
+            .iter()
+            .flat_map(|e| match &e.event {
+                CaseEvent::Assigned(a) => std::iter::once(a.unit).chain(a.co_units.iter().copied()).collect(),
+                CaseEvent::Transferred(t) => t.to.iter().map(|to| to.unit).collect(),
+                CaseEvent::Reopened(r) => r.unit.into_iter().collect(),
+                CaseEvent::CoUnitReplaced(c) => c.to.into_iter().collect(),
+                _ => Vec::new(),
+            })
+            .map(|u| u.as_uuid())
+            .collect();
+        if !handed.is_empty()
+            && let Some(obj) = p.ledger.as_object_mut()
+        {
+            obj.insert("handed_to".into(), serde_json::json!(handed));
+        }
         let mut prev = prev_hash;
         for (i, e) in events.iter().enumerate() {
             let version = expected + 1 + u32::try_from(i).unwrap_or(u32::MAX);

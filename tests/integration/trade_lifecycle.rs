@@ -626,3 +626,20 @@ async fn an_assignment_that_raced_a_deactivation_is_returned_to_dispatch() {
     }
     panic!("the unit was never deactivated");
 }
+
+#[tokio::test]
+async fn an_assignment_names_at_most_ten_co_units() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let admin = app.token("admin", None);
+    let mut units = Vec::new();
+    for i in 0..11 {
+        units.push(app.create_unit(&admin, &format!("联办单位{i}"), "department", Some(app.town)).await);
+    }
+    let id = app.register(app.case_body()).await;
+    let r = app.post(&path(id, "assign"), &clerk, json!({"unit_id": app.dept_a, "co_unit_ids": units})).await;
+    r.assert_problem(422, "validation");
+    assert_eq!(r.body["errors"][0]["field"], "co_unit_ids");
+    let v = ok(&app, &clerk, id, "assign", json!({"unit_id": app.dept_a, "co_unit_ids": units[..10]})).await;
+    assert_eq!(v["co_units"].as_array().unwrap().len(), 10);
+}

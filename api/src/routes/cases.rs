@@ -21,6 +21,9 @@ use crate::problem::ApiError;
 use crate::service::{self, IfMatch, RequestMeta, opt_text, reason, text};
 use crate::startup::AppState;
 
+/// The most co-units one assignment names (联办 is a few units, not the town).
+pub const MAX_CO_UNITS: usize = 10;
+
 /// The longest Idempotency-Key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 
@@ -270,6 +273,15 @@ pub async fn assign(
 ) -> Result<HttpResponse, actix_web::Error> {
     principal.require(Action::Assign)?;
     let b: AssignRequest = json_body(&req, &body)?;
+    // Headers are checked before anything is loaded (a bad If-Match is 400 on any case).
+    meta(&req, principal.clone())?;
+    if b.co_unit_ids.len() > MAX_CO_UNITS {
+        return Err(ApiError::Validation(vec![crate::problem::FieldError {
+            field: "co_unit_ids".into(),
+            message: format!("at most {MAX_CO_UNITS} co-units"),
+        }])
+        .into());
+    }
     let due_at = b.due_at.map(|t| service::bounded_time("due_at", t)).transpose()?;
     let note = opt_text("note", b.note.as_deref())?;
     let (unit, tier) =

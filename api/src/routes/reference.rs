@@ -338,10 +338,11 @@ pub async fn update_category(
 }
 
 fn year(y: i32) -> Result<i32, ApiError> {
-    if (2000..=2100).contains(&y) {
+    // The years the service takes anywhere (client times lie in 2000–2099; V10's check).
+    if (2000..=2099).contains(&y) {
         Ok(y)
     } else {
-        Err(ApiError::BadRequest { code: "invalid-path", detail: "year must be 2000 to 2100".into() })
+        Err(ApiError::BadRequest { code: "invalid-path", detail: "year must be 2000 to 2099".into() })
     }
 }
 
@@ -349,7 +350,7 @@ fn year(y: i32) -> Result<i32, ApiError> {
 ///
 /// Public holidays and make-up working days (调休) of a year; every other Monday–Friday is a
 /// working day.
-#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2100)), responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
+#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2099)), responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
 #[get("/calendar/{year}")]
 pub async fn get_calendar(state: Data<AppState>, principal: Principal, y: Path<i32>) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
@@ -367,7 +368,7 @@ pub async fn get_calendar(state: Data<AppState>, principal: Principal, y: Path<i
 /// Replaces all holidays and make-up working days of the year; the year counts as loaded. New
 /// deadlines use it at once; every open deadline that was counted on weekdays alone into this
 /// year (`calendar_incomplete`) is recomputed, each by a `case.deadlines_recomputed` event.
-#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2100)), request_body = CalendarYear, responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
+#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2099)), request_body = CalendarYear, responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
 #[put("/calendar/{year}")]
 pub async fn put_calendar(
     state: Data<AppState>,
