@@ -643,3 +643,98 @@ async fn an_assignment_names_at_most_ten_co_units() {
     let v = ok(&app, &clerk, id, "assign", json!({"unit_id": app.dept_a, "co_unit_ids": units[..10]})).await;
     assert_eq!(v["co_units"].as_array().unwrap().len(), 10);
 }
+
+/// Writes a case's history as if it had happened `days_ago`: each command decided at that time
+/// (by a supervisor of no unit, or a handler of `unit` for the unit's steps) and appended through
+/// the store with its ledger row, exactly as the service would have.
+async fn history_in_the_past(app: &TestApp, days_ago: i64, unit: Uuid, steps: &[domain::Command]) -> Uuid {
+    use domain::*;
+    let store = infra::EventStore::new(app.db.app_pool());
+    let at = domain::truncate_to_micros(chrono::Utc::now() - chrono::Duration::days(days_ago));
+    let id = CaseId::from_uuid(Uuid::new_v4());
+    let reg = tests::fixtures::registration(id, at);
+    let mut state: Option<Case> = None;
+    let mut head = infra::hash::GENESIS;
+    let calendar = WorkingCalendar::default();
+    let policy = DeadlinePolicy::default();
+    for cmd in std::iter::once(Command::Register(Box::new(reg))).chain(steps.iter().cloned()) {
+        let actor = Actor {
+            id: ActorId::parse("past-actor").unwrap(),
+            role: Role::Supervisor,
+            unit: matches!(cmd, Command::SignFor).then(|| UnitId::from_uuid(unit)),
+        };
+        let actor = if matches!(cmd, Command::SignFor) { Actor { role: Role::Handler, ..actor } } else { actor };
+        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &FlatUnits };
+        let events = decide(state.as_ref(), &cmd, &ctx).unwrap();
+        let new = tests::fixtures::new_events(events, at, Role::Supervisor);
+        let version = state.as_ref().map_or(0, |c| c.version);
+        let mut next = state.clone();
+        for e in &new {
+            next = Some(evolve(next, id, &e.event, at).unwrap());
+        }
+        store.append(id, version, head, &new, None, next.as_ref().unwrap()).await.unwrap();
+        head = store.load(id).await.unwrap().head_hash();
+        state = next;
+    }
+    id.as_uuid()
+}
+
+#[tokio::test]
+async fn the_return_window_closes_five_working_days_after_assignment() {
+    let app = spawn_app().await;
+    let a = app.token("handler", Some(app.dept_a));
+    let assign = domain::Command::Assign {
+        unit: domain::UnitId::from_uuid(app.dept_a),
+        co_units: vec![],
+        due_at: None,
+        note: None,
+        tier: None,
+    };
+    // Assigned ten calendar days ago: at least six working days have passed (no calendar loaded).
+    let old = history_in_the_past(&app, 10, app.dept_a, &[assign.clone(), domain::Command::SignFor]).await;
+    app.post(&path(old, "return"), &a, json!({"reason": "非本单位职责"}))
+        .await
+        .assert_problem(409, "return-window-closed");
+    // Assigned a day ago: inside the window.
+    let fresh = history_in_the_past(&app, 1, app.dept_a, &[assign, domain::Command::SignFor]).await;
+    let v = ok(&app, &a, fresh, "return", json!({"reason": "非本单位职责"})).await;
+    assert_eq!(v["return_request"], "非本单位职责");
+}
+
+#[tokio::test]
+async fn a_case_closes_without_a_rating_once_the_follow_up_window_lapsed_with_attempts() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let sup = app.token("supervisor", None);
+    let text = |s: &str| domain::Text::parse(s).unwrap();
+    let steps = [
+        domain::Command::Assign {
+            unit: domain::UnitId::from_uuid(app.dept_a),
+            co_units: vec![],
+            due_at: None,
+            note: None,
+            tier: None,
+        },
+        domain::Command::Handle { outcome: domain::Outcome::Resolved, result: text("已修复路灯") },
+        domain::Command::FeedBack { method: domain::FeedbackMethod::Phone, content: text("电话告知") },
+    ];
+    // Fed back ten calendar days ago: the five-working-day follow-up window has lapsed.
+    let lapsed = history_in_the_past(&app, 10, app.dept_a, &steps).await;
+    let v = app.get(&format!("/api/v1/cases/{lapsed}"), &sup).await.body;
+    assert_eq!(
+        (v["deadline"]["stage"].as_str(), v["deadline"]["state"].as_str()),
+        (Some("follow_up"), Some("overdue"))
+    );
+    // Lapsed, but no attempt on record: not a follow-up.
+    app.post(&path(lapsed, "close"), &sup, json!({})).await.assert_problem(409, "follow-up-pending");
+    ok(&app, &clerk, lapsed, "follow-up-attempts", json!({"method": "phone", "note": "三次拨打无人接听"})).await;
+    let v = ok(&app, &sup, lapsed, "close", json!({})).await;
+    assert_eq!(v["status"], "closed");
+    let history = app.get(&path(lapsed, "events"), &sup).await.body;
+    let closed = history["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(closed["payload"]["follow_up_lapsed"], true);
+    // Fed back a day ago: the window is open; attempts alone do not close it.
+    let open = history_in_the_past(&app, 1, app.dept_a, &steps).await;
+    ok(&app, &clerk, open, "follow-up-attempts", json!({"method": "phone"})).await;
+    app.post(&path(open, "close"), &sup, json!({})).await.assert_problem(409, "follow-up-pending");
+}
