@@ -248,3 +248,95 @@ fn random_command_sequences_never_reach_an_illegal_state() {
     let mut runner = TestRunner::new(Config { cases: 512, ..Config::default() });
     runner.run(&run(), |r| check_run(r, &mut Reached::default())).unwrap();
 }
+
+/// Cross-case duplicate rules: several cases, each command on one of them, a link decided with
+/// the other case's facts as the store reads them under both locks. Whatever the sequence, the
+/// links form no chain and no cycle, and a closed duplicate had its own reply.
+#[test]
+fn duplicate_links_across_cases_never_form_chains_or_cycles() {
+    const CASES: usize = 4;
+    let id = |i: usize| CaseId::from_uuid(uuid::Uuid::from_u128(0x5000 + i as u128));
+    let step = (
+        0..CASES,
+        prop_oneof![
+            4 => (0..CASES).prop_map(Some),
+            1 => Just(None::<usize>),
+        ],
+        prop_oneof![Just(0u8), Just(1), Just(2), Just(3)],
+    );
+    let mut runner = TestRunner::new_with_rng(
+        Config { cases: 512, ..Config::default() },
+        proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
+    let links_made = std::cell::Cell::new(0u64);
+    runner
+        .run(&proptest::collection::vec(step, 1..60), |steps| {
+            let units = Units::default();
+            let calendar = WorkingCalendar::default();
+            let policy = DeadlinePolicy::default();
+            let mut cases: Vec<Option<Case>> = vec![None; CASES];
+            let t = start();
+            for (i, c) in cases.iter_mut().enumerate() {
+                let mut r = registration();
+                r.id = id(i);
+                let actor = actor(Role::Clerk);
+                let ctx = Context { now: t, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+                for e in decide(None, &Command::Register(Box::new(r)), &ctx).unwrap() {
+                    *c = Some(evolve(c.take(), id(i), &e, t).unwrap());
+                }
+            }
+            for (on, target, other) in steps {
+                let case = cases[on].clone().unwrap();
+                let cmd = match (target, other) {
+                    (Some(of), _) => {
+                        let of_case = cases[of].clone().unwrap();
+                        Command::LinkDuplicate {
+                            of: id(of),
+                            target: LinkTarget {
+                                is_duplicate: of_case.duplicate_of.is_some(),
+                                has_duplicates: cases.iter().flatten().any(|c| c.duplicate_of == Some(id(on))),
+                                units: of_case.unit.into_iter().collect(),
+                                accused_unit: of_case.accused_unit,
+                            },
+                        }
+                    }
+                    (None, 0) => Command::UnlinkDuplicate { reason: reason("并非同一事项") },
+                    (None, 1) => feedback(),
+                    (None, 2) => close(None),
+                    (None, _) => assign(1),
+                };
+                let actor = actor(Role::Supervisor);
+                let ctx = Context { now: t, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+                if let Ok(events) = decide(Some(&case), &cmd, &ctx) {
+                    if matches!(cmd, Command::LinkDuplicate { .. }) {
+                        links_made.set(links_made.get() + 1);
+                    }
+                    let mut c = Some(case);
+                    for e in events {
+                        c = Some(evolve(c, id(on), &e, t).unwrap());
+                    }
+                    cases[on] = c;
+                }
+                let all: Vec<&Case> = cases.iter().flatten().collect();
+                for c in &all {
+                    if let Some(master) = c.duplicate_of {
+                        let m = all.iter().find(|x| x.id == master).unwrap();
+                        prop_assert!(
+                            m.duplicate_of.is_none(),
+                            "a chain: {:?} → {:?} → {:?}",
+                            c.id,
+                            m.id,
+                            m.duplicate_of
+                        );
+                        prop_assert!(master != c.id, "a case linked to itself");
+                    }
+                    if c.duplicate_of.is_some() && c.status == Status::Closed {
+                        prop_assert!(c.ever_fed_back, "a duplicate closed without its own reply");
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(links_made.get() > 100, "the runs made links: {}", links_made.get());
+}
