@@ -512,3 +512,34 @@ fn fail(e: &dyn std::error::Error) -> ExitCode {
     eprintln!("huiyin: {msg}");
     ExitCode::from(2)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// clap checks its definitions only in debug builds, at the first parse: two arguments with
+    /// one id (the server's and the metrics listener's `bind`) crashed `huiyin serve` at start.
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_server_and_the_metrics_listener_read_their_own_addresses() {
+        let args = [
+            "huiyin",
+            "serve",
+            "--database-url",
+            "postgres://x@h/db",
+            "--bind",
+            "127.0.0.1:1111",
+            "--metrics-bind",
+            "127.0.0.1:2222",
+        ];
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"));
+        let Command::Serve(s) = cli.command else { panic!("serve") };
+        assert_eq!((s.bind.port(), s.metrics.bind.port()), (1111, 2222));
+    }
+}

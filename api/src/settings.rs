@@ -294,7 +294,7 @@ impl Default for CapacityArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct MetricsArgs {
     /// Where `/metrics` listens (loopback by default).
-    #[arg(long = "metrics-bind", env = "HUIYIN_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
+    #[arg(id = "metrics_bind", long = "metrics-bind", env = "HUIYIN_METRICS_BIND", default_value = DEFAULT_METRICS_BIND)]
     pub bind: SocketAddr,
 }
 
