@@ -49,7 +49,7 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
     // open deadlines it changes, each by an explicit event.
     let s = state.clone();
     tokio::spawn(async move {
-        let mut seen = None;
+        let mut seen: Option<Vec<(i32, chrono::DateTime<chrono::Utc>)>> = None;
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
@@ -57,7 +57,12 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             if seen.as_ref() == Some(&version) {
                 continue;
             }
-            match crate::service::recompute_calendar_deadlines(&s).await {
+            // The years loaded or changed since the last look (every flagged case, at start).
+            let years: Vec<i32> = match &seen {
+                None => Vec::new(),
+                Some(before) => version.iter().filter(|v| !before.contains(v)).map(|(y, _)| *y).collect(),
+            };
+            match crate::service::recompute_calendar_deadlines(&s, &years).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::info!(cases = n, "deadlines recomputed on the calendar loaded");

@@ -68,7 +68,7 @@ mirror_enum!(
 mirror_enum!(
     /// What a notice to the citizen was about: the acknowledgement (受理告知), an extension
     /// (延期告知), or anything else.
-    NoticeKind => domain::NoticeKind { Acknowledgement, Extension, Other }
+    NoticeKind => domain::NoticeKind { Acknowledgement, NonAcceptance, Extension, Other }
 );
 mirror_enum!(
     /// How a rating or a follow-up attempt was made (回访).
@@ -922,6 +922,14 @@ pub enum LedgerSortParam {
 pub struct LedgerQuery {
     /// Status.
     pub status: Option<Status>,
+    /// The receipt code a citizen reads out (case-insensitive), e.g. `HY-20261102-7K3Q9PXM`.
+    #[param(
+        pattern = "^[Hh][Yy]-[0-9]{8}-[0-9A-Za-z]{8}$",
+        min_length = 20,
+        max_length = 20,
+        example = "HY-20261102-7K3Q9PXM"
+    )]
+    pub receipt_code: Option<String>,
     /// Kind.
     pub kind: Option<CaseKind>,
     /// Channel.

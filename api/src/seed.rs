@@ -427,6 +427,7 @@ pub async fn generate_cases(
                     calendar: &calendar,
                     policy: &category.policy,
                     units: &units,
+                    linked_accused: &[],
                 };
                 match decide(state.as_ref(), &cmd, &ctx) {
                     Ok(evs) => {

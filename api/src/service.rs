@@ -299,7 +299,14 @@ pub async fn register(
             },
             complainant: Complainant { anonymous: complainant.anonymous, sealed: sealed.clone() },
         };
-        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+        let ctx = Context {
+            now: at,
+            actor: &actor,
+            calendar: &calendar,
+            policy: &policy,
+            units: &units,
+            linked_accused: &[],
+        };
         // Registered, and at the counter accepted and told, in one append.
         let mut events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
         let mut case = fold_new(None, id, &events, at)?;
@@ -350,7 +357,28 @@ pub async fn execute(
         let policy = state.reference.policy_for(case.category).await?;
         let calendar = state.reference.working_calendar().await?;
         let at = now();
-        let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+        // 回避 through a merge: a command that hands the case to units needs the accusations of
+        // the duplicates linked to it.
+        let hands_over = matches!(
+            command,
+            Command::Assign { .. }
+                | Command::Transfer { .. }
+                | Command::ApproveReturn { .. }
+                | Command::ReplaceCoUnit { .. }
+        );
+        let linked_accused: Vec<UnitId> = if hands_over {
+            state.ledger.accused_by_duplicates_of(case_id.as_uuid()).await?.into_iter().map(UnitId::from_uuid).collect()
+        } else {
+            Vec::new()
+        };
+        let ctx = Context {
+            now: at,
+            actor: &actor,
+            calendar: &calendar,
+            policy: &policy,
+            units: &units,
+            linked_accused: &linked_accused,
+        };
         let appended = if let Command::LinkDuplicate { of, .. } = command {
             link_duplicate(state, meta, &loaded, case, of, &ctx, idem.as_ref()).await?
         } else {
@@ -878,14 +906,14 @@ fn system(id: &str) -> RequestMeta {
     }
 }
 
-/// After a year's calendar is loaded or corrected: every open case with a clock that was
-/// counted on weekdays alone into a year not loaded is recomputed, each by an explicit
-/// `case.deadlines_recomputed` event (none where nothing changes). Returns how many cases got
-/// one.
-pub async fn recompute_calendar_deadlines(state: &AppState) -> Result<u64, ApiError> {
+/// After the calendar of `years` is loaded or corrected: every open case with a working-day
+/// clock it may move (counted on weekdays alone into a year not loaded, or running through one
+/// of the years) is recomputed, each by an explicit `case.deadlines_recomputed` event (none
+/// where nothing changes). Returns how many cases got one.
+pub async fn recompute_calendar_deadlines(state: &AppState, years: &[i32]) -> Result<u64, ApiError> {
     let meta = system("system:calendar");
     let mut changed = 0;
-    for id in state.ledger.calendar_incomplete_cases().await? {
+    for id in state.ledger.cases_for_calendar(years).await? {
         let before = state.store.load(CaseId::from_uuid(id)).await?.version();
         let view =
             execute(state, &meta, CaseId::from_uuid(id), Action::RecomputeDeadlines, Command::RecomputeDeadlines, &id)
@@ -938,7 +966,21 @@ pub async fn deactivate_unit(
                     Command::ReplaceCoUnit { from: unit, to: (!taken).then_some(target), reason: reason.clone() }
                 };
                 let policy = state.reference.policy_for(case.category).await?;
-                let ctx = Context { now: now(), actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+                let linked: Vec<UnitId> = state
+                    .ledger
+                    .accused_by_duplicates_of(case_id.as_uuid())
+                    .await?
+                    .into_iter()
+                    .map(UnitId::from_uuid)
+                    .collect();
+                let ctx = Context {
+                    now: now(),
+                    actor: &actor,
+                    calendar: &calendar,
+                    policy: &policy,
+                    units: &units,
+                    linked_accused: &linked,
+                };
                 decide(Some(&case), &command, &ctx)?;
                 plan.push((case_id, command));
             }

@@ -119,7 +119,14 @@ fn note_events(case: &Case, n: usize) -> (Vec<NewEvent>, Case) {
     let cal = domain::WorkingCalendar::default();
     let pol = domain::DeadlinePolicy::default();
     let now = domain::truncate_to_micros(chrono::Utc::now());
-    let ctx = domain::Context { now, actor: &actor, calendar: &cal, policy: &pol, units: &domain::FlatUnits };
+    let ctx = domain::Context {
+        now,
+        actor: &actor,
+        calendar: &cal,
+        policy: &pol,
+        units: &domain::FlatUnits,
+        linked_accused: &[],
+    };
     let mut state = case.clone();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -150,7 +157,14 @@ async fn new_stream(setup: &Setup) -> Stream {
     let actor = domain::Actor { id: domain::ActorId::parse("bench-clerk").unwrap(), role: Role::Clerk, unit: None };
     let cal = domain::WorkingCalendar::default();
     let pol = domain::DeadlinePolicy::default();
-    let ctx = domain::Context { now, actor: &actor, calendar: &cal, policy: &pol, units: &domain::FlatUnits };
+    let ctx = domain::Context {
+        now,
+        actor: &actor,
+        calendar: &cal,
+        policy: &pol,
+        units: &domain::FlatUnits,
+        linked_accused: &[],
+    };
     let reg = domain::Registration {
         id,
         channel: domain::Channel::Phone,

@@ -108,9 +108,9 @@ pub enum DomainError {
     #[error("the case accuses that unit (or a unit above it); it can never be routed there")]
     Recusal,
     /// The caller's unit is not the one the command needs (the lead unit, or a co-unit).
-    #[error("this needs a handler of the case's {needed} unit")]
+    #[error("this needs a handler of the case's {needed}")]
     NotYourUnit {
-        /// `lead` or `lead or co-` .
+        /// `lead unit`, `co-unit`, or `lead unit or a co-unit`.
         needed: &'static str,
     },
     /// The unit signed for the case already.

@@ -288,8 +288,10 @@ pub struct Accepted {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
-    /// Accepted or not, with the receipt code (受理告知书 / 不予受理告知书).
+    /// Accepted, with the receipt code (受理告知书).
     Acknowledgement,
+    /// Not accepted, with the reason and where to turn (不予受理告知书).
+    NonAcceptance,
     /// The deadline was extended, and why (延期告知).
     Extension,
     /// Anything else the citizen was told.
@@ -491,6 +493,10 @@ pub struct Reopened {
     pub unit: Option<UnitId>,
     /// The deadline of the stage it goes back to.
     pub deadline: Deadline,
+    /// Co-units that leave the case because their unit was deactivated (rework never goes to a
+    /// unit that no longer works).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_co_units: Vec<UnitId>,
 }
 
 /// `case.escalated` v1 (督办).

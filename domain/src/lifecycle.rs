@@ -141,6 +141,9 @@ pub struct Context<'a> {
     pub policy: &'a DeadlinePolicy,
     /// The organisation's units.
     pub units: &'a dyn UnitDirectory,
+    /// The units accused by the cases linked to this one as duplicates (回避 reaches through a
+    /// merge: the master is never handed to a unit its duplicates accuse). Read by the caller.
+    pub linked_accused: &'a [UnitId],
 }
 
 /// A registration: everything intake records about a new case.
@@ -354,7 +357,8 @@ pub enum Command {
     },
     /// Record that the complainant's personal data was erased (its key shredded).
     ErasePersonalData,
-    /// Recompute the running clocks counted into a year whose calendar was missing, with the
+    /// Recompute the running clocks counted in working days by a policy (those counted into a
+    /// year whose calendar was missing, or over days a corrected calendar changed) with the
     /// calendar in the context. Causes no event when nothing changes.
     RecomputeDeadlines,
 }
@@ -642,7 +646,7 @@ impl Case {
     /// Whether the lead-unit-only commands may be sent by this actor.
     fn check_lead(&self, actor: &Actor) -> Result<(), DomainError> {
         if actor.role == Role::Handler && (actor.unit.is_none() || actor.unit != self.unit) {
-            return Err(DomainError::NotYourUnit { needed: "lead" });
+            return Err(DomainError::NotYourUnit { needed: "lead unit" });
         }
         Ok(())
     }
@@ -704,12 +708,13 @@ fn transition(command: &Command, case: &Case) -> DomainError {
 }
 
 /// Refuses a unit that is the accused unit or lies under it (回避, 纪检监察机关处理检举控告
-/// 工作规则 (2020) art. 47).
-fn check_recusal(case: &Case, unit: UnitId, units: &dyn UnitDirectory) -> Result<(), DomainError> {
-    match case.accused_unit {
-        Some(accused) if units.is_within(unit, accused) => Err(DomainError::Recusal),
-        _ => Ok(()),
+/// 工作规则 (2020) art. 47), the case's own accusation or one of a duplicate linked to it.
+fn check_recusal(case: &Case, unit: UnitId, ctx: &Context<'_>) -> Result<(), DomainError> {
+    let accused = case.accused_unit.iter().chain(ctx.linked_accused);
+    if accused.into_iter().any(|a| ctx.units.is_within(unit, *a)) {
+        return Err(DomainError::Recusal);
     }
+    Ok(())
 }
 
 /// Decides what a command causes. Pure: all facts come in through `state` and `ctx`.
@@ -817,7 +822,7 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 return Err(DomainError::InvalidCoUnits);
             }
             for u in std::iter::once(unit).chain(co_units) {
-                check_recusal(case, *u, ctx.units)?;
+                check_recusal(case, *u, ctx)?;
             }
             // The explicit handling deadline may shorten the policy's, never lengthen it.
             if let Some(t) = due_at {
@@ -842,8 +847,12 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             if case.status != Status::Assigned {
                 return Err(transition(command, case));
             }
+            // The case waits for the dispatcher's decision on the unit's return.
+            if case.return_request.is_some() {
+                return Err(DomainError::ReturnPending);
+            }
             let Some(unit) = ctx.actor.unit else {
-                return Err(DomainError::NotYourUnit { needed: "lead or co-" });
+                return Err(DomainError::NotYourUnit { needed: "lead unit or a co-unit" });
             };
             if Some(unit) == case.unit {
                 if case.signed_at.is_some() {
@@ -852,7 +861,7 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 vec![CaseEvent::SignedFor(SignedFor { unit, handling: Some(handling_deadline(case, ctx)?) })]
             } else {
                 match case.co_units.iter().find(|c| c.unit == unit) {
-                    None => return Err(DomainError::NotYourUnit { needed: "lead or co-" }),
+                    None => return Err(DomainError::NotYourUnit { needed: "lead unit or a co-unit" }),
                     Some(c) if c.signed_at.is_some() => return Err(DomainError::AlreadySigned),
                     Some(_) => vec![CaseEvent::SignedFor(SignedFor { unit, handling: None })],
                 }
@@ -874,7 +883,7 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             if ctx.now > window_end {
                 return Err(DomainError::ReturnWindowClosed);
             }
-            let unit = case.unit.ok_or(DomainError::NotYourUnit { needed: "lead" })?;
+            let unit = case.unit.ok_or(DomainError::NotYourUnit { needed: "lead unit" })?;
             vec![CaseEvent::ReturnRequested(ReturnRequested { unit, reason: reason.clone() })]
         }
         Command::ApproveReturn { to_unit } => {
@@ -905,7 +914,7 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 .actor
                 .unit
                 .filter(|u| case.co_units.iter().any(|c| c.unit == *u))
-                .ok_or(DomainError::NotYourUnit { needed: "co-" })?;
+                .ok_or(DomainError::NotYourUnit { needed: "co-unit" })?;
             let mut events = Vec::new();
             if case.co_units.iter().any(|c| c.unit == unit && c.signed_at.is_none()) {
                 events.push(CaseEvent::SignedFor(SignedFor { unit, handling: None }));
@@ -965,6 +974,10 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 _ => return Err(transition(command, case)),
             }
             case.check_lead(ctx.actor)?;
+            // The case waits for the dispatcher's decision on the unit's return.
+            if case.return_request.is_some() {
+                return Err(DomainError::ReturnPending);
+            }
             let mut events = Vec::new();
             // Handling implies signing for it: the sign-for is recorded, with its real time.
             if case.signed_at.is_none()
@@ -1077,13 +1090,13 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
         }
         Command::ReplaceCoUnit { from, to, reason } => {
             if !case.co_units.iter().any(|c| c.unit == *from) {
-                return Err(DomainError::NotYourUnit { needed: "co-" });
+                return Err(DomainError::NotYourUnit { needed: "co-unit" });
             }
             if let Some(t) = to {
                 if Some(*t) == case.unit || case.co_units.iter().any(|c| c.unit == *t) {
                     return Err(DomainError::InvalidCoUnits);
                 }
-                check_recusal(case, *t, ctx.units)?;
+                check_recusal(case, *t, ctx)?;
             }
             vec![CaseEvent::CoUnitReplaced(CoUnitReplaced { from: *from, to: *to, reason: reason.clone() })]
         }
@@ -1107,8 +1120,12 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
         Command::RecomputeDeadlines => {
             let clocks = [case.deadline, case.acknowledgement, case.overall];
             let mut changed = Vec::new();
-            for d in clocks.into_iter().flatten().filter(|d| d.calendar_incomplete) {
-                if let DeadlineRule::Policy { limit, urgency, .. } = d.rule {
+            // Every clock counted in working days by a policy: flagged ones (a year was missing)
+            // and any other the calendar loaded or corrected may move.
+            for d in clocks.into_iter().flatten() {
+                if let DeadlineRule::Policy { limit: limit @ crate::deadline::Limit::WorkingDays(_), urgency, .. } =
+                    d.rule
+                {
                     let fresh = policy.deadline_with(d.stage, limit, urgency, d.started_at, ctx.calendar)?;
                     // The rule (and its policy source) stays as recorded: only the count moves.
                     let fresh = Deadline { rule: d.rule, ..fresh };
@@ -1160,7 +1177,7 @@ fn transferred(
     let to = match to_unit {
         Some(u) if Some(u) == case.unit => return Err(DomainError::SameUnit),
         Some(u) => {
-            check_recusal(case, u, ctx.units)?;
+            check_recusal(case, u, ctx)?;
             Some(TransferTarget {
                 unit: u,
                 deadline: ctx.policy.deadline(Stage::SignFor, case.urgency, ctx.now, ctx.calendar)?,
@@ -1220,12 +1237,18 @@ fn rework(case: &Case, ctx: &Context<'_>, reason: ReopenReason, note: Option<Rea
     };
     let stage = if unit.is_some() { Stage::Handling } else { Stage::Assignment };
     let new_round = case.status != Status::Rejected && (case.ever_fed_back || case.handling.is_some());
+    let dropped_co_units = if unit.is_some() {
+        case.co_units.iter().map(|c| c.unit).filter(|u| !ctx.units.is_active(*u)).collect()
+    } else {
+        Vec::new()
+    };
     Ok(Reopened {
         reason,
         note,
         round: if new_round { case.round + 1 } else { case.round },
         unit,
         deadline: ctx.policy.deadline(stage, case.urgency, ctx.now, ctx.calendar)?,
+        dropped_co_units,
     })
 }
 
@@ -1384,7 +1407,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.overall = Some(e.overall);
         }
         CaseEvent::CitizenNotified(e) => {
-            if e.kind == NoticeKind::Acknowledgement {
+            if matches!(e.kind, NoticeKind::Acknowledgement | NoticeKind::NonAcceptance) {
                 case.acknowledged_at = Some(at);
                 case.acknowledgement = None;
             }
@@ -1527,6 +1550,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             }
         }
         CaseEvent::Reopened(e) => {
+            case.co_units.retain(|c| !e.dropped_co_units.contains(&c.unit));
             case.round = e.round;
             case.unit = e.unit;
             case.status = if e.unit.is_some() { Status::Assigned } else { Status::Received };

@@ -170,7 +170,8 @@ fn check_run((shape, steps): Run, reached: &mut Reached) -> Result<(), TestCaseE
             Step::Command(c) => rebase(c, t),
         };
         let actor = Actor { unit: u.map(unit), ..actor(role) };
-        let ctx = Context { now: t, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+        let ctx =
+            Context { now: t, actor: &actor, calendar: &calendar, policy: &policy, units: &units, linked_accused: &[] };
         let before = live.clone();
         let Ok(events) = decide(live.as_ref(), &cmd, &ctx) else { continue };
         // Only the recomputation may cause nothing: every other accepted command is recorded.
@@ -280,7 +281,14 @@ fn duplicate_links_across_cases_never_form_chains_or_cycles() {
                 let mut r = registration();
                 r.id = id(i);
                 let actor = actor(Role::Clerk);
-                let ctx = Context { now: t, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+                let ctx = Context {
+                    now: t,
+                    actor: &actor,
+                    calendar: &calendar,
+                    policy: &policy,
+                    units: &units,
+                    linked_accused: &[],
+                };
                 for e in decide(None, &Command::Register(Box::new(r)), &ctx).unwrap() {
                     *c = Some(evolve(c.take(), id(i), &e, t).unwrap());
                 }
@@ -306,7 +314,14 @@ fn duplicate_links_across_cases_never_form_chains_or_cycles() {
                     (None, _) => assign(1),
                 };
                 let actor = actor(Role::Supervisor);
-                let ctx = Context { now: t, actor: &actor, calendar: &calendar, policy: &policy, units: &units };
+                let ctx = Context {
+                    now: t,
+                    actor: &actor,
+                    calendar: &calendar,
+                    policy: &policy,
+                    units: &units,
+                    linked_accused: &[],
+                };
                 if let Ok(events) = decide(Some(&case), &cmd, &ctx) {
                     if matches!(cmd, Command::LinkDuplicate { .. }) {
                         links_made.set(links_made.get() + 1);

@@ -107,7 +107,7 @@ fn only_the_lead_or_a_co_unit_signs_and_only_once() {
     let s = given_new().after(&[register(), assign_jointly(1, &[2])]);
     assert_eq!(
         s.clone_at().handler_of(3).when(Command::SignFor).unwrap_err(),
-        DomainError::NotYourUnit { needed: "lead or co-" }
+        DomainError::NotYourUnit { needed: "lead unit or a co-unit" }
     );
     let (events, case) = s.clone_at().handler_of(2).when(Command::SignFor).unwrap();
     assert!(matches!(&events[0], CaseEvent::SignedFor(SignedFor { handling: None, .. })));
@@ -130,7 +130,7 @@ fn a_return_is_asked_within_five_working_days_and_waits_for_the_dispatcher() {
     let other = s.clone_at().handler_of(2);
     assert_eq!(
         other.when(Command::RequestReturn { reason: reason("x") }).unwrap_err(),
-        DomainError::NotYourUnit { needed: "lead" }
+        DomainError::NotYourUnit { needed: "lead unit" }
     );
 
     let waiting = s.handler_of(1).after(&[Command::RequestReturn { reason: reason("属于卫生院职责") }]);
@@ -171,12 +171,12 @@ fn co_units_contribute_and_the_lead_handles() {
     assert!(case.co_units[1].contributed_at.is_none());
     assert_eq!(
         s.clone_at().handler_of(2).when(handle()).unwrap_err(),
-        DomainError::NotYourUnit { needed: "lead" },
+        DomainError::NotYourUnit { needed: "lead unit" },
         "a co-unit does not handle"
     );
     assert_eq!(
         s.clone_at().handler_of(1).when(Command::Contribute { text: text("x") }).unwrap_err(),
-        DomainError::NotYourUnit { needed: "co-" }
+        DomainError::NotYourUnit { needed: "co-unit" }
     );
     assert!(s.handler_of(1).when(handle()).is_ok());
 }
@@ -328,6 +328,16 @@ fn rework_never_goes_to_a_deactivated_unit() {
     assert_eq!(case.unit, None);
 }
 
+#[test]
+fn rework_leaves_deactivated_co_units_behind() {
+    let s = given_new()
+        .after(&[register(), assign_jointly(1, &[2, 3]), handle(), feedback()])
+        .with_units(Units { inactive: vec![unit(3)] });
+    let (_, case) = s.when(rate(Rating::Dissatisfied)).unwrap();
+    assert_eq!(case.unit, Some(unit(1)));
+    assert_eq!(case.co_units.iter().map(|c| c.unit).collect::<Vec<_>>(), vec![unit(2)]);
+}
+
 // ── 合并 ─────────────────────────────────────────────────────────────────────────────────
 
 #[test]
@@ -371,6 +381,18 @@ fn a_merge_never_crosses_a_recusal() {
     assert_eq!(s.when(Command::LinkDuplicate { of, target: accusation }).unwrap_err(), DomainError::Recusal);
     let elsewhere = LinkTarget { units: vec![unit(1)], accused_unit: Some(unit(3)), ..Default::default() };
     assert!(s.when(Command::LinkDuplicate { of, target: elsewhere }).is_ok());
+}
+
+#[test]
+fn a_master_is_never_handed_to_a_unit_its_duplicates_accuse() {
+    // A case with a linked duplicate that accuses unit 11: never to 11, nor to 12 under it.
+    let s = given_new().after(&[register()]).with_linked_accused(&[11]);
+    assert_eq!(s.when(assign(12)).unwrap_err(), DomainError::Recusal);
+    assert_eq!(s.when(assign_jointly(1, &[11])).unwrap_err(), DomainError::Recusal);
+    let s = s.after(&[assign(1)]);
+    let transfer = Command::Transfer { reason: reason("改派"), to_unit: Some(unit(11)) };
+    assert_eq!(s.when(transfer).unwrap_err(), DomainError::Recusal);
+    assert!(s.when(Command::Transfer { reason: reason("改派"), to_unit: Some(unit(10)) }).is_ok());
 }
 
 #[test]

@@ -104,10 +104,25 @@ pub struct LedgerRow {
     pub paused: bool,
     /// A clock was counted into a year whose calendar is not loaded.
     pub calendar_incomplete: bool,
-    /// The search lexemes of title and description, as tsvector input (written once, at
-    /// registration; empty on later writes, which never change it; never read back).
+    /// The search lexemes of [`searchable_text`], as tsvector input: written at registration and
+    /// whenever the handling or the reply changes; empty on other writes, which keep the stored
+    /// value; never read back.
     #[serde(default)]
     pub search: String,
+}
+
+/// Everything of a case that a reader sees and may type to find it: the receipt code, title,
+/// description, and this round's handling result and reply.
+pub fn searchable_text(case: &Case) -> String {
+    let mut t = format!("{} {} {}", case.receipt_code.as_str(), case.title.as_str(), case.description.as_str());
+    for extra in [case.handling.as_ref().map(|h| h.result.as_str()), case.feedback.as_ref().map(|f| f.content.as_str())]
+        .into_iter()
+        .flatten()
+    {
+        t.push(' ');
+        t.push_str(extra);
+    }
+    t
 }
 
 /// When 60 % of a clock's time is used ("due soon").
@@ -120,8 +135,8 @@ fn ident<T: Serialize>(v: T) -> String {
 }
 
 impl LedgerRow {
-    /// The row of a case. `with_search` segments title and description (needed when the row is
-    /// first written; they never change afterwards).
+    /// The row of a case. `with_search` computes the search lexemes (needed when the row is first
+    /// written and when the handling or the reply changes).
     pub fn from_case(case: &Case, with_search: bool) -> Self {
         let deadline = case.deadline;
         let running = case.running_clocks();
@@ -170,11 +185,7 @@ impl LedgerRow {
                 .iter()
                 .flatten()
                 .any(|d| d.calendar_incomplete),
-            search: if with_search {
-                crate::search::tsvector_text(&format!("{} {}", case.title.as_str(), case.description.as_str()))
-            } else {
-                String::new()
-            },
+            search: if with_search { crate::search::tsvector_text(&searchable_text(case)) } else { String::new() },
         }
     }
 
@@ -199,6 +210,8 @@ impl LedgerRow {
 pub struct LedgerFilter {
     /// Status identifier.
     pub status: Option<String>,
+    /// A receipt code, as the citizen reads it out (upper-case).
+    pub receipt_code: Option<String>,
     /// Kind identifier.
     pub kind: Option<String>,
     /// Channel identifier.
@@ -286,6 +299,9 @@ fn where_clause(f: &LedgerFilter, now: DateTime<Utc>, params: &mut Vec<Box<dyn T
     };
     if let Some(v) = &f.status {
         push("status = ?", Box::new(v.clone()), params);
+    }
+    if let Some(v) = &f.receipt_code {
+        push("receipt_code = ?", Box::new(v.clone()), params);
     }
     if let Some(v) = &f.kind {
         push("kind = ?", Box::new(v.clone()), params);
@@ -430,15 +446,32 @@ impl Ledger {
         client.query_opt(&stmt, &[&case_id.as_uuid()]).await?.as_ref().map(LedgerRow::from_row).transpose()
     }
 
-    /// The open cases with a clock counted into a year whose calendar was not loaded.
-    pub async fn calendar_incomplete_cases(&self) -> Result<Vec<Uuid>, StoreError> {
+    /// The units accused by the cases linked to `case` as duplicates.
+    pub async fn accused_by_duplicates_of(&self, case: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT case_id FROM ledger WHERE calendar_incomplete AND status <> 'closed' ORDER BY case_id",
+                "SELECT DISTINCT accused_unit_id FROM ledger WHERE duplicate_of = $1 AND accused_unit_id IS NOT NULL",
             )
             .await?;
-        Ok(client.query(&stmt, &[]).await?.iter().map(|r| r.get(0)).collect())
+        Ok(client.query(&stmt, &[&case]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The open cases whose working-day clocks a change to the calendar of `years` may move:
+    /// those flagged as counted into a missing year, and those with a clock that runs through one
+    /// of the years (all flagged ones when `years` is empty).
+    pub async fn cases_for_calendar(&self, years: &[i32]) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT case_id FROM ledger WHERE status <> 'closed' AND (calendar_incomplete OR EXISTS ( \
+                   SELECT 1 FROM unnest($1::int[]) AS y(y) \
+                   WHERE (started_at < make_date(y + 1, 1, 1) AND due_at >= make_date(y, 1, 1) - 1) \
+                      OR (received_at < make_date(y + 1, 1, 1) AND ack_due_at >= make_date(y, 1, 1) - 1))) \
+                 ORDER BY case_id",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[&years]).await?.iter().map(|r| r.get(0)).collect())
     }
 
     /// The open cases a unit leads (`lead`) or co-handles: what deactivating it would strand.

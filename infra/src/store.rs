@@ -664,7 +664,16 @@ impl Prepared {
             prev_hash,
             hashes: Vec::with_capacity(events.len()),
             idem: idem.cloned(),
-            ledger: crate::ledger::LedgerRow::from_case(after, expected == 0).to_json(),
+            // Search lexemes are written when what is searched changes: at registration, and when
+            // the handling or the reply is recorded (or cleared by a reopen).
+            ledger: crate::ledger::LedgerRow::from_case(
+                after,
+                expected == 0
+                    || events.iter().any(|e| {
+                        matches!(e.event, CaseEvent::Handled(_) | CaseEvent::FedBack(_) | CaseEvent::Reopened(_))
+                    }),
+            )
+            .to_json(),
         };
         // The units the events hand the case to: `append_events()` refuses an inactive one in the
         // same transaction (V13).

@@ -283,6 +283,13 @@ fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Pro
         "^(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$" => {
             vec![inside("2099-02-01"), inside("2099-12-31"), outside("1999-02-01"), outside("99-02-01")]
         }
+        "^[Hh][Yy]-[0-9]{8}-[0-9A-Za-z]{8}$" => vec![
+            inside("HY-20261102-7K3Q9PXM"),
+            inside("hy-20261102-7k3q9pxm"),
+            outside("HY-2026110-7K3Q9PXM"),
+            outside("HY-20261102-7K3Q9PX"),
+            outside("XY-20261102-7K3Q9PXM"),
+        ],
         "^[a-z0-9][a-z0-9_.-]{0,31}$" => vec![
             inside(fill.code(1)),
             inside(fill.code(32)),

@@ -44,7 +44,14 @@ pub fn decide_as(state: Option<&Case>, cmd: &Command, role: Role, at: DateTime<U
     let actor = actor(role);
     let calendar = WorkingCalendar::default();
     let policy = DeadlinePolicy::default();
-    let ctx = Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &FlatUnits };
+    let ctx = Context {
+        now: at,
+        actor: &actor,
+        calendar: &calendar,
+        policy: &policy,
+        units: &FlatUnits,
+        linked_accused: &[],
+    };
     decide(state, cmd, &ctx).unwrap()
 }
 

@@ -154,6 +154,18 @@ fn filter(q: &LedgerQuery, scope: Option<Uuid>) -> Result<LedgerFilter, ApiError
     }
     Ok(LedgerFilter {
         status: q.status.map(ident),
+        receipt_code: match q.receipt_code.as_deref() {
+            None => None,
+            Some(c) => Some(
+                domain::ReceiptCode::parse(c)
+                    .map_err(|_| ApiError::BadRequest {
+                        code: "invalid-query",
+                        detail: "receipt_code must look like HY-20261102-7K3Q9PXM".into(),
+                    })?
+                    .as_str()
+                    .to_owned(),
+            ),
+        },
         kind: q.kind.map(ident),
         channel: q.channel.map(ident),
         urgency: q.urgency.map(ident),

@@ -366,8 +366,9 @@ pub async fn get_calendar(state: Data<AppState>, principal: Principal, y: Path<i
 /// Replace a year's working calendar
 ///
 /// Replaces all holidays and make-up working days of the year; the year counts as loaded. New
-/// deadlines use it at once; every open deadline that was counted on weekdays alone into this
-/// year (`calendar_incomplete`) is recomputed, each by a `case.deadlines_recomputed` event.
+/// deadlines use it at once; every open working-day deadline it moves (one counted on weekdays
+/// alone into this year, `calendar_incomplete`, or one running through a corrected year) is
+/// recomputed, each by a `case.deadlines_recomputed` event.
 #[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2099)), request_body = CalendarYear, responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
 #[put("/calendar/{year}")]
 pub async fn put_calendar(
@@ -401,7 +402,7 @@ pub async fn put_calendar(
         return Err(ApiError::Validation(errors));
     }
     state.reference.put_calendar_year(y, &days).await?;
-    crate::service::recompute_calendar_deadlines(&state).await?;
+    crate::service::recompute_calendar_deadlines(&state, &[y]).await?;
     Ok(HttpResponse::Ok().json(body.into_inner()))
 }
 

@@ -95,6 +95,7 @@ pub struct Scenario {
     pub policy: DeadlinePolicy,
     pub unit: Option<UnitId>,
     pub units: Units,
+    pub linked_accused: Vec<UnitId>,
 }
 
 pub fn given_new() -> Scenario {
@@ -106,6 +107,7 @@ pub fn given_new() -> Scenario {
         policy: DeadlinePolicy::default(),
         unit: None,
         units: Units::default(),
+        linked_accused: Vec::new(),
     }
 }
 
@@ -131,6 +133,7 @@ impl Scenario {
             policy: self.policy,
             unit: self.unit,
             units: self.units.clone(),
+            linked_accused: self.linked_accused.clone(),
         }
     }
 
@@ -149,6 +152,12 @@ impl Scenario {
     pub fn handler_of(mut self, u: u128) -> Self {
         self.role = Role::Handler;
         self.unit = Some(unit(u));
+        self
+    }
+
+    /// Duplicates linked to the case accuse these units.
+    pub fn with_linked_accused(mut self, units: &[u128]) -> Self {
+        self.linked_accused = units.iter().map(|u| unit(*u)).collect();
         self
     }
 
@@ -174,6 +183,7 @@ impl Scenario {
             calendar: &self.calendar,
             policy: &self.policy,
             units: &self.units,
+            linked_accused: &self.linked_accused,
         };
         decide(self.state().as_ref(), c, &ctx)
     }
