@@ -65,6 +65,8 @@ pub async fn start_huiyin(app_url: &str, owner_url: &str) -> Server {
         .env("DATABASE_URL", app_url)
         .env("HUIYIN_ADMIN_DATABASE_URL", owner_url)
         .env("HUIYIN_BIND", format!("127.0.0.1:{port}"))
+        // Any free port: the metrics listener must not collide with another server's.
+        .env("HUIYIN_METRICS_BIND", "127.0.0.1:0")
         .env("HUIYIN_JWT_SECRET", SECRET)
         .env("HUIYIN_KEK", "0b73a0f9352fa583a908b31ff7228c54125a3fbdec2a8600a93dc00ce8fce969")
         .env("HUIYIN_POOL_SIZE", "32")
