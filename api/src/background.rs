@@ -11,7 +11,7 @@ use crate::settings::ServeArgs;
 use crate::startup::AppState;
 
 /// Starts the tasks; they end with the runtime.
-pub fn spawn(state: &AppState, settings: &ServeArgs) {
+pub fn spawn(state: &AppState, settings: &ServeArgs, read_pool: &infra::Pool) {
     let s = state.clone();
     tokio::spawn(async move {
         loop {
@@ -75,6 +75,8 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
     });
     // The integrity watch: every event that becomes visible is checked (chain and ledger row).
     let s = state.clone();
+    let (watch_store, watch_ledger) =
+        (infra::EventStore::new(read_pool.clone()), infra::ledger::Ledger::new(read_pool.clone()));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
@@ -82,7 +84,7 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             loop {
                 let mut status = s.watch.lock().await;
                 let before = status.events_checked;
-                match infra::watch::run_once(&s.store, &s.ledger, &mut status, 1000).await {
+                match infra::watch::run_once(&watch_store, &watch_ledger, &mut status, 1000).await {
                     Ok(found) => {
                         for f in &found {
                             tracing::error!(case.id = %f.case_id, problem = %f.problem, "INTEGRITY ALARM");

@@ -108,13 +108,13 @@ impl Application {
             ledger: infra::ledger::Ledger::new(pool.clone()),
             pool,
         };
-        crate::background::spawn(&state, &settings);
-        // The feed, event streams and exports read through a pool of their own: readers never
-        // take the connections commands need.
+        // The feed, event streams, exports and the integrity watch read through a pool of their
+        // own: readers never take the connections commands need.
         let mut read_db = settings.db.app();
         read_db.pool_size = settings.capacity.read_pool_size;
         read_db.application_name = "huiyin-read".into();
         let read_pool = read_db.pool()?;
+        crate::background::spawn(&state, &settings, &read_pool);
         let capacity = web::Data::new(Capacity::new(&state, read_pool.clone(), &settings.capacity));
         let metrics_listener = TcpListener::bind(settings.metrics.bind)?;
         let metrics_port = metrics_listener.local_addr()?.port();

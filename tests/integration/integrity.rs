@@ -668,3 +668,36 @@ async fn a_checkpoint_catches_a_deleted_last_event() {
     assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::FAILURE);
     let _ = std::fs::remove_file(&kept);
 }
+
+/// The independent checker of docs/verify_event.py agrees with the service: it prints the
+/// published vectors, accepts a real history and refuses it once one character changed.
+#[tokio::test]
+async fn the_independent_python_checker_agrees_with_the_service() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let script = docs.join("verify_event.py");
+    let out = std::process::Command::new("python3").arg(&script).arg("vectors").output().expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let md = std::fs::read_to_string(docs.join("integrity.md")).unwrap();
+    let block = md.split("<!-- vectors -->").nth(1).unwrap();
+    let block = block.split("```json").nth(1).unwrap().split("```").next().unwrap();
+    let published: Value = serde_json::from_str(block).unwrap();
+    assert_eq!(printed, published, "docs/integrity.md and docs/verify_event.py agree");
+
+    let app = spawn_app().await;
+    let id = app.register(app.case_body()).await;
+    life(&app, id).await;
+    let history = app.get(&format!("/api/v1/cases/{id}/events"), &app.token("auditor", None)).await;
+    let file = std::env::temp_dir().join(format!("history-{}.json", Uuid::new_v4()));
+    std::fs::write(&file, &history.text).unwrap();
+    let ok = std::process::Command::new("python3").arg(&script).arg("history").arg(&file).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: 9 events"));
+    let mut forged: Value = serde_json::from_str(&history.text).unwrap();
+    forged["events"][3]["payload"]["text"] = json!("已联糸");
+    std::fs::write(&file, forged.to_string()).unwrap();
+    let bad = std::process::Command::new("python3").arg(&script).arg("history").arg(&file).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("version 4"), "{}", String::from_utf8_lossy(&bad.stderr));
+    let _ = std::fs::remove_file(&file);
+}
