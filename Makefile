@@ -15,6 +15,7 @@ run: ## run the service (a private PostgreSQL is started when DATABASE_URL is un
 	@source scripts/dev-env.sh && $(CARGO) run -p api --bin huiyin -- serve
 
 test: ## run the whole test suite against a private PostgreSQL
+	@$(CARGO) build -q -p api --bin huiyin
 	@source scripts/dev-env.sh test && scripts/pg.sh clean-tests && \
 	if command -v cargo-nextest >/dev/null 2>&1; then $(CARGO) nextest run --workspace --no-fail-fast; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
