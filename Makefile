@@ -6,7 +6,7 @@ ROLE ?= clerk
 SUB ?= dev-$(ROLE)
 UNIT ?=
 
-.PHONY: help run test gates fmt lint psql migrate verify token openapi spec-tools spec-check seed-demo pg-stop bench bench-queries bench-quick
+.PHONY: help run test prove gates fmt lint psql migrate verify token openapi spec-tools spec-check seed-demo pg-stop bench bench-queries bench-quick
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ test: ## run the whole test suite against a private PostgreSQL
 	if command -v cargo-nextest >/dev/null 2>&1; then $(CARGO) nextest run --workspace --no-fail-fast; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
 	@scripts/spec-check.sh
+
+prove: ## the reliability suite (crash, contention, overload, hostile callers) → RELIABILITY.md
+	@scripts/prove.sh all
+
+prove-%: ## one part of it: make prove-crash | prove-contention | prove-overload | prove-hostile
+	@scripts/prove.sh $*
 
 gates: fmt lint test ## everything that must pass before a commit
 
