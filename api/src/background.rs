@@ -78,6 +78,17 @@ pub fn spawn(state: &AppState, settings: &ServeArgs, read_pool: &infra::Pool) {
     let (watch_store, watch_ledger) =
         (infra::EventStore::new(read_pool.clone()), infra::ledger::Ledger::new(read_pool.clone()));
     tokio::spawn(async move {
+        // From the feed's head: the history before is `huiyin verify`'s (and the checkpoints').
+        loop {
+            match infra::watch::head(&watch_store).await {
+                Ok(head) => {
+                    s.watch.lock().await.cursor = head;
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "the integrity watch cannot find the feed's head; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         loop {
             tick.tick().await;

@@ -581,14 +581,29 @@ impl Ledger {
                     set_config('parallel_tuple_cost', '0', true), set_config('min_parallel_index_scan_size', '0', true)",
         )
         .await?;
-        let stmt = tx
-            .prepare_cached(
-                "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
-                 WHERE received_at >= $1 AND received_at < $2 AND ($3::uuid IS NULL OR ((unit_id = $3 OR $3 = ANY(co_unit_ids)) AND accused_unit_id IS DISTINCT FROM $3)) \
-                 GROUP BY 1, 2, 3, 4, 5, 6",
-            )
-            .await?;
-        let rows = tx.query(&stmt, &[&from, &to, &scope_unit]).await?;
+        // Unscoped, the scan reads only the received-date index's INCLUDE columns (index-only);
+        // a handler's scope also needs the co-units and the accused unit, from the heap.
+        let rows = match scope_unit {
+            None => {
+                let stmt = tx
+                    .prepare_cached(
+                        "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
+                         WHERE received_at >= $1 AND received_at < $2 GROUP BY 1, 2, 3, 4, 5, 6",
+                    )
+                    .await?;
+                tx.query(&stmt, &[&from, &to]).await?
+            }
+            Some(unit) => {
+                let stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
+                         WHERE received_at >= $1 AND received_at < $2 AND {} GROUP BY 1, 2, 3, 4, 5, 6",
+                        scope_sql(3)
+                    ))
+                    .await?;
+                tx.query(&stmt, &[&from, &to, &unit]).await?
+            }
+        };
         tx.commit().await?;
         let mut by_status: HashMap<String, i64> = HashMap::new();
         let mut by_kind: HashMap<String, i64> = HashMap::new();

@@ -6,8 +6,9 @@
 //! the lifecycle's fold in SQL, which the design keeps out of the database. Instead, every event
 //! that becomes visible in the feed is checked here, soon after: its case's chain is recomputed
 //! from the first event, and the case's ledger row is compared with the replay of its events.
-//! A failure is an alarm (an ERROR log line, the watch's status for auditors, a metric), never a
-//! silent repair: the log is evidence and stays as it is.
+//! A failure is an alarm (an ERROR log line, the watch's status for auditors), never a silent
+//! repair: the log is evidence and stays as it is. The watch starts at the feed's head when the
+//! service starts; what came before is checked by `huiyin verify` and the signed checkpoints.
 
 use std::collections::BTreeSet;
 
@@ -27,6 +28,20 @@ pub struct WatchFailure {
     pub case_id: Uuid,
     /// What is wrong.
     pub problem: String,
+}
+
+/// The feed position of the newest visible event: where a watch that starts now begins (the
+/// history before it is `huiyin verify`'s and the signed checkpoints' to check).
+pub async fn head(store: &EventStore) -> Result<String, StoreError> {
+    let client = store.pool().get().await?;
+    let row = client
+        .query_opt(
+            "SELECT tx_id::text::bigint, position FROM events \
+             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id DESC, position DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(row.map_or_else(|| "0".to_owned(), |r| format!("{}.{}", r.get::<_, i64>(0), r.get::<_, i64>(1))))
 }
 
 /// Where the watch stands.

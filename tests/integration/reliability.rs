@@ -898,7 +898,7 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(cluster: &OwnCluster, port: u16, secret: &str, kek: &str) -> Self {
-        let child = std::process::Command::new(huiyin_bin())
+        let mut child = std::process::Command::new(huiyin_bin())
             .arg("serve")
             .env("DATABASE_URL", cluster.app_url())
             .env("HUIYIN_ADMIN_DATABASE_URL", cluster.url("huiyin_owner", "huiyin"))
@@ -923,6 +923,8 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("huiyin serve did not become ready");
     }
 
