@@ -290,6 +290,9 @@ fn scope_sql_placeholders() -> String {
     "((unit_id = ? OR ? = ANY(co_unit_ids)) AND accused_unit_id IS DISTINCT FROM ?)".to_owned()
 }
 
+/// Up to how many matches a search reads them all from the search index (see [`Ledger::page`]).
+const SEARCH_FEW: i64 = 5000;
+
 /// Builds the WHERE clause of a filter; `params` receives the values.
 fn where_clause(f: &LedgerFilter, now: DateTime<Utc>, params: &mut Vec<Box<dyn ToSql + Sync + Send>>) -> String {
     let mut clauses: Vec<String> = Vec::new();
@@ -425,17 +428,33 @@ impl Ledger {
              ORDER BY {key} {order}, case_id {order} LIMIT ${}) l ORDER BY {key} {order}, case_id {order}",
             params.len()
         );
-        let client = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        // A search is planned for its own terms: how common a character is decides between
-        // walking the received-date index and reading the search index's matches, which a
-        // cached generic plan cannot know.
-        let rows = if filter.q.is_some() {
-            client.query(sql.as_str(), &refs).await?
-        } else {
+        let Some(q) = &filter.q else {
             let stmt = client.prepare_cached(&sql).await?;
-            client.query(&stmt, &refs).await?
+            return client.query(&stmt, &refs).await?.iter().map(LedgerRow::from_row).collect();
         };
+        // A search takes one of two paths, chosen by how many cases match (counted on the search
+        // index, up to a cap): few matches are read from the search index and sorted, which stays
+        // fast however rare the terms (even none); many are found by walking the received-date
+        // index newest first, which stops after a page. The planner cannot tell the two apart
+        // (a prefix, or two common characters that rarely meet, look common to it).
+        let tsq = crate::search::tsquery_text(q).unwrap_or_default();
+        let few: bool = {
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT count(*) < {SEARCH_FEW} FROM (SELECT 1 FROM ledger WHERE search @@ $1::text::tsquery \
+                     LIMIT {SEARCH_FEW}) AS m"
+                ))
+                .await?;
+            client.query_one(&stmt, &[&tsq]).await?.get(0)
+        };
+        let tx = client.transaction().await?;
+        if few {
+            tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off").await?;
+        }
+        let rows = tx.query(sql.as_str(), &refs).await?;
+        tx.commit().await?;
         rows.iter().map(LedgerRow::from_row).collect()
     }
 
