@@ -17,7 +17,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpRequest, HttpResponse, web};
+use actix_web::{Error, HttpRequest, HttpResponse, ResponseError as _, web};
 use sha2::{Digest, Sha256};
 
 use crate::problem::{ApiError, PROBLEM_JSON};
@@ -263,8 +263,6 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
     }
     c
 }
-
-use actix_web::ResponseError as _;
 
 #[cfg(test)]
 mod tests {

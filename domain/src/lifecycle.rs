@@ -43,16 +43,6 @@ impl Status {
             Self::Closed => "closed",
         }
     }
-
-    /// The stage whose deadline runs in this status, if any.
-    pub fn stage(self) -> Option<Stage> {
-        match self {
-            Self::Received => Some(Stage::Assignment),
-            Self::Assigned => Some(Stage::Handling),
-            Self::Handled => Some(Stage::Feedback),
-            Self::Rejected | Self::FedBack | Self::Closed => None,
-        }
-    }
 }
 
 impl std::fmt::Display for Status {
