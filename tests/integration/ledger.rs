@@ -461,3 +461,102 @@ async fn a_rebuild_during_concurrent_writes_loses_nothing() {
     expect_row_equals_replay(&app, id).await;
     let _ = Method::GET;
 }
+
+/// A search answers in two steps (a probe over the newest rows, then the search index): whichever
+/// step finds the matches, every page holds the same rows in the same order.
+#[tokio::test]
+async fn a_search_pages_the_same_whichever_step_finds_the_matches() {
+    use infra::ledger::{LedgerCursor, LedgerFilter, LedgerSort};
+    let app = spawn_app().await;
+    let cases = varied_cases(&app).await;
+    // Hand count: varied_cases registers each of its six texts four times, all in the test's
+    // village; 路灯 is in two of the texts, 低保 in two, 火星 in none.
+    let with = |label: &str| cases.iter().filter(|(_, l)| *l == label).map(|(id, _)| *id).collect::<HashSet<_>>();
+    let searches = [
+        ("路灯", None, with("lamp"), 8),
+        ("低保", Some(app.village), with("dibao"), 8),
+        ("低保", Some(app.dept_a), HashSet::new(), 0),
+        ("火星", None, HashSet::new(), 0),
+    ];
+    for (q, village, expected, count) in &searches {
+        assert_eq!(expected.len(), *count, "{q}: the hand count");
+        for probe in [0, 1, 3, 8, 2000] {
+            for sort in [LedgerSort::ReceivedDesc, LedgerSort::ReceivedAsc, LedgerSort::DueAsc, LedgerSort::DueDesc] {
+                let ledger = Ledger::new(app.db.app_pool()).with_search_probe(probe);
+                let filter = LedgerFilter { q: Some((*q).into()), village_id: *village, ..Default::default() };
+                let mut got: Vec<LedgerRow> = Vec::new();
+                let mut after = None;
+                for _ in 0..20 {
+                    let page = ledger.page(&filter, sort, after, 3, chrono::Utc::now()).await.unwrap();
+                    let full = page.len() == 3;
+                    got.extend(page);
+                    let Some(last) = got.last() else { break };
+                    let key = match sort {
+                        LedgerSort::ReceivedDesc | LedgerSort::ReceivedAsc => last.received_at,
+                        LedgerSort::DueAsc | LedgerSort::DueDesc => last.due_at.unwrap(),
+                    };
+                    after = Some(LedgerCursor { key, id: last.case_id });
+                    if !full {
+                        break;
+                    }
+                }
+                let ids: Vec<Uuid> = got.iter().map(|r| r.case_id).collect();
+                let unique: HashSet<Uuid> = ids.iter().copied().collect();
+                assert_eq!(ids.len(), unique.len(), "{q} probe {probe} {sort:?}: a row repeats");
+                assert_eq!(&unique, expected, "{q} probe {probe} {sort:?}");
+                let keys: Vec<_> = got
+                    .iter()
+                    .map(|r| match sort {
+                        LedgerSort::ReceivedDesc | LedgerSort::ReceivedAsc => (r.received_at, r.case_id),
+                        LedgerSort::DueAsc | LedgerSort::DueDesc => (r.due_at.unwrap(), r.case_id),
+                    })
+                    .collect();
+                let mut sorted = keys.clone();
+                sorted.sort();
+                if matches!(sort, LedgerSort::ReceivedDesc | LedgerSort::DueDesc) {
+                    sorted.reverse();
+                }
+                assert_eq!(keys, sorted, "{q} probe {probe} {sort:?}: order");
+            }
+        }
+    }
+}
+
+/// The rebuild makes the same keys and indexes as the migrations (it reads them off the live
+/// table), so a new index can never be lost by a rebuild.
+#[tokio::test]
+async fn a_rebuild_keeps_every_index_of_the_ledger() {
+    let app = spawn_app().await;
+    app.register(app.case_body()).await;
+    let indexes = || async {
+        let client = app.db.app_client().await;
+        let mut defs: Vec<String> = client
+            .query("SELECT indexname::text, indexdef FROM pg_indexes WHERE tablename = 'ledger'", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect();
+        defs.sort();
+        defs
+    };
+    let before = indexes().await;
+    // Written from the migrations by hand: V3, V10 and V15.
+    for name in [
+        "ledger_pkey",
+        "ledger_receipt_code_key",
+        "ledger_received_idx",
+        "ledger_due_idx",
+        "ledger_search_idx",
+        "ledger_next_due_idx",
+        "ledger_co_units_idx",
+        "ledger_duplicate_of_idx",
+        "ledger_calendar_incomplete_idx",
+        "ledger_village_received_idx",
+    ] {
+        assert!(before.iter().any(|d| d.starts_with(&format!("{name} "))), "{name} missing before: {before:?}");
+    }
+    assert_eq!(before.len(), 10, "{before:?}");
+    infra::ledger::rebuild(&app.db.owner_settings()).await.unwrap();
+    assert_eq!(indexes().await, before);
+}
