@@ -6,7 +6,7 @@ ROLE ?= clerk
 SUB ?= dev-$(ROLE)
 UNIT ?=
 
-.PHONY: help run test prove gates fmt lint psql migrate verify token openapi spec-tools spec-check seed-demo pg-stop bench bench-queries bench-quick
+.PHONY: help run test prove fuzz gates fmt lint psql migrate verify token openapi spec-tools spec-check seed-demo pg-stop bench bench-queries bench-quick
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,10 +21,13 @@ test: ## run the whole test suite against a private PostgreSQL
 	else $(CARGO) test --workspace --no-fail-fast; fi
 	@scripts/spec-check.sh
 
-prove: ## the reliability suite (crash, contention, overload, hostile callers) → RELIABILITY.md
+prove: ## the reliability suite (crash, contention, overload, hostile input and callers, fuzz, a 10-minute soak) → RELIABILITY.md
 	@scripts/prove.sh all
 
-prove-%: ## one part of it: make prove-crash | prove-contention | prove-overload | prove-hostile
+fuzz: ## run each fuzz target for FUZZ_SECONDS (60); crashes become regression inputs
+	@scripts/fuzz.sh
+
+prove-%: ## one part of it: make prove-crash | -contention | -overload | -hostile | -schemathesis | -other-user | -fuzz | -soak
 	@scripts/prove.sh $*
 
 gates: fmt lint test ## everything that must pass before a commit

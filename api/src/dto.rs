@@ -98,8 +98,11 @@ pub struct ComplainantInput {
     /// allowed between them; blank counts as absent.
     #[schema(max_length = 20, pattern = r"^[ -]*(\+[ -]*8[ -]*6)?([ -]*[0-9]){7,15}[ -]*$", example = "13812345678")]
     pub phone: Option<String>,
-    /// Resident identity card number: 17 digits and a check digit or `X`; blank counts as absent.
-    #[schema(min_length = 18, max_length = 18, pattern = r"^[0-9]{17}[0-9Xx]$")]
+    /// Resident identity card number (GB 11643-1999): 17 digits and a check character (a digit
+    /// or `X`); characters 7–14 must be a real birth date `YYYYMMDD` (1800 or later) and the
+    /// check character must match the first 17 digits (ISO 7064 MOD 11-2), which the pattern
+    /// cannot say: a mistyped number is answered 422. Blank counts as absent.
+    #[schema(min_length = 18, max_length = 18, pattern = r"^[0-9]{17}[0-9Xx]$", example = "11010519491231002X")]
     pub id_number: Option<String>,
     /// The citizen chose not to give their identity.
     #[serde(default)]

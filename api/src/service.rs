@@ -135,19 +135,6 @@ impl Fields {
     }
 }
 
-fn valid_phone(p: &str) -> bool {
-    let digits: String = p.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-    let digits = digits.strip_prefix("+86").unwrap_or(&digits);
-    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn valid_id_number(s: &str) -> bool {
-    s.is_ascii()
-        && s.len() == 18
-        && s[..17].bytes().all(|b| b.is_ascii_digit())
-        && s[17..].bytes().all(|b| b.is_ascii_digit() || b == b'X' || b == b'x')
-}
-
 /// The range of times the service accepts from clients: outside it, a time is a typo or an
 /// attack (PostgreSQL and chrono disagree on far years), never a case.
 pub fn bounded_time(field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
@@ -160,31 +147,6 @@ pub fn bounded_time(field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, ApiE
         }]));
     }
     Ok(domain::truncate_to_micros(t))
-}
-
-/// Masks a name: the family name stays, the rest becomes `*`.
-pub fn mask_name(name: &str) -> String {
-    let mut chars = name.chars();
-    let first = chars.next().map(String::from).unwrap_or_default();
-    let rest = chars.count().max(1);
-    format!("{first}{}", "*".repeat(rest))
-}
-
-/// Masks a phone number: `138****5678`.
-pub fn mask_phone(phone: &str) -> String {
-    let mut digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() == 13 && digits.starts_with(&['8', '6']) {
-        digits.drain(..2);
-    }
-    // A mobile number (11 digits) keeps 3 + 4 of them, as is customary; anything shorter keeps
-    // only its last two, so at least half is always hidden.
-    if digits.len() < 11 {
-        let tail: String = digits[digits.len().saturating_sub(2)..].iter().collect();
-        return format!("****{tail}");
-    }
-    let head: String = digits[..3].iter().collect();
-    let tail: String = digits[digits.len() - 4..].iter().collect();
-    format!("{head}****{tail}")
 }
 
 async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, ApiError> {
@@ -236,11 +198,11 @@ pub async fn register(
     if name.as_deref().is_some_and(|n| n.chars().count() > 50 || n.chars().any(char::is_control)) {
         f.push("complainant.name", "must be at most 50 printable characters");
     }
-    if phone.as_deref().is_some_and(|p| !valid_phone(p)) {
-        f.push("complainant.phone", "must be a phone number of 7 to 15 digits");
+    if let Some(Err(e)) = phone.as_deref().map(domain::personal::check_phone) {
+        f.push("complainant.phone", e.message);
     }
-    if id_number.as_deref().is_some_and(|n| !valid_id_number(n)) {
-        f.push("complainant.id_number", "must be an 18-character resident ID number");
+    if let Some(Err(e)) = id_number.as_deref().map(domain::personal::check_id_number) {
+        f.push("complainant.id_number", e.message);
     }
     let notice = match &req.notice {
         Some(n) => f.take("notice.content", Text::parse(&n.content)).map(|content| Command::NotifyCitizen {
@@ -696,8 +658,8 @@ pub async fn view(
     if !hidden && let Some(sealed) = &case.complainant.sealed {
         match state.vault.open(&state.pool, sealed).await? {
             Opened::Clear(data) => {
-                complainant.name = data.name.as_deref().map(mask_name);
-                complainant.phone = data.phone.as_deref().map(mask_phone);
+                complainant.name = data.name.as_deref().map(domain::personal::mask_name);
+                complainant.phone = data.phone.as_deref().map(domain::personal::mask_phone);
             }
             Opened::Erased => complainant.erased = true,
         }
@@ -1062,20 +1024,4 @@ pub async fn feed(
         })
         .collect();
     Ok(FeedPage { events, next: next.to_string() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_phones_are_masked() {
-        assert_eq!(mask_name("张三"), "张*");
-        assert_eq!(mask_name("欧阳娜娜"), "欧***");
-        assert_eq!(mask_name("李"), "李*");
-        assert_eq!(mask_phone("13812345678"), "138****5678");
-        assert_eq!(mask_phone("+86 138-1234-5678"), "138****5678");
-        assert_eq!(mask_phone("123"), "****23");
-        assert_eq!(mask_phone("5551234"), "****34");
-    }
 }

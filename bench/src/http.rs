@@ -32,12 +32,22 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Resident memory now (VmRSS) in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS")
+    }
+
     /// Peak resident memory (VmHWM) in MiB.
     pub fn peak_rss_mib(&self) -> f64 {
+        self.status_mib("VmHWM")
+    }
+
+    /// A `kB` line of the process's /proc status, in MiB (NaN when the process is gone).
+    fn status_mib(&self, field: &str) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|s| {
-                s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+                s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
             })
             .and_then(|kb| kb.parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
@@ -136,7 +146,7 @@ pub struct Load {
 }
 
 /// Runs `op` from `conns` tasks: a warm-up window, then `reps` windows.
-async fn load<F, Fut>(conns: usize, window: Duration, reps: usize, op: F) -> Load
+pub async fn load<F, Fut>(conns: usize, window: Duration, reps: usize, op: F) -> Load
 where
     F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Vec<Duration>> + Send,
@@ -196,23 +206,82 @@ fn case_body() -> serde_json::Value {
     })
 }
 
+/// A fresh benchmark database with a village and a supervisor's token.
+pub struct Fixture {
+    pub app_url: String,
+    pub owner_url: String,
+    /// The unit cases are assigned to.
+    pub unit: uuid::Uuid,
+    /// A supervisor's bearer token (two hours).
+    pub token: Arc<String>,
+}
+
+impl Fixture {
+    pub async fn new(db: &str) -> Self {
+        let (app_url, owner_url) = crate::append::fresh_db(db).await;
+        let reference = infra::reference::ReferenceData::new(infra::DbSettings::new(app_url.clone()).pool().unwrap());
+        let unit = reference.create_unit("东岭村", domain::UnitKind::Village, None).await.unwrap().id.as_uuid();
+        let auth = api::auth::Authenticator::from_settings(&api::settings::AuthArgs {
+            jwt_secret: Some(SECRET.into()),
+            jwt_private_key: None,
+            jwt_public_key: None,
+            issuer: "huiyin".into(),
+            audience: "huiyin-api".into(),
+            max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
+        })
+        .unwrap();
+        let token = Arc::new(
+            auth.sign("bench-supervisor", domain::Role::Supervisor, None, chrono::Duration::hours(2)).unwrap(),
+        );
+        Self { app_url, owner_url, unit, token }
+    }
+}
+
+/// One case's lifecycle (register → assign → handle → feedback → close): the latency of each of
+/// its five requests, and the first failure (`"<step> <status>"`, or `"<step> io"` for a request
+/// that got no answer), after which it stops.
+pub async fn lifecycle(
+    c: &reqwest::Client,
+    base: &str,
+    tok: &str,
+    unit: uuid::Uuid,
+) -> (Vec<Duration>, Option<String>) {
+    let mut lat = Vec::with_capacity(5);
+    let t = Instant::now();
+    let r = match c.post(format!("{base}/api/v1/cases")).bearer_auth(tok).json(&case_body()).send().await {
+        Ok(r) => r,
+        Err(_) => return (lat, Some("register io".into())),
+    };
+    if r.status().as_u16() != 201 {
+        return (lat, Some(format!("register {}", r.status().as_u16())));
+    }
+    let Ok(v) = r.json::<serde_json::Value>().await else { return (lat, Some("register io".into())) };
+    lat.push(t.elapsed());
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    for (action, body) in [
+        ("assign", json!({"unit_id": unit})),
+        ("handle", json!({"outcome": "resolved", "result": "已修复路灯"})),
+        ("feedback", json!({"method": "phone", "content": "已电话告知"})),
+        ("close", json!({"note": "办结"})),
+    ] {
+        let t = Instant::now();
+        let r = match c.post(format!("{base}/api/v1/cases/{id}/{action}")).bearer_auth(tok).json(&body).send().await {
+            Ok(r) => r,
+            Err(_) => return (lat, Some(format!("{action} io"))),
+        };
+        let status = r.status().as_u16();
+        let _ = r.bytes().await;
+        if status != 200 {
+            return (lat, Some(format!("{action} {status}")));
+        }
+        lat.push(t.elapsed());
+    }
+    (lat, None)
+}
+
 /// Runs the HTTP benchmark.
 pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
-    let (app_url, owner_url) = crate::append::fresh_db("huiyin_bench_http").await;
-    let reference = infra::reference::ReferenceData::new(infra::DbSettings::new(app_url.clone()).pool().unwrap());
-    let unit = reference.create_unit("东岭村", domain::UnitKind::Village, None).await.unwrap().id.as_uuid();
-    let auth = api::auth::Authenticator::from_settings(&api::settings::AuthArgs {
-        jwt_secret: Some(SECRET.into()),
-        jwt_private_key: None,
-        jwt_public_key: None,
-        issuer: "huiyin".into(),
-        audience: "huiyin-api".into(),
-        max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
-    })
-    .unwrap();
-    let token =
-        Arc::new(auth.sign("bench-supervisor", domain::Role::Supervisor, None, chrono::Duration::hours(2)).unwrap());
-
+    let Fixture { app_url, owner_url, unit, token } = Fixture::new("huiyin_bench_http").await;
     let raw_server = start_raw(&app_url).await;
     let base = raw_server.base.clone();
     let raw = load(conns, window, reps, move |c, _| {
@@ -249,40 +318,10 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
     let base = server.base.clone();
     let tok = token.clone();
     let lifecycle = load(conns, window, reps, move |c, _| {
-        let base = base.clone();
-        let tok = tok.clone();
+        let (base, tok) = (base.clone(), tok.clone());
         async move {
-            let mut lat = Vec::with_capacity(5);
-            let t = Instant::now();
-            let r = c
-                .post(format!("{base}/api/v1/cases"))
-                .bearer_auth(tok.as_str())
-                .json(&case_body())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 201);
-            let v: serde_json::Value = r.json().await.unwrap();
-            lat.push(t.elapsed());
-            let id = v["id"].as_str().unwrap().to_owned();
-            for (action, body) in [
-                ("assign", json!({"unit_id": unit})),
-                ("handle", json!({"outcome": "resolved", "result": "已修复路灯"})),
-                ("feedback", json!({"method": "phone", "content": "已电话告知"})),
-                ("close", json!({"note": "办结"})),
-            ] {
-                let t = Instant::now();
-                let r = c
-                    .post(format!("{base}/api/v1/cases/{id}/{action}"))
-                    .bearer_auth(tok.as_str())
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 200, "{action}");
-                let _ = r.bytes().await;
-                lat.push(t.elapsed());
-            }
+            let (lat, failed) = lifecycle(&c, &base, &tok, unit).await;
+            assert_eq!(failed, None, "a lifecycle request failed");
             lat
         }
     })

@@ -12,6 +12,7 @@ mod http;
 mod queries;
 mod report;
 mod setup;
+mod soak;
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,11 @@ enum What {
         #[arg(long, default_value_t = 2.0)]
         window_s: f64,
     },
+    /// The soak of `make prove`: half the measured peak for `minutes`; exits 1 when it fails.
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
     /// The raw-insert HTTP baseline server (started by the HTTP benchmark).
     #[command(hide = true)]
     RawServer {
@@ -80,6 +86,11 @@ fn main() {
                 http::raw_server(port, &database_url).await;
             }
             What::All { quick, out, command } => all(quick, &out, &command).await,
+            What::Soak { minutes } => {
+                if !soak::run(minutes).await {
+                    std::process::exit(1);
+                }
+            }
             What::Appends { tasks, batches, window_s } => {
                 append::run(&tasks, &batches, Duration::from_secs_f64(window_s), 1).await;
             }

@@ -62,6 +62,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod lifecycle;
+pub mod personal;
 
 pub use calendar::WorkingCalendar;
 pub use deadline::{

@@ -313,7 +313,7 @@ fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Pro
         "^[0-9]{17}[0-9Xx]$" => vec![
             inside("11010519491231002X"),
             inside("11010519491231002x"),
-            inside("110105194912310021"),
+            inside("440524188001010014"),
             outside("11010519491231002"),
             outside("1101051949123100211"),
             outside("11010519491231002Y"),

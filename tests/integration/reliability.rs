@@ -342,6 +342,124 @@ async fn an_xlsx_export_whose_client_left_stops_building() {
     assert_eq!(s.metric("huiyin_exports_cancelled_total").await, cancelled + 1.0);
 }
 
+// ---- 9 and 10 at field scale ----------------------------------------------------------------
+
+/// The resident set of this process (server and clients), in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// The field's numbers (make prove, part overload), with the limits that ship: 500 event-stream
+/// clients catching up from the start of a feed of thousands of events and 16 XLSX exports of
+/// 150 000 rows whose clients leave after a second, while a clerk registers cases. Streams and
+/// exports beyond their caps are refused with 429 and Retry-After; every write is answered 201
+/// within two seconds; no admitted stream is cut; every abandoned export stops.
+#[tokio::test]
+#[ignore = "field scale: run by make prove"]
+async fn at_field_scale_streams_and_abandoned_exports_leave_writes_answered() {
+    let s = serve(|_| {}).await;
+    seed_ledger(&s.app, 150_000).await;
+    for _ in 0..1000 {
+        s.app.register(s.app.case_body()).await;
+    }
+    let sup = s.app.token("supervisor", None);
+    let rss_before = rss_mib();
+
+    // 500 streams from position 0: a light reader per stream counts bytes and watches for a cut.
+    let cut = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let opens = futures_util::future::join_all((0..500).map(|_| {
+        s.app
+            .client
+            .get(format!("{}/api/v1/events/stream?after=0", s.app.address))
+            .bearer_auth(&sup)
+            .timeout(Duration::from_secs(600))
+            .send()
+    }))
+    .await;
+    let (mut readers, mut streams_refused) = (Vec::new(), 0);
+    for open in opens {
+        let resp = open.unwrap();
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(resp.headers().get("retry-after").is_some(), "a refused stream is told when to retry");
+            streams_refused += 1;
+            continue;
+        }
+        assert_eq!(resp.status(), StatusCode::OK);
+        let (cut, bytes) = (cut.clone(), bytes.clone());
+        readers.push(tokio::spawn(async move {
+            let mut resp = resp;
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                bytes.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+                if chunk.windows(12).any(|w| w == b"event: error") {
+                    cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+
+    // 16 exports whose clients give up after a second.
+    let exports = futures_util::future::join_all((0..16).map(|_| {
+        s.app
+            .client
+            .get(format!("{}/api/v1/ledger", s.app.address))
+            .bearer_auth(&sup)
+            .header("accept", api::routes::ledger::XLSX)
+            .timeout(Duration::from_secs(1))
+            .send()
+    }));
+    let clerk = s.app.token("clerk", None);
+    let writes = async {
+        let mut slowest = Duration::ZERO;
+        for _ in 0..50 {
+            let t = Instant::now();
+            let r = s.app.post("/api/v1/cases", &clerk, s.app.case_body()).await;
+            assert_eq!(r.status, StatusCode::CREATED, "a write during the load: {}", r.text);
+            slowest = slowest.max(t.elapsed());
+        }
+        slowest
+    };
+    let (exports, slowest) = tokio::join!(exports, writes);
+    let (mut gave_up, mut exports_refused) = (0, 0);
+    for e in exports {
+        match e {
+            Err(_) => gave_up += 1,
+            Ok(r) => {
+                assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "an export beyond the cap");
+                assert!(r.headers().get("retry-after").is_some(), "Retry-After");
+                exports_refused += 1;
+            }
+        }
+    }
+    let stopped =
+        eventually(Duration::from_secs(60), || async { s.metric("huiyin_exports_active").await == 0.0 }).await;
+    assert!(stopped, "every abandoned export stopped");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_mib();
+    let admitted = readers.len();
+    assert_eq!(admitted + streams_refused, 500);
+    assert!(admitted > 0 && gave_up > 0, "streams were admitted and exports ran");
+    assert_eq!(cut.load(std::sync::atomic::Ordering::Relaxed), 0, "an admitted stream was cut");
+    assert!(slowest < Duration::from_secs(2), "the slowest write took {slowest:?}");
+    println!(
+        "field scale: 500 streams from position 0: {admitted} admitted, {streams_refused} refused with 429, 0 cut, \
+         {:.1} MB delivered; 16 XLSX exports of 150000 rows abandoned after 1 s: {gave_up} started and stopped, \
+         {exports_refused} refused with 429; 50 registrations meanwhile, all 201, slowest {} ms; \
+         RSS of server and clients {rss_before:.0} -> {rss_after:.0} MiB",
+        bytes.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6,
+        slowest.as_millis()
+    );
+    for r in readers {
+        r.abort();
+    }
+}
+
 // ---- 11: database connection errors --------------------------------------------------------
 
 /// What the API answers for a database error: its status and problem code (`unavailable` is
