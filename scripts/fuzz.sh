@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make fuzz` (and part fuzz of `make prove`): runs each cargo-fuzz target of tests/fuzz for
-# FUZZ_SECONDS (default 60) and prints `fuzz <target>: <runs> runs in <s> s, <n> crashes`. A crash
+# `make fuzz` (and part fuzz of `make prove`): runs each cargo-fuzz target of tests/fuzz (or those
+# named in FUZZ_TARGETS) for FUZZ_SECONDS (default 60) and prints
+# `fuzz <target>: <runs> runs in <s> s, <n> crashes`. A crash
 # (a panic or a broken property, see domain/tests/fuzz_checks/mod.rs) is copied into
 # tests/fuzz/regressions/<target>/, where `make test` replays it from then on; the script then
 # fails. cargo-fuzz is pinned; libFuzzer's flags need a nightly compiler, so the stable one is
@@ -15,12 +16,16 @@ fi
 export RUSTC_BOOTSTRAP=1
 dir=tests/fuzz
 status=0
-for target in receipt_code personal upcast; do
+for target in ${FUZZ_TARGETS:-receipt_code personal upcast}; do
   corpus=target/fuzz-corpus/$target
   mkdir -p "$corpus" "$dir/artifacts/$target"
   log=$(mktemp)
   start=$(date +%s)
-  if cargo fuzz run --fuzz-dir "$dir" --sanitizer none --debug-assertions "$target" "$corpus" -- \
+  # Seeds (tests/fuzz/seeds/<target>/, e.g. one stored payload per event type) start the search
+  # from inputs that reach deep; libFuzzer reads them and writes what it finds to $corpus only.
+  seeds=()
+  [ -d "$dir/seeds/$target" ] && seeds=("$dir/seeds/$target")
+  if cargo fuzz run --fuzz-dir "$dir" --sanitizer none --debug-assertions "$target" "$corpus" "${seeds[@]}" -- \
        -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 >"$log" 2>&1; then
     crashes=0
   else
