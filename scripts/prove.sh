@@ -30,7 +30,7 @@ declare -A SCRIPT=(
 parts=(crash contention overload hostile schemathesis other-user fuzz soak)
 [ "$part" != all ] && parts=("$part")
 # The lines a part prints that RELIABILITY.md keeps as its figures.
-FIGURES='^ *(crash cycles|contention|catch-up|field scale|schemathesis|other OS user|fuzz|soak):'
+FIGURES='^ *(crash cycles|contention|catch-up|field scale|schemathesis( [a-z_]+)?|other OS user|fuzz( [a-z_]+)?|soak):'
 
 out=RELIABILITY.md
 {

@@ -927,7 +927,7 @@ pub struct LedgerQuery {
     pub status: Option<Status>,
     /// The receipt code a citizen reads out (case-insensitive), e.g. `HY-20261102-7K3Q9PXM`.
     #[param(
-        pattern = "^[Hh][Yy]-[0-9]{8}-[0-9A-Za-z]{8}$",
+        pattern = "^[Hh][Yy]-[0-9]{8}-[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{8}$",
         min_length = 20,
         max_length = 20,
         example = "HY-20261102-7K3Q9PXM"
@@ -1215,6 +1215,17 @@ pub struct CheckpointView {
     /// The export: a compact JWS (EdDSA) to keep outside the database; `huiyin verify
     /// --checkpoint FILE` checks the log against it.
     pub jws: String,
+}
+
+/// The live feed's query: where to start (a stream has no page size; it sends every event).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// A feed position to continue after (`0`, empty or absent: from the start); the
+    /// `Last-Event-ID` header, when sent, wins.
+    #[param(max_length = 50, pattern = r"^(0|[0-9]{1,18}\.[0-9]{1,18})?$", example = "0")]
+    pub after: Option<String>,
 }
 
 /// The integrator feed's query.

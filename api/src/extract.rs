@@ -1,8 +1,8 @@
-//! Request extractors of our own, and the JSON body read after authorisation.
+//! JSON bodies, read by the handler after it checked the caller's permission (so a role that may
+//! never send a command gets 403 for it, whatever the body says).
 
+use actix_web::HttpRequest;
 use actix_web::web::Bytes;
-use actix_web::{FromRequest, HttpRequest, dev::Payload};
-use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::problem::{ApiError, FieldError};
@@ -10,32 +10,67 @@ use crate::problem::{ApiError, FieldError};
 /// The largest optional body read, in bytes (these commands carry at most a few fields).
 const MAX_OPTIONAL_BODY: usize = 16 * 1024;
 
-/// A JSON body that may be absent: no body (or only whitespace) is `T::default()`. A body that
-/// is there must parse; the error names the body, never a value sent in it.
-#[derive(Debug, Clone, Default)]
-pub struct OptionalJson<T>(pub T);
+/// A JSON body that may be absent, read after the handler checked the caller's permission: no
+/// body, only whitespace, or JSON `null` is `T::default()`; anything else must parse as `T`. The
+/// error names the body, never a value sent in it.
+///
+/// Errors: [`ApiError::PayloadTooLarge`] beyond 16 KiB; [`ApiError::Validation`] on `body`.
+pub fn optional_json_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > MAX_OPTIONAL_BODY {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_OPTIONAL_BODY });
+    }
+    let text = body.trim_ascii();
+    if text.is_empty() || text == b"null" {
+        return Ok(T::default());
+    }
+    // serde reads a struct from an array too (`[]` would pass as `{}`): only an object is one.
+    if !text.starts_with(b"{") {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "body".into(),
+            message: "must be absent, null or a JSON object of this command's fields".into(),
+        }]));
+    }
+    from_json(text).map_err(|_| {
+        ApiError::Validation(vec![FieldError {
+            field: "body".into(),
+            message: "must be absent, null or a JSON object of this command's fields".into(),
+        }])
+    })
+}
 
-impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+/// `serde_json::from_slice`, except that a number written with a zero fraction (`29.0`) is taken
+/// where an integer is expected, as JSON Schema counts it an integer (the spec's `type:
+/// integer` says so to every client generator). Tried only when the plain parse fails, so the
+/// usual body pays nothing; when the retry fails too, the first error is the answer.
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let first = match serde_json::from_slice(bytes) {
+        Ok(v) => return Ok(v),
+        Err(e) if e.is_data() => e,
+        Err(e) => return Err(e),
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(first) };
+    if !whole_numbers_as_integers(&mut value) {
+        return Err(first);
+    }
+    serde_json::from_value(value).map_err(|_| first)
+}
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = Bytes::from_request(req, payload);
-        Box::pin(async move {
-            let bytes = bytes.await.map_err(|_| ApiError::PayloadTooLarge { limit: MAX_OPTIONAL_BODY })?;
-            if bytes.len() > MAX_OPTIONAL_BODY {
-                return Err(ApiError::PayloadTooLarge { limit: MAX_OPTIONAL_BODY });
+/// Rewrites every float with a zero fraction (within ±2⁵³, where floats are exact) as an
+/// integer; answers whether it rewrote any.
+fn whole_numbers_as_integers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() != 0.0 || f.abs() > 9_007_199_254_740_992.0 {
+                return false;
             }
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Self(T::default()));
-            }
-            serde_json::from_slice(&bytes).map(Self).map_err(|_| {
-                ApiError::Validation(vec![FieldError {
-                    field: "body".into(),
-                    message: "must be absent or a JSON object of this command's fields".into(),
-                }])
-            })
-        })
+            *v = if f < 0.0 { Value::from(f as i64) } else { Value::from(f as u64) };
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, i| whole_numbers_as_integers(i) | any),
+        Value::Object(map) => map.values_mut().fold(false, |any, i| whole_numbers_as_integers(i) | any),
+        _ => false,
     }
 }
 
@@ -43,7 +78,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
 /// [`crate::middleware::MAX_JSON_BYTES`], the same problem for every error), but as a step the
 /// handler takes *after* it checked the caller's permission: who may never send a command gets
 /// 403 for it, whatever the body says.
-pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result<T, actix_web::Error> {
+pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result<T, ApiError> {
     use actix_web::error::JsonPayloadError;
     let is_json = req
         .headers()
@@ -52,13 +87,19 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result
         .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
     if !is_json {
-        return Err(crate::middleware::json_error(JsonPayloadError::ContentType, req));
+        return Err(crate::middleware::json_problem(&JsonPayloadError::ContentType));
     }
     if body.len() > crate::middleware::MAX_JSON_BYTES {
-        return Err(crate::middleware::json_error(
-            JsonPayloadError::Overflow { limit: crate::middleware::MAX_JSON_BYTES },
-            req,
-        ));
+        return Err(crate::middleware::json_problem(&JsonPayloadError::Overflow {
+            limit: crate::middleware::MAX_JSON_BYTES,
+        }));
     }
-    serde_json::from_slice(body).map_err(|e| crate::middleware::json_error(JsonPayloadError::Deserialize(e), req))
+    // serde reads a struct from an array too (positional fields): the spec says an object.
+    if body.trim_ascii().first() == Some(&b'[') {
+        return Err(ApiError::Validation(vec![FieldError {
+            field: "body".into(),
+            message: "must be a JSON object".into(),
+        }]));
+    }
+    from_json(body).map_err(|e| crate::middleware::json_problem(&JsonPayloadError::Deserialize(e)))
 }

@@ -248,7 +248,12 @@ pub async fn within_deadline<T>(
 /// offending value ("invalid type: integer `13900000000`"): the problem names the field (when
 /// serde does), the expected type and the position, never the value ([`describe_serde_error`]).
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
-    let api = match &err {
+    json_problem(&err).into()
+}
+
+/// The problem a body that failed to read or parse as JSON answers (never quoting a value).
+pub fn json_problem(err: &JsonPayloadError) -> ApiError {
+    match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             ApiError::PayloadTooLarge { limit: MAX_JSON_BYTES }
         }
@@ -273,8 +278,7 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
             }
         }
         _ => ApiError::BadRequest { code: "malformed-body", detail: "the body could not be read".into() },
-    };
-    api.into()
+    }
 }
 
 /// serde_json's syntax messages (its fixed `ErrorCode`s): they quote nothing of the body.

@@ -283,9 +283,15 @@ fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Pro
         "^(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$" => {
             vec![inside("2099-02-01"), inside("2099-12-31"), outside("1999-02-01"), outside("99-02-01")]
         }
-        "^[Hh][Yy]-[0-9]{8}-[0-9A-Za-z]{8}$" => vec![
+        "^[Hh][Yy]-[0-9]{8}-[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{8}$" => vec![
             inside("HY-20261102-7K3Q9PXM"),
             inside("hy-20261102-7k3q9pxm"),
+            inside("HY-20261102-0123456Z"),
+            // Crockford base 32 has no I, L, O or U.
+            outside("HY-20261130-UUUUUUUU"),
+            outside("HY-20261130-7K3Q9PXI"),
+            outside("HY-20261130-7K3Q9PXl"),
+            outside("HY-20261130-7K3Q9PXO"),
             outside("HY-2026110-7K3Q9PXM"),
             outside("HY-20261102-7K3Q9PX"),
             outside("XY-20261102-7K3Q9PXM"),

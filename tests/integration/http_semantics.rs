@@ -201,3 +201,87 @@ async fn a_role_that_may_never_send_a_command_gets_403_whatever_its_body() {
         .await;
     r.assert_problem(403, "forbidden");
 }
+
+/// The kind behind the example above, on every route that takes a body: a citizen (who may send
+/// no command today: the citizen's own side is not built yet) gets 403 on every write operation
+/// of the served spec, whatever the body: absent, `null`, a string, an object of wrong types,
+/// or sent as text. No body is parsed before the permission is checked.
+#[tokio::test]
+async fn every_write_route_answers_a_role_without_the_right_403_before_reading_its_body() {
+    let app = spawn_app().await;
+    let citizen = app.token("citizen", None);
+    let id = app.register(app.case_body()).await;
+    let spec = app.send(Method::GET, "/openapi.json", None, None, &[]).await.body;
+    let bodies: [(Option<serde_json::Value>, &str); 5] = [
+        (None, "application/json"),
+        (Some(json!(null)), "application/json"),
+        (Some(json!("text")), "application/json"),
+        (Some(json!({"name": 1, "title": [], "max_extension_days": 29.5, "unit_id": "x"})), "application/json"),
+        (None, "text/plain"),
+    ];
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let url = path.replace("{id}", &id.to_string()).replace("{year}", "2026").replace("{code}", "x");
+            let url = format!("/api/v1{}", url.trim_start_matches("/api/v1"));
+            for (body, content_type) in &bodies {
+                let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let r = app.send(m, &url, Some(&citizen), body.as_ref(), &[("Content-Type", content_type)]).await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path} with {body:?} as {content_type}: {}",
+                    r.text
+                );
+                checked += 1;
+            }
+        }
+    }
+    // Hand count of the write operations in openapi/openapi.json at the time of writing: 39.
+    assert!(checked >= 39 * 5, "only {checked} requests: the spec's write operations were not all reached");
+}
+
+/// What JSON Schema lets a client send, the server takes: `null` where the spec allows it
+/// (`oneOf [null, …]` for an optional body) and an integer written with a zero fraction
+/// (`29.0` is an integer to JSON Schema); a fraction that is not zero is still refused.
+#[tokio::test]
+async fn a_null_optional_body_and_a_whole_number_written_as_a_float_are_taken() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let id = app.register(app.case_body()).await;
+    let r = app.send(Method::POST, &format!("/api/v1/cases/{id}/accept"), Some(&clerk), Some(&json!(null)), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "accept with a null body: {}", r.text);
+    // An array is not an object, though serde would read a struct from one.
+    let r = app.send(Method::POST, &format!("/api/v1/cases/{id}/resume"), Some(&clerk), Some(&json!([])), &[]).await;
+    r.assert_problem(422, "validation");
+    let positional = json!(["phone", "complaint", "村口路灯损坏", "村口路灯损坏三个月无人修理"]);
+    app.post("/api/v1/cases", &clerk, positional).await.assert_problem(422, "validation");
+    let admin = app.token("admin", None);
+    let body = |days: serde_json::Value| json!({"code": format!("f.{}", days.to_string().replace('.', "_")), "name": "浮点", "deadline_policy": {"max_extension_days": days}});
+    let r = app.post("/api/v1/categories", &admin, body(json!(29.0))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "29.0 is an integer: {}", r.text);
+    assert_eq!(r.body["deadline_policy"]["max_extension_days"], 29);
+    app.post("/api/v1/categories", &admin, body(json!(29.5))).await.assert_problem(422, "validation");
+    let r = app.post(&format!("/api/v1/units/{}/deactivate", app.dept_b), &admin, json!(null)).await;
+    assert_eq!(r.status, StatusCode::OK, "deactivate with a null body: {}", r.text);
+}
+
+/// The spec says what the server answers: the live feed takes no page size (`limit` is
+/// refused like any unknown parameter, as the spec lists none), and the latest checkpoint
+/// before any was made is a documented 404.
+#[tokio::test]
+async fn the_stream_refuses_a_page_size_and_a_missing_checkpoint_is_a_documented_404() {
+    let app = spawn_app().await;
+    let auditor = app.token("auditor", None);
+    app.get("/api/v1/events/stream?limit=5", &auditor).await.assert_problem(400, "invalid-query");
+    app.get("/api/v1/integrity/checkpoints/latest", &auditor).await.assert_problem(404, "not-found");
+    let spec = app.send(Method::GET, "/openapi.json", None, None, &[]).await.body;
+    let stream = &spec["paths"]["/api/v1/events/stream"]["get"];
+    let params: Vec<&str> =
+        stream["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(params, ["after"]);
+    assert!(spec["paths"]["/api/v1/integrity/checkpoints/latest"]["get"]["responses"]["404"].is_object());
+}

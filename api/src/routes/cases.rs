@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::{Action, Principal};
 use crate::dto::*;
-use crate::extract::{OptionalJson, json_body};
+use crate::extract::{json_body, optional_json_body};
 use crate::middleware::{request_id, within_deadline};
 use crate::problem::ApiError;
 use crate::service::{self, IfMatch, RequestMeta, opt_text, reason, text};
@@ -200,7 +200,7 @@ macro_rules! bodyless_endpoint {
         #[utoipa::path(
             tag = "commands",
             params(("id" = Uuid, Path, description = "The case")),
-            request_body(content = Option<EmptyRequest>, description = "Optional: `{}` or no body"),
+            request_body(content = Option<EmptyRequest>, description = "Optional: `{}`, `null` or no body"),
             responses((status = 200, description = "The case after the command", body = CaseView,
                 headers(("ETag" = String, description = "The case's new version")))),
             security(("bearer" = []))
@@ -211,8 +211,10 @@ macro_rules! bodyless_endpoint {
             principal: Principal,
             req: HttpRequest,
             id: Path<Uuid>,
-            _body: OptionalJson<EmptyRequest>,
+            body: Bytes,
         ) -> Result<HttpResponse, ApiError> {
+            principal.require($action)?;
+            let _: EmptyRequest = optional_json_body(&body)?;
             run(&state, &req, principal, *id, $action, $command, &stringify!($fn)).await
         }
     };

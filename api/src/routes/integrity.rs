@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
-use actix_web::web::{Bytes, Data, Json, Path, Query};
+use actix_web::web::{Bytes, Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use domain::CaseId;
 use infra::FeedCursor;
@@ -71,7 +71,10 @@ pub async fn checkpoints(state: Data<AppState>, principal: Principal) -> Result<
 /// The latest checkpoint
 ///
 /// The newest signed checkpoint; its `jws` is the export to keep outside the database.
-#[utoipa::path(tag = "integrity", responses((status = 200, description = "The checkpoint", body = CheckpointView)), security(("bearer" = [])))]
+#[utoipa::path(tag = "integrity", responses(
+    (status = 200, description = "The checkpoint", body = CheckpointView),
+    (status = 404, description = "No checkpoint has been made yet", content_type = "application/problem+json", body = crate::problem::Problem)
+), security(("bearer" = [])))]
 #[get("/integrity/checkpoints/latest")]
 pub async fn latest_checkpoint(state: Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadIntegrity)?;
@@ -161,7 +164,7 @@ fn database_busy(e: &ApiError) -> bool {
 /// database is busy or restarting the stream waits (up to 8 s between tries, with comments
 /// meanwhile) instead of ending. At most `HUIYIN_MAX_STREAMS` streams are open at once (default
 /// 64); beyond, 429 with Retry-After. The stream ends when the token that opened it expires.
-#[utoipa::path(tag = "integrity", params(FeedQuery), responses(
+#[utoipa::path(tag = "integrity", params(StreamQuery), responses(
     (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
     (status = 429, description = "As many event streams are open as are admitted; retry after `Retry-After` seconds", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
@@ -170,7 +173,7 @@ pub async fn stream(
     capacity: Data<Capacity>,
     principal: Principal,
     req: HttpRequest,
-    q: Query<FeedQuery>,
+    q: Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadFeed)?;
     let last_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -290,10 +293,11 @@ pub async fn reveal(
     principal: Principal,
     req: HttpRequest,
     id: Path<Uuid>,
-    body: Json<RevealRequest>,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     // Who may reveal at all is answered before what they wrote (403 before 422).
     principal.require(Action::RevealComplainant)?;
+    let body: RevealRequest = crate::extract::json_body(&req, &body)?;
     if !is_stated_purpose(&body.purpose) {
         return Err(ApiError::Validation(vec![FieldError {
             field: "purpose".into(),
@@ -303,8 +307,7 @@ pub async fn reveal(
     let purpose = service::reason("purpose", &body.purpose)?;
     // If-Match and Idempotency-Key as for every command: a retried reveal records one access.
     let meta = crate::routes::cases::meta(&req, principal)?;
-    let r = within_deadline(&req, service::reveal(&state, &meta, CaseId::from_uuid(*id), purpose, &body.into_inner()))
-        .await?;
+    let r = within_deadline(&req, service::reveal(&state, &meta, CaseId::from_uuid(*id), purpose, &body)).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(r))
 }
 

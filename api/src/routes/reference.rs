@@ -1,8 +1,8 @@
 //! Reference data (admin): units, categories with deadline policies, the working calendar.
 //! Every role may read them (frontends need the lists); only admins change them.
 
-use actix_web::web::{Data, Json, Path};
-use actix_web::{HttpResponse, delete, get, patch, post, put};
+use actix_web::web::{Bytes, Data, Path};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put};
 use domain::{CategoryId, DeadlinePolicy, Limit, UnitId};
 use infra::reference::{CalendarDay, Category, CategoryInput, Unit};
 use uuid::Uuid;
@@ -188,9 +188,11 @@ pub struct UnitListQuery {
 pub async fn create_unit(
     state: Data<AppState>,
     principal: Principal,
-    body: Json<CreateUnitRequest>,
+    req: HttpRequest,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
+    let body: CreateUnitRequest = crate::extract::json_body(&req, &body)?;
     let mut errors = Vec::new();
     let n = name(&mut errors, "name", &body.name, 100);
     if !errors.is_empty() {
@@ -228,9 +230,11 @@ pub async fn rename_unit(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
-    body: Json<RenameUnitRequest>,
+    req: HttpRequest,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
+    let body: RenameUnitRequest = crate::extract::json_body(&req, &body)?;
     let mut errors = Vec::new();
     let n = name(&mut errors, "name", &body.name, 100);
     if !errors.is_empty() {
@@ -256,9 +260,10 @@ pub async fn deactivate_unit(
     principal: Principal,
     req: actix_web::HttpRequest,
     id: Path<Uuid>,
-    body: crate::extract::OptionalJson<DeactivateUnitRequest>,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
+    let body: DeactivateUnitRequest = crate::extract::optional_json_body(&body)?;
     let unit = UnitId::from_uuid(*id);
     state.reference.unit(unit).await?.ok_or(ApiError::NotFound("unit"))?;
     let meta = crate::service::RequestMeta {
@@ -267,7 +272,7 @@ pub async fn deactivate_unit(
         idempotency_key: None,
         if_match: None,
     };
-    let unit = crate::service::deactivate_unit(&state, &meta, unit, body.0.reroute_to.map(UnitId::from_uuid)).await?;
+    let unit = crate::service::deactivate_unit(&state, &meta, unit, body.reroute_to.map(UnitId::from_uuid)).await?;
     Ok(HttpResponse::Ok().json(unit_view(unit)))
 }
 
@@ -290,9 +295,11 @@ pub async fn list_categories(state: Data<AppState>, principal: Principal) -> Res
 pub async fn create_category(
     state: Data<AppState>,
     principal: Principal,
-    body: Json<CategoryRequest>,
+    req: HttpRequest,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
+    let body: CategoryRequest = crate::extract::json_body(&req, &body)?;
     let input = category_input(&body)?;
     let cat = state.reference.create_category(&input).await?;
     Ok(HttpResponse::Created()
@@ -325,9 +332,11 @@ pub async fn update_category(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
-    body: Json<CategoryRequest>,
+    req: HttpRequest,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
+    let body: CategoryRequest = crate::extract::json_body(&req, &body)?;
     let input = category_input(&body)?;
     let cat = state
         .reference
@@ -375,9 +384,11 @@ pub async fn put_calendar(
     state: Data<AppState>,
     principal: Principal,
     y: Path<i32>,
-    body: Json<CalendarYear>,
+    req: HttpRequest,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
+    let body: CalendarYear = crate::extract::json_body(&req, &body)?;
     let y = year(*y)?;
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -403,7 +414,7 @@ pub async fn put_calendar(
     }
     state.reference.put_calendar_year(y, &days).await?;
     crate::service::recompute_calendar_deadlines(&state, &[y]).await?;
-    Ok(HttpResponse::Ok().json(body.into_inner()))
+    Ok(HttpResponse::Ok().json(body))
 }
 
 fn rule_view(r: infra::reference::RoutingRule) -> RoutingRuleView {
@@ -439,10 +450,12 @@ pub async fn list_routing_rules(state: Data<AppState>, principal: Principal) -> 
 pub async fn put_routing_rule(
     state: Data<AppState>,
     principal: Principal,
-    body: Json<RoutingRuleRequest>,
+    req: HttpRequest,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::WriteReference)?;
-    let b = body.into_inner();
+    let body: RoutingRuleRequest = crate::extract::json_body(&req, &body)?;
+    let b = body;
     let category = state
         .reference
         .category(CategoryId::from_uuid(b.category_id))
