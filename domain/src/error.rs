@@ -167,6 +167,13 @@ pub enum DomainError {
     /// The citizen is owed the (non-)acceptance notice before the case closes.
     #[error("the citizen has not been told the decision yet: record the notice first")]
     NoticeOwed,
+    /// The notice does not tell the decision taken: an acknowledgement (受理告知) follows the
+    /// acceptance, a non-acceptance notice (不予受理告知) follows the rejection (信访工作条例
+    /// art. 32: the citizen is told whether the matter is accepted).
+    #[error(
+        "the notice does not fit the decision: an acknowledgement follows acceptance, a non-acceptance notice a rejection"
+    )]
+    NoticeDoesNotFitDecision,
 }
 
 impl DomainError {
@@ -216,6 +223,7 @@ impl DomainError {
             Self::AlreadyAccepted => "already-accepted",
             Self::ReturnRefused => "return-refused",
             Self::NoticeOwed => "notice-owed",
+            Self::NoticeDoesNotFitDecision => "notice-does-not-fit-decision",
         }
     }
 }

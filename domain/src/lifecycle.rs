@@ -782,6 +782,16 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             vec![accepted(case, ctx)?]
         }
         Command::NotifyCitizen { kind, method, content, receipt_code_given } => {
+            // The notice tells the decision taken; it cannot stand in for one (an acknowledgement
+            // stops the acknowledgement clock).
+            let fits = match kind {
+                NoticeKind::Acknowledgement => case.accepted_at.is_some(),
+                NoticeKind::NonAcceptance => case.status == Status::Rejected,
+                _ => true,
+            };
+            if !fits {
+                return Err(DomainError::NoticeDoesNotFitDecision);
+            }
             vec![CaseEvent::CitizenNotified(CitizenNotified {
                 kind: *kind,
                 method: *method,
@@ -1397,7 +1407,10 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.overall = Some(e.overall);
         }
         CaseEvent::CitizenNotified(e) => {
-            if matches!(e.kind, NoticeKind::Acknowledgement | NoticeKind::NonAcceptance) {
+            // The first notice of the decision is when the citizen was told; later ones repeat it.
+            if matches!(e.kind, NoticeKind::Acknowledgement | NoticeKind::NonAcceptance)
+                && case.acknowledged_at.is_none()
+            {
                 case.acknowledged_at = Some(at);
                 case.acknowledgement = None;
             }

@@ -63,9 +63,36 @@ fn an_identified_citizen_is_owed_an_acknowledgement_in_fifteen_calendar_days() {
         content: text("您反映的问题已受理，受理编号已告知。"),
         receipt_code_given: true,
     };
-    let (_, case) = given_new().after(&[register()]).when(notice).unwrap();
+    let (_, case) = given_new().after(&[register(), Command::Accept]).when(notice).unwrap();
     assert_eq!(case.acknowledgement, None);
     assert!(case.acknowledged_at.is_some());
+}
+
+#[test]
+fn a_notice_tells_the_decision_taken_and_cannot_stand_in_for_it() {
+    let notice = |kind| Command::NotifyCitizen {
+        kind,
+        method: FeedbackMethod::Sms,
+        content: text("告知"),
+        receipt_code_given: true,
+    };
+    // Not yet decided: neither an acknowledgement nor a non-acceptance notice stops the clock.
+    let undecided = given_new().after(&[register()]);
+    for kind in [NoticeKind::Acknowledgement, NoticeKind::NonAcceptance] {
+        assert_eq!(undecided.when(notice(kind)).unwrap_err(), DomainError::NoticeDoesNotFitDecision);
+    }
+    assert!(undecided.state().unwrap().acknowledgement.is_some(), "the acknowledgement clock still runs");
+    // Accepted: the acknowledgement fits, the non-acceptance notice does not; rejected: the reverse.
+    let accepted = given_new().after(&[register(), Command::Accept]);
+    assert_eq!(accepted.when(notice(NoticeKind::NonAcceptance)).unwrap_err(), DomainError::NoticeDoesNotFitDecision);
+    let rejected = given_new().after(&[register(), reject("不属于受理范围")]);
+    assert_eq!(rejected.when(notice(NoticeKind::Acknowledgement)).unwrap_err(), DomainError::NoticeDoesNotFitDecision);
+    rejected.when(notice(NoticeKind::NonAcceptance)).unwrap();
+    // A second acknowledgement repeats the first: the time the citizen was told stays the first.
+    let told = accepted.after(&[notice(NoticeKind::Acknowledgement)]);
+    let first = told.state().unwrap().acknowledged_at;
+    let (_, again) = told.at(now() + days(1)).when(notice(NoticeKind::Acknowledgement)).unwrap();
+    assert_eq!(again.acknowledged_at, first);
 }
 
 #[test]

@@ -463,18 +463,16 @@ impl Ledger {
         let tsq_param = params.len();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
         let tx = client.transaction().await?;
-        // 1. The probe: a nested loop keeps the walk's order and stops after a page.
-        tx.batch_execute(
-            "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_bitmapscan = off",
-        )
-        .await?;
+        // 1. The probe: for each walked row in order, its search words are checked by primary key
+        // (a LATERAL subquery behind OFFSET 0, which the planner can neither flatten nor turn
+        // into a join that materialises one side), and the walk stops after a page.
         let probe_rows = self.search_probe;
         let probe = format!(
             "SELECT {ROW_JSON} FROM (SELECT l.* FROM \
                (SELECT case_id, {key} AS k FROM ledger WHERE {sql_where} \
                 ORDER BY {key} {order}, case_id {order} LIMIT {probe_rows}) w \
-               JOIN ledger l ON l.case_id = w.case_id \
-               WHERE l.search @@ ${tsq_param}::text::tsquery \
+               CROSS JOIN LATERAL (SELECT * FROM ledger x \
+                 WHERE x.case_id = w.case_id AND x.search @@ ${tsq_param}::text::tsquery OFFSET 0) l \
                ORDER BY w.k {order}, w.case_id {order} LIMIT ${limit_param}) l \
              ORDER BY {key} {order}, case_id {order}"
         );
@@ -484,11 +482,7 @@ impl Ledger {
             return rows.iter().map(LedgerRow::from_row).collect();
         }
         // 2. Every match, from the search index, sorted.
-        tx.batch_execute(
-            "RESET enable_hashjoin; RESET enable_mergejoin; RESET enable_bitmapscan; \
-             SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off",
-        )
-        .await?;
+        tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = off").await?;
         let exact = format!(
             "SELECT {ROW_JSON} FROM (SELECT * FROM ledger WHERE {sql_where} AND search @@ ${tsq_param}::text::tsquery \
              ORDER BY {key} {order}, case_id {order} LIMIT ${limit_param}) l ORDER BY {key} {order}, case_id {order}"

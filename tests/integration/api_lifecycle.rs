@@ -118,7 +118,7 @@ async fn illegal_transitions_answer_409_with_a_type_naming_the_rule() {
         .await;
     // Not accepted is an answer too: the citizen is told before the case closes.
     app.post(&path("close"), &supervisor, json!({})).await.assert_problem(409, "notice-owed");
-    let notice = json!({"kind": "acknowledgement", "method": "letter", "content": "书面告知不予受理及理由"});
+    let notice = json!({"kind": "non_acceptance", "method": "letter", "content": "书面告知不予受理及理由"});
     assert_eq!(app.post(&path("notices"), &supervisor, notice).await.status, StatusCode::OK);
     assert_eq!(app.post(&path("close"), &supervisor, json!({})).await.status, StatusCode::OK);
     app.post(&path("notes"), &supervisor, json!({"text": "补充说明"})).await.assert_problem(409, "case-closed");

@@ -38,7 +38,7 @@ async fn every_lifecycle_path_ends_with_the_ledger_row_equal_to_the_replay() {
             ("reject", json!({"reason_code": "out_of_remit", "reason": "不属于受理范围", "referred_to": "镇司法所"})),
             (
                 "notices",
-                json!({"kind": "acknowledgement", "method": "letter", "content": "告知不予受理，请向镇司法所反映"}),
+                json!({"kind": "non_acceptance", "method": "letter", "content": "告知不予受理，请向镇司法所反映"}),
             ),
             ("close", json!({})),
         ],

@@ -852,3 +852,29 @@ async fn a_pending_return_holds_the_case_until_the_dispatcher_decides() {
     .await;
     ok(&app, &app.token("supervisor", None), rejected, "close", json!({})).await;
 }
+
+/// Inputs of a review: an acknowledgement recorded on a case nobody accepted stopped its
+/// acknowledgement clock; an accepted case could be told it was not accepted. The notice must
+/// fit the decision, at the counter and afterwards, and a refused one writes nothing.
+#[tokio::test]
+async fn a_notice_that_does_not_fit_the_decision_is_refused_and_the_clock_runs_on() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let ack = json!({"kind": "acknowledgement", "method": "sms", "content": "x"});
+    let id = app.register(app.case_body()).await;
+    let before = app.event_count().await;
+    app.post(&format!("/api/v1/cases/{id}/notices"), &clerk, ack.clone())
+        .await
+        .assert_problem(409, "notice-does-not-fit-decision");
+    assert_eq!(app.event_count().await, before, "nothing written");
+    let view = app.get(&format!("/api/v1/cases/{id}"), &clerk).await;
+    assert!(view.body["acknowledgement_deadline"].is_object(), "the clock runs on: {}", view.text);
+    let mut body = app.case_body();
+    body["notice"] = ack;
+    app.post("/api/v1/cases", &clerk, body).await.assert_problem(409, "notice-does-not-fit-decision");
+    let mut body = app.case_body();
+    body["accept"] = json!(true);
+    body["notice"] = json!({"kind": "non_acceptance", "method": "sms", "content": "x"});
+    app.post("/api/v1/cases", &clerk, body).await.assert_problem(409, "notice-does-not-fit-decision");
+    assert_eq!(app.event_count().await, before, "nothing written");
+}

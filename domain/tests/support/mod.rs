@@ -222,9 +222,10 @@ pub fn reject(r: &str) -> Command {
 pub fn link(of: u128) -> Command {
     Command::LinkDuplicate { of: CaseId::from_uuid(Uuid::from_u128(of)), target: LinkTarget::default() }
 }
+/// The notice of a rejection (不予受理告知).
 pub fn notify() -> Command {
     Command::NotifyCitizen {
-        kind: NoticeKind::Acknowledgement,
+        kind: NoticeKind::NonAcceptance,
         method: FeedbackMethod::Letter,
         content: text("书面告知处理决定"),
         receipt_code_given: true,
