@@ -38,21 +38,68 @@ pub fn optional_json_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result
     })
 }
 
-/// `serde_json::from_slice`, except that a number written with a zero fraction (`29.0`) is taken
-/// where an integer is expected, as JSON Schema counts it an integer (the spec's `type:
-/// integer` says so to every client generator). Tried only when the plain parse fails, so the
-/// usual body pays nothing; when the retry fails too, the first error is the answer.
-fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
-    let first = match serde_json::from_slice(bytes) {
-        Ok(v) => return Ok(v),
-        Err(e) if e.is_data() => e,
-        Err(e) => return Err(e),
+/// A body that failed to parse: serde's error and the path of the field it failed at
+/// (`complainant.phone`, `opinions[2].title`; `.` or empty at the top level).
+struct BodyError {
+    path: String,
+    error: serde_json::Error,
+}
+
+/// `serde_json::from_slice`, recording where it failed, except that a number written with a
+/// zero fraction (`29.0`) is taken where an integer is expected, as JSON Schema counts it an
+/// integer (the spec's `type: integer` says so to every client generator). The retry runs only
+/// when the plain parse fails, so the usual body pays nothing; when it fails too, the first
+/// error is the answer.
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+    let first = {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize(&mut de) {
+            Ok(v) => {
+                return de.end().map(|()| v).map_err(|error| BodyError { path: String::new(), error });
+            }
+            Err(e) => {
+                // An unknown key is the path's last segment, and it is the caller's text (it may
+                // be a value sent as a key): name the object that holds it instead.
+                let unknown_key = e.inner().to_string().starts_with("unknown field");
+                let segments: Vec<_> = e.path().iter().collect();
+                let keep = if unknown_key { segments.len().saturating_sub(1) } else { segments.len() };
+                let path = field_path(&segments[..keep]);
+                BodyError { path, error: e.into_inner() }
+            }
+        }
     };
+    if !first.error.is_data() {
+        return Err(first);
+    }
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(first) };
     if !whole_numbers_as_integers(&mut value) {
         return Err(first);
     }
     serde_json::from_value(value).map_err(|_| first)
+}
+
+/// `complainant.phone`, `opinions[2].title` from the segments serde walked.
+fn field_path(segments: &[&serde_path_to_error::Segment]) -> String {
+    use serde_path_to_error::Segment;
+    let mut path = String::new();
+    for s in segments {
+        match s {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Segment::Unknown => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push('?');
+            }
+        }
+    }
+    path
 }
 
 /// Rewrites every float with a zero fraction (within ±2⁵³, where floats are exact) as an
@@ -101,5 +148,17 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result
             message: "must be a JSON object".into(),
         }]));
     }
-    from_json(body).map_err(|e| crate::middleware::json_problem(&JsonPayloadError::Deserialize(e)))
+    from_json(body).map_err(|BodyError { path, error }| {
+        let mut problem = crate::middleware::json_problem(&JsonPayloadError::Deserialize(error));
+        // Name the field (the path, never a value) where serde's message did not.
+        if let ApiError::Validation(fields) = &mut problem
+            && !path.is_empty()
+            && path != "."
+        {
+            for f in fields.iter_mut().filter(|f| f.field == "body") {
+                f.field.clone_from(&path);
+            }
+        }
+        problem
+    })
 }

@@ -326,29 +326,35 @@ async fn no_error_body_or_log_line_echoes_a_submitted_value() {
     let mut replies = Vec::new();
 
     // JSON bodies: a value of the wrong type, an enum out of range, an unknown field, bad formats.
+    // Each error names the field by its path (the object, for an unknown key), never the value.
     for (name, body, field, says) in [
         (
             "a phone as a number",
             with("complainant", json!({"name": "赵某甲", "phone": 13900000000u64})),
-            "body",
+            "complainant.phone",
             "invalid type: expected a string, found integer",
         ),
         (
             "a name as a number",
             with("complainant", json!({"name": 13911112222u64, "phone": "13812345678"})),
-            "body",
+            "complainant.name",
             "expected a string",
         ),
-        ("an unknown channel", with("channel", json!("赵某甲13922223333")), "body", "unknown variant, expected one of"),
+        (
+            "an unknown channel",
+            with("channel", json!("赵某甲13922223333")),
+            "channel",
+            "unknown variant, expected one of",
+        ),
         (
             "an unknown field named like a value",
             with("complainant", json!({"name": "赵某甲", "13933334444": "赵某甲"})),
-            "body",
+            "complainant",
             "unknown field",
         ),
-        ("a bad UUID", with("village_id", json!("赵某甲13955556666")), "body", "UUID"),
-        ("a bad time", with("received_at", json!("赵某甲13966667777")), "body", "invalid"),
-        ("a title as a number", with("title", json!(13900000000u64)), "body", "expected a string"),
+        ("a bad UUID", with("village_id", json!("赵某甲13955556666")), "village_id", "UUID"),
+        ("a bad time", with("received_at", json!("赵某甲13966667777")), "received_at", "invalid"),
+        ("a title as a number", with("title", json!(13900000000u64)), "title", "expected a string"),
         (
             "a missing field",
             json!({"channel": "phone", "kind": "complaint", "description": "赵某甲 13900000000"}),
