@@ -206,6 +206,19 @@ fn case_body() -> serde_json::Value {
     })
 }
 
+/// The token settings of a benchmark server: HS256 with `secret`, the shipped issuer, audience
+/// and lifetime cap.
+pub fn auth_args(secret: &str) -> api::settings::AuthArgs {
+    api::settings::AuthArgs {
+        jwt_secret: Some(secret.into()),
+        jwt_private_key: None,
+        jwt_public_key: None,
+        issuer: "huiyin".into(),
+        audience: "huiyin-api".into(),
+        max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
+    }
+}
+
 /// A fresh benchmark database with a village and a supervisor's token.
 pub struct Fixture {
     pub app_url: String,
@@ -221,15 +234,7 @@ impl Fixture {
         let (app_url, owner_url) = crate::append::fresh_db(db).await;
         let reference = infra::reference::ReferenceData::new(infra::DbSettings::new(app_url.clone()).pool().unwrap());
         let unit = reference.create_unit("东岭村", domain::UnitKind::Village, None).await.unwrap().id.as_uuid();
-        let auth = api::auth::Authenticator::from_settings(&api::settings::AuthArgs {
-            jwt_secret: Some(SECRET.into()),
-            jwt_private_key: None,
-            jwt_public_key: None,
-            issuer: "huiyin".into(),
-            audience: "huiyin-api".into(),
-            max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
-        })
-        .unwrap();
+        let auth = api::auth::Authenticator::from_settings(&auth_args(SECRET)).unwrap();
         let token = Arc::new(
             auth.sign("bench-supervisor", domain::Role::Supervisor, None, chrono::Duration::hours(2)).unwrap(),
         );

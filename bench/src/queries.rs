@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use api::settings::{AuthArgs, DatabaseArgs, ServeArgs, VaultArgs};
+use api::settings::{DatabaseArgs, ServeArgs, VaultArgs};
 use api::startup::Application;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -35,14 +35,7 @@ async fn serve(db: &BenchDb) -> Server {
             statement_timeout_ms: 30_000,
             append_batching: false,
         },
-        auth: AuthArgs {
-            jwt_secret: Some(SECRET.into()),
-            jwt_private_key: None,
-            jwt_public_key: None,
-            issuer: "huiyin".into(),
-            audience: "huiyin-api".into(),
-            max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,
-        },
+        auth: crate::http::auth_args(SECRET),
         vault: VaultArgs { kek: Some(hex::encode(BENCH_KEK)), kek_id: "bench-kek".into(), retired: None },
         checkpoints: api::settings::CheckpointArgs {
             private_key: None,
