@@ -76,6 +76,20 @@ pub const MIN_SECRET_BYTES: usize = crate::settings::MIN_JWT_SECRET_BYTES;
 /// The clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_S: i64 = 5;
 
+/// Whether a token's header carries `crit` (RFC 7515 §4.1.11: extensions the recipient must
+/// understand, or else reject the token). Huiyin understands none, and the JWT library ignores
+/// the parameter, so any `crit` refuses the token. A header that does not decode is the library's
+/// to refuse.
+fn has_critical_extensions(token: &str) -> bool {
+    use base64::Engine;
+    let Some(head) = token.split('.').next() else { return false };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head.trim_end_matches('='))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok())
+        .is_some_and(|h| h.contains_key("crit"))
+}
+
 impl Authenticator {
     /// Builds the authenticator from settings; fails on a weak secret (short, a placeholder, a
     /// repeated pattern: [`crate::settings::weak_jwt_secret`]), an unreadable key, or a lifetime
@@ -97,13 +111,19 @@ impl Authenticator {
             }
             None => None,
         };
-        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()));
+        let read = |setting: &str, p: &std::path::Path| crate::settings::read_key_pem(setting, p);
         let ed_decode = match &s.jwt_public_key {
-            Some(p) => Some(DecodingKey::from_ed_pem(&read(p)?).map_err(|e| format!("HUIYIN_JWT_PUBLIC_KEY: {e}"))?),
+            Some(p) => Some(
+                DecodingKey::from_ed_pem(&read("HUIYIN_JWT_PUBLIC_KEY", p)?)
+                    .map_err(|e| format!("HUIYIN_JWT_PUBLIC_KEY: {e}"))?,
+            ),
             None => None,
         };
         let ed_encode = match &s.jwt_private_key {
-            Some(p) => Some(EncodingKey::from_ed_pem(&read(p)?).map_err(|e| format!("HUIYIN_JWT_PRIVATE_KEY: {e}"))?),
+            Some(p) => Some(
+                EncodingKey::from_ed_pem(&read("HUIYIN_JWT_PRIVATE_KEY", p)?)
+                    .map_err(|e| format!("HUIYIN_JWT_PRIVATE_KEY: {e}"))?,
+            ),
             None => None,
         };
         if hs.is_none() && ed_decode.is_none() {
@@ -133,6 +153,9 @@ impl Authenticator {
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| ApiError::Unauthorized("the token is malformed"))?;
+        if has_critical_extensions(token) {
+            return Err(ApiError::Unauthorized("the token names critical header extensions, which are not understood"));
+        }
         let key = match header.alg {
             Algorithm::EdDSA => self.ed_decode.as_ref(),
             Algorithm::HS256 => self.hs.as_ref().map(|(_, d)| d),

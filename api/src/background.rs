@@ -11,7 +11,7 @@ use crate::settings::ServeArgs;
 use crate::startup::AppState;
 
 /// Starts the tasks; they end with the runtime.
-pub fn spawn(state: &AppState, settings: &ServeArgs, read_pool: &infra::Pool) {
+pub fn spawn(state: &AppState, settings: &ServeArgs) {
     let s = state.clone();
     tokio::spawn(async move {
         loop {
@@ -73,45 +73,18 @@ pub fn spawn(state: &AppState, settings: &ServeArgs, read_pool: &infra::Pool) {
             }
         }
     });
-    // The integrity watch: every event that becomes visible is checked (chain and ledger row).
+    // The integrity watch: every event that becomes visible is checked (chain and ledger row),
+    // through a connection of its own, so busy streams and exports never delay it.
     let s = state.clone();
-    let (watch_store, watch_ledger) =
-        (infra::EventStore::new(read_pool.clone()), infra::ledger::Ledger::new(read_pool.clone()));
-    tokio::spawn(async move {
-        // From the feed's head: the history before is `huiyin verify`'s (and the checkpoints').
-        loop {
-            match infra::watch::head(&watch_store).await {
-                Ok(head) => {
-                    s.watch.lock().await.cursor = head;
-                    break;
-                }
-                Err(e) => tracing::warn!(error = %e, "the integrity watch cannot find the feed's head; retrying"),
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut watch_db = settings.db.app();
+    watch_db.pool_size = 1;
+    watch_db.application_name = "huiyin-watch".into();
+    match watch_db.pool() {
+        Ok(watch_pool) => {
+            tokio::spawn(async move { run_watch(&s, &watch_pool).await });
         }
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
-        loop {
-            tick.tick().await;
-            loop {
-                let mut status = s.watch.lock().await;
-                let before = status.events_checked;
-                match infra::watch::run_once(&watch_store, &watch_ledger, &mut status, 1000).await {
-                    Ok(found) => {
-                        for f in &found {
-                            tracing::error!(case.id = %f.case_id, problem = %f.problem, "INTEGRITY ALARM");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the integrity watch could not run; retrying");
-                        break;
-                    }
-                }
-                if status.events_checked - before < 1000 {
-                    break;
-                }
-            }
-        }
-    });
+        Err(e) => tracing::error!(error = %e, "the integrity watch cannot start"),
+    }
     // Erasures reach the storage: the key partitions holding a shredded key's old row version
     // are rewritten, with the owner's connection when the service has one (else `huiyin shred`).
     if settings.db.admin_url.is_some() {
@@ -147,5 +120,50 @@ pub fn spawn(state: &AppState, settings: &ServeArgs, read_pool: &infra::Pool) {
                 }
             }
         });
+    }
+}
+
+/// How often the integrity watch looks for new events once it has caught up.
+const WATCH_TICK: Duration = Duration::from_secs(2);
+
+/// The integrity watch's loop: from the feed's head at start, every visible event is checked
+/// once; a pass that finds a full page runs the next at once, so a backlog is worked off
+/// without waiting for the tick.
+async fn run_watch(s: &AppState, pool: &infra::Pool) {
+    loop {
+        match infra::watch::head(pool).await {
+            Ok(head) => {
+                s.watch.lock().await.cursor = head;
+                break;
+            }
+            Err(e) => tracing::warn!(error = %e, "the integrity watch cannot find the feed's head; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let mut tick = tokio::time::interval(WATCH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            let mut status = s.watch.lock().await;
+            let before = status.events_checked;
+            match infra::watch::run_once(pool, &mut status, 2000).await {
+                Ok((found, caught_up)) => {
+                    let m = crate::metrics::metrics();
+                    m.integrity_alarms.inc_by(found.len() as u64);
+                    m.integrity_events_checked.inc_by(status.events_checked - before);
+                    for f in &found {
+                        tracing::error!(case.id = %f.case_id, problem = %f.problem, "INTEGRITY ALARM");
+                    }
+                    if caught_up {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the integrity watch could not run; retrying");
+                    break;
+                }
+            }
+        }
     }
 }

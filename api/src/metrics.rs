@@ -22,9 +22,12 @@
 //!   stream waited for a busy database instead of ending), `feed_pages_total{source}` (pages read
 //!   by `/events` or by streams), `feed_events_total` (events handed out).
 //! - `exports_active`, `exports_rejected_total`, `exports_cancelled_total` (stopped because the
-//!   client left).
+//!   client left), `stalled_clients_total` (a streamed response ended because its client stopped
+//!   reading).
 //! - `append_conflicts_total` (an append met a newer version of its case), `append_retries_total`
 //!   (a command decided again after one); conflicts that ran out of retries answer 409.
+//! - `integrity_alarms_total` (alert on any increase: a broken chain or a ledger row that differs
+//!   from its replay, found by the integrity watch), `integrity_events_checked_total`.
 //! - `checkpoint_age_seconds`: since the newest signed checkpoint, as last read (NaN before
 //!   any).
 //!
@@ -75,6 +78,12 @@ pub struct Metrics {
     pub append_conflicts: IntCounter,
     /// Commands decided again after a conflict.
     pub append_retries: IntCounter,
+    /// Streamed responses ended because their client stopped reading.
+    pub stalled_clients: IntCounter,
+    /// Failures the integrity watch found (each is also an ERROR log line).
+    pub integrity_alarms: IntCounter,
+    /// Events the integrity watch checked.
+    pub integrity_events_checked: IntCounter,
     checkpoint_age: Gauge,
     /// The newest checkpoint's time (seconds since the epoch) as last read; `i64::MIN`: none yet.
     checkpoint_at: AtomicI64,
@@ -160,6 +169,21 @@ impl Metrics {
             exports_cancelled: counter(&r, "exports_cancelled_total", "Ledger exports stopped because the client left"),
             append_conflicts: counter(&r, "append_conflicts_total", "Appends that met a newer version of their case"),
             append_retries: counter(&r, "append_retries_total", "Commands decided again after an append conflict"),
+            stalled_clients: counter(
+                &r,
+                "stalled_clients_total",
+                "Streamed responses (event streams, CSV exports) ended because their client stopped reading",
+            ),
+            integrity_alarms: counter(
+                &r,
+                "integrity_alarms_total",
+                "Broken chains and ledger rows that differ from their replay, found by the integrity watch",
+            ),
+            integrity_events_checked: counter(
+                &r,
+                "integrity_events_checked_total",
+                "Events the integrity watch checked",
+            ),
             checkpoint_age,
             checkpoint_at: AtomicI64::new(i64::MIN),
             registry: r,

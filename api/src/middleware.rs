@@ -5,6 +5,7 @@
 //! `Cache-Control: no-store` under `/api/v1`, problem+json for the extractors' errors (which
 //! never quote a submitted value), and admission of long-running work ([`Capacity`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +14,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, HttpRequest};
 use tracing::Instrument;
 
+use crate::auth::Principal;
 use crate::metrics::metrics;
 use crate::problem::{ApiError, FieldError, PROBLEM_JSON, describe_serde_error, redact_values};
 use crate::settings::CapacityArgs;
@@ -118,18 +121,86 @@ impl Drop for Outcome {
     }
 }
 
-/// What one instance admits at once (`HUIYIN_MAX_STREAMS`, `HUIYIN_MAX_EXPORTS`), and the
-/// state the long readers use. Event streams, feed pages and exports read through a pool of their
-/// own (`HUIYIN_READ_POOL_SIZE`), so however many readers pile up, commands keep theirs.
+/// What one instance admits at once (`HUIYIN_MAX_STREAMS`, `HUIYIN_MAX_EXPORTS`), what one
+/// caller may hold of that (`HUIYIN_MAX_STREAMS_PER_CALLER`, `HUIYIN_MAX_EXPORTS_PER_CALLER`: one
+/// token never takes every slot), and the state the long readers use. Event streams, feed pages
+/// and exports read through a pool of their own (`HUIYIN_READ_POOL_SIZE`), so however many
+/// readers pile up, commands keep theirs.
 pub struct Capacity {
-    streams: Arc<tokio::sync::Semaphore>,
-    max_streams: usize,
-    exports: Arc<tokio::sync::Semaphore>,
-    max_exports: usize,
+    streams: Slots,
+    exports: Slots,
     /// The service's state with the event store and the ledger reading through the read pool.
     pub readers: Arc<AppState>,
     /// How long `/readyz` waits for the database.
     pub ready_timeout: Duration,
+    /// How long a streamed body may wait for its client to take the next chunk before it is
+    /// ended and its slot given back (`HUIYIN_STALLED_CLIENT_MS`).
+    pub stalled_client: Duration,
+}
+
+/// The slots of one kind of long-running work: all callers' and each caller's.
+struct Slots {
+    what: &'static str,
+    all: Arc<tokio::sync::Semaphore>,
+    max: usize,
+    per_caller: usize,
+    held: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+}
+
+impl Slots {
+    fn new(what: &'static str, max: usize, per_caller: usize) -> Self {
+        Self {
+            what,
+            all: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+            per_caller: per_caller.max(1),
+            held: Arc::default(),
+        }
+    }
+
+    /// A slot for `caller`, or 429 when they hold their share or every slot is taken.
+    fn take(
+        &self,
+        caller: &Principal,
+        gauge: &prometheus::IntGauge,
+        rejected: &prometheus::IntCounter,
+    ) -> Result<Admitted, ApiError> {
+        let caller = format!("{}:{}", caller.role.as_str(), caller.id.as_str());
+        {
+            let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = held.entry(caller.clone()).or_default();
+            if *n >= self.per_caller {
+                rejected.inc();
+                return Err(ApiError::AtCapacity { what: self.what, limit: self.per_caller, per_caller: true });
+            }
+            *n += 1;
+        }
+        let release = Release { held: self.held.clone(), caller };
+        let Ok(permit) = self.all.clone().try_acquire_owned() else {
+            rejected.inc();
+            return Err(ApiError::AtCapacity { what: self.what, limit: self.max, per_caller: false });
+        };
+        gauge.inc();
+        Ok(Admitted { _permit: permit, gauge: gauge.clone(), _release: release })
+    }
+}
+
+/// Gives a caller's slot back when dropped.
+struct Release {
+    held: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    caller: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.caller) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.caller);
+            }
+        }
+    }
 }
 
 impl Capacity {
@@ -142,54 +213,72 @@ impl Capacity {
             ..state.clone()
         };
         Self {
-            streams: Arc::new(tokio::sync::Semaphore::new(settings.max_streams)),
-            max_streams: settings.max_streams,
-            exports: Arc::new(tokio::sync::Semaphore::new(settings.max_exports)),
-            max_exports: settings.max_exports,
+            streams: Slots::new("event streams", settings.max_streams, settings.max_streams_per_caller),
+            exports: Slots::new("exports", settings.max_exports, settings.max_exports_per_caller),
             readers: Arc::new(readers),
             ready_timeout: Duration::from_millis(settings.ready_timeout_ms),
+            stalled_client: Duration::from_millis(settings.stalled_client_ms),
         }
     }
 
-    /// A slot for an event stream, or 429 (`at-capacity`, Retry-After) when all are taken.
-    pub fn admit_stream(&self) -> Result<Admitted, ApiError> {
+    /// A slot for an event stream of `caller`, or 429 (`at-capacity`, Retry-After) when they
+    /// hold their share or all are taken.
+    pub fn admit_stream(&self, caller: &Principal) -> Result<Admitted, ApiError> {
         let m = metrics();
-        Admitted::take(&self.streams, &m.streams_active).ok_or_else(|| {
-            m.streams_rejected.inc();
-            ApiError::AtCapacity { what: "event streams", limit: self.max_streams }
-        })
+        self.streams.take(caller, &m.streams_active, &m.streams_rejected)
     }
 
-    /// A slot for an export, or 429 (`at-capacity`, Retry-After) when all are taken.
-    pub fn admit_export(&self) -> Result<Admitted, ApiError> {
+    /// A slot for an export of `caller`, or 429 (`at-capacity`, Retry-After) when they hold
+    /// their share or all are taken.
+    pub fn admit_export(&self, caller: &Principal) -> Result<Admitted, ApiError> {
         let m = metrics();
-        Admitted::take(&self.exports, &m.exports_active).ok_or_else(|| {
-            m.exports_rejected.inc();
-            ApiError::AtCapacity { what: "exports", limit: self.max_exports }
-        })
+        self.exports.take(caller, &m.exports_active, &m.exports_rejected)
     }
 }
 
-/// A running stream or export: its slot is given back, and the gauge of running ones lowered,
-/// when it is dropped. Whatever does the work holds it to the end (the response body, the
-/// blocking thread), so the bound counts work, not requests.
+/// A running stream or export: its slot (and its caller's) is given back, and the gauge of
+/// running ones lowered, when it is dropped. Whatever does the work holds it to the end (the
+/// response body, the blocking thread), so the bound counts work, not requests.
 pub struct Admitted {
     _permit: tokio::sync::OwnedSemaphorePermit,
     gauge: prometheus::IntGauge,
-}
-
-impl Admitted {
-    fn take(slots: &Arc<tokio::sync::Semaphore>, gauge: &prometheus::IntGauge) -> Option<Self> {
-        let permit = slots.clone().try_acquire_owned().ok()?;
-        gauge.inc();
-        Some(Self { _permit: permit, gauge: gauge.clone() })
-    }
+    _release: Release,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.gauge.dec();
     }
+}
+
+/// A streamed body that keeps a minimum pace: `body` runs in a task of its own and hands its
+/// chunks over one at a time; when the client has not taken a chunk for `stalled` (it stopped
+/// reading, or reads a trickle), the task stops, which drops `body` and whatever it holds (its
+/// slot, a read connection), and the response ends. A client that leaves ends it as well.
+pub fn paced<S>(body: S, stalled: Duration) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>>
+where
+    S: futures_util::Stream<Item = Result<Bytes, ApiError>> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(1);
+    tokio::spawn(async move {
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            match tx.send_timeout(chunk, stalled).await {
+                Ok(()) => {}
+                Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    metrics().stalled_clients.inc();
+                    tracing::info!(
+                        stalled_ms = stalled.as_millis() as u64,
+                        "streamed response ended: its client stopped reading"
+                    );
+                    return;
+                }
+                Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => return,
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c.map_err(Into::into), rx)) })
 }
 
 /// Whether a path is under `/api/v1`, where responses carry case data.
@@ -343,4 +432,50 @@ fn describe(msg: &str) -> String {
 /// The answer for a route that does not exist.
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound("route"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// Sets its flag when dropped: stands for the slot and the connection a body holds.
+    struct Held(Arc<AtomicBool>);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A body that always has more to send, holding `held`.
+    fn endless(held: Held) -> impl futures_util::Stream<Item = Result<Bytes, ApiError>> + Send + 'static {
+        futures_util::stream::unfold(held, |h| async move { Some((Ok(Bytes::from_static(b"data: x\n\n")), h)) })
+    }
+
+    /// A client that stops taking chunks once held its stream's slot for as long as its
+    /// connection stayed open. `paced` drops the body (and what it holds) once the client has
+    /// taken nothing for the stall limit, and not while it keeps reading.
+    #[tokio::test]
+    async fn a_body_whose_client_stops_reading_is_dropped_and_one_that_reads_is_not() {
+        let stalled_flag = Arc::new(AtomicBool::new(false));
+        let mut stalled = Box::pin(paced(endless(Held(stalled_flag.clone())), Duration::from_millis(100)));
+        assert!(stalled.next().await.is_some());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(stalled_flag.load(Ordering::SeqCst), "the body of a client that stopped reading is dropped");
+
+        let reading_flag = Arc::new(AtomicBool::new(false));
+        let mut reading = Box::pin(paced(endless(Held(reading_flag.clone())), Duration::from_millis(100)));
+        for _ in 0..20 {
+            assert!(reading.next().await.is_some());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!reading_flag.load(Ordering::SeqCst), "a client that keeps reading keeps its body");
+        drop(reading);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(reading_flag.load(Ordering::SeqCst), "a client that leaves ends it too");
+    }
 }

@@ -126,6 +126,12 @@ pub enum ApiError {
     /// The content type is not JSON.
     #[error("the body must be application/json")]
     UnsupportedMediaType,
+    /// `Accept` admits none of the formats the resource is served in.
+    #[error("Accept admits none of the formats served here: {offered}")]
+    NotAcceptable {
+        /// The media types offered.
+        offered: &'static str,
+    },
     /// The request took too long.
     #[error("the request took too long")]
     Timeout,
@@ -133,12 +139,14 @@ pub enum ApiError {
     #[error("the service is busy; retry shortly")]
     Unavailable,
     /// As many long-running requests of a kind (event streams, exports) run as are admitted.
-    #[error("at most {limit} {what} run at once; retry later")]
+    #[error("at most {limit} {what} run at once{}; retry later", if *per_caller { " for one caller" } else { "" })]
     AtCapacity {
         /// What is at capacity ("event streams", "exports").
         what: &'static str,
         /// How many may run at once.
         limit: usize,
+        /// Whether the limit is one caller's share rather than the instance's.
+        per_caller: bool,
     },
     /// A bug or an outage; details are only logged.
     #[error("internal error")]
@@ -166,6 +174,7 @@ impl ApiError {
             Self::IdempotencyMismatch => "idempotency-key-reused",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::NotAcceptable { .. } => "not-acceptable",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::AtCapacity { .. } => "at-capacity",
@@ -192,6 +201,7 @@ impl ApiError {
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::NotAcceptable { .. } => "Not acceptable",
             Self::Timeout => "Request timeout",
             Self::Unavailable => "Service unavailable",
             Self::AtCapacity { .. } => "Too many requests of this kind",
@@ -311,6 +321,7 @@ impl ResponseError for ApiError {
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Status(s) => *s,
             Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

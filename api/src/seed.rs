@@ -271,7 +271,7 @@ pub struct GenerateReport {
 
 /// Generates `n` realistic cases with lifecycles spread over the two years before now, through
 /// the domain's own `decide` (so every history is one the service could have written), and
-/// bulk-loads their events. The ledger must be rebuilt afterwards.
+/// bulk-loads their events with their ledger rows.
 pub async fn generate_cases(
     reference: &ReferenceData,
     loader: &mut infra::bulk::BulkLoader,

@@ -92,6 +92,49 @@ const PUBLISHED_SECRETS: &[&str] = &[
 /// Words that mark a value as a placeholder to be replaced, not a secret.
 const PLACEHOLDER_MARKERS: &[&str] = &["change-me", "changeme", "change_me", "replace-me", "replaceme", "placeholder"];
 
+/// The key material (the base64 between the PEM armour lines) of Ed25519 keys published in this
+/// repository: `tests/fixtures/test-ed25519-{public,private}.pem`. Anyone can sign with them, so
+/// no token key or checkpoint key may be one of them.
+const PUBLISHED_ED25519_KEYS: &[&str] = &[
+    "MCowBQYDK2VwAyEAMOZBX5RlB3Py2tq5hhiGrsAJObbN2N+qv2265P3Yqxs=",
+    "MC4CAQAwBQYDK2VwBCIEIMKHEAWkzhvY2R26IWOe1GExFzMDrSw+W2aOK7srYyRB",
+];
+
+/// Whether a PEM file holds a key published in this repository (compared on the key material,
+/// whatever the line breaks and armour).
+pub fn is_published_key(pem: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    let material: String =
+        text.lines().filter(|l| !l.trim_start().starts_with("-----")).flat_map(|l| l.split_whitespace()).collect();
+    PUBLISHED_ED25519_KEYS.contains(&material.as_str())
+}
+
+/// Reads a PEM key file named by `setting`, refusing a key published in this repository.
+pub fn read_key_pem(setting: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("{setting}: reading {}: {e}", path.display()))?;
+    if is_published_key(&pem) {
+        return Err(format!(
+            "{setting} is the test key published in this repository: anyone can sign with it; generate a key pair \
+             (e.g. `openssl genpkey -algorithm ed25519`)"
+        ));
+    }
+    Ok(pem)
+}
+
+/// The shortest period of `b` (the least `p` with `b[i] == b[i + p]` for every `i`) when it is at
+/// most half its length: a value that repeats one block, such as a 16-byte key written twice.
+fn repeated_block(b: &[u8]) -> Option<usize> {
+    (1..=b.len() / 2).find(|&p| b.iter().zip(&b[p..]).all(|(x, y)| x == y))
+}
+
+/// Whether more than half of `b`'s steps continue a run of equal steps (`abcdef…`, `0123…`,
+/// `zyxw…`, `aaaa…`): a keyboard or alphabet sequence, not random bytes. A random secret has such
+/// a step about one time in 256 for bytes, a few per cent for base64 text.
+fn mostly_sequences(b: &[u8]) -> bool {
+    let continued = b.windows(3).filter(|w| w[1].wrapping_sub(w[0]) == w[2].wrapping_sub(w[1])).count();
+    continued * 2 > b.len()
+}
+
 fn distinct_bytes(b: &[u8]) -> usize {
     let mut seen = [false; 256];
     b.iter().filter(|&&x| !std::mem::replace(&mut seen[usize::from(x)], true)).count()
@@ -99,9 +142,10 @@ fn distinct_bytes(b: &[u8]) -> usize {
 
 /// Why an HS256 secret is too weak to start with, or `None` when it will do. Refused: fewer than
 /// [`MIN_JWT_SECRET_BYTES`] bytes; a secret published in this repository or marked as a
-/// placeholder; fewer than [`MIN_DISTINCT_BYTES`] distinct bytes. A secret written only in hex
-/// digits is judged on the bytes it encodes (hex has only 16 symbols), so it needs at least 64
-/// hex digits.
+/// placeholder; fewer than [`MIN_DISTINCT_BYTES`] distinct bytes; one block repeated; mostly
+/// alphabet or counting sequences (`abcdefghijklmnopqrstuvwxyz0123456789`). A secret written
+/// only in hex digits is judged on the bytes it encodes (hex has only 16 symbols), so it needs
+/// at least 64 hex digits.
 pub fn weak_jwt_secret(secret: &str) -> Option<String> {
     if secret.len() < MIN_JWT_SECRET_BYTES {
         return Some(format!("HUIYIN_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes"));
@@ -118,10 +162,17 @@ pub fn weak_jwt_secret(secret: &str) -> Option<String> {
             2 * MIN_JWT_SECRET_BYTES
         ));
     }
-    if distinct_bytes(material.as_deref().unwrap_or(secret.as_bytes())) < MIN_DISTINCT_BYTES {
+    let bytes = material.as_deref().unwrap_or(secret.as_bytes());
+    if distinct_bytes(bytes) < MIN_DISTINCT_BYTES {
         return Some(format!(
             "HUIYIN_JWT_SECRET has fewer than {MIN_DISTINCT_BYTES} distinct bytes: a repeated pattern, not a random secret"
         ));
+    }
+    if let Some(p) = repeated_block(bytes) {
+        return Some(format!("HUIYIN_JWT_SECRET repeats one block of {p} bytes: a pattern, not a random secret"));
+    }
+    if mostly_sequences(bytes) {
+        return Some("HUIYIN_JWT_SECRET is mostly alphabet or counting sequences, not a random secret".into());
     }
     None
 }
@@ -129,7 +180,8 @@ pub fn weak_jwt_secret(secret: &str) -> Option<String> {
 /// Why a key-encryption key is too weak to start with, or `None` when it will do. Refused: a
 /// key published in this repository; every byte the same (the all-zero key of the old
 /// docker-compose.yml); a counting sequence (`00 01 02 …`, every step the same); fewer than
-/// [`MIN_DISTINCT_BYTES`] distinct bytes.
+/// [`MIN_DISTINCT_BYTES`] distinct bytes; one block repeated (16 random bytes written twice);
+/// mostly runs of equal steps.
 pub fn weak_kek(key: &[u8; 32]) -> Option<&'static str> {
     let step = key[1].wrapping_sub(key[0]);
     if key.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step) {
@@ -140,6 +192,12 @@ pub fn weak_kek(key: &[u8; 32]) -> Option<&'static str> {
     }
     if distinct_bytes(key) < MIN_DISTINCT_BYTES {
         return Some("has fewer than 16 distinct bytes: a repeated pattern, not a random key");
+    }
+    if repeated_block(key).is_some() {
+        return Some("repeats one block: a pattern, not a random key");
+    }
+    if mostly_sequences(key) {
+        return Some("is mostly counting sequences, not a random key");
     }
     None
 }
@@ -260,6 +318,17 @@ pub struct CapacityArgs {
     /// The most ledger exports (CSV or XLSX) running at once; beyond, 429 with Retry-After.
     #[arg(long, env = "HUIYIN_MAX_EXPORTS", default_value_t = DEFAULT_MAX_EXPORTS)]
     pub max_exports: usize,
+    /// The most event streams one caller (a token's subject and role) holds at once.
+    #[arg(long, env = "HUIYIN_MAX_STREAMS_PER_CALLER", default_value_t = DEFAULT_MAX_STREAMS_PER_CALLER)]
+    pub max_streams_per_caller: usize,
+    /// The most exports one caller runs at once.
+    #[arg(long, env = "HUIYIN_MAX_EXPORTS_PER_CALLER", default_value_t = DEFAULT_MAX_EXPORTS_PER_CALLER)]
+    pub max_exports_per_caller: usize,
+    /// How long, in milliseconds, a streamed response (event stream, CSV export) waits for its
+    /// client to take the next chunk; a client that stops reading longer loses the response and
+    /// its slot.
+    #[arg(long, env = "HUIYIN_STALLED_CLIENT_MS", default_value_t = DEFAULT_STALLED_CLIENT_MS)]
+    pub stalled_client_ms: u64,
     /// The connections of the read pool, which serves the feed, the event streams and exports
     /// apart from the pool that serves commands (`HUIYIN_POOL_SIZE`).
     #[arg(long, env = "HUIYIN_READ_POOL_SIZE", default_value_t = DEFAULT_READ_POOL_SIZE)]
@@ -273,6 +342,12 @@ pub struct CapacityArgs {
 pub const DEFAULT_MAX_STREAMS: usize = 64;
 /// The default of `HUIYIN_MAX_EXPORTS`: an XLSX export keeps a core busy.
 pub const DEFAULT_MAX_EXPORTS: usize = 2;
+/// The default of `HUIYIN_MAX_STREAMS_PER_CALLER`: an eighth of the default instance cap.
+pub const DEFAULT_MAX_STREAMS_PER_CALLER: usize = 8;
+/// The default of `HUIYIN_MAX_EXPORTS_PER_CALLER`.
+pub const DEFAULT_MAX_EXPORTS_PER_CALLER: usize = 1;
+/// The default of `HUIYIN_STALLED_CLIENT_MS`: 30 s.
+pub const DEFAULT_STALLED_CLIENT_MS: u64 = 30_000;
 /// The default of `HUIYIN_READ_POOL_SIZE`.
 pub const DEFAULT_READ_POOL_SIZE: usize = 4;
 /// The default of `HUIYIN_READY_TIMEOUT_MS`.
@@ -283,6 +358,9 @@ impl Default for CapacityArgs {
         Self {
             max_streams: DEFAULT_MAX_STREAMS,
             max_exports: DEFAULT_MAX_EXPORTS,
+            max_streams_per_caller: DEFAULT_MAX_STREAMS_PER_CALLER,
+            max_exports_per_caller: DEFAULT_MAX_EXPORTS_PER_CALLER,
+            stalled_client_ms: DEFAULT_STALLED_CLIENT_MS,
             read_pool_size: DEFAULT_READ_POOL_SIZE,
             ready_timeout_ms: DEFAULT_READY_TIMEOUT_MS,
         }

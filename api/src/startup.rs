@@ -82,8 +82,8 @@ impl Application {
         let pool = settings.db.app().pool()?;
         let signer = match &settings.checkpoints.private_key {
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| StartupError::Config(format!("reading {}: {e}", path.display())))?;
+                let pem = crate::settings::read_key_pem("HUIYIN_CHECKPOINT_PRIVATE_KEY", path)
+                    .map_err(StartupError::Config)?;
                 let signer = infra::integrity::Signer::from_pem(&pem, settings.checkpoints.key_id.clone())
                     .map_err(|e| StartupError::Config(format!("HUIYIN_CHECKPOINT_PRIVATE_KEY: {e}")))?;
                 Some(Arc::new(signer))
@@ -108,13 +108,13 @@ impl Application {
             ledger: infra::ledger::Ledger::new(pool.clone()),
             pool,
         };
-        // The feed, event streams, exports and the integrity watch read through a pool of their
+        // The feed, event streams and exports read through a pool of their
         // own: readers never take the connections commands need.
         let mut read_db = settings.db.app();
         read_db.pool_size = settings.capacity.read_pool_size;
         read_db.application_name = "huiyin-read".into();
         let read_pool = read_db.pool()?;
-        crate::background::spawn(&state, &settings, &read_pool);
+        crate::background::spawn(&state, &settings);
         let capacity = web::Data::new(Capacity::new(&state, read_pool.clone(), &settings.capacity));
         let metrics_listener = TcpListener::bind(settings.metrics.bind)?;
         let metrics_port = metrics_listener.local_addr()?.port();

@@ -1,6 +1,8 @@
 //! Bulk loading for `huiyin seed-demo --cases N`: events are written with COPY (as the schema
-//! owner), hash-chained exactly as `append_events()` would, and the ledger is then rebuilt from
-//! them. Not a path the service uses.
+//! owner), hash-chained exactly as `append_events()` would, and each case's ledger row — the
+//! replay of the rows just written, as `append_events()`'s callers fold it — goes in the same
+//! transaction, so no reader (the integrity watch, the ledger) ever sees events without their
+//! row. Not a path the service uses.
 
 use chrono::{DateTime, Utc};
 use domain::CaseId;
@@ -12,7 +14,7 @@ use tokio_postgres::{Client, NoTls};
 use crate::db::DbSettings;
 use crate::error::StoreError;
 use crate::hash::{self, GENESIS, HashInput};
-use crate::store::NewEvent;
+use crate::store::{NewEvent, StoredEvent, fold};
 
 /// One case to load: its events, in order.
 pub struct BulkCase {
@@ -74,8 +76,10 @@ impl BulkLoader {
         );
         pin_mut!(writer);
         let mut n = 0u64;
+        let mut folded = Vec::with_capacity(cases.len());
         for case in cases {
             let mut prev = GENESIS;
+            let mut stored = Vec::with_capacity(case.events.len());
             for (i, e) in case.events.iter().enumerate() {
                 let version = u32::try_from(i + 1).unwrap_or(u32::MAX);
                 let payload = e.event.payload();
@@ -108,11 +112,29 @@ impl BulkLoader {
                         &h.as_slice(),
                     ])
                     .await?;
+                stored.push(StoredEvent {
+                    position: 0,
+                    case_id: case.id.as_uuid(),
+                    version,
+                    event_type: e.event.event_type().to_owned(),
+                    schema_version: e.event.schema_version(),
+                    payload,
+                    metadata,
+                    occurred_at: at,
+                    recorded_at: at,
+                    tx_id: 0,
+                    prev_hash: prev,
+                    hash: h,
+                });
                 prev = h;
                 n += 1;
             }
+            if let Some(c) = fold(case.id, &stored)? {
+                folded.push(c);
+            }
         }
         writer.finish().await?;
+        crate::ledger::insert_rows(&tx, "ledger", &folded, false).await?;
         if !keys.is_empty() {
             let sink =
                 tx.copy_in("COPY subject_keys (subject_id, kek_id, wrapped_key) FROM STDIN (FORMAT binary)").await?;
@@ -127,8 +149,11 @@ impl BulkLoader {
         Ok(n)
     }
 
-    /// Flushes: nothing buffered is left (`synchronous_commit = off` only batches the WAL flush).
+    /// Flushes (nothing buffered is left: `synchronous_commit = off` only batches the WAL flush)
+    /// and vacuums the ledger, so its visibility map lets index-only scans skip the heap from
+    /// the first query.
     pub async fn close(self) -> Result<(), StoreError> {
+        self.client.batch_execute("VACUUM (ANALYZE) ledger").await?;
         // CHECKPOINT needs more than the owner's rights on some setups; the commit is what counts.
         let _ = self.client.batch_execute("SET synchronous_commit = on; CHECKPOINT").await;
         Ok(())

@@ -197,10 +197,10 @@ impl LedgerRow {
 
 /// A ledger read: every column but the search lexemes, as one JSON object per row, read into
 /// [`LedgerRow`] by name (the column list lives in the table alone).
-const ROW_JSON: &str = "to_jsonb(l) - 'search'";
+pub(crate) const ROW_JSON: &str = "to_jsonb(l) - 'search'";
 
 impl LedgerRow {
-    fn from_row(r: &tokio_postgres::Row) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(r: &tokio_postgres::Row) -> Result<Self, StoreError> {
         serde_json::from_value(r.get(0)).map_err(|_| StoreError::Vault("a ledger row does not read back"))
     }
 }
@@ -752,7 +752,14 @@ async fn fold_final_states(
 
 /// Writes rows into a ledger table by column name (`table` has the ledger's shape); with
 /// `replace`, rows of the same cases are deleted first (the rebuild's catch-up).
-async fn insert_rows(client: &Client, table: &str, cases: &[Case], replace: bool) -> Result<(), StoreError> {
+/// Writes the rows of `cases` into `table` (the live `ledger` or the rebuild's copy), replacing
+/// any row of the same case when `replace`.
+pub(crate) async fn insert_rows(
+    client: &impl tokio_postgres::GenericClient,
+    table: &str,
+    cases: &[Case],
+    replace: bool,
+) -> Result<(), StoreError> {
     let rows: Vec<serde_json::Value> = cases.iter().map(|c| LedgerRow::from_case(c, true).to_json()).collect();
     if replace {
         let ids: Vec<Uuid> = cases.iter().map(|c| c.id.as_uuid()).collect();

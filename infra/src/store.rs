@@ -128,7 +128,7 @@ impl StoredEvent {
     }
 }
 
-const COLUMNS: &str = "position, case_id, version, event_type, schema_version, payload, metadata, \
+pub(crate) const COLUMNS: &str = "position, case_id, version, event_type, schema_version, payload, metadata, \
                        occurred_at, recorded_at, tx_id::text::bigint, prev_hash, hash";
 
 /// A case loaded from the log.

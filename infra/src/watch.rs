@@ -6,20 +6,30 @@
 //! the lifecycle's fold in SQL, which the design keeps out of the database. Instead, every event
 //! that becomes visible in the feed is checked here, soon after: its case's chain is recomputed
 //! from the first event, and the case's ledger row is compared with the replay of its events.
-//! A failure is an alarm (an ERROR log line, the watch's status for auditors), never a silent
-//! repair: the log is evidence and stays as it is. The watch starts at the feed's head when the
-//! service starts; what came before is checked by `huiyin verify` and the signed checkpoints.
+//! A failure is an alarm (an ERROR log line, a counter in `/metrics`, the watch's status for
+//! auditors), never a silent repair: the log is evidence and stays as it is. The watch starts at
+//! the feed's head when the service starts; what came before is checked by `huiyin verify` and
+//! the signed checkpoints.
+//!
+//! One pass reads a feed page, the whole histories of the cases it touches and their ledger
+//! rows in one repeatable-read snapshot (three statements, whatever the page holds): events and
+//! their row are written in one transaction, so a snapshot sees both or neither, and a case
+//! appended to meanwhile is never reported as a mismatch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use domain::CaseId;
 use serde::Serialize;
+use tokio_postgres::IsolationLevel;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::ledger::{Ledger, LedgerRow};
-use crate::store::{EventStore, FeedCursor};
+use crate::ledger::{LedgerRow, ROW_JSON};
+use crate::store::{COLUMNS, FeedCursor, StoredEvent, check_chain, fold};
+
+/// How many failures the status keeps (the newest; `failures_total` counts them all).
+pub const KEPT_FAILURES: usize = 100;
 
 /// One thing the watch found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,12 +38,14 @@ pub struct WatchFailure {
     pub case_id: Uuid,
     /// What is wrong.
     pub problem: String,
+    /// When the watch found it.
+    pub found_at: DateTime<Utc>,
 }
 
 /// The feed position of the newest visible event: where a watch that starts now begins (the
 /// history before it is `huiyin verify`'s and the signed checkpoints' to check).
-pub async fn head(store: &EventStore) -> Result<String, StoreError> {
-    let client = store.pool().get().await?;
+pub async fn head(pool: &deadpool_postgres::Pool) -> Result<String, StoreError> {
+    let client = pool.get().await?;
     let row = client
         .query_opt(
             "SELECT tx_id::text::bigint, position FROM events \
@@ -53,66 +65,138 @@ pub struct WatchStatus {
     pub events_checked: u64,
     /// Cases checked since the service started.
     pub cases_checked: u64,
-    /// Everything found wrong since the service started (the first 100).
-    pub failures: Vec<WatchFailure>,
+    /// Everything found wrong since the service started.
+    pub failures_total: u64,
+    /// The newest failures, newest first (at most [`KEPT_FAILURES`]).
+    pub failures: VecDeque<WatchFailure>,
     /// When the watch last ran.
     pub last_run_at: Option<DateTime<Utc>>,
+    /// When it last found the feed's head (nothing visible left to check).
+    pub caught_up_at: Option<DateTime<Utc>>,
+}
+
+impl WatchStatus {
+    fn record(&mut self, found: &[WatchFailure]) {
+        self.failures_total += found.len() as u64;
+        for f in found {
+            self.failures.push_front(f.clone());
+        }
+        self.failures.truncate(KEPT_FAILURES);
+    }
 }
 
 /// Checks the events after `status.cursor` (at most `batch` of them): every case they touch has
 /// its whole chain recomputed and its ledger row compared with the replay. Returns the new
-/// failures, which are also added to `status`.
+/// failures, which are also recorded in `status`, and whether the feed's head was reached.
 pub async fn run_once(
-    store: &EventStore,
-    ledger: &Ledger,
+    pool: &deadpool_postgres::Pool,
     status: &mut WatchStatus,
     batch: i64,
-) -> Result<Vec<WatchFailure>, StoreError> {
+) -> Result<(Vec<WatchFailure>, bool), StoreError> {
     let after: FeedCursor = status.cursor.parse().unwrap_or_default();
-    let events = store.read_feed(after, batch).await?;
-    let cases: BTreeSet<Uuid> = events.iter().map(|e| e.case_id).collect();
+    let mut client = pool.get().await?;
+    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+    let page = tx
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM events \
+                 WHERE (tx_id, position) > ($1::bigint::text::xid8, $2) \
+                   AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY tx_id, position LIMIT $3"
+            ),
+            &[&after.tx_id, &after.position, &batch],
+        )
+        .await?
+        .iter()
+        .map(StoredEvent::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<Uuid> = {
+        let mut ids: Vec<Uuid> = page.iter().map(|e| e.case_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let mut histories: BTreeMap<Uuid, Vec<StoredEvent>> = BTreeMap::new();
+    for r in &tx
+        .query(&format!("SELECT {COLUMNS} FROM events WHERE case_id = ANY($1) ORDER BY case_id, version"), &[&ids])
+        .await?
+    {
+        let e = StoredEvent::from_row(r)?;
+        histories.entry(e.case_id).or_default().push(e);
+    }
+    let mut rows: BTreeMap<Uuid, LedgerRow> = BTreeMap::new();
+    for r in &tx.query(&format!("SELECT {ROW_JSON} FROM ledger l WHERE case_id = ANY($1)"), &[&ids]).await? {
+        let row = LedgerRow::from_row(r)?;
+        rows.insert(row.case_id, row);
+    }
+    tx.commit().await?;
+    drop(client);
+
+    let now = Utc::now();
     let mut found = Vec::new();
-    for id in &cases {
-        let case_id = CaseId::from_uuid(*id);
-        let chain = store.verify_case(case_id).await?;
-        if !chain.ok() {
-            found.push(WatchFailure {
-                case_id: *id,
-                problem: format!(
-                    "the hash chain fails at version {}: {}",
-                    chain.first_bad_version.unwrap_or_default(),
-                    chain.problem.clone().unwrap_or_default()
-                ),
-            });
-            continue;
-        }
-        let replayed = match store.load(case_id).await {
-            Ok(l) => l.case,
-            Err(e) => {
-                found.push(WatchFailure { case_id: *id, problem: format!("the history does not fold: {e}") });
-                continue;
-            }
-        };
-        let row = ledger.row(case_id).await?;
-        match (replayed, row) {
-            (Some(case), Some(row)) if row != LedgerRow::from_case(&case, false) => found.push(WatchFailure {
-                case_id: *id,
-                problem: "the ledger row differs from the replay of the case's events".into(),
-            }),
-            (Some(_), None) => found.push(WatchFailure { case_id: *id, problem: "the case has no ledger row".into() }),
-            _ => {}
+    for id in &ids {
+        let events = histories.get(id).map_or(&[][..], Vec::as_slice);
+        if let Some(problem) = check(*id, events, rows.get(id)) {
+            found.push(WatchFailure { case_id: *id, problem, found_at: now });
         }
     }
-    if let Some(last) = events.last() {
+    if let Some(last) = page.last() {
         status.cursor = FeedCursor::after(last).to_string();
     }
-    status.events_checked += events.len() as u64;
-    status.cases_checked += cases.len() as u64;
-    status.last_run_at = Some(Utc::now());
-    for f in &found {
-        if status.failures.len() < 100 {
-            status.failures.push(f.clone());
-        }
+    status.events_checked += page.len() as u64;
+    status.cases_checked += ids.len() as u64;
+    status.last_run_at = Some(now);
+    let caught_up = page.len() < usize::try_from(batch).unwrap_or(usize::MAX);
+    if caught_up {
+        status.caught_up_at = Some(now);
     }
-    Ok(found)
+    status.record(&found);
+    Ok((found, caught_up))
+}
+
+/// What is wrong with one case: its chain, its fold, or its ledger row against the replay.
+fn check(id: Uuid, events: &[StoredEvent], row: Option<&LedgerRow>) -> Option<String> {
+    let chain = check_chain(id, events);
+    if !chain.ok() {
+        return Some(format!(
+            "the hash chain fails at version {}: {}",
+            chain.first_bad_version.unwrap_or_default(),
+            chain.problem.unwrap_or_default()
+        ));
+    }
+    let case = match fold(CaseId::from_uuid(id), events) {
+        Ok(c) => c,
+        Err(e) => return Some(format!("the history does not fold: {e}")),
+    };
+    match (case, row) {
+        (Some(case), Some(row)) if *row != LedgerRow::from_case(&case, false) => {
+            Some("the ledger row differs from the replay of the case's events".into())
+        }
+        (Some(_), None) => Some("the case has no ledger row".into()),
+        (None, Some(_)) => Some("the ledger has a row for a case without events".into()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(n: u128) -> WatchFailure {
+        WatchFailure { case_id: Uuid::from_u128(n), problem: "x".into(), found_at: Utc::now() }
+    }
+
+    /// The status once kept the *first* 100 failures forever: after a burst of alarms, a forgery
+    /// made later never showed. It keeps the newest, and counts them all.
+    #[test]
+    fn the_status_keeps_the_newest_failures_and_counts_every_one() {
+        let mut status = WatchStatus::default();
+        status.record(&(1..=150).map(failure).collect::<Vec<_>>());
+        status.record(&[failure(999)]);
+        assert_eq!(status.failures_total, 151);
+        assert_eq!(status.failures.len(), KEPT_FAILURES);
+        assert_eq!(status.failures.front().map(|f| f.case_id), Some(Uuid::from_u128(999)));
+        assert_eq!(status.failures.get(1).map(|f| f.case_id), Some(Uuid::from_u128(150)));
+        assert_eq!(status.failures.back().map(|f| f.case_id), Some(Uuid::from_u128(52)));
+    }
 }

@@ -279,11 +279,11 @@ async fn reference_data_is_read_by_all_and_written_by_admins_only() {
 
 #[tokio::test]
 async fn eddsa_tokens_work_when_a_key_pair_is_configured_and_hs256_is_then_refused() {
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let (private, public) = tests::app::test_key_pair();
     let auth = api::settings::AuthArgs {
         jwt_secret: None,
-        jwt_private_key: Some(fixtures.join("test-ed25519-private.pem")),
-        jwt_public_key: Some(fixtures.join("test-ed25519-public.pem")),
+        jwt_private_key: Some(private.clone()),
+        jwt_public_key: Some(public.clone()),
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
         max_ttl_s: api::settings::DEFAULT_JWT_MAX_TTL_S,

@@ -178,6 +178,11 @@ async fn weak_keys_are_refused_at_startup_with_a_clear_message() {
         ("a counting sequence", (0u8..32).map(|b| format!("{b:02x}")).collect()),
         ("a short repeated pattern", "deadbeef".repeat(8)),
         ("too short", random_hex(16)),
+        ("16 random bytes written twice", random_hex(16).repeat(2)),
+        (
+            "a counting run with a random tail",
+            format!("{}{}", (0u8..24).map(|b| format!("{b:02x}")).collect::<String>(), random_hex(8)),
+        ),
     ] {
         let err = kek(key).expect_err(name);
         assert!(err.starts_with("HUIYIN_KEK"), "{name}: {err}");
@@ -195,6 +200,10 @@ async fn weak_keys_are_refused_at_startup_with_a_clear_message() {
         ("hex encoding a pattern", "0123456789abcdef".repeat(4)),
         ("hex encoding 24 bytes", random_hex(24)),
         ("too short", "short".to_owned()),
+        ("the alphabet and the digits", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ".to_owned()),
+        ("a keyboard run backwards", "zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA".to_owned()),
+        ("a random block written twice", "GhVDb05PfXmfwLLbpa9xeMR0".repeat(2)),
+        ("32 random bytes in hex, the same 16 twice", random_hex(16).repeat(2)),
     ] {
         let err = jwt(&secret).expect_err(name);
         assert!(err.starts_with("HUIYIN_JWT_SECRET"), "{name}: {err}");
@@ -212,6 +221,60 @@ async fn weak_keys_are_refused_at_startup_with_a_clear_message() {
     s.vault.kek = Some(random_hex(32));
     let err = api::startup::Application::build(s).await.err().expect("the placeholder secret is refused");
     assert!(err.to_string().starts_with("configuration: HUIYIN_JWT_SECRET is a placeholder"), "{err}");
+
+    // The Ed25519 pair published in tests/fixtures signs nothing: not tokens, not checkpoints.
+    let (private, public) =
+        (tests::app::fixture("test-ed25519-private.pem"), tests::app::fixture("test-ed25519-public.pem"));
+    for (name, args) in [
+        (
+            "the published public key",
+            AuthArgs { jwt_secret: None, jwt_public_key: Some(public.clone()), ..auth_args("") },
+        ),
+        (
+            "the published private key",
+            AuthArgs {
+                jwt_private_key: Some(private.clone()),
+                jwt_public_key: Some(tests::app::test_key_pair().1.clone()),
+                jwt_secret: None,
+                ..auth_args("")
+            },
+        ),
+    ] {
+        let err = api::auth::Authenticator::from_settings(&args).map(|_| ()).expect_err(name);
+        assert!(err.contains("published in this repository"), "{name}: {err}");
+    }
+    // The same key material with other line breaks is the same key.
+    let rewrapped = std::env::temp_dir().join(format!("huiyin-rewrapped-{}.pem", Uuid::new_v4().simple()));
+    let text = std::fs::read_to_string(&public).unwrap().replace("MCowBQYDK2VwAyEA", "MCowBQYDK2VwAyEA\n");
+    std::fs::write(&rewrapped, text).unwrap();
+    assert!(api::settings::is_published_key(&std::fs::read(&rewrapped).unwrap()));
+    let mut s = tests::app::settings(&db, &random_hex(32));
+    s.checkpoints.private_key = Some(private);
+    let err = api::startup::Application::build(s).await.err().expect("the published checkpoint key is refused");
+    assert!(err.to_string().contains("HUIYIN_CHECKPOINT_PRIVATE_KEY is the test key published"), "{err}");
+}
+
+/// RFC 7515 §4.1.11: a recipient that does not understand every extension `crit` names must
+/// reject the token. The JWT library ignores `crit`, so the server once accepted such tokens.
+#[tokio::test]
+async fn a_token_naming_critical_extensions_is_refused() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let sign = |header: Value| {
+        let signing_input = format!("{}.{}", b64(&header), b64(&claims(Some(now), now + 600)));
+        let key = jsonwebtoken::EncodingKey::from_secret(app.secret.as_bytes());
+        let signature =
+            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256).unwrap();
+        format!("{signing_input}.{signature}")
+    };
+    let plain = sign(json!({"alg": "HS256", "typ": "JWT"}));
+    assert_eq!(app.get("/api/v1/units", &plain).await.status, StatusCode::OK, "the same token without crit passes");
+    let critical = sign(json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"]}));
+    let r = app.get("/api/v1/units", &critical).await;
+    r.assert_problem(401, "unauthorized");
+    assert!(r.body["detail"].as_str().unwrap().contains("critical"), "{}", r.text);
 }
 
 // 2. Token lifetime ------------------------------------------------------------------------

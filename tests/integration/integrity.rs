@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::app::{TestApp, fixture, spawn_app};
+use tests::app::{TestApp, spawn_app};
 use uuid::Uuid;
 
 fn db_args(app: &TestApp) -> api::settings::DatabaseArgs {
@@ -125,7 +125,7 @@ async fn verification_names_the_case_and_version_of_a_changed_byte_a_deleted_eve
     let jws = checkpoint["jws"].as_str().unwrap().to_owned();
     let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
     std::fs::write(&kept, &jws).unwrap();
-    let public = fixture("test-ed25519-public.pem");
+    let public = tests::app::test_key_pair().1.clone();
     assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::SUCCESS);
 
     // One character of the note's payload (version 4).
@@ -186,7 +186,7 @@ async fn checkpoints_are_listed_and_the_latest_is_exported() {
     assert_eq!(latest.body["id"], second["id"]);
     let claims = infra::integrity::verify_signature(
         latest.body["jws"].as_str().unwrap(),
-        &std::fs::read(fixture("test-ed25519-public.pem")).unwrap(),
+        &std::fs::read(tests::app::test_key_pair().1.clone()).unwrap(),
     )
     .unwrap();
     assert_eq!((claims.event_count, claims.log_hash.as_str()), (2, latest.body["log_hash"].as_str().unwrap()));
@@ -554,7 +554,7 @@ async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_ver
     let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
     std::fs::write(&kept, before["jws"].as_str().unwrap()).unwrap();
     assert_eq!(
-        api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&fixture("test-ed25519-public.pem"))).await,
+        api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&tests::app::test_key_pair().1.clone())).await,
         ExitCode::SUCCESS
     );
     assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::SUCCESS);
@@ -600,7 +600,7 @@ fn forge(jws: &str) -> String {
 async fn a_checkpoint_catches_what_chains_cannot_and_refuses_a_forged_signature() {
     let app = spawn_app().await;
     let auditor = app.token("auditor", None);
-    let public = fixture("test-ed25519-public.pem");
+    let public = tests::app::test_key_pair().1.clone();
     let mut ids = Vec::new();
     for _ in 0..3 {
         let id = app.register(app.case_body()).await;
@@ -664,7 +664,7 @@ async fn a_checkpoint_catches_what_chains_cannot_and_refuses_a_forged_signature(
 async fn a_checkpoint_catches_a_deleted_last_event() {
     let app = spawn_app().await;
     let auditor = app.token("auditor", None);
-    let public = fixture("test-ed25519-public.pem");
+    let public = tests::app::test_key_pair().1.clone();
     let id = app.register(app.case_body()).await;
     life(&app, id).await;
     let checkpoint = checkpoint_covering(&app, 9).await;

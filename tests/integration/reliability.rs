@@ -207,12 +207,43 @@ async fn event_streams_beyond_the_cap_are_refused_with_429_and_retry_after() {
     b.close();
 }
 
+/// One token once could hold every stream slot. Now a caller holds at most its share
+/// (`HUIYIN_MAX_STREAMS_PER_CALLER`) while others still get in, and gets it back when its
+/// streams end. (A client that stops reading is `api::middleware::paced`'s unit test: on
+/// loopback Linux grows the send buffer to megabytes, so a stalled socket takes that much data.)
+#[tokio::test]
+async fn one_caller_never_holds_every_stream() {
+    let s = serve(|s| {
+        s.capacity.max_streams = 4;
+        s.capacity.max_streams_per_caller = 2;
+    })
+    .await;
+    let sup = s.app.token("supervisor", None);
+    let a = OpenStream::open(&s.app, &sup, "0").await.expect("the first stream opens");
+    let b = OpenStream::open(&s.app, &sup, "0").await.expect("the second stream opens");
+    let refused = OpenStream::open(&s.app, &sup, "0").await.err().expect("a third of one caller is refused");
+    refused.assert_problem(429, "at-capacity");
+    assert!(refused.body["detail"].as_str().unwrap().contains("for one caller"), "{}", refused.text);
+    let auditor = s.app.token("auditor", None);
+    let other = OpenStream::open(&s.app, &auditor, "0").await.expect("another caller still gets a stream");
+    for st in [a, b, other] {
+        st.close();
+    }
+    assert!(
+        eventually(Duration::from_secs(20), || async { s.metric("huiyin_event_streams_active").await == 0.0 }).await,
+        "the closed streams gave their slots back"
+    );
+    let again = OpenStream::open(&s.app, &sup, "0").await.expect("the caller's share is free again");
+    again.close();
+}
+
 #[tokio::test]
 async fn many_streams_never_queue_on_the_pool_that_commands_use() {
     let s = serve(|s| {
         s.db.pool_size = 2;
         s.capacity.read_pool_size = 2;
         s.capacity.max_streams = 200;
+        s.capacity.max_streams_per_caller = 200;
     })
     .await;
     let sup = s.app.token("supervisor", None);

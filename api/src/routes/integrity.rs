@@ -163,10 +163,12 @@ fn database_busy(e: &ApiError) -> bool {
 /// as the fallback; a comment every 15 s keeps proxies from closing the connection. When the
 /// database is busy or restarting the stream waits (up to 8 s between tries, with comments
 /// meanwhile) instead of ending. At most `HUIYIN_MAX_STREAMS` streams are open at once (default
-/// 64); beyond, 429 with Retry-After. The stream ends when the token that opened it expires.
+/// 64), and at most `HUIYIN_MAX_STREAMS_PER_CALLER` of one caller (default 8); beyond, 429 with
+/// Retry-After. The stream ends when the token that opened it expires, and when its client has
+/// taken nothing for `HUIYIN_STALLED_CLIENT_MS` (default 30 s) while data waited.
 #[utoipa::path(tag = "integrity", params(StreamQuery), responses(
     (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
-    (status = 429, description = "As many event streams are open as are admitted; retry after `Retry-After` seconds", content_type = "application/problem+json", body = crate::problem::Problem)
+    (status = 429, description = "As many event streams are open as are admitted, or as one caller may hold; retry after `Retry-After` seconds", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/events/stream")]
 pub async fn stream(
@@ -178,8 +180,9 @@ pub async fn stream(
     principal.require(Action::ReadFeed)?;
     let last_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let start = feed_cursor(last_id.as_deref().or(q.after.as_deref()))?;
-    // Held by the body: the slot is free again when the stream ends or its client leaves.
-    let slot = capacity.admit_stream()?;
+    // Held by the body: the slot is free again when the stream ends, its client leaves or stops
+    // reading (`paced`).
+    let slot = capacity.admit_stream(&principal)?;
     struct S {
         readers: Arc<AppState>,
         principal: Principal,
@@ -214,7 +217,7 @@ pub async fn stream(
             if let Some(e) = s.buffer.pop_front() {
                 let data = serde_json::to_string(&e).unwrap_or_default();
                 let msg = format!("id: {}\nevent: case-event\ndata: {data}\n\n", e.feed_position);
-                return Some((Ok::<_, actix_web::Error>(Bytes::from(msg)), s));
+                return Some((Ok::<_, ApiError>(Bytes::from(msg)), s));
             }
             let wake = s.readers.feed_wake.clone();
             let notified = wake.notified();
@@ -267,7 +270,7 @@ pub async fn stream(
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .streaming(crate::middleware::paced(body, capacity.stalled_client)))
 }
 
 /// The least number of letters (any script; Chinese characters count one each) in a reveal's
@@ -334,8 +337,11 @@ pub async fn erase(
 ///
 /// Verification that runs continuously behind the feed: every event that becomes visible has
 /// its case's hash chain recomputed and its ledger row compared with the replay of the case
-/// (within about ten seconds). `failures` lists what it found (the first 100 since the service
-/// started); each is also an ERROR log line.
+/// (within a few seconds once the watch has caught up: it looks every 2 s, and works off a
+/// backlog page after page). `failures_total` counts what it found since the service started;
+/// `failures` lists the newest 100, newest first; each is also an ERROR log line and counts in
+/// the `huiyin_integrity_alarms_total` metric. `caught_up_at` is when it last reached the feed's
+/// head.
 #[utoipa::path(tag = "integrity", responses((status = 200, description = "The watch's status", body = Object)), security(("bearer" = [])))]
 #[get("/integrity/watch")]
 pub async fn watch(state: Data<AppState>, principal: Principal) -> Result<HttpResponse, ApiError> {

@@ -198,6 +198,65 @@ fn sort_key(r: &LedgerRow, s: LedgerSort) -> LedgerCursor {
     LedgerCursor { key, id: r.case_id }
 }
 
+/// The formats the ledger is served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LedgerFormat {
+    Json,
+    Csv,
+    Xlsx,
+}
+
+/// What the ledger offers, in the server's order of preference, for a 406.
+const OFFERED: &str = "application/json, text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// The format an `Accept` header asks for (RFC 9110 §12.5.1): each offered type takes the
+/// quality of the most specific range that matches it (`type/subtype` over `type/*` over `*/*`);
+/// the highest quality above 0 wins, ties going to the server's order (JSON, CSV, XLSX). No
+/// header means JSON; a header none of them satisfies (or one that is not text) means `None`.
+fn negotiate(accept: Option<&str>) -> Option<LedgerFormat> {
+    const OFFERS: [(LedgerFormat, &str, &str); 3] = [
+        (LedgerFormat::Json, "application", "json"),
+        (LedgerFormat::Csv, "text", "csv"),
+        (LedgerFormat::Xlsx, "application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ];
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return Some(LedgerFormat::Json) };
+    let mut ranges = Vec::new();
+    for part in accept.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut params = part.split(';').map(str::trim);
+        let range = params.next().unwrap_or_default().to_ascii_lowercase();
+        let (ty, sub) = range.split_once('/')?;
+        let mut q = 1.0f32;
+        for p in params {
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q))?;
+            }
+        }
+        ranges.push((ty.trim().to_owned(), sub.trim().to_owned(), q));
+    }
+    let mut best: Option<(LedgerFormat, f32)> = None;
+    for (format, ty, sub) in OFFERS {
+        // (specificity, quality) of the most specific matching range.
+        let q = ranges
+            .iter()
+            .filter_map(|(rt, rs, q)| match (rt.as_str(), rs.as_str()) {
+                (t, s) if t == ty && s == sub => Some((2, *q)),
+                (t, "*") if t == ty => Some((1, *q)),
+                ("*", "*") => Some((0, *q)),
+                _ => None,
+            })
+            .max_by_key(|(specificity, _)| *specificity)
+            .map(|(_, q)| q);
+        if let Some(q) = q.filter(|q| *q > 0.0)
+            && best.is_none_or(|(_, b)| q > b)
+        {
+            best = Some((format, q));
+        }
+    }
+    best.map(|(f, _)| f)
+}
+
 /// The query string with `cursor` replaced.
 fn next_link(req: &HttpRequest, next: &str) -> String {
     let mut parts: Vec<&str> =
@@ -209,12 +268,14 @@ fn next_link(req: &HttpRequest, next: &str) -> String {
 
 /// The ledger (台账)
 ///
-/// Every case with its current state, filtered, searched in Chinese (jieba word segmentation),
-/// sorted by received or due time, and paged with a keyset cursor (at most 100 rows a page; the
-/// `Link` header names the next page). With `Accept: text/csv` (UTF-8 with BOM, for Excel) or
-/// `Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` the whole
-/// filtered ledger is exported instead, streamed. Handlers see only their unit's rows. The
-/// ledger holds no personal data.
+/// Every case with its current state, filtered, searched (`q`: any run of characters a reader
+/// sees, Chinese single characters included, full- and half-width alike), sorted by received or
+/// due time, and paged with a keyset cursor (at most 100 rows a page; the `Link` header names
+/// the next page). The format follows `Accept` (quality values count; `q=0` refuses a type):
+/// JSON by default, `text/csv` (UTF-8 with BOM, for Excel) or
+/// `application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` export the whole filtered
+/// ledger instead, streamed; an `Accept` none of the three satisfies is 406. Handlers see only
+/// their unit's rows. The ledger holds no personal data.
 #[utoipa::path(
     tag = "ledger",
     params(LedgerQuery),
@@ -225,7 +286,8 @@ fn next_link(req: &HttpRequest, next: &str) -> String {
             (String = "text/csv"),
             (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         )),
-        (status = 429, description = "An export was asked for while as many run as are admitted (`HUIYIN_MAX_EXPORTS`); retry after `Retry-After` seconds", content_type = "application/problem+json", body = crate::problem::Problem)),
+        (status = 406, description = "`Accept` admits none of JSON, CSV and XLSX", content_type = "application/problem+json", body = crate::problem::Problem),
+        (status = 429, description = "An export was asked for while as many run as are admitted (`HUIYIN_MAX_EXPORTS`), or as many as one caller may run (`HUIYIN_MAX_EXPORTS_PER_CALLER`); retry after `Retry-After` seconds", content_type = "application/problem+json", body = crate::problem::Problem)),
     security(("bearer" = []))
 )]
 #[get("/ledger")]
@@ -240,13 +302,17 @@ pub async fn ledger(
     let f = filter(&q, scope)?;
     let s = sort(q.sort);
     let after = cursor(q.cursor.as_deref())?;
-    let accept =
-        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
-    if accept.contains("text/csv") {
-        return export_csv(&state, &capacity.readers, f, s, capacity.admit_export()?).await;
-    }
-    if accept.contains(XLSX) {
-        return export_xlsx(&state, &capacity.readers, f, s, capacity.admit_export()?).await;
+    let accept = req.headers().get(header::ACCEPT).map(|v| v.to_str().unwrap_or("\u{0}"));
+    match negotiate(accept).ok_or(ApiError::NotAcceptable { offered: OFFERED })? {
+        LedgerFormat::Csv => {
+            let slot = capacity.admit_export(&principal)?;
+            return export_csv(&state, &capacity.readers, f, s, slot, capacity.stalled_client).await;
+        }
+        LedgerFormat::Xlsx => {
+            let slot = capacity.admit_export(&principal)?;
+            return export_xlsx(&state, &capacity.readers, f, s, slot).await;
+        }
+        LedgerFormat::Json => {}
     }
     let n = limit(q.limit, 20)?;
     let now = domain::truncate_to_micros(Utc::now());
@@ -460,6 +526,7 @@ async fn export_csv(
     filter: LedgerFilter,
     sort: LedgerSort,
     slot: Admitted,
+    stalled_client: std::time::Duration,
 ) -> Result<HttpResponse, ApiError> {
     let now = domain::truncate_to_micros(Utc::now());
     let run = ExportRun::new(slot);
@@ -476,7 +543,7 @@ async fn export_csv(
         async move {
             let mut st = st?;
             if let Some(h) = st.head.take() {
-                return Some((Ok::<_, actix_web::Error>(Bytes::from(h)), Some(st)));
+                return Some((Ok::<_, ApiError>(Bytes::from(h)), Some(st)));
             }
             match st.pages.next().await {
                 Ok(Some(rows)) => {
@@ -493,7 +560,7 @@ async fn export_csv(
                 Err(e) => {
                     st.run.finish();
                     tracing::error!(error = %e, "csv export failed midway");
-                    Some((Err(e.into()), None))
+                    Some((Err(e), None))
                 }
             }
         }
@@ -501,7 +568,7 @@ async fn export_csv(
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"ledger.csv\""))
-        .streaming(body))
+        .streaming(crate::middleware::paced(body, stalled_client)))
 }
 
 /// A new temporary file that only this process can ever read: created exclusively
@@ -761,4 +828,39 @@ pub async fn stats(
 /// Registers the routes (under `/api/v1`).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(ledger).service(overdue).service(stats);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LedgerFormat, negotiate};
+
+    /// RFC 9110 §12.5.1: `q=0` means "not acceptable", the most specific range decides a type's
+    /// quality, and the highest quality wins. The ledger once exported CSV for any `Accept`
+    /// containing "text/csv", including `text/csv;q=0`.
+    #[test]
+    fn accept_is_negotiated_by_quality_and_specificity() {
+        use LedgerFormat::{Csv, Json, Xlsx};
+        let xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+        let table: [(Option<&str>, Option<LedgerFormat>); 16] = [
+            (None, Some(Json)),
+            (Some(""), Some(Json)),
+            (Some("*/*"), Some(Json)),
+            (Some("application/json"), Some(Json)),
+            (Some("text/csv"), Some(Csv)),
+            (Some("TEXT/CSV; charset=utf-8"), Some(Csv)),
+            (Some(xlsx), Some(Xlsx)),
+            (Some("text/csv;q=0"), None),
+            (Some("text/csv;q=0, */*"), Some(Json)),
+            (Some("application/json;q=0.5, text/csv"), Some(Csv)),
+            (Some("application/json;q=0.5, text/csv;q=0.5"), Some(Json)),
+            (Some("text/*"), Some(Csv)),
+            (Some("*/*;q=0.1, text/csv;q=0"), Some(Json)),
+            (Some("text/html"), None),
+            (Some("text/csv;q=2"), None),
+            (Some("nonsense"), None),
+        ];
+        for (accept, want) in table {
+            assert_eq!(negotiate(accept), want, "Accept: {accept:?}");
+        }
+    }
 }
