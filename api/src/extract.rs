@@ -10,6 +10,16 @@ use crate::problem::{ApiError, FieldError};
 /// The largest optional body read, in bytes (these commands carry at most a few fields).
 const MAX_OPTIONAL_BODY: usize = 16 * 1024;
 
+/// The request's query string as `T`, read by the handler after its permission check, so a
+/// caller who may not use a route learns 403 whatever its query says (an extractor would answer
+/// 400 first). A query that does not parse is 400 `invalid-query`, naming the parameter and the
+/// type it expects, never its value.
+pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    actix_web::web::Query::<T>::from_query(req.query_string())
+        .map(actix_web::web::Query::into_inner)
+        .map_err(crate::middleware::query_problem)
+}
+
 /// A JSON body that may be absent, read after the handler checked the caller's permission: no
 /// body, only whitespace, or JSON `null` is `T::default()`; anything else must parse as `T`. The
 /// error names the body, never a value sent in it.

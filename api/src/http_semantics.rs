@@ -17,7 +17,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpRequest, HttpResponse, ResponseError as _, web};
+use actix_web::{Error, HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
 use sha2::{Digest, Sha256};
 
 use crate::problem::{ApiError, PROBLEM_JSON};
@@ -105,8 +105,18 @@ pub async fn fallback(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(allow_header(&allowed)))
 }
 
-/// `HEAD` as `GET` without the body; `If-None-Match` against the `ETag`; an `ETag` on every
-/// successful JSON `GET`.
+/// Marks a `HEAD` request that is routed as a `GET` ([`is_head`]).
+#[derive(Debug, Clone, Copy)]
+struct HeadRequest;
+
+/// Whether the request came as `HEAD` (routed as `GET`): a handler whose body is work (an
+/// export, an event stream) answers the headers alone instead of doing it.
+pub fn is_head(req: &actix_web::HttpRequest) -> bool {
+    req.extensions().contains::<HeadRequest>()
+}
+
+/// `HEAD` as `GET` without the body (and with the body's `Content-Length` when it has a known
+/// size); `If-None-Match` against the `ETag`; an `ETag` on every successful JSON `GET`.
 pub async fn conditional_get(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -114,6 +124,7 @@ pub async fn conditional_get(
     let head = req.method() == Method::HEAD;
     if head {
         req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(HeadRequest);
     }
     let get = req.method() == Method::GET;
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -170,19 +181,17 @@ async fn with_body_etag(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBod
     }
 }
 
+/// The response to a `HEAD`. A body of known size is kept: the HTTP/1 codec knows the request
+/// was `HEAD` (it read the method before any middleware), so it sends that size as
+/// `Content-Length` and no body byte. A streamed body is dropped unread and the head goes
+/// without `Content-Length` (the length is not known without doing the work).
 fn without_body(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
-    let (req, res) = res.into_parts();
-    let length = match res.body().size() {
-        actix_web::body::BodySize::Sized(n) => Some(n),
-        _ => None,
-    };
-    let (mut head, _) = res.into_parts();
-    if let Some(n) = length
-        && let Ok(v) = HeaderValue::from_str(&n.to_string())
-    {
-        head.headers_mut().insert(header::CONTENT_LENGTH, v);
+    if matches!(res.response().body().size(), actix_web::body::BodySize::Sized(_)) {
+        return res;
     }
-    ServiceResponse::new(req, head.set_body(BoxBody::new(())))
+    let (req, res) = res.into_parts();
+    let (head, _) = res.into_parts();
+    ServiceResponse::new(req, head.set_body(BoxBody::new(actix_web::body::None::new())))
 }
 
 /// Any error response that is not a problem document yet (the framework's own) becomes one,

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod background;
 pub mod cli;
+pub mod db_health;
 pub mod dto;
 pub mod extract;
 pub mod http_semantics;

@@ -26,6 +26,8 @@
 //!   reading).
 //! - `append_conflicts_total` (an append met a newer version of its case), `append_retries_total`
 //!   (a command decided again after one); conflicts that ran out of retries answer 409.
+//! - `requests_failed_fast_total`: answered 503 at once because the database did not answer
+//!   its probe (`db_health`).
 //! - `integrity_alarms_total` (alert on any increase: a broken chain or a ledger row that differs
 //!   from its replay, found by the integrity watch), `integrity_events_checked_total`.
 //! - `checkpoint_age_seconds`: since the newest signed checkpoint, as last read (NaN before
@@ -78,6 +80,8 @@ pub struct Metrics {
     pub append_conflicts: IntCounter,
     /// Commands decided again after a conflict.
     pub append_retries: IntCounter,
+    /// Requests answered 503 at once because the database did not answer the probe.
+    pub requests_failed_fast: IntCounter,
     /// Streamed responses ended because their client stopped reading.
     pub stalled_clients: IntCounter,
     /// Failures the integrity watch found (each is also an ERROR log line).
@@ -169,6 +173,11 @@ impl Metrics {
             exports_cancelled: counter(&r, "exports_cancelled_total", "Ledger exports stopped because the client left"),
             append_conflicts: counter(&r, "append_conflicts_total", "Appends that met a newer version of their case"),
             append_retries: counter(&r, "append_retries_total", "Commands decided again after an append conflict"),
+            requests_failed_fast: counter(
+                &r,
+                "requests_failed_fast_total",
+                "Requests answered 503 at once because the database did not answer its probe",
+            ),
             stalled_clients: counter(
                 &r,
                 "stalled_clients_total",

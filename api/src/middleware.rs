@@ -320,16 +320,30 @@ async fn with_request_id_in_problem(res: ServiceResponse<BoxBody>, id: &str) -> 
     ServiceResponse::new(req, head.set_body(BoxBody::new(body)))
 }
 
-/// Runs a handler's work within the request deadline (`HUIYIN_REQUEST_TIMEOUT_MS`): past it the
-/// work is dropped (the database cancels its statement by `statement_timeout` at the latest)
-/// and the caller gets 503. A dropped append either committed or not; a retry with the same
-/// Idempotency-Key answers which.
+/// Runs a handler's work within the request deadline (`HUIYIN_REQUEST_TIMEOUT_MS`), and no
+/// longer than the database answers its probe (`db_health`): past the deadline, or once the
+/// database counts as down, the work is dropped (the database cancels its statement by
+/// `statement_timeout` at the latest) and the caller gets 503. A dropped append either
+/// committed or not; a retry with the same Idempotency-Key answers which.
 pub async fn within_deadline<T>(
     req: &HttpRequest,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
     let limit = req.app_data::<actix_web::web::Data<RequestTimeout>>().map_or(Duration::from_secs(15), |t| t.0);
-    tokio::time::timeout(limit, work).await.unwrap_or(Err(ApiError::Timeout))
+    let health = req.app_data::<actix_web::web::Data<crate::db_health::DbHealth>>().cloned();
+    let down = async move {
+        match health {
+            Some(h) => h.went_down().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        answer = tokio::time::timeout(limit, work) => answer.unwrap_or(Err(ApiError::Timeout)),
+        () = down => {
+            metrics().requests_failed_fast.inc();
+            Err(ApiError::Unavailable)
+        }
+    }
 }
 
 /// Turns a JSON body error into a problem: 413 too large, 415 not JSON, 400 malformed, 422
@@ -414,11 +428,17 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> Error {
 
 /// Turns a query-string error into a 400 problem, without the value.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> Error {
+    query_problem(err).into()
+}
+
+/// The problem a query string that does not parse answers: 400 `invalid-query`, naming the
+/// parameter and the expected type, never the value.
+pub fn query_problem(err: QueryPayloadError) -> ApiError {
     let detail = match err {
         QueryPayloadError::Deserialize(e) => format!("invalid query: {}", describe(&e.to_string())),
         _ => "invalid query".into(),
     };
-    ApiError::BadRequest { code: "invalid-query", detail }.into()
+    ApiError::BadRequest { code: "invalid-query", detail }
 }
 
 fn describe(msg: &str) -> String {

@@ -116,6 +116,12 @@ impl Application {
         let read_pool = read_db.pool()?;
         crate::background::spawn(&state, &settings);
         let capacity = web::Data::new(Capacity::new(&state, read_pool.clone(), &settings.capacity));
+        // The database probe, on a connection of its own (see `db_health`).
+        let health = web::Data::new(crate::db_health::DbHealth::default());
+        let mut probe_db = settings.db.app();
+        probe_db.pool_size = 1;
+        probe_db.application_name = "huiyin-probe".into();
+        tokio::spawn(crate::db_health::probe(health.clone().into_inner(), probe_db.pool()?));
         let metrics_listener = TcpListener::bind(settings.metrics.bind)?;
         let metrics_port = metrics_listener.local_addr()?.port();
         let metrics = crate::metrics::server(metrics_listener, state.pool.clone(), read_pool)?;
@@ -132,6 +138,7 @@ impl Application {
                 App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts();
             app.app_data(data.clone())
                 .app_data(capacity.clone())
+                .app_data(health.clone())
                 .app_data(auth.clone())
                 .app_data(timeout.clone())
                 .app_data(
@@ -145,6 +152,7 @@ impl Application {
                 .app_data(routes.clone())
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
                 .default_service(web::to(http_semantics::fallback))
+                .wrap(from_fn(crate::db_health::fail_fast))
                 .wrap(from_fn(http_semantics::conditional_get))
                 .wrap(from_fn(middleware::no_store))
                 .wrap(http_semantics::cors(&cors_origins))

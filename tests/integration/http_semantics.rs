@@ -35,12 +35,47 @@ async fn head_is_served_wherever_get_is_and_docs_redirects_to_its_slash() {
     assert!(head.text.is_empty());
     assert_eq!(head.header("etag"), get.header("etag"));
     assert_eq!(head.header("content-type"), get.header("content-type"));
+    // RFC 9110 §9.3.2: HEAD's Content-Length is the one GET would send (it once said 0).
+    assert_eq!(head.header("content-length"), Some(get.text.len().to_string().as_str()));
+    assert!(get.text.len() > 2, "the ledger holds a row");
     let head = app.send(Method::HEAD, "/healthz", None, None, &[]).await;
     assert_eq!(head.status, StatusCode::OK);
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = client.get(format!("{}/docs", app.address)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(r.headers()["location"], "/docs/");
+}
+
+/// A HEAD of an export or of the event stream answers its headers without doing the work: it
+/// once built the whole workbook (and took an export slot) to throw it away. With no export
+/// slot at all, GET is refused and HEAD still answers.
+#[tokio::test]
+async fn head_of_an_export_or_a_stream_does_not_do_the_work() {
+    let app = tests::app::spawn_app_with(|s| {
+        s.capacity.max_exports = 0;
+        s.capacity.max_streams = 0;
+    })
+    .await;
+    let clerk = app.token("clerk", None);
+    app.register(app.case_body()).await;
+    let xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+    for accept in ["text/csv", xlsx] {
+        let get = app.send(Method::GET, "/api/v1/ledger", Some(&clerk), None, &[("Accept", accept)]).await;
+        get.assert_problem(429, "at-capacity");
+        let head = app.send(Method::HEAD, "/api/v1/ledger", Some(&clerk), None, &[("Accept", accept)]).await;
+        assert_eq!(head.status, StatusCode::OK, "HEAD with Accept: {accept}");
+        assert!(
+            head.header("content-type").is_some_and(|t| t.starts_with(accept)),
+            "{:?}",
+            head.header("content-type")
+        );
+        assert!(head.text.is_empty());
+    }
+    let sup = app.token("supervisor", None);
+    app.send(Method::GET, "/api/v1/events/stream", Some(&sup), None, &[]).await.assert_problem(429, "at-capacity");
+    let head = app.send(Method::HEAD, "/api/v1/events/stream", Some(&sup), None, &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("content-type"), Some("text/event-stream"));
 }
 
 #[tokio::test]
@@ -229,7 +264,11 @@ async fn every_write_route_answers_a_role_without_the_right_403_before_reading_i
             let url = format!("/api/v1{}", url.trim_start_matches("/api/v1"));
             for (body, content_type) in &bodies {
                 let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-                let r = app.send(m, &url, Some(&citizen), body.as_ref(), &[("Content-Type", content_type)]).await;
+                // Headers that would be 400 (a malformed If-Match, an Idempotency-Key with a
+                // space) are read after the permission too.
+                let headers =
+                    [("Content-Type", *content_type), ("If-Match", "not-an-etag"), ("Idempotency-Key", "a b")];
+                let r = app.send(m, &url, Some(&citizen), body.as_ref(), &headers).await;
                 assert_eq!(
                     r.status,
                     StatusCode::FORBIDDEN,
@@ -242,6 +281,37 @@ async fn every_write_route_answers_a_role_without_the_right_403_before_reading_i
     }
     // Hand count of the write operations in openapi/openapi.json at the time of writing: 39.
     assert!(checked >= 39 * 5, "only {checked} requests: the spec's write operations were not all reached");
+}
+
+/// The same kind on every read route: a role without the right gets 403 whatever its query
+/// string says (values of the wrong type, out of range, unknown parameters) and whatever
+/// `Last-Event-ID` it sends. The query was once parsed by an extractor before the handler ran,
+/// so a caller who may read nothing learned 400 (and which parameters exist) instead.
+#[tokio::test]
+async fn every_read_route_answers_a_role_without_the_right_403_before_reading_its_query() {
+    let app = spawn_app().await;
+    let citizen = app.token("citizen", None);
+    let id = app.register(app.case_body()).await;
+    let spec = app.send(Method::GET, "/openapi.json", None, None, &[]).await.body;
+    let bad_query =
+        "limit=many&after=%00&version=x&as_of=yesterday&from=x&to=y&sort=up&cursor=!&include_inactive=maybe&nope=1";
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        if item.get("get").is_none() || !path.starts_with("/api/v1") {
+            continue;
+        }
+        let url = path.replace("{id}", &id.to_string()).replace("{year}", "2026").replace("{code}", "x");
+        let r = app
+            .send(Method::GET, &format!("{url}?{bad_query}"), Some(&citizen), None, &[("Last-Event-ID", "garbage")])
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "GET {path}: {}", r.text);
+        checked += 1;
+    }
+    // Hand count of the read operations under /api/v1 in openapi/openapi.json when written: 17.
+    assert!(checked >= 17, "only {checked} read routes were reached");
+    // And the same queries from a role that may read answer 400, naming the parameter.
+    let sup = app.token("supervisor", None);
+    app.get("/api/v1/ledger?limit=many", &sup).await.assert_problem(400, "invalid-query");
 }
 
 /// What JSON Schema lets a client send, the server takes: `null` where the spec allows it

@@ -721,6 +721,60 @@ async fn writes_during_a_postgresql_restart_never_answer_500() {
     assert_eq!(cases as usize, answers.len(), "every write was applied once");
 }
 
+/// A frozen database (it accepts, then says nothing) once held every write for the whole request
+/// deadline (15 s) before its 503, and every request arriving meanwhile queued behind it. Now
+/// the probe finds it within a few seconds: the write already waiting is answered 503 then, a
+/// write arriving later at once, both with `Retry-After`, both well before the deadline (the
+/// client here gives up after 12 s); once it thaws, the retries with the same keys succeed.
+#[tokio::test]
+async fn writes_answer_503_soon_after_the_database_freezes_and_succeed_once_it_thaws() {
+    let cluster = OwnCluster::start().await;
+    let s = serve_on(TestDb::new().await, Some(cluster.app_url()), |_| {}).await;
+    let clerk = s.app.token("clerk", None);
+    let body = s.app.case_body();
+    assert_eq!(s.app.post("/api/v1/cases", &clerk, body.clone()).await.status, StatusCode::CREATED);
+    let write = |key: &'static str| {
+        let (client, url, clerk, body) =
+            (s.app.client.clone(), format!("{}/api/v1/cases", s.app.address), clerk.clone(), body.clone());
+        async move {
+            client
+                .post(url)
+                .bearer_auth(clerk)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .timeout(Duration::from_secs(12))
+                .send()
+                .await
+        }
+    };
+    cluster.freeze();
+    let waiting = tokio::spawn(write("frozen-1"));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let later = write("frozen-2").await;
+    let waiting = waiting.await.unwrap();
+    cluster.thaw();
+    for (name, answer) in [("the write waiting when it froze", waiting), ("a write arriving later", later)] {
+        let answer = answer.unwrap_or_else(|e| panic!("{name} was not answered within 12 s: {e}"));
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}");
+        assert!(answer.headers().get("retry-after").is_some(), "{name}: Retry-After");
+        assert_eq!(answer.headers()["content-type"], "application/problem+json", "{name}");
+    }
+    let back = eventually(Duration::from_secs(30), || async {
+        write("frozen-1").await.is_ok_and(|r| r.status() == StatusCode::CREATED)
+    })
+    .await;
+    assert!(back, "the retry succeeds once the database answers");
+    assert_eq!(write("frozen-2").await.unwrap().status(), StatusCode::CREATED);
+    let cases: i64 = cluster
+        .client("huiyin")
+        .await
+        .query_one("SELECT count(DISTINCT case_id) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cases, 3, "the first write and one case per key");
+}
+
 #[tokio::test]
 async fn readyz_answers_503_within_its_timeout_when_the_database_is_frozen() {
     let cluster = OwnCluster::start().await;

@@ -119,8 +119,9 @@ pub async fn get_case(
     principal: Principal,
     req: HttpRequest,
     id: Path<Uuid>,
-    q: actix_web::web::Query<CaseAsOfQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadCase)?;
+    let q: CaseAsOfQuery = crate::extract::query(&req)?;
     let id = CaseId::from_uuid(*id);
     let view = if q.as_of.is_none() && q.version.is_none() {
         within_deadline(&req, service::get(&state, &principal, id)).await?
@@ -152,8 +153,9 @@ pub async fn events(
     principal: Principal,
     req: HttpRequest,
     id: Path<Uuid>,
-    q: actix_web::web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadCase)?;
+    let q: HistoryQuery = crate::extract::query(&req)?;
     let limit = match q.limit {
         None => 100,
         Some(n) if (1..=500).contains(&n) => n as usize,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
-use actix_web::web::{Bytes, Data, Path, Query};
+use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse, get, post};
 use domain::CaseId;
 use infra::FeedCursor;
@@ -120,12 +120,9 @@ pub async fn make_checkpoint(
 /// before it has finished. Handlers see only their unit's cases, without the complainant.
 #[utoipa::path(tag = "integrity", params(FeedQuery), responses((status = 200, description = "A page of the feed", body = FeedPage)), security(("bearer" = [])))]
 #[get("/events")]
-pub async fn feed(
-    capacity: Data<Capacity>,
-    principal: Principal,
-    req: HttpRequest,
-    q: Query<FeedQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn feed(capacity: Data<Capacity>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadFeed)?;
+    let q: FeedQuery = crate::extract::query(&req)?;
     let after = feed_cursor(q.after.as_deref())?;
     let limit = match q.limit {
         None => 100,
@@ -175,11 +172,18 @@ pub async fn stream(
     capacity: Data<Capacity>,
     principal: Principal,
     req: HttpRequest,
-    q: Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadFeed)?;
+    let q: StreamQuery = crate::extract::query(&req)?;
     let last_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let start = feed_cursor(last_id.as_deref().or(q.after.as_deref()))?;
+    if crate::http_semantics::is_head(&req) {
+        // The headers of a stream, without opening one (no slot, no read).
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish());
+    }
     // Held by the body: the slot is free again when the stream ends, its client leaves or stops
     // reading (`paced`).
     let slot = capacity.admit_stream(&principal)?;
@@ -327,6 +331,8 @@ pub async fn erase(
     req: HttpRequest,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    // Who may erase at all is answered before what the headers say (403 before 400).
+    principal.require(Action::ErasePersonalData)?;
     // If-Match (a stale version shreds nothing) and Idempotency-Key as for every command.
     let meta = crate::routes::cases::meta(&req, principal)?;
     let version = within_deadline(&req, service::erase(&state, &meta, CaseId::from_uuid(*id))).await?;

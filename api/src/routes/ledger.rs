@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::http::header;
-use actix_web::web::{Bytes, Data, Query};
+use actix_web::web::{Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse, get};
 use chrono::{DateTime, Utc};
 use domain::WorkingCalendar;
@@ -296,14 +296,20 @@ pub async fn ledger(
     capacity: Data<Capacity>,
     principal: Principal,
     req: HttpRequest,
-    q: Query<LedgerQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = scope_unit(&principal, Action::ReadLedger)?;
+    let q: LedgerQuery = crate::extract::query(&req)?;
     let f = filter(&q, scope)?;
     let s = sort(q.sort);
     let after = cursor(q.cursor.as_deref())?;
     let accept = req.headers().get(header::ACCEPT).map(|v| v.to_str().unwrap_or("\u{0}"));
-    match negotiate(accept).ok_or(ApiError::NotAcceptable { offered: OFFERED })? {
+    let format = negotiate(accept).ok_or(ApiError::NotAcceptable { offered: OFFERED })?;
+    if format != LedgerFormat::Json && crate::http_semantics::is_head(&req) {
+        // The headers of an export, without doing it (no slot, no read, no workbook).
+        let content_type = if format == LedgerFormat::Csv { "text/csv; charset=utf-8" } else { XLSX };
+        return Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, content_type)).finish());
+    }
+    match format {
         LedgerFormat::Csv => {
             let slot = capacity.admit_export(&principal)?;
             return export_csv(&state, &capacity.readers, f, s, slot, capacity.stalled_client).await;
@@ -735,13 +741,9 @@ async fn export_xlsx(
 #[utoipa::path(tag = "ledger", params(OverdueQuery), responses((status = 200, description = "The overdue view", body = OverdueView,
     headers(("Link" = String, description = "The next page: <…?cursor=…>; rel=\"next\"")))), security(("bearer" = [])))]
 #[get("/overdue")]
-pub async fn overdue(
-    state: Data<AppState>,
-    principal: Principal,
-    req: HttpRequest,
-    q: Query<OverdueQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn overdue(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let scope = scope_unit(&principal, Action::ReadLedger)?;
+    let q: OverdueQuery = crate::extract::query(&req)?;
     let unit = match (scope, q.unit_id) {
         (Some(own), Some(asked)) if own != asked => return Err(ApiError::Forbidden),
         (Some(own), _) => Some(own),
@@ -792,13 +794,9 @@ pub async fn overdue(
 /// responsible unit, in one scan. Handlers see only their unit.
 #[utoipa::path(tag = "ledger", params(StatsQuery), responses((status = 200, description = "Counts", body = StatsView)), security(("bearer" = [])))]
 #[get("/stats")]
-pub async fn stats(
-    state: Data<AppState>,
-    principal: Principal,
-    req: HttpRequest,
-    q: Query<StatsQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn stats(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let scope = scope_unit(&principal, Action::ReadLedger)?;
+    let q: StatsQuery = crate::extract::query(&req)?;
     let to = query_time("to", q.to)?.unwrap_or_else(Utc::now);
     let from = match query_time("from", q.from)? {
         Some(f) => f,

@@ -165,9 +165,10 @@ fn category_input(req: &CategoryRequest) -> Result<CategoryInput, ApiError> {
 pub async fn list_units(
     state: Data<AppState>,
     principal: Principal,
-    q: actix_web::web::Query<UnitListQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
+    let q: UnitListQuery = crate::extract::query(&req)?;
     let units = state.reference.list_units(q.include_inactive.unwrap_or(false)).await?;
     Ok(HttpResponse::Ok().json(units.into_iter().map(unit_view).collect::<Vec<_>>()))
 }
@@ -175,6 +176,7 @@ pub async fn list_units(
 /// Query of the unit list.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UnitListQuery {
     /// Include deactivated units.
     pub include_inactive: Option<bool>,
