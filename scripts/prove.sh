@@ -18,7 +18,7 @@ cargo build -q -p api --bin huiyin
 declare -A FILTER=(
   [crash]='test(/reliability::(acknowledged_writes_survive|writes_during_a_postgresql_restart|a_write_whose_connection_is_terminated)/)'
   [contention]='test(/contention::|two_clerks_linking|an_assignment_that_raced|thirty_two_concurrent_appends|concurrent_commands_without_if_match|a_catch_up_reader|a_feed_consumer_during_sixteen_writers/)'
-  [overload]='test(/reliability::(event_streams_beyond|many_streams|a_stream_waits|exports_beyond|an_xlsx_export|every_kind_of_lost|readyz_answers|metrics_are|at_field_scale)/)'
+  [overload]='test(/reliability::(event_streams_beyond|one_caller_never|many_streams|a_stream_waits|exports_beyond|an_xlsx_export|every_kind_of_lost|readyz_answers|writes_answer_503_soon|an_exhausted_pool|metrics_are|at_field_scale)/) | test(/middleware::tests::a_body_whose_client_stops_reading/)'
   [hostile]='test(/api_auth::|hardening::|http_semantics::|api_inputs::|contract::|logs::/)'
 )
 declare -A SCRIPT=(
@@ -30,7 +30,7 @@ declare -A SCRIPT=(
 parts=(crash contention overload hostile schemathesis other-user fuzz soak)
 [ "$part" != all ] && parts=("$part")
 # The lines a part prints that RELIABILITY.md keeps as its figures.
-FIGURES='^ *(crash cycles|contention|catch-up|field scale|schemathesis( [a-z_]+)?|other OS user|fuzz( [a-z_]+)?|soak):'
+FIGURES='^ *(crash cycles|outage|pool exhaustion|contention|race|catch-up|field scale|hostile callers|schemathesis( [a-z_]+)?|other OS user|fuzz( [a-z_]+)?|soak):'
 
 out=RELIABILITY.md
 {
@@ -51,7 +51,7 @@ for p in "${parts[@]}"; do
   log=$(mktemp)
   start=$(date +%s)
   if [ -n "${FILTER[$p]:-}" ]; then
-    if cargo nextest run -p tests --run-ignored all --no-fail-fast --success-output immediate \
+    if cargo nextest run -p tests -p api --run-ignored all --no-fail-fast --success-output immediate \
          -E "${FILTER[$p]}" >"$log" 2>&1; then :; else status=1; fi
     summary=$(grep -E '^ +Summary' "$log" | tail -1)
     run=$(sed -nE 's/.* ([0-9]+) tests? run.*/\1/p' <<<"$summary")

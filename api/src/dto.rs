@@ -1083,9 +1083,11 @@ pub struct OverdueQuery {
 /// Counts of one unit at one stage.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OverdueCount {
-    /// The unit (absent while waiting to be assigned).
+    /// The unit that answers for these clocks; absent for the intake's (the acknowledgement,
+    /// assignment and follow-up clocks, and the overall clock of a case no unit holds).
     pub unit_id: Option<Uuid>,
-    /// The stage: waiting to be assigned, being handled, waiting for the reply.
+    /// The clock: a stage's (`assignment`, `sign_for`, `handling`, `feedback`, `follow_up`),
+    /// `acknowledgement` or `overall`.
     pub stage: String,
     /// Past the deadline.
     pub overdue: i64,
@@ -1104,7 +1106,8 @@ pub struct OverdueView {
     pub items: Vec<LedgerEntry>,
     /// Pass as `cursor` for the next page; absent on the last page. Also in the `Link` header.
     pub next_cursor: Option<String>,
-    /// Counts per unit and stage over all such cases.
+    /// Counts of running clocks (a case counts once for each of its clocks that is overdue or
+    /// due soon) per answering unit and clock, over all such cases.
     pub by_unit: Vec<OverdueCount>,
 }
 

@@ -61,6 +61,15 @@ impl Stage {
             Self::Overall => "overall",
         }
     }
+
+    /// Whether the intake answers for this stage's clock (the committee's office that receives,
+    /// accepts and tells the citizen, dispatches, and calls back: 受理告知, 交办, 回访) rather
+    /// than the unit that holds the case (签收, 办理, 反馈; the overall clock is the holding
+    /// unit's while one holds the case). The overdue view books each running clock to whoever
+    /// answers for it: a late acknowledgement is the intake's lateness, never the unit's.
+    pub fn answered_by_intake(self) -> bool {
+        matches!(self, Self::Acknowledgement | Self::Assignment | Self::FollowUp)
+    }
 }
 
 /// How urgent a case is (特事特办、急事急办).
@@ -267,6 +276,7 @@ impl DeadlinePolicy {
             started_at: start,
             rule: DeadlineRule::Policy { limit, urgency, source: self.source },
             calendar_incomplete: !complete,
+            paused_micros: 0,
         })
     }
 }
@@ -317,6 +327,31 @@ pub struct Deadline {
     /// alone, to be recomputed (by an explicit event) when that year is loaded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub calendar_incomplete: bool,
+    /// Microseconds the clock stood paused (信访工作条例 art. 32 counts the time waiting for the
+    /// citizen out of the limit), already added to `due_at`: a recount of the rule from
+    /// `started_at` (a calendar loaded late) adds it again, so the credit is never lost.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused_micros: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl Deadline {
+    /// The time this clock stood paused.
+    pub fn paused(&self) -> chrono::Duration {
+        chrono::Duration::microseconds(self.paused_micros)
+    }
+
+    /// This clock moved by a pause of `shift`: due later by that much, with the credit kept.
+    pub fn after_pause(self, shift: chrono::Duration) -> Self {
+        Self {
+            due_at: self.due_at + shift,
+            paused_micros: self.paused_micros.saturating_add(shift.num_microseconds().unwrap_or(i64::MAX)),
+            ..self
+        }
+    }
 }
 
 /// Where a deadline stands at a moment.

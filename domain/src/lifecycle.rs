@@ -957,7 +957,7 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 return Err(DomainError::ClockNotPaused);
             };
             let shift = (ctx.now - pause.since).max(Duration::zero());
-            let moved = |d: Option<Deadline>| d.map(|d| Deadline { due_at: d.due_at + shift, ..d });
+            let moved = |d: Option<Deadline>| d.map(|d| d.after_pause(shift));
             vec![CaseEvent::ClockResumed(ClockResumed {
                 paused_seconds: shift.num_seconds(),
                 deadline: moved(case.deadline),
@@ -1127,8 +1127,9 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                     d.rule
                 {
                     let fresh = policy.deadline_with(d.stage, limit, urgency, d.started_at, ctx.calendar)?;
-                    // The rule (and its policy source) stays as recorded: only the count moves.
-                    let fresh = Deadline { rule: d.rule, ..fresh };
+                    // The rule (and its policy source) stays as recorded: only the count moves;
+                    // the time the clock stood paused is still credited.
+                    let fresh = Deadline { rule: d.rule, ..fresh.after_pause(d.paused()) };
                     if fresh != d {
                         changed.push(fresh);
                     }
@@ -1219,6 +1220,7 @@ fn extended(case: &Case, ctx: &Context<'_>, due_at: DateTime<Utc>, reason: Reaso
         started_at: current.started_at,
         rule: DeadlineRule::Extended { previous_due_at: current.due_at },
         calendar_incomplete: false,
+        paused_micros: current.paused_micros,
     };
     let overall = case.overall.filter(|o| !matches!(o.rule, DeadlineRule::Extended { .. })).map(|o| {
         let by = (due_at - current.due_at).min(Duration::days(i64::from(ctx.policy.max_extension_days)));
@@ -1509,14 +1511,22 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         CaseEvent::ClockPaused(e) => case.paused = Some(Pause { since: at, reason: e.reason.clone() }),
         CaseEvent::ClockResumed(e) => {
             case.paused = None;
-            if e.deadline.is_some() {
-                case.deadline = e.deadline;
+            // Events written before deadlines carried the credit moved `due_at` alone: the credit
+            // is that move, added to what the clock had.
+            let credited = |before: Option<Deadline>, after: Deadline| match before {
+                Some(b) if after.paused_micros == 0 && b.stage == after.stage && b.started_at == after.started_at => {
+                    b.after_pause(after.due_at - b.due_at)
+                }
+                _ => after,
+            };
+            if let Some(d) = e.deadline {
+                case.deadline = Some(credited(case.deadline, d));
             }
-            if e.overall.is_some() {
-                case.overall = e.overall;
+            if let Some(d) = e.overall {
+                case.overall = Some(credited(case.overall, d));
             }
-            if e.acknowledgement.is_some() {
-                case.acknowledgement = e.acknowledgement;
+            if let Some(d) = e.acknowledgement {
+                case.acknowledgement = Some(credited(case.acknowledgement, d));
             }
         }
         CaseEvent::Handled(e) => {

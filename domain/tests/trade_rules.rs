@@ -289,6 +289,59 @@ fn a_deadline_into_an_unloaded_year_is_flagged_and_recomputed_by_an_event_when_t
     assert!(!dl.calendar_incomplete);
 }
 
+/// A clock that stood paused keeps that time when the year it runs into is loaded late: the
+/// recount from `started_at` once forgot the pause, so loading (or correcting) a calendar
+/// handed back days the citizen had been given, and even a clock the new calendar did not touch
+/// was "recomputed" without them.
+#[test]
+fn a_recount_on_a_late_calendar_keeps_the_time_a_clock_stood_paused() {
+    let d = |y, m, dd| NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+    let only_2026 = WorkingCalendar::new([d(2026, 10, 1)], []);
+    // As above: signed on Sunday 2026-12-20, 15 working days on weekdays alone → 2027-01-08.
+    let sunday = Utc.with_ymd_and_hms(2026, 12, 20, 2, 0, 0).unwrap();
+    let s = signed(given_new().with_calendar(only_2026.clone()).at(sunday).after(&[register(), assign(1)]), 1);
+    let s = s.after(&[Command::PauseClock { reason: reason("等待群众补充材料") }]);
+    // Paused for exactly 3 days and 2 hours.
+    let resumed_at = sunday + days(3) + Duration::hours(2);
+    let s = s.at(resumed_at).after(&[Command::ResumeClock]);
+    let dl = s.state().unwrap().deadline.unwrap();
+    assert_eq!(dl.due_at.to_rfc3339(), "2027-01-11T17:59:59+00:00", "2027-01-08T15:59:59Z + 3 d 2 h");
+    // The same calendar again: nothing to recount, no event (it once dropped the pause here).
+    assert_eq!(s.decide(&Command::RecomputeDeadlines).unwrap(), vec![]);
+    // 2027 loaded with 1 January a holiday: the count ends Mon 2027-01-11 15:59:59Z, and the
+    // 3 d 2 h of the pause still follow → 2027-01-14T17:59:59Z.
+    let with_2027 = WorkingCalendar::new([d(2026, 10, 1), d(2027, 1, 1)], []);
+    let (events, case) = s.with_calendar(with_2027).when(Command::RecomputeDeadlines).unwrap();
+    assert!(matches!(events.as_slice(), [CaseEvent::DeadlinesRecomputed(_)]), "{events:?}");
+    let dl = case.deadline.unwrap();
+    assert_eq!(dl.due_at.to_rfc3339(), "2027-01-14T17:59:59+00:00");
+    assert_eq!(dl.paused(), days(3) + Duration::hours(2));
+}
+
+/// A `clock_resumed` written before deadlines carried their pause credit moved `due_at` alone;
+/// replaying it credits the move, so such a case recounts as correctly as a new one.
+#[test]
+fn a_resume_event_written_before_the_credit_was_recorded_still_credits_the_pause() {
+    let s = signed(given_new().after(&[register(), assign(1)]), 1);
+    let s = s.after(&[Command::PauseClock { reason: reason("等待群众补充材料") }]);
+    let paused = s.state().unwrap();
+    let before = paused.deadline.unwrap();
+    let shift = days(2);
+    let old = CaseEvent::ClockResumed(ClockResumed {
+        paused_seconds: shift.num_seconds(),
+        deadline: Some(Deadline { due_at: before.due_at + shift, ..before }),
+        overall: None,
+        acknowledgement: None,
+    });
+    let json = old.payload();
+    assert!(!json.to_string().contains("paused_micros"), "the old shape: {json}");
+    let read = CaseEvent::from_stored(old.event_type(), old.schema_version(), json).unwrap();
+    let case = evolve(Some(paused), case_id(), &read, now() + shift).unwrap();
+    let dl = case.deadline.unwrap();
+    assert_eq!(dl.due_at, before.due_at + shift);
+    assert_eq!(dl.paused(), shift);
+}
+
 // ── 回访 and closure ─────────────────────────────────────────────────────────────────────
 
 #[test]

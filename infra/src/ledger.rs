@@ -98,7 +98,8 @@ pub struct LedgerRow {
     pub next_due_stage: Option<String>,
     /// When its clock started.
     pub next_started_at: Option<DateTime<Utc>>,
-    /// When 60 % of its time is used.
+    /// The first moment any running clock has used 60 % of its time (not only the clock due
+    /// first: a long clock that started earlier can be due soon before it).
     pub next_due_soon_at: Option<DateTime<Utc>>,
     /// The clocks are paused.
     pub paused: bool,
@@ -179,7 +180,9 @@ impl LedgerRow {
             next_due_at: next.map(|d| d.due_at),
             next_due_stage: next.map(|d| d.stage.as_str().to_owned()),
             next_started_at: next.map(|d| d.started_at),
-            next_due_soon_at: next.as_ref().map(due_soon),
+            // The first moment any running clock is due soon (60 % used), so the overdue view's
+            // filter finds a case for each of its clocks, not only the one due first.
+            next_due_soon_at: running.iter().map(due_soon).min(),
             paused: case.paused.is_some(),
             calendar_incomplete: [case.deadline, case.acknowledgement, case.overall]
                 .iter()
@@ -591,15 +594,22 @@ impl Ledger {
         let stmt = client.prepare_cached(&page_sql).await?;
         let (k, id) = after.map_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()), |c| (c.key, c.id));
         let rows = client.query(&stmt, &[&now, &scope_unit, &k, &id, &limit]).await?;
+        // Every running clock counts, not only the one that falls due first: the stage's (unless
+        // paused), the acknowledgement's and the overall clock (their columns are NULL unless they
+        // run). The acknowledgement runs from receipt, the overall clock from acceptance. Each is
+        // counted under the case's unit and its stage; the API books intake stages to the intake.
         let counts_sql = format!(
-            "SELECT unit_id, next_due_stage, \
-                    count(*) FILTER (WHERE next_due_at < $1), \
-                    count(*) FILTER (WHERE next_due_at >= $1 \
-                                     AND next_started_at + (next_due_at - next_started_at) * 0.8 <= $1), \
-                    count(*) FILTER (WHERE next_due_at >= $1 \
-                                     AND next_started_at + (next_due_at - next_started_at) * 0.8 > $1) \
-             FROM ledger WHERE next_due_at IS NOT NULL AND next_due_soon_at <= $1{scope} \
-             GROUP BY unit_id, next_due_stage ORDER BY 3 DESC, 4 DESC"
+            "SELECT l.unit_id, c.stage, \
+                    count(*) FILTER (WHERE c.due < $1), \
+                    count(*) FILTER (WHERE c.due >= $1 AND c.started + (c.due - c.started) * 0.8 <= $1), \
+                    count(*) FILTER (WHERE c.due >= $1 AND c.started + (c.due - c.started) * 0.8 > $1) \
+             FROM ledger l CROSS JOIN LATERAL (VALUES \
+                    (l.deadline_stage, l.started_at, CASE WHEN l.paused THEN NULL ELSE l.due_at END), \
+                    ('acknowledgement', l.received_at, l.ack_due_at), \
+                    ('overall', l.accepted_at, l.overall_due_at)) AS c(stage, started, due) \
+             WHERE l.next_due_at IS NOT NULL AND l.next_due_soon_at <= $1{scope} \
+               AND c.due IS NOT NULL AND c.started + (c.due - c.started) * 0.6 <= $1 \
+             GROUP BY l.unit_id, c.stage ORDER BY 3 DESC, 4 DESC"
         );
         let stmt = client.prepare_cached(&counts_sql).await?;
         let counts = client

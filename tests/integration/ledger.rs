@@ -337,6 +337,20 @@ async fn the_overdue_view_is_computed_now_by_stage_with_counts_per_unit() {
         .post(&format!("/api/v1/cases/{handled_late}/sign"), &app.token("handler", Some(app.dept_b)), json!({}))
         .await;
     assert_eq!(r.body["deadline"]["stage"], "handling", "{}", r.text);
+    // Received 20 days ago and never acknowledged (the 15-calendar-day acknowledgement clock ran
+    // out on day 15), then assigned to dept_a with a short deadline that passes: two clocks late,
+    // answered for by two offices.
+    let mut ack = app.case_body();
+    ack["received_at"] = json!((chrono::Utc::now() - chrono::Duration::days(20)).to_rfc3339());
+    let ack_late = app.register(ack).await;
+    let due = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let r = app
+        .post(&format!("/api/v1/cases/{ack_late}/assign"), &sup, json!({"unit_id": app.dept_a, "due_at": due}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r =
+        app.post(&format!("/api/v1/cases/{ack_late}/sign"), &app.token("handler", Some(app.dept_a)), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
 
     let r = app.get("/api/v1/overdue", &clerk).await;
@@ -359,15 +373,27 @@ async fn the_overdue_view_is_computed_now_by_stage_with_counts_per_unit() {
     );
     assert_eq!(items[0]["case_id"], json!(old_id), "the most overdue first");
 
+    // Every running clock counts, booked to whoever answers for it. By hand: the intake is late
+    // on the assignment of `old` and due soon on `soon`'s; late on the acknowledgement of `old`
+    // (60 days) and `ack_late` (20 days); dept_a and dept_b are each late on one handling. Once
+    // only the clock due first counted, per case: `ack_late`'s acknowledgement was booked to
+    // dept_a and its late handling did not show, nor did `old`'s acknowledgement.
     let counts = r.body["by_unit"].as_array().unwrap();
-    let intake = counts.iter().find(|c| c["unit_id"].is_null() && c["stage"] == "assignment").unwrap();
-    assert_eq!((intake["overdue"].as_i64(), intake["due_soon_60"].as_i64()), (Some(1), Some(1)));
-    let b = counts.iter().find(|c| c["unit_id"] == json!(app.dept_b)).unwrap();
-    assert_eq!((b["stage"].as_str(), b["overdue"].as_i64()), (Some("handling"), Some(1)));
+    let count = |unit: Option<Uuid>, stage: &str| {
+        counts.iter().find(|c| c["unit_id"] == json!(unit) && c["stage"] == stage).map(|c| {
+            (c["overdue"].as_i64().unwrap(), c["due_soon_80"].as_i64().unwrap(), c["due_soon_60"].as_i64().unwrap())
+        })
+    };
+    assert_eq!(count(None, "assignment"), Some((1, 0, 1)), "{counts:?}");
+    assert_eq!(count(None, "acknowledgement"), Some((2, 0, 0)), "{counts:?}");
+    assert_eq!(count(Some(app.dept_a), "handling"), Some((1, 0, 0)), "{counts:?}");
+    assert_eq!(count(Some(app.dept_b), "handling"), Some((1, 0, 0)), "{counts:?}");
+    assert_eq!(count(Some(app.dept_a), "acknowledgement"), None, "the acknowledgement is never the unit's");
+    assert_eq!(counts.len(), 4, "nothing else is late or due soon: {counts:?}");
 
     // The ledger's overdue filter agrees, and a handler sees only their unit.
     let overdue = all_pages(&app, &clerk, "overdue=true").await;
-    assert_eq!(overdue.len(), 2);
+    assert_eq!(overdue.len(), 3);
     let handler = app.token("handler", Some(app.dept_b));
     let mine = app.get("/api/v1/overdue", &handler).await;
     assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);

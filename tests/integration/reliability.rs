@@ -681,7 +681,8 @@ async fn writes_during_a_postgresql_restart_never_answer_500() {
                     .await
                     .unwrap();
                 let retry_after = r.headers().get("retry-after").is_some();
-                answers.push((key, r.status().as_u16(), retry_after, r.text().await.unwrap_or_default()));
+                let status = r.status().as_u16();
+                answers.push((key, status, retry_after, r.text().await.unwrap_or_default(), Instant::now()));
             }
             answers
         }));
@@ -689,7 +690,9 @@ async fn writes_during_a_postgresql_restart_never_answer_500() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Off the test's runtime, so that the writers keep writing while the server is down.
     let restarting = cluster.clone();
+    let stopping = Instant::now();
     tokio::task::spawn_blocking(move || restarting.restart()).await.unwrap();
+    let restarted = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     let mut answers = Vec::new();
@@ -701,11 +704,13 @@ async fn writes_during_a_postgresql_restart_never_answer_500() {
         *m.entry(a.1).or_default() += 1;
         m
     });
-    for (_, status, retry_after, text) in &answers {
+    for (_, status, retry_after, text, _) in &answers {
         assert!(*status == 201 || *status == 503, "{status}: {text} (all: {statuses:?})");
         assert!(*status != 503 || *retry_after, "a 503 says when to retry: {text}");
     }
     assert!(!unavailable.is_empty(), "the restart met writes: {statuses:?}");
+    let first_503 = unavailable.iter().map(|a| a.4).min().unwrap();
+    let first_201_after = answers.iter().filter(|a| a.1 == 201 && a.4 > restarted).map(|a| a.4).min();
     // Every unanswered write, retried with its key, is applied once.
     for (key, ..) in &unavailable {
         let r = s
@@ -719,6 +724,13 @@ async fn writes_during_a_postgresql_restart_never_answer_500() {
     let keys: i64 = client.query_one("SELECT count(*) FROM idempotency_keys", &[]).await.unwrap().get(0);
     assert_eq!(cases, keys, "one case per key");
     assert_eq!(cases as usize, answers.len(), "every write was applied once");
+    println!(
+        "outage: PostgreSQL stopped and started (pg_ctl stop -m fast, {:.1} s down) under 8 writers: {} writes, {statuses:?} by status, 0 × 500; first 503 {} ms after the stop began; first 201 {} ms after the start; every 503 retried with its key and applied once",
+        (restarted - stopping).as_secs_f64(),
+        answers.len(),
+        first_503.saturating_duration_since(stopping).as_millis(),
+        first_201_after.map_or("(none)".to_owned(), |t| t.duration_since(restarted).as_millis().to_string())
+    );
 }
 
 /// A frozen database (it accepts, then says nothing) once held every write for the whole request
@@ -748,11 +760,27 @@ async fn writes_answer_503_soon_after_the_database_freezes_and_succeed_once_it_t
         }
     };
     cluster.freeze();
-    let waiting = tokio::spawn(write("frozen-1"));
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let frozen_at = Instant::now();
+    let first = write("frozen-1");
+    let waiting = tokio::spawn(async move {
+        let answer = first.await;
+        (answer, frozen_at.elapsed())
+    });
+    // /healthz (the process) answers meanwhile, without the database.
+    let mut healthz_slowest = Duration::ZERO;
+    while frozen_at.elapsed() < Duration::from_secs(6) {
+        let asked = Instant::now();
+        let r = s.app.client.get(format!("{}/healthz", s.app.address)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        healthz_slowest = healthz_slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let asked = Instant::now();
     let later = write("frozen-2").await;
-    let waiting = waiting.await.unwrap();
+    let later_took = asked.elapsed();
+    let (waiting, waiting_took) = waiting.await.unwrap();
     cluster.thaw();
+    let thawed = Instant::now();
     for (name, answer) in [("the write waiting when it froze", waiting), ("a write arriving later", later)] {
         let answer = answer.unwrap_or_else(|e| panic!("{name} was not answered within 12 s: {e}"));
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{name}");
@@ -764,6 +792,7 @@ async fn writes_answer_503_soon_after_the_database_freezes_and_succeed_once_it_t
     })
     .await;
     assert!(back, "the retry succeeds once the database answers");
+    let recovered = thawed.elapsed();
     assert_eq!(write("frozen-2").await.unwrap().status(), StatusCode::CREATED);
     let cases: i64 = cluster
         .client("huiyin")
@@ -773,6 +802,48 @@ async fn writes_answer_503_soon_after_the_database_freezes_and_succeed_once_it_t
         .unwrap()
         .get(0);
     assert_eq!(cases, 3, "the first write and one case per key");
+    println!(
+        "outage: PostgreSQL frozen (SIGSTOP): the write waiting on it answered 503 after {:.1} s, a write 6 s later after {} ms (request deadline 15 s); /healthz answered 200 throughout, slowest {} ms; a retry with the same key succeeded {:.1} s after the thaw",
+        waiting_took.as_secs_f64(),
+        later_took.as_millis(),
+        healthz_slowest.as_millis(),
+        recovered.as_secs_f64()
+    );
+}
+
+/// Pool exhaustion: the command pool's only connection is held by a request blocked on a table
+/// lock. The next request waits no longer than the pool's wait timeout (5 s) and answers 503
+/// with `Retry-After`, never hanging; once the lock goes, both kinds are served again.
+#[tokio::test]
+async fn an_exhausted_pool_answers_503_after_its_wait_timeout_and_recovers() {
+    let s = serve(|s| s.db.pool_size = 1).await;
+    let sup = s.app.token("supervisor", None);
+    let id = s.app.register(s.app.case_body()).await;
+    let owner = s.app.db.owner_client().await;
+    owner.batch_execute("BEGIN; LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let (client, url, token) = (s.app.client.clone(), format!("{}/api/v1/ledger", s.app.address), sup.clone());
+    let blocked = tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap().status() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked = Instant::now();
+    let r = s
+        .app
+        .client
+        .get(format!("{}/api/v1/cases/{id}", s.app.address))
+        .bearer_auth(&sup)
+        .timeout(Duration::from_secs(12))
+        .send()
+        .await
+        .expect("answered before the client gives up (12 s)");
+    let took = asked.elapsed();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get("retry-after").is_some());
+    owner.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(blocked.await.unwrap(), StatusCode::OK, "the blocked read is served once the lock goes");
+    assert_eq!(s.app.get(&format!("/api/v1/cases/{id}"), &sup).await.status, StatusCode::OK);
+    println!(
+        "pool exhaustion: the command pool's one connection held by a blocked read: the next request answered 503 with Retry-After after {} ms (pool wait timeout 5 000 ms); both served once the lock went",
+        took.as_millis()
+    );
 }
 
 #[tokio::test]
@@ -789,11 +860,17 @@ async fn readyz_answers_503_within_its_timeout_when_the_database_is_frozen() {
     let frozen = frozen.expect("readyz answers within 5 s");
     assert_eq!(frozen.status(), StatusCode::SERVICE_UNAVAILABLE, "after {waited:?}");
     assert!(frozen.headers().get("retry-after").is_some());
+    let thawed = Instant::now();
     let back = eventually(Duration::from_secs(30), || async {
         s.app.client.get(format!("{}/readyz", s.app.address)).send().await.is_ok_and(|r| r.status() == StatusCode::OK)
     })
     .await;
     assert!(back, "ready again once the database answers");
+    println!(
+        "outage: /readyz on a frozen database answered 503 in {} ms (its timeout 1 000 ms), and 200 again {} ms after the thaw",
+        waited.as_millis(),
+        thawed.elapsed().as_millis()
+    );
 }
 
 // ---- 17: metrics and the request log -------------------------------------------------------
@@ -1253,7 +1330,7 @@ async fn acknowledged_writes_survive_server_kills_and_immediate_database_restart
     let projections = infra::ledger::verify_projections(&infra::DbSettings::new(cluster.app_url())).await.unwrap();
     assert!(projections.mismatches.is_empty(), "{:?}", projections.mismatches);
     println!(
-        "crash cycles: {} writes sent, {} acknowledged, {} unanswered and retried, {} cases, 0 lost, 0 doubled",
+        "crash cycles: 3 × SIGKILL of the server, then 3 × immediate restart of PostgreSQL (pg_ctl -m immediate), under 8 writers: {} writes sent, {} acknowledged, {} unanswered and retried, {} cases, 0 lost, 0 doubled; chains and projections verify",
         sent.len(),
         acked.len(),
         unanswered.len(),

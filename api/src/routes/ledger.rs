@@ -770,22 +770,38 @@ pub async fn overdue(state: Data<AppState>, principal: Principal, req: HttpReque
         now,
         items: rows.into_iter().map(|r| entry(r, now, &calendar)).collect(),
         next_cursor,
-        by_unit: counts
-            .into_iter()
-            .map(|c| OverdueCount {
-                unit_id: c.unit_id,
-                stage: c.stage,
-                overdue: c.overdue,
-                due_soon_80: c.due_soon_80,
-                due_soon_60: c.due_soon_60,
-            })
-            .collect(),
+        by_unit: booked(counts),
     };
     let mut resp = HttpResponse::Ok();
     if let Some(l) = link {
         resp.insert_header((header::LINK, l));
     }
     Ok(resp.json(view))
+}
+
+/// The counts of running clocks booked to whoever answers for each (`Stage::answered_by_intake`):
+/// an intake stage's clock under no unit, whatever unit holds the case; the rest under the unit.
+/// Most overdue first.
+fn booked(counts: Vec<infra::ledger::WatchCount>) -> Vec<OverdueCount> {
+    let mut merged: std::collections::BTreeMap<(Option<Uuid>, String), OverdueCount> = Default::default();
+    for c in counts {
+        let intake = serde_json::from_value::<domain::Stage>(serde_json::Value::String(c.stage.clone()))
+            .is_ok_and(domain::Stage::answered_by_intake);
+        let unit_id = if intake { None } else { c.unit_id };
+        let entry = merged.entry((unit_id, c.stage.clone())).or_insert_with(|| OverdueCount {
+            unit_id,
+            stage: c.stage,
+            overdue: 0,
+            due_soon_80: 0,
+            due_soon_60: 0,
+        });
+        entry.overdue += c.overdue;
+        entry.due_soon_80 += c.due_soon_80;
+        entry.due_soon_60 += c.due_soon_60;
+    }
+    let mut out: Vec<OverdueCount> = merged.into_values().collect();
+    out.sort_by_key(|c| std::cmp::Reverse((c.overdue, c.due_soon_80)));
+    out
 }
 
 /// Statistics
