@@ -75,6 +75,12 @@ mirror_enum!(
     RatingMethod => domain::RatingMethod { Phone, InPerson, Sms, Web }
 );
 mirror_enum!(
+    /// Why a complainant's identity is shown (the reasons 纪检监察机关处理检举控告工作规则 (2020)
+    /// leaves): `verify_identity` 核实身份, `contact_citizen` 联系反映人, `follow_up` 回访,
+    /// `investigation` 调查核实, `referral` 移送, `legal_request` 依法调取.
+    RevealPurpose => domain::RevealPurpose { VerifyIdentity, ContactCitizen, FollowUp, Investigation, Referral, LegalRequest }
+);
+mirror_enum!(
     /// The tier routed to (归口): a town department or a village / farm / community.
     Tier => domain::Tier { Town, Village }
 );
@@ -138,9 +144,12 @@ pub struct RegisterCaseRequest {
     pub description: String,
     /// The category, if known.
     pub category_id: Option<Uuid>,
-    /// The village / farm / community it concerns.
+    /// The village / farm / community it concerns: an active unit of that tier, else 422
+    /// `unknown-reference`.
     pub village_id: Option<Uuid>,
-    /// The unit the complaint is about (检举控告); its handlers never see who complained.
+    /// The unit a complaint or a report accuses (检举控告): its handlers never see the case, and
+    /// it is never routed to it or to a unit under it (回避). A suggestion accuses no one: 422
+    /// `suggestion-accuses-no-one`.
     pub accused_unit_id: Option<Uuid>,
     /// Defaults to `normal`.
     pub urgency: Option<Urgency>,
@@ -176,6 +185,14 @@ pub struct NoticeRequest {
     /// Whether the receipt code was given.
     #[serde(default)]
     pub receipt_code_given: bool,
+    /// When the citizen was told, if earlier than this request (a call made before it was
+    /// recorded); between the case's receipt and now, else 422 `notice-time-out-of-range`. An
+    /// acknowledgement counts as given then. Defaults to now. Between 2000-01-01T00:00:00Z
+    /// (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year
+    /// as written.
+    #[serde(default)]
+    #[schema(pattern = r"^20[0-9]{2}-")]
+    pub notified_at: Option<DateTime<Utc>>,
 }
 
 /// Does not accept the case (不予受理), with a documented code.
@@ -1269,9 +1286,11 @@ pub struct FeedPage {
 /// Why someone looks at a complainant's identity.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"purpose": "核实反映人身份，以便当面反馈"}))]
+#[schema(example = json!({"purpose_code": "follow_up", "purpose": "回访前核实反映人联系方式"}))]
 pub struct RevealRequest {
-    /// The stated purpose, recorded in the case's history: at most 1000 characters, trimmed; not blank; no control characters but tab and line breaks, with
+    /// Why, as a code from the documented list: the reason itself.
+    pub purpose_code: RevealPurpose,
+    /// The purpose in words (its detail), recorded in the case's history: at most 1000 characters, trimmed; not blank; no control characters but tab and line breaks, with
     /// at least 4 letters or CJK characters (digits, punctuation and spaces do not count).
     #[schema(
         min_length = 4,

@@ -269,6 +269,8 @@ fn is_input_error(e: &DomainError) -> bool {
             | DomainError::SelfDuplicate
             | DomainError::ReferralRequired
             | DomainError::InvalidCoUnits
+            | DomainError::SuggestionAccusesNoOne
+            | DomainError::NoticeTimeOutOfRange
     )
 }
 

@@ -467,6 +467,7 @@ pub async fn generate_cases(
                     method: FeedbackMethod::Sms,
                     content: Text::parse(content).map_err(|_| StoreError::Vault("bad demo text"))?,
                     receipt_code_given: true,
+                    notified_at: None,
                 })
             };
             if stage_reached == 1 {

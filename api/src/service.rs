@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::{
     Case, CaseId, CategoryId, Command, Complainant, Context, DeadlineStatus, Description, Reason, Registration, Text,
-    Title, UnitId, decide, evolve,
+    Title, UnitId, UnitKind, decide, evolve,
 };
 use infra::store::LoadedCase;
 use infra::vault::{Opened, PersonalData};
@@ -157,6 +157,16 @@ async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, A
     }
 }
 
+/// The village a case comes from: an active unit of the village tier (a village, a farm or a
+/// community), never a department or the town.
+async fn check_village(state: &AppState, id: Uuid) -> Result<UnitId, ApiError> {
+    let unit = check_unit(state, "village_id", id).await?;
+    match state.reference.unit(unit).await? {
+        Some(u) if matches!(u.kind, UnitKind::Village | UnitKind::Farm | UnitKind::Community) => Ok(unit),
+        _ => Err(ApiError::UnknownReference("village_id: not a village, farm or community".into())),
+    }
+}
+
 async fn check_category(state: &AppState, id: Uuid) -> Result<CategoryId, ApiError> {
     match state.reference.category(CategoryId::from_uuid(id)).await? {
         Some(c) if c.active => Ok(c.id),
@@ -210,6 +220,7 @@ pub async fn register(
             method: n.method.into(),
             content,
             receipt_code_given: n.receipt_code_given,
+            notified_at: n.notified_at,
         }),
         None => None,
     };
@@ -223,7 +234,7 @@ pub async fn register(
         None => None,
     };
     let village = match req.village_id {
-        Some(id) => Some(check_unit(state, "village_id", id).await?),
+        Some(id) => Some(check_village(state, id).await?),
         None => None,
     };
     let accused_unit = match req.accused_unit_id {
@@ -814,11 +825,12 @@ pub async fn reveal(
     state: &AppState,
     meta: &RequestMeta,
     case_id: CaseId,
+    purpose_code: domain::RevealPurpose,
     purpose: Reason,
     body: &impl serde::Serialize,
 ) -> Result<RevealedComplainant, ApiError> {
-    let view =
-        execute(state, meta, case_id, Action::RevealComplainant, Command::RevealComplainant { purpose }, body).await?;
+    let command = Command::RevealComplainant { purpose_code, purpose };
+    let view = execute(state, meta, case_id, Action::RevealComplainant, command, body).await?;
     let loaded = state.store.load_until(case_id, Some(view.version), None).await?;
     let sealed =
         loaded.case.as_ref().and_then(|c| c.complainant.sealed.clone()).ok_or(ApiError::NotFound("personal data"))?;

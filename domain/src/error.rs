@@ -149,6 +149,13 @@ pub enum DomainError {
     /// Co-units must differ from the lead unit and from each other.
     #[error("co-units must differ from the lead unit and from each other")]
     InvalidCoUnits,
+    /// A suggestion names an accused unit: only a complaint or a report (检举控告) accuses one,
+    /// and only an accusation takes the accusation rules (its acknowledgement limit, 回避).
+    #[error("a suggestion accuses no one: only a complaint or a report names an accused unit")]
+    SuggestionAccusesNoOne,
+    /// A notice's time lies before the case was received or in the future.
+    #[error("notified_at must lie between the case's receipt and now")]
+    NoticeTimeOutOfRange,
     /// The case is linked as a duplicate: it is not worked on its own.
     #[error("the case is linked as a duplicate: only its own reply, notes and closing apply")]
     IsDuplicate,
@@ -217,6 +224,8 @@ impl DomainError {
             Self::FollowUpPending => "follow-up-pending",
             Self::ReferralRequired => "referral-required",
             Self::InvalidCoUnits => "invalid-co-units",
+            Self::SuggestionAccusesNoOne => "suggestion-accuses-no-one",
+            Self::NoticeTimeOutOfRange => "notice-time-out-of-range",
             Self::IsDuplicate => "is-duplicate",
             Self::TargetIsDuplicate => "target-is-duplicate",
             Self::HasDuplicates => "has-duplicates",

@@ -310,6 +310,9 @@ pub struct CitizenNotified {
     pub content: Text,
     /// Whether the receipt code was given.
     pub receipt_code_given: bool,
+    /// When the citizen was told, when recorded later than it happened (absent: when recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified_at: Option<DateTime<Utc>>,
 }
 
 /// `case.signed_for` v1 (签收): a unit signed for the case.
@@ -549,12 +552,36 @@ pub struct Closed {
     pub without_rating: bool,
 }
 
+/// Why a complainant's identity is shown in clear: the reasons the confidentiality rule of
+/// accusations leaves (纪检监察机关处理检举控告工作规则 (2020): the identity is kept secret and
+/// shown only as the work needs it, with approval). A free text alone ("abcd", ".") stated no
+/// reason; the code is the reason, the text its detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevealPurpose {
+    /// To check who the complainant is (核实身份), e.g. before accepting a named accusation.
+    VerifyIdentity,
+    /// To reach the citizen: a notice, a request for supplementary material (联系反映人).
+    ContactCitizen,
+    /// The follow-up call and the rating (回访).
+    FollowUp,
+    /// The investigation of the matter needs the complainant heard (调查核实).
+    Investigation,
+    /// The case goes to another authority, which receives the complainant's particulars (移送).
+    Referral,
+    /// A court, procuratorate or supervisory commission demands it under the law (依法调取).
+    LegalRequest,
+}
+
 /// `case.complainant_revealed` v1: someone saw the identity in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComplainantRevealed {
-    /// The stated purpose.
+    /// The stated purpose, in words.
     pub purpose: Reason,
+    /// The purpose's code (absent in events recorded before codes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose_code: Option<RevealPurpose>,
     /// Who saw it.
     pub by: ActorId,
 }

@@ -72,7 +72,7 @@ pub use deadline::{
 pub use error::{DomainError, HistoryError, ValidationError};
 pub use events::{
     CaseEvent, CaseKind, Channel, Complainant, FeedbackMethod, NonAcceptanceCode, NoticeKind, Outcome, Rating,
-    RatingMethod, SealedPersonalData, Tier,
+    RatingMethod, RevealPurpose, SealedPersonalData, Tier,
 };
 pub use ids::{
     ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId, UnitKind,

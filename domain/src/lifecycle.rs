@@ -180,6 +180,9 @@ pub enum Command {
         content: Text,
         /// Whether the receipt code was given.
         receipt_code_given: bool,
+        /// When the citizen was told, when that was before it is recorded (a call made, a letter
+        /// posted earlier); between the case's receipt and now. Absent: now.
+        notified_at: Option<DateTime<Utc>>,
     },
     /// Set or change the category. Existing deadlines stay as they are.
     Classify {
@@ -342,7 +345,9 @@ pub enum Command {
     },
     /// Record that someone saw the complainant's identity in clear, and why.
     RevealComplainant {
-        /// The stated purpose.
+        /// Why, as a code from the documented list.
+        purpose_code: RevealPurpose,
+        /// Why, in words.
         purpose: Reason,
     },
     /// Record that the complainant's personal data was erased (its key shredded).
@@ -781,7 +786,10 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             }
             vec![accepted(case, ctx)?]
         }
-        Command::NotifyCitizen { kind, method, content, receipt_code_given } => {
+        Command::NotifyCitizen { kind, method, content, receipt_code_given, notified_at } => {
+            if notified_at.is_some_and(|t| t > ctx.now || t < case.received_at) {
+                return Err(DomainError::NoticeTimeOutOfRange);
+            }
             // The notice tells the decision taken; it cannot stand in for one (an acknowledgement
             // stops the acknowledgement clock).
             let fits = match kind {
@@ -797,6 +805,7 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 method: *method,
                 content: content.clone(),
                 receipt_code_given: *receipt_code_given,
+                notified_at: *notified_at,
             })]
         }
         Command::Classify { category } => vec![CaseEvent::Classified(Classified { category: *category })],
@@ -1102,12 +1111,13 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
         }
         Command::AddNote { text } => vec![CaseEvent::NoteAdded(NoteAdded { text: text.clone() })],
         Command::Close { note } => vec![CaseEvent::Closed(close(case, ctx, note)?)],
-        Command::RevealComplainant { purpose } => {
+        Command::RevealComplainant { purpose_code, purpose } => {
             if case.complainant.sealed.is_none() || case.personal_data_erased {
                 return Err(DomainError::NoPersonalData);
             }
             vec![CaseEvent::ComplainantRevealed(ComplainantRevealed {
                 purpose: purpose.clone(),
+                purpose_code: Some(*purpose_code),
                 by: ctx.actor.id.clone(),
             })]
         }
@@ -1295,6 +1305,9 @@ fn register(r: &Registration, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Domai
     if r.received_at > ctx.now {
         return Err(DomainError::ReceivedInFuture);
     }
+    if r.kind == CaseKind::Suggestion && r.accused_unit.is_some() {
+        return Err(DomainError::SuggestionAccusesNoOne);
+    }
     // Paper intake is entered later: the routing clock starts when the case was received.
     let assign_deadline = ctx.policy.deadline(Stage::Assignment, r.urgency, r.received_at, ctx.calendar)?;
     // The acknowledgement is owed to an identified citizen: 15 calendar days (信访工作条例
@@ -1413,7 +1426,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             if matches!(e.kind, NoticeKind::Acknowledgement | NoticeKind::NonAcceptance)
                 && case.acknowledged_at.is_none()
             {
-                case.acknowledged_at = Some(at);
+                case.acknowledged_at = Some(e.notified_at.unwrap_or(at));
                 case.acknowledgement = None;
             }
         }

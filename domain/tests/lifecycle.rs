@@ -367,7 +367,11 @@ fn notes_are_counted() {
 #[test]
 fn a_reveal_is_recorded_even_on_a_closed_case() {
     let s = given_new().after(&[register(), reject("x"), notify(), close(None)]);
-    let (events, _) = s.when(Command::RevealComplainant { purpose: reason("核实身份") }).unwrap();
+    let (events, _) = s
+        .when(Command::RevealComplainant {
+            purpose_code: RevealPurpose::VerifyIdentity, purpose: reason("核实身份")
+        })
+        .unwrap();
     assert!(matches!(&events[0], CaseEvent::ComplainantRevealed(_)));
 }
 
@@ -439,7 +443,8 @@ fn erasing_personal_data_leaves_a_marker_once_even_on_a_closed_case() {
     let s = s.after(&[Command::ErasePersonalData]);
     assert_eq!(s.when(Command::ErasePersonalData).unwrap_err(), DomainError::NoPersonalData);
     assert_eq!(
-        s.when(Command::RevealComplainant { purpose: reason("核实") }).unwrap_err(),
+        s.when(Command::RevealComplainant { purpose_code: RevealPurpose::VerifyIdentity, purpose: reason("核实") })
+            .unwrap_err(),
         DomainError::NoPersonalData
     );
 }

@@ -62,10 +62,50 @@ fn an_identified_citizen_is_owed_an_acknowledgement_in_fifteen_calendar_days() {
         method: FeedbackMethod::Sms,
         content: text("您反映的问题已受理，受理编号已告知。"),
         receipt_code_given: true,
+        notified_at: None,
     };
     let (_, case) = given_new().after(&[register(), Command::Accept]).when(notice).unwrap();
     assert_eq!(case.acknowledgement, None);
     assert!(case.acknowledged_at.is_some());
+}
+
+/// A notice made before it was recorded (a call, then the entry) counts from when the citizen
+/// was told; a time before receipt or in the future is refused.
+#[test]
+fn a_notice_counts_from_when_the_citizen_was_told() {
+    let accepted = given_new().after(&[register(), Command::Accept]);
+    let notice = |notified_at| Command::NotifyCitizen {
+        kind: NoticeKind::Acknowledgement,
+        method: FeedbackMethod::Phone,
+        content: text("电话告知已受理"),
+        receipt_code_given: true,
+        notified_at,
+    };
+    let told = now() - Duration::minutes(30);
+    let (events, case) = accepted.when(notice(Some(told))).unwrap();
+    assert!(matches!(&events[0], CaseEvent::CitizenNotified(n) if n.notified_at == Some(told)));
+    assert_eq!(case.acknowledged_at, Some(told));
+    // registration() was received an hour before now().
+    for bad in [now() + Duration::seconds(1), now() - Duration::hours(2)] {
+        assert_eq!(accepted.when(notice(Some(bad))).unwrap_err(), DomainError::NoticeTimeOutOfRange, "{bad}");
+    }
+}
+
+/// Only an accusation (a complaint or a report, 检举控告) names an accused unit; a suggestion
+/// that named one would take the accusation rules (its acknowledgement limit, 回避) for nothing.
+#[test]
+fn a_suggestion_accuses_no_one() {
+    let mut r = registration();
+    r.kind = CaseKind::Suggestion;
+    r.accused_unit = Some(unit(2));
+    assert_eq!(
+        given_new().when(Command::Register(Box::new(r.clone()))).unwrap_err(),
+        DomainError::SuggestionAccusesNoOne
+    );
+    for kind in [CaseKind::Complaint, CaseKind::Report] {
+        r.kind = kind;
+        assert!(given_new().when(Command::Register(Box::new(r.clone()))).is_ok(), "{kind:?}");
+    }
 }
 
 #[test]
@@ -75,6 +115,7 @@ fn a_notice_tells_the_decision_taken_and_cannot_stand_in_for_it() {
         method: FeedbackMethod::Sms,
         content: text("告知"),
         receipt_code_given: true,
+        notified_at: None,
     };
     // Not yet decided: neither an acknowledgement nor a non-acceptance notice stops the clock.
     let undecided = given_new().after(&[register()]);

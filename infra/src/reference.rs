@@ -379,18 +379,24 @@ impl ReferenceData {
         }
     }
 
-    /// The exceptional days of a year.
-    pub async fn calendar_year(&self, year: i32) -> Result<Vec<CalendarDay>, StoreError> {
+    /// The exceptional days of a year, or `None` when the year's calendar is not loaded (a loaded
+    /// year may have no exceptional day and is still `Some`).
+    pub async fn calendar_year(&self, year: i32) -> Result<Option<Vec<CalendarDay>>, StoreError> {
         let client = self.pool.get().await?;
+        let loaded = client.prepare_cached("SELECT 1 FROM calendar_years WHERE year = $1").await?;
+        if client.query_opt(&loaded, &[&year]).await?.is_none() {
+            return Ok(None);
+        }
         let stmt = client
             .prepare_cached("SELECT day, kind, name FROM calendar_days WHERE day >= $1 AND day < $2 ORDER BY day")
             .await?;
         let (from, to) = year_bounds(year)?;
         let rows = client.query(&stmt, &[&from, &to]).await?;
-        Ok(rows
-            .iter()
-            .map(|r| CalendarDay { day: r.get(0), workday: r.get::<_, String>(1) == "workday", name: r.get(2) })
-            .collect())
+        Ok(Some(
+            rows.iter()
+                .map(|r| CalendarDay { day: r.get(0), workday: r.get::<_, String>(1) == "workday", name: r.get(2) })
+                .collect(),
+        ))
     }
 
     /// Replaces the exceptional days of a year, in one transaction.

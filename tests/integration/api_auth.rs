@@ -162,7 +162,7 @@ fn body_for(app: &TestApp, suffix: &str) -> Value {
         "/satisfaction" => json!({"rating": "satisfied", "method": "phone"}),
         "/reject" => json!({"reason_code": "other", "reason": "不予受理"}),
         "/link-duplicate" => json!({"of": Uuid::nil()}),
-        "/complainant/reveal" => json!({"purpose": "核实反映人身份"}),
+        "/complainant/reveal" => json!({"purpose_code": "verify_identity", "purpose": "核实反映人身份"}),
         _ => json!({}),
     }
 }

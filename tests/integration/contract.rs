@@ -277,6 +277,11 @@ fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Pro
             if key != "RegisterCaseRequest.received_at" {
                 p.push(inside("2099-12-31T23:59:59Z"));
             }
+            // When a citizen was told lies between the case's receipt and now (a rule of the
+            // moment, described): only the bounds every time shares are probed here.
+            if key.ends_with(".notified_at") {
+                p.retain(|probe| !probe.inside);
+            }
             p
         }
         // Calendar dates are sent to PUT /calendar/2099: they must lie in that year.
@@ -474,15 +479,17 @@ fn walk_body(
                 }
                 let (item, item_name) = resolve(spec, &ps["items"]);
                 if let (Some(max), Some("CalendarDayDto")) = (ps["maxItems"].as_u64(), item_name.as_deref()) {
-                    // Distinct days of 2099 (holidays from January, make-up days from July).
-                    let start = if p == "holidays" { 0 } else { 181 };
+                    // Distinct days of 2099: holidays on weekdays, make-up working days on
+                    // Saturdays and Sundays (the only days 调休 can be), so the two never meet.
+                    let weekend = p != "holidays";
                     let days = |n: u64| -> Value {
-                        (0..n)
-                            .map(|i| {
-                                let d =
-                                    chrono::NaiveDate::from_ymd_opt(2099, 1, 2).unwrap() + chrono::Days::new(start + i);
-                                json!({"date": d.to_string(), "name": "假日"})
-                            })
+                        use chrono::Datelike;
+                        chrono::NaiveDate::from_ymd_opt(2099, 1, 2)
+                            .unwrap()
+                            .iter_days()
+                            .filter(|d| matches!(d.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun) == weekend)
+                            .take(n as usize)
+                            .map(|d| json!({"date": d.to_string(), "name": "假日"}))
                             .collect()
                     };
                     out.push((key.clone(), Where::Body(here.clone()), inside(days(max))));

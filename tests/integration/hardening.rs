@@ -542,7 +542,13 @@ async fn every_response_under_api_v1_says_no_store() {
         let r = app.send(Method::GET, "/api/v1/ledger", Some(&sup), None, &[("accept", accept)]).await;
         assert_eq!((r.status, r.header("cache-control")), (StatusCode::OK, Some("no-store")), "{accept}");
     }
-    let r = app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "核实身份"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/cases/{id}/complainant/reveal"),
+            &sup,
+            json!({"purpose_code": "verify_identity", "purpose": "核实身份"}),
+        )
+        .await;
     assert_eq!((r.status, r.header("cache-control")), (StatusCode::OK, Some("no-store")), "reveal");
     let stream =
         app.client.get(format!("{}/api/v1/events/stream", app.address)).bearer_auth(&sup).send().await.unwrap();
@@ -627,16 +633,25 @@ async fn a_reveal_needs_a_purpose_of_at_least_four_letters() {
     let id = app.register(app.case_body()).await;
     let reveal = format!("/api/v1/cases/{id}/complainant/reveal");
     for purpose in [".", "x", "核实", "abc", "1234", "!!!!", "1 2 3 4 a", "核。实。", "...."] {
-        let r = app.post(&reveal, &sup, json!({ "purpose": purpose })).await;
+        let r = app.post(&reveal, &sup, json!({"purpose_code": "verify_identity", "purpose": purpose})).await;
         r.assert_problem(422, "validation");
         assert_eq!(r.body["errors"][0]["field"], "purpose", "{purpose:?}: {}", r.text);
     }
     // Who may reveal is answered before what they wrote.
-    app.post(&reveal, &app.token("clerk", None), json!({"purpose": "."})).await.assert_problem(403, "forbidden");
+    app.post(&reveal, &app.token("clerk", None), json!({"purpose_code": "verify_identity", "purpose": "."}))
+        .await
+        .assert_problem(403, "forbidden");
     for purpose in ["核实身份", "verify the identity", "核实 ID"] {
-        let r = app.post(&reveal, &sup, json!({ "purpose": purpose })).await;
+        let r = app.post(&reveal, &sup, json!({"purpose_code": "verify_identity", "purpose": purpose})).await;
         assert_eq!(r.status, StatusCode::OK, "{purpose:?}: {}", r.text);
     }
+    // The reason is a code from the documented list; words alone ("abcd" has four letters)
+    // state none, nor does a code outside the list.
+    let r = app.post(&reveal, &sup, json!({"purpose": "abcd"})).await;
+    r.assert_problem(422, "validation");
+    assert!(r.text.contains("purpose_code"), "{}", r.text);
+    let r = app.post(&reveal, &sup, json!({"purpose_code": "curiosity", "purpose": "想知道是谁"})).await;
+    r.assert_problem(422, "validation");
     use api::routes::integrity::is_stated_purpose;
     assert!(!is_stated_purpose("."));
     assert!(!is_stated_purpose("核实身"));

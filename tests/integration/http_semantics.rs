@@ -169,7 +169,7 @@ async fn reveal_and_erase_honour_if_match_and_idempotency_key() {
     let admin = app.token("admin", None);
     let id = app.register(app.case_body()).await;
     let reveal = format!("/api/v1/cases/{id}/complainant/reveal");
-    let purpose = json!({"purpose": "核实反映人身份"});
+    let purpose = json!({"purpose_code": "verify_identity", "purpose": "核实反映人身份"});
     app.send(Method::POST, &reveal, Some(&sup), Some(&purpose), &[("If-Match", "\"7\"")])
         .await
         .assert_problem(412, "precondition-failed");

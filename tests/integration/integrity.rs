@@ -437,7 +437,11 @@ async fn a_reveal_is_recorded_and_the_accused_units_handler_never_sees_the_ident
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     let r = app
-        .post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "核实身份后当面反馈"}))
+        .post(
+            &format!("/api/v1/cases/{id}/complainant/reveal"),
+            &sup,
+            json!({"purpose_code": "verify_identity", "purpose": "核实身份后当面反馈"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!((r.body["name"].as_str(), r.body["phone"].as_str()), (Some("王小明"), Some("13700001111")));
@@ -452,6 +456,7 @@ async fn a_reveal_is_recorded_and_the_accused_units_handler_never_sees_the_ident
         .unwrap()
         .clone();
     assert_eq!(access["payload"]["purpose"], "核实身份后当面反馈");
+    assert_eq!(access["payload"]["purpose_code"], "verify_identity");
     assert_eq!(access["payload"]["by"], access["actor"]["id"]);
     assert_eq!(access["version"], r.body["access_version"]);
 
@@ -479,13 +484,21 @@ async fn a_reveal_is_recorded_and_the_accused_units_handler_never_sees_the_ident
     let accused_feed = app.get("/api/v1/events", &accused).await;
     assert_eq!(accused_feed.status, StatusCode::OK, "{}", accused_feed.text);
     assert_eq!(accused_feed.body["events"].as_array().unwrap().len(), 0, "{}", accused_feed.text);
-    app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &handler, json!({"purpose": "想知道是谁"}))
+    app.post(
+        &format!("/api/v1/cases/{id}/complainant/reveal"),
+        &handler,
+        json!({"purpose_code": "verify_identity", "purpose": "想知道是谁"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    for role in ["clerk", "auditor"] {
+        app.post(
+            &format!("/api/v1/cases/{id}/complainant/reveal"),
+            &app.token(role, None),
+            json!({"purpose_code": "verify_identity", "purpose": "x"}),
+        )
         .await
         .assert_problem(403, "forbidden");
-    for role in ["clerk", "auditor"] {
-        app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &app.token(role, None), json!({"purpose": "x"}))
-            .await
-            .assert_problem(403, "forbidden");
     }
     // A handler of another unit sees neither the case nor its events in the feed.
     let other = app.token("handler", Some(app.village));
@@ -510,9 +523,13 @@ async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_ver
     let view = app.get(&format!("/api/v1/cases/{id}"), &sup).await;
     assert_eq!(view.body["complainant"]["erased"], true);
     assert!(view.body["complainant"]["name"].is_null());
-    app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "核实身份"}))
-        .await
-        .assert_problem(409, "no-personal-data");
+    app.post(
+        &format!("/api/v1/cases/{id}/complainant/reveal"),
+        &sup,
+        json!({"purpose_code": "verify_identity", "purpose": "核实身份"}),
+    )
+    .await
+    .assert_problem(409, "no-personal-data");
     app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({}))
         .await
         .assert_problem(409, "no-personal-data");

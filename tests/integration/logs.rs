@@ -47,7 +47,13 @@ async fn a_runs_captured_logs_hold_no_complainant_name_or_phone() {
     let mut bad = body.clone();
     bad["complainant"] = json!({"name": name, "phone": phone, "extra": phone});
     assert_eq!(app.post("/api/v1/cases", &sup, bad).await.status.as_u16(), 422);
-    let r = app.post(&format!("/api/v1/cases/{id}/complainant/reveal"), &sup, json!({"purpose": "核实身份"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/cases/{id}/complainant/reveal"),
+            &sup,
+            json!({"purpose_code": "verify_identity", "purpose": "核实身份"}),
+        )
+        .await;
     assert_eq!(r.body["phone"], phone);
     app.get(&format!("/api/v1/cases/{id}"), &sup).await;
     app.get(&format!("/api/v1/cases/{id}/events"), &sup).await;

@@ -881,3 +881,83 @@ async fn a_notice_that_does_not_fit_the_decision_is_refused_and_the_clock_runs_o
     app.post("/api/v1/cases", &clerk, body).await.assert_problem(409, "notice-does-not-fit-decision");
     assert_eq!(app.event_count().await, before, "nothing written");
 }
+
+// ── Reference facts a case names must be what they claim ──────────────────────────────
+
+/// A case's village is a village-tier unit, an accused unit only a complaint's or a report's,
+/// a make-up working day a weekend day, and a year's calendar is either loaded or 404. Each of
+/// these was once taken as sent: a department as the village, an accusation in a suggestion, a
+/// Wednesday as 调休, an empty 200 for a year never loaded.
+#[tokio::test]
+async fn what_a_case_or_a_calendar_names_must_be_what_it_claims() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let admin = app.token("admin", None);
+    let before = app.event_count().await;
+
+    let mut body = app.case_body();
+    body["village_id"] = json!(app.dept_a);
+    let r = app.post("/api/v1/cases", &clerk, body).await;
+    r.assert_problem(422, "unknown-reference");
+    assert!(r.text.contains("village_id"), "{}", r.text);
+    let mut body = app.case_body();
+    body["village_id"] = json!(app.town);
+    app.post("/api/v1/cases", &clerk, body).await.assert_problem(422, "unknown-reference");
+
+    let mut body = app.case_body();
+    body["kind"] = json!("suggestion");
+    body["accused_unit_id"] = json!(app.dept_b);
+    app.post("/api/v1/cases", &clerk, body).await.assert_problem(422, "suggestion-accuses-no-one");
+    assert_eq!(app.event_count().await, before, "nothing refused was written");
+    let mut body = app.case_body();
+    body["kind"] = json!("report");
+    body["accused_unit_id"] = json!(app.dept_b);
+    assert_eq!(app.post("/api/v1/cases", &clerk, body).await.status, StatusCode::CREATED);
+
+    // 2030-01-02 is a Wednesday; 2030-01-05 a Saturday.
+    let wednesday = json!({"holidays": [], "makeup_workdays": [{"date": "2030-01-02", "name": "调休"}]});
+    let r = app.send(Method::PUT, "/api/v1/calendar/2030", Some(&admin), Some(&wednesday), &[]).await;
+    r.assert_problem(422, "validation");
+    assert!(r.text.contains("Saturday or a Sunday"), "{}", r.text);
+    app.get("/api/v1/calendar/2030", &clerk).await.assert_problem(404, "not-found");
+    let saturday = json!({"holidays": [], "makeup_workdays": [{"date": "2030-01-05", "name": "调休"}]});
+    let r = app.send(Method::PUT, "/api/v1/calendar/2030", Some(&admin), Some(&saturday), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let got = app.get("/api/v1/calendar/2030", &clerk).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["makeup_workdays"][0]["date"], "2030-01-05");
+    // A loaded year with no exceptional day is still loaded.
+    let empty = json!({"holidays": [], "makeup_workdays": []});
+    app.send(Method::PUT, "/api/v1/calendar/2031", Some(&admin), Some(&empty), &[]).await;
+    assert_eq!(app.get("/api/v1/calendar/2031", &clerk).await.status, StatusCode::OK);
+}
+
+/// A notice phoned before it was recorded counts from the call: the acknowledgement is given
+/// then, not when the clerk typed it in.
+#[tokio::test]
+async fn a_notice_records_when_the_citizen_was_told() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let mut body = app.case_body();
+    body["received_at"] = json!((chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339());
+    let id = app.register(body).await;
+    ok(&app, &clerk, id, "accept", json!({})).await;
+    let told = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let notice = |at: String| json!({"kind": "acknowledgement", "method": "phone", "content": "电话告知已受理", "notified_at": at});
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    app.post(&path(id, "notices"), &clerk, notice(future)).await.assert_problem(422, "notice-time-out-of-range");
+    let before_receipt = (chrono::Utc::now() - chrono::Duration::days(4)).to_rfc3339();
+    app.post(&path(id, "notices"), &clerk, notice(before_receipt))
+        .await
+        .assert_problem(422, "notice-time-out-of-range");
+    ok(&app, &clerk, id, "notices", notice(told.clone())).await;
+    let events = app.get(&format!("/api/v1/cases/{id}/events"), &clerk).await;
+    let notified = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "case.citizen_notified")
+        .cloned()
+        .expect("the notice is in the history");
+    assert_eq!(notified["payload"]["notified_at"], json!(told), "{notified}");
+}

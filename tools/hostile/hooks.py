@@ -318,6 +318,7 @@ _CROSS_FIELD = {
         "from must be before to",
         "every date must lie in the year of the path",
         "a date appears twice",
+        "a make-up working day must be a Saturday or a Sunday",
         "working days must be 1 to 60 (the regulation's 60-day limit)",
         "calendar days must be 1 to 90 (60 and one 30-day extension)",
         "must state why, in at least 4 letters or characters",
@@ -344,6 +345,8 @@ _STATEFUL_VALUE_RULES = {
     "self-duplicate",
     "referral-required",
     "invalid-co-units",
+    "notice-time-out-of-range",
+    "suggestion-accuses-no-one",
 }
 
 

@@ -241,6 +241,7 @@ command_endpoint!(
         method: b.method.into(),
         content: text("content", &b.content)?,
         receipt_code_given: b.receipt_code_given,
+        notified_at: b.notified_at.map(|t| service::bounded_time("notified_at", t)).transpose()?,
     }
 );
 command_endpoint!(

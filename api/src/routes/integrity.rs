@@ -314,7 +314,11 @@ pub async fn reveal(
     let purpose = service::reason("purpose", &body.purpose)?;
     // If-Match and Idempotency-Key as for every command: a retried reveal records one access.
     let meta = crate::routes::cases::meta(&req, principal)?;
-    let r = within_deadline(&req, service::reveal(&state, &meta, CaseId::from_uuid(*id), purpose, &body)).await?;
+    let r = within_deadline(
+        &req,
+        service::reveal(&state, &meta, CaseId::from_uuid(*id), body.purpose_code.into(), purpose, &body),
+    )
+    .await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(r))
 }
 

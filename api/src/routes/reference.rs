@@ -360,12 +360,13 @@ fn year(y: i32) -> Result<i32, ApiError> {
 /// Get a year's working calendar
 ///
 /// Public holidays and make-up working days (调休) of a year; every other Monday–Friday is a
-/// working day.
-#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2099)), responses((status = 200, description = "The calendar", body = CalendarYear)), security(("bearer" = [])))]
+/// working day. 404 when the year's calendar is not loaded: deadlines running into it are
+/// counted on weekdays alone and flagged `calendar_incomplete` until it is.
+#[utoipa::path(tag = "reference", params(("year" = i32, Path, description = "The year", minimum = 2000, maximum = 2099)), responses((status = 200, description = "The calendar", body = CalendarYear), (status = 404, description = "The year's calendar is not loaded", content_type = "application/problem+json", body = crate::problem::Problem)), security(("bearer" = [])))]
 #[get("/calendar/{year}")]
 pub async fn get_calendar(state: Data<AppState>, principal: Principal, y: Path<i32>) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadReference)?;
-    let days = state.reference.calendar_year(year(*y)?).await?;
+    let days = state.reference.calendar_year(year(*y)?).await?.ok_or(ApiError::NotFound("calendar year"))?;
     let (mut holidays, mut makeup_workdays) = (Vec::new(), Vec::new());
     for d in days {
         let dto = CalendarDayDto { date: d.day, name: d.name };
@@ -406,6 +407,10 @@ pub async fn put_calendar(
             }
             if !seen.insert(d.date) {
                 field(&mut errors, f, "a date appears twice");
+            }
+            // 调休: a make-up working day is a Saturday or Sunday worked instead of a holiday.
+            if workday && !matches!(d.date.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun) {
+                field(&mut errors, f, "a make-up working day must be a Saturday or a Sunday");
             }
             let n = name(&mut errors, f, &d.name, 50);
             days.push(CalendarDay { day: d.date, workday, name: n });

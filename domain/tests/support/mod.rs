@@ -229,6 +229,7 @@ pub fn notify() -> Command {
         method: FeedbackMethod::Letter,
         content: text("书面告知处理决定"),
         receipt_code_given: true,
+        notified_at: None,
     }
 }
 pub fn handle() -> Command {
