@@ -105,17 +105,20 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
         if interval == 0 {
             return;
         }
-        let store = state.store.clone();
+        let s = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(interval));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                match infra::integrity::make_checkpoint(&store, &signer).await {
+                match crate::service::checkpoint(&s, &signer).await {
                     Ok(Some(c)) => {
                         tracing::info!(checkpoint.id = c.id, checkpoint.events = c.event_count, "checkpoint signed")
                     }
                     Ok(None) => {}
+                    Err(e @ crate::problem::ApiError::IntegrityAlarm { .. }) => {
+                        tracing::error!(error = %e, "no checkpoint signed")
+                    }
                     Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
                 }
             }
@@ -123,20 +126,31 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
     }
 }
 
+/// Reports what one pass of the integrity watch found: an ERROR line per failure, and the
+/// metrics.
+pub fn report_watch(found: &[infra::watch::WatchFailure], events_checked: u64) {
+    let m = crate::metrics::metrics();
+    m.integrity_alarms.inc_by(found.len() as u64);
+    m.integrity_events_checked.inc_by(events_checked);
+    for f in found {
+        tracing::error!(case.id = %f.case_id, problem = %f.problem, "INTEGRITY ALARM");
+    }
+}
+
 /// How often the integrity watch looks for new events once it has caught up.
 const WATCH_TICK: Duration = Duration::from_secs(2);
 
-/// The integrity watch's loop: from the feed's head at start, every visible event is checked
+/// The integrity watch's loop: from the latest checkpoint's position at start (see `infra::watch::start`), every visible event is checked
 /// once; a pass that finds a full page runs the next at once, so a backlog is worked off
 /// without waiting for the tick.
 async fn run_watch(s: &AppState, pool: &infra::Pool) {
     loop {
-        match infra::watch::head(pool).await {
-            Ok(head) => {
-                s.watch.lock().await.cursor = head;
+        match infra::watch::start(pool).await {
+            Ok(start) => {
+                s.watch.lock().await.cursor = start;
                 break;
             }
-            Err(e) => tracing::warn!(error = %e, "the integrity watch cannot find the feed's head; retrying"),
+            Err(e) => tracing::warn!(error = %e, "the integrity watch cannot find where to start; retrying"),
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
@@ -149,12 +163,7 @@ async fn run_watch(s: &AppState, pool: &infra::Pool) {
             let before = status.events_checked;
             match infra::watch::run_once(pool, &mut status, 2000).await {
                 Ok((found, caught_up)) => {
-                    let m = crate::metrics::metrics();
-                    m.integrity_alarms.inc_by(found.len() as u64);
-                    m.integrity_events_checked.inc_by(status.events_checked - before);
-                    for f in &found {
-                        tracing::error!(case.id = %f.case_id, problem = %f.problem, "INTEGRITY ALARM");
-                    }
+                    report_watch(&found, status.events_checked - before);
                     if caught_up {
                         break;
                     }

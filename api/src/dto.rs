@@ -356,8 +356,9 @@ pub struct SatisfactionRequest {
     pub rating: Rating,
     /// How it was collected (the collector is the caller).
     pub method: RatingMethod,
-    /// The citizen's own answer to "was it solved?" (解决), separate from the unit's outcome.
-    pub solved: Option<bool>,
+    /// The citizen's own answer to "was it solved?" (解决), separate from the unit's outcome and
+    /// from the rating: required, as the resolution rate counts it.
+    pub solved: bool,
     /// What the citizen said: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
     #[schema(
         min_length = 1,
@@ -386,7 +387,8 @@ pub struct ReasonRequest {
 #[serde(deny_unknown_fields)]
 pub struct CloseRequest {
     /// A closing note; required as a supervisor's justification when closing over a
-    /// dissatisfied citizen. 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    /// dissatisfied citizen or without a rating, and then it must state why (at least 4 letters
+    /// or CJK characters), else 409 as without one. 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
     #[schema(
         min_length = 1,
         max_length = 5000,
@@ -1133,7 +1135,8 @@ pub struct OverdueView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// Received at or after (default: a year before `to`). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// Received at or after (default: a year before `to`); must lie before `to` (before now when
+    /// `to` is absent), else 400 "from must be before to". Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
     #[param(pattern = r"^20[0-9]{2}-")]
     pub from: Option<DateTime<Utc>>,
     /// Received before (default: now). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.

@@ -148,6 +148,14 @@ pub enum ApiError {
         /// Whether the limit is one caller's share rather than the instance's.
         per_caller: bool,
     },
+    /// The integrity watch has found failures: no checkpoint is signed over them.
+    #[error(
+        "the integrity watch found {failures} failure(s) (see /api/v1/integrity/watch): no checkpoint vouches for a log that fails its checks"
+    )]
+    IntegrityAlarm {
+        /// How many it found since the service started.
+        failures: u64,
+    },
     /// A bug or an outage; details are only logged.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -178,6 +186,7 @@ impl ApiError {
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::AtCapacity { .. } => "at-capacity",
+            Self::IntegrityAlarm { .. } => "integrity-alarm",
             Self::Internal(_) => "internal",
         }
     }
@@ -205,6 +214,7 @@ impl ApiError {
             Self::Timeout => "Request timeout",
             Self::Unavailable => "Service unavailable",
             Self::AtCapacity { .. } => "Too many requests of this kind",
+            Self::IntegrityAlarm { .. } => "Integrity alarm",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -328,6 +338,7 @@ impl ResponseError for ApiError {
             Self::Status(s) => *s,
             Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::IntegrityAlarm { .. } => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

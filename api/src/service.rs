@@ -330,8 +330,8 @@ pub async fn execute(
         let policy = state.reference.policy_for(case.category).await?;
         let calendar = state.reference.working_calendar().await?;
         let at = now();
-        // 回避 through a merge: a command that hands the case to units needs the accusations of
-        // the duplicates linked to it.
+        // 回避 through a merge: a command that hands the case to units is decided against the
+        // accusations of the duplicates linked to it, read under the case's lock in the append.
         let hands_over = matches!(
             command,
             Command::Assign { .. }
@@ -339,21 +339,18 @@ pub async fn execute(
                 | Command::ApproveReturn { .. }
                 | Command::ReplaceCoUnit { .. }
         );
-        let linked_accused: Vec<UnitId> = if hands_over {
-            state.ledger.accused_by_duplicates_of(case_id.as_uuid()).await?.into_iter().map(UnitId::from_uuid).collect()
-        } else {
-            Vec::new()
-        };
         let ctx = Context {
             now: at,
             actor: &actor,
             calendar: &calendar,
             policy: &policy,
             units: &units,
-            linked_accused: &linked_accused,
+            linked_accused: &[],
         };
         let appended = if let Command::LinkDuplicate { of, .. } = command {
             link_duplicate(state, meta, &loaded, case, of, &ctx, idem.as_ref()).await?
+        } else if hands_over {
+            hand_over(state, meta, &loaded, case, &command, &ctx, idem.as_ref()).await?
         } else {
             let events = decide(Some(case), &command, &ctx)?;
             if events.is_empty() {
@@ -491,6 +488,42 @@ async fn link_duplicate(
             }
             let command = Command::LinkDuplicate { of, target: facts.target };
             let events = decide(Some(case), &command, ctx)?;
+            let next = fold_new(Some(case.clone()), case.id, &events, ctx.now)?;
+            after = Some(next.clone());
+            Ok(infra::PlannedAppend {
+                expected_version: case.version,
+                prev_hash: loaded.head_hash(),
+                events: stamp(events, ctx.now, meta),
+                idempotency: idem.cloned(),
+                after: next,
+            })
+        })
+        .await;
+    match outcome {
+        Err(e) => Ok(Err(e)),
+        Ok(Err(api)) => Err(api),
+        Ok(Ok(o)) => Ok(Ok((o, after.unwrap_or_else(|| case.clone())))),
+    }
+}
+
+/// A command that hands the case to units (assign, transfer, an approved return, a co-unit
+/// replaced), decided under the case's lock against the units accused by the duplicates linked to
+/// it at that moment (回避): a link committed meanwhile is seen, never raced past.
+async fn hand_over(
+    state: &AppState,
+    meta: &RequestMeta,
+    loaded: &LoadedCase,
+    case: &Case,
+    command: &Command,
+    ctx: &Context<'_>,
+    idem: Option<&IdempotencyKey>,
+) -> Result<Result<(AppendOutcome, Case), StoreError>, ApiError> {
+    let mut after: Option<Case> = None;
+    let outcome = state
+        .store
+        .append_with_linked_accused(case.id, |linked_accused| {
+            let ctx = Context { linked_accused: &linked_accused, ..*ctx };
+            let events = decide(Some(case), command, &ctx)?;
             let next = fold_new(Some(case.clone()), case.id, &events, ctx.now)?;
             after = Some(next.clone());
             Ok(infra::PlannedAppend {
@@ -1036,4 +1069,31 @@ pub async fn feed(
         })
         .collect();
     Ok(FeedPage { events, next: next.to_string() })
+}
+
+/// Signs a checkpoint over what the integrity watch has checked: the watch is first brought up
+/// to the feed's head, and the checkpoint covers the log up to the watch's cursor, never beyond.
+/// `Ok(None)` when nothing was added (or another instance is signing).
+///
+/// Errors: [`ApiError::IntegrityAlarm`] (409) while the watch has found failures since the
+/// service started; a checkpoint would vouch for them.
+pub async fn checkpoint(
+    state: &AppState,
+    signer: &infra::integrity::Signer,
+) -> Result<Option<infra::integrity::Checkpoint>, ApiError> {
+    let mut status = state.watch.lock().await;
+    loop {
+        let before = status.events_checked;
+        let (found, caught_up) = infra::watch::run_once(&state.pool, &mut status, 2000).await?;
+        crate::background::report_watch(&found, status.events_checked - before);
+        if caught_up {
+            break;
+        }
+    }
+    if status.failures_total > 0 {
+        return Err(ApiError::IntegrityAlarm { failures: status.failures_total });
+    }
+    let until: infra::FeedCursor = status.cursor.parse().unwrap_or_default();
+    drop(status);
+    Ok(infra::integrity::make_checkpoint(&state.store, signer, Some(until)).await?)
 }

@@ -135,6 +135,24 @@ fn mostly_sequences(b: &[u8]) -> bool {
     continued * 2 > b.len()
 }
 
+/// Whether more than half of `b`'s neighbouring pairs are neighbours on a keyboard row
+/// (`qwertyuiop`, `asdfghjkl`, `zxcvbnm`, `1234567890`, either way, any case): a keyboard walk.
+fn mostly_keyboard_walk(b: &[u8]) -> bool {
+    const ROWS: [&[u8]; 4] = [b"1234567890", b"qwertyuiop", b"asdfghjkl", b"zxcvbnm"];
+    let adjacent = |x: u8, y: u8| {
+        let (x, y) = (x.to_ascii_lowercase(), y.to_ascii_lowercase());
+        ROWS.iter().any(|row| row.windows(2).any(|w| (w[0], w[1]) == (x, y) || (w[1], w[0]) == (x, y)))
+    };
+    let walked = b.windows(2).filter(|w| adjacent(w[0], w[1])).count();
+    walked * 2 > b.len()
+}
+
+/// Whether `b` reads as words: letters and spaces only, with at least three spaces (a sentence
+/// or a phrase), which a generated secret (base64, hex) never is.
+fn is_phrase(b: &[u8]) -> bool {
+    b.iter().filter(|&&c| c == b' ').count() >= 3 && b.iter().all(|c| c.is_ascii_alphabetic() || *c == b' ')
+}
+
 fn distinct_bytes(b: &[u8]) -> usize {
     let mut seen = [false; 256];
     b.iter().filter(|&&x| !std::mem::replace(&mut seen[usize::from(x)], true)).count()
@@ -143,7 +161,8 @@ fn distinct_bytes(b: &[u8]) -> usize {
 /// Why an HS256 secret is too weak to start with, or `None` when it will do. Refused: fewer than
 /// [`MIN_JWT_SECRET_BYTES`] bytes; a secret published in this repository or marked as a
 /// placeholder; fewer than [`MIN_DISTINCT_BYTES`] distinct bytes; one block repeated; mostly
-/// alphabet or counting sequences (`abcdefghijklmnopqrstuvwxyz0123456789`). A secret written
+/// alphabet or counting sequences (`abcdefghijklmnopqrstuvwxyz0123456789`); mostly a keyboard
+/// walk (`qwertyuiop…`); a phrase of words (`this is my very secret jwt signing key`). A secret written
 /// only in hex digits is judged on the bytes it encodes (hex has only 16 symbols), so it needs
 /// at least 64 hex digits.
 pub fn weak_jwt_secret(secret: &str) -> Option<String> {
@@ -174,6 +193,12 @@ pub fn weak_jwt_secret(secret: &str) -> Option<String> {
     if mostly_sequences(bytes) {
         return Some("HUIYIN_JWT_SECRET is mostly alphabet or counting sequences, not a random secret".into());
     }
+    if mostly_keyboard_walk(bytes) {
+        return Some("HUIYIN_JWT_SECRET is a keyboard walk, not a random secret".into());
+    }
+    if is_phrase(bytes) {
+        return Some("HUIYIN_JWT_SECRET is a phrase of words, not a random secret".into());
+    }
     None
 }
 
@@ -181,7 +206,7 @@ pub fn weak_jwt_secret(secret: &str) -> Option<String> {
 /// key published in this repository; every byte the same (the all-zero key of the old
 /// docker-compose.yml); a counting sequence (`00 01 02 …`, every step the same); fewer than
 /// [`MIN_DISTINCT_BYTES`] distinct bytes; one block repeated (16 random bytes written twice);
-/// mostly runs of equal steps.
+/// mostly runs of equal steps; every byte printable ASCII (a typed password in hex).
 pub fn weak_kek(key: &[u8; 32]) -> Option<&'static str> {
     let step = key[1].wrapping_sub(key[0]);
     if key.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step) {
@@ -198,6 +223,11 @@ pub fn weak_kek(key: &[u8; 32]) -> Option<&'static str> {
     }
     if mostly_sequences(key) {
         return Some("is mostly counting sequences, not a random key");
+    }
+    // Random bytes are all printable ASCII about once in 10^14 (95/256 to the 32nd): a key that
+    // is, is text (a password typed in hex), not a random key.
+    if key.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Some("is text (every byte printable ASCII), not a random key");
     }
     None
 }

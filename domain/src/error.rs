@@ -149,6 +149,9 @@ pub enum DomainError {
     /// Co-units must differ from the lead unit and from each other.
     #[error("co-units must differ from the lead unit and from each other")]
     InvalidCoUnits,
+    /// The round is rework at the unit that handled the case: it cannot be given back.
+    #[error("this round is rework of the unit's own handling (返工): it cannot be returned")]
+    ReworkNotReturnable,
     /// A suggestion names an accused unit: only a complaint or a report (检举控告) accuses one,
     /// and only an accusation takes the accusation rules (its acknowledgement limit, 回避).
     #[error("a suggestion accuses no one: only a complaint or a report names an accused unit")]
@@ -225,6 +228,7 @@ impl DomainError {
             Self::ReferralRequired => "referral-required",
             Self::InvalidCoUnits => "invalid-co-units",
             Self::SuggestionAccusesNoOne => "suggestion-accuses-no-one",
+            Self::ReworkNotReturnable => "rework-not-returnable",
             Self::NoticeTimeOutOfRange => "notice-time-out-of-range",
             Self::IsDuplicate => "is-duplicate",
             Self::TargetIsDuplicate => "target-is-duplicate",

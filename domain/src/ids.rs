@@ -155,15 +155,19 @@ macro_rules! bounded_text {
             pub const MAX_CHARS: usize = $max;
             /// Trims and checks the text.
             pub fn parse(s: impl AsRef<str>) -> Result<Self, ValidationError> {
+                // Control characters are refused wherever they stand, trailing ones too (trimming
+                // would otherwise keep a value the contract refuses, such as "a\u{85}").
+                if s.as_ref().chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+                    return Err(ValidationError::new($field, "must not contain control characters"));
+                }
                 let t = s.as_ref().trim();
-                if t.is_empty() {
+                // Blank: nothing but white space and invisible format characters (a byte-order
+                // mark, zero-width spaces and joiners, a word joiner).
+                if t.chars().all(|c| c.is_whitespace() || matches!(c, '\u{FEFF}' | '\u{200B}'..='\u{200D}' | '\u{2060}')) {
                     return Err(ValidationError::new($field, "must not be blank"));
                 }
                 if t.chars().count() > $max {
                     return Err(ValidationError::new($field, concat!("must be at most ", stringify!($max), " characters")));
-                }
-                if t.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-                    return Err(ValidationError::new($field, "must not contain control characters"));
                 }
                 Ok(Self(t.to_owned()))
             }
@@ -245,4 +249,15 @@ impl UnitKind {
             _ => return None,
         })
     }
+}
+
+/// The fewest letters (any script; a Chinese character counts one) a stated reason holds.
+pub const MIN_REASON_LETTERS: usize = 4;
+
+/// Whether a text states a reason: at least [`MIN_REASON_LETTERS`] letters or CJK characters
+/// (`char::is_alphabetic`: digits, punctuation, spaces and symbols do not count). A reason is
+/// recorded as why something was done (a reveal's purpose, a supervisor's justified close), so
+/// `.`, `x` or `1234` is none; `核实身份` and `verify identity` are.
+pub fn states_a_reason(text: &str) -> bool {
+    text.chars().filter(|c| c.is_alphabetic()).count() >= MIN_REASON_LETTERS
 }

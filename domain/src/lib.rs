@@ -75,7 +75,8 @@ pub use events::{
     RatingMethod, RevealPurpose, SealedPersonalData, Tier,
 };
 pub use ids::{
-    ActorId, CaseId, CategoryId, Description, Reason, ReceiptCode, SubjectId, Text, Title, UnitId, UnitKind,
+    ActorId, CaseId, CategoryId, Description, MIN_REASON_LETTERS, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
+    UnitKind, states_a_reason,
 };
 pub use lifecycle::{
     Actor, Case, Command, Context, FlatUnits, LinkTarget, Registration, Role, Status, UnitDirectory, decide, evolve,

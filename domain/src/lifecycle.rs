@@ -536,6 +536,9 @@ pub struct Case {
     pub extension_request: Option<PendingExtension>,
     /// When it was last assigned.
     pub assigned_at: Option<DateTime<Utc>>,
+    /// The round at the unit is rework (返工: reopened to the unit that handled it): no return
+    /// (退单) is open to it, as the unit took the case when it was first handed to it.
+    pub rework: bool,
     /// When the lead unit signed for it.
     pub signed_at: Option<DateTime<Utc>>,
     /// A handling deadline set by the dispatcher, applied at sign-for.
@@ -886,6 +889,9 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             }
             if case.return_refused {
                 return Err(DomainError::ReturnRefused);
+            }
+            if case.rework {
+                return Err(DomainError::ReworkNotReturnable);
             }
             let assigned_at = case.assigned_at.unwrap_or(ctx.now);
             let (window_end, _) = policy.return_window.due_from(assigned_at, ctx.calendar)?;
@@ -1268,7 +1274,9 @@ fn rework(case: &Case, ctx: &Context<'_>, reason: ReopenReason, note: Option<Rea
 /// attempts recorded; or a supervisor's written justification. A rejected case closes at once;
 /// a linked duplicate after its own reply.
 fn close(case: &Case, ctx: &Context<'_>, note: &Option<Text>) -> Result<Closed, DomainError> {
-    let supervisor_justifies = ctx.actor.role == Role::Supervisor && note.is_some();
+    // A justification states why (a one-character note once passed for one).
+    let supervisor_justifies =
+        ctx.actor.role == Role::Supervisor && note.as_ref().is_some_and(|n| crate::ids::states_a_reason(n.as_str()));
     let plain =
         Closed { note: note.clone(), over_dissatisfaction: false, follow_up_lapsed: false, without_rating: false };
     match case.status {
@@ -1387,6 +1395,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 extensions_this_round: 0,
                 extension_request: None,
                 assigned_at: None,
+                rework: false,
                 signed_at: None,
                 handling_due_at: None,
                 return_request: None,
@@ -1446,6 +1455,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 e.co_units.iter().map(|u| CoUnit { unit: *u, signed_at: None, contributed_at: None }).collect();
             case.deadline = Some(e.deadline);
             case.assigned_at = Some(at);
+            case.rework = false;
             case.handling_due_at = e.handling_due_at;
             case.return_refused = false;
             // Before sign-for existed, assignment started the handling clock: signed then.
@@ -1496,6 +1506,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                     case.co_units.retain(|c| c.unit != to.unit);
                     case.deadline = Some(to.deadline);
                     case.assigned_at = Some(at);
+                    case.rework = false;
                     // Transfers written before sign-for existed carried the handling clock.
                     if to.deadline.stage == Stage::Handling {
                         case.signed_at = Some(at);
@@ -1580,6 +1591,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.round = e.round;
             case.unit = e.unit;
             case.status = if e.unit.is_some() { Status::Assigned } else { Status::Received };
+            case.rework = e.unit.is_some();
             if e.unit.is_some() {
                 case.assigned_at = Some(at);
                 case.signed_at = Some(at);

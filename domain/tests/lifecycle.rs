@@ -448,3 +448,17 @@ fn erasing_personal_data_leaves_a_marker_once_even_on_a_closed_case() {
         DomainError::NoPersonalData
     );
 }
+
+/// A text is refused for control characters wherever they stand (a trailing U+0085 was once
+/// trimmed away and the rest kept, though the contract refuses the value), and is blank when it
+/// holds nothing but white space and invisible format characters (a lone byte-order mark or
+/// zero-width space once counted as "not blank").
+#[test]
+fn a_text_with_a_trailing_control_or_only_invisible_characters_is_refused() {
+    for bad in ["a\u{85}", "\u{85}a", "a\u{7}b", "\u{FEFF}", "\u{200B}", " \u{200D}\u{2060} ", "\t\n"] {
+        assert!(Text::parse(bad).is_err(), "{bad:?}");
+    }
+    for good in ["备注", "a\tb", "第一行\n第二行", "\u{FEFF}备注"] {
+        assert!(Text::parse(good).is_ok(), "{good:?}");
+    }
+}

@@ -185,6 +185,32 @@ fn only_the_lead_or_a_co_unit_signs_and_only_once() {
     assert_eq!(s.when(Command::SignFor).unwrap_err(), DomainError::AlreadySigned);
 }
 
+/// Rework (返工: a dissatisfied rating reopens the case to the unit that handled it) is not a
+/// new hand-over: the unit cannot give it back (退单), though the reopen starts a new round
+/// "now". It once could, within five working days of the reopen.
+#[test]
+fn rework_cannot_be_returned_by_the_unit_that_handled_it() {
+    let s = given_new().after(&[register(), assign(1), handle(), feedback(), rate(Rating::Dissatisfied)]);
+    let case = s.state().unwrap();
+    assert_eq!((case.status, case.unit), (Status::Assigned, Some(unit(1))), "reopened to the same unit");
+    assert_eq!(
+        s.handler_of(1).when(Command::RequestReturn { reason: reason("返工退单") }).unwrap_err(),
+        DomainError::ReworkNotReturnable
+    );
+}
+
+/// A supervisor's justified close (no rating yet, the follow-up window open) needs a written
+/// justification that states why: a one-character note once passed for one.
+#[test]
+fn a_justified_close_states_why() {
+    let s = given_new().after(&[register(), assign(1), handle(), feedback()]).acting_as(Role::Supervisor);
+    for note in ["x", "1234", "。。。。"] {
+        assert_eq!(s.when(close(Some(note))).unwrap_err(), DomainError::FollowUpPending, "{note:?}");
+    }
+    let (events, _) = s.when(close(Some("群众已搬离本村，多次联系未果"))).unwrap();
+    assert!(matches!(&events[0], CaseEvent::Closed(Closed { without_rating: true, .. })), "{events:?}");
+}
+
 #[test]
 fn a_return_is_asked_within_five_working_days_and_waits_for_the_dispatcher() {
     let s = given_new().after(&[register(), assign(1)]);

@@ -169,9 +169,15 @@ pub fn claims_unverified(jws: &str) -> Result<CheckpointClaims, String> {
 /// The checkpoints' advisory lock: one instance writes them at a time.
 const CHECKPOINT_LOCK: i64 = 0x4855_4943_4b50;
 
-/// Folds the feed from the latest checkpoint and records a new one when events were added.
-/// Returns it, or `None` when nothing changed or another instance holds the lock.
-pub async fn make_checkpoint(store: &EventStore, signer: &Signer) -> Result<Option<Checkpoint>, StoreError> {
+/// Folds the feed from the latest checkpoint up to `until` (the whole visible feed without it) and
+/// records a new one when events were added. Returns it, or `None` when nothing changed or another
+/// instance holds the lock. The service passes the integrity watch's cursor as `until`, so a
+/// checkpoint never vouches for events no check has covered.
+pub async fn make_checkpoint(
+    store: &EventStore,
+    signer: &Signer,
+    until: Option<FeedCursor>,
+) -> Result<Option<Checkpoint>, StoreError> {
     let client = store.pool().get().await?;
     let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&CHECKPOINT_LOCK]).await?.get(0);
     if !locked {
@@ -179,7 +185,10 @@ pub async fn make_checkpoint(store: &EventStore, signer: &Signer) -> Result<Opti
     }
     let result = async {
         let from = latest(store.pool()).await?.and_then(|c| c.state()).unwrap_or(LogState::START);
-        let to = fold_feed(store, from, None).await?;
+        if until.is_some_and(|u| (u.tx_id, u.position) <= (from.cursor.tx_id, from.cursor.position)) {
+            return Ok(None);
+        }
+        let to = fold_feed(store, from, until).await?;
         if to.count == from.count {
             return Ok(None);
         }

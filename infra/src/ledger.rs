@@ -916,8 +916,11 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     // Sets the visibility map, so index-only scans need no heap visits from the first query.
     writer.batch_execute("VACUUM (ANALYZE) ledger_rebuild").await?;
 
-    // Switch-over: one short transaction while appends wait.
-    writer.batch_execute("BEGIN; LOCK TABLE ledger IN EXCLUSIVE MODE;").await?;
+    // Switch-over: one short transaction while appends and reads wait. ACCESS EXCLUSIVE from the
+    // start, not EXCLUSIVE: an append that reads the ledger under a case's lock before writing
+    // it (a duplicate link, a hand-over) would otherwise hold ACCESS SHARE while waiting for
+    // ROW EXCLUSIVE, and the DROP below, waiting for that ACCESS SHARE, would close the cycle.
+    writer.batch_execute("BEGIN; LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE;").await?;
     let result = async {
         let late: Vec<Uuid> = writer
             .query(

@@ -479,6 +479,46 @@ impl EventStore {
         Ok(Ok(outcome))
     }
 
+    /// Appends to `case_id` in one transaction that first takes the case's advisory lock (the one
+    /// `append_events()` and a duplicate link take), then reads the units accused by the cases
+    /// linked to it as duplicates, and lets `decide` turn them into the append. A command that
+    /// hands the case to a unit (assign, transfer, an approved return, a co-unit replaced) is
+    /// decided this way, so it never passes on a list a link committed meanwhile would change:
+    /// the link takes the same lock, and whichever comes second sees the first (回避).
+    pub async fn append_with_linked_accused<E>(
+        &self,
+        case_id: CaseId,
+        decide: impl FnOnce(Vec<domain::UnitId>) -> Result<PlannedAppend, E>,
+    ) -> Result<Result<AppendOutcome, E>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))", &[&case_id.as_uuid()]).await?;
+        let accused: Vec<domain::UnitId> = tx
+            .query(
+                "SELECT DISTINCT accused_unit_id FROM ledger WHERE duplicate_of = $1 AND accused_unit_id IS NOT NULL",
+                &[&case_id.as_uuid()],
+            )
+            .await?
+            .iter()
+            .map(|r| domain::UnitId::from_uuid(r.get(0)))
+            .collect();
+        let plan = match decide(accused) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let p = Prepared::new(
+            case_id,
+            plan.expected_version,
+            plan.prev_hash,
+            &plan.events,
+            plan.idempotency.as_ref(),
+            &plan.after,
+        );
+        let outcome = call_append_events(&tx, &p).await?;
+        tx.commit().await?;
+        Ok(Ok(outcome))
+    }
+
     /// What an idempotency key was first used for: the request hash, the case and the versions
     /// it wrote. Checked before deciding, so a retry gets the first answer even when the command
     /// would no longer be allowed.

@@ -42,18 +42,13 @@ pub struct WatchFailure {
     pub found_at: DateTime<Utc>,
 }
 
-/// The feed position of the newest visible event: where a watch that starts now begins (the
-/// history before it is `huiyin verify`'s and the signed checkpoints' to check).
-pub async fn head(pool: &deadpool_postgres::Pool) -> Result<String, StoreError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            "SELECT tx_id::text::bigint, position FROM events \
-             WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id DESC, position DESC LIMIT 1",
-            &[],
-        )
-        .await?;
-    Ok(row.map_or_else(|| "0".to_owned(), |r| format!("{}.{}", r.get::<_, i64>(0), r.get::<_, i64>(1))))
+/// Where a watch that starts now begins: the position the latest signed checkpoint covers (the
+/// history before it is the checkpoint's, and `huiyin verify`'s, to vouch for), or the start of
+/// the log when there is none. Everything appended after it, including while no service ran,
+/// is checked.
+pub async fn start(pool: &deadpool_postgres::Pool) -> Result<String, StoreError> {
+    let latest = crate::integrity::latest(pool).await?;
+    Ok(latest.and_then(|c| c.state()).map_or_else(|| "0".to_owned(), |s| s.cursor.to_string()))
 }
 
 /// Where the watch stands.

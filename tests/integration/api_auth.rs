@@ -159,7 +159,7 @@ fn body_for(app: &TestApp, suffix: &str) -> Value {
         "/handle" => json!({"outcome": "resolved", "result": "已处理"}),
         "/feedback" => json!({"method": "phone", "content": "已告知"}),
         "/follow-up-attempts" => json!({"method": "phone", "note": "无人接听"}),
-        "/satisfaction" => json!({"rating": "satisfied", "method": "phone"}),
+        "/satisfaction" => json!({"rating": "satisfied", "method": "phone", "solved": true}),
         "/reject" => json!({"reason_code": "other", "reason": "不予受理"}),
         "/link-duplicate" => json!({"of": Uuid::nil()}),
         "/complainant/reveal" => json!({"purpose_code": "verify_identity", "purpose": "核实反映人身份"}),

@@ -34,7 +34,7 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
         (
             &clerk,
             "satisfaction",
-            json!({"rating": "dissatisfied", "method": "phone", "comment": "公示时间太短"}),
+            json!({"rating": "dissatisfied", "method": "phone", "comment": "公示时间太短", "solved": false}),
             "assigned",
         ),
         (
@@ -44,7 +44,12 @@ async fn a_whole_life_in_chinese_is_recorded_step_by_step() {
             "handled",
         ),
         (&handler, "feedback", json!({"method": "in_person", "content": "上门向反映人说明整改情况。"}), "fed_back"),
-        (&clerk, "satisfaction", json!({"rating": "satisfied", "method": "phone", "comment": "满意"}), "fed_back"),
+        (
+            &clerk,
+            "satisfaction",
+            json!({"rating": "satisfied", "method": "phone", "comment": "满意", "solved": true}),
+            "fed_back",
+        ),
         (&supervisor, "close", json!({"note": "群众满意，办结归档"}), "closed"),
     ];
     let mut version = 1;
@@ -135,7 +140,9 @@ async fn closing_over_dissatisfaction_needs_a_supervisors_justification() {
     app.post(&path("assign"), &supervisor, json!({"unit_id": app.dept_a})).await;
     app.post(&path("handle"), &supervisor, json!({"outcome": "not_supported", "result": "诉求不符合政策规定"})).await;
     app.post(&path("feedback"), &supervisor, json!({"method": "letter", "content": "书面答复"})).await;
-    let r = app.post(&path("satisfaction"), &supervisor, json!({"rating": "dissatisfied", "method": "phone"})).await;
+    let r = app
+        .post(&path("satisfaction"), &supervisor, json!({"rating": "dissatisfied", "method": "phone", "solved": false}))
+        .await;
     assert_eq!((r.body["status"].as_str(), r.body["round"].as_u64()), (Some("assigned"), Some(2)));
     app.post(&path("close"), &supervisor, json!({})).await.assert_problem(409, "justification-required");
     let r = app.post(&path("close"), &supervisor, json!({"note": "诉求不符合政策，已依法答复，经研究予以办结"})).await;

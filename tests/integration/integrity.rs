@@ -27,7 +27,7 @@ async fn life(app: &TestApp, id: Uuid) -> Vec<Value> {
         ("notes", json!({"text": "已联系"})),
         ("handle", json!({"outcome": "resolved", "result": "已修复"})),
         ("feedback", json!({"method": "phone", "content": "已告知"})),
-        ("satisfaction", json!({"rating": "dissatisfied", "method": "phone"})),
+        ("satisfaction", json!({"rating": "dissatisfied", "method": "phone", "solved": false})),
     ];
     let mut seen = vec![app.get(&format!("/api/v1/cases/{id}"), &sup).await.body];
     for (action, body) in steps {

@@ -170,7 +170,8 @@ async fn the_overall_clock_is_not_reset_by_a_transfer_or_a_reopen() {
         .await;
     ok(&app, &app.token("handler", Some(app.dept_b)), id, "feedback", json!({"method": "phone", "content": "已告知"}))
         .await;
-    let v = ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone"})).await;
+    let v =
+        ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone", "solved": false})).await;
     assert_eq!(v["round"], 2);
     assert_eq!(v["overall_deadline"]["due_at"], overall, "no reset by a transfer or a reopen");
     assert_eq!(v["overall_deadline"]["state"], "on_track");
@@ -288,6 +289,19 @@ async fn a_fed_back_case_waits_for_the_follow_up_and_the_rating_records_who_and_
     assert_eq!(v["satisfaction"]["solved"], false);
     assert_eq!(v["satisfaction"]["collected_by"], "clerk-");
     ok(&app, &sup, id, "close", json!({})).await;
+    // The citizen's answer to "was it solved?" is part of every rating: without it, 422.
+    let id = app.register(app.case_body()).await;
+    for (action, body) in [
+        ("assign", json!({"unit_id": app.dept_a})),
+        ("handle", json!({"outcome": "resolved", "result": "已处理"})),
+        ("feedback", json!({"method": "phone", "content": "电话告知处理结果"})),
+    ] {
+        let token = if action == "assign" { sup.clone() } else { app.token("handler", Some(app.dept_a)) };
+        ok(&app, &token, id, action, body).await;
+    }
+    let r = app.post(&path(id, "satisfaction"), &clerk, json!({"rating": "satisfied", "method": "phone"})).await;
+    r.assert_problem(422, "validation");
+    assert!(r.text.contains("solved"), "{}", r.text);
 }
 
 #[tokio::test]
@@ -299,7 +313,9 @@ async fn a_second_dissatisfied_rating_puts_the_case_under_supervision() {
     for round in 1..=2 {
         ok(&app, &sup, id, "handle", json!({"outcome": "explained", "result": "已解释"})).await;
         ok(&app, &sup, id, "feedback", json!({"method": "phone", "content": "已告知"})).await;
-        let v = ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone"})).await;
+        let v =
+            ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone", "solved": false}))
+                .await;
         assert_eq!(v["escalated"], round == 2, "round {round}");
     }
 }
@@ -318,7 +334,8 @@ async fn rework_after_the_unit_was_deactivated_goes_back_to_dispatch() {
     ok(&app, &sup, id, "feedback", json!({"method": "phone", "content": "已告知"})).await;
     let r = app.post(&format!("/api/v1/units/{unit}/deactivate"), &admin, json!({})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let v = ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone"})).await;
+    let v =
+        ok(&app, &sup, id, "satisfaction", json!({"rating": "dissatisfied", "method": "phone", "solved": false})).await;
     assert_eq!((v["status"].as_str(), v["unit_id"].clone()), (Some("received"), Value::Null));
     assert_eq!(v["deadline"]["stage"], "assignment");
 }
@@ -960,4 +977,38 @@ async fn a_notice_records_when_the_citizen_was_told() {
         .cloned()
         .expect("the notice is in the history");
     assert_eq!(notified["payload"]["notified_at"], json!(told), "{notified}");
+}
+
+/// 回避 through a merge, raced: an accusation against P linked into case M at the same moment M
+/// is assigned to P. Each alone is refused in the other's presence; at the same moment both were
+/// once accepted (4 times in 20), handing M — and the accusation merged into it — to P. Now the
+/// assignment reads the accusations linked to M under M's lock, which the link also takes:
+/// whichever comes second sees the first.
+#[tokio::test]
+async fn an_accusation_linked_while_its_target_is_assigned_to_the_accused_never_both_pass() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let sup = app.token("supervisor", None);
+    let mut both = 0;
+    let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
+    for _ in 0..20 {
+        let m = app.register(app.case_body()).await;
+        let mut accusation = app.case_body();
+        accusation["kind"] = json!("report");
+        accusation["accused_unit_id"] = json!(app.dept_a);
+        let d = app.register(accusation).await;
+        let (pa, pl) = (path(m, "assign"), path(d, "link-duplicate"));
+        let (assign, link) =
+            tokio::join!(app.post(&pa, &sup, json!({"unit_id": app.dept_a})), app.post(&pl, &clerk, json!({"of": m})),);
+        if assign.status == StatusCode::OK && link.status == StatusCode::OK {
+            both += 1;
+        }
+        let lost = if assign.status == StatusCode::OK { &link } else { &assign };
+        assert_eq!(lost.status, StatusCode::CONFLICT, "{} / {}", assign.text, link.text);
+        assert_eq!(lost.body["code"], "recusal", "{}", lost.text);
+        let who = if assign.status == StatusCode::OK { "assignment first" } else { "link first" };
+        *outcomes.entry(who.to_owned()).or_default() += 1;
+    }
+    assert_eq!(both, 0, "{outcomes:?}");
+    println!("race: 20 × an accusation against P linked into M while M is assigned to P: {outcomes:?}, 0 × both");
 }

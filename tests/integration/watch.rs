@@ -145,3 +145,78 @@ async fn a_bulk_loaded_town_raises_no_alarm_and_the_forgery_after_it_is_the_one_
     assert_eq!(status.failures_total, 1);
     assert_eq!(status.failures.front().map(|f| f.case_id), Some(forged));
 }
+
+/// Events forged while no service ran were never checked: the watch started at the feed's head,
+/// and the next checkpoint, signed over the whole log, vouched for them (a fresh reviewer's
+/// finding). Now the watch starts where the latest checkpoint ends, and a checkpoint covers
+/// only what the watch has checked and is refused while it has found failures.
+#[tokio::test]
+async fn a_forgery_made_while_no_service_ran_is_found_and_no_checkpoint_vouches_for_it() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let id = app.register(app.case_body()).await;
+    let made = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let covered = made.body["event_count"].as_i64().unwrap();
+
+    // The app role appends an event with a garbage hash, straight through append_events().
+    let store = infra::EventStore::new(app.db.app_pool());
+    let loaded = store.load(CaseId::from_uuid(id)).await.unwrap();
+    let case = loaded.case.clone().unwrap();
+    let at = now();
+    let events = new_events(decide_as(Some(&case), &note("离线伪造"), Role::Supervisor, at), at, Role::Supervisor);
+    let e = &events[0];
+    app.db
+        .app_client()
+        .await
+        .query_one(
+            "SELECT outcome FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, NULL)",
+            &[
+                &id,
+                &(case.version as i32),
+                &vec![e.event.event_type()],
+                &vec![e.event.schema_version() as i16],
+                &vec![e.event.payload()],
+                &vec![serde_json::to_value(&e.metadata).unwrap()],
+                &vec![e.occurred_at],
+                &loaded.head_hash().as_slice(),
+                &vec![vec![0xCD_u8; 32]],
+            ],
+        )
+        .await
+        .unwrap();
+
+    // A service started now (as after a restart) finds it, from the latest checkpoint on.
+    let mut s = tests::app::settings(&app.db, &app.secret);
+    s.checkpoints.interval_s = 0;
+    let restarted = api::startup::Application::build(s).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", restarted.port());
+    tokio::spawn(restarted.run_until_stopped());
+    let mut found = serde_json::Value::Null;
+    for _ in 0..100 {
+        let r = app.client.get(format!("{address}/api/v1/integrity/watch")).bearer_auth(&sup).send().await.unwrap();
+        found = r.json().await.unwrap();
+        if found["failures_total"].as_u64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(found["failures_total"], 1, "{found}");
+    assert_eq!(found["failures"][0]["case_id"], json!(id), "{found}");
+    // And no checkpoint is signed over it, by either service.
+    for base in [address.as_str(), app.address.as_str()] {
+        let r = app
+            .client
+            .post(format!("{base}/api/v1/integrity/checkpoints"))
+            .bearer_auth(&sup)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT, "{base}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "integrity-alarm", "{body}");
+    }
+    let latest = app.get("/api/v1/integrity/checkpoints/latest", &sup).await;
+    assert_eq!(latest.body["event_count"].as_i64(), Some(covered), "the latest checkpoint is still the honest one");
+}

@@ -106,7 +106,8 @@ pub async fn register(
 ///
 /// The case as it stands, with its running deadline evaluated now. With `as_of` or `version`,
 /// the state as it was then, replayed from the log. A case outside the caller's scope answers
-/// 404 exactly like a missing one.
+/// 404 exactly like a missing one. The `ETag` is the case's version, the token `If-Match` takes;
+/// as the view also carries its deadlines' state as of now, `If-None-Match` answers no 304 here.
 #[utoipa::path(
     tag = "cases",
     params(("id" = Uuid, Path, description = "The case"), CaseAsOfQuery),
@@ -313,7 +314,8 @@ command_endpoint!(
     ///
     /// The lead unit says the case is not theirs, with a reason, within the return window (5
     /// working days from assignment by default, 信访工作条例 art. 23). The case waits for the
-    /// dispatcher, who approves or refuses.
+    /// dispatcher, who approves or refuses. Rework of the unit's own handling (a case reopened to
+    /// it after a dissatisfied rating) cannot be returned: 409 `rework-not-returnable`.
     request_return, "/cases/{id}/return", ReasonRequest, Action::RequestReturn,
     |b| Command::RequestReturn { reason: reason("reason", &b.reason)? }
 );
@@ -433,7 +435,7 @@ command_endpoint!(
         rating: b.rating.into(),
         comment: opt_text("comment", b.comment.as_deref())?,
         method: b.method.into(),
-        solved: b.solved,
+        solved: Some(b.solved),
     }
 );
 command_endpoint!(
@@ -469,7 +471,8 @@ command_endpoint!(
     ///
     /// After the follow-up: a rating, or failed attempts recorded and the follow-up window
     /// lapsed; a supervisor may close without a rating, or over a dissatisfied citizen, with a
-    /// written `note`. A rejected case closes at once, a linked duplicate after its own reply.
+    /// written `note` that states why (at least 4 letters). A rejected case closes at once, a
+    /// linked duplicate after its own reply.
     close, "/cases/{id}/close", CloseRequest, Action::Close,
     |b| Command::Close { note: opt_text("note", b.note.as_deref())? }
 );

@@ -101,8 +101,7 @@ pub async fn make_checkpoint(
         code: "checkpoints-disabled",
         detail: "no checkpoint signing key is configured (HUIYIN_CHECKPOINT_PRIVATE_KEY)".into(),
     })?;
-    let made =
-        within_deadline(&req, async { Ok(infra::integrity::make_checkpoint(&state.store, signer).await?) }).await?;
+    let made = within_deadline(&req, service::checkpoint(&state, signer)).await?;
     match made {
         Some(c) => Ok(HttpResponse::Created().json(checkpoint_view(c))),
         None => {
@@ -279,14 +278,12 @@ pub async fn stream(
 
 /// The least number of letters (any script; Chinese characters count one each) in a reveal's
 /// purpose.
-pub const MIN_PURPOSE_LETTERS: usize = 4;
+pub const MIN_PURPOSE_LETTERS: usize = domain::MIN_REASON_LETTERS;
 
-/// Whether a reveal's purpose states a reason: at least [`MIN_PURPOSE_LETTERS`] letters or CJK
-/// characters (`char::is_alphabetic`: digits, punctuation, spaces and symbols do not count).
-/// The purpose is recorded in the case's history as why a citizen's identity was shown, so
-/// `.`, `x` or `1234` is no purpose; `核实身份` and `verify identity` are.
+/// Whether a reveal's purpose states a reason ([`domain::states_a_reason`]): it is recorded in
+/// the case's history as why a citizen's identity was shown.
 pub fn is_stated_purpose(purpose: &str) -> bool {
-    purpose.chars().filter(|c| c.is_alphabetic()).count() >= MIN_PURPOSE_LETTERS
+    domain::states_a_reason(purpose)
 }
 
 /// Reveal the complainant (查看身份)

@@ -577,6 +577,22 @@ async fn export_csv(
         .streaming(crate::middleware::paced(body, stalled_client)))
 }
 
+/// The folder the XLSX builder keeps its rows file in: made once per process under the system's
+/// temporary folder with mode 0700, so whatever it holds, whatever its own mode, no other OS user
+/// can reach it.
+pub fn export_dir() -> std::io::Result<&'static std::path::Path> {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    if let Some(d) = DIR.get() {
+        return Ok(d);
+    }
+    let dir = std::env::temp_dir().join(format!("huiyin-xlsx-{}", Uuid::new_v4().simple()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir)?;
+    Ok(DIR.get_or_init(|| dir))
+}
+
 /// A new temporary file that only this process can ever read: created exclusively
 /// (`O_CREAT | O_EXCL`, so never through someone else's file or link) with mode 0600, and
 /// unlinked at once, so it has no name while the export is written into it and is gone when the
@@ -644,6 +660,9 @@ fn build_xlsx(
     use std::io::{Seek, Write};
     let stop = || if cancelled.load(Ordering::Relaxed) { Err(BuildStop::Cancelled) } else { Ok(()) };
     let mut wb = rust_xlsxwriter::Workbook::new();
+    // Its rows file (an O_TMPFILE of mode 0644) in a folder only this process's user can enter.
+    let dir = export_dir()?;
+    wb.set_tempdir(dir)?;
     let bold = rust_xlsxwriter::Format::new().set_bold();
     let ws = wb.add_worksheet_with_constant_memory()?;
     ws.set_name("台账")?;
@@ -689,7 +708,8 @@ async fn export_xlsx(
     let cancelled = Arc::new(AtomicBool::new(false));
     let _cancel_on_drop = CancelOnDrop(cancelled.clone());
     // rust_xlsxwriter writes synchronously; in constant-memory mode every row goes to a temporary
-    // file at once (its own, made by `tempfile`: 0600 and unlinked), so memory stays flat. Pages
+    // file at once (its own: nameless, but mode 0644, so it is made in [`export_dir`], 0700), so
+    // memory stays flat. Pages
     // are fetched from this blocking thread. The workbook itself is written into a private
     // temporary file too ([`private_temp_file`]). The thread holds the export's slot, so the
     // bound counts builds still running, and stops at the next page once the client has left.
@@ -808,7 +828,7 @@ fn booked(counts: Vec<infra::ledger::WatchCount>) -> Vec<OverdueCount> {
 ///
 /// Counts of cases received in a date range by status, kind, channel, category, village and
 /// responsible unit, in one scan. Handlers see only their unit.
-#[utoipa::path(tag = "ledger", params(StatsQuery), responses((status = 200, description = "Counts", body = StatsView)), security(("bearer" = [])))]
+#[utoipa::path(tag = "ledger", params(StatsQuery), responses((status = 200, description = "Counts", body = StatsView), (status = 400, description = "A parameter is malformed, or `from` does not lie before `to`", content_type = "application/problem+json", body = crate::problem::Problem)), security(("bearer" = [])))]
 #[get("/stats")]
 pub async fn stats(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let scope = scope_unit(&principal, Action::ReadLedger)?;
