@@ -7,7 +7,8 @@
 # The test-based parts include the field-scale tests that `make test` skips (#[ignore]): the
 # catch-up reader over 100 000 events, 500 streams with 16 abandoned exports. The soak runs the
 # release server for SOAK_MINUTES (10) at half its measured peak; the fuzz targets run
-# FUZZ_SECONDS (60) each; Schemathesis runs every role (scripts/schemathesis.sh).
+# FUZZ_SECONDS (60) each; Schemathesis runs every role (scripts/schemathesis.sh). `all` writes
+# RELIABILITY.md anew; one part alone appends its run (when, commit, row, figures) to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:-all}
@@ -33,18 +34,30 @@ parts=(crash contention overload hostile schemathesis other-user fuzz soak)
 FIGURES='^ *(crash cycles|outage|pool exhaustion|contention|race|catch-up|field scale|hostile callers|schemathesis( [a-z_]+)?|other OS user|fuzz( [a-z_]+)?|soak):'
 
 out=RELIABILITY.md
-{
-  echo "# Reliability"
-  echo
-  echo "Written by \`make prove\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD),"
-  echo "on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(postgres --version 2>/dev/null || ls /usr/lib/postgresql)."
-  echo "A test-based part is a set of tests of \`tests/integration\` (with the field-scale ones \`make test\`"
-  echo "skips) and passes when all of them pass; a script part passes when its script does. The figures"
-  echo "are what the parts printed."
-  echo
-  echo "| part | tests | passed | failed | seconds |"
-  echo "|---|---|---|---|---|"
-} > "$out.tmp"
+if [ "$part" = all ] || [ ! -f "$out" ]; then
+  {
+    echo "# Reliability"
+    echo
+    echo "Written by \`make prove\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD),"
+    echo "on $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(postgres --version 2>/dev/null || ls /usr/lib/postgresql)."
+    echo "A test-based part is a set of tests of \`tests/integration\` (with the field-scale ones \`make test\`"
+    echo "skips) and passes when all of them pass; a script part passes when its script does. The figures"
+    echo "are what the parts printed."
+    echo
+    echo "| part | tests | passed | failed | seconds |"
+    echo "|---|---|---|---|---|"
+  } > "$out.tmp"
+else
+  # One part alone: its run is added after what is there.
+  {
+    cat "$out"
+    echo
+    echo "## \`$part\` run again on $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD)"
+    echo
+    echo "| part | tests | passed | failed | seconds |"
+    echo "|---|---|---|---|---|"
+  } > "$out.tmp"
+fi
 figures=""
 status=0
 for p in "${parts[@]}"; do
@@ -74,7 +87,7 @@ for p in "${parts[@]}"; do
 done
 {
   echo
-  echo "## Figures"
+  if [ "$part" = all ]; then echo "## Figures"; else echo "Its figures:"; fi
   echo
   printf '%s\n' "$figures" | sed '/^$/d'
 } >> "$out.tmp"

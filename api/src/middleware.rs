@@ -337,8 +337,17 @@ pub async fn within_deadline<T>(
             None => std::future::pending().await,
         }
     };
+    let answered = req.app_data::<actix_web::web::Data<crate::db_health::DbHealth>>().cloned();
     tokio::select! {
-        answer = tokio::time::timeout(limit, work) => answer.unwrap_or(Err(ApiError::Timeout)),
+        answer = tokio::time::timeout(limit, work) => {
+            let answer = answer.unwrap_or(Err(ApiError::Timeout));
+            if answer.is_ok()
+                && let Some(h) = answered
+            {
+                h.answered();
+            }
+            answer
+        }
         () = down => {
             metrics().requests_failed_fast.inc();
             Err(ApiError::Unavailable)

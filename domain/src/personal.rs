@@ -4,12 +4,21 @@
 
 use crate::error::ValidationError;
 
-/// Checks a phone number: 7 to 15 digits once spaces and dashes are removed, after an optional
-/// `+86` (a landline without its area code has 7 or 8 digits, a mobile number 11, an
-/// international one at most 15, ITU-T E.164).
+/// The most characters a phone number is written in, separators included (the contract's
+/// `maxLength`).
+pub const PHONE_MAX_CHARS: usize = 20;
+
+/// Checks a phone number: at most [`PHONE_MAX_CHARS`] characters as written, and 7 to 15
+/// digits once spaces and dashes are removed, after an optional `+86` (a landline without its
+/// area code has 7 or 8 digits, a mobile number 11, an international one at most 15, ITU-T
+/// E.164).
 ///
-/// Errors: `phone` "must be 7 to 15 digits …".
+/// Errors: `phone` "must be at most 20 characters …" (a number padded with separators once
+/// passed), "must be 7 to 15 digits …".
 pub fn check_phone(phone: &str) -> Result<(), ValidationError> {
+    if phone.chars().count() > PHONE_MAX_CHARS {
+        return Err(ValidationError::new("phone", "must be at most 20 characters, spaces and dashes included"));
+    }
     let digits: String = phone.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     let digits = digits.strip_prefix("+86").unwrap_or(&digits);
     if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -109,6 +118,10 @@ mod tests {
         for bad in ["123456", "1381234567890123", "138123456７８", "phone", "+1 (555) 010-9999"] {
             assert!(check_phone(bad).is_err(), "{bad}");
         }
+        // The contract's maxLength (20) counts separators too: Schemathesis sent this 21-character
+        // value, which the schema refuses and the server once took.
+        assert!(check_phone("0000000--------------").is_err());
+        assert_eq!(check_phone("+86 138 - 1234 -5678"), Ok(()), "exactly 20 characters");
     }
 
     #[test]
