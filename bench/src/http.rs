@@ -267,7 +267,7 @@ pub async fn lifecycle(
         ("assign", json!({"unit_id": unit})),
         ("handle", json!({"outcome": "resolved", "result": "已修复路灯"})),
         ("feedback", json!({"method": "phone", "content": "已电话告知"})),
-        ("close", json!({"note": "办结"})),
+        ("close", json!({"note": "群众已知悉处理结果，办结归档"})),
     ] {
         let t = Instant::now();
         let r = match c.post(format!("{base}/api/v1/cases/{id}/{action}")).bearer_auth(tok).json(&body).send().await {
