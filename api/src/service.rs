@@ -487,18 +487,42 @@ async fn link_duplicate(
                 return Err(ApiError::UnknownReference("of: no such case".into()));
             }
             let command = Command::LinkDuplicate { of, target: facts.target };
-            let events = decide(Some(case), &command, ctx)?;
-            let next = fold_new(Some(case.clone()), case.id, &events, ctx.now)?;
-            after = Some(next.clone());
-            Ok(infra::PlannedAppend {
-                expected_version: case.version,
-                prev_hash: loaded.head_hash(),
-                events: stamp(events, ctx.now, meta),
-                idempotency: idem.cloned(),
-                after: next,
-            })
+            plan(meta, loaded, case, &command, ctx, idem, &mut after)
         })
         .await;
+    planned_outcome(outcome, after, case)
+}
+
+/// Decides `command` on `case` and plans its append (the case after it kept in `after`): the
+/// body of an append decided under locks ([`link_duplicate`], [`hand_over`]).
+fn plan(
+    meta: &RequestMeta,
+    loaded: &LoadedCase,
+    case: &Case,
+    command: &Command,
+    ctx: &Context<'_>,
+    idem: Option<&IdempotencyKey>,
+    after: &mut Option<Case>,
+) -> Result<infra::PlannedAppend, ApiError> {
+    let events = decide(Some(case), command, ctx)?;
+    let next = fold_new(Some(case.clone()), case.id, &events, ctx.now)?;
+    *after = Some(next.clone());
+    Ok(infra::PlannedAppend {
+        expected_version: case.version,
+        prev_hash: loaded.head_hash(),
+        events: stamp(events, ctx.now, meta),
+        idempotency: idem.cloned(),
+        after: next,
+    })
+}
+
+/// What an append decided under locks came to: the store's error, the decision's refusal, or
+/// the outcome with the case after it.
+fn planned_outcome(
+    outcome: Result<Result<AppendOutcome, ApiError>, StoreError>,
+    after: Option<Case>,
+    case: &Case,
+) -> Result<Result<(AppendOutcome, Case), StoreError>, ApiError> {
     match outcome {
         Err(e) => Ok(Err(e)),
         Ok(Err(api)) => Err(api),
@@ -523,23 +547,10 @@ async fn hand_over(
         .store
         .append_with_linked_accused(case.id, |linked_accused| {
             let ctx = Context { linked_accused: &linked_accused, ..*ctx };
-            let events = decide(Some(case), command, &ctx)?;
-            let next = fold_new(Some(case.clone()), case.id, &events, ctx.now)?;
-            after = Some(next.clone());
-            Ok(infra::PlannedAppend {
-                expected_version: case.version,
-                prev_hash: loaded.head_hash(),
-                events: stamp(events, ctx.now, meta),
-                idempotency: idem.cloned(),
-                after: next,
-            })
+            plan(meta, loaded, case, command, &ctx, idem, &mut after)
         })
         .await;
-    match outcome {
-        Err(e) => Ok(Err(e)),
-        Ok(Err(api)) => Err(api),
-        Ok(Ok(o)) => Ok(Ok((o, after.unwrap_or_else(|| case.clone())))),
-    }
+    planned_outcome(outcome, after, case)
 }
 
 /// A retry of an earlier request with the same key answers what the first one did, to a

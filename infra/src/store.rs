@@ -466,17 +466,7 @@ impl EventStore {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        let p = Prepared::new(
-            case_id,
-            plan.expected_version,
-            plan.prev_hash,
-            &plan.events,
-            plan.idempotency.as_ref(),
-            &plan.after,
-        );
-        let outcome = call_append_events(&tx, &p).await?;
-        tx.commit().await?;
-        Ok(Ok(outcome))
+        Ok(Ok(append_planned(tx, case_id, &plan).await?))
     }
 
     /// Appends to `case_id` in one transaction that first takes the case's advisory lock (the one
@@ -506,17 +496,7 @@ impl EventStore {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        let p = Prepared::new(
-            case_id,
-            plan.expected_version,
-            plan.prev_hash,
-            &plan.events,
-            plan.idempotency.as_ref(),
-            &plan.after,
-        );
-        let outcome = call_append_events(&tx, &p).await?;
-        tx.commit().await?;
-        Ok(Ok(outcome))
+        Ok(Ok(append_planned(tx, case_id, &plan).await?))
     }
 
     /// What an idempotency key was first used for: the request hash, the case and the versions
@@ -667,6 +647,25 @@ pub struct PlannedAppend {
     pub idempotency: Option<IdempotencyKey>,
     /// The case after the events.
     pub after: Case,
+}
+
+/// Appends a plan decided inside `tx` (under the locks it took) and commits.
+async fn append_planned(
+    tx: deadpool_postgres::Transaction<'_>,
+    case_id: CaseId,
+    plan: &PlannedAppend,
+) -> Result<AppendOutcome, StoreError> {
+    let p = Prepared::new(
+        case_id,
+        plan.expected_version,
+        plan.prev_hash,
+        &plan.events,
+        plan.idempotency.as_ref(),
+        &plan.after,
+    );
+    let outcome = call_append_events(&tx, &p).await?;
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 /// An append with its hashes computed, ready for either path.
