@@ -971,7 +971,7 @@ pub struct LedgerQuery {
     /// Received at or after (RFC 3339). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
     #[param(pattern = r"^20[0-9]{2}-")]
     pub received_from: Option<DateTime<Utc>>,
-    /// Received before (RFC 3339). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// Received before (RFC 3339); with `received_from`, must lie after it, else 400 "received_from must be before received_to". Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
     #[param(pattern = r"^20[0-9]{2}-")]
     pub received_to: Option<DateTime<Utc>>,
     /// Search over title and description: every character or word typed must appear (Chinese by

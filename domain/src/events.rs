@@ -630,6 +630,49 @@ pub enum CaseEvent {
     CoUnitReplaced(CoUnitReplaced),
 }
 
+impl CaseEvent {
+    /// The free texts this event shows to whoever reads the case's history, in the order the
+    /// event states them: what search must find (issue 9, "search finds what a person sees").
+    /// The registration's title and description are the case's own fields, so `Received`
+    /// gives none; a reveal's purpose is for auditors, so `ComplainantRevealed` gives none.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Self::Rejected(e) => {
+                std::iter::once(e.reason.as_str()).chain(e.referred_to.as_ref().map(Text::as_str)).collect()
+            }
+            Self::Transferred(e) => vec![e.reason.as_str()],
+            Self::DeadlineExtended(e) => vec![e.reason.as_str()],
+            Self::CitizenNotified(e) => vec![e.content.as_str()],
+            Self::ReturnRequested(e) => vec![e.reason.as_str()],
+            Self::ReturnRefused(e) => vec![e.reason.as_str()],
+            Self::CoUnitContributed(e) => vec![e.text.as_str()],
+            Self::ExtensionRequested(e) => vec![e.reason.as_str()],
+            Self::ExtensionRefused(e) => vec![e.reason.as_str()],
+            Self::ClockPaused(e) => vec![e.reason.as_str()],
+            Self::FollowUpAttempted(e) => e.note.iter().map(Text::as_str).collect(),
+            Self::Handled(e) => vec![e.result.as_str()],
+            Self::FedBack(e) => vec![e.content.as_str()],
+            Self::SatisfactionRecorded(e) => e.comment.iter().map(Text::as_str).collect(),
+            Self::Reopened(e) => e.note.iter().map(Reason::as_str).collect(),
+            Self::Escalated(e) => vec![e.reason.as_str()],
+            Self::NoteAdded(e) => vec![e.text.as_str()],
+            Self::Closed(e) => e.note.iter().map(Text::as_str).collect(),
+            Self::Assigned(e) => e.note.iter().map(Text::as_str).collect(),
+            Self::UnlinkedAsDuplicate(e) => vec![e.reason.as_str()],
+            Self::CoUnitReplaced(e) => vec![e.reason.as_str()],
+            Self::Received(_)
+            | Self::Classified(_)
+            | Self::LinkedAsDuplicate(_)
+            | Self::ComplainantRevealed(_)
+            | Self::PersonalDataErased(_)
+            | Self::Accepted(_)
+            | Self::SignedFor(_)
+            | Self::ClockResumed(_)
+            | Self::DeadlinesRecomputed(_) => Vec::new(),
+        }
+    }
+}
+
 macro_rules! event_table {
     ($( $variant:ident => $name:literal, $version:literal; )*) => {
         impl CaseEvent {

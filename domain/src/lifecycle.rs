@@ -581,6 +581,11 @@ pub struct Case {
     pub closed_at: Option<DateTime<Utc>>,
     /// Whether personal data was erased (the key shredded).
     pub personal_data_erased: bool,
+    /// The free texts its history shows to whoever reads the case, in version order: each
+    /// event's [`CaseEvent::texts`] (results and replies of every round, reasons, comments,
+    /// contributions, notes). The ledger's search finds a case by these as by its title.
+    #[serde(default)]
+    pub history_texts: Vec<String>,
 }
 
 impl Case {
@@ -1417,6 +1422,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 notes: 0,
                 closed_at: None,
                 personal_data_erased: false,
+                history_texts: Vec::new(),
             });
         }
         (None, _) => return Err(HistoryError::MissingReceived),
@@ -1424,6 +1430,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         (Some(c), _) => c,
     };
     case.version += 1;
+    case.history_texts.extend(event.texts().into_iter().map(str::to_owned));
     match event {
         CaseEvent::Received(_) => {}
         CaseEvent::Accepted(e) => {

@@ -106,20 +106,18 @@ pub struct LedgerRow {
     /// A clock was counted into a year whose calendar is not loaded.
     pub calendar_incomplete: bool,
     /// The search lexemes of [`searchable_text`], as tsvector input: written at registration and
-    /// whenever the handling or the reply changes; empty on other writes, which keep the stored
-    /// value; never read back.
+    /// whenever an event adds a text to the history ([`domain::CaseEvent::texts`]); empty on
+    /// other writes, which keep the stored value; never read back.
     #[serde(default)]
     pub search: String,
 }
 
 /// Everything of a case that a reader sees and may type to find it: the receipt code, title,
-/// description, and this round's handling result and reply.
+/// description, and every free text of its history (results and replies of every round,
+/// reasons, comments, contributions, notes: [`Case::history_texts`]).
 pub fn searchable_text(case: &Case) -> String {
     let mut t = format!("{} {} {}", case.receipt_code.as_str(), case.title.as_str(), case.description.as_str());
-    for extra in [case.handling.as_ref().map(|h| h.result.as_str()), case.feedback.as_ref().map(|f| f.content.as_str())]
-        .into_iter()
-        .flatten()
-    {
+    for extra in &case.history_texts {
         t.push(' ');
         t.push_str(extra);
     }

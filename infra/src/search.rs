@@ -8,14 +8,23 @@
 //!   through its pairs (`来水` in `自来水停水三天`), with no dictionary to miss a word;
 //! - Latin letters and digits are indexed as whole words and every suffix of them, and matched
 //!   by prefix: any part of a word finds it (`wat` and `ate` find `water`, `571` finds `0571`).
+//!   Each suffix is cut to its first 64 characters and so is a query's word, so a part of a
+//!   longer run (a serial number, a URL) is found wherever it starts;
+//! - a case's terms are capped at 512 KiB (PostgreSQL refuses a tsvector over 1 MiB), taken in
+//!   text order: receipt code, title and description first, then the history's texts.
 //!
 //! The terms are written as exact lexemes (the tsvector and tsquery input syntax, quoted), so
 //! PostgreSQL's parser never re-splits them, whatever the database's locale.
 
 use unicode_normalization::UnicodeNormalization;
 
-/// The longest word kept, in characters (a tsvector lexeme is limited to 2 KiB).
+/// The longest term, in characters (a tsvector lexeme is limited to 2 KiB); longer suffixes
+/// and query words are cut to it.
 const MAX_WORD_CHARS: usize = 64;
+
+/// The most bytes of terms one case is indexed under (a tsvector is limited to 1 MiB, each
+/// lexeme taking a few bytes more than its text).
+const MAX_TERM_BYTES: usize = 512 * 1024;
 
 /// Whether a character belongs to a script written without spaces between words.
 fn unspaced(c: char) -> bool {
@@ -40,7 +49,7 @@ fn runs(text: &str) -> Vec<Run> {
     let mut chars: Vec<char> = Vec::new();
     let flush_word = |word: &mut String, out: &mut Vec<Run>| {
         if !word.is_empty() {
-            out.push(Run::Word(std::mem::take(word).chars().take(MAX_WORD_CHARS).collect()));
+            out.push(Run::Word(std::mem::take(word)));
         }
     };
     let flush_chars = |chars: &mut Vec<char>, out: &mut Vec<Run>| {
@@ -65,12 +74,15 @@ fn runs(text: &str) -> Vec<Run> {
     out
 }
 
-/// The terms a text is indexed under, deduplicated, in first-seen order.
+/// The terms a text is indexed under, deduplicated, in first-seen order, at most
+/// [`MAX_TERM_BYTES`] of them.
 pub fn index_terms(text: &str) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
+    let mut bytes = 0;
     let mut push = |t: String| {
-        if seen.insert(t.clone()) {
+        if bytes + t.len() <= MAX_TERM_BYTES && seen.insert(t.clone()) {
+            bytes += t.len();
             out.push(t);
         }
     };
@@ -80,7 +92,7 @@ pub fn index_terms(text: &str) -> Vec<String> {
                 // Every suffix, so that a prefix match on the query finds any part of the word.
                 let chars: Vec<char> = w.chars().collect();
                 for i in 0..chars.len() {
-                    push(chars[i..].iter().collect());
+                    push(chars[i..chars.len().min(i + MAX_WORD_CHARS)].iter().collect());
                 }
             }
             Run::Unspaced(cs) => {
@@ -113,7 +125,7 @@ pub fn tsquery_text(query: &str) -> Option<String> {
     let mut parts = Vec::new();
     for run in runs(query) {
         match run {
-            Run::Word(w) => parts.push(format!("{}:*", lexeme(&w))),
+            Run::Word(w) => parts.push(format!("{}:*", lexeme(&w.chars().take(MAX_WORD_CHARS).collect::<String>()))),
             Run::Unspaced(cs) if cs.len() == 1 => parts.push(lexeme(&cs[0].to_string())),
             Run::Unspaced(cs) => {
                 for pair in cs.windows(2) {
@@ -141,6 +153,33 @@ mod tests {
     fn full_width_forms_and_latin_case_are_normalised() {
         assert_eq!(index_terms("ＷｉＦｉ信号１２３"), ["wifi", "ifi", "fi", "i", "信", "号", "信号", "123", "23", "3"]);
         assert_eq!(tsquery_text("ｗｉｆｉ").as_deref(), Some("'wifi':*"));
+    }
+
+    #[test]
+    fn a_part_of_a_long_run_is_found_wherever_it_starts() {
+        let run: String = (0..100).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let terms = index_terms(&run);
+        // Every suffix, cut to 64 characters (the alphabet repeats every 26, so the 64-character
+        // cuts at i and i + 26 coincide: 100 suffixes, 89 distinct terms), the last one "v".
+        assert_eq!(terms.len(), 89);
+        assert!(terms.iter().all(|t| t.chars().count() <= 64));
+        assert_eq!(terms.last().map(String::as_str), Some("v"));
+        // A 80-character part starting at the 11th character: its query is its first 64.
+        let part = &run[10..90];
+        assert_eq!(tsquery_text(part), Some(format!("'{}':*", &run[10..74])));
+        assert!(terms.contains(&run[10..74].to_owned()));
+        assert!(terms.contains(&run[80..].to_owned()), "a part past the 64th character");
+    }
+
+    #[test]
+    fn a_case_s_terms_stop_at_the_budget_keeping_the_first() {
+        // 20 000 distinct 40-digit words: some 16 MB of suffixes, far past the budget.
+        let text: String = (0..20_000u64).map(|i| format!("{:040} ", i * 7_919)).collect();
+        let terms = index_terms(&text);
+        let bytes: usize = terms.iter().map(String::len).sum();
+        assert!(bytes <= 512 * 1024, "{bytes}");
+        assert!(bytes > 500 * 1024, "the budget is used, not wasted: {bytes}");
+        assert_eq!(terms[0], format!("{:040}", 0));
     }
 
     #[test]

@@ -704,13 +704,10 @@ impl Prepared {
             hashes: Vec::with_capacity(events.len()),
             idem: idem.cloned(),
             // Search lexemes are written when what is searched changes: at registration, and when
-            // the handling or the reply is recorded (or cleared by a reopen).
+            // an event adds a text to the history.
             ledger: crate::ledger::LedgerRow::from_case(
                 after,
-                expected == 0
-                    || events.iter().any(|e| {
-                        matches!(e.event, CaseEvent::Handled(_) | CaseEvent::FedBack(_) | CaseEvent::Reopened(_))
-                    }),
+                expected == 0 || events.iter().any(|e| !e.event.texts().is_empty()),
             )
             .to_json(),
         };

@@ -94,6 +94,13 @@ async fn every_bad_input_gets_a_4xx_problem_and_changes_nothing() {
     app.get("/api/v1/nothing-here", &sup).await.assert_problem(404, "not-found");
     app.get("/api/v1/stats?to=-262143-01-01T00:00:00Z", &sup).await.assert_problem(400, "invalid-query");
     app.get("/api/v1/ledger?received_from=-50000-01-01T00:00:00Z", &sup).await.assert_problem(400, "invalid-query");
+    // A range read as [from, to) must not be empty or inverted, as /stats already required.
+    for range in [
+        "received_from=2030-01-01T00:00:00Z&received_to=2020-01-01T00:00:00Z",
+        "received_from=2026-01-01T00:00:00Z&received_to=2026-01-01T00:00:00Z",
+    ] {
+        app.get(&format!("/api/v1/ledger?{range}"), &sup).await.assert_problem(400, "invalid-query");
+    }
     app.get(&format!("/api/v1/cases/{id}?as_of=-50000-01-01T00:00:00Z"), &sup)
         .await
         .assert_problem(400, "invalid-query");

@@ -38,22 +38,6 @@ async fn life(app: &TestApp, id: Uuid) -> Vec<Value> {
     seen
 }
 
-/// Makes checkpoints until one covers `events` events. The feed shows an event once every
-/// transaction older than it has ended, in the whole cluster (other tests' databases included),
-/// so a checkpoint taken at once may not cover it yet.
-async fn checkpoint_covering(app: &TestApp, events: u64) -> Value {
-    let sup = app.token("supervisor", None);
-    for _ in 0..200 {
-        let r = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
-        assert!(r.status.is_success() || r.status == StatusCode::NOT_FOUND, "{}", r.text);
-        if r.body["event_count"].as_u64() == Some(events) {
-            return r.body;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no checkpoint covered {events} events within 10 s");
-}
-
 fn stable(v: &Value) -> Value {
     json!({
         "version": v["version"], "status": v["status"], "round": v["round"], "unit_id": v["unit_id"],
@@ -121,7 +105,7 @@ async fn verification_names_the_case_and_version_of_a_changed_byte_a_deleted_eve
         assert_eq!(r.body["events"], 9);
     }
     assert_eq!(api::cli::verify(&db_args(&app)).await, ExitCode::SUCCESS);
-    let checkpoint = checkpoint_covering(&app, 36).await;
+    let checkpoint = app.checkpoint_covering(36).await;
     let jws = checkpoint["jws"].as_str().unwrap().to_owned();
     let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
     std::fs::write(&kept, &jws).unwrap();
@@ -174,12 +158,12 @@ async fn checkpoints_are_listed_and_the_latest_is_exported() {
     let auditor = app.token("auditor", None);
     app.get("/api/v1/integrity/checkpoints/latest", &auditor).await.assert_problem(404, "not-found");
     app.register(app.case_body()).await;
-    let first = checkpoint_covering(&app, 1).await;
+    let first = app.checkpoint_covering(1).await;
     let again = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
     assert_eq!(again.status, StatusCode::OK, "nothing new: the latest is returned");
     assert_eq!(again.body["id"], first["id"]);
     app.register(app.case_body()).await;
-    let second = checkpoint_covering(&app, 2).await;
+    let second = app.checkpoint_covering(2).await;
     let list = app.get("/api/v1/integrity/checkpoints", &auditor).await;
     assert_eq!(list.body.as_array().unwrap().len(), 2);
     let latest = app.get("/api/v1/integrity/checkpoints/latest", &auditor).await;
@@ -515,7 +499,7 @@ async fn after_erasure_no_dump_holds_the_name_or_phone_and_every_chain_still_ver
     body["complainant"] = json!({"name": "赵测试", "phone": "13600002222"});
     let id = app.register(body).await;
     life(&app, id).await;
-    let before = checkpoint_covering(&app, 9).await;
+    let before = app.checkpoint_covering(9).await;
 
     let r = app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
@@ -625,7 +609,7 @@ async fn a_checkpoint_catches_what_chains_cannot_and_refuses_a_forged_signature(
         ids.push(id);
     }
     // 3 cases × 9 events (see `life`).
-    let checkpoint = checkpoint_covering(&app, 27).await;
+    let checkpoint = app.checkpoint_covering(27).await;
     let jws = checkpoint["jws"].as_str().unwrap().to_owned();
     let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
     let args = db_args(&app);
@@ -684,7 +668,7 @@ async fn a_checkpoint_catches_a_deleted_last_event() {
     let public = tests::app::test_key_pair().1.clone();
     let id = app.register(app.case_body()).await;
     life(&app, id).await;
-    let checkpoint = checkpoint_covering(&app, 9).await;
+    let checkpoint = app.checkpoint_covering(9).await;
     let kept = std::env::temp_dir().join(format!("checkpoint-{}.jws", Uuid::new_v4()));
     std::fs::write(&kept, checkpoint["jws"].as_str().unwrap()).unwrap();
     assert_eq!(api::cli::verify_checkpoint(&db_args(&app), Some(&kept), Some(&public)).await, ExitCode::SUCCESS);

@@ -882,8 +882,7 @@ async fn metrics_are_served_apart_from_the_api_in_prometheus_text_format() {
     let id = s.app.register(s.app.case_body()).await;
     assert_eq!(s.app.get(&format!("/api/v1/cases/{id}"), &sup).await.status, StatusCode::OK);
     assert_eq!(s.app.get(&format!("/api/v1/cases/{}", Uuid::new_v4()), &sup).await.status, StatusCode::NOT_FOUND);
-    let made = s.app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    s.app.checkpoint_covering(1).await;
     let stream = OpenStream::open(&s.app, &sup, "0").await.expect("the stream opens");
     assert!(stream.wait_for(&id.to_string(), Duration::from_secs(20)).await);
     // Concurrent commands on one case until some met a conflict and were decided again.

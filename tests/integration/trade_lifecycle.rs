@@ -824,6 +824,54 @@ async fn search_finds_the_receipt_code_the_handling_result_and_the_reply() {
     app.get("/api/v1/ledger?receipt_code=HY-1", &sup).await.assert_problem(400, "invalid-query");
 }
 
+/// A fresh reviewer's finding: search saw only this round's result and reply, so a word a
+/// reader saw in a contribution, a rating's comment, an earlier round, a note or a rejection
+/// found nothing, nor did a part of a long Latin run past its 64th character. The old code
+/// found none of the seven queries below.
+#[tokio::test]
+async fn search_finds_every_text_the_history_shows_in_every_round() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let b = app.token("handler", Some(app.dept_b));
+    let id = app.register(app.case_body()).await;
+    ok(&app, &sup, id, "assign", json!({"unit_id": app.dept_a, "co_unit_ids": [app.dept_b]})).await;
+    ok(&app, &b, id, "contributions", json!({"text": "教育办核实助学金发放"})).await;
+    ok(&app, &sup, id, "handle", json!({"outcome": "resolved", "result": "水管已修复"})).await;
+    ok(&app, &sup, id, "feedback", json!({"method": "phone", "content": "已电话告知维修完毕"})).await;
+    let v = ok(
+        &app,
+        &sup,
+        id,
+        "satisfaction",
+        json!({"rating": "dissatisfied", "method": "phone", "solved": false, "comment": "修好又坏了"}),
+    )
+    .await;
+    assert_eq!(v["round"], 2, "reopened: this round has no result or reply yet");
+    let serial = format!("设备编号{}TAIL7788", "A".repeat(70));
+    ok(&app, &sup, id, "notes", json!({"text": serial})).await;
+    let rejected = app.register(app.case_body()).await;
+    ok(&app, &sup, rejected, "reject", json!({"reason_code": "insufficient_facts", "reason": "不属于本镇管辖范围"}))
+        .await;
+
+    let find = |q: &'static str| {
+        let (app, sup) = (&app, sup.clone());
+        async move {
+            let r = app.get(&format!("/api/v1/ledger?q={}", urlencode(q)), &sup).await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["case_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    for q in ["助学金", "水管", "维修完毕", "又坏", "设备编号", "tail7788", "AAAAtail"] {
+        assert_eq!(find(q).await, vec![id.to_string()], "q={q}");
+    }
+    assert_eq!(find("管辖").await, vec![rejected.to_string()], "q=管辖");
+}
+
 #[tokio::test]
 async fn a_master_is_never_handed_to_a_unit_its_duplicates_accuse() {
     let app = spawn_app().await;

@@ -155,18 +155,8 @@ async fn a_forgery_made_while_no_service_ran_is_found_and_no_checkpoint_vouches_
     let app = spawn_app().await;
     let sup = app.token("supervisor", None);
     let id = app.register(app.case_body()).await;
-    // The feed shows an event once every older transaction in the cluster has ended (tests run
-    // in parallel): until then there is nothing new to sign.
-    let mut made = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
-    for _ in 0..100 {
-        if made.status == StatusCode::CREATED {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        made = app.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
-    }
-    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
-    let covered = made.body["event_count"].as_i64().unwrap();
+    let made = app.checkpoint_covering(1).await;
+    let covered = made["event_count"].as_i64().unwrap();
 
     // The app role appends an event with a garbage hash, straight through append_events().
     let store = infra::EventStore::new(app.db.app_pool());

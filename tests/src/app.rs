@@ -251,6 +251,23 @@ impl TestApp {
         })
     }
 
+    /// Makes checkpoints until one covers at least `events` events and returns it. The feed (and
+    /// so the integrity watch a checkpoint waits for) shows an event once every transaction older
+    /// than it has ended in the whole cluster, other tests' databases included, so a checkpoint
+    /// taken at once may not cover it yet. Panics after 20 s.
+    pub async fn checkpoint_covering(&self, events: u64) -> Value {
+        let sup = self.token("supervisor", None);
+        for _ in 0..400 {
+            let r = self.post("/api/v1/integrity/checkpoints", &sup, json!({})).await;
+            assert!(r.status.is_success() || r.status == StatusCode::NOT_FOUND, "{}", r.text);
+            if r.body["event_count"].as_u64().is_some_and(|n| n >= events) {
+                return r.body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no checkpoint covered {events} events within 20 s");
+    }
+
     /// Counts the events in the log (to prove nothing was written).
     pub async fn event_count(&self) -> i64 {
         self.db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0)

@@ -152,6 +152,18 @@ fn filter(q: &LedgerQuery, scope: Option<Uuid>) -> Result<LedgerFilter, ApiError
     if search.is_some_and(|s| s.chars().count() > 100) {
         return Err(ApiError::BadRequest { code: "invalid-query", detail: "q must be at most 100 characters".into() });
     }
+    let received_from = query_time("received_from", q.received_from)?;
+    let received_to = query_time("received_to", q.received_to)?;
+    // The range is half-open, [from, to), as /stats reads it: an empty or inverted one is a
+    // mistake to report, not a question whose answer is "nothing".
+    if let (Some(from), Some(to)) = (received_from, received_to)
+        && from >= to
+    {
+        return Err(ApiError::BadRequest {
+            code: "invalid-query",
+            detail: "received_from must be before received_to".into(),
+        });
+    }
     Ok(LedgerFilter {
         status: q.status.map(ident),
         receipt_code: match q.receipt_code.as_deref() {
@@ -174,8 +186,8 @@ fn filter(q: &LedgerQuery, scope: Option<Uuid>) -> Result<LedgerFilter, ApiError
         unit_id: q.unit_id,
         overdue: q.overdue,
         escalated: q.escalated,
-        received_from: query_time("received_from", q.received_from)?,
-        received_to: query_time("received_to", q.received_to)?,
+        received_from,
+        received_to,
         q: search.map(str::to_owned),
         scope_unit: scope,
     })
