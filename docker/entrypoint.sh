@@ -10,4 +10,8 @@ HUIYIN_JWT_SECRET=$(cat "$s/jwt-secret")
 DATABASE_URL=$(cat "$s/database-url")
 HUIYIN_ADMIN_DATABASE_URL=$(cat "$s/admin-database-url")
 export HUIYIN_KEK HUIYIN_JWT_SECRET DATABASE_URL HUIYIN_ADMIN_DATABASE_URL
+# Signed checkpoints: the Ed25519 pair docker/secrets.sh generated (`huiyin keygen`).
+HUIYIN_CHECKPOINT_PRIVATE_KEY=$s/checkpoint-private.pem
+HUIYIN_CHECKPOINT_PUBLIC_KEY=$s/checkpoint-public.pem
+export HUIYIN_CHECKPOINT_PRIVATE_KEY HUIYIN_CHECKPOINT_PUBLIC_KEY
 exec huiyin "$@"

@@ -6,8 +6,11 @@
 #
 #   /run/secrets-db   (the db container, the postgres image's uid 999): the passwords of the
 #                     roles postgres, huiyin_owner and huiyin_app
-#   /run/secrets-app  (the huiyin container, uid 10001 of the Dockerfile): kek, jwt-secret and
-#                     the two database URLs, with their passwords
+#   /run/secrets-app  (the huiyin container, uid 10001 of the Dockerfile): kek, jwt-secret,
+#                     the checkpoint signing pair (Ed25519 PEM, by `huiyin keygen`) and the two
+#                     database URLs, with their passwords
+#
+# It runs in the huiyin image (for `huiyin keygen`), as root.
 set -eu
 umask 077
 db=${SECRETS_DB_DIR:-/run/secrets-db}
@@ -27,6 +30,9 @@ mkdir -p "$db" "$app"
 for role in postgres huiyin_owner huiyin_app; do gen "$db/$role" 24; done
 gen "$app/kek" 32
 gen "$app/jwt-secret" 48
+if [ ! -s "$app/checkpoint-private.pem" ]; then
+  huiyin keygen --private "$app/checkpoint-private.pem" --public "$app/checkpoint-public.pem"
+fi
 printf 'postgres://huiyin_app:%s@db:5432/huiyin' "$(cat "$db/huiyin_app")" >"$app/database-url"
 printf 'postgres://huiyin_owner:%s@db:5432/huiyin' "$(cat "$db/huiyin_owner")" >"$app/admin-database-url"
 

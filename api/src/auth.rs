@@ -30,13 +30,24 @@ pub struct Claims {
     pub unit: Option<Uuid>,
     /// Issuer.
     pub iss: String,
-    /// Audience.
-    pub aud: String,
+    /// Audience: one, or a list (RFC 7519 §4.1.3) that must hold the server's.
+    pub aud: Audience,
     /// Expiry (seconds since the epoch).
     pub exp: i64,
     /// Issued at (seconds since the epoch). Required: a token's lifetime, `exp - iat`, may not
     /// exceed the server's cap (`HUIYIN_JWT_MAX_TTL_S`), and `iat` may not be in the future.
     pub iat: i64,
+}
+
+/// A token's `aud`: a string or an array of strings (RFC 7519 §4.1.3). The library checks that
+/// it names the server's audience.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "huiyin-api"`.
+    One(String),
+    /// `"aud": ["huiyin-api", …]`.
+    Many(Vec<String>),
 }
 
 /// The authenticated caller.
@@ -169,6 +180,9 @@ impl Authenticator {
         if c.iat > chrono::Utc::now().timestamp().saturating_add(LEEWAY_S) {
             return Err(ApiError::Unauthorized("the token was issued in the future"));
         }
+        if c.exp <= c.iat {
+            return Err(ApiError::Unauthorized("the token's lifetime must be positive"));
+        }
         if c.exp.saturating_sub(c.iat) > self.max_ttl {
             return Err(ApiError::Unauthorized("the token's lifetime exceeds what the server accepts"));
         }
@@ -199,7 +213,7 @@ impl Authenticator {
             role,
             unit,
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
             exp: now + ttl.num_seconds(),
             iat: now,
         };

@@ -94,8 +94,17 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             loop {
                 tick.tick().await;
                 match infra::vault::compact_erased_keys(&owner).await {
-                    Ok(done) if !done.is_empty() => tracing::info!(partitions = done.len(), "shredded keys compacted"),
-                    Ok(_) => {}
+                    Ok(done) => {
+                        if !done.rewritten.is_empty() {
+                            tracing::info!(partitions = done.rewritten.len(), "shredded keys compacted");
+                        }
+                        if !done.held.is_empty() {
+                            tracing::warn!(
+                                partitions = done.held.len(),
+                                "a transaction older than an erasure still runs: its key partition keeps the old row version until the next try"
+                            );
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "compacting shredded keys failed; retrying"),
                 }
             }

@@ -68,7 +68,8 @@ pub enum Command {
     },
     /// Rewrite the key partitions that still hold a shredded key's old row version, so that
     /// erasures reach the table's storage (as the schema owner; `serve` does it every minute
-    /// when it has the owner's connection).
+    /// when it has the owner's connection). Exits 1 when a transaction older than an erasure
+    /// still runs and its partition had to keep the old version (run it again later).
     Shred {
         /// Database.
         #[command(flatten)]
@@ -80,6 +81,16 @@ pub enum Command {
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
+    },
+    /// Write a fresh Ed25519 key pair in PEM (the checkpoint signing pair, or an EdDSA pair for
+    /// tokens): the private key 0600. Refuses to overwrite either file.
+    Keygen {
+        /// Where the private key goes (PKCS#8 PEM).
+        #[arg(long)]
+        private: std::path::PathBuf,
+        /// Where the public key goes (SubjectPublicKeyInfo PEM).
+        #[arg(long)]
+        public: std::path::PathBuf,
     },
     /// Print a token signed with the configured key (development and operations).
     Token {
@@ -171,10 +182,28 @@ async fn run(cli: Cli) -> ExitCode {
             code
         }
         Command::Erase { subject, case, actor, db, vault } => erase(&db, &vault, subject, case, &actor).await,
+        Command::Keygen { private, public } => match crate::keys::write_ed25519_pair(&private, &public) {
+            Ok(()) => {
+                println!("wrote {} and {}", private.display(), public.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Shred { db } => match infra::vault::compact_erased_keys(&db.admin()).await {
             Ok(done) => {
-                println!("rewrote {} key partition(s) holding shredded keys", done.len());
-                ExitCode::SUCCESS
+                println!("rewrote {} key partition(s) holding shredded keys", done.rewritten.len());
+                if done.held.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "{} partition(s) still hold a shredded key's old row version: a transaction older than the erasure still runs; run this again once it ends",
+                        done.held.len()
+                    );
+                    ExitCode::FAILURE
+                }
             }
             Err(e) => fail(&e),
         },
@@ -379,6 +408,8 @@ async fn erase(
         feed_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         appended: std::sync::Arc::new(tokio::sync::Notify::new()),
         watch: std::sync::Arc::default(),
+        // The command line erases; it reveals nothing.
+        reveal_replay: chrono::Duration::zero(),
         pool,
     };
     let case_id = match (case, subject) {

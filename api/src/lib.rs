@@ -10,6 +10,7 @@ pub mod db_health;
 pub mod dto;
 pub mod extract;
 pub mod http_semantics;
+pub mod keys;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

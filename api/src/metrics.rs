@@ -30,8 +30,9 @@
 //!   its probe (`db_health`).
 //! - `integrity_alarms_total` (alert on any increase: a broken chain or a ledger row that differs
 //!   from its replay, found by the integrity watch), `integrity_events_checked_total`.
-//! - `checkpoint_age_seconds`: since the newest signed checkpoint, as last read (NaN before
-//!   any).
+//! - `checkpoint_age_seconds`: since the newest signed checkpoint or, while there is none,
+//!   since the log's first event (so "older than an hour" also fires when none was ever
+//!   signed); 0 for an empty log. As last read when the lookup takes over a second.
 //!
 //! The metrics are process-wide (one server per process in production); tests that read them
 //! compare before and after.
@@ -138,9 +139,11 @@ impl Metrics {
         )
         .expect("a valid metric name");
         r.register(Box::new(http_duration.clone())).expect("registered once");
-        let checkpoint_age =
-            Gauge::new("checkpoint_age_seconds", "Seconds since the newest signed checkpoint (NaN: none yet)")
-                .expect("a valid metric name");
+        let checkpoint_age = Gauge::new(
+            "checkpoint_age_seconds",
+            "Seconds since the newest signed checkpoint (none yet: since the first event; 0 for an empty log)",
+        )
+        .expect("a valid metric name");
         r.register(Box::new(checkpoint_age.clone())).expect("registered once");
         Self {
             http_requests: counter_vec(
@@ -265,15 +268,15 @@ async fn scrape(sources: web::Data<Sources>) -> HttpResponse {
     let m = metrics();
     m.observe_pool("main", &sources.main);
     m.observe_pool("read", &sources.read);
-    if let Ok(Ok(Some(c))) = tokio::time::timeout(CHECKPOINT_LOOKUP, infra::integrity::latest(&sources.read)).await {
-        m.checkpoint_at.store(c.created_at.timestamp_millis(), Ordering::Relaxed);
+    match tokio::time::timeout(CHECKPOINT_LOOKUP, infra::integrity::vouched_since(&sources.read)).await {
+        Ok(Ok(Some(at))) => m.checkpoint_at.store(at.timestamp_millis(), Ordering::Relaxed),
+        // An empty log: nothing waits for a checkpoint.
+        Ok(Ok(None)) => m.checkpoint_at.store(i64::MIN, Ordering::Relaxed),
+        _ => {}
     }
     let at = m.checkpoint_at.load(Ordering::Relaxed);
-    let age = if at == i64::MIN {
-        f64::NAN
-    } else {
-        (chrono::Utc::now().timestamp_millis().saturating_sub(at)) as f64 / 1000.0
-    };
+    let age =
+        if at == i64::MIN { 0.0 } else { (chrono::Utc::now().timestamp_millis().saturating_sub(at)) as f64 / 1000.0 };
     m.checkpoint_age.set(age);
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, prometheus::TEXT_FORMAT))

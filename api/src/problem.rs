@@ -117,6 +117,12 @@ pub enum ApiError {
     /// The idempotency key was used for another request.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyMismatch,
+    /// A reveal retried with its `Idempotency-Key` after the replay window
+    /// (`HUIYIN_REVEAL_REPLAY_S`): a new look needs a new reveal, recorded anew.
+    #[error(
+        "this reveal was answered too long ago to be shown again under its key; send a new reveal with a new Idempotency-Key"
+    )]
+    RevealReplayExpired,
     /// The body is too large.
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -180,6 +186,7 @@ impl ApiError {
             Self::Status(s) if s.is_server_error() => "internal",
             Self::Status(_) => "bad-request",
             Self::IdempotencyMismatch => "idempotency-key-reused",
+            Self::RevealReplayExpired => "reveal-replay-expired",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::NotAcceptable { .. } => "not-acceptable",
@@ -208,6 +215,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::Status(_) => "Request not served",
             Self::IdempotencyMismatch => "Idempotency key reused",
+            Self::RevealReplayExpired => "Reveal replay expired",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::NotAcceptable { .. } => "Not acceptable",
@@ -338,7 +346,7 @@ impl ResponseError for ApiError {
             Self::Status(s) => *s,
             Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::IntegrityAlarm { .. } => StatusCode::CONFLICT,
+            Self::IntegrityAlarm { .. } | Self::RevealReplayExpired => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -46,21 +46,24 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    /// Parses the header; `None` when it is not `*` or a list of version tags.
+    /// Parses the header; `None` when it is not `*` or a list of version tags. A weak tag
+    /// (`W/"3"`) is well formed but never matches: `If-Match` compares strongly (RFC 9110
+    /// §13.1.1), so a list of weak tags alone answers 412.
     pub fn parse(header: &str) -> Option<Self> {
         let h = header.trim();
         if h == "*" {
             return Some(Self::Any);
         }
-        let versions: Option<Vec<u32>> = h
+        let tags: Option<Vec<Option<u32>>> = h
             .split(',')
             .map(|t| {
                 let t = t.trim();
-                let t = t.strip_prefix("W/").unwrap_or(t);
-                t.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+                let (weak, t) = t.strip_prefix("W/").map_or((false, t), |rest| (true, rest));
+                let version: u32 = t.strip_prefix('"')?.strip_suffix('"')?.parse().ok()?;
+                Some((!weak).then_some(version))
             })
             .collect();
-        versions.filter(|v| !v.is_empty()).map(Self::Versions)
+        tags.filter(|t| !t.is_empty()).map(|t| Self::Versions(t.into_iter().flatten().collect()))
     }
 
     /// Whether the case at `version` satisfies it.
@@ -696,7 +699,15 @@ pub async fn view(
             calendar_incomplete: d.calendar_incomplete,
         }
     };
-    let deadline = case.deadline.map(clock);
+    let deadline = case.deadline.map(|d| {
+        let mut v = clock(d);
+        // A return waiting for the dispatcher stops the unit's clock (a refusal credits the wait).
+        if case.return_request.is_some() && !paused {
+            v.state = "stopped".into();
+            v.working_days_overdue = 0;
+        }
+        v
+    });
     let overall_deadline = case.overall.map(|d| {
         let mut v = clock(d);
         if !case.overall_running() {
@@ -876,6 +887,11 @@ pub async fn reveal(
     let command = Command::RevealComplainant { purpose_code, purpose };
     let view = execute(state, meta, case_id, Action::RevealComplainant, command, body).await?;
     let loaded = state.store.load_until(case_id, Some(view.version), None).await?;
+    // A retry with the same key answers under the access it recorded, but only while a client
+    // may still be retrying a lost answer: later, the key would be a way to look again unseen.
+    if loaded.events.last().is_some_and(|access| now() - access.recorded_at > state.reveal_replay) {
+        return Err(ApiError::RevealReplayExpired);
+    }
     let sealed =
         loaded.case.as_ref().and_then(|c| c.complainant.sealed.clone()).ok_or(ApiError::NotFound("personal data"))?;
     match state.vault.open(&state.pool, &sealed).await? {

@@ -245,7 +245,15 @@ pub struct VaultArgs {
     /// old pair here, so what it wrapped still opens.
     #[arg(long = "kek-retired", env = "HUIYIN_KEK_RETIRED", hide_env_values = true)]
     pub retired: Option<String>,
+    /// Seconds during which a reveal retried with its `Idempotency-Key` shows the identity again
+    /// under the one access it recorded (a client retrying a lost answer); after them the retry
+    /// is 409 `reveal-replay-expired`, and a new look needs a new reveal, recorded anew.
+    #[arg(long = "reveal-replay-s", env = "HUIYIN_REVEAL_REPLAY_S", default_value_t = DEFAULT_REVEAL_REPLAY_S)]
+    pub reveal_replay_s: u64,
 }
+
+/// The default of `HUIYIN_REVEAL_REPLAY_S`: 5 minutes.
+pub const DEFAULT_REVEAL_REPLAY_S: u64 = 300;
 
 impl VaultArgs {
     /// The vault these settings describe.

@@ -36,7 +36,12 @@ async fn serve(db: &BenchDb) -> Server {
             append_batching: false,
         },
         auth: crate::http::auth_args(SECRET),
-        vault: VaultArgs { kek: Some(hex::encode(BENCH_KEK)), kek_id: "bench-kek".into(), retired: None },
+        vault: VaultArgs {
+            kek: Some(hex::encode(BENCH_KEK)),
+            kek_id: "bench-kek".into(),
+            retired: None,
+            reveal_replay_s: api::settings::DEFAULT_REVEAL_REPLAY_S,
+        },
         checkpoints: api::settings::CheckpointArgs {
             private_key: None,
             public_key: None,

@@ -137,6 +137,9 @@ pub enum DomainError {
     /// The clocks are not paused.
     #[error("the clocks are not paused")]
     ClockNotPaused,
+    /// A running clock is already past due: a pause cannot excuse a limit already missed.
+    #[error("a clock is already past due: a pause cannot excuse a missed limit")]
+    PauseOverdue,
     /// 回访 first: a rating, or the lapsed follow-up window with attempts recorded, or a
     /// supervisor's written justification.
     #[error(
@@ -174,8 +177,9 @@ pub enum DomainError {
     /// The dispatcher refused this unit's return: it handles the case.
     #[error("the dispatcher refused the return; the unit handles the case")]
     ReturnRefused,
-    /// The citizen is owed the (non-)acceptance notice before the case closes.
-    #[error("the citizen has not been told the decision yet: record the notice first")]
+    /// The citizen is owed the (non-)acceptance notice, or the notice of an extension, before
+    /// the case closes.
+    #[error("the citizen has not been told the decision or the extension yet: record the notice first")]
     NoticeOwed,
     /// The notice does not tell the decision taken: an acknowledgement (受理告知) follows the
     /// acceptance, a non-acceptance notice (不予受理告知) follows the rejection (信访工作条例
@@ -224,6 +228,7 @@ impl DomainError {
             Self::NoExtensionPending => "no-extension-pending",
             Self::ClockPaused => "clock-paused",
             Self::ClockNotPaused => "clock-not-paused",
+            Self::PauseOverdue => "pause-overdue",
             Self::FollowUpPending => "follow-up-pending",
             Self::ReferralRequired => "referral-required",
             Self::InvalidCoUnits => "invalid-co-units",

@@ -341,6 +341,10 @@ pub struct ReturnRequested {
 pub struct ReturnRefused {
     /// Why.
     pub reason: Reason,
+    /// The lead unit's stage clock, moved by the time the return waited for the dispatcher
+    /// (absent in events written before the wait was credited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Deadline>,
 }
 
 /// `case.co_unit_contributed` v1 (联办): a co-unit recorded its contribution.

@@ -161,9 +161,7 @@ macro_rules! bounded_text {
                     return Err(ValidationError::new($field, "must not contain control characters"));
                 }
                 let t = s.as_ref().trim();
-                // Blank: nothing but white space and invisible format characters (a byte-order
-                // mark, zero-width spaces and joiners, a word joiner).
-                if t.chars().all(|c| c.is_whitespace() || matches!(c, '\u{FEFF}' | '\u{200B}'..='\u{200D}' | '\u{2060}')) {
+                if crate::ids::is_blank(t) {
                     return Err(ValidationError::new($field, "must not be blank"));
                 }
                 if t.chars().count() > $max {
@@ -254,10 +252,20 @@ impl UnitKind {
 /// The fewest letters (any script; a Chinese character counts one) a stated reason holds.
 pub const MIN_REASON_LETTERS: usize = 4;
 
+/// Whether a text is blank: nothing but white space and invisible format characters (a
+/// byte-order mark U+FEFF, zero-width spaces and joiners U+200B–U+200D, a word joiner U+2060),
+/// the empty text included. The OpenAPI patterns of every non-blank field say the same.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || matches!(c, '\u{FEFF}' | '\u{200B}'..='\u{200D}' | '\u{2060}'))
+}
+
 /// Whether a text states a reason: at least [`MIN_REASON_LETTERS`] letters or CJK characters
-/// (`char::is_alphabetic`: digits, punctuation, spaces and symbols do not count). A reason is
-/// recorded as why something was done (a reveal's purpose, a supervisor's justified close), so
-/// `.`, `x` or `1234` is none; `核实身份` and `verify identity` are.
+/// (`char::is_alphabetic`: digits, punctuation, spaces and symbols do not count), of which at
+/// least three differ (Latin compared case-insensitively). A reason is recorded as why
+/// something was done (a reveal's purpose, a supervisor's justified close), so `.`, `x`,
+/// `1234`, `aaaa` or `xxxxxxxx` is none; `核实身份` and `verify identity` are.
 pub fn states_a_reason(text: &str) -> bool {
-    text.chars().filter(|c| c.is_alphabetic()).count() >= MIN_REASON_LETTERS
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect();
+    let distinct: std::collections::BTreeSet<char> = letters.iter().copied().collect();
+    letters.len() >= MIN_REASON_LETTERS && distinct.len() >= 3
 }

@@ -34,8 +34,11 @@
 //!
 //! Clocks ([`lifecycle::Case::running_clocks`]): the stage's (assignment, sign-for, handling,
 //! reply, follow-up), the acknowledgement owed to an identified citizen, and the overall clock
-//! from acceptance, which no transfer, return or reopen resets. Pausing stops them all; a linked
-//! duplicate's stop for good (it still gets its own reply before it closes).
+//! from acceptance, which no transfer, return or reopen resets. Pausing (waiting for the
+//! citizen; not at sign-for, and not once a clock is past due) stops them all; a return waiting
+//! for the dispatcher stops the unit's stage clock, and a refusal credits the wait; a linked
+//! duplicate's stop for good (it still gets its own reply before it closes). An extended case
+//! closes only after the citizen's extension notice.
 //!
 //! Rules ([`error::DomainError`] names each):
 //! - an accusation never goes to the accused unit or a unit under it ([`error::DomainError::Recusal`]);
@@ -76,7 +79,7 @@ pub use events::{
 };
 pub use ids::{
     ActorId, CaseId, CategoryId, Description, MIN_REASON_LETTERS, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
-    UnitKind, states_a_reason,
+    UnitKind, is_blank, states_a_reason,
 };
 pub use lifecycle::{
     Actor, Case, Command, Context, FlatUnits, LinkTarget, Registration, Role, Status, UnitDirectory, decide, evolve,

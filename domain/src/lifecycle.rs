@@ -261,7 +261,8 @@ pub enum Command {
         /// Why.
         reason: Reason,
     },
-    /// Pause the clocks while waiting for the citizen.
+    /// Pause the clocks while waiting for the citizen. Refused while a running clock is past due
+    /// (`pause-overdue`).
     PauseClock {
         /// Why.
         reason: Reason,
@@ -581,6 +582,14 @@ pub struct Case {
     pub closed_at: Option<DateTime<Utc>>,
     /// Whether personal data was erased (the key shredded).
     pub personal_data_erased: bool,
+    /// A deadline was extended and the citizen has not yet been told (延期告知: 信访工作条例
+    /// art. 32 asks that they be told why): the case does not close until the notice is recorded.
+    #[serde(default)]
+    pub extension_notice_owed: bool,
+    /// When the pending return was asked for: the lead unit's stage clock stands still while
+    /// the dispatcher decides (the wait is not the unit's), and a refusal credits the wait.
+    #[serde(default)]
+    pub return_requested_at: Option<DateTime<Utc>>,
     /// The free texts its history shows to whoever reads the case, in version order: each
     /// event's [`CaseEvent::texts`] (results and replies of every round, reasons, comments,
     /// contributions, notes). The ledger's search finds a case by these as by its title.
@@ -625,7 +634,7 @@ impl Case {
             return Vec::new();
         }
         let mut out = Vec::new();
-        out.extend(self.deadline);
+        out.extend(self.stage_clock());
         if self.acknowledgement_running() {
             out.extend(self.acknowledgement);
         }
@@ -633,6 +642,12 @@ impl Case {
             out.extend(self.overall);
         }
         out
+    }
+
+    /// The stage's clock while it runs: not while a return waits for the dispatcher (the wait is
+    /// the dispatcher's, not the unit's; a refusal credits it), nor while paused.
+    pub fn stage_clock(&self) -> Option<Deadline> {
+        self.deadline.filter(|_| self.paused.is_none() && self.return_request.is_none())
     }
 
     /// Where the current stage's deadline stands at `now`; `None` when no deadline runs.
@@ -681,6 +696,9 @@ impl Case {
         }
         if self.round == 0 {
             return Err("rounds start at 1");
+        }
+        if self.return_request.is_some() != self.return_requested_at.is_some() {
+            return Err("a pending return records when it was asked for");
         }
         if self.feedback.is_some() && !self.ever_fed_back {
             return Err("a reply implies ever_fed_back");
@@ -916,7 +934,11 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             if case.return_request.is_none() {
                 return Err(DomainError::NoReturnPending);
             }
-            vec![CaseEvent::ReturnRefused(ReturnRefused { reason: reason.clone() })]
+            // The unit's clock stood still while the dispatcher decided: the wait is credited.
+            let waited =
+                case.return_requested_at.map_or(Duration::zero(), |since| (ctx.now - since).max(Duration::zero()));
+            let deadline = case.deadline.map(|d| d.after_pause(waited));
+            vec![CaseEvent::ReturnRefused(ReturnRefused { reason: reason.clone(), deadline })]
         }
         Command::Transfer { reason, to_unit } => {
             // A handled case not yet answered may be re-routed too (its unit was deactivated, or
@@ -969,6 +991,19 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             }
             if case.paused.is_some() {
                 return Err(DomainError::ClockPaused);
+            }
+            // The clocks stop while waiting for the citizen: signing for a case waits for no one
+            // but the unit, and a pending return has stopped the unit's clock already.
+            if case.return_request.is_some() {
+                return Err(DomainError::ReturnPending);
+            }
+            if case.expected_stage() == Some(Stage::SignFor) {
+                return Err(transition(command, case));
+            }
+            // A pause stops time that has not yet run out; it cannot excuse a limit already
+            // missed (nor take the case out of the overdue view).
+            if case.is_overdue(ctx.now) {
+                return Err(DomainError::PauseOverdue);
             }
             vec![CaseEvent::ClockPaused(ClockPaused { reason: reason.clone() })]
         }
@@ -1284,6 +1319,10 @@ fn close(case: &Case, ctx: &Context<'_>, note: &Option<Text>) -> Result<Closed, 
         ctx.actor.role == Role::Supervisor && note.as_ref().is_some_and(|n| crate::ids::states_a_reason(n.as_str()));
     let plain =
         Closed { note: note.clone(), over_dissatisfaction: false, follow_up_lapsed: false, without_rating: false };
+    // The citizen is told why their case took longer (延期告知) before it ends.
+    if case.extension_notice_owed {
+        return Err(DomainError::NoticeOwed);
+    }
     match case.status {
         // 不予受理 is itself an answer the citizen is owed (信访工作条例 art. 23).
         Status::Rejected if case.acknowledgement.is_some() => Err(DomainError::NoticeOwed),
@@ -1422,6 +1461,8 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 notes: 0,
                 closed_at: None,
                 personal_data_erased: false,
+                extension_notice_owed: false,
+                return_requested_at: None,
                 history_texts: Vec::new(),
             });
         }
@@ -1438,6 +1479,9 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.overall = Some(e.overall);
         }
         CaseEvent::CitizenNotified(e) => {
+            if e.kind == NoticeKind::Extension {
+                case.extension_notice_owed = false;
+            }
             // The first notice of the decision is when the citizen was told; later ones repeat it.
             if matches!(e.kind, NoticeKind::Acknowledgement | NoticeKind::NonAcceptance)
                 && case.acknowledged_at.is_none()
@@ -1468,6 +1512,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             // Before sign-for existed, assignment started the handling clock: signed then.
             case.signed_at = (e.deadline.stage == Stage::Handling).then_some(at);
             case.return_request = None;
+            case.return_requested_at = None;
         }
         CaseEvent::SignedFor(e) => {
             if Some(e.unit) == case.unit {
@@ -1479,10 +1524,18 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 c.signed_at = Some(at);
             }
         }
-        CaseEvent::ReturnRequested(e) => case.return_request = Some(e.reason.clone()),
-        CaseEvent::ReturnRefused(_) => {
+        CaseEvent::ReturnRequested(e) => {
+            case.return_request = Some(e.reason.clone());
+            case.return_requested_at = Some(at);
+        }
+        CaseEvent::ReturnRefused(e) => {
             case.return_request = None;
+            case.return_requested_at = None;
             case.return_refused = true;
+            // The stage clock with the wait credited (events written before the credit carry none).
+            if let Some(d) = e.deadline {
+                case.deadline = Some(d);
+            }
         }
         CaseEvent::CoUnitReplaced(e) => {
             case.co_units.retain(|c| c.unit != e.from);
@@ -1497,6 +1550,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         }
         CaseEvent::Transferred(e) => {
             case.return_request = None;
+            case.return_requested_at = None;
             case.return_refused = false;
             case.extension_request = None;
             case.extensions_this_round = 0;
@@ -1534,6 +1588,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         CaseEvent::DeadlineExtended(e) => {
             case.deadline = Some(e.deadline);
             case.extensions_this_round += 1;
+            case.extension_notice_owed = true;
             case.extension_request = None;
             if e.overall.is_some() {
                 case.overall = e.overall;
@@ -1565,6 +1620,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.handling = Some(HandlingRecord { outcome: e.outcome, result: e.result.clone(), at });
             case.deadline = Some(e.feedback_deadline);
             case.return_request = None;
+            case.return_requested_at = None;
             case.extension_request = None;
         }
         CaseEvent::FedBack(e) => {
@@ -1575,6 +1631,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.suspended_deadline = None;
             case.follow_up_attempts = 0;
             case.return_request = None;
+            case.return_requested_at = None;
             case.extension_request = None;
         }
         CaseEvent::FollowUpAttempted(_) => case.follow_up_attempts += 1,
@@ -1610,6 +1667,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.extensions_this_round = 0;
             case.extension_request = None;
             case.return_request = None;
+            case.return_requested_at = None;
             case.handling = None;
             case.feedback = None;
             case.satisfaction = None;
@@ -1626,6 +1684,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             // so nothing waits for a decision either.
             case.suspended_deadline = case.deadline.take();
             case.return_request = None;
+            case.return_requested_at = None;
             case.extension_request = None;
         }
         CaseEvent::UnlinkedAsDuplicate(_) => {
@@ -1638,6 +1697,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.deadline = None;
             case.acknowledgement = None;
             case.return_request = None;
+            case.return_requested_at = None;
             case.extension_request = None;
             case.closed_at = Some(at);
         }

@@ -211,6 +211,40 @@ fn a_justified_close_states_why() {
     assert!(matches!(&events[0], CaseEvent::Closed(Closed { without_rating: true, .. })), "{events:?}");
 }
 
+/// A fresh reviewer's finding: while a return waited for the dispatcher, the unit could neither
+/// sign nor handle, yet its sign-for clock ran on and the overdue view charged the wait to it.
+/// Now the unit's clock stands still until the dispatcher decides, and a refusal credits the
+/// wait, to the microsecond (as a pause does).
+#[test]
+fn a_return_waiting_for_the_dispatcher_stops_the_units_clock_and_a_refusal_credits_the_wait() {
+    let s = given_new().after(&[register(), assign(1)]);
+    let before = s.state().unwrap().deadline.unwrap();
+    assert_eq!(before.stage, Stage::SignFor);
+    assert!(s.state().unwrap().is_overdue(now() + days(10)), "without a return, ten days on it is late");
+    let waiting = s.handler_of(1).after(&[Command::RequestReturn { reason: reason("属于卫生院职责") }]);
+    let case = waiting.state().unwrap();
+    assert_eq!(case.stage_clock(), None);
+    assert!(!case.is_overdue(now() + days(10)), "the wait is the dispatcher's");
+    let dispatcher = waiting.at(now() + days(10)).acting_as(Role::Clerk);
+    let (events, refused) = dispatcher.when(Command::RefuseReturn { reason: reason("属于本单位职责") }).unwrap();
+    let [CaseEvent::ReturnRefused(e)] = events.as_slice() else { panic!("{events:?}") };
+    assert_eq!(e.deadline.unwrap().due_at, before.due_at + days(10));
+    assert_eq!(refused.stage_clock().unwrap().due_at, before.due_at + days(10));
+    assert!(!refused.is_overdue(now() + days(10)), "the unit has the day it had left");
+}
+
+/// Pausing waits for the citizen; signing for a case waits for no one but the unit.
+#[test]
+fn the_sign_for_clock_cannot_be_paused() {
+    let s = given_new().after(&[register(), assign(1)]);
+    assert!(matches!(
+        s.when(Command::PauseClock { reason: reason("等待群众补充材料") }).unwrap_err(),
+        DomainError::InvalidTransition { command: "pause", .. }
+    ));
+    let signed = signed(given_new().after(&[register(), assign(1)]), 1);
+    assert!(signed.when(Command::PauseClock { reason: reason("等待群众补充材料") }).is_ok());
+}
+
 #[test]
 fn a_return_is_asked_within_five_working_days_and_waits_for_the_dispatcher() {
     let s = given_new().after(&[register(), assign(1)]);
@@ -297,6 +331,30 @@ fn the_overall_clock_survives_a_transfer_a_return_and_a_reopen() {
     assert!(case.running_clocks().iter().any(|d| d.stage == Stage::Overall));
 }
 
+/// A fresh reviewer's finding: an extended case closed with no extension notice ever recorded,
+/// though the citizen must be told why their case takes longer.
+#[test]
+fn an_extended_case_closes_only_once_the_citizen_was_told_of_the_extension() {
+    let s = signed(given_new().after(&[register(), assign(1)]), 1);
+    let due = s.state().unwrap().deadline.unwrap().due_at;
+    let s = s.after(&[
+        Command::ExtendDeadline { due_at: due + days(10), reason: reason("需现场勘查") },
+        handle(),
+        feedback(),
+        rate(Rating::Satisfied),
+    ]);
+    assert!(s.state().unwrap().extension_notice_owed);
+    assert_eq!(s.when(close(None)).unwrap_err(), DomainError::NoticeOwed);
+    let told = s.after(&[Command::NotifyCitizen {
+        kind: NoticeKind::Extension,
+        method: FeedbackMethod::Phone,
+        content: text("因需现场勘查，办理期限延长十日。"),
+        receipt_code_given: false,
+        notified_at: None,
+    }]);
+    assert!(told.when(close(None)).is_ok());
+}
+
 #[test]
 fn an_extension_is_requested_by_the_unit_and_decided_by_a_supervisor_and_moves_the_overall_clock_once() {
     let s = signed(given_new().after(&[register(), assign(1)]), 1);
@@ -317,6 +375,21 @@ fn an_extension_is_requested_by_the_unit_and_decided_by_a_supervisor_and_moves_t
     assert_eq!(e.approved_by.as_str(), "supervisor-1");
     assert_eq!(case.deadline.unwrap().due_at, handling_due + days(10));
     assert_eq!(case.overall.unwrap().due_at, overall_due + days(10));
+}
+
+/// A fresh reviewer's finding: a clerk could pause a case whose clock had run out, and the
+/// pause took it out of the overdue view. The handling limit is 15 working days and the
+/// acknowledgement's 15 calendar days (policy defaults), so thirty calendar days on, both are
+/// past due whatever the calendar.
+#[test]
+fn a_clock_already_past_due_cannot_be_paused_away() {
+    let s = signed(given_new().after(&[register(), assign(1)]), 1);
+    assert!(s.state().unwrap().is_overdue(now() + days(30)));
+    assert_eq!(
+        s.clone_at().at(now() + days(30)).when(Command::PauseClock { reason: reason("等待群众补充材料") }).unwrap_err(),
+        DomainError::PauseOverdue
+    );
+    assert!(s.at(now()).when(Command::PauseClock { reason: reason("等待群众补充材料") }).is_ok(), "in time, it may");
 }
 
 #[test]
@@ -366,7 +439,12 @@ fn a_recount_on_a_late_calendar_keeps_the_time_a_clock_stood_paused() {
     let only_2026 = WorkingCalendar::new([d(2026, 10, 1)], []);
     // As above: signed on Sunday 2026-12-20, 15 working days on weekdays alone → 2027-01-08.
     let sunday = Utc.with_ymd_and_hms(2026, 12, 20, 2, 0, 0).unwrap();
-    let s = signed(given_new().with_calendar(only_2026.clone()).at(sunday).after(&[register(), assign(1)]), 1);
+    // Received an hour before (a case received in November would have its acknowledgement
+    // past due by now, and an overdue case cannot be paused).
+    let mut received = registration();
+    received.received_at = sunday - Duration::hours(1);
+    let s = given_new().with_calendar(only_2026.clone()).at(sunday);
+    let s = signed(s.after(&[Command::Register(Box::new(received)), assign(1)]), 1);
     let s = s.after(&[Command::PauseClock { reason: reason("等待群众补充材料") }]);
     // Paused for exactly 3 days and 2 hours.
     let resumed_at = sunday + days(3) + Duration::hours(2);

@@ -124,6 +124,20 @@ pub async fn latest(pool: &Pool) -> Result<Option<Checkpoint>, StoreError> {
     Ok(client.query_opt(&stmt, &[]).await?.as_ref().map(Checkpoint::from_row))
 }
 
+/// When the newest checkpoint was signed or, while there is none, when the first event of the
+/// log was recorded (the log has gone unvouched since); `None` for an empty log with no
+/// checkpoint. For the `checkpoint_age_seconds` metric.
+pub async fn vouched_since(pool: &Pool) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT coalesce((SELECT created_at FROM checkpoints ORDER BY id DESC LIMIT 1), \
+                             (SELECT recorded_at FROM events ORDER BY position LIMIT 1))",
+        )
+        .await?;
+    Ok(client.query_one(&stmt, &[]).await?.get(0))
+}
+
 /// Checkpoints, newest first, before `before_id`.
 pub async fn list(pool: &Pool, before_id: Option<i64>, limit: i64) -> Result<Vec<Checkpoint>, StoreError> {
     let client = pool.get().await?;

@@ -137,7 +137,9 @@ impl LedgerRow {
     /// The row of a case. `with_search` computes the search lexemes (needed when the row is first
     /// written and when the handling or the reply changes).
     pub fn from_case(case: &Case, with_search: bool) -> Self {
-        let deadline = case.deadline;
+        // While a return waits for the dispatcher the unit's clock stands still: the row shows
+        // none, so the overdue view books no lateness to the unit for the wait.
+        let deadline = case.deadline.filter(|_| case.return_request.is_none());
         let running = case.running_clocks();
         let next = running.iter().min_by_key(|d| d.due_at).copied();
         Self {

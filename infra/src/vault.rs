@@ -154,21 +154,42 @@ impl Vault {
     }
 }
 
+/// What [`compact_erased_keys`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Compaction {
+    /// The partitions rewritten with no dead row version left in them: every shredded key in
+    /// them is gone from the table's storage.
+    pub rewritten: Vec<String>,
+    /// The partitions where a dead row version survived the rewrite because a transaction older
+    /// than the erasure still runs (an open repeatable-read transaction, a `pg_dump`, a long
+    /// export): `VACUUM FULL` must copy what a running snapshot may still read; or that could
+    /// not be locked within a second. They are not recorded as done and are tried again on the
+    /// next call.
+    pub held: Vec<String>,
+}
+
 /// Rewrites every key partition that still holds the old row version of a shredded key
-/// (`VACUUM FULL` of that partition: a new file with only the live rows; the old file is
-/// unlinked), so that an erasure reaches the table's storage, not only its visible rows. Needs
-/// the owner's connection (`owner`). Returns the partitions rewritten.
+/// (`VACUUM FULL` of that partition: a new file with only the rows some snapshot may still
+/// read; the old file is unlinked), then checks the new file with a plain `VACUUM`, whose count
+/// of dead row versions it could not remove (`pg_stat_all_tables.n_dead_tup`) must be 0 for the
+/// partition to be recorded as done. Needs the owner's connection (`owner`) and the default
+/// `track_counts = on` (without it nothing is recorded as done).
 ///
 /// What this does not reach: the WAL segments written before (kept until the next checkpoint
 /// recycles them, longer with `wal_keep_size` or WAL archiving) and backups (kept as long as
 /// their retention): see ARCHITECTURE.md.
-pub async fn compact_erased_keys(owner: &crate::DbSettings) -> Result<Vec<String>, StoreError> {
+pub async fn compact_erased_keys(owner: &crate::DbSettings) -> Result<Compaction, StoreError> {
     let cfg = owner.pg_config()?;
     let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
-    client.batch_execute("SET statement_timeout = 0").await?;
+    // The rewrite needs the partition's ACCESS EXCLUSIVE lock. Waiting for it behind a long
+    // reader (a `pg_dump` holds its locks for the whole dump) would queue every registration
+    // and reveal behind the wait: a second is all it waits, and a partition it cannot lock is
+    // held for the next try.
+    client.batch_execute("SET statement_timeout = 0; SET lock_timeout = '1s'").await?;
+    let counted = client.query_one("SELECT current_setting('track_counts')::bool", &[]).await?.get::<_, bool>(0);
     let stale = client
         .query(
             "SELECT s.tableoid::regclass::text FROM subject_keys s \
@@ -178,15 +199,33 @@ pub async fn compact_erased_keys(owner: &crate::DbSettings) -> Result<Vec<String
             &[],
         )
         .await?;
-    let mut done = Vec::new();
+    let mut report = Compaction::default();
     for row in stale {
         let partition: String = row.get(0);
-        // Only partition names this migration created reach the statement below.
+        // Only partition names this migration created reach the statements below.
         if !partition.strip_prefix("subject_keys_p").is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())) {
             continue;
         }
         let started: chrono::DateTime<chrono::Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
-        client.batch_execute(&format!("VACUUM (FULL) {partition}")).await?;
+        match client.batch_execute(&format!("VACUUM (FULL) {partition}")).await {
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                report.held.push(partition);
+                continue;
+            }
+            other => other?,
+        }
+        // The rewrite keeps a dead version some running snapshot may still read; a plain VACUUM
+        // of the new file counts those it cannot remove (each statement here is its own
+        // transaction, so the statistics read are fresh).
+        client.batch_execute(&format!("VACUUM {partition}")).await?;
+        let dead: i64 = client
+            .query_one("SELECT n_dead_tup FROM pg_stat_all_tables WHERE relid = $1::text::regclass", &[&partition])
+            .await?
+            .get(0);
+        if !counted || dead > 0 {
+            report.held.push(partition);
+            continue;
+        }
         client
             .execute(
                 "INSERT INTO subject_key_compactions (partition, compacted_at) VALUES ($1, $2) \
@@ -194,9 +233,9 @@ pub async fn compact_erased_keys(owner: &crate::DbSettings) -> Result<Vec<String
                 &[&partition, &started],
             )
             .await?;
-        done.push(partition);
+        report.rewritten.push(partition);
     }
     drop(client);
     let _ = task.await;
-    Ok(done)
+    Ok(report)
 }

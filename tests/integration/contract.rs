@@ -20,11 +20,12 @@ use serde_json::{Value, json};
 use tests::app::{TestApp, spawn_app};
 use uuid::Uuid;
 
-/// Non-blank free text (a title, a reason, a note): tab and line breaks allowed.
-const TEXT: &str =
-    r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+/// Non-blank free text (a title, a reason, a note): tab and line breaks allowed. Blank is what
+/// the server calls blank: white space, and the zero-width characters (U+200B–U+200D, U+2060,
+/// U+FEFF) that ECMA `\s` leaves out.
+const TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
 /// A non-blank name (a unit's, a category's, a holiday's): no control character at all.
-const NAME: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+const NAME: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x1F\x7F-\x9F]*$";
 /// Printable text that may be blank (a complainant's name: blank counts as absent).
 const PRINTABLE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 /// A client time: the year as written lies in 2000–2099.
@@ -386,10 +387,16 @@ fn probes(key: &str, s: &Value, fill: &mut Filler, problems: &mut Vec<String>) -
                     outside(" "),
                     outside("\u{3000}\n"),
                     outside("有\u{1}控制符"),
+                    outside("\u{200B}"),
+                    outside("\u{FEFF}\u{2060}\u{200D}"),
                 ]),
-                Some(NAME) => {
-                    p.extend([outside(" "), outside("\u{3000}"), outside("有\t制表符"), outside("有\u{1}控制符")])
-                }
+                Some(NAME) => p.extend([
+                    outside(" "),
+                    outside("\u{3000}"),
+                    outside("有\t制表符"),
+                    outside("有\u{1}控制符"),
+                    outside("\u{200C}"),
+                ]),
                 Some(PRINTABLE) => p.push(outside("有\u{1}控制符")),
                 _ => {}
             }

@@ -20,6 +20,19 @@ fn holds(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Compacts until `partition` is rewritten clean: the service's own short snapshots (the
+/// integrity watch's pass) may hold a dead version for a moment, as any reader may.
+async fn compacted(app: &tests::app::TestApp, partition: &str) -> infra::vault::Compaction {
+    for _ in 0..50 {
+        let done = infra::vault::compact_erased_keys(&app.db.owner_settings()).await.unwrap();
+        if done.rewritten.iter().any(|p| p == partition) {
+            return done;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("{partition} was never rewritten clean within 10 s");
+}
+
 #[tokio::test]
 async fn a_shredded_key_leaves_no_trace_in_the_key_tables_pages_once_compacted() {
     let app = spawn_app().await;
@@ -38,12 +51,88 @@ async fn a_shredded_key_leaves_no_trace_in_the_key_tables_pages_once_compacted()
     // guards against (it fails here when compaction does nothing).
     assert!(holds(&raw_pages(&su, &partition).await, &key), "the dead row version holds the key before compaction");
 
-    let done = infra::vault::compact_erased_keys(&app.db.owner_settings()).await.unwrap();
-    assert_eq!(done, vec![partition.clone()]);
+    let done = compacted(&app, &partition).await;
+    assert_eq!(done.rewritten, vec![partition.clone()]);
     assert!(!holds(&raw_pages(&su, &partition).await, &key), "no page of {partition} holds the shredded key");
     // Nothing left to do until the next erasure.
-    assert!(infra::vault::compact_erased_keys(&app.db.owner_settings()).await.unwrap().is_empty());
+    assert_eq!(infra::vault::compact_erased_keys(&app.db.owner_settings()).await.unwrap(), Default::default());
     // The erased subject's row is still there, without its key.
     let left: Option<Vec<u8>> = owner.query_one("SELECT wrapped_key FROM subject_keys", &[]).await.unwrap().get(0);
     assert_eq!(left, None);
+}
+
+/// A fresh reviewer's finding: with a repeatable-read transaction open since before the
+/// erasure (as a `pg_dump` holds one), `VACUUM FULL` copied the old row version, wrapped key and
+/// all, into the new file, and the partition was recorded as done and never looked at again;
+/// the reviewer unwrapped the key six minutes later. Now the partition is held, not done, until
+/// a rewrite leaves no dead version.
+#[tokio::test]
+async fn a_transaction_older_than_the_erasure_holds_the_compaction_until_it_ends() {
+    let app = spawn_app().await;
+    let admin = app.token("admin", None);
+    let id = app.register(app.case_body()).await;
+    let owner = app.db.owner_client().await;
+    let row = owner.query_one("SELECT wrapped_key, tableoid::regclass::text FROM subject_keys", &[]).await.unwrap();
+    let (key, partition): (Vec<u8>, String) = (row.get(0), row.get(1));
+    // A reader whose snapshot predates the erasure (it read another table, as a long export
+    // would; one holding a lock on the key table is the next test's).
+    let reader = app.db.app_client().await;
+    reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    let seen: i64 = reader.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    assert_eq!(seen, 1);
+    let r = app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    let su = app.db.super_client().await;
+    su.batch_execute("CREATE EXTENSION IF NOT EXISTS pageinspect").await.unwrap();
+    let done = infra::vault::compact_erased_keys(&app.db.owner_settings()).await.unwrap();
+    assert_eq!((done.rewritten.as_slice(), done.held.as_slice()), (&[][..], &[partition.clone()][..]));
+    assert!(holds(&raw_pages(&su, &partition).await, &key), "the reader may still read the old version: it stays");
+    let recorded: i64 = owner.query_one("SELECT count(*) FROM subject_key_compactions", &[]).await.unwrap().get(0);
+    assert_eq!(recorded, 0, "not recorded as done");
+
+    reader.batch_execute("COMMIT").await.unwrap();
+    let done = compacted(&app, &partition).await;
+    assert_eq!(done.held, Vec::<String>::new());
+    assert!(!holds(&raw_pages(&su, &partition).await, &key), "no page of {partition} holds the shredded key");
+}
+
+/// Found while writing the test above: `VACUUM FULL` waits for the partition's ACCESS EXCLUSIVE
+/// lock, and while it waits every new reader of the key table queues behind it, so a
+/// `pg_dump` (which holds ACCESS SHARE on every table for the whole dump) stalled every
+/// registration. Now the compaction waits a second for the lock, then holds the partition for
+/// the next try, and registrations go on.
+#[tokio::test]
+async fn a_long_reader_of_the_key_table_neither_blocks_the_compaction_nor_is_queued_behind_it() {
+    let app = spawn_app().await;
+    let admin = app.token("admin", None);
+    let id = app.register(app.case_body()).await;
+    let partition: String = app
+        .db
+        .owner_client()
+        .await
+        .query_one("SELECT tableoid::regclass::text FROM subject_keys", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let reader = app.db.app_client().await;
+    reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    reader.query_one("SELECT count(*) FROM subject_keys", &[]).await.unwrap();
+    let r = app.post(&format!("/api/v1/cases/{id}/complainant/erase"), &admin, json!({})).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    let started = std::time::Instant::now();
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        infra::vault::compact_erased_keys(&app.db.owner_settings()),
+    )
+    .await
+    .expect("the compaction gives up on the lock instead of waiting")
+    .unwrap();
+    assert_eq!(done.held, vec![partition.clone()]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    // A registration meanwhile (it reads and writes the key table) is answered.
+    app.register(app.case_body()).await;
+    reader.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(compacted(&app, &partition).await.held, Vec::<String>::new());
 }

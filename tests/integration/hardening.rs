@@ -154,6 +154,47 @@ async fn the_test_cluster_asks_every_connection_for_a_password() {
     assert_eq!(methods, vec!["scram-sha-256".to_owned()], "every pg_hba.conf line asks for a password");
 }
 
+/// A fresh reviewer's finding: compose generated no checkpoint key pair, so that setup never
+/// signed a checkpoint. `docker/secrets.sh` (run here as compose runs it, with its volumes as
+/// folders) now makes every secret the server reads, private, once.
+#[test]
+fn the_compose_secrets_script_makes_every_secret_once_and_private() {
+    let scratch = std::env::temp_dir().join(format!("huiyin-compose-secrets-{}", Uuid::new_v4().simple()));
+    let (db, app) = (scratch.join("db"), scratch.join("app"));
+    let uid = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap().trim().to_owned();
+    let bin_dir = crate::reliability::huiyin_bin().parent().unwrap().to_path_buf();
+    let run = || {
+        let out = Command::new("sh")
+            .arg(repo().join("docker/secrets.sh"))
+            .env("SECRETS_DB_DIR", &db)
+            .env("SECRETS_APP_DIR", &app)
+            .env("DB_UID", &uid)
+            .env("APP_UID", &uid)
+            .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run();
+    let expected_app =
+        ["kek", "jwt-secret", "database-url", "admin-database-url", "checkpoint-private.pem", "checkpoint-public.pem"];
+    for (dir, files) in [(&db, &["postgres", "huiyin_owner", "huiyin_app"][..]), (&app, &expected_app[..])] {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        for f in files {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+    }
+    let private = std::fs::read(app.join("checkpoint-private.pem")).unwrap();
+    assert!(jsonwebtoken::EncodingKey::from_ed_pem(&private).is_ok(), "a usable Ed25519 private key");
+    assert!(jsonwebtoken::DecodingKey::from_ed_pem(&std::fs::read(app.join("checkpoint-public.pem")).unwrap()).is_ok());
+    // Never replaced: what the key signed must go on verifying.
+    let kek = std::fs::read(app.join("kek")).unwrap();
+    run();
+    assert_eq!(std::fs::read(app.join("checkpoint-private.pem")).unwrap(), private);
+    assert_eq!(std::fs::read(app.join("kek")).unwrap(), kek);
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
+
 #[test]
 fn docker_compose_ships_no_secret() {
     let compose = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
@@ -171,7 +212,16 @@ fn docker_compose_ships_no_secret() {
 
 #[tokio::test]
 async fn weak_keys_are_refused_at_startup_with_a_clear_message() {
-    let kek = |hex: String| VaultArgs { kek: Some(hex), kek_id: "k".into(), retired: None }.kek().map(|_| ());
+    let kek = |hex: String| {
+        VaultArgs {
+            kek: Some(hex),
+            kek_id: "k".into(),
+            retired: None,
+            reveal_replay_s: api::settings::DEFAULT_REVEAL_REPLAY_S,
+        }
+        .kek()
+        .map(|_| ())
+    };
     for (name, key) in [
         ("all zero (the old docker-compose.yml's)", "00".repeat(32)),
         ("every byte the same", "07".repeat(32)),
@@ -251,6 +301,7 @@ async fn weak_keys_are_refused_at_startup_with_a_clear_message() {
     let text = std::fs::read_to_string(&public).unwrap().replace("MCowBQYDK2VwAyEA", "MCowBQYDK2VwAyEA\n");
     std::fs::write(&rewrapped, text).unwrap();
     assert!(api::settings::is_published_key(&std::fs::read(&rewrapped).unwrap()));
+    std::fs::remove_file(&rewrapped).unwrap();
     let mut s = tests::app::settings(&db, &random_hex(32));
     s.checkpoints.private_key = Some(private);
     let err = api::startup::Application::build(s).await.err().expect("the published checkpoint key is refused");
@@ -304,7 +355,20 @@ async fn a_token_living_longer_than_the_cap_issued_in_the_future_or_without_iat_
         ("no iat", claims(None, now + h), 401),
         ("iat in the future", claims(Some(now + 600), now + h), 401),
         ("iat at the dawn of time", claims(Some(i64::MIN), now + h), 401),
+        // A fresh reviewer's findings: a zero lifetime was taken (for the leeway's seconds),
+        // and an array `aud`, which RFC 7519 §4.1.3 allows, was refused.
+        ("exp == iat: no lifetime", claims(Some(now), now), 401),
+        ("exp before iat", claims(Some(now), now - 1), 401),
+        ("aud as an array naming the server", json!({"aud": ["other-api", AUDIENCE]}), 200),
+        ("aud as an array without the server", json!({"aud": ["other-api"]}), 401),
     ] {
+        let c = if c.get("sub").is_none() {
+            let mut full = claims(Some(now), now + h);
+            full["aud"] = c["aud"].clone();
+            full
+        } else {
+            c
+        };
         let r = app.get("/api/v1/units", &app.token_with(c)).await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text);
         if status == 401 {
@@ -639,7 +703,23 @@ async fn a_reveal_needs_a_purpose_of_at_least_four_letters() {
     let sup = app.token("supervisor", None);
     let id = app.register(app.case_body()).await;
     let reveal = format!("/api/v1/cases/{id}/complainant/reveal");
-    for purpose in [".", "x", "核实", "abc", "1234", "!!!!", "1 2 3 4 a", "核。实。", "...."] {
+    // A fresh reviewer's finding: "aaaa" and "xxxxxxxxxxx" were taken; a reason needs three
+    // different letters among its four.
+    for purpose in [
+        ".",
+        "x",
+        "核实",
+        "abc",
+        "1234",
+        "!!!!",
+        "1 2 3 4 a",
+        "核。实。",
+        "....",
+        "aaaa",
+        "xxxxxxxxxxx",
+        "AaAa",
+        "哈哈哈哈",
+    ] {
         let r = app.post(&reveal, &sup, json!({"purpose_code": "verify_identity", "purpose": purpose})).await;
         r.assert_problem(422, "validation");
         assert_eq!(r.body["errors"][0]["field"], "purpose", "{purpose:?}: {}", r.text);

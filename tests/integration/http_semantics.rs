@@ -5,7 +5,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tests::app::spawn_app;
+use tests::app::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_path_under_another_method_answers_405_with_allow_and_options_lists_them() {
@@ -121,10 +121,13 @@ async fn if_match_takes_a_star_and_lists() {
     let id = app.register(app.case_body()).await;
     let path = format!("/api/v1/cases/{id}/notes");
     let note = json!({"text": "备注"});
+    // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches, even the
+    // current version's (a fresh reviewer's finding: `W/"3"` was taken as `"3"`).
     for (if_match, status) in [
         ("*", StatusCode::OK),
         ("\"1\", \"2\"", StatusCode::OK),
-        ("W/\"3\"", StatusCode::OK),
+        ("W/\"3\"", StatusCode::PRECONDITION_FAILED),
+        ("W/\"3\", \"3\"", StatusCode::OK),
         ("\"1\", \"2\"", StatusCode::PRECONDITION_FAILED),
     ] {
         let r = app.send(Method::POST, &path, Some(&sup), Some(&note), &[("If-Match", if_match)]).await;
@@ -199,6 +202,31 @@ async fn reveal_and_erase_honour_if_match_and_idempotency_key() {
     let b = app.send(Method::POST, &erase, Some(&admin), Some(&json!({})), &key).await;
     assert_eq!((a.status, b.status), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT), "{}", b.text);
     assert_eq!(a.header("etag"), b.header("etag"));
+}
+
+/// A fresh reviewer's finding: idempotency keys never expire, so replaying a reveal's key at any
+/// later time showed the identity again with no new access in the history. A retry shows it
+/// only within `HUIYIN_REVEAL_REPLAY_S`; later it is 409 and the history is unchanged.
+#[tokio::test]
+async fn a_reveal_retried_after_its_replay_window_shows_nothing_and_records_nothing() {
+    let app = spawn_app_with(|s| s.vault.reveal_replay_s = 1).await;
+    let sup = app.token("supervisor", None);
+    let id = app.register(app.case_body()).await;
+    let reveal = format!("/api/v1/cases/{id}/complainant/reveal");
+    let purpose = json!({"purpose_code": "verify_identity", "purpose": "核实反映人身份"});
+    let key = [("Idempotency-Key", "reveal-late")];
+    let first = app.send(Method::POST, &reveal, Some(&sup), Some(&purpose), &key).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let events = app.event_count().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let late = app.send(Method::POST, &reveal, Some(&sup), Some(&purpose), &key).await;
+    late.assert_problem(409, "reveal-replay-expired");
+    assert!(!late.text.contains("张三") && !late.text.contains("13812345678"), "{}", late.text);
+    assert_eq!(app.event_count().await, events, "nothing recorded");
+    // A new reveal (a new key) is a new, recorded look.
+    let again = app.send(Method::POST, &reveal, Some(&sup), Some(&purpose), &[("Idempotency-Key", "reveal-new")]).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(app.event_count().await, events + 1);
 }
 
 #[tokio::test]

@@ -181,11 +181,17 @@ async fn the_overall_clock_is_not_reset_by_a_transfer_or_a_reopen() {
 async fn paused_clocks_are_never_overdue_and_resume_moved() {
     let app = spawn_app().await;
     let clerk = app.token("clerk", None);
+    // Past due, a case cannot be paused out of the overdue view (a fresh reviewer's finding).
     let mut body = app.case_body();
     body["received_at"] = json!((chrono::Utc::now() - chrono::Duration::days(30)).to_rfc3339());
-    let id = app.register(body).await;
+    let late = app.register(body).await;
+    app.post(&path(late, "pause"), &clerk, json!({"reason": "等待群众补充材料"}))
+        .await
+        .assert_problem(409, "pause-overdue");
     let overdue = app.get("/api/v1/ledger?overdue=true", &clerk).await;
-    assert!(overdue.text.contains(&id.to_string()));
+    assert!(overdue.text.contains(&late.to_string()), "still overdue");
+    // In time, it can; paused, it is neither overdue nor due soon.
+    let id = app.register(app.case_body()).await;
     let v = ok(&app, &clerk, id, "pause", json!({"reason": "等待群众补充材料"})).await;
     assert_eq!(v["deadline"]["state"], "paused");
     assert_eq!(v["paused"]["reason"], "等待群众补充材料");
@@ -752,6 +758,48 @@ async fn the_return_window_closes_five_working_days_after_assignment() {
     let fresh = history_in_the_past(&app, 1, app.dept_a, &[assign, domain::Command::SignFor]).await;
     let v = ok(&app, &a, fresh, "return", json!({"reason": "非本单位职责"})).await;
     assert_eq!(v["return_request"], "非本单位职责");
+}
+
+/// A fresh reviewer's finding: a return waiting ten days for the dispatcher showed the unit's
+/// sign-for as 5 working days late, and `/overdue` booked it to the unit, though the unit could
+/// neither sign nor handle meanwhile. Now the unit's clock stands still while the return waits,
+/// and a refusal gives the unit back the time it had left.
+#[tokio::test]
+async fn a_return_waiting_for_the_dispatcher_charges_the_unit_nothing() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let assign = domain::Command::Assign {
+        unit: domain::UnitId::from_uuid(app.dept_a),
+        co_units: vec![],
+        due_at: None,
+        note: None,
+        tier: None,
+    };
+    let ask = domain::Command::RequestReturn { reason: domain::Reason::parse("非本单位职责").unwrap() };
+    // Assigned and returned ten calendar days ago; the sign-for limit is 1 working day.
+    let id = history_in_the_past(&app, 10, app.dept_a, &[assign, ask]).await;
+    let v = app.get(&format!("/api/v1/cases/{id}"), &clerk).await.body;
+    assert_eq!(
+        (
+            v["deadline"]["stage"].as_str(),
+            v["deadline"]["state"].as_str(),
+            v["deadline"]["working_days_overdue"].as_u64()
+        ),
+        (Some("sign_for"), Some("stopped"), Some(0)),
+        "{v}"
+    );
+    let overdue = app.get("/api/v1/overdue", &clerk).await.body;
+    let booked: Vec<&Value> =
+        overdue["by_unit"].as_array().unwrap().iter().filter(|c| c["unit_id"] == json!(app.dept_a)).collect();
+    assert!(booked.is_empty(), "nothing is booked to the unit: {booked:?}");
+    let late = app.get("/api/v1/ledger?overdue=true", &clerk).await.body;
+    assert_eq!(late["items"].as_array().unwrap().len(), 0, "nothing is overdue: {late}");
+
+    let v = ok(&app, &clerk, id, "return/refuse", json!({"reason": "属于本单位职责"})).await;
+    assert_eq!(v["deadline"]["stage"], "sign_for", "{v}");
+    assert_ne!(v["deadline"]["state"], "overdue", "{v}");
+    let due: chrono::DateTime<chrono::Utc> = v["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    assert!(due > chrono::Utc::now(), "the ten days waited are credited: due {due}");
 }
 
 #[tokio::test]

@@ -62,23 +62,12 @@ impl Reply {
 /// their own.
 pub fn test_key_pair() -> &'static (std::path::PathBuf, std::path::PathBuf) {
     static KEYS: std::sync::LazyLock<(std::path::PathBuf, std::path::PathBuf)> = std::sync::LazyLock::new(|| {
-        use base64::Engine;
-        let mut seed = [0u8; 32];
-        seed[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-        seed[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-        // PKCS#8 and SubjectPublicKeyInfo for Ed25519 (RFC 8410): a fixed prefix, then the key.
-        let private_der = [&hex::decode("302e020100300506032b657004220420").unwrap()[..], &seed].concat();
-        let public_der = [&hex::decode("302a300506032b6570032100").unwrap()[..], &public].concat();
-        let pem = |label: &str, der: &[u8]| {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-            format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n")
-        };
+        let pair = api::keys::generate_ed25519();
         let dir = std::env::temp_dir().join(format!("huiyin-test-keys-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let (private, public_path) = (dir.join("private.pem"), dir.join("public.pem"));
-        std::fs::write(&private, pem("PRIVATE KEY", &private_der)).unwrap();
-        std::fs::write(&public_path, pem("PUBLIC KEY", &public_der)).unwrap();
+        std::fs::write(&private, pair.private).unwrap();
+        std::fs::write(&public_path, pair.public).unwrap();
         (private, public_path)
     });
     &KEYS
@@ -116,6 +105,7 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             kek: Some(format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())),
             kek_id: "test-kek".into(),
             retired: None,
+            reveal_replay_s: api::settings::DEFAULT_REVEAL_REPLAY_S,
         },
         checkpoints: api::settings::CheckpointArgs {
             private_key: Some(test_key_pair().0.clone()),

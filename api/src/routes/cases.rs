@@ -389,7 +389,9 @@ command_endpoint!(
     /// Pause the clocks
     ///
     /// While waiting for the citizen (e.g. supplementary material), with a reason: paused time
-    /// does not count on any clock. Stage changes wait until the clocks are resumed.
+    /// does not count on any clock. Stage changes wait until the clocks are resumed. A case with
+    /// a clock already past due cannot be paused (409 `pause-overdue`): the pause would hide a
+    /// missed limit.
     pause, "/cases/{id}/pause", ReasonRequest, Action::PauseClock,
     |b| Command::PauseClock { reason: reason("reason", &b.reason)? }
 );

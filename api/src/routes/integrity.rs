@@ -289,8 +289,11 @@ pub fn is_stated_purpose(purpose: &str) -> bool {
 /// Reveal the complainant (查看身份)
 ///
 /// Returns the complainant's name, phone and ID number in clear to a permitted role, after
-/// appending an access event (who, why, when) to the case: every reveal is in the history.
-#[utoipa::path(tag = "personal-data", params(("id" = Uuid, Path, description = "The case")), request_body = RevealRequest, responses((status = 200, description = "The identity", body = RevealedComplainant)), security(("bearer" = [])))]
+/// appending an access event (who, why, when) to the case: every reveal is in the history. A
+/// retry with the same `Idempotency-Key` answers under the access already recorded, for
+/// `HUIYIN_REVEAL_REPLAY_S` seconds (5 minutes by default); later it is 409
+/// `reveal-replay-expired`.
+#[utoipa::path(tag = "personal-data", params(("id" = Uuid, Path, description = "The case")), request_body = RevealRequest, responses((status = 200, description = "The identity", body = RevealedComplainant), (status = 409, description = "`reveal-replay-expired`: retried with its key after the replay window; or the case has no personal data left", content_type = "application/problem+json", body = crate::problem::Problem)), security(("bearer" = [])))]
 #[post("/cases/{id}/complainant/reveal")]
 pub async fn reveal(
     state: Data<AppState>,

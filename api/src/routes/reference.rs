@@ -78,7 +78,7 @@ fn field(errors: &mut Vec<FieldError>, f: &str, m: &str) {
 
 fn name(errors: &mut Vec<FieldError>, f: &str, s: &str, max: usize) -> String {
     let t = s.trim();
-    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+    if domain::is_blank(t) || t.chars().count() > max || t.chars().any(char::is_control) {
         errors.push(FieldError { field: f.into(), message: format!("must be 1 to {max} printable characters") });
     }
     t.to_owned()
