@@ -46,13 +46,18 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
         }
     });
     // A calendar loaded or corrected by any instance (or by `huiyin seed-demo`) recomputes the
-    // open deadlines it changes, each by an explicit event.
+    // open deadlines it changes, each by an explicit event: at once when this instance took the
+    // `PUT /calendar` (which answers without waiting: thousands of open cases take seconds),
+    // within 30 s when another did.
     let s = state.clone();
     tokio::spawn(async move {
         let mut seen: Option<Vec<(i32, chrono::DateTime<chrono::Utc>)>> = None;
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = s.calendar_changed.notified() => {}
+            }
             let Ok(version) = s.reference.calendar_version().await else { continue };
             if seen.as_ref() == Some(&version) {
                 continue;

@@ -408,6 +408,7 @@ async fn erase(
         feed_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         appended: std::sync::Arc::new(tokio::sync::Notify::new()),
         watch: std::sync::Arc::default(),
+        calendar_changed: std::sync::Arc::default(),
         // The command line erases; it reveals nothing.
         reveal_replay: chrono::Duration::zero(),
         pool,

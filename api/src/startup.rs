@@ -42,6 +42,9 @@ pub struct AppState {
     pub feed_wake: Arc<tokio::sync::Notify>,
     /// Told after every append of this process (drives the NOTIFY to other instances).
     pub appended: Arc<tokio::sync::Notify>,
+    /// Told when a calendar year is loaded or corrected: wakes the background recount of the
+    /// open deadlines it moves (a `PUT /calendar` answers without waiting for it).
+    pub calendar_changed: Arc<tokio::sync::Notify>,
     /// How long a retried reveal shows the identity again (`HUIYIN_REVEAL_REPLAY_S`).
     pub reveal_replay: chrono::Duration,
 }
@@ -100,6 +103,7 @@ impl Application {
             feed_wake: Arc::new(tokio::sync::Notify::new()),
             watch: Arc::default(),
             appended: Arc::new(tokio::sync::Notify::new()),
+            calendar_changed: Arc::new(tokio::sync::Notify::new()),
             reveal_replay: chrono::Duration::seconds(
                 i64::try_from(settings.vault.reveal_replay_s).unwrap_or(i64::MAX / 1000).min(86_400 * 365),
             ),
