@@ -489,6 +489,13 @@ async fn search_finds_single_characters_partial_words_and_both_widths() {
     assert_eq!(none.body["items"].as_array().unwrap().len(), 0);
 }
 
+/// The case ids of the ledger's first page for a query string.
+async fn ledger_ids(app: &TestApp, token: &str, query: String) -> Vec<String> {
+    let r = app.get(&format!("/api/v1/ledger?{query}"), token).await;
+    assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text);
+    r.body["items"].as_array().unwrap().iter().map(|i| i["case_id"].as_str().unwrap().to_owned()).collect()
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
@@ -863,20 +870,7 @@ async fn search_finds_the_receipt_code_the_handling_result_and_the_reply() {
     ok(&app, &sup, id, "assign", json!({"unit_id": app.dept_a})).await;
     ok(&app, &sup, id, "handle", json!({"outcome": "resolved", "result": "水管已修复"})).await;
     ok(&app, &sup, id, "feedback", json!({"method": "phone", "content": "已电话告知维修完毕"})).await;
-    let find = |q: String| {
-        let app = &app;
-        let sup = sup.clone();
-        async move {
-            let r = app.get(&format!("/api/v1/ledger?{q}"), &sup).await;
-            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
-            r.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["case_id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        }
-    };
+    let find = |q: String| ledger_ids(&app, &sup, q);
     let suffix = code.rsplit('-').next().unwrap().to_owned();
     for q in [urlencode(&code), urlencode(&suffix), urlencode("水管"), urlencode("维修完毕")] {
         assert_eq!(find(format!("q={q}")).await, vec![id.to_string()], "q={q}");
@@ -914,19 +908,7 @@ async fn search_finds_every_text_the_history_shows_in_every_round() {
     ok(&app, &sup, rejected, "reject", json!({"reason_code": "insufficient_facts", "reason": "不属于本镇管辖范围"}))
         .await;
 
-    let find = |q: &'static str| {
-        let (app, sup) = (&app, sup.clone());
-        async move {
-            let r = app.get(&format!("/api/v1/ledger?q={}", urlencode(q)), &sup).await;
-            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
-            r.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["case_id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        }
-    };
+    let find = |q: &'static str| ledger_ids(&app, &sup, format!("q={}", urlencode(q)));
     for q in ["助学金", "水管", "维修完毕", "又坏", "设备编号", "tail7788", "AAAAtail"] {
         assert_eq!(find(q).await, vec![id.to_string()], "q={q}");
     }
