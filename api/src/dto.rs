@@ -132,14 +132,14 @@ pub struct RegisterCaseRequest {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub title: String,
     /// What the citizen said: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub description: String,
     /// The category, if known.
@@ -179,7 +179,7 @@ pub struct NoticeRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub content: String,
     /// Whether the receipt code was given.
@@ -206,7 +206,7 @@ pub struct RejectRequest {
     #[schema(
         min_length = 1,
         max_length = 1000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub reason: String,
     /// The body the citizen is referred to (required for `out_of_remit` and `legal_channel`): 1 to
@@ -214,7 +214,7 @@ pub struct RejectRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub referred_to: Option<String>,
 }
@@ -238,7 +238,7 @@ pub struct FollowUpAttemptRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub note: Option<String>,
 }
@@ -277,7 +277,7 @@ pub struct AssignRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub note: Option<String>,
 }
@@ -291,7 +291,7 @@ pub struct TransferRequest {
     #[schema(
         min_length = 1,
         max_length = 1000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub reason: String,
     /// Another unit; without one the case goes back to intake.
@@ -309,7 +309,7 @@ pub struct ExtendRequest {
     #[schema(
         min_length = 1,
         max_length = 1000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$",
         example = "需要现场核查，申请延期十天"
     )]
     pub reason: String,
@@ -326,7 +326,7 @@ pub struct HandleRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub result: String,
 }
@@ -342,7 +342,7 @@ pub struct FeedbackRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub content: String,
 }
@@ -363,7 +363,7 @@ pub struct SatisfactionRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub comment: Option<String>,
 }
@@ -377,7 +377,7 @@ pub struct ReasonRequest {
     #[schema(
         min_length = 1,
         max_length = 1000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub reason: String,
 }
@@ -392,7 +392,7 @@ pub struct CloseRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub note: Option<String>,
 }
@@ -414,7 +414,7 @@ pub struct NoteRequest {
     #[schema(
         min_length = 1,
         max_length = 5000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub text: String,
 }
@@ -704,7 +704,7 @@ pub struct CreateUnitRequest {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub name: String,
     /// Kind.
@@ -774,7 +774,7 @@ pub struct RenameUnitRequest {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub name: String,
 }
@@ -856,7 +856,7 @@ pub struct CategoryRequest {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub name: String,
     /// The kind of case it is for, if only one.
@@ -904,7 +904,7 @@ pub struct CalendarDayDto {
     #[schema(
         min_length = 1,
         max_length = 50,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x1F\x7F-\x9F]*$",
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x1F\x7F-\x9F]*$",
         example = "国庆节"
     )]
     pub name: String,
@@ -1070,7 +1070,8 @@ pub struct LedgerEntry {
     /// The running clock that falls due first (a stage's, the acknowledgement or the overall
     /// clock), evaluated now: what the overdue view counts.
     pub next_deadline: Option<DeadlineNow>,
-    /// The clocks are paused.
+    /// The stage's clock stands still: paused, or stopped by a return waiting for the dispatcher
+    /// (its `deadline` is then absent).
     pub paused: bool,
 }
 
@@ -1298,7 +1299,7 @@ pub struct RevealRequest {
     #[schema(
         min_length = 4,
         max_length = 1000,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub purpose: String,
 }

@@ -200,7 +200,7 @@ pub async fn register(
     let description = f.take("description", Description::parse(&req.description));
     let complainant =
         req.complainant.clone().unwrap_or(ComplainantInput { anonymous: true, ..ComplainantInput::default() });
-    let clean = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let clean = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !domain::is_blank(s)).map(str::to_owned);
     let (name, phone, id_number) = (clean(&complainant.name), clean(&complainant.phone), clean(&complainant.id_number));
     if complainant.anonymous && (name.is_some() || phone.is_some() || id_number.is_some()) {
         f.push("complainant", "an anonymous complainant gives no name, phone or ID number");
@@ -702,7 +702,7 @@ pub async fn view(
     let deadline = case.deadline.map(|d| {
         let mut v = clock(d);
         // A return waiting for the dispatcher stops the unit's clock (a refusal credits the wait).
-        if case.return_request.is_some() && !paused {
+        if case.return_stopped_clock_at.is_some() && !paused {
             v.state = "stopped".into();
             v.working_days_overdue = 0;
         }

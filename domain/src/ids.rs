@@ -252,11 +252,24 @@ impl UnitKind {
 /// The fewest letters (any script; a Chinese character counts one) a stated reason holds.
 pub const MIN_REASON_LETTERS: usize = 4;
 
-/// Whether a text is blank: nothing but white space and invisible format characters (a
-/// byte-order mark U+FEFF, zero-width spaces and joiners U+200B–U+200D, a word joiner U+2060),
-/// the empty text included. The OpenAPI patterns of every non-blank field say the same.
+/// The characters that show nothing, besides white space: the Basic Multilingual Plane's
+/// default-ignorable code points (soft hyphen, combining grapheme joiner, zero-width spaces,
+/// joiners and marks, bidirectional controls, invisible operators, variation selectors, the
+/// byte-order mark) and the blank-looking letters (the Hangul fillers U+115F, U+1160, U+3164,
+/// U+FFA0; the blank braille pattern U+2800). The OpenAPI patterns of every non-blank field
+/// exclude the same list (the text and name patterns in `api/src/dto.rs`).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}')
+}
+
+/// Whether a text is blank: nothing but white space and [`is_invisible`] characters, the
+/// empty text included.
 pub fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| c.is_whitespace() || matches!(c, '\u{FEFF}' | '\u{200B}'..='\u{200D}' | '\u{2060}'))
+    text.chars().all(|c| c.is_whitespace() || is_invisible(c))
 }
 
 /// Whether a text states a reason: at least [`MIN_REASON_LETTERS`] letters or CJK characters
@@ -265,7 +278,8 @@ pub fn is_blank(text: &str) -> bool {
 /// something was done (a reveal's purpose, a supervisor's justified close), so `.`, `x`,
 /// `1234`, `aaaa` or `xxxxxxxx` is none; `核实身份` and `verify identity` are.
 pub fn states_a_reason(text: &str) -> bool {
-    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).flat_map(char::to_lowercase).collect();
+    let letters: Vec<char> =
+        text.chars().filter(|c| c.is_alphabetic() && !is_invisible(*c)).flat_map(char::to_lowercase).collect();
     let distinct: std::collections::BTreeSet<char> = letters.iter().copied().collect();
     letters.len() >= MIN_REASON_LETTERS && distinct.len() >= 3
 }

@@ -79,7 +79,7 @@ pub use events::{
 };
 pub use ids::{
     ActorId, CaseId, CategoryId, Description, MIN_REASON_LETTERS, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
-    UnitKind, is_blank, states_a_reason,
+    UnitKind, is_blank, is_invisible, states_a_reason,
 };
 pub use lifecycle::{
     Actor, Case, Command, Context, FlatUnits, LinkTarget, Registration, Role, Status, UnitDirectory, decide, evolve,

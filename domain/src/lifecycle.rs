@@ -582,14 +582,16 @@ pub struct Case {
     pub closed_at: Option<DateTime<Utc>>,
     /// Whether personal data was erased (the key shredded).
     pub personal_data_erased: bool,
-    /// A deadline was extended and the citizen has not yet been told (延期告知: 信访工作条例
+    /// Since when: a deadline was extended and the citizen has not yet been told (延期告知: 信访工作条例
     /// art. 32 asks that they be told why): the case does not close until the notice is recorded.
     #[serde(default)]
-    pub extension_notice_owed: bool,
-    /// When the pending return was asked for: the lead unit's stage clock stands still while
-    /// the dispatcher decides (the wait is not the unit's), and a refusal credits the wait.
+    pub extension_notice_owed: Option<DateTime<Utc>>,
+    /// When the pending return stopped the lead unit's stage clock: it stands still while the
+    /// dispatcher decides (the wait is not the unit's), and a refusal credits the wait. `None`
+    /// when no return waits, or when it was asked for with the clock already past due: a limit
+    /// already missed stays missed.
     #[serde(default)]
-    pub return_requested_at: Option<DateTime<Utc>>,
+    pub return_stopped_clock_at: Option<DateTime<Utc>>,
     /// The free texts its history shows to whoever reads the case, in version order: each
     /// event's [`CaseEvent::texts`] (results and replies of every round, reasons, comments,
     /// contributions, notes). The ledger's search finds a case by these as by its title.
@@ -645,9 +647,15 @@ impl Case {
     }
 
     /// The stage's clock while it runs: not while a return waits for the dispatcher (the wait is
-    /// the dispatcher's, not the unit's; a refusal credits it), nor while paused.
+    /// the dispatcher's, not the unit's; a refusal credits it) unless the clock was past due
+    /// when the return was asked for, nor while paused.
     pub fn stage_clock(&self) -> Option<Deadline> {
-        self.deadline.filter(|_| self.paused.is_none() && self.return_request.is_none())
+        self.deadline.filter(|_| !self.stage_clock_stopped())
+    }
+
+    /// Whether the stage's clock stands still: paused, or stopped by a pending return.
+    pub fn stage_clock_stopped(&self) -> bool {
+        self.paused.is_some() || self.return_stopped_clock_at.is_some()
     }
 
     /// Where the current stage's deadline stands at `now`; `None` when no deadline runs.
@@ -697,8 +705,8 @@ impl Case {
         if self.round == 0 {
             return Err("rounds start at 1");
         }
-        if self.return_request.is_some() != self.return_requested_at.is_some() {
-            return Err("a pending return records when it was asked for");
+        if self.return_stopped_clock_at.is_some() && self.return_request.is_none() {
+            return Err("only a pending return stops the unit's clock");
         }
         if self.feedback.is_some() && !self.ever_fed_back {
             return Err("a reply implies ever_fed_back");
@@ -781,11 +789,13 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
     {
         return Err(DomainError::IsDuplicate);
     }
-    // Paused clocks must be resumed before the case moves to another stage.
+    // Paused clocks must be resumed before the case moves to another stage (or a return stops
+    // them a second time, and its refusal would credit the same wait twice).
     if case.paused.is_some()
         && matches!(
             command,
-            Command::Assign { .. }
+            Command::RequestReturn { .. }
+                | Command::Assign { .. }
                 | Command::Transfer { .. }
                 | Command::ApproveReturn { .. }
                 | Command::Handle { .. }
@@ -935,9 +945,9 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
                 return Err(DomainError::NoReturnPending);
             }
             // The unit's clock stood still while the dispatcher decided: the wait is credited.
-            let waited =
-                case.return_requested_at.map_or(Duration::zero(), |since| (ctx.now - since).max(Duration::zero()));
-            let deadline = case.deadline.map(|d| d.after_pause(waited));
+            let deadline = case
+                .return_stopped_clock_at
+                .and_then(|since| case.deadline.map(|d| d.after_pause((ctx.now - since).max(Duration::zero()))));
             vec![CaseEvent::ReturnRefused(ReturnRefused { reason: reason.clone(), deadline })]
         }
         Command::Transfer { reason, to_unit } => {
@@ -1320,7 +1330,7 @@ fn close(case: &Case, ctx: &Context<'_>, note: &Option<Text>) -> Result<Closed, 
     let plain =
         Closed { note: note.clone(), over_dissatisfaction: false, follow_up_lapsed: false, without_rating: false };
     // The citizen is told why their case took longer (延期告知) before it ends.
-    if case.extension_notice_owed {
+    if case.extension_notice_owed.is_some() {
         return Err(DomainError::NoticeOwed);
     }
     match case.status {
@@ -1461,8 +1471,8 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 notes: 0,
                 closed_at: None,
                 personal_data_erased: false,
-                extension_notice_owed: false,
-                return_requested_at: None,
+                extension_notice_owed: None,
+                return_stopped_clock_at: None,
                 history_texts: Vec::new(),
             });
         }
@@ -1479,8 +1489,11 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.overall = Some(e.overall);
         }
         CaseEvent::CitizenNotified(e) => {
-            if e.kind == NoticeKind::Extension {
-                case.extension_notice_owed = false;
+            // A notice of the extension told after it (a backdated one cannot have).
+            if e.kind == NoticeKind::Extension
+                && case.extension_notice_owed.is_some_and(|since| e.notified_at.unwrap_or(at) >= since)
+            {
+                case.extension_notice_owed = None;
             }
             // The first notice of the decision is when the citizen was told; later ones repeat it.
             if matches!(e.kind, NoticeKind::Acknowledgement | NoticeKind::NonAcceptance)
@@ -1512,7 +1525,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             // Before sign-for existed, assignment started the handling clock: signed then.
             case.signed_at = (e.deadline.stage == Stage::Handling).then_some(at);
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
         }
         CaseEvent::SignedFor(e) => {
             if Some(e.unit) == case.unit {
@@ -1526,11 +1539,12 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         }
         CaseEvent::ReturnRequested(e) => {
             case.return_request = Some(e.reason.clone());
-            case.return_requested_at = Some(at);
+            // A limit already missed stays missed: only a running clock stops.
+            case.return_stopped_clock_at = case.deadline.is_some_and(|d| at <= d.due_at).then_some(at);
         }
         CaseEvent::ReturnRefused(e) => {
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
             case.return_refused = true;
             // The stage clock with the wait credited (events written before the credit carry none).
             if let Some(d) = e.deadline {
@@ -1550,7 +1564,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         }
         CaseEvent::Transferred(e) => {
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
             case.return_refused = false;
             case.extension_request = None;
             case.extensions_this_round = 0;
@@ -1588,7 +1602,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
         CaseEvent::DeadlineExtended(e) => {
             case.deadline = Some(e.deadline);
             case.extensions_this_round += 1;
-            case.extension_notice_owed = true;
+            case.extension_notice_owed = Some(at);
             case.extension_request = None;
             if e.overall.is_some() {
                 case.overall = e.overall;
@@ -1620,7 +1634,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.handling = Some(HandlingRecord { outcome: e.outcome, result: e.result.clone(), at });
             case.deadline = Some(e.feedback_deadline);
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
             case.extension_request = None;
         }
         CaseEvent::FedBack(e) => {
@@ -1631,7 +1645,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.suspended_deadline = None;
             case.follow_up_attempts = 0;
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
             case.extension_request = None;
         }
         CaseEvent::FollowUpAttempted(_) => case.follow_up_attempts += 1,
@@ -1667,7 +1681,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.extensions_this_round = 0;
             case.extension_request = None;
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
             case.handling = None;
             case.feedback = None;
             case.satisfaction = None;
@@ -1684,7 +1698,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             // so nothing waits for a decision either.
             case.suspended_deadline = case.deadline.take();
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
             case.extension_request = None;
         }
         CaseEvent::UnlinkedAsDuplicate(_) => {
@@ -1697,7 +1711,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.deadline = None;
             case.acknowledgement = None;
             case.return_request = None;
-            case.return_requested_at = None;
+            case.return_stopped_clock_at = None;
             case.extension_request = None;
             case.closed_at = Some(at);
         }

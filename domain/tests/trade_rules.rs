@@ -233,6 +233,29 @@ fn a_return_waiting_for_the_dispatcher_stops_the_units_clock_and_a_refusal_credi
     assert!(!refused.is_overdue(now() + days(10)), "the unit has the day it had left");
 }
 
+/// A second review's findings, of the same kind: a return asked for once the sign-for was
+/// already late hid the missed limit, and a return asked for while paused stopped the clock a
+/// second time (the refusal and the resume then credited one wait twice).
+#[test]
+fn a_return_never_hides_a_missed_limit_nor_stops_a_paused_clock_again() {
+    let s = given_new().after(&[register(), assign(1)]);
+    // Three calendar days on, the 1-working-day sign-for has passed whatever the calendar.
+    let late = s
+        .clone_at()
+        .at(now() + days(3))
+        .handler_of(1)
+        .after(&[Command::RequestReturn { reason: reason("属于卫生院职责") }]);
+    let case = late.state().unwrap();
+    assert_eq!(case.return_stopped_clock_at, None);
+    assert!(case.is_overdue(now() + days(3)), "a limit already missed stays missed");
+    let signed_case = signed(given_new().after(&[register(), assign(1)]), 1);
+    let paused = signed_case.after(&[Command::PauseClock { reason: reason("等待群众补充材料") }]).handler_of(1);
+    assert_eq!(
+        paused.when(Command::RequestReturn { reason: reason("属于卫生院职责") }).unwrap_err(),
+        DomainError::ClockPaused
+    );
+}
+
 /// Pausing waits for the citizen; signing for a case waits for no one but the unit.
 #[test]
 fn the_sign_for_clock_cannot_be_paused() {
@@ -343,8 +366,17 @@ fn an_extended_case_closes_only_once_the_citizen_was_told_of_the_extension() {
         feedback(),
         rate(Rating::Satisfied),
     ]);
-    assert!(s.state().unwrap().extension_notice_owed);
+    assert!(s.state().unwrap().extension_notice_owed.is_some());
     assert_eq!(s.when(close(None)).unwrap_err(), DomainError::NoticeOwed);
+    // A notice dated before the extension cannot have told of it (a second review's finding).
+    let backdated = s.clone_at().after(&[Command::NotifyCitizen {
+        kind: NoticeKind::Extension,
+        method: FeedbackMethod::Phone,
+        content: text("因需现场勘查，办理期限延长十日。"),
+        receipt_code_given: false,
+        notified_at: Some(now() - chrono::Duration::minutes(30)),
+    }]);
+    assert_eq!(backdated.when(close(None)).unwrap_err(), DomainError::NoticeOwed);
     let told = s.after(&[Command::NotifyCitizen {
         kind: NoticeKind::Extension,
         method: FeedbackMethod::Phone,

@@ -101,7 +101,8 @@ pub struct LedgerRow {
     /// The first moment any running clock has used 60 % of its time (not only the clock due
     /// first: a long clock that started earlier can be due soon before it).
     pub next_due_soon_at: Option<DateTime<Utc>>,
-    /// The clocks are paused.
+    /// The stage's clock stands still: paused, or stopped by a return waiting for the dispatcher
+    /// ([`domain::Case::stage_clock_stopped`]).
     pub paused: bool,
     /// A clock was counted into a year whose calendar is not loaded.
     pub calendar_incomplete: bool,
@@ -137,9 +138,7 @@ impl LedgerRow {
     /// The row of a case. `with_search` computes the search lexemes (needed when the row is first
     /// written and when the handling or the reply changes).
     pub fn from_case(case: &Case, with_search: bool) -> Self {
-        // While a return waits for the dispatcher the unit's clock stands still: the row shows
-        // none, so the overdue view books no lateness to the unit for the wait.
-        let deadline = case.deadline.filter(|_| case.return_request.is_none());
+        let deadline = case.deadline;
         let running = case.running_clocks();
         let next = running.iter().min_by_key(|d| d.due_at).copied();
         Self {
@@ -183,7 +182,9 @@ impl LedgerRow {
             // The first moment any running clock is due soon (60 % used), so the overdue view's
             // filter finds a case for each of its clocks, not only the one due first.
             next_due_soon_at: running.iter().map(due_soon).min(),
-            paused: case.paused.is_some(),
+            // The stage clock stands still (paused, or stopped by a return waiting for the
+            // dispatcher): the overdue view books the unit no lateness for it.
+            paused: case.stage_clock_stopped(),
             calendar_incomplete: [case.deadline, case.acknowledgement, case.overall]
                 .iter()
                 .flatten()

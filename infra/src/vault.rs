@@ -162,17 +162,17 @@ pub struct Compaction {
     pub rewritten: Vec<String>,
     /// The partitions where a dead row version survived the rewrite because a transaction older
     /// than the erasure still runs (an open repeatable-read transaction, a `pg_dump`, a long
-    /// export): `VACUUM FULL` must copy what a running snapshot may still read; or that could
-    /// not be locked within a second. They are not recorded as done and are tried again on the
-    /// next call.
+    /// export), whose dead version a rewrite would have to copy; or that could not be locked
+    /// at once. They are not recorded as done and are tried again on the next call.
     pub held: Vec<String>,
 }
 
-/// Rewrites every key partition that still holds the old row version of a shredded key
-/// (`VACUUM FULL` of that partition: a new file with only the rows some snapshot may still
-/// read; the old file is unlinked), then checks the new file with a plain `VACUUM`, whose count
-/// of dead row versions it could not remove (`pg_stat_all_tables.n_dead_tup`) must be 0 for the
-/// partition to be recorded as done. Needs the owner's connection (`owner`) and the default
+/// Rewrites every key partition that still holds the old row version of a shredded key, once
+/// no running snapshot may read that version: a plain `VACUUM` first, whose count of dead row
+/// versions it could not remove (`pg_stat_all_tables.n_dead_tup`) must be 0, then
+/// `VACUUM (FULL, SKIP_LOCKED)` of that partition (a new file with only the live rows; the
+/// old file is unlinked), which must have run (a new relfilenode) for the partition to be
+/// recorded as done. Needs the owner's connection (`owner`) and the default
 /// `track_counts = on` (without it nothing is recorded as done).
 ///
 /// What this does not reach: the WAL segments written before (kept until the next checkpoint
@@ -186,8 +186,9 @@ pub async fn compact_erased_keys(owner: &crate::DbSettings) -> Result<Compaction
     });
     // The rewrite needs the partition's ACCESS EXCLUSIVE lock. Waiting for it behind a long
     // reader (a `pg_dump` holds its locks for the whole dump) would queue every registration
-    // and reveal behind the wait: a second is all it waits, and a partition it cannot lock is
-    // held for the next try.
+    // and reveal behind the wait: it takes the lock only when free (SKIP_LOCKED), and a
+    // partition it cannot lock is held for the next try. The plain VACUUM's lock conflicts only
+    // with other vacuums: it waits a second at most.
     client.batch_execute("SET statement_timeout = 0; SET lock_timeout = '1s'").await?;
     let counted = client.query_one("SELECT current_setting('track_counts')::bool", &[]).await?.get::<_, bool>(0);
     let stale = client
@@ -207,22 +208,35 @@ pub async fn compact_erased_keys(owner: &crate::DbSettings) -> Result<Compaction
             continue;
         }
         let started: chrono::DateTime<chrono::Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
-        match client.batch_execute(&format!("VACUUM (FULL) {partition}")).await {
+        // First a plain VACUUM (its lock blocks no reader or writer), which counts the dead
+        // versions it cannot remove because a running snapshot may still read them (each
+        // statement here is its own transaction, so the statistics read are fresh). Checked
+        // before the rewrite, not after: a dead version pruned after the rewrite would leave its
+        // bytes in the page's free space, where pageinspect reads them.
+        match client.batch_execute(&format!("VACUUM {partition}")).await {
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
                 report.held.push(partition);
                 continue;
             }
             other => other?,
         }
-        // The rewrite keeps a dead version some running snapshot may still read; a plain VACUUM
-        // of the new file counts those it cannot remove (each statement here is its own
-        // transaction, so the statistics read are fresh).
-        client.batch_execute(&format!("VACUUM {partition}")).await?;
         let dead: i64 = client
             .query_one("SELECT n_dead_tup FROM pg_stat_all_tables WHERE relid = $1::text::regclass", &[&partition])
             .await?
             .get(0);
         if !counted || dead > 0 {
+            report.held.push(partition);
+            continue;
+        }
+        // No snapshot reads the old versions any more (and none taken from now on will), so the
+        // rewrite copies none. SKIP_LOCKED: when a reader holds the partition, it is skipped
+        // rather than waited for, so no registration queues behind the rewrite; a new file
+        // (a new relfilenode) shows it ran.
+        let filenode = "SELECT pg_relation_filenode($1::text::regclass)::bigint";
+        let before: Option<i64> = client.query_one(filenode, &[&partition]).await?.get(0);
+        client.batch_execute(&format!("VACUUM (FULL, SKIP_LOCKED) {partition}")).await?;
+        let after: Option<i64> = client.query_one(filenode, &[&partition]).await?.get(0);
+        if after == before {
             report.held.push(partition);
             continue;
         }

@@ -21,11 +21,11 @@ use tests::app::{TestApp, spawn_app};
 use uuid::Uuid;
 
 /// Non-blank free text (a title, a reason, a note): tab and line breaks allowed. Blank is what
-/// the server calls blank: white space, and the zero-width characters (U+200B–U+200D, U+2060,
-/// U+FEFF) that ECMA `\s` leaves out.
-const TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+/// the server calls blank (`domain::is_blank`): white space, and the invisible characters
+/// that ECMA `\s` leaves out (zero-width spaces and marks, the Hangul fillers, …).
+const TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
 /// A non-blank name (a unit's, a category's, a holiday's): no control character at all.
-const NAME: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u200B-\u200D\u2060\uFEFF][^\x00-\x1F\x7F-\x9F]*$";
+const NAME: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x1F\x7F-\x9F]*$";
 /// Printable text that may be blank (a complainant's name: blank counts as absent).
 const PRINTABLE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 /// A client time: the year as written lies in 2000–2099.
@@ -389,6 +389,7 @@ fn probes(key: &str, s: &Value, fill: &mut Filler, problems: &mut Vec<String>) -
                     outside("有\u{1}控制符"),
                     outside("\u{200B}"),
                     outside("\u{FEFF}\u{2060}\u{200D}"),
+                    outside("\u{3164}\u{115F}\u{FFA0}\u{2800}\u{00AD}\u{200E}"),
                 ]),
                 Some(NAME) => p.extend([
                     outside(" "),

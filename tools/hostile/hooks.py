@@ -316,6 +316,7 @@ def _header(case, name: str) -> str | None:
 _CROSS_FIELD = {
     "EX-UNSTATABLE-RULE": {
         "from must be before to",
+        "received_from must be before received_to",
         "every date must lie in the year of the path",
         "a date appears twice",
         "a make-up working day must be a Saturday or a Sunday",
