@@ -49,20 +49,56 @@ pub fn generate_ed25519() -> PemPair {
 /// Any I/O error, `AlreadyExists` included.
 pub fn write_ed25519_pair(private: &Path, public: &Path) -> std::io::Result<()> {
     let pair = generate_ed25519();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(private)?;
-    file.write_all(pair.private.as_bytes())?;
-    file.sync_all()?;
-    std::fs::OpenOptions::new().write(true).create_new(true).open(public)?.write_all(pair.public.as_bytes())
+    let named = |path: &Path, e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let create = |path: &Path, mode: u32| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        let file = options.open(path).map_err(|e| named(path, e))?;
+        // The mode asked for, whatever the umask.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(|e| named(path, e))?;
+        Ok::<_, std::io::Error>(file)
+    };
+    // Both files are created before either is written: a refusal leaves nothing behind.
+    let mut public_file = create(public, 0o644)?;
+    let mut private_file = match create(private, 0o600) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(public);
+            return Err(e);
+        }
+    };
+    private_file.write_all(pair.private.as_bytes())?;
+    private_file.sync_all()?;
+    public_file.write_all(pair.public.as_bytes())?;
+    public_file.sync_all()
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A second review's finding: with the public file already there, keygen refused but left
+    /// a new private key behind.
+    #[test]
+    fn a_refused_keygen_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("huiyin-keygen-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (private, public) = (dir.join("private.pem"), dir.join("public.pem"));
+        std::fs::write(&public, "kept").unwrap();
+        let err = write_ed25519_pair(&private, &public).unwrap_err();
+        assert!(err.to_string().contains("public.pem"), "{err}");
+        assert!(!private.exists());
+        std::fs::remove_file(&public).unwrap();
+        std::fs::write(&private, "kept").unwrap();
+        assert!(write_ed25519_pair(&private, &public).is_err());
+        assert!(!public.exists(), "the public file created first is removed again");
+        assert_eq!(std::fs::read_to_string(&private).unwrap(), "kept");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// RFC 8032 §7.1, TEST 1: the secret key and the public key it gives.
     #[test]
