@@ -36,7 +36,8 @@
 //! reply, follow-up), the acknowledgement owed to an identified citizen, and the overall clock
 //! from acceptance, which no transfer, return or reopen resets. Pausing (waiting for the
 //! citizen; not at sign-for, and not once a clock is past due) stops them all; a return waiting
-//! for the dispatcher stops the unit's stage clock, and a refusal credits the wait; a linked
+//! for the dispatcher stops the unit's stage clock (unless it was already past due), and a
+//! refusal credits the wait; a linked
 //! duplicate's stop for good (it still gets its own reply before it closes). An extended case
 //! closes only after the citizen's extension notice.
 //!
