@@ -719,6 +719,17 @@ async fn an_assignment_names_at_most_ten_co_units() {
 /// Writes a case's history as if it had happened `days_ago`: each command decided at that time
 /// (by a supervisor of no unit, or a handler of `unit` for the unit's steps) and appended through
 /// the store with its ledger row, exactly as the service would have.
+/// The domain's plain assignment to `unit`, for histories written in the past.
+fn assign_to(unit: Uuid) -> domain::Command {
+    domain::Command::Assign {
+        unit: domain::UnitId::from_uuid(unit),
+        co_units: vec![],
+        due_at: None,
+        note: None,
+        tier: None,
+    }
+}
+
 async fn history_in_the_past(app: &TestApp, days_ago: i64, unit: Uuid, steps: &[domain::Command]) -> Uuid {
     use domain::*;
     let store = infra::EventStore::new(app.db.app_pool());
@@ -762,13 +773,7 @@ async fn history_in_the_past(app: &TestApp, days_ago: i64, unit: Uuid, steps: &[
 async fn the_return_window_closes_five_working_days_after_assignment() {
     let app = spawn_app().await;
     let a = app.token("handler", Some(app.dept_a));
-    let assign = domain::Command::Assign {
-        unit: domain::UnitId::from_uuid(app.dept_a),
-        co_units: vec![],
-        due_at: None,
-        note: None,
-        tier: None,
-    };
+    let assign = assign_to(app.dept_a);
     // Assigned ten calendar days ago: at least six working days have passed (no calendar loaded).
     let old = history_in_the_past(&app, 10, app.dept_a, &[assign.clone(), domain::Command::SignFor]).await;
     app.post(&path(old, "return"), &a, json!({"reason": "非本单位职责"}))
@@ -788,13 +793,7 @@ async fn the_return_window_closes_five_working_days_after_assignment() {
 async fn a_return_waiting_for_the_dispatcher_charges_the_unit_nothing() {
     let app = spawn_app().await;
     let clerk = app.token("clerk", None);
-    let assign = domain::Command::Assign {
-        unit: domain::UnitId::from_uuid(app.dept_a),
-        co_units: vec![],
-        due_at: None,
-        note: None,
-        tier: None,
-    };
+    let assign = assign_to(app.dept_a);
     let ask = domain::Command::RequestReturn { reason: domain::Reason::parse("非本单位职责").unwrap() };
     // Assigned and returned ten calendar days ago; the sign-for limit is 1 working day.
     let id = history_in_the_past(&app, 10, app.dept_a, &[assign, ask]).await;
@@ -829,13 +828,7 @@ async fn a_case_closes_without_a_rating_once_the_follow_up_window_lapsed_with_at
     let sup = app.token("supervisor", None);
     let text = |s: &str| domain::Text::parse(s).unwrap();
     let steps = [
-        domain::Command::Assign {
-            unit: domain::UnitId::from_uuid(app.dept_a),
-            co_units: vec![],
-            due_at: None,
-            note: None,
-            tier: None,
-        },
+        assign_to(app.dept_a),
         domain::Command::Handle { outcome: domain::Outcome::Resolved, result: text("已修复路灯") },
         domain::Command::FeedBack { method: domain::FeedbackMethod::Phone, content: text("电话告知") },
     ];
