@@ -307,6 +307,17 @@ pub enum Action {
     ErasePersonalData,
     MakeCheckpoint,
     RecomputeDeadlines,
+    /// Read the campaign's records (campaigns, meetings, visits, card batches, questionnaires).
+    ReadRecords,
+    /// Read an undercover visit before the committee discloses it.
+    ReadRestrictedRecords,
+    /// Launch a campaign, add its documents, move its phases.
+    WriteCampaign,
+    /// Record meetings and their opinions, open visits, card batches, questionnaires and
+    /// their responses.
+    RecordActivity,
+    /// Record an undercover visit, and disclose it.
+    RecordUndercover,
 }
 
 /// Which cases a permission reaches.
@@ -348,6 +359,8 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             ReadReference,
             ReadLedger,
             ReadFeed,
+            ReadRecords,
+            RecordActivity,
         ],
         All,
     ),
@@ -365,6 +378,7 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             AddNote,
             ReadLedger,
             ReadFeed,
+            ReadRecords,
         ],
         OwnUnit,
     ),
@@ -401,11 +415,20 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             ReadFeed,
             MakeCheckpoint,
             RecomputeDeadlines,
+            ReadRecords,
+            ReadRestrictedRecords,
+            WriteCampaign,
+            RecordActivity,
+            RecordUndercover,
         ],
         All,
     ),
-    (Auditor, &[ReadCase, ReadReference, ReadLedger, ReadIntegrity, ReadFeed], All),
-    (Admin, &[ReadReference, WriteReference, ReadLedger, ErasePersonalData, MakeCheckpoint], All),
+    (Auditor, &[ReadCase, ReadReference, ReadLedger, ReadIntegrity, ReadFeed, ReadRecords, ReadRestrictedRecords], All),
+    (
+        Admin,
+        &[ReadReference, WriteReference, ReadLedger, ErasePersonalData, MakeCheckpoint, ReadRecords, WriteCampaign],
+        All,
+    ),
 ];
 
 /// The scope in which `role` may do `action`, or `None` when it may not at all.

@@ -93,6 +93,20 @@ mirror_enum!(
     Role => domain::Role { Clerk, Handler, Supervisor, Auditor, Admin, Citizen }
 );
 
+/// The record a case came from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseSourceView {
+    /// The kind of record.
+    #[serde(rename = "type")]
+    pub source_type: crate::routes::records::SourceTypeName,
+    /// The record (`/api/v1/meetings/{id}`, `/api/v1/visits/{id}`,
+    /// `/api/v1/contact-cards/batches/{id}`, `/api/v1/surveys/{id}`).
+    pub record_id: Uuid,
+    /// The item in it: an opinion's number in the minutes, a finding's number, the card's
+    /// serial, the response's id.
+    pub item: String,
+}
+
 /// Who raised the case. Stored encrypted; shown masked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +178,11 @@ pub struct RegisterCaseRequest {
     pub accept: bool,
     /// The notice given at the counter (e.g. the acknowledgement with the receipt code).
     pub notice: Option<NoticeRequest>,
+    /// The serial of the contact card (纠风联系卡) the citizen called or wrote with: the case is
+    /// linked to the card, once. A serial in no batch is 422 `unknown-serial`; a card already
+    /// used is 422 `serial-used`.
+    #[schema(minimum = 0, maximum = 4_294_967_295_i64, format = Int64)]
+    pub contact_card_serial: Option<u32>,
 }
 
 /// Records what the citizen was told (告知), how and when.
@@ -617,6 +636,12 @@ pub struct CaseView {
     pub escalation_reason: Option<String>,
     /// The case it duplicates.
     pub duplicate_of: Option<Uuid>,
+    /// The campaign it was received in (by its day and village, or by its source record).
+    pub campaign_id: Option<Uuid>,
+    /// The campaign's phase then.
+    pub campaign_phase: Option<crate::routes::campaigns::PhaseName>,
+    /// The record it came from.
+    pub source: Option<CaseSourceView>,
     /// Notes in the history.
     pub notes: u32,
     /// When closed.
@@ -968,6 +993,15 @@ pub struct LedgerQuery {
     pub overdue: Option<bool>,
     /// Under supervision (督办).
     pub escalated: Option<bool>,
+    /// Received in this campaign (tagged at registration by day and unit, or by the record it
+    /// came from).
+    pub campaign_id: Option<Uuid>,
+    /// In this phase of a campaign.
+    pub campaign_phase: Option<crate::routes::campaigns::PhaseName>,
+    /// Came from this kind of record.
+    pub source_type: Option<crate::routes::records::SourceTypeName>,
+    /// Came from this record (a meeting, a visit, a card batch, a questionnaire).
+    pub source_id: Option<Uuid>,
     /// Received at or after (RFC 3339). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
     #[param(pattern = r"^20[0-9]{2}-")]
     pub received_from: Option<DateTime<Utc>>,
@@ -1143,6 +1177,10 @@ pub struct StatsQuery {
     /// Received before (default: now). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
     #[param(pattern = r"^20[0-9]{2}-")]
     pub to: Option<DateTime<Utc>>,
+    /// Only cases received in this campaign.
+    pub campaign_id: Option<Uuid>,
+    /// Only cases received in this phase of a campaign.
+    pub campaign_phase: Option<crate::routes::campaigns::PhaseName>,
 }
 
 /// A count under a key.

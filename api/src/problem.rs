@@ -96,6 +96,10 @@ pub enum ApiError {
     /// The domain refused the command.
     #[error(transparent)]
     Domain(#[from] DomainError),
+    /// A rule of a campaign record refused the command (422 for the input, 409 for the
+    /// record's state).
+    #[error(transparent)]
+    Record(#[from] domain::records::RecordError),
     /// Writers kept getting in first.
     #[error("the case kept changing while the command was decided; retry")]
     Contention {
@@ -179,6 +183,7 @@ impl ApiError {
             Self::UnknownReference(_) => "unknown-reference",
             Self::PreconditionFailed { .. } => "precondition-failed",
             Self::Domain(e) => e.code(),
+            Self::Record(e) => e.code(),
             Self::Contention { .. } => "contention",
             Self::Taken(_) => "taken",
             Self::UnitHoldsCases(_) => "unit-holds-cases",
@@ -209,6 +214,8 @@ impl ApiError {
             Self::UnknownReference(_) => "Unknown reference",
             Self::PreconditionFailed { .. } => "Precondition failed",
             Self::Domain(_) => "Conflict with the case's state",
+            Self::Record(e) if e.is_conflict() => "Conflict with the record's state",
+            Self::Record(_) => "Invalid fields",
             Self::Contention { .. } => "Concurrent modification",
             Self::Taken(_) => "Already taken",
             Self::UnitHoldsCases(_) => "The unit still holds open cases",
@@ -301,6 +308,9 @@ impl From<StoreError> for ApiError {
             StoreError::Timeout => Self::Timeout,
             StoreError::IdempotencyMismatch => Self::IdempotencyMismatch,
             StoreError::Conflict { actual, .. } => Self::Contention { current: actual },
+            StoreError::Unique(c) if c == "records_serials_disjoint" => {
+                Self::Record(domain::records::RecordError::SerialsOverlap)
+            }
             StoreError::Unique(c) => Self::Taken(match c.as_str() {
                 "units_parent_name_key" => "a unit with this name already exists under that parent".into(),
                 "categories_code_key" => "a category with this code already exists".into(),
@@ -332,6 +342,8 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Domain(e) if is_input_error(e) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Record(e) if e.is_conflict() => StatusCode::CONFLICT,
+            Self::Record(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,

@@ -374,6 +374,8 @@ pub async fn generate_cases(
                 urgency: if urgent { Urgency::Urgent } else { Urgency::Normal },
                 received_at,
                 complainant: Complainant { anonymous, sealed },
+                campaign: None,
+                source: None,
             };
             let unit = category.default_unit_id.unwrap_or(departments[rng.gen_range(0..departments.len())].id);
             // The plan of this case's life, by its age: old cases are mostly closed, young ones open.

@@ -84,7 +84,7 @@ impl IfMatch {
 }
 
 impl RequestMeta {
-    fn metadata(&self) -> Metadata {
+    pub(crate) fn metadata(&self) -> Metadata {
         Metadata {
             actor_id: self.principal.id.as_str().to_owned(),
             actor_role: self.principal.role.as_str().to_owned(),
@@ -96,7 +96,12 @@ impl RequestMeta {
 
     /// The idempotency record of this request: the key scoped by the caller, and a hash of
     /// what was asked (the action, the case and the parsed body).
-    fn idempotency(&self, action: &str, case: Option<CaseId>, body: &impl serde::Serialize) -> Option<IdempotencyKey> {
+    pub(crate) fn idempotency(
+        &self,
+        action: &str,
+        case: Option<CaseId>,
+        body: &impl serde::Serialize,
+    ) -> Option<IdempotencyKey> {
         let key = self.idempotency_key.as_ref()?;
         let mut h = Sha256::new();
         h.update(action.as_bytes());
@@ -112,16 +117,16 @@ impl RequestMeta {
     }
 }
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     domain::truncate_to_micros(Utc::now())
 }
 
 /// Collects field errors while converting a request.
 #[derive(Default)]
-struct Fields(Vec<FieldError>);
+pub(crate) struct Fields(pub(crate) Vec<FieldError>);
 
 impl Fields {
-    fn take<T>(&mut self, field: &str, r: Result<T, domain::ValidationError>) -> Option<T> {
+    pub(crate) fn take<T>(&mut self, field: &str, r: Result<T, domain::ValidationError>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(e) => {
@@ -130,10 +135,10 @@ impl Fields {
             }
         }
     }
-    fn push(&mut self, field: &str, message: &str) {
+    pub(crate) fn push(&mut self, field: &str, message: &str) {
         self.0.push(FieldError { field: field.into(), message: message.into() });
     }
-    fn finish(self) -> Result<(), ApiError> {
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
     }
 }
@@ -152,7 +157,7 @@ pub fn bounded_time(field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, ApiE
     Ok(domain::truncate_to_micros(t))
 }
 
-async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, ApiError> {
+pub(crate) async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, ApiError> {
     match state.reference.unit(UnitId::from_uuid(id)).await? {
         Some(u) if u.active => Ok(u.id),
         Some(_) => Err(ApiError::UnknownReference(format!("{field}: the unit is deactivated"))),
@@ -162,7 +167,7 @@ async fn check_unit(state: &AppState, field: &str, id: Uuid) -> Result<UnitId, A
 
 /// The village a case comes from: an active unit of the village tier (a village, a farm or a
 /// community), never a department or the town.
-async fn check_village(state: &AppState, id: Uuid) -> Result<UnitId, ApiError> {
+pub(crate) async fn check_village(state: &AppState, id: Uuid) -> Result<UnitId, ApiError> {
     let unit = check_unit(state, "village_id", id).await?;
     match state.reference.unit(unit).await? {
         Some(u) if matches!(u.kind, UnitKind::Village | UnitKind::Farm | UnitKind::Community) => Ok(unit),
@@ -178,7 +183,19 @@ async fn check_category(state: &AppState, id: Uuid) -> Result<CategoryId, ApiErr
     }
 }
 
+/// A new case decided and folded, not yet appended.
+pub(crate) struct NewCase {
+    /// Its id.
+    pub id: CaseId,
+    /// Its first events, stamped.
+    pub events: Vec<NewEvent>,
+    /// The case they fold to.
+    pub case: Case,
+}
+
 /// Registers a case. Returns the view and whether it was created now (`false` for a replay).
+/// With `contact_card_serial`, the card's batch records the card's use in the same
+/// transaction (an unknown or used serial is 422).
 pub async fn register(
     state: &AppState,
     meta: &RequestMeta,
@@ -195,6 +212,61 @@ pub async fn register(
     if let Some(view) = replay_idempotent(state, meta, scope, idem.as_ref(), None).await? {
         return Ok((view, false));
     }
+    if let Some(serial) = req.contact_card_serial {
+        let case = crate::routes::contact_cards::register_with_card(state, meta, &req, serial, idem).await?;
+        return Ok((view(state, &meta.principal, &case, now()).await?, true));
+    }
+    // A receipt code is derived from the case id; on the rare collision with an existing code
+    // (the ledger's unique key refuses it) the case gets a new id.
+    for _ in 0..3 {
+        let new = prepare_case(state, meta, &req, None, None).await?;
+        return match state.store.append(new.id, 0, GENESIS, &new.events, idem.as_ref(), &new.case).await {
+            Ok(AppendOutcome::Appended { .. }) => {
+                state.appended.notify_one();
+                Ok((view(state, &meta.principal, &new.case, now()).await?, true))
+            }
+            Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
+                Ok((view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await?, false))
+            }
+            Err(StoreError::Unique(c)) if c == "ledger_receipt_code_key" => continue,
+            Err(e) => Err(e.into()),
+        };
+    }
+    Err(ApiError::internal(std::io::Error::other("three receipt-code collisions in a row")))
+}
+
+/// The campaign and phase a case received on `received_at` belongs to: the campaign of the
+/// record it came from (`hint`), else a campaign its village takes part in; tagged only when the
+/// day (China Standard Time) falls in one of that campaign's phases.
+async fn campaign_tag(
+    state: &AppState,
+    hint: Option<domain::RecordId>,
+    village: Option<UnitId>,
+    received_at: DateTime<Utc>,
+) -> Result<Option<domain::records::CampaignTag>, ApiError> {
+    use domain::records::campaign::Campaign;
+    let day = domain::records::china_day(received_at);
+    let candidates: Vec<serde_json::Value> = match (hint, village) {
+        (Some(c), _) => infra::records::get(&state.pool, c.as_uuid()).await?.map(|r| r.doc).into_iter().collect(),
+        (None, Some(v)) => infra::records::campaigns_of(&state.pool, v.as_uuid(), day).await?,
+        (None, None) => Vec::new(),
+    };
+    Ok(candidates
+        .into_iter()
+        .filter_map(|doc| serde_json::from_value::<Campaign>(doc).ok())
+        .find_map(|c| c.phase_on(day).map(|phase| domain::records::CampaignTag { campaign: c.id, phase })))
+}
+
+/// Checks a registration and decides its first events (registered, and at the counter accepted
+/// and told), sealing the complainant: everything but the append. `source` is the record the
+/// case comes from; `campaign` that record's campaign.
+pub(crate) async fn prepare_case(
+    state: &AppState,
+    meta: &RequestMeta,
+    req: &RegisterCaseRequest,
+    source: Option<domain::records::CaseSource>,
+    campaign: Option<domain::RecordId>,
+) -> Result<NewCase, ApiError> {
     let mut f = Fields::default();
     let title = f.take("title", Title::parse(&req.title));
     let description = f.take("description", Description::parse(&req.description));
@@ -244,6 +316,12 @@ pub async fn register(
         Some(id) => Some(check_unit(state, "accused_unit_id", id).await?),
         None => None,
     };
+    let at = now();
+    let received_at = match req.received_at {
+        Some(t) => bounded_time("received_at", t)?,
+        None => at,
+    };
+    let campaign = campaign_tag(state, campaign, village, received_at).await?;
     let sealed = if complainant.anonymous {
         None
     } else {
@@ -254,57 +332,32 @@ pub async fn register(
     let calendar = state.reference.working_calendar().await?;
     let units = state.reference.unit_tree().await?;
     let actor = meta.principal.actor();
-    // A receipt code is derived from the case id; on the rare collision with an existing code
-    // (the ledger's unique key refuses it) the case gets a new id.
-    for _ in 0..3 {
-        let at = now();
-        let id = CaseId::from_uuid(Uuid::new_v4());
-        let registration = Registration {
-            id,
-            channel: req.channel.into(),
-            kind: req.kind.into(),
-            title: title.clone(),
-            description: description.clone(),
-            category,
-            village,
-            accused_unit,
-            urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
-            received_at: match req.received_at {
-                Some(t) => bounded_time("received_at", t)?,
-                None => at,
-            },
-            complainant: Complainant { anonymous: complainant.anonymous, sealed: sealed.clone() },
-        };
-        let ctx = Context {
-            now: at,
-            actor: &actor,
-            calendar: &calendar,
-            policy: &policy,
-            units: &units,
-            linked_accused: &[],
-        };
-        // Registered, and at the counter accepted and told, in one append.
-        let mut events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
-        let mut case = fold_new(None, id, &events, at)?;
-        for follow in [req.accept.then_some(Command::Accept), notice.clone()].into_iter().flatten() {
-            let more = decide(Some(&case), &follow, &ctx)?;
-            case = fold_new(Some(case), id, &more, at)?;
-            events.extend(more);
-        }
-        let new = stamp(events, at, meta);
-        return match state.store.append(id, 0, GENESIS, &new, idem.as_ref(), &case).await {
-            Ok(AppendOutcome::Appended { .. }) => {
-                state.appended.notify_one();
-                Ok((view(state, &meta.principal, &case, at).await?, true))
-            }
-            Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
-                Ok((view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await?, false))
-            }
-            Err(StoreError::Unique(c)) if c == "ledger_receipt_code_key" => continue,
-            Err(e) => Err(e.into()),
-        };
+    let id = CaseId::from_uuid(Uuid::new_v4());
+    let registration = Registration {
+        id,
+        channel: req.channel.into(),
+        kind: req.kind.into(),
+        title,
+        description,
+        category,
+        village,
+        accused_unit,
+        urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
+        received_at,
+        complainant: Complainant { anonymous: complainant.anonymous, sealed },
+        campaign,
+        source,
+    };
+    let ctx =
+        Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &units, linked_accused: &[] };
+    let mut events = decide(None, &Command::Register(Box::new(registration)), &ctx)?;
+    let mut case = fold_new(None, id, &events, at)?;
+    for follow in [req.accept.then_some(Command::Accept), notice].into_iter().flatten() {
+        let more = decide(Some(&case), &follow, &ctx)?;
+        case = fold_new(Some(case), id, &more, at)?;
+        events.extend(more);
     }
-    Err(ApiError::internal(std::io::Error::other("three receipt-code collisions in a row")))
+    Ok(NewCase { id, events: stamp(events, at, meta), case })
 }
 
 /// Runs a command on an existing case, as described in the module docs of [`crate::routes::cases`].
@@ -582,7 +635,7 @@ fn in_scope<'a>(principal: &Principal, scope: Scope, loaded: &'a LoadedCase) -> 
     loaded.case.as_ref().filter(|c| principal.reaches(scope, c)).ok_or(ApiError::NotFound("case"))
 }
 
-fn stamp(events: Vec<domain::CaseEvent>, at: DateTime<Utc>, meta: &RequestMeta) -> Vec<NewEvent> {
+pub(crate) fn stamp(events: Vec<domain::CaseEvent>, at: DateTime<Utc>, meta: &RequestMeta) -> Vec<NewEvent> {
     let metadata = meta.metadata();
     events.into_iter().map(|event| NewEvent { event, occurred_at: at, metadata: metadata.clone() }).collect()
 }
@@ -654,7 +707,12 @@ pub fn event_view(e: &infra::StoredEvent) -> EventView {
     }
 }
 
-async fn view_at(state: &AppState, principal: &Principal, case_id: CaseId, version: u32) -> Result<CaseView, ApiError> {
+pub(crate) async fn view_at(
+    state: &AppState,
+    principal: &Principal,
+    case_id: CaseId,
+    version: u32,
+) -> Result<CaseView, ApiError> {
     let loaded = state.store.load_until(case_id, Some(version), None).await?;
     let case = loaded.case.as_ref().ok_or(ApiError::NotFound("case"))?;
     view(state, principal, case, now()).await
@@ -809,6 +867,22 @@ pub async fn view(
         escalated: case.escalation.is_some(),
         escalation_reason: case.escalation.as_ref().map(|r| r.as_str().to_owned()),
         duplicate_of: case.duplicate_of.map(|c| c.as_uuid()),
+        campaign_id: case.campaign.map(|c| c.campaign.as_uuid()),
+        campaign_phase: case.campaign.map(|c| match c.phase {
+            domain::records::Phase::Preparation => crate::routes::campaigns::PhaseName::Preparation,
+            domain::records::Phase::Implementation => crate::routes::campaigns::PhaseName::Implementation,
+            domain::records::Phase::Summary => crate::routes::campaigns::PhaseName::Summary,
+        }),
+        source: case.source.as_ref().map(|s| CaseSourceView {
+            source_type: match s.source_type {
+                domain::records::SourceType::Meeting => crate::routes::records::SourceTypeName::Meeting,
+                domain::records::SourceType::Visit => crate::routes::records::SourceTypeName::Visit,
+                domain::records::SourceType::CardBatch => crate::routes::records::SourceTypeName::CardBatch,
+                domain::records::SourceType::Survey => crate::routes::records::SourceTypeName::Survey,
+            },
+            record_id: s.record.as_uuid(),
+            item: s.item.clone(),
+        }),
         notes: case.notes,
         closed_at: case.closed_at,
         complainant,
@@ -864,14 +938,19 @@ pub async fn verify_case(
     if check.events == 0 {
         return Err(ApiError::NotFound("case"));
     }
-    Ok(ChainVerification {
-        case_id: case_id.as_uuid(),
+    Ok(chain_view(case_id.as_uuid(), check))
+}
+
+/// A chain check as the API shows it (a case's or a campaign record's).
+pub fn chain_view(stream: Uuid, check: infra::store::ChainCheck) -> ChainVerification {
+    ChainVerification {
+        case_id: stream,
         status: if check.ok() { "ok".into() } else { "tampered".into() },
         events: check.events,
         head_hash: hex::encode(check.head_hash),
         first_bad_version: check.first_bad_version,
         problem: check.problem,
-    })
+    }
 }
 
 /// Reveals the complainant's identity to a permitted role, after recording the access (who,
@@ -1083,10 +1162,22 @@ pub async fn feed(
             Some(state.ledger.cases_of_unit(&ids, unit.map(|u| u.as_uuid())).await?.into_iter().collect())
         }
     };
+    // An undercover visit's events reach only those who may read it before its disclosure.
+    let hidden: std::collections::HashSet<Uuid> = if principal.require(Action::ReadRestrictedRecords).is_ok() {
+        std::collections::HashSet::new()
+    } else {
+        let ids: Vec<Uuid> = events.iter().filter(|e| !e.is_case_event()).map(|e| e.case_id).collect();
+        if ids.is_empty() {
+            std::collections::HashSet::new()
+        } else {
+            infra::records::restricted_among(&state.pool, &ids).await?.into_iter().collect()
+        }
+    };
     let strip = principal.role == domain::Role::Handler;
     let events = events
         .iter()
         .filter(|e| allowed.as_ref().is_none_or(|a| a.contains(&e.case_id)))
+        .filter(|e| !hidden.contains(&e.case_id))
         .map(|e| {
             let mut v = event_view(e);
             if strip && let Some(obj) = v.payload.as_object_mut() {

@@ -177,6 +177,8 @@ async fn new_stream(setup: &Setup) -> Stream {
         urgency: domain::Urgency::Normal,
         received_at: now,
         complainant: domain::Complainant { anonymous: true, sealed: None },
+        campaign: None,
+        source: None,
     };
     let events = domain::decide(None, &Command::Register(Box::new(reg)), &ctx).unwrap();
     let case = domain::evolve(None, id, &events[0], now).unwrap();

@@ -255,6 +255,9 @@ pub enum HistoryError {
     /// A second `case.received` appeared.
     #[error("case.received appears twice")]
     DuplicateReceived,
+    /// A record's history does not start with its creation, or repeats it.
+    #[error("the history of a {0} does not start with its creation, or repeats it")]
+    NotCreated(&'static str),
     /// An event type this version does not know.
     #[error("unknown event type {0} (schema version {1})")]
     UnknownEvent(String, u16),

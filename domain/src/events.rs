@@ -148,6 +148,14 @@ pub struct Received {
     /// The acknowledgement clock, owed to an identified citizen (absent in older events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledgement: Option<Deadline>,
+    /// The campaign and phase it was received in (absent outside a campaign, and in events
+    /// written before campaigns were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<crate::records::CampaignTag>,
+    /// The record it came from: a meeting's opinion, a visit's finding, a contact card, a
+    /// questionnaire response (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::records::CaseSource>,
 }
 
 /// `case.classified` v1.

@@ -46,6 +46,11 @@ uuid_id!(
     CategoryId
 );
 uuid_id!(
+    /// A record of the campaign: a campaign, a meeting, a visit, a contact-card batch or a
+    /// questionnaire (each a stream of events beside the cases).
+    RecordId
+);
+uuid_id!(
     /// A data subject (a complainant) whose personal data is sealed with its own key.
     SubjectId
 );
@@ -206,6 +211,12 @@ bounded_text!(
     /// Free text recorded on a case (a note, a result, what the citizen was told, a comment):
     /// 1 to 5000 characters.
     Text, "text", 5000
+);
+
+bounded_text!(
+    /// A person's or a place's name as a record states it (a meeting's chair, a visit's team
+    /// member, a venue): 1 to 100 characters.
+    Name, "name", 100
 );
 
 /// The kind of a unit of the organisation.

@@ -67,6 +67,7 @@ pub mod events;
 pub mod ids;
 pub mod lifecycle;
 pub mod personal;
+pub mod records;
 
 pub use calendar::WorkingCalendar;
 pub use deadline::{
@@ -79,8 +80,8 @@ pub use events::{
     RatingMethod, RevealPurpose, SealedPersonalData, Tier,
 };
 pub use ids::{
-    ActorId, CaseId, CategoryId, Description, MIN_REASON_LETTERS, Reason, ReceiptCode, SubjectId, Text, Title, UnitId,
-    UnitKind, is_blank, is_invisible, states_a_reason,
+    ActorId, CaseId, CategoryId, Description, MIN_REASON_LETTERS, Name, Reason, ReceiptCode, RecordId, SubjectId, Text,
+    Title, UnitId, UnitKind, is_blank, is_invisible, states_a_reason,
 };
 pub use lifecycle::{
     Actor, Case, Command, Context, FlatUnits, LinkTarget, Registration, Role, Status, UnitDirectory, decide, evolve,

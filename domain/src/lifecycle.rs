@@ -161,6 +161,10 @@ pub struct Registration {
     pub received_at: DateTime<Utc>,
     /// Who complained, sealed.
     pub complainant: Complainant,
+    /// The campaign and phase it is received in, as the service found them.
+    pub campaign: Option<crate::records::CampaignTag>,
+    /// The record it comes from.
+    pub source: Option<crate::records::CaseSource>,
 }
 
 /// What a command asks for.
@@ -597,6 +601,12 @@ pub struct Case {
     /// contributions, notes). The ledger's search finds a case by these as by its title.
     #[serde(default)]
     pub history_texts: Vec<String>,
+    /// The campaign and phase it was received in.
+    #[serde(default)]
+    pub campaign: Option<crate::records::CampaignTag>,
+    /// The record it came from.
+    #[serde(default)]
+    pub source: Option<crate::records::CaseSource>,
 }
 
 impl Case {
@@ -1394,6 +1404,8 @@ fn register(r: &Registration, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Domai
         complainant: r.complainant.clone(),
         assign_deadline,
         acknowledgement,
+        campaign: r.campaign,
+        source: r.source.clone(),
     })])
 }
 
@@ -1474,6 +1486,8 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 extension_notice_owed: None,
                 return_stopped_clock_at: None,
                 history_texts: Vec::new(),
+                campaign: e.campaign,
+                source: e.source.clone(),
             });
         }
         (None, _) => return Err(HistoryError::MissingReceived),

@@ -93,7 +93,11 @@ impl From<tokio_postgres::Error> for StoreError {
                 return Self::Timeout;
             }
             let constraint = || db.constraint().unwrap_or("unknown").to_owned();
-            if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+            // An exclusion constraint (two contact-card batches whose serials overlap) is a
+            // uniqueness rule over ranges: the same answer.
+            if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                || *code == tokio_postgres::error::SqlState::EXCLUSION_VIOLATION
+            {
                 return Self::Unique(constraint());
             }
             if *code == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION {

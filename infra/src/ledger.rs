@@ -106,6 +106,22 @@ pub struct LedgerRow {
     pub paused: bool,
     /// A clock was counted into a year whose calendar is not loaded.
     pub calendar_incomplete: bool,
+    /// The campaign it was received in.
+    #[serde(default)]
+    pub campaign_id: Option<Uuid>,
+    /// The campaign's phase then.
+    #[serde(default)]
+    pub campaign_phase: Option<String>,
+    /// The kind of record it came from (`meeting`, `visit`, `card_batch`, `survey`).
+    #[serde(default)]
+    pub source_type: Option<String>,
+    /// The record it came from.
+    #[serde(default)]
+    pub source_id: Option<Uuid>,
+    /// The item within that record (an opinion's number, a finding's, a card's serial, a
+    /// response's id).
+    #[serde(default)]
+    pub source_item: Option<String>,
     /// The search lexemes of [`searchable_text`], as tsvector input: written at registration and
     /// whenever an event adds a text to the history ([`domain::CaseEvent::texts`]); empty on
     /// other writes, which keep the stored value; never read back.
@@ -189,6 +205,11 @@ impl LedgerRow {
                 .iter()
                 .flatten()
                 .any(|d| d.calendar_incomplete),
+            campaign_id: case.campaign.map(|c| c.campaign.as_uuid()),
+            campaign_phase: case.campaign.map(|c| c.phase.as_str().to_owned()),
+            source_type: case.source.as_ref().map(|s| s.source_type.as_str().to_owned()),
+            source_id: case.source.as_ref().map(|s| s.record.as_uuid()),
+            source_item: case.source.as_ref().map(|s| s.item.clone()),
             search: if with_search { crate::search::tsvector_text(&searchable_text(case)) } else { String::new() },
         }
     }
@@ -240,6 +261,23 @@ pub struct LedgerFilter {
     pub q: Option<String>,
     /// The caller's scope: only this unit's rows (handlers).
     pub scope_unit: Option<Uuid>,
+    /// Received in this campaign.
+    pub campaign_id: Option<Uuid>,
+    /// In this phase of it (`preparation`, `implementation`, `summary`).
+    pub campaign_phase: Option<String>,
+    /// Came from this kind of record.
+    pub source_type: Option<String>,
+    /// Came from this record.
+    pub source_id: Option<Uuid>,
+}
+
+/// A campaign filter of the counts: its campaign and, optionally, one phase of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignFilter {
+    /// The campaign.
+    pub campaign_id: Option<Uuid>,
+    /// The phase (`preparation`, `implementation`, `summary`).
+    pub campaign_phase: Option<String>,
 }
 
 /// The order of a ledger page.
@@ -336,6 +374,18 @@ fn where_clause(f: &LedgerFilter, now: DateTime<Utc>, params: &mut Vec<Box<dyn T
     }
     if let Some(v) = f.escalated {
         push("escalated = ?", Box::new(v), params);
+    }
+    if let Some(v) = f.campaign_id {
+        push("campaign_id = ?", Box::new(v), params);
+    }
+    if let Some(v) = &f.campaign_phase {
+        push("campaign_phase = ?", Box::new(v.clone()), params);
+    }
+    if let Some(v) = &f.source_type {
+        push("source_type = ?", Box::new(v.clone()), params);
+    }
+    if let Some(v) = f.source_id {
+        push("source_id = ?", Box::new(v), params);
     }
     match f.overdue {
         Some(true) => push("next_due_at < ?", Box::new(now), params),
@@ -636,6 +686,7 @@ impl Ledger {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         scope_unit: Option<Uuid>,
+        campaign: &CampaignFilter,
     ) -> Result<Stats, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -646,28 +697,28 @@ impl Ledger {
         )
         .await?;
         // Unscoped, the scan reads only the received-date index's INCLUDE columns (index-only);
-        // a handler's scope also needs the co-units and the accused unit, from the heap.
-        let rows = match scope_unit {
-            None => {
-                let stmt = tx
-                    .prepare_cached(
-                        "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
-                         WHERE received_at >= $1 AND received_at < $2 GROUP BY 1, 2, 3, 4, 5, 6",
-                    )
-                    .await?;
-                tx.query(&stmt, &[&from, &to]).await?
-            }
-            Some(unit) => {
-                let stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
-                         WHERE received_at >= $1 AND received_at < $2 AND {} GROUP BY 1, 2, 3, 4, 5, 6",
-                        scope_sql(3)
-                    ))
-                    .await?;
-                tx.query(&stmt, &[&from, &to, &unit]).await?
-            }
-        };
+        // a handler's scope also needs the co-units and the accused unit, from the heap, and a
+        // campaign filter its columns.
+        let mut sql = String::from(
+            "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
+             WHERE received_at >= $1 AND received_at < $2",
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
+        if let Some(unit) = &scope_unit {
+            params.push(unit);
+            sql.push_str(&format!(" AND {}", scope_sql(params.len())));
+        }
+        if let Some(c) = &campaign.campaign_id {
+            params.push(c);
+            sql.push_str(&format!(" AND campaign_id = ${}", params.len()));
+        }
+        if let Some(p) = &campaign.campaign_phase {
+            params.push(p);
+            sql.push_str(&format!(" AND campaign_phase = ${}", params.len()));
+        }
+        sql.push_str(" GROUP BY 1, 2, 3, 4, 5, 6");
+        let stmt = tx.prepare_cached(&sql).await?;
+        let rows = tx.query(&stmt, &params).await?;
         tx.commit().await?;
         let mut by_status: HashMap<String, i64> = HashMap::new();
         let mut by_kind: HashMap<String, i64> = HashMap::new();

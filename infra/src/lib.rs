@@ -8,6 +8,8 @@
 //! - [`vault`]: personal data sealed with per-subject keys kept outside the log.
 //! - [`watch`]: verification that runs continuously behind the feed, with an alarm.
 //! - [`ledger`] and [`search`]: the ledger projection and the terms it is searched by.
+//! - [`records`]: the campaign's records (meetings, visits, cards, questionnaires) as streams
+//!   beside the cases, with their projection.
 //! - [`reference`]: units (with their hierarchy, for recusal), categories, the working calendar.
 
 pub mod bulk;
@@ -18,6 +20,7 @@ pub mod integrity;
 pub mod ledger;
 pub mod migrate;
 pub mod notify;
+pub mod records;
 pub mod reference;
 pub mod search;
 pub mod secret;

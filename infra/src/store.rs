@@ -93,6 +93,16 @@ impl StoredEvent {
         CaseEvent::from_stored(&self.event_type, self.schema_version, self.payload.clone())
     }
 
+    /// The stream type: the event type's prefix (`case`, `meeting`, …).
+    pub fn stream_type(&self) -> &str {
+        domain::records::stream_type_of(&self.event_type)
+    }
+
+    /// Whether it belongs to a case (not to a campaign's record).
+    pub fn is_case_event(&self) -> bool {
+        self.stream_type() == "case"
+    }
+
     /// The hash recomputed from the stored fields and the given previous hash.
     pub fn recompute_hash(&self, prev_hash: &[u8; 32]) -> [u8; 32] {
         hash::event_hash(&HashInput {
@@ -151,8 +161,12 @@ impl LoadedCase {
     }
 }
 
-/// Folds stored events into a case.
+/// Folds stored events into a case. The events of another stream (a campaign's record, whose
+/// event types do not start with `case.`) are no case: `None`, as for an empty history.
 pub fn fold(case_id: CaseId, events: &[StoredEvent]) -> Result<Option<Case>, StoreError> {
+    if events.first().is_some_and(|e| !e.is_case_event()) {
+        return Ok(None);
+    }
     let decoded = events
         .iter()
         .map(|e| e.decode().map(|d| (d, e.occurred_at)))
@@ -668,7 +682,31 @@ async fn append_planned(
     Ok(outcome)
 }
 
+/// A new case (version 1 onwards), prepared to be appended beside a record's events in the
+/// same transaction ([`crate::records::append_with_cases`]): opinions raised at a meeting, a
+/// visit's finding, a card's call, a questionnaire's complaint.
+#[derive(Clone)]
+pub struct NewCaseAppend(Prepared);
+
+impl NewCaseAppend {
+    /// Prepares the registration of `case_id` with `events`, `after` being the case they fold to.
+    pub fn new(case_id: CaseId, events: &[NewEvent], after: &Case) -> Self {
+        Self(Prepared::new(case_id, 0, GENESIS, events, None, after))
+    }
+
+    /// As [`NewCaseAppend::new`], recording the request's idempotency key with the case.
+    pub fn new_with_key(case_id: CaseId, events: &[NewEvent], after: &Case, idem: Option<IdempotencyKey>) -> Self {
+        Self(Prepared::new(case_id, 0, GENESIS, events, idem.as_ref(), after))
+    }
+
+    /// Appends it inside the caller's transaction.
+    pub(crate) async fn append(&self, client: &impl GenericClient) -> Result<AppendOutcome, StoreError> {
+        call_append_events(client, &self.0).await
+    }
+}
+
 /// An append with its hashes computed, ready for either path.
+#[derive(Clone)]
 struct Prepared {
     case_id: CaseId,
     expected: u32,
@@ -778,7 +816,7 @@ impl Prepared {
 
 /// Reads an outcome row: (outcome, case_id, first_version, last_version, first_position, last_position)
 /// starting at column `at`.
-fn outcome_of(row: &Row, at: usize, expected: u32) -> Result<AppendOutcome, StoreError> {
+pub(crate) fn outcome_of(row: &Row, at: usize, expected: u32) -> Result<AppendOutcome, StoreError> {
     let outcome: String = row.get(at);
     let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
     let (first_version, last_version) = (to_u32(row.get(at + 2)), to_u32(row.get(at + 3)));

@@ -124,6 +124,16 @@ pub async fn run_once(
         let row = LedgerRow::from_row(r)?;
         rows.insert(row.case_id, row);
     }
+    let mut records: BTreeMap<Uuid, serde_json::Value> = BTreeMap::new();
+    for r in &tx
+        .query(
+            &format!("SELECT record_id, {} FROM records WHERE record_id = ANY($1)", crate::records::PROJECTION_JSON),
+            &[&ids],
+        )
+        .await?
+    {
+        records.insert(r.get(0), r.get(1));
+    }
     tx.commit().await?;
     drop(client);
 
@@ -131,7 +141,12 @@ pub async fn run_once(
     let mut found = Vec::new();
     for id in &ids {
         let events = histories.get(id).map_or(&[][..], Vec::as_slice);
-        if let Some(problem) = check(*id, events, rows.get(id)) {
+        let problem = if events.first().is_some_and(|e| !e.is_case_event()) {
+            check_record(*id, events, records.get(id))
+        } else {
+            check(*id, events, rows.get(id))
+        };
+        if let Some(problem) = problem {
             found.push(WatchFailure { case_id: *id, problem, found_at: now });
         }
     }
@@ -169,6 +184,27 @@ fn check(id: Uuid, events: &[StoredEvent], row: Option<&LedgerRow>) -> Option<St
         }
         (Some(_), None) => Some("the case has no ledger row".into()),
         (None, Some(_)) => Some("the ledger has a row for a case without events".into()),
+        _ => None,
+    }
+}
+
+/// What is wrong with one record of the campaign: its chain, its fold, or its projection row
+/// against the replay.
+fn check_record(id: Uuid, events: &[StoredEvent], row: Option<&serde_json::Value>) -> Option<String> {
+    let chain = check_chain(id, events);
+    if !chain.ok() {
+        return Some(format!(
+            "the hash chain fails at version {}: {}",
+            chain.first_bad_version.unwrap_or_default(),
+            chain.problem.unwrap_or_default()
+        ));
+    }
+    match (crate::records::replay_projection(id, events), row) {
+        (Err(e), _) => Some(format!("the history does not fold: {e}")),
+        (Ok(Some(replayed)), Some(stored)) if replayed != *stored => {
+            Some("the record's row differs from the replay of its events".into())
+        }
+        (Ok(Some(_)), None) => Some("the record has no row".into()),
         _ => None,
     }
 }

@@ -36,6 +36,8 @@ pub fn registration(id: CaseId, at: DateTime<Utc>) -> Registration {
         urgency: Urgency::Normal,
         received_at: at,
         complainant: Complainant { anonymous: true, sealed: None },
+        campaign: None,
+        source: None,
     }
 }
 

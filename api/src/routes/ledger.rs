@@ -190,6 +190,10 @@ fn filter(q: &LedgerQuery, scope: Option<Uuid>) -> Result<LedgerFilter, ApiError
         received_to,
         q: search.map(str::to_owned),
         scope_unit: scope,
+        campaign_id: q.campaign_id,
+        campaign_phase: q.campaign_phase.map(ident),
+        source_type: q.source_type.map(ident),
+        source_id: q.source_id,
     })
 }
 
@@ -853,7 +857,9 @@ pub async fn stats(state: Data<AppState>, principal: Principal, req: HttpRequest
     if from >= to {
         return Err(ApiError::BadRequest { code: "invalid-query", detail: "from must be before to".into() });
     }
-    let s = within_deadline(&req, async { Ok(state.ledger.stats(from, to, scope).await?) }).await?;
+    let campaign =
+        infra::ledger::CampaignFilter { campaign_id: q.campaign_id, campaign_phase: q.campaign_phase.map(ident) };
+    let s = within_deadline(&req, async { Ok(state.ledger.stats(from, to, scope, &campaign).await?) }).await?;
     let kc = |v: Vec<(String, i64)>| v.into_iter().map(|(k, count)| KeyCount { key: Some(k), count }).collect();
     let ku = |v: Vec<(Option<Uuid>, i64)>| {
         v.into_iter().map(|(k, count)| KeyCount { key: k.map(|u| u.to_string()), count }).collect()

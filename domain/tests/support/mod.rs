@@ -83,6 +83,8 @@ pub fn registration() -> Registration {
                 ciphertext: "AAAA".into(),
             }),
         },
+        campaign: None,
+        source: None,
     }
 }
 

@@ -1,0 +1,251 @@
+//! What every campaign record shares on the wire: its view, a page of them, its history and its
+//! chain check (`/api/v1/records/{id}/history`, `/api/v1/records/{id}/verify`), the query of a
+//! list, and the checks of days.
+
+use actix_web::web::{Data, Path};
+use actix_web::{HttpRequest, HttpResponse, get};
+use chrono::NaiveDate;
+use domain::records::Record;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Action, Principal};
+use crate::dto::{ChainVerification, EventList};
+use crate::problem::ApiError;
+use crate::records::LinkedCase;
+use crate::startup::AppState;
+
+/// The kind of record a case came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceTypeName {
+    /// An opinion of a symposium meeting.
+    Meeting,
+    /// A finding of a visit.
+    Visit,
+    /// A contact card.
+    CardBatch,
+    /// A questionnaire response.
+    Survey,
+}
+
+/// A campaign record as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordView {
+    /// The record's id.
+    pub id: Uuid,
+    /// Its type: `campaign`, `meeting`, `visit`, `card_batch`, `survey`.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// How many events it has (the token `If-Match` takes).
+    pub version: u32,
+    /// The record as its events leave it; its fields are those of the resource's request, in
+    /// the names of the request, plus what happened since (documented per resource).
+    #[schema(value_type = Object)]
+    pub record: serde_json::Value,
+    /// The cases that came from it, with where they stand (a handler sees their unit's only).
+    pub cases: Vec<LinkedCase>,
+    /// Warnings about the record (e.g. `attendance_outside_20_30`).
+    pub warnings: Vec<String>,
+}
+
+impl RecordView {
+    /// The view of a record, with its linked cases.
+    pub async fn of<R: Record>(
+        state: &AppState,
+        principal: &Principal,
+        id: Uuid,
+        version: u32,
+        record: &R,
+        warnings: Vec<String>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            id,
+            record_type: R::STREAM.to_owned(),
+            version,
+            record: serde_json::to_value(record).map_err(ApiError::internal)?,
+            cases: crate::records::linked_cases(state, principal, id).await?,
+            warnings,
+        })
+    }
+}
+
+/// A page of records, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordPage {
+    /// The records.
+    pub items: Vec<RecordView>,
+    /// The cursor of the next page (give it as `after`), absent on the last.
+    pub next: Option<String>,
+}
+
+/// The query of a list of records.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordListQuery {
+    /// Only the records of this campaign.
+    pub campaign_id: Option<Uuid>,
+    /// Only the records that concern this unit.
+    pub unit_id: Option<Uuid>,
+    /// The `next` of the previous page.
+    #[param(max_length = 100, pattern = r"^[0-9A-Za-z_-]{1,100}$")]
+    pub after: Option<String>,
+    /// At most this many (1 to 100, default 50).
+    #[param(minimum = 1, maximum = 100, format = Int64)]
+    pub limit: Option<i64>,
+}
+
+/// The query of one record.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordAsOfQuery {
+    /// The record as it stood at this moment, replayed from the log. Between
+    /// 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the
+    /// pattern checks the year as written.
+    #[param(pattern = r"^20[0-9]{2}-")]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Lists the records of one type the caller may read.
+///
+/// # Errors
+/// 400 on a malformed cursor or limit.
+pub async fn list<R: Record>(
+    state: &AppState,
+    principal: &Principal,
+    q: &RecordListQuery,
+    warnings: impl Fn(&R) -> Vec<String>,
+) -> Result<RecordPage, ApiError> {
+    let scope = principal.require(Action::ReadRecords)?;
+    let limit = match q.limit {
+        None => 50,
+        Some(n) if (1..=100).contains(&n) => n,
+        Some(_) => return Err(ApiError::BadRequest { code: "invalid-query", detail: "limit must be 1 to 100".into() }),
+    };
+    let after = match &q.after {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or(ApiError::BadRequest {
+            code: "invalid-cursor",
+            detail: "after must be the `next` of an earlier page".into(),
+        })?),
+    };
+    let filter = infra::records::RecordFilter {
+        stream_type: R::STREAM,
+        campaign_id: q.campaign_id,
+        unit_id: match (scope, principal.unit) {
+            (crate::auth::Scope::OwnUnit, Some(u)) => Some(u.as_uuid()),
+            (crate::auth::Scope::OwnUnit, None) => Some(Uuid::nil()),
+            (crate::auth::Scope::All, _) => q.unit_id,
+        },
+        include_restricted: principal.require(Action::ReadRestrictedRecords).is_ok(),
+        after,
+        limit,
+    };
+    let rows = infra::records::list(&state.pool, &filter).await?;
+    let next =
+        (rows.len() as i64 == limit).then(|| rows.last().map(|r| encode_cursor(r.happened_on, r.record_id))).flatten();
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        let record: R = serde_json::from_value(row.doc.clone()).map_err(ApiError::internal)?;
+        if !crate::records::readable(principal, scope, &record.index()) {
+            continue;
+        }
+        let w = warnings(&record);
+        let version = u32::try_from(row.version).unwrap_or(0);
+        items.push(RecordView::of(state, principal, row.record_id, version, &record, w).await?);
+    }
+    Ok(RecordPage { items, next })
+}
+
+fn encode_cursor(day: Option<NaiveDate>, id: Uuid) -> String {
+    format!("{}_{}", day.map_or_else(|| "none".to_owned(), |d| d.format("%Y%m%d").to_string()), id.simple())
+}
+
+fn decode_cursor(s: &str) -> Option<(Option<NaiveDate>, Uuid)> {
+    let (day, id) = s.split_once('_')?;
+    let day = if day == "none" { None } else { Some(NaiveDate::parse_from_str(day, "%Y%m%d").ok()?) };
+    Some((day, Uuid::try_parse(id).ok()?))
+}
+
+/// Checks a day a client sends: 2000-01-01 to 2099-12-31.
+///
+/// # Errors
+/// 422 naming the field.
+pub fn bounded_day(field: &str, d: NaiveDate) -> Result<NaiveDate, ApiError> {
+    use chrono::Datelike;
+    if (2000..=2099).contains(&d.year()) {
+        Ok(d)
+    } else {
+        Err(ApiError::Validation(vec![crate::problem::FieldError {
+            field: field.into(),
+            message: "must lie between 2000-01-01 and 2099-12-31".into(),
+        }]))
+    }
+}
+
+/// The record a stream id belongs to, for the caller: its stream's events as they read them.
+async fn readable_stream(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Vec<infra::StoredEvent>, ApiError> {
+    use domain::records::{campaign::Campaign, card::CardBatch, meeting::Meeting, survey::Survey, visit::Visit};
+    let row = infra::records::get(&state.pool, id).await?.ok_or(ApiError::NotFound("record"))?;
+    let events = match row.stream_type.as_str() {
+        "campaign" => crate::records::load::<Campaign>(state, principal, id, None).await?.1.events,
+        "meeting" => crate::records::load::<Meeting>(state, principal, id, None).await?.1.events,
+        "visit" => crate::records::load::<Visit>(state, principal, id, None).await?.1.events,
+        "card_batch" => crate::records::load::<CardBatch>(state, principal, id, None).await?.1.events,
+        "survey" => crate::records::load::<Survey>(state, principal, id, None).await?.1.events,
+        _ => return Err(ApiError::NotFound("record")),
+    };
+    Ok(events)
+}
+
+/// A record's history
+///
+/// Every event of a campaign record (a campaign, meeting, visit, card batch or questionnaire),
+/// in order, with its hash and the previous hash: the record replays from these, and an auditor
+/// can recompute the chain (docs/integrity.md). A sealed personal value (a card's recipient)
+/// shows as ciphertext only. Out of the caller's reach answers 404 like a missing record.
+#[utoipa::path(tag = "records", params(("id" = Uuid, Path, description = "The record")), responses(
+    (status = 200, description = "The history", body = EventList),
+    (status = 404, description = "No such record the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
+), security(("bearer" = [])))]
+#[get("/records/{id}/history")]
+pub async fn history(state: Data<AppState>, principal: Principal, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadRecords)?;
+    let events = readable_stream(&state, &principal, *id).await?;
+    let events = events.iter().map(crate::service::event_view).collect();
+    Ok(HttpResponse::Ok().json(EventList { case_id: *id, events }))
+}
+
+/// Verify a record's chain
+///
+/// Recomputes the hash chain of a campaign record from its stored events (as for a case):
+/// `ok` is false, with the first version that fails, when any event was altered.
+#[utoipa::path(tag = "records", params(("id" = Uuid, Path, description = "The record")), responses(
+    (status = 200, description = "The check", body = ChainVerification),
+    (status = 404, description = "No such record the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
+), security(("bearer" = [])))]
+#[get("/records/{id}/verify")]
+pub async fn verify(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+    _req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ReadIntegrity)?;
+    // Only the chain is read: a tampered event may no longer fold, and this must still answer.
+    infra::records::get(&state.pool, *id).await?.ok_or(ApiError::NotFound("record"))?;
+    let check = state.store.verify_case(domain::CaseId::from_uuid(*id)).await?;
+    Ok(HttpResponse::Ok().json(crate::service::chain_view(*id, check)))
+}
+
+/// Registers the shared record routes.
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(history).service(verify);
+}
