@@ -4,6 +4,7 @@
 mod api_auth;
 mod api_inputs;
 mod api_lifecycle;
+mod campaign;
 mod contention;
 mod contract;
 mod erasure;
