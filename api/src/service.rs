@@ -257,16 +257,16 @@ async fn campaign_tag(
         .find_map(|c| c.phase_on(day).map(|phase| domain::records::CampaignTag { campaign: c.id, phase })))
 }
 
-/// Checks a registration and decides its first events (registered, and at the counter accepted
-/// and told), sealing the complainant: everything but the append. `source` is the record the
-/// case comes from; `campaign` that record's campaign.
-pub(crate) async fn prepare_case(
-    state: &AppState,
-    meta: &RequestMeta,
+/// A registration's fields checked without the database (texts, the complainant's, the
+/// notice), every invalid field named at once: a batch (a meeting's opinions) checks each before
+/// it reads anything.
+#[allow(clippy::type_complexity)]
+pub(crate) fn check_registration_fields(
     req: &RegisterCaseRequest,
-    source: Option<domain::records::CaseSource>,
-    campaign: Option<domain::RecordId>,
-) -> Result<NewCase, ApiError> {
+) -> Result<
+    (Title, Description, Option<Command>, ComplainantInput, Option<String>, Option<String>, Option<String>),
+    ApiError,
+> {
     let mut f = Fields::default();
     let title = f.take("title", Title::parse(&req.title));
     let description = f.take("description", Description::parse(&req.description));
@@ -303,6 +303,20 @@ pub(crate) async fn prepare_case(
     let (Some(title), Some(description)) = (title, description) else {
         return Err(ApiError::Validation(Vec::new()));
     };
+    Ok((title, description, notice, complainant, name, phone, id_number))
+}
+
+/// Checks a registration and decides its first events (registered, and at the counter accepted
+/// and told), sealing the complainant: everything but the append. `source` is the record the
+/// case comes from; `campaign` that record's campaign.
+pub(crate) async fn prepare_case(
+    state: &AppState,
+    meta: &RequestMeta,
+    req: &RegisterCaseRequest,
+    source: Option<domain::records::CaseSource>,
+    campaign: Option<domain::RecordId>,
+) -> Result<NewCase, ApiError> {
+    let (title, description, notice, complainant, name, phone, id_number) = check_registration_fields(req)?;
 
     let category = match req.category_id {
         Some(id) => Some(check_category(state, id).await?),

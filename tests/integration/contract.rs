@@ -42,6 +42,21 @@ const NOT_PROBED: &[(&str, &str)] = &[
          tested in trade_lifecycle",
     ),
     (
+        "POST /api/v1/contact-cards/batches",
+        "every body the server takes prints a batch, and no two batches' serials may overlap: a second \
+         accepted probe is refused for the overlap; ranges, overlaps and days are tested in campaign",
+    ),
+    ("BatchRequest.serial_from", "see POST /api/v1/contact-cards/batches"),
+    ("BatchRequest.serial_to", "see POST /api/v1/contact-cards/batches"),
+    ("BatchRequest.phone", "see POST /api/v1/contact-cards/batches"),
+    ("BatchRequest.email", "see POST /api/v1/contact-cards/batches"),
+    ("BatchRequest.delivered_on", "see POST /api/v1/contact-cards/batches"),
+    (
+        "RegisterCaseRequest.contact_card_serial",
+        "a serial names a card of a printed batch, as an id names a unit: any serial no batch holds is \
+         422 unknown-serial, so no generated value is taken; cards are tested in campaign",
+    ),
+    (
         "GET /api/v1/events/stream",
         "an event stream does not end; its parameters are FeedQuery's, probed on GET /api/v1/events",
     ),
@@ -285,6 +300,22 @@ fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Pro
             }
             p
         }
+        // A day a record states (a meeting's, a visit's, a phase's bounds): 2000 to 2099.
+        "^20[0-9]{2}-[0-9]{2}-[0-9]{2}$" => {
+            let mut p = vec![
+                inside("2000-01-01"),
+                inside("2099-12-31"),
+                outside("1999-12-31"),
+                outside("2100-01-01"),
+                outside("2026-06-01T08:00:00Z"),
+            ];
+            // A phase's first day lies on or before its last, and before the next phase's (a
+            // rule between fields, described): only the bounds every day shares are probed.
+            if key.starts_with("PhaseInput.") {
+                p.retain(|probe| !probe.inside);
+            }
+            p
+        }
         // Calendar dates are sent to PUT /calendar/2099: they must lie in that year.
         "^(20[0-9]{2}|2100)-[0-9]{2}-[0-9]{2}$" => {
             vec![inside("2099-02-01"), inside("2099-12-31"), outside("1999-02-01"), outside("99-02-01")]
@@ -503,6 +534,15 @@ fn walk_body(
                     out.push((key.clone(), Where::Body(here.clone()), inside(days(max))));
                     out.push((key.clone(), Where::Body(here.clone()), outside(days(max + 1))));
                     probed.insert(key.clone());
+                } else if let (Some(max), Some(first)) =
+                    (ps["maxItems"].as_u64(), get(base, &here).and_then(|a| a.get(0)).cloned())
+                {
+                    // One item more than the cap is refused. (Items that must differ — phases in
+                    // order, one attendance per type, distinct numbers — make a full list of
+                    // copies refused by their own rule, so the cap itself is probed from above.)
+                    let over: Vec<Value> = std::iter::repeat_n(first, max as usize + 1).collect();
+                    out.push((key.clone(), Where::Body(here.clone()), outside(Value::Array(over))));
+                    probed.insert(key.clone());
                 }
                 // The item's fields, in the base's first item (the coverage check at the end names
                 // an item component that no base reaches).
@@ -654,6 +694,27 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
         ),
         ("CreateUnitRequest", json!({"name": "单位", "kind": "department", "parent_id": app.town})),
         ("ClassifyRequest", json!({"category_id": category})),
+        (
+            "CampaignRequest",
+            json!({"name": "纠风", "leading_unit_id": app.town, "unit_ids": [app.village],
+                   "phases": [{"phase": "implementation", "from": "2026-01-01", "to": "2026-12-31"}],
+                   "documents": [{"kind": "plan", "title": "方案", "content": "内容"}]}),
+        ),
+        ("PhasesRequest", json!({"phases": [{"phase": "implementation", "from": "2026-01-01", "to": "2026-12-31"}]})),
+        (
+            "MeetingRequest",
+            json!({"topic": "座谈", "held_on": "2026-04-10", "venue": "会议室", "host_unit_id": app.village,
+                   "chair": "李", "recorder": "王", "attendance": [{"type": "other", "count": 20}], "minutes": "纪要"}),
+        ),
+        (
+            "OpinionsRequest",
+            json!({"opinions": [{"kind": "complaint", "title": "标题", "description": "内容", "number": 1}]}),
+        ),
+        (
+            "BatchRequest",
+            json!({"serial_from": 0, "serial_to": 10, "phone": "0571", "email": "a@b.cn",
+                   "village_id": app.village, "delivered_on": "2026-04-01"}),
+        ),
         ("AssignRequest", json!({"unit_id": app.dept_a})),
         ("CalendarYear", json!({"holidays": [{"date": "2099-01-01", "name": "元旦"}], "makeup_workdays": []})),
     ]);
@@ -732,6 +793,9 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
             continue;
         }
         for (key, w, probe) in mutations {
+            if NOT_PROBED.iter().any(|(n, _)| *n == key) {
+                continue;
+            }
             let (status, text) = base.with(&w, &probe.value).send(&app, token).await;
             sent += 1;
             let ok = if probe.inside { taken(status) } else { refused(status) };

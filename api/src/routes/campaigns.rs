@@ -50,10 +50,10 @@ pub struct PhaseInput {
     /// Which phase.
     pub phase: PhaseName,
     /// Its first day (China Standard Time), 2000-01-01 to 2099-12-31.
-    #[schema(pattern = r"^20[0-9]{2}-")]
+    #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub from: NaiveDate,
     /// Its last day (included), 2000-01-01 to 2099-12-31.
-    #[schema(pattern = r"^20[0-9]{2}-")]
+    #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub to: NaiveDate,
 }
 

@@ -55,7 +55,7 @@ pub struct BatchRequest {
     /// The village the batch went to (an active village, farm or community).
     pub village_id: Uuid,
     /// The day it was delivered there, 2000-01-01 to 2099-12-31.
-    #[schema(pattern = r"^20[0-9]{2}-")]
+    #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub delivered_on: NaiveDate,
     /// The campaign it belongs to.
     pub campaign_id: Option<Uuid>,
@@ -73,7 +73,7 @@ pub struct HandOutRequest {
     #[schema(minimum = 0, maximum = 4_294_967_295_i64, format = Int64)]
     pub serial_to: u32,
     /// The day, 2000-01-01 to 2099-12-31.
-    #[schema(pattern = r"^20[0-9]{2}-")]
+    #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub on: NaiveDate,
     /// To whom (optional): sealed like a complainant, shown masked.
     pub recipient: Option<ComplainantInput>,
@@ -262,6 +262,8 @@ pub async fn hand_out(
                     f.push("recipient.id_number", "a card's recipient is recorded by name and phone only");
                 }
                 f.finish()?;
+                // Sealed only for a batch that exists (and the caller may read).
+                records::load::<CardBatch>(&state, &meta.principal, *id, None).await?;
                 if name.is_none() && phone.is_none() {
                     None
                 } else {

@@ -83,7 +83,7 @@ pub struct MeetingRequest {
     )]
     pub topic: String,
     /// The day it was held, 2000-01-01 to 2099-12-31.
-    #[schema(pattern = r"^20[0-9]{2}-")]
+    #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub held_on: NaiveDate,
     /// Where: 1 to 100 characters, not blank.
     #[schema(
@@ -355,8 +355,6 @@ pub async fn register_opinions(
                 message: format!("give 1 to {MAX_OPINIONS} opinions"),
             }]));
         }
-        let (meeting, _) = records::load::<Meeting>(&state, &meta.principal, *id, None).await?;
-        let received_at = received_on(meeting.details.held_on);
         let mut prepared = Vec::with_capacity(body.opinions.len());
         for (i, o) in body.opinions.iter().enumerate() {
             if o.number.is_some_and(|n| !(1..=10_000).contains(&n)) {
@@ -377,13 +375,20 @@ pub async fn register_opinions(
                 village_id: o.village_id,
                 accused_unit_id: o.accused_unit_id,
                 urgency: o.urgency,
-                received_at: Some(received_at),
+                received_at: None,
                 complainant: o.complainant.clone(),
                 accept: false,
                 notice: None,
                 contact_card_serial: None,
             };
+            // Every opinion's own fields are checked before anything is read or sealed.
+            crate::service::check_registration_fields(&case).map_err(|e| within(i, e))?;
             prepared.push(case);
+        }
+        let (meeting, _) = records::load::<Meeting>(&state, &meta.principal, *id, None).await?;
+        let received_at = received_on(meeting.details.held_on);
+        for case in &mut prepared {
+            case.received_at = Some(received_at);
         }
         // Numbers are decided against the meeting as it stands when the append is decided; the
         // cases are prepared once, before, with their source item filled in then.

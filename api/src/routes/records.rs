@@ -76,8 +76,8 @@ impl RecordView {
 pub struct RecordPage {
     /// The records.
     pub items: Vec<RecordView>,
-    /// The cursor of the next page (give it as `after`), absent on the last.
-    pub next: Option<String>,
+    /// The cursor of the next page (give it as `cursor`), absent on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// The query of a list of records.
@@ -89,9 +89,9 @@ pub struct RecordListQuery {
     pub campaign_id: Option<Uuid>,
     /// Only the records that concern this unit.
     pub unit_id: Option<Uuid>,
-    /// The `next` of the previous page.
-    #[param(max_length = 100, pattern = r"^[0-9A-Za-z_-]{1,100}$")]
-    pub after: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 80)]
+    pub cursor: Option<String>,
     /// At most this many (1 to 100, default 50).
     #[param(minimum = 1, maximum = 100, format = Int64)]
     pub limit: Option<i64>,
@@ -125,11 +125,11 @@ pub async fn list<R: Record>(
         Some(n) if (1..=100).contains(&n) => n,
         Some(_) => return Err(ApiError::BadRequest { code: "invalid-query", detail: "limit must be 1 to 100".into() }),
     };
-    let after = match &q.after {
+    let after = match &q.cursor {
         None => None,
         Some(c) => Some(decode_cursor(c).ok_or(ApiError::BadRequest {
-            code: "invalid-cursor",
-            detail: "after must be the `next` of an earlier page".into(),
+            code: "invalid-query",
+            detail: "cursor is not one this service issued".into(),
         })?),
     };
     let filter = infra::records::RecordFilter {
@@ -157,16 +157,20 @@ pub async fn list<R: Record>(
         let version = u32::try_from(row.version).unwrap_or(0);
         items.push(RecordView::of(state, principal, row.record_id, version, &record, w).await?);
     }
-    Ok(RecordPage { items, next })
+    Ok(RecordPage { items, next_cursor: next })
 }
 
+/// A cursor: the day's midnight (UTC) in microseconds since the epoch, and the record's id,
+/// as the ledger's cursors read.
 fn encode_cursor(day: Option<NaiveDate>, id: Uuid) -> String {
-    format!("{}_{}", day.map_or_else(|| "none".to_owned(), |d| d.format("%Y%m%d").to_string()), id.simple())
+    let micros = day.and_then(|d| d.and_hms_opt(0, 0, 0)).map_or(0, |t| t.and_utc().timestamp_micros());
+    format!("{micros}_{}", id.simple())
 }
 
 fn decode_cursor(s: &str) -> Option<(Option<NaiveDate>, Uuid)> {
-    let (day, id) = s.split_once('_')?;
-    let day = if day == "none" { None } else { Some(NaiveDate::parse_from_str(day, "%Y%m%d").ok()?) };
+    let (micros, id) = s.split_once('_')?;
+    let micros: i64 = micros.parse().ok()?;
+    let day = if micros == 0 { None } else { Some(chrono::DateTime::from_timestamp_micros(micros)?.date_naive()) };
     Some((day, Uuid::try_parse(id).ok()?))
 }
 
