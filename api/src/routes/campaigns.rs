@@ -181,7 +181,7 @@ async fn view(state: &AppState, principal: &Principal, c: &Campaign) -> Result<R
     (status = 422, description = "A field is invalid; `phases-out-of-order`; a unit unknown or inactive", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/campaigns")]
-pub async fn launch(
+pub async fn launch_campaign(
     state: Data<AppState>,
     principal: Principal,
     req: HttpRequest,
@@ -229,7 +229,11 @@ pub async fn launch(
 /// in).
 #[utoipa::path(tag = "campaigns", params(RecordListQuery), responses((status = 200, description = "A page", body = RecordPage)), security(("bearer" = [])))]
 #[get("/campaigns")]
-pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_campaigns(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadRecords)?;
     let q: RecordListQuery = crate::extract::query(&req)?;
     let page = within_deadline(&req, super::records::list::<Campaign>(&state, &principal, &q, |_| Vec::new())).await?;
@@ -245,7 +249,7 @@ pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest)
     (status = 404, description = "No such campaign the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/campaigns/{id}")]
-pub async fn get_one(
+pub async fn get_campaign(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -270,7 +274,7 @@ pub async fn get_one(
     (status = 422, description = "A field is invalid", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/campaigns/{id}/documents")]
-pub async fn add_document(
+pub async fn add_campaign_document(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -306,7 +310,7 @@ pub async fn add_document(
     (status = 422, description = "`phases-out-of-order`, or a field is invalid", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/campaigns/{id}/phases")]
-pub async fn reschedule(
+pub async fn reschedule_campaign(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -331,5 +335,9 @@ pub async fn reschedule(
 
 /// Registers the campaign routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(launch).service(list).service(get_one).service(add_document).service(reschedule);
+    cfg.service(launch_campaign)
+        .service(list_campaigns)
+        .service(get_campaign)
+        .service(add_campaign_document)
+        .service(reschedule_campaign);
 }

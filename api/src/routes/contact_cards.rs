@@ -138,7 +138,7 @@ pub async fn register_with_card(
     (status = 422, description = "`serials-overlap`, `bad-serial-range`, a field invalid, a village unknown", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/contact-cards/batches")]
-pub async fn print(
+pub async fn print_card_batch(
     state: Data<AppState>,
     principal: Principal,
     req: HttpRequest,
@@ -182,7 +182,11 @@ pub async fn print(
 /// cases they brought (a handler: their village's).
 #[utoipa::path(tag = "contact-cards", params(RecordListQuery), responses((status = 200, description = "A page", body = RecordPage)), security(("bearer" = [])))]
 #[get("/contact-cards/batches")]
-pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_card_batches(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadRecords)?;
     let q: RecordListQuery = crate::extract::query(&req)?;
     let mut page =
@@ -209,7 +213,7 @@ pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest)
     (status = 404, description = "No such batch the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/contact-cards/batches/{id}")]
-pub async fn get_one(
+pub async fn get_card_batch(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -233,7 +237,7 @@ pub async fn get_one(
     (status = 422, description = "`unknown-serial`, `already-handed-out`, `bad-serial-range`, a field invalid", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/contact-cards/batches/{id}/handouts")]
-pub async fn hand_out(
+pub async fn hand_out_cards(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -284,5 +288,5 @@ pub async fn hand_out(
 
 /// Registers the contact-card routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(print).service(list).service(get_one).service(hand_out);
+    cfg.service(print_card_batch).service(list_card_batches).service(get_card_batch).service(hand_out_cards);
 }

@@ -230,7 +230,7 @@ pub fn received_on(day: NaiveDate) -> chrono::DateTime<Utc> {
     (status = 422, description = "A field is invalid, or a unit or campaign unknown", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/meetings")]
-pub async fn record(
+pub async fn record_meeting(
     state: Data<AppState>,
     principal: Principal,
     req: HttpRequest,
@@ -296,7 +296,11 @@ pub async fn record(
 /// The meetings the caller may read, newest first (a handler: those their unit hosted).
 #[utoipa::path(tag = "meetings", params(RecordListQuery), responses((status = 200, description = "A page", body = RecordPage)), security(("bearer" = [])))]
 #[get("/meetings")]
-pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_meetings(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadRecords)?;
     let q: RecordListQuery = crate::extract::query(&req)?;
     let page = within_deadline(&req, super::records::list::<Meeting>(&state, &principal, &q, warnings)).await?;
@@ -312,7 +316,7 @@ pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest)
     (status = 404, description = "No such meeting the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/meetings/{id}")]
-pub async fn get_one(
+pub async fn get_meeting(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -337,7 +341,7 @@ pub async fn get_one(
     (status = 422, description = "An opinion is invalid (nothing was registered), or `opinion-number-taken`", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/meetings/{id}/opinions")]
-pub async fn register_opinions(
+pub async fn register_meeting_opinions(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -426,5 +430,5 @@ pub async fn register_opinions(
 
 /// Registers the meeting routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(record).service(list).service(get_one).service(register_opinions);
+    cfg.service(record_meeting).service(list_meetings).service(get_meeting).service(register_meeting_opinions);
 }

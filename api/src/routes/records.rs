@@ -220,7 +220,11 @@ async fn readable_stream(
     (status = 404, description = "No such record the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/records/{id}/history")]
-pub async fn history(state: Data<AppState>, principal: Principal, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn record_history(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadRecords)?;
     let events = readable_stream(&state, &principal, *id).await?;
     let events = events.iter().map(crate::service::event_view).collect();
@@ -236,7 +240,7 @@ pub async fn history(state: Data<AppState>, principal: Principal, id: Path<Uuid>
     (status = 404, description = "No such record the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/records/{id}/verify")]
-pub async fn verify(
+pub async fn verify_record(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -251,5 +255,5 @@ pub async fn verify(
 
 /// Registers the shared record routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(history).service(verify);
+    cfg.service(record_history).service(verify_record);
 }
