@@ -553,3 +553,70 @@ async fn concurrent_appends_share_transactions_and_a_conflicting_item_fails_alon
     assert_eq!(ledger, 49, "every appended case has its ledger row");
     assert!(store.verify_all().await.unwrap().failures.is_empty());
 }
+
+/// A meeting's record with `n` opinions linked to `cases`, ready to append.
+fn meeting_append(cases: &[CaseId]) -> (infra::records::RecordAppend, RecordId) {
+    use domain::records::Record;
+    use domain::records::meeting::{self, Meeting, MeetingEvent};
+    let id = RecordId::from_uuid(Uuid::new_v4());
+    let at = now();
+    let mut events = vec![MeetingEvent::Recorded(meeting::Recorded {
+        topic: Title::parse("座谈会").unwrap(),
+        held_on: at.date_naive(),
+        venue: Name::parse("会议室").unwrap(),
+        host_unit: UnitId::from_uuid(Uuid::new_v4()),
+        campaign: None,
+        chair: Name::parse("李").unwrap(),
+        recorder: Name::parse("王").unwrap(),
+        attendance: Vec::new(),
+        minutes: None,
+    })];
+    let first = Meeting::apply(None, id, &events[0], at).unwrap();
+    let pairs: Vec<(Option<u32>, CaseId)> = cases.iter().map(|c| (None, *c)).collect();
+    events.extend(meeting::register_opinions(&first, &pairs).unwrap());
+    let mut after = None;
+    for e in &events {
+        after = Some(Meeting::apply(after, id, e, at).unwrap());
+    }
+    let append =
+        infra::records::RecordAppend::new(id, 0, GENESIS, &events, at, &metadata(Role::Clerk), None, &after.unwrap());
+    (append, id)
+}
+
+fn new_case(id: CaseId) -> infra::store::NewCaseAppend {
+    let at = now();
+    let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
+    let case = evolve(None, id, &events[0], at).unwrap();
+    infra::store::NewCaseAppend::new(id, &new_events(events, at, Role::Clerk), &case)
+}
+
+/// Issue 11: the opinions of a meeting become cases "in one request, atomically". A case that
+/// cannot be appended (here: its id is taken, so its version check fails) takes the record and
+/// every other case of the request down with it.
+#[tokio::test]
+async fn a_record_and_the_cases_it_brings_are_written_together_or_not_at_all() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (taken, _) = register(&store).await;
+    let fresh = [CaseId::from_uuid(Uuid::new_v4()), CaseId::from_uuid(Uuid::new_v4())];
+    let count = || async {
+        db.app_client().await.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get::<_, i64>(0)
+    };
+    let before = count().await;
+
+    let (append, meeting) = meeting_append(&[fresh[0], taken, fresh[1]]);
+    let cases = vec![new_case(fresh[0]), new_case(taken), new_case(fresh[1])];
+    let r = infra::records::append_with_cases(store.pool(), &append, &cases).await;
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
+    assert_eq!(count().await, before, "nothing of the request was written");
+    assert!(infra::records::get(store.pool(), meeting.as_uuid()).await.unwrap().is_none(), "no record row");
+    assert!(store.load(fresh[0]).await.unwrap().case.is_none(), "the case before the failing one is gone too");
+
+    // The same request without the taken id writes the record and both cases.
+    let (append, meeting) = meeting_append(&fresh);
+    let cases = vec![new_case(fresh[0]), new_case(fresh[1])];
+    infra::records::append_with_cases(store.pool(), &append, &cases).await.unwrap();
+    assert_eq!(count().await, before + 2 + 2);
+    assert!(infra::records::get(store.pool(), meeting.as_uuid()).await.unwrap().is_some());
+    assert!(store.load(fresh[1]).await.unwrap().case.is_some());
+}
