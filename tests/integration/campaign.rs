@@ -277,3 +277,307 @@ async fn handlers_read_only_their_units_records_and_clerks_cannot_launch_campaig
         .await;
     bad.assert_problem(422, "phases-out-of-order");
 }
+
+async fn visit(app: &TestApp, mode: &str, token: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/v1/visits", app.address))
+        .bearer_auth(token)
+        .json(&json!({
+            "mode": mode, "visited_on": chrono::Utc::now().date_naive().to_string(), "organiser_unit_id": app.town,
+            "team": [{"name": "纪委 张"}], "places": [{"type": "school", "name": "中心小学", "village_id": app.village}]
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Issue 11: "Undercover visits are invisible to clerks and handlers on every route" until the
+/// committee discloses them.
+#[tokio::test]
+async fn undercover_visits_are_invisible_to_clerks_and_handlers_on_every_route_until_disclosed() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let clerk = app.token("clerk", None);
+    let handler = app.token("handler", Some(app.village));
+    assert_eq!(
+        visit(&app, "undercover", &clerk).await.status(),
+        StatusCode::FORBIDDEN,
+        "clerks record open visits only"
+    );
+    let r = visit(&app, "undercover", &sup).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let finding = app.post(&format!("/api/v1/visits/{id}/findings"), &sup, json!({"text": "食堂未公示收费标准", "evidence": [{"note": "照片"}],
+        "rectification": {"demand": "一周内公示", "due_on": (chrono::Utc::now().date_naive() + chrono::Duration::days(7)).to_string()}})).await;
+    assert_eq!(finding.status, StatusCode::OK, "{}", finding.text);
+    let open = visit(&app, "open", &clerk).await;
+    assert_eq!(open.status(), StatusCode::CREATED);
+    let open: Value = open.json().await.unwrap();
+
+    let auditor = app.token("auditor", None);
+    for (who, token, sees) in [
+        ("clerk", &clerk, false),
+        ("handler", &handler, false),
+        ("supervisor", &sup, true),
+        ("auditor", &auditor, true),
+    ] {
+        let get = app.get(&format!("/api/v1/visits/{id}"), token).await;
+        assert_eq!(get.status == StatusCode::OK, sees, "{who} GET: {}", get.text);
+        let history = app.get(&format!("/api/v1/records/{id}/history"), token).await;
+        assert_eq!(history.status == StatusCode::OK, sees, "{who} history: {}", history.text);
+        let listed = app.get("/api/v1/visits", token).await;
+        let ids: Vec<&str> =
+            listed.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.contains(&id.as_str()), sees, "{who} list");
+        // The open visit is listed for everyone who reads visits (the handler: it visited their
+        // village).
+        assert!(ids.contains(&open["id"].as_str().unwrap()), "{who} sees the open visit");
+        let as_of = app.get(&format!("/api/v1/visits/{id}?as_of=2099-01-01T00:00:00Z"), token).await;
+        assert_eq!(as_of.status == StatusCode::OK, sees, "{who} as_of");
+        let by_campaign = app.get(&format!("/api/v1/visits?unit_id={}", app.village), token).await;
+        assert_eq!(by_campaign.text.contains(&id), sees, "{who} filtered list");
+        let feed = app.get("/api/v1/events?limit=1000", token).await;
+        if feed.status == StatusCode::OK {
+            assert_eq!(feed.text.contains(&id), sees, "{who} feed");
+        }
+    }
+    // Writes to it answer 404 for those who cannot read it.
+    for (path, body) in [
+        ("findings", json!({"text": "另一发现"})),
+        ("rechecks", json!({"finding": 1, "on": "2099-05-20", "rectified": true})),
+        ("cases", json!({"finding": 1, "kind": "complaint", "title": "标题"})),
+    ] {
+        for token in [&clerk, &handler] {
+            app.post(&format!("/api/v1/visits/{id}/{path}"), token, body.clone()).await.assert_problem(
+                if std::ptr::eq(token, &handler) { 403 } else { 404 },
+                if std::ptr::eq(token, &handler) { "forbidden" } else { "not-found" },
+            );
+        }
+    }
+    app.post(&format!("/api/v1/visits/{id}/disclose"), &clerk, json!({})).await.assert_problem(403, "forbidden");
+
+    // Disclosed: every reader sees it; a second disclosure is a conflict.
+    let d = app.post(&format!("/api/v1/visits/{id}/disclose"), &sup, json!({})).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text);
+    assert!(d.body["record"]["disclosed_at"].is_string());
+    app.post(&format!("/api/v1/visits/{id}/disclose"), &sup, json!({})).await.assert_problem(409, "not-undercover");
+    assert_eq!(app.get(&format!("/api/v1/visits/{id}"), &clerk).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v1/visits/{id}"), &handler).await.status,
+        StatusCode::OK,
+        "the village was visited"
+    );
+    // A finding becomes a case once; its re-check is recorded.
+    let c = app
+        .post(
+            &format!("/api/v1/visits/{id}/cases"),
+            &clerk,
+            json!({"finding": 1, "kind": "complaint", "title": "食堂收费不公开"}),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+    assert_eq!(c.body["cases"].as_array().unwrap().len(), 1);
+    let case_id = c.body["cases"][0]["case_id"].as_str().unwrap();
+    let case = app.get(&format!("/api/v1/cases/{case_id}"), &clerk).await;
+    assert_eq!(case.body["channel"], "visit");
+    assert_eq!(case.body["description"], "食堂未公示收费标准");
+    app.post(
+        &format!("/api/v1/visits/{id}/cases"),
+        &clerk,
+        json!({"finding": 1, "kind": "complaint", "title": "再次"}),
+    )
+    .await
+    .assert_problem(409, "finding-already-a-case");
+    let re = app.post(&format!("/api/v1/visits/{id}/rechecks"), &clerk, json!({"finding": 1, "on": (chrono::Utc::now().date_naive() + chrono::Duration::days(8)).to_string(), "rectified": true, "note": "已公示"})).await;
+    assert_eq!(re.status, StatusCode::OK, "{}", re.text);
+    assert_eq!(re.body["record"]["findings"][0]["rechecks"][0]["rectified"], true);
+}
+
+type Counted = std::collections::BTreeMap<(String, String, String), u64>;
+type Answered = std::collections::BTreeMap<(String, String), u64>;
+
+/// Counts one answer of question `q` in village `v` (and in "all"): answered once, each option
+/// chosen once.
+fn tally(count: &mut Counted, answered: &mut Answered, q: &str, v: Uuid, options: &[String]) {
+    for place in [v.to_string(), "all".to_owned()] {
+        *answered.entry((q.to_owned(), place.clone())).or_default() += 1;
+        for o in options {
+            *count.entry((q.to_owned(), place.clone(), o.clone())).or_default() += 1;
+        }
+    }
+}
+
+/// A deterministic generator (a linear congruential one), so a failure can be replayed.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Issue 11: "Survey results over 1,000 generated responses equal a direct count, overall and
+/// per village; the CSV matches the JSON."
+#[tokio::test]
+async fn survey_results_over_a_thousand_responses_equal_a_direct_count_and_the_csv_matches() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let admin = app.token("admin", None);
+    let second = app.create_unit(&admin, "西岭村", "village", Some(app.town)).await;
+    let villages = [app.village, second];
+    let options = ["已到位", "部分到位", "未到位"];
+    let s = app
+        .post(
+            "/api/v1/surveys",
+            &clerk,
+            json!({
+                "title": "惠农政策落实情况问卷", "respondent_type": "村民", "surveyed_on": "2026-05-20", "place": "东岭村",
+                "surveyor": "纪委 王", "unit_id": app.town,
+                "questions": [
+                    {"key": "subsidy", "text": "耕地地力保护补贴是否已到位？", "kind": "single_choice",
+                     "options": options.iter().map(|o| json!({"label": o})).collect::<Vec<_>>(), "policy": "耕地地力保护补贴"},
+                    {"key": "channels", "text": "您通过哪些渠道了解政策？", "kind": "multiple_choice",
+                     "options": [{"label": "广播"}, {"label": "公示栏"}, {"label": "微信群"}]},
+                    {"key": "rating", "text": "对村务公开的评价", "kind": "rating"},
+                    {"key": "heard", "text": "是否听说过纠风联系卡？", "kind": "yes_no"},
+                    {"key": "other", "text": "其他意见", "kind": "free_text"}
+                ]
+            }),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
+    let id = s.body["id"].as_str().unwrap().to_owned();
+
+    // The direct count, kept while generating: (question, village or "all", option) → count,
+    // and (question, village or "all") → answered.
+    let mut count = Counted::default();
+    let mut answered = Answered::default();
+    let mut rng = Lcg(11);
+    let mut complaints = 0;
+    for batch in 0..10 {
+        let mut responses = Vec::new();
+        for _ in 0..100 {
+            let v = villages[rng.next(2) as usize];
+            let mut answers = serde_json::Map::new();
+            if rng.next(10) > 0 {
+                let o = options[rng.next(3) as usize];
+                answers.insert("subsidy".into(), json!(o));
+                tally(&mut count, &mut answered, "subsidy", v, &[o.to_owned()]);
+            }
+            let chosen: Vec<&str> = ["广播", "公示栏", "微信群"].into_iter().filter(|_| rng.next(2) == 1).collect();
+            if !chosen.is_empty() {
+                answers.insert("channels".into(), json!(chosen));
+                let chosen: Vec<String> = chosen.iter().map(|c| (*c).to_owned()).collect();
+                tally(&mut count, &mut answered, "channels", v, &chosen);
+            }
+            let r = rng.next(5) + 1;
+            answers.insert("rating".into(), json!(r));
+            tally(&mut count, &mut answered, "rating", v, &[r.to_string()]);
+            let heard = rng.next(2) == 1;
+            answers.insert("heard".into(), json!(heard));
+            tally(&mut count, &mut answered, "heard", v, &[if heard { "yes" } else { "no" }.to_owned()]);
+            let mut response = json!({"village_id": v});
+            if rng.next(50) == 0 {
+                answers.insert("other".into(), json!("补贴至今未发放，村干部说还没到"));
+                tally(&mut count, &mut answered, "other", v, &[]);
+                response["complaint"] = json!({"question": "other", "kind": "complaint", "title": "补贴未发放"});
+                complaints += 1;
+            }
+            response["answers"] = Value::Object(answers);
+            responses.push(response);
+        }
+        let r = app.post(&format!("/api/v1/surveys/{id}/responses"), &clerk, json!({"responses": responses})).await;
+        assert_eq!(r.status, StatusCode::OK, "batch {batch}: {}", r.text);
+    }
+    assert!(complaints > 0, "the seed makes some complaints");
+
+    let results = app.get(&format!("/api/v1/surveys/{id}/results"), &clerk).await;
+    assert_eq!(results.status, StatusCode::OK, "{}", results.text);
+    assert_eq!(results.body["responses"], 1000);
+    let get = |k: &(String, String, String)| count.get(k).copied().unwrap_or(0);
+    let mut checked = 0;
+    for q in results.body["questions"].as_array().unwrap() {
+        let key = q["key"].as_str().unwrap().to_owned();
+        let all = answered.get(&(key.clone(), "all".into())).copied().unwrap_or(0);
+        assert_eq!(q["answered"], all, "{key} answered");
+        for o in q["options"].as_array().unwrap() {
+            let opt = o["option"].as_str().unwrap().to_owned();
+            let want = get(&(key.clone(), "all".into(), opt.clone()));
+            assert_eq!(o["count"], want, "{key} {opt} overall");
+            let pct = if all == 0 { 0.0 } else { (want as f64 * 1000.0 / all as f64).round() / 10.0 };
+            assert_eq!(o["percent"].as_f64().unwrap(), pct, "{key} {opt} percent");
+            checked += 1;
+        }
+        for v in q["by_village"].as_array().unwrap() {
+            let village = v["village_id"].as_str().unwrap().to_owned();
+            assert_eq!(
+                v["answered"],
+                answered.get(&(key.clone(), village.clone())).copied().unwrap_or(0),
+                "{key} {village}"
+            );
+            for o in v["options"].as_array().unwrap() {
+                let opt = o["option"].as_str().unwrap().to_owned();
+                assert_eq!(o["count"], get(&(key.clone(), village.clone(), opt.clone())), "{key} {village} {opt}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 3 * 3 + 3 * 3 + 5 * 3 + 2 * 3, "every option overall and in both villages");
+
+    // The CSV says the same, row for row.
+    let csv = app
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/surveys/{id}/results"),
+            Some(&clerk),
+            None,
+            &[("accept", "text/csv")],
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let mut rows = 0;
+    for line in csv.text.lines().skip(1) {
+        let cells: Vec<String> = line.split("\",\"").map(|c| c.trim_matches('"').to_owned()).collect();
+        let (key, place, opt, n, base) = (&cells[0], &cells[2], &cells[3], &cells[4], &cells[5]);
+        assert_eq!(
+            base.parse::<u64>().unwrap(),
+            answered.get(&(key.clone(), place.clone())).copied().unwrap_or(0),
+            "{line}"
+        );
+        if !opt.is_empty() {
+            assert_eq!(n.parse::<u64>().unwrap(), get(&(key.clone(), place.clone(), opt.clone())), "{line}");
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, 3 * 3 + 3 * 3 + 5 * 3 + 2 * 3 + 3, "every option row, and one row per place for the free text");
+    let xlsx = app
+        .client
+        .get(format!("{}/api/v1/surveys/{id}/results", app.address))
+        .bearer_auth(&clerk)
+        .header("accept", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xlsx.status(), StatusCode::OK);
+    assert!(xlsx.bytes().await.unwrap().starts_with(b"PK"), "a zip (XLSX) file");
+
+    // The complaints became linked cases in the questionnaire channel.
+    let view = app.get(&format!("/api/v1/surveys/{id}"), &clerk).await;
+    assert_eq!(view.body["cases"].as_array().unwrap().len(), complaints);
+    assert_eq!(ledger_of(&app, "channel=questionnaire&limit=100").await.len(), complaints);
+    // An answer that does not fit its question: 422 naming it, nothing recorded.
+    let before = app.event_count().await;
+    let bad = app
+        .post(
+            &format!("/api/v1/surveys/{id}/responses"),
+            &clerk,
+            json!({"responses": [
+        {"village_id": app.village, "answers": {"rating": 3}},
+        {"village_id": app.village, "answers": {"subsidy": "不知道"}}]}),
+        )
+        .await;
+    bad.assert_problem(422, "validation");
+    assert_eq!(bad.body["errors"][0]["field"], "responses[1].answers.subsidy", "{}", bad.text);
+    assert_eq!(app.event_count().await, before);
+}

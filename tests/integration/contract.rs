@@ -707,6 +707,32 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
                    "chair": "李", "recorder": "王", "attendance": [{"type": "other", "count": 20}], "minutes": "纪要"}),
         ),
         (
+            "SurveyRequest",
+            json!({"title": "问卷", "respondent_type": "村民", "surveyed_on": "2026-05-20", "place": "村委会",
+                   "surveyor": "王", "unit_id": app.town,
+                   "questions": [{"key": "q1", "text": "补贴是否到位", "kind": "single_choice",
+                                  "options": [{"label": "是"}, {"label": "否"}], "policy": "耕地地力保护补贴"}]}),
+        ),
+        (
+            "TemplateRequest",
+            json!({"questions": [{"key": "q1", "text": "补贴是否到位", "kind": "single_choice",
+                                  "options": [{"label": "是"}, {"label": "否"}], "policy": "耕地地力保护补贴"}]}),
+        ),
+        (
+            "ResponsesRequest",
+            json!({"responses": [{"village_id": app.village, "template_version": 1, "answers": {},
+                                  "complaint": {"question": "q1", "kind": "complaint", "title": "标题"}}]}),
+        ),
+        (
+            "VisitRequest",
+            json!({"mode": "open", "visited_on": "2026-05-12", "organiser_unit_id": app.town,
+                   "team": [{"name": "张"}], "places": [{"type": "school", "name": "小学", "village_id": app.village}]}),
+        ),
+        (
+            "FindingRequest",
+            json!({"text": "发现", "evidence": [{"note": "照片"}], "rectification": {"demand": "整改", "due_on": "2026-06-30"}}),
+        ),
+        (
             "OpinionsRequest",
             json!({"opinions": [{"kind": "complaint", "title": "标题", "description": "内容", "number": 1}]}),
         ),

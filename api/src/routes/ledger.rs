@@ -216,20 +216,21 @@ fn sort_key(r: &LedgerRow, s: LedgerSort) -> LedgerCursor {
 
 /// The formats the ledger is served in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LedgerFormat {
+pub(crate) enum LedgerFormat {
     Json,
     Csv,
     Xlsx,
 }
 
 /// What the ledger offers, in the server's order of preference, for a 406.
-const OFFERED: &str = "application/json, text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub(crate) const OFFERED: &str =
+    "application/json, text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// The format an `Accept` header asks for (RFC 9110 §12.5.1): each offered type takes the
 /// quality of the most specific range that matches it (`type/subtype` over `type/*` over `*/*`);
 /// the highest quality above 0 wins, ties going to the server's order (JSON, CSV, XLSX). No
 /// header means JSON; a header none of them satisfies (or one that is not text) means `None`.
-fn negotiate(accept: Option<&str>) -> Option<LedgerFormat> {
+pub(crate) fn negotiate(accept: Option<&str>) -> Option<LedgerFormat> {
     const OFFERS: [(LedgerFormat, &str, &str); 3] = [
         (LedgerFormat::Json, "application", "json"),
         (LedgerFormat::Csv, "text", "csv"),
@@ -470,7 +471,7 @@ fn export_row(
     ]
 }
 
-fn csv_line(fields: &[String], out: &mut Vec<u8>) {
+pub(crate) fn csv_line(fields: &[String], out: &mut Vec<u8>) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             out.push(b',');

@@ -10,6 +10,8 @@ pub mod ledger;
 pub mod meetings;
 pub mod records;
 pub mod reference;
+pub mod surveys;
+pub mod visits;
 
 /// Registers every documented route.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -22,6 +24,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(campaigns::configure)
             .configure(meetings::configure)
             .configure(contact_cards::configure)
+            .configure(visits::configure)
+            .configure(surveys::configure)
             .configure(records::configure),
     )
     .configure(health::configure);

@@ -38,7 +38,8 @@ pub enum QuestionKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Question {
-    /// Its key, unique in the template: 1 to 32 of `a-z`, `0-9`, `_`.
+    /// Its key, unique in the template: 1 to 32 of `a-z`, `0-9`, `_`, `.`, `-`, starting with a
+    /// letter or a digit.
     pub key: String,
     /// What is asked.
     pub text: Title,
@@ -239,6 +240,15 @@ impl Survey {
     }
 }
 
+/// Whether a text is a question key: 1 to 32 of `a-z`, `0-9`, `_`, `.`, `-`, starting with a
+/// letter or a digit.
+pub fn is_question_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    (1..=32).contains(&b.len())
+        && b.first().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c))
+}
+
 /// Checks a template.
 ///
 /// # Errors
@@ -249,10 +259,10 @@ pub fn check_template(questions: &[Question]) -> Result<(), RecordError> {
     }
     let mut keys = std::collections::BTreeSet::new();
     for q in questions {
-        let key_ok = (1..=32).contains(&q.key.len())
-            && q.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !key_ok {
-            return Err(RecordError::BadTemplate("a question key is 1 to 32 of a-z, 0-9 and _"));
+        if !is_question_key(&q.key) {
+            return Err(RecordError::BadTemplate(
+                "a question key is 1 to 32 of a-z, 0-9, _, . and -, starting with a letter or digit",
+            ));
         }
         if !keys.insert(q.key.as_str()) {
             return Err(RecordError::BadTemplate("two questions have the same key"));
