@@ -317,3 +317,183 @@ fn a_short_hs256_secret_is_refused_at_startup() {
     };
     assert!(api::auth::Authenticator::from_settings(&auth).is_err());
 }
+
+/// What a role may do on the campaign's records (issue 11), written out by hand from the intended
+/// policy: campaigns are launched by supervisors and admins; meetings, open visits, card batches
+/// and questionnaires are recorded by clerks and supervisors; an undercover visit is recorded
+/// and disclosed by supervisors and read, until then, by supervisors and auditors only; handlers
+/// read the records of their unit; the chain check is for supervisors and auditors. Columns and
+/// letters as in [`MATRIX`]; the second column is a handler of the village the record concerns,
+/// the third a handler of a department it does not concern. `{id}` is a fresh record of the
+/// path's kind, `{uc}` a fresh undercover visit.
+const RECORD_MATRIX: &[(&str, &str, &str)] = &[
+    ("GET", "/campaigns", "AAAAAAF"),
+    ("POST", "/campaigns", "FFFAFAF"),
+    ("GET", "/campaigns/{id}", "AANAAAF"),
+    ("POST", "/campaigns/{id}/documents", "FFFAFAF"),
+    ("POST", "/campaigns/{id}/phases", "FFFAFAF"),
+    ("GET", "/meetings", "AAAAAAF"),
+    ("POST", "/meetings", "AFFAFFF"),
+    ("GET", "/meetings/{id}", "AANAAAF"),
+    ("POST", "/meetings/{id}/opinions", "AFFAFFF"),
+    ("GET", "/contact-cards/batches", "AAAAAAF"),
+    ("POST", "/contact-cards/batches", "AFFAFFF"),
+    ("GET", "/contact-cards/batches/{id}", "AANAAAF"),
+    ("POST", "/contact-cards/batches/{id}/handouts", "AFFAFFF"),
+    ("GET", "/visits", "AAAAAAF"),
+    ("POST", "/visits", "AFFAFFF"),
+    ("GET", "/visits/{id}", "AANAAAF"),
+    ("POST", "/visits/{id}/findings", "AFFAFFF"),
+    ("POST", "/visits/{id}/rechecks", "AFFAFFF"),
+    ("POST", "/visits/{id}/cases", "AFFAFFF"),
+    ("GET", "/visits/{uc}", "NNNAANF"),
+    ("POST", "/visits/{uc}/findings", "NFFAFFF"),
+    ("POST", "/visits/{uc}/disclose", "FFFAFFF"),
+    ("GET", "/records/{uc}/history", "NNNAANF"),
+    ("GET", "/surveys", "AAAAAAF"),
+    ("POST", "/surveys", "AFFAFFF"),
+    ("GET", "/surveys/{id}", "AANAAAF"),
+    ("POST", "/surveys/{id}/template", "AFFAFFF"),
+    ("POST", "/surveys/{id}/responses", "AFFAFFF"),
+    ("GET", "/surveys/{id}/results", "AANAAAF"),
+    ("GET", "/records/{id}/history", "AANAAAF"),
+    ("GET", "/records/{id}/verify", "FFFAAFF"),
+];
+
+#[tokio::test]
+async fn every_record_endpoint_answers_every_role_as_the_literal_matrix_says() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let roles: [(&str, Option<Uuid>); 7] = [
+        ("clerk", None),
+        ("handler", Some(app.village)),
+        ("handler", Some(app.dept_a)),
+        ("supervisor", None),
+        ("auditor", None),
+        ("admin", None),
+        ("citizen", None),
+    ];
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: i64| (today + chrono::Duration::days(d)).to_string();
+    let mut serial = 0u64;
+    let mut checked = 0;
+    for (method, path, expected) in RECORD_MATRIX {
+        for ((role, unit), want) in roles.iter().zip(expected.chars()) {
+            serial += 100;
+            let kind = path.trim_start_matches('/').split('/').next().unwrap();
+            let campaign_body = json!({"name": "纠风", "leading_unit_id": app.town, "unit_ids": [app.village],
+                "phases": [{"phase": "implementation", "from": day(-5), "to": day(30)}]});
+            let meeting_body = json!({"topic": "座谈", "held_on": day(0), "venue": "会议室", "host_unit_id": app.village,
+                "chair": "李", "recorder": "王", "attendance": [{"type": "villager_representative", "count": 24}]});
+            let batch_body = json!({"serial_from": serial, "serial_to": serial + 50, "phone": "0571", "email": "a@b.cn",
+                "village_id": app.village, "delivered_on": day(0)});
+            let visit_body = |mode: &str| {
+                json!({"mode": mode, "visited_on": day(0), "organiser_unit_id": app.town,
+                "team": [{"name": "张"}], "places": [{"type": "village", "name": "东岭村", "village_id": app.village}]})
+            };
+            let survey_body = json!({"title": "问卷", "respondent_type": "村民", "surveyed_on": day(0), "place": "东岭村",
+                "surveyor": "王", "unit_id": app.village,
+                "questions": [{"key": "q1", "text": "补贴是否到位", "kind": "yes_no"}]});
+            let create = |p: &str, b: Value| {
+                let app = &app;
+                let sup = sup.clone();
+                let p = p.to_owned();
+                async move {
+                    let r = app.post(&format!("/api/v1{p}"), &sup, b).await;
+                    assert_eq!(r.status, StatusCode::CREATED, "{p}: {}", r.text);
+                    r.body["id"].as_str().unwrap().to_owned()
+                }
+            };
+            let id = if path.contains("{uc}") {
+                let id = create("/visits", visit_body("undercover")).await;
+                let f = app.post(&format!("/api/v1/visits/{id}/findings"), &sup, json!({"text": "发现"})).await;
+                assert_eq!(f.status, StatusCode::OK);
+                Some(id)
+            } else if path.contains("{id}") {
+                Some(match kind {
+                    "campaigns" | "records" => create("/campaigns", campaign_body.clone()).await,
+                    "meetings" => create("/meetings", meeting_body.clone()).await,
+                    "contact-cards" => create("/contact-cards/batches", batch_body.clone()).await,
+                    "visits" => {
+                        let id = create("/visits", visit_body("open")).await;
+                        let f = app
+                            .post(
+                                &format!("/api/v1/visits/{id}/findings"),
+                                &sup,
+                                json!({"text": "发现",
+                                "rectification": {"demand": "整改", "due_on": day(7)}}),
+                            )
+                            .await;
+                        assert_eq!(f.status, StatusCode::OK);
+                        id
+                    }
+                    _ => create("/surveys", survey_body.clone()).await,
+                })
+            } else {
+                None
+            };
+            serial += 100;
+            let body = match (*method, *path) {
+                ("POST", "/campaigns") => campaign_body.clone(),
+                ("POST", "/campaigns/{id}/documents") => {
+                    json!({"kind": "publicity", "title": "宣传", "content": "内容"})
+                }
+                ("POST", "/campaigns/{id}/phases") => {
+                    json!({"phases": [{"phase": "implementation", "from": day(-5), "to": day(40)}]})
+                }
+                ("POST", "/meetings") => meeting_body.clone(),
+                ("POST", "/meetings/{id}/opinions") => {
+                    json!({"opinions": [{"kind": "complaint", "title": "意见", "description": "内容"}]})
+                }
+                ("POST", "/contact-cards/batches") => {
+                    json!({"serial_from": serial, "serial_to": serial + 50, "phone": "0571",
+                    "email": "a@b.cn", "village_id": app.village, "delivered_on": day(0)})
+                }
+                ("POST", "/contact-cards/batches/{id}/handouts") => {
+                    json!({"serial_from": serial - 200, "serial_to": serial - 190, "on": day(0)})
+                }
+                ("POST", "/visits") => visit_body("open"),
+                ("POST", "/visits/{id}/findings") | ("POST", "/visits/{uc}/findings") => json!({"text": "又一发现"}),
+                ("POST", "/visits/{id}/rechecks") => json!({"finding": 1, "on": day(1), "rectified": true}),
+                ("POST", "/visits/{id}/cases") => json!({"finding": 1, "kind": "complaint", "title": "发现成案"}),
+                ("POST", "/surveys") => survey_body.clone(),
+                ("POST", "/surveys/{id}/template") => {
+                    json!({"questions": [{"key": "q2", "text": "新问题", "kind": "rating"}]})
+                }
+                ("POST", "/surveys/{id}/responses") => {
+                    json!({"responses": [{"village_id": app.village, "answers": {"q1": true}}]})
+                }
+                _ => json!({}),
+            };
+            let url = format!(
+                "/api/v1{}",
+                path.replace("{id}", id.as_deref().unwrap_or("")).replace("{uc}", id.as_deref().unwrap_or(""))
+            );
+            let token = app.token(role, *unit);
+            let before = app.event_count().await;
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            let body = (m == Method::POST).then_some(&body);
+            let r = app.send(m.clone(), &url, Some(&token), body, &[]).await;
+            let status = r.status.as_u16();
+            let who = format!("{role} {unit:?} {method} {path}");
+            match want {
+                'F' => r.assert_problem(403, "forbidden"),
+                'N' => r.assert_problem(404, "not-found"),
+                _ => assert!(
+                    !matches!(status, 401 | 403 | 404) && status < 500,
+                    "{who}: allowed, but got {status}: {}",
+                    r.text
+                ),
+            }
+            if !(200..300).contains(&status) {
+                assert_eq!(app.event_count().await, before, "{who}: a refused request writes nothing");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, RECORD_MATRIX.len() * 7);
+    println!(
+        "hostile callers: {checked} role × unit × record-endpoint requests ({} endpoints, 7 callers) answered as the literal matrix says; 0 × 5xx",
+        RECORD_MATRIX.len()
+    );
+}
