@@ -280,6 +280,13 @@ async fn seed_demo(db: &DatabaseArgs, vault: &crate::settings::VaultArgs, cases:
         Ok(summary) => println!("{summary}"),
         Err(e) => return fail(&e),
     }
+    match crate::seed::campaign::seed_campaign(reference.pool(), &reference).await {
+        Ok(summary) => println!("{summary}"),
+        Err(e) => {
+            eprintln!("huiyin seed-demo: the demo campaign: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if cases == 0 {
         return ExitCode::SUCCESS;
     }

@@ -243,6 +243,11 @@ impl ReferenceData {
         Self { pool, calendar: Arc::new(RwLock::new(None)), inactive: Arc::default(), active: Arc::default() }
     }
 
+    /// The pool it reads through.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// Creates a unit.
     pub async fn create_unit(&self, name: &str, kind: UnitKind, parent: Option<UnitId>) -> Result<Unit, StoreError> {
         let client = self.pool.get().await?;

@@ -1,6 +1,8 @@
 //! `huiyin seed-demo`: a realistic Chinese town to try the API on. Idempotent: units and
 //! categories that already exist (by name / code) are left as they are.
 
+pub mod campaign;
+
 use chrono::NaiveDate;
 use domain::{DeadlinePolicy, Limit, UnitId, UnitKind};
 use infra::StoreError;
