@@ -1197,7 +1197,12 @@ pub async fn feed(
             if strip && let Some(obj) = v.payload.as_object_mut() {
                 obj.remove("complainant");
             }
-            FeedEvent { feed_position: infra::FeedCursor::after(e).to_string(), case_id: e.case_id, event: v }
+            FeedEvent {
+                feed_position: infra::FeedCursor::after(e).to_string(),
+                case_id: e.case_id,
+                stream_type: e.stream_type().to_owned(),
+                event: v,
+            }
         })
         .collect();
     Ok(FeedPage { events, next: next.to_string() })

@@ -645,3 +645,91 @@ async fn the_demo_campaign_loads_once_and_every_record_and_case_verifies() {
     assert_eq!(found.iter().map(|f| f.case_id).collect::<Vec<_>>(), vec![forged], "{found:?}");
     assert!(found[0].problem.contains("record's row differs"), "{found:?}");
 }
+
+/// Issue 11: "Each new stream replays as of a past moment and verifies; tampering with one of
+/// its events is found by `verify`" — for every record type: a record, then a change to it; as
+/// of a moment between the two it shows version 1; its chain verifies; after one byte of its
+/// first event changes, both the record's check and `verify_all` name it.
+#[tokio::test]
+async fn every_record_type_replays_as_of_a_past_moment_and_a_changed_event_is_found() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let today = chrono::Utc::now().date_naive();
+    let day = |d: i64| (today + chrono::Duration::days(d)).to_string();
+    let c = campaign(&app).await;
+    let cases: [(&str, Value, &str, Value); 5] = [
+        ("campaigns", Value::Null, "documents", json!({"kind": "publicity", "title": "宣传", "content": "张贴海报"})),
+        (
+            "meetings",
+            json!({"topic": "座谈", "held_on": day(0), "venue": "会议室", "host_unit_id": app.village, "chair": "李",
+                   "recorder": "王", "attendance": [{"type": "other", "count": 22}]}),
+            "opinions",
+            json!({"opinions": [opinion(1)]}),
+        ),
+        (
+            "visits",
+            json!({"mode": "undercover", "visited_on": day(0), "organiser_unit_id": app.town, "team": [{"name": "张"}],
+                   "places": [{"type": "firm", "name": "砖厂", "village_id": app.village}]}),
+            "findings",
+            json!({"text": "发现问题"}),
+        ),
+        (
+            "contact-cards/batches",
+            json!({"serial_from": 1, "serial_to": 100, "phone": "0571", "email": "a@b.cn", "village_id": app.village,
+                   "delivered_on": day(0)}),
+            "handouts",
+            json!({"serial_from": 1, "serial_to": 10, "on": day(0)}),
+        ),
+        (
+            "surveys",
+            json!({"title": "问卷", "respondent_type": "村民", "surveyed_on": day(0), "place": "村委会", "surveyor": "王",
+                   "unit_id": app.village, "questions": [{"key": "q1", "text": "补贴是否到位", "kind": "yes_no"}]}),
+            "responses",
+            json!({"responses": [{"village_id": app.village, "answers": {"q1": false}}]}),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (path, create, action, change) in cases {
+        let id = if create.is_null() {
+            c.to_string()
+        } else {
+            let r = app.post(&format!("/api/v1/{path}"), &sup, create).await;
+            assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text);
+            r.body["id"].as_str().unwrap().to_owned()
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let between = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let r = app.post(&format!("/api/v1/{path}/{id}/{action}"), &sup, change).await;
+        assert_eq!(r.status, StatusCode::OK, "{path} {action}: {}", r.text);
+        assert_eq!(r.body["version"], 2, "{path}");
+        let then = app.get(&format!("/api/v1/{path}/{id}?as_of={between}"), &sup).await;
+        assert_eq!(then.status, StatusCode::OK, "{path}: {}", then.text);
+        assert_eq!(then.body["version"], 1, "{path} as of the moment before the change");
+        let v = app.get(&format!("/api/v1/records/{id}/verify"), &sup).await;
+        assert_eq!(v.body["status"], "ok", "{path}: {}", v.text);
+        assert_eq!(v.body["events"], 2, "{path}");
+        ids.push((path, id));
+    }
+    let store = infra::EventStore::new(app.db.app_pool());
+    assert!(store.verify_all().await.unwrap().failures.is_empty());
+    let su = app.db.super_client().await;
+    for (path, id) in &ids {
+        su.batch_execute(&format!(
+            "ALTER TABLE events DISABLE TRIGGER USER; \
+             UPDATE events SET occurred_at = occurred_at + interval '1 microsecond' WHERE case_id = '{id}' AND version = 1; \
+             ALTER TABLE events ENABLE TRIGGER USER;"
+        ))
+        .await
+        .unwrap();
+        let v = app.get(&format!("/api/v1/records/{id}/verify"), &sup).await;
+        assert_eq!(v.body["status"], "tampered", "{path}: {}", v.text);
+        assert_eq!(v.body["first_bad_version"], 1, "{path}");
+    }
+    let report = store.verify_all().await.unwrap();
+    let mut failed: Vec<String> = report.failures.iter().map(|f| f.case_id.to_string()).collect();
+    let mut want: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    failed.sort();
+    want.sort();
+    assert_eq!(failed, want, "verify names the five changed records and nothing else");
+}
