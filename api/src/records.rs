@@ -228,25 +228,44 @@ pub struct LinkedCase {
     pub item: Option<String>,
 }
 
-/// The cases that came from a record, as the caller may see them: a handler sees the cases of
-/// their unit only (the others are left out, not counted).
+/// The cases a record brought (`ids`, from its state), as the caller may see them, and the ids
+/// among them the caller may not see (a handler sees the cases of their unit only, and never one
+/// that accuses it): those are left out of the list and must be redacted from the record.
 ///
 /// # Errors
 /// A database failure.
-pub async fn linked_cases(state: &AppState, principal: &Principal, record: Uuid) -> Result<Vec<LinkedCase>, ApiError> {
-    let rows = infra::records::cases_from(&state.pool, record).await?;
+pub async fn linked_cases(
+    state: &AppState,
+    principal: &Principal,
+    ids: &[Uuid],
+) -> Result<(Vec<LinkedCase>, std::collections::HashSet<Uuid>), ApiError> {
+    let rows = infra::records::cases_status(&state.pool, ids).await?;
     let scope = principal.require(Action::ReadCase).ok();
     let visible: Option<std::collections::HashSet<Uuid>> = match (scope, principal.unit) {
         (Some(Scope::All), _) => None,
         (Some(Scope::OwnUnit), unit) => {
-            let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-            Some(state.ledger.cases_of_unit(&ids, unit.map(|u| u.as_uuid())).await?.into_iter().collect())
+            Some(state.ledger.cases_of_unit(ids, unit.map(|u| u.as_uuid())).await?.into_iter().collect())
         }
         (None, _) => Some(std::collections::HashSet::new()),
     };
-    Ok(rows
+    let hidden: std::collections::HashSet<Uuid> =
+        ids.iter().copied().filter(|id| visible.as_ref().is_some_and(|v| !v.contains(id))).collect();
+    let list = rows
         .into_iter()
-        .filter(|r| visible.as_ref().is_none_or(|v| v.contains(&r.0)))
+        .filter(|r| !hidden.contains(&r.0))
         .map(|(case_id, status, receipt_code, item)| LinkedCase { case_id, receipt_code, status, item })
-        .collect())
+        .collect();
+    Ok((list, hidden))
+}
+
+/// Replaces every string of `v` that names one of `hidden` by `null` (a case id the reader may
+/// not see, wherever the record's state names it).
+pub fn redact_ids(v: &mut serde_json::Value, hidden: &std::collections::HashSet<Uuid>) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.parse::<Uuid>().is_ok_and(|u| hidden.contains(&u)) => *v = Value::Null,
+        Value::Array(items) => items.iter_mut().for_each(|i| redact_ids(i, hidden)),
+        Value::Object(map) => map.values_mut().for_each(|i| redact_ids(i, hidden)),
+        _ => {}
+    }
 }

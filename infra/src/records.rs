@@ -372,19 +372,23 @@ pub async fn campaigns_of(pool: &Pool, unit: Uuid, day: NaiveDate) -> Result<Vec
     Ok(client.query(&stmt, &[&unit, &day]).await?.iter().map(|r| r.get(0)).collect())
 }
 
-/// The status of every case that came from a record, by case.
+/// Where each of `cases` stands now: (case, status, receipt code, source item), in the order
+/// given; a case with no ledger row is left out.
 ///
 /// # Errors
 /// A database failure.
-pub async fn cases_from(pool: &Pool, source: Uuid) -> Result<Vec<(Uuid, String, String, Option<String>)>, StoreError> {
+pub async fn cases_status(
+    pool: &Pool,
+    cases: &[Uuid],
+) -> Result<Vec<(Uuid, String, String, Option<String>)>, StoreError> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT case_id, status, receipt_code, source_item FROM ledger WHERE source_id = $1 \
-             ORDER BY received_at, case_id",
+            "SELECT l.case_id, l.status, l.receipt_code, l.source_item \
+               FROM unnest($1::uuid[]) WITH ORDINALITY AS c(id, n) JOIN ledger l ON l.case_id = c.id ORDER BY c.n",
         )
         .await?;
-    Ok(client.query(&stmt, &[&source]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    Ok(client.query(&stmt, &[&cases]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
 }
 
 /// A `records` row read back in the shape [`projection`] writes (for comparing with a replay).

@@ -381,8 +381,10 @@ async fn every_record_endpoint_answers_every_role_as_the_literal_matrix_says() {
         for ((role, unit), want) in roles.iter().zip(expected.chars()) {
             serial += 100;
             let kind = path.trim_start_matches('/').split('/').next().unwrap();
+            // Campaigns may not share a unit and a day: each one here runs on days of its own.
+            let k = i64::try_from(serial / 4).unwrap();
             let campaign_body = json!({"name": "纠风", "leading_unit_id": app.town, "unit_ids": [app.village],
-                "phases": [{"phase": "implementation", "from": day(-5), "to": day(30)}]});
+                "phases": [{"phase": "implementation", "from": day(k), "to": day(k + 20)}]});
             let meeting_body = json!({"topic": "座谈", "held_on": day(0), "venue": "会议室", "host_unit_id": app.village,
                 "chair": "李", "recorder": "王", "attendance": [{"type": "villager_representative", "count": 24}]});
             let batch_body = json!({"serial_from": serial, "serial_to": serial + 50, "phone": "0571", "email": "a@b.cn",
@@ -434,12 +436,16 @@ async fn every_record_endpoint_answers_every_role_as_the_literal_matrix_says() {
             };
             serial += 100;
             let body = match (*method, *path) {
-                ("POST", "/campaigns") => campaign_body.clone(),
+                ("POST", "/campaigns") => {
+                    json!({"name": "纠风", "leading_unit_id": app.town, "unit_ids": [app.village],
+                    "phases": [{"phase": "implementation", "from": day(i64::try_from(serial / 4).unwrap()), "to": day(i64::try_from(serial / 4).unwrap() + 20)}]})
+                }
                 ("POST", "/campaigns/{id}/documents") => {
                     json!({"kind": "publicity", "title": "宣传", "content": "内容"})
                 }
                 ("POST", "/campaigns/{id}/phases") => {
-                    json!({"phases": [{"phase": "implementation", "from": day(-5), "to": day(40)}]})
+                    let k = i64::try_from(serial / 4).unwrap();
+                    json!({"phases": [{"phase": "implementation", "from": day(k - 25), "to": day(k - 15)}]})
                 }
                 ("POST", "/meetings") => meeting_body.clone(),
                 ("POST", "/meetings/{id}/opinions") => {
@@ -454,7 +460,7 @@ async fn every_record_endpoint_answers_every_role_as_the_literal_matrix_says() {
                 }
                 ("POST", "/visits") => visit_body("open"),
                 ("POST", "/visits/{id}/findings") | ("POST", "/visits/{uc}/findings") => json!({"text": "又一发现"}),
-                ("POST", "/visits/{id}/rechecks") => json!({"finding": 1, "on": day(1), "rectified": true}),
+                ("POST", "/visits/{id}/rechecks") => json!({"finding": 1, "on": day(0), "rectified": true}),
                 ("POST", "/visits/{id}/cases") => json!({"finding": 1, "kind": "complaint", "title": "发现成案"}),
                 ("POST", "/surveys") => survey_body.clone(),
                 ("POST", "/surveys/{id}/template") => {

@@ -196,7 +196,18 @@ async fn card_serials_used_twice_unknown_or_overlapping_are_clear_422s() {
     assert_eq!(h.status, StatusCode::OK, "{}", h.text);
     assert_eq!(h.body["record"]["cards_out"], 10);
     assert!(!h.text.contains("赵六") && !h.text.contains("13900001111"));
-    assert_eq!(h.body["record"]["handed_out"][0]["recipient_recorded"], true);
+    assert_eq!(h.body["record"]["handed_out"][0]["recipient"], json!({"name": "赵*", "phone": "139****1111"}));
+    // The recipient's data is erasable as a complainant's: admins only; then it shows erased,
+    // and a second erasure has nothing to erase.
+    let erase = format!("/api/v1/contact-cards/batches/{batch_id}/recipients/erase");
+    app.post(&erase, &app.token("clerk", None), json!({"serial": 1005})).await.assert_problem(403, "forbidden");
+    let erased = app.post(&erase, &app.token("admin", None), json!({"serial": 1005})).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    let view = app.get(&format!("/api/v1/contact-cards/batches/{batch_id}"), &app.token("clerk", None)).await;
+    assert_eq!(view.body["record"]["handed_out"][0]["recipient"], json!({"erased": true}));
+    app.post(&erase, &app.token("admin", None), json!({"serial": 1005})).await.assert_problem(409, "no-recipient");
+    let history = app.get(&format!("/api/v1/records/{batch_id}/history"), &app.token("auditor", None)).await;
+    assert!(history.text.contains("card_batch.recipient_erased"), "{}", history.text);
     let twice = app
         .post(
             &format!("/api/v1/contact-cards/batches/{batch_id}/handouts"),
@@ -229,6 +240,7 @@ async fn records_replay_as_of_a_past_moment_and_tampering_is_found() {
     assert_eq!(then.status, StatusCode::OK, "{}", then.text);
     assert_eq!(then.body["version"], 1);
     assert_eq!(then.body["record"]["opinions"], json!([]));
+    assert_eq!(then.body["cases"], json!([]), "as of then the meeting had brought no case");
     let history = app.get(&format!("/api/v1/records/{id}/history"), &app.token("auditor", None)).await;
     let types: Vec<&str> =
         history.body["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
@@ -270,7 +282,7 @@ async fn handlers_read_only_their_units_records_and_clerks_cannot_launch_campaig
         .post(
             "/api/v1/campaigns",
             &app.token("admin", None),
-            json!({"name": "x", "leading_unit_id": app.town, "unit_ids": [], "phases": [
+            json!({"name": "x", "leading_unit_id": app.town, "unit_ids": [app.village], "phases": [
                 {"phase": "summary", "from": "2026-01-01", "to": "2026-01-31"},
                 {"phase": "implementation", "from": "2026-02-01", "to": "2026-02-28"}]}),
         )
@@ -345,7 +357,7 @@ async fn undercover_visits_are_invisible_to_clerks_and_handlers_on_every_route_u
     // Writes to it answer 404 for those who cannot read it.
     for (path, body) in [
         ("findings", json!({"text": "另一发现"})),
-        ("rechecks", json!({"finding": 1, "on": "2099-05-20", "rectified": true})),
+        ("rechecks", json!({"finding": 1, "on": chrono::Utc::now().date_naive().to_string(), "rectified": true})),
         ("cases", json!({"finding": 1, "kind": "complaint", "title": "标题"})),
     ] {
         for token in [&clerk, &handler] {
@@ -356,6 +368,11 @@ async fn undercover_visits_are_invisible_to_clerks_and_handlers_on_every_route_u
         }
     }
     app.post(&format!("/api/v1/visits/{id}/disclose"), &clerk, json!({})).await.assert_problem(403, "forbidden");
+    // Not even a supervisor turns a finding into a case before disclosure: the case would show
+    // the visit to every reader of cases.
+    app.post(&format!("/api/v1/visits/{id}/cases"), &sup, json!({"finding": 1, "kind": "complaint", "title": "标题"}))
+        .await
+        .assert_problem(409, "still-undercover");
 
     // Disclosed: every reader sees it; a second disclosure is a conflict.
     let d = app.post(&format!("/api/v1/visits/{id}/disclose"), &sup, json!({})).await;
@@ -389,7 +406,7 @@ async fn undercover_visits_are_invisible_to_clerks_and_handlers_on_every_route_u
     )
     .await
     .assert_problem(409, "finding-already-a-case");
-    let re = app.post(&format!("/api/v1/visits/{id}/rechecks"), &clerk, json!({"finding": 1, "on": (chrono::Utc::now().date_naive() + chrono::Duration::days(8)).to_string(), "rectified": true, "note": "已公示"})).await;
+    let re = app.post(&format!("/api/v1/visits/{id}/rechecks"), &clerk, json!({"finding": 1, "on": chrono::Utc::now().date_naive().to_string(), "rectified": true, "note": "已公示"})).await;
     assert_eq!(re.status, StatusCode::OK, "{}", re.text);
     assert_eq!(re.body["record"]["findings"][0]["rechecks"][0]["rectified"], true);
 }
@@ -536,10 +553,12 @@ async fn survey_results_over_a_thousand_responses_equal_a_direct_count_and_the_c
         )
         .await;
     assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.text.starts_with('\u{feff}'), "a BOM for Excel");
+    assert!(csv.text.contains("东岭村") && csv.text.contains("西岭村"), "villages by name");
     let mut rows = 0;
     for line in csv.text.lines().skip(1) {
         let cells: Vec<String> = line.split("\",\"").map(|c| c.trim_matches('"').to_owned()).collect();
-        let (key, place, opt, n, base) = (&cells[0], &cells[2], &cells[3], &cells[4], &cells[5]);
+        let (key, place, opt, n, base) = (&cells[0], &cells[2], &cells[4], &cells[5], &cells[6]);
         assert_eq!(
             base.parse::<u64>().unwrap(),
             answered.get(&(key.clone(), place.clone())).copied().unwrap_or(0),
@@ -566,6 +585,13 @@ async fn survey_results_over_a_thousand_responses_equal_a_direct_count_and_the_c
     let view = app.get(&format!("/api/v1/surveys/{id}"), &clerk).await;
     assert_eq!(view.body["cases"].as_array().unwrap().len(), complaints);
     assert_eq!(ledger_of(&app, "channel=questionnaire&limit=100").await.len(), complaints);
+    // A handler of one village reads only its responses, without free text (a complaint there is
+    // a case of its village, and a response may name its writer).
+    let history = app.get(&format!("/api/v1/records/{id}/history"), &app.token("handler", Some(second))).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.text);
+    assert!(!history.text.contains(&app.village.to_string()), "no response of another village");
+    assert!(!history.text.contains("补贴至今未发放"), "no free text");
+    assert!(history.text.contains(&second.to_string()));
     // An answer that does not fit its question: 422 naming it, nothing recorded.
     let before = app.event_count().await;
     let bad = app
@@ -732,4 +758,79 @@ async fn every_record_type_replays_as_of_a_past_moment_and_a_changed_event_is_fo
     failed.sort();
     want.sort();
     assert_eq!(failed, want, "verify names the five changed records and nothing else");
+}
+
+/// What the first review found: campaigns that would both claim a case, records outside the
+/// campaign they name, days that have not happened, a handler shown an accusation's case id
+/// through a meeting, and concurrent opinions refused for numbers nobody gave.
+#[tokio::test]
+async fn campaigns_do_not_overlap_records_stay_inside_them_and_opinions_number_themselves() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let clerk = app.token("clerk", None);
+    let c = campaign(&app).await;
+    let today = chrono::Utc::now().date_naive();
+    let d = |days: i64| (today + chrono::Duration::days(days)).to_string();
+    // A second campaign over the same village on some of the same days: refused; on other days: taken.
+    let second = |from: i64, to: i64| {
+        json!({"name": "第二轮", "leading_unit_id": app.town, "unit_ids": [app.village],
+               "phases": [{"phase": "implementation", "from": d(from), "to": d(to)}]})
+    };
+    app.post("/api/v1/campaigns", &sup, second(50, 80)).await.assert_problem(422, "campaigns-overlap");
+    assert_eq!(app.post("/api/v1/campaigns", &sup, second(61, 90)).await.status, StatusCode::CREATED);
+    // A meeting that names the campaign on a day outside its phases, or hosted by a unit that
+    // does not take part: refused. One that happened in the future: refused.
+    let meeting_on = |day: String, host: Uuid| {
+        json!({"topic": "座谈", "held_on": day, "venue": "会议室", "host_unit_id": host, "campaign_id": c,
+               "chair": "李", "recorder": "王", "attendance": [{"type": "other", "count": 20}]})
+    };
+    app.post("/api/v1/meetings", &clerk, meeting_on(d(-40), app.village)).await.assert_problem(422, "outside-campaign");
+    app.post("/api/v1/meetings", &clerk, meeting_on(d(0), app.dept_a)).await.assert_problem(422, "outside-campaign");
+    // (Two days ahead: "today" is China Standard Time's, up to a day ahead of UTC's.)
+    app.post("/api/v1/meetings", &clerk, meeting_on(d(2), app.village)).await.assert_problem(422, "date-in-future");
+    let m = app.post("/api/v1/meetings", &clerk, meeting_on(d(0), app.village)).await;
+    assert_eq!(m.status, StatusCode::CREATED, "{}", m.text);
+    let id = m.body["id"].as_str().unwrap().to_owned();
+
+    // An accusation against the village, raised at its own meeting: the village's handler reads
+    // the meeting, but neither the case nor its id.
+    let accusation = json!({"opinions": [{"kind": "report", "title": "村干部违规", "description": "反映村干部违规发放补贴。",
+                                           "accused_unit_id": app.village}]});
+    let r = app.post(&format!("/api/v1/meetings/{id}/opinions"), &clerk, accusation).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let case_id = r.body["cases"][0]["case_id"].as_str().unwrap().to_owned();
+    let handler = app.token("handler", Some(app.village));
+    let seen = app.get(&format!("/api/v1/meetings/{id}"), &handler).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert_eq!(seen.body["cases"], json!([]));
+    assert!(!seen.text.contains(&case_id), "{}", seen.text);
+    assert_eq!(seen.body["record"]["opinions"][0]["case"], Value::Null);
+    let history = app.get(&format!("/api/v1/records/{id}/history"), &handler).await;
+    assert!(!history.text.contains(&case_id), "{}", history.text);
+
+    // Ten requests at once, each two opinions without numbers: all taken, twenty distinct numbers.
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let url = format!("{}/api/v1/meetings/{id}/opinions", app.address);
+        let client = app.client.clone();
+        let token = clerk.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"opinions": [opinion(2 * n), opinion(2 * n + 1)]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let after = app.get(&format!("/api/v1/meetings/{id}"), &clerk).await;
+    let mut numbers: Vec<u64> =
+        after.body["record"]["opinions"].as_array().unwrap().iter().map(|o| o["number"].as_u64().unwrap()).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=21).collect::<Vec<u64>>());
 }

@@ -46,6 +46,17 @@ const NOT_PROBED: &[(&str, &str)] = &[
         "every body the server takes prints a batch, and no two batches' serials may overlap: a second \
          accepted probe is refused for the overlap; ranges, overlaps and days are tested in campaign",
     ),
+    (
+        "POST /api/v1/campaigns",
+        "every body the server takes launches a campaign over the same village and days, and no two \
+         campaigns may share a unit and a day: a second accepted probe is refused for the overlap; \
+         its phases and documents are probed on /campaigns/{id}/phases and /documents, the rest is \
+         tested in campaign",
+    ),
+    ("CampaignRequest.name", "see POST /api/v1/campaigns"),
+    ("CampaignRequest.unit_ids", "see POST /api/v1/campaigns"),
+    ("CampaignRequest.phases", "see POST /api/v1/campaigns"),
+    ("CampaignRequest.documents", "see POST /api/v1/campaigns"),
     ("BatchRequest.serial_from", "see POST /api/v1/contact-cards/batches"),
     ("BatchRequest.serial_to", "see POST /api/v1/contact-cards/batches"),
     ("BatchRequest.phone", "see POST /api/v1/contact-cards/batches"),
@@ -313,6 +324,19 @@ fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Pro
             // rule between fields, described): only the bounds every day shares are probed.
             if key.starts_with("PhaseInput.") {
                 p.retain(|probe| !probe.inside);
+            }
+            // A day something happened (a meeting, a visit, a hand-out, a re-check, a survey) lies
+            // on or before today (a rule of the moment, described): its latest day is not probed.
+            if [
+                "MeetingRequest.held_on",
+                "VisitRequest.visited_on",
+                "RecheckRequest.on",
+                "HandOutRequest.on",
+                "SurveyRequest.surveyed_on",
+            ]
+            .contains(&key)
+            {
+                p.retain(|probe| !(probe.inside && probe.value == "2099-12-31"));
             }
             p
         }
@@ -732,6 +756,8 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
             "FindingRequest",
             json!({"text": "发现", "evidence": [{"note": "照片"}], "rectification": {"demand": "整改", "due_on": "2026-06-30"}}),
         ),
+        ("HandOutRequest", json!({"serial_from": 1, "serial_to": 2, "on": "2026-04-02"})),
+        ("RecheckRequest", json!({"finding": 1, "on": "2026-05-20", "rectified": true, "note": "已整改"})),
         (
             "OpinionsRequest",
             json!({"opinions": [{"kind": "complaint", "title": "标题", "description": "内容", "number": 1}]}),

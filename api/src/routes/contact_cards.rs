@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, bounded_day};
+use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, happened_day};
 use crate::auth::{Action, Principal};
 use crate::dto::{ComplainantInput, RegisterCaseRequest};
 use crate::extract::json_body;
@@ -79,26 +79,47 @@ pub struct HandOutRequest {
     pub recipient: Option<ComplainantInput>,
 }
 
-fn masked(b: &CardBatch) -> serde_json::Value {
-    let mut v = serde_json::to_value(b).unwrap_or_default();
-    if let Some(outs) = v.get_mut("handed_out").and_then(|h| h.as_array_mut()) {
-        for h in outs {
-            if let Some(obj) = h.as_object_mut() {
-                let named = obj.remove("recipient").is_some_and(|r| !r.is_null());
-                obj.insert("recipient_recorded".into(), named.into());
+/// Shows each hand-out's recipient masked (`赵*`, `139****1111`), or `{"erased": true}`, in the
+/// batch's record as `view` serves it; adds the counts per batch: cards out, cards used, and the
+/// cases they brought by status.
+async fn present(state: &AppState, b: &CardBatch, v: &mut RecordView) -> Result<(), ApiError> {
+    let mut shown = Vec::with_capacity(b.handed_out.len());
+    for h in &b.handed_out {
+        let recipient = match &h.recipient {
+            None => serde_json::Value::Null,
+            Some(_) if b.erased.contains(&h.serial_from) => serde_json::json!({"erased": true}),
+            Some(sealed) => match state.vault.open(&state.pool, sealed).await? {
+                infra::vault::Opened::Clear(d) => serde_json::json!({
+                    "name": d.name.as_deref().map(domain::personal::mask_name),
+                    "phone": d.phone.as_deref().map(domain::personal::mask_phone),
+                }),
+                infra::vault::Opened::Erased => serde_json::json!({"erased": true}),
+            },
+        };
+        shown.push(recipient);
+    }
+    let mut by_status: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for c in &v.cases {
+        *by_status.entry(c.status.clone()).or_default() += 1;
+    }
+    if let Some(obj) = v.record.as_object_mut() {
+        if let Some(outs) = obj.get_mut("handed_out").and_then(|h| h.as_array_mut()) {
+            for (h, r) in outs.iter_mut().zip(shown) {
+                if let Some(h) = h.as_object_mut() {
+                    h.insert("recipient".into(), r);
+                }
             }
         }
+        obj.insert("cards_out".into(), b.cards_out().into());
+        obj.insert("cards_used".into(), b.used.len().into());
+        obj.insert("cases_by_status".into(), serde_json::json!(by_status));
     }
-    v
+    Ok(())
 }
 
 async fn view(state: &AppState, principal: &Principal, b: &CardBatch) -> Result<RecordView, ApiError> {
     let mut v = RecordView::of(state, principal, b.id.as_uuid(), b.version, b, Vec::new()).await?;
-    v.record = masked(b);
-    if let Some(obj) = v.record.as_object_mut() {
-        obj.insert("cards_out".into(), b.cards_out().into());
-        obj.insert("cards_used".into(), b.used.len().into());
-    }
+    present(state, b, &mut v).await?;
     Ok(v)
 }
 
@@ -151,11 +172,19 @@ pub async fn print_card_batch(
         let mut f = Fields::default();
         let phone = f.take("phone", Name::parse(&body.phone));
         let email = f.take("email", Name::parse(&body.email));
-        let delivered_on = bounded_day("delivered_on", body.delivered_on)?;
+        let delivered_on = happened_day("delivered_on", body.delivered_on)?;
         f.finish()?;
         card::check_range(body.serial_from, body.serial_to)?;
         let village = crate::service::check_village(&state, body.village_id).await?;
-        let campaign = super::meetings::check_campaign(&state, &meta.principal, body.campaign_id).await?;
+        let campaign = super::meetings::check_campaign(
+            &state,
+            &meta.principal,
+            body.campaign_id,
+            delivered_on,
+            village,
+            "the batch's delivery",
+        )
+        .await?;
         let (Some(phone), Some(email)) = (phone, email) else { return Err(ApiError::Validation(Vec::new())) };
         let events = card::print(card::Printed {
             serial_from: body.serial_from,
@@ -192,12 +221,9 @@ pub async fn list_card_batches(
     let mut page =
         within_deadline(&req, super::records::list::<CardBatch>(&state, &principal, &q, |_| Vec::new())).await?;
     for item in &mut page.items {
-        if let Ok(b) = serde_json::from_value::<CardBatch>(item.record.clone()) {
-            item.record = masked(&b);
-            if let Some(obj) = item.record.as_object_mut() {
-                obj.insert("cards_out".into(), b.cards_out().into());
-                obj.insert("cards_used".into(), b.used.len().into());
-            }
+        let row = infra::records::get(&state.pool, item.id).await?;
+        if let Some(b) = row.and_then(|r| serde_json::from_value::<CardBatch>(r.doc).ok()) {
+            present(&state, &b, item).await?;
         }
     }
     Ok(HttpResponse::Ok().json(page))
@@ -205,9 +231,9 @@ pub async fn list_card_batches(
 
 /// Get a contact-card batch
 ///
-/// The batch: its range, where it went, the cards handed out (recipients masked), cards out,
-/// cards used, and the cases they brought with where those stand; with `as_of`, as it stood
-/// then.
+/// The batch: its range, where it went, the cards handed out (recipients masked, or
+/// `{"erased": true}`), cards out, cards used, and the cases they brought with where those stand
+/// (`cases_by_status`); with `as_of`, as it stood then.
 #[utoipa::path(tag = "contact-cards", params(("id" = Uuid, Path, description = "The batch"), RecordAsOfQuery), responses(
     (status = 200, description = "The batch", body = RecordView),
     (status = 404, description = "No such batch the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
@@ -248,7 +274,7 @@ pub async fn hand_out_cards(
     let body: HandOutRequest = json_body(&req, &body)?;
     let meta = meta(&req, principal)?;
     let b = within_deadline(&req, async {
-        let on = bounded_day("on", body.on)?;
+        let on = happened_day("on", body.on)?;
         let recipient = match &body.recipient {
             Some(r) if !r.anonymous => {
                 let clean = |s: &Option<String>| {
@@ -286,7 +312,56 @@ pub async fn hand_out_cards(
     Ok(HttpResponse::Ok().json(view(&state, &meta.principal, &b).await?))
 }
 
+/// Erases a hand-out's recipient.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"serial": 1011}))]
+pub struct EraseRecipientRequest {
+    /// A serial of the hand-out whose recipient is erased.
+    #[schema(minimum = 0, maximum = 4_294_967_295_i64, format = Int64)]
+    pub serial: u32,
+}
+
+/// Erase a card recipient's personal data
+///
+/// Shreds the key that seals the name and phone of the person a hand-out of cards went to (the
+/// sealed value stays in the log and opens no more), then records the erasure in the batch's
+/// history. Admins, as for a complainant. 409 `no-recipient` when the hand-out named no one or
+/// was erased already.
+#[utoipa::path(tag = "contact-cards", params(("id" = Uuid, Path, description = "The batch")), request_body = EraseRecipientRequest, responses(
+    (status = 200, description = "The batch", body = RecordView),
+    (status = 404, description = "No such batch", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 409, description = "`no-recipient`", content_type = "application/problem+json", body = crate::problem::Problem)
+), security(("bearer" = [])))]
+#[post("/contact-cards/batches/{id}/recipients/erase")]
+pub async fn erase_recipient(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Action::ErasePersonalData)?;
+    let body: EraseRecipientRequest = json_body(&req, &body)?;
+    let meta = meta(&req, principal)?;
+    let b = within_deadline(&req, async {
+        let (batch, _) = records::load::<CardBatch>(&state, &meta.principal, *id, None).await?;
+        let (_, subject) = card::erase_recipient(&batch, body.serial)?;
+        state.vault.erase(&state.pool, subject).await?;
+        records::write::<CardBatch>(&state, &meta, *id, Action::ErasePersonalData, &body, |b| {
+            Ok(Decided::events(card::erase_recipient(b, body.serial)?.0))
+        })
+        .await
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view(&state, &meta.principal, &b).await?))
+}
+
 /// Registers the contact-card routes.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(print_card_batch).service(list_card_batches).service(get_card_batch).service(hand_out_cards);
+    cfg.service(print_card_batch)
+        .service(list_card_batches)
+        .service(get_card_batch)
+        .service(hand_out_cards)
+        .service(erase_recipient);
 }

@@ -358,7 +358,7 @@ pub async fn ledger(
 }
 
 /// Unit and category names for exports.
-async fn names(state: &AppState) -> Result<Arc<HashMap<Uuid, String>>, ApiError> {
+pub(crate) async fn names(state: &AppState) -> Result<Arc<HashMap<Uuid, String>>, ApiError> {
     let mut m = HashMap::new();
     for u in state.reference.list_units(true).await? {
         m.insert(u.id.as_uuid(), u.name);

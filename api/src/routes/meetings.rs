@@ -6,12 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, get, post};
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::records::meeting::{self, Attendance, AttendeeType, Meeting, MeetingEvent};
 use domain::records::{CaseSource, SourceType};
-use domain::{Name, Text, Title};
+use domain::{Name, Text, Title, UnitId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, bounded_day};
+use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, happened_day};
 use crate::auth::{Action, Principal};
 use crate::dto::{CaseKind, Channel, ComplainantInput, RegisterCaseRequest, Urgency};
 use crate::extract::json_body;
@@ -195,15 +195,21 @@ fn within(i: usize, e: ApiError) -> ApiError {
     }
 }
 
-/// Checks a campaign id a record names: a campaign the caller may read, else 422.
+/// Checks the campaign a record names: a campaign the caller may read (else 422
+/// `unknown-reference`), whose phases hold the record's day and in which its unit takes part
+/// (else 422 `outside-campaign`, naming `what`), so that the cases it brings are the campaign's.
 pub async fn check_campaign(
     state: &AppState,
     principal: &Principal,
     id: Option<Uuid>,
+    day: NaiveDate,
+    unit: UnitId,
+    what: &'static str,
 ) -> Result<Option<domain::RecordId>, ApiError> {
     let Some(id) = id else { return Ok(None) };
     match records::load::<domain::records::campaign::Campaign>(state, principal, id, None).await {
-        Ok((c, _)) => Ok(Some(c.id)),
+        Ok((c, _)) if c.phase_on(day).is_some() && c.includes(unit) => Ok(Some(c.id)),
+        Ok(_) => Err(domain::records::RecordError::OutsideCampaign(what).into()),
         Err(ApiError::NotFound(_)) => Err(ApiError::UnknownReference("campaign_id names no campaign".into())),
         Err(e) => Err(e),
     }
@@ -258,10 +264,10 @@ pub async fn record_meeting(
         if body.attendance.is_empty() || body.attendance.len() > 5 {
             f.push("attendance", "give 1 to 5 types");
         }
-        let held_on = bounded_day("held_on", body.held_on)?;
+        let held_on = happened_day("held_on", body.held_on)?;
         f.finish()?;
         let host = crate::service::check_unit(&state, "host_unit_id", body.host_unit_id).await?;
-        let campaign = check_campaign(&state, &meta.principal, body.campaign_id).await?;
+        let campaign = check_campaign(&state, &meta.principal, body.campaign_id, held_on, host, "the meeting").await?;
         let (Some(topic), Some(venue), Some(chair), Some(recorder)) = (topic, venue, chair, recorder) else {
             return Err(ApiError::Validation(Vec::new()));
         };
@@ -389,40 +395,50 @@ pub async fn register_meeting_opinions(
             crate::service::check_registration_fields(&case).map_err(|e| within(i, e))?;
             prepared.push(case);
         }
-        let (meeting, _) = records::load::<Meeting>(&state, &meta.principal, *id, None).await?;
-        let received_at = received_on(meeting.details.held_on);
-        for case in &mut prepared {
-            case.received_at = Some(received_at);
+        // The numbers the caller left to the server are taken from the meeting as loaded, and
+        // the cases prepared with them; when a concurrent request took one of those numbers
+        // meanwhile, everything is prepared again against the meeting as it is then.
+        let given: std::collections::BTreeSet<u32> = body.opinions.iter().filter_map(|o| o.number).collect();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (meeting, _) = records::load::<Meeting>(&state, &meta.principal, *id, None).await?;
+            let received_at = received_on(meeting.details.held_on);
+            for case in &mut prepared {
+                case.received_at = Some(received_at);
+            }
+            let links = meeting::register_opinions(
+                &meeting,
+                &body.opinions.iter().map(|o| (o.number, domain::CaseId::from_uuid(Uuid::nil()))).collect::<Vec<_>>(),
+            )?;
+            let numbers: Vec<u32> = match links.first() {
+                Some(MeetingEvent::OpinionsRegistered(r)) => r.opinions.iter().map(|l| l.number).collect(),
+                _ => Vec::new(),
+            };
+            let mut cases = Vec::with_capacity(prepared.len());
+            for (i, (case, number)) in prepared.iter().zip(&numbers).enumerate() {
+                let source =
+                    CaseSource { source_type: SourceType::Meeting, record: meeting.id, item: number.to_string() };
+                let new = crate::service::prepare_case(&state, &meta, case, Some(source), meeting.details.campaign)
+                    .await
+                    .map_err(|e| within(i, e))?;
+                cases.push(new);
+            }
+            let pairs: Vec<(Option<u32>, domain::CaseId)> =
+                numbers.iter().zip(&cases).map(|(n, c)| (Some(*n), c.id)).collect();
+            let appends: Vec<infra::store::NewCaseAppend> =
+                cases.iter().map(|c| infra::store::NewCaseAppend::new(c.id, &c.events, &c.case)).collect();
+            let written = records::write::<Meeting>(&state, &meta, *id, Action::RecordActivity, &body, |m| {
+                let events = meeting::register_opinions(m, &pairs)?;
+                Ok(Decided { events, cases: appends.clone() })
+            })
+            .await;
+            match written {
+                Err(ApiError::Record(domain::records::RecordError::OpinionNumberTaken(n)))
+                    if !given.contains(&n) && attempt < 10 => {}
+                other => break other,
+            }
         }
-        // Numbers are decided against the meeting as it stands when the append is decided; the
-        // cases are prepared once, before, with their source item filled in then.
-        let mut cases = Vec::with_capacity(prepared.len());
-        let links = meeting::register_opinions(
-            &meeting,
-            &body.opinions.iter().map(|o| (o.number, domain::CaseId::from_uuid(Uuid::nil()))).collect::<Vec<_>>(),
-        )?;
-        let numbers: Vec<u32> = match links.first() {
-            Some(MeetingEvent::OpinionsRegistered(r)) => r.opinions.iter().map(|l| l.number).collect(),
-            _ => Vec::new(),
-        };
-        for (i, (case, number)) in prepared.iter().zip(&numbers).enumerate() {
-            let source = CaseSource { source_type: SourceType::Meeting, record: meeting.id, item: number.to_string() };
-            let new = crate::service::prepare_case(&state, &meta, case, Some(source), meeting.details.campaign)
-                .await
-                .map_err(|e| within(i, e))?;
-            cases.push(new);
-        }
-        let pairs: Vec<(Option<u32>, domain::CaseId)> =
-            numbers.iter().zip(&cases).map(|(n, c)| (Some(*n), c.id)).collect();
-        let appends: Vec<infra::store::NewCaseAppend> =
-            cases.iter().map(|c| infra::store::NewCaseAppend::new(c.id, &c.events, &c.case)).collect();
-        records::write::<Meeting>(&state, &meta, *id, Action::RecordActivity, &body, |m| {
-            // The numbers were taken from the meeting as loaded; a meeting that moved on since
-            // is decided again, and a number taken meanwhile is refused.
-            let events = meeting::register_opinions(m, &pairs)?;
-            Ok(Decided { events, cases: appends.clone() })
-        })
-        .await
     })
     .await?;
     Ok(HttpResponse::Ok().json(view(&state, &meta.principal, &m).await?))

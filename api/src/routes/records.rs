@@ -44,7 +44,8 @@ pub struct RecordView {
     /// the names of the request, plus what happened since (documented per resource).
     #[schema(value_type = Object)]
     pub record: serde_json::Value,
-    /// The cases that came from it, with where they stand (a handler sees their unit's only).
+    /// The cases that came from it (as of the record's version), each with where it stands now.
+    /// A handler sees their unit's only; the ids of the others are `null` in `record` too.
     pub cases: Vec<LinkedCase>,
     /// Warnings about the record (e.g. `attendance_outside_20_30`).
     pub warnings: Vec<String>,
@@ -60,14 +61,14 @@ impl RecordView {
         record: &R,
         warnings: Vec<String>,
     ) -> Result<Self, ApiError> {
-        Ok(Self {
-            id,
-            record_type: R::STREAM.to_owned(),
-            version,
-            record: serde_json::to_value(record).map_err(ApiError::internal)?,
-            cases: crate::records::linked_cases(state, principal, id).await?,
-            warnings,
-        })
+        // The cases the record's state names (as of its version, so an as-of view lists the
+        // cases it had then, each with its status now); those the caller may not see are left
+        // out and their ids redacted from the record.
+        let ids: Vec<Uuid> = record.case_ids().iter().map(|c| c.as_uuid()).collect();
+        let (cases, hidden) = crate::records::linked_cases(state, principal, &ids).await?;
+        let mut record = serde_json::to_value(record).map_err(ApiError::internal)?;
+        crate::records::redact_ids(&mut record, &hidden);
+        Ok(Self { id, record_type: R::STREAM.to_owned(), version, record, cases, warnings })
     }
 }
 
@@ -190,23 +191,59 @@ pub fn bounded_day(field: &str, d: NaiveDate) -> Result<NaiveDate, ApiError> {
     }
 }
 
-/// The record a stream id belongs to, for the caller: its stream's events as they read them.
+/// Checks a day on which something happened (a meeting, a visit, a delivery, a hand-out, a
+/// re-check, a survey): 2000-01-01 to today (China Standard Time).
+///
+/// # Errors
+/// 422 naming the field; 422 `date-in-future`.
+pub fn happened_day(field: &'static str, d: NaiveDate) -> Result<NaiveDate, ApiError> {
+    let d = bounded_day(field, d)?;
+    if d > domain::records::china_day(chrono::Utc::now()) {
+        return Err(domain::records::RecordError::DateInFuture(field).into());
+    }
+    Ok(d)
+}
+
+/// A record's stream as the caller may read it: its events, and the cases its state names.
 async fn readable_stream(
     state: &AppState,
     principal: &Principal,
     id: Uuid,
-) -> Result<Vec<infra::StoredEvent>, ApiError> {
+) -> Result<(Vec<infra::StoredEvent>, Vec<Uuid>), ApiError> {
     use domain::records::{campaign::Campaign, card::CardBatch, meeting::Meeting, survey::Survey, visit::Visit};
+    async fn of<R: Record>(
+        state: &AppState,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<(Vec<infra::StoredEvent>, Vec<Uuid>), ApiError> {
+        let (r, loaded) = crate::records::load::<R>(state, principal, id, None).await?;
+        Ok((loaded.events, r.case_ids().iter().map(|c| c.as_uuid()).collect()))
+    }
     let row = infra::records::get(&state.pool, id).await?.ok_or(ApiError::NotFound("record"))?;
-    let events = match row.stream_type.as_str() {
-        "campaign" => crate::records::load::<Campaign>(state, principal, id, None).await?.1.events,
-        "meeting" => crate::records::load::<Meeting>(state, principal, id, None).await?.1.events,
-        "visit" => crate::records::load::<Visit>(state, principal, id, None).await?.1.events,
-        "card_batch" => crate::records::load::<CardBatch>(state, principal, id, None).await?.1.events,
-        "survey" => crate::records::load::<Survey>(state, principal, id, None).await?.1.events,
-        _ => return Err(ApiError::NotFound("record")),
-    };
-    Ok(events)
+    match row.stream_type.as_str() {
+        "campaign" => of::<Campaign>(state, principal, id).await,
+        "meeting" => of::<Meeting>(state, principal, id).await,
+        "visit" => of::<Visit>(state, principal, id).await,
+        "card_batch" => of::<CardBatch>(state, principal, id).await,
+        "survey" => of::<Survey>(state, principal, id).await,
+        _ => Err(ApiError::NotFound("record")),
+    }
+}
+
+/// What a handler may read of a record's event: the cases of other units are `null`, and of a
+/// questionnaire's responses only those answered in their unit, free text left out (a response
+/// may name its writer; a complaint in it is a case of its own village).
+fn for_handler(payload: &mut serde_json::Value, unit: Option<Uuid>, hidden: &std::collections::HashSet<Uuid>) {
+    crate::records::redact_ids(payload, hidden);
+    if let Some(responses) = payload.get_mut("responses").and_then(|r| r.as_array_mut()) {
+        let unit = unit.map(|u| u.to_string());
+        responses.retain(|r| r.get("village").and_then(|v| v.as_str()) == unit.as_deref());
+        for r in responses.iter_mut() {
+            if let Some(answers) = r.get_mut("answers").and_then(|a| a.as_object_mut()) {
+                answers.retain(|_, a| a.get("text").is_none());
+            }
+        }
+    }
 }
 
 /// A record's history
@@ -214,7 +251,9 @@ async fn readable_stream(
 /// Every event of a campaign record (a campaign, meeting, visit, card batch or questionnaire),
 /// in order, with its hash and the previous hash: the record replays from these, and an auditor
 /// can recompute the chain (docs/integrity.md). A sealed personal value (a card's recipient)
-/// shows as ciphertext only. Out of the caller's reach answers 404 like a missing record.
+/// shows as ciphertext only. Out of the caller's reach answers 404 like a missing record. A
+/// handler reads the cases of their unit only (other case ids are `null`), and of a
+/// questionnaire's responses only those of their unit, without free text.
 #[utoipa::path(tag = "records", params(("id" = Uuid, Path, description = "The record")), responses(
     (status = 200, description = "The history", body = EventList),
     (status = 404, description = "No such record the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
@@ -225,9 +264,21 @@ pub async fn record_history(
     principal: Principal,
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(Action::ReadRecords)?;
-    let events = readable_stream(&state, &principal, *id).await?;
-    let events = events.iter().map(crate::service::event_view).collect();
+    let scope = principal.require(Action::ReadRecords)?;
+    let (events, cases) = readable_stream(&state, &principal, *id).await?;
+    let (_, hidden) = crate::records::linked_cases(&state, &principal, &cases).await?;
+    let events = events
+        .iter()
+        .map(|e| {
+            let mut v = crate::service::event_view(e);
+            if scope == crate::auth::Scope::OwnUnit {
+                for_handler(&mut v.payload, principal.unit.map(|u| u.as_uuid()), &hidden);
+            } else {
+                crate::records::redact_ids(&mut v.payload, &hidden);
+            }
+            v
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(EventList { case_id: *id, events }))
 }
 

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::ledger::{LedgerFormat, OFFERED, csv_line, negotiate};
-use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, bounded_day};
+use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, happened_day};
 use crate::auth::{Action, Principal};
 use crate::dto::{CaseKind, Channel, RegisterCaseRequest};
 use crate::extract::json_body;
@@ -183,7 +183,7 @@ pub struct ResponseInput {
     pub template_version: Option<u32>,
     /// The answers by question key: a single choice's label, a multiple choice's labels, a
     /// rating 1–5, `true`/`false`, or text (1 to 5000 characters). Unanswered questions are left
-    /// out. An answer that does not fit its question is 422 `bad-answer`.
+    /// out. An answer that does not fit its question is 422 `validation`, naming it.
     #[schema(value_type = Object)]
     pub answers: HashMap<String, serde_json::Value>,
     /// A complaint in a free-text answer, to register as a case linked to this response.
@@ -403,39 +403,38 @@ pub fn results(s: &Survey, version: u32) -> Option<SurveyResults> {
 }
 
 /// The header of the results as CSV and XLSX.
-pub const RESULTS_HEADER: &[&str] = &["问题编号", "问题", "村 (all = 全部)", "选项", "人数", "作答人数", "百分比"];
+pub const RESULTS_HEADER: &[&str] =
+    &["问题编号", "问题", "村 (all = 全部)", "村名", "选项", "人数", "作答人数", "百分比"];
 
-/// The results as rows (overall first, then per village), as CSV and XLSX show them.
-pub fn result_rows(r: &SurveyResults) -> Vec<Vec<String>> {
+/// The results as rows (overall first, then per village with its name from `names`), as CSV and
+/// XLSX show them.
+pub fn result_rows(r: &SurveyResults, names: &HashMap<Uuid, String>) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for q in &r.questions {
-        let mut push = |village: String, answered: u32, options: &[OptionCount]| {
-            if options.is_empty() {
-                rows.push(vec![
+        let mut push = |village: String, name: String, answered: u32, options: &[OptionCount]| {
+            let row = |option: String, count: String, percent: String| {
+                vec![
                     q.key.clone(),
                     q.text.clone(),
                     village.clone(),
-                    String::new(),
-                    String::new(),
+                    name.clone(),
+                    option,
+                    count,
                     answered.to_string(),
-                    String::new(),
-                ]);
+                    percent,
+                ]
+            };
+            if options.is_empty() {
+                rows.push(row(String::new(), String::new(), String::new()));
             }
             for o in options {
-                rows.push(vec![
-                    q.key.clone(),
-                    q.text.clone(),
-                    village.clone(),
-                    o.option.clone(),
-                    o.count.to_string(),
-                    answered.to_string(),
-                    format!("{:.1}", o.percent),
-                ]);
+                rows.push(row(o.option.clone(), o.count.to_string(), format!("{:.1}", o.percent)));
             }
         };
-        push("all".into(), q.answered, &q.options);
+        push("all".into(), "全部".into(), q.answered, &q.options);
         for v in &q.by_village {
-            push(v.village_id.to_string(), v.answered, &v.options);
+            let name = names.get(&v.village_id).cloned().unwrap_or_default();
+            push(v.village_id.to_string(), name, v.answered, &v.options);
         }
     }
     rows
@@ -455,7 +454,7 @@ fn xlsx(rows: &[Vec<String>]) -> Result<Vec<u8>, ApiError> {
             let c = u16::try_from(c).unwrap_or(0);
             // Counts are numbers in the sheet; labels and ids stay text.
             match (c, v.parse::<f64>()) {
-                (4..=6, Ok(n)) => ws.write_number(r, c, n).map(|_| ()),
+                (5..=7, Ok(n)) => ws.write_number(r, c, n).map(|_| ()),
                 _ => ws.write_string(r, c, v).map(|_| ()),
             }
             .map_err(ApiError::internal)?;
@@ -500,11 +499,13 @@ pub async fn create_survey(
         let respondent_type = f.take("respondent_type", Name::parse(&body.respondent_type));
         let place = f.take("place", Name::parse(&body.place));
         let surveyor = f.take("surveyor", Name::parse(&body.surveyor));
-        let surveyed_on = bounded_day("surveyed_on", body.surveyed_on)?;
+        let surveyed_on = happened_day("surveyed_on", body.surveyed_on)?;
         let qs = questions(&mut f, &body.questions)?;
         f.finish()?;
         let unit = crate::service::check_unit(&state, "unit_id", body.unit_id).await?;
-        let campaign = super::meetings::check_campaign(&state, &meta.principal, body.campaign_id).await?;
+        let campaign =
+            super::meetings::check_campaign(&state, &meta.principal, body.campaign_id, surveyed_on, unit, "the survey")
+                .await?;
         let (Some(title), Some(respondent_type), Some(place), Some(surveyor)) =
             (title, respondent_type, place, surveyor)
         else {
@@ -608,14 +609,14 @@ pub async fn revise_template(
 /// Record responses
 ///
 /// Records paper questionnaires typed in (1 to 100 per request), each tagged by village and
-/// checked against its template version: an answer that does not fit is 422 `bad-answer`
-/// naming `responses[i].answers.<key>`, and nothing is recorded. A response with a `complaint`
+/// checked against its template version (the body at most 64 KiB): an answer that does not fit
+/// is 422 `validation` naming `responses[i].answers.<key>`, and nothing is recorded. A response with a `complaint`
 /// registers the free-text answer as a case (channel `questionnaire`) linked to the response,
 /// in the same transaction.
 #[utoipa::path(tag = "surveys", params(("id" = Uuid, Path, description = "The questionnaire")), request_body = ResponsesRequest, responses(
     (status = 200, description = "The questionnaire", body = RecordView),
     (status = 404, description = "No such questionnaire", content_type = "application/problem+json", body = crate::problem::Problem),
-    (status = 422, description = "`bad-answer`, a field invalid, a village unknown (nothing recorded)", content_type = "application/problem+json", body = crate::problem::Problem)
+    (status = 422, description = "`validation` (an answer that does not fit, named by its path), a village unknown (nothing recorded)", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/surveys/{id}/responses")]
 pub async fn record_responses(
@@ -741,7 +742,8 @@ pub async fn record_responses(
 ///
 /// Per question: counts and percentages overall and per village, each with the number of
 /// responses behind it (`answered`). Counted from the tally kept with the questionnaire's
-/// state. `Accept: text/csv` or the XLSX media type gives the same figures as a table.
+/// state. `Accept: text/csv` (UTF-8 with a BOM) or the XLSX media type gives the same figures as
+/// a table, each village with its id and name.
 #[utoipa::path(tag = "surveys", params(("id" = Uuid, Path, description = "The questionnaire"), ResultsQuery), responses(
     (status = 200, description = "The results", body = SurveyResults, content(
         (SurveyResults = "application/json"),
@@ -774,15 +776,16 @@ pub async fn survey_results(
     match format {
         LedgerFormat::Json => Ok(HttpResponse::Ok().json(r)),
         LedgerFormat::Csv => {
-            let mut out = Vec::new();
+            // UTF-8 with a byte-order mark, so Excel reads the Chinese as the ledger's export.
+            let mut out = vec![0xEF, 0xBB, 0xBF];
             csv_line(&RESULTS_HEADER.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(), &mut out);
-            for row in result_rows(&r) {
+            for row in result_rows(&r, super::ledger::names(&state).await?.as_ref()) {
                 csv_line(&row, &mut out);
             }
             Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8")).body(out))
         }
         LedgerFormat::Xlsx => {
-            let bytes = xlsx(&result_rows(&r))?;
+            let bytes = xlsx(&result_rows(&r, super::ledger::names(&state).await?.as_ref()))?;
             Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, super::ledger::XLSX)).body(bytes))
         }
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, bounded_day};
+use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, bounded_day, happened_day};
 use crate::auth::{Action, Principal};
 use crate::dto::{CaseKind, Channel, RegisterCaseRequest, Urgency};
 use crate::extract::json_body;
@@ -238,7 +238,7 @@ pub async fn record_visit(
     let meta = meta(&req, principal)?;
     let v = within_deadline(&req, async {
         let mut f = Fields::default();
-        let visited_on = bounded_day("visited_on", body.visited_on)?;
+        let visited_on = happened_day("visited_on", body.visited_on)?;
         if body.team.is_empty() || body.team.len() > 20 {
             f.push("team", "give 1 to 20 names");
         }
@@ -255,7 +255,15 @@ pub async fn record_visit(
             .collect();
         f.finish()?;
         let organiser = crate::service::check_unit(&state, "organiser_unit_id", body.organiser_unit_id).await?;
-        let campaign = super::meetings::check_campaign(&state, &meta.principal, body.campaign_id).await?;
+        let campaign = super::meetings::check_campaign(
+            &state,
+            &meta.principal,
+            body.campaign_id,
+            visited_on,
+            organiser,
+            "the visit",
+        )
+        .await?;
         let mut places = Vec::with_capacity(body.places.len());
         for (p, name) in body.places.iter().zip(names) {
             let village = match p.village_id {
@@ -402,7 +410,7 @@ pub async fn recheck(
         f.push("finding", "must be 1 to 1000");
     }
     let note = body.note.as_ref().and_then(|n| f.take("note", Text::parse(n)));
-    let on = bounded_day("on", body.on)?;
+    let on = happened_day("on", body.on)?;
     f.finish()?;
     let v = within_deadline(
         &req,

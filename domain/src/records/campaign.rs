@@ -127,6 +127,15 @@ impl Campaign {
     }
 }
 
+/// Whether a campaign with `units` and `phases` would share a unit and a day with `other`
+/// (then a case of that unit on that day would belong to two campaigns).
+pub fn overlaps(other: &Campaign, leading_unit: UnitId, units: &[UnitId], phases: &[PhaseSpan]) -> bool {
+    let (Some(first), Some(last)) = (phases.first(), phases.last()) else { return false };
+    let Some((from, to)) = other.span() else { return false };
+    let shares_a_unit = units.iter().chain(std::iter::once(&leading_unit)).any(|u| other.units.contains(u));
+    shares_a_unit && first.from <= to && from <= last.to
+}
+
 /// Checks a list of phases: preparation, implementation, summary in that order (preparation
 /// and summary may be left out, implementation may not), each ending on or after it starts,
 /// none overlapping the next.

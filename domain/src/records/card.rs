@@ -58,12 +58,22 @@ pub struct CardUsed {
     pub case: CaseId,
 }
 
+/// `card_batch.recipient_erased` v1: the personal data of a hand-out's recipient was erased
+/// (their key shredded); the sealed value in the log opens no more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientErased {
+    /// The hand-out, by its first serial.
+    pub serial_from: u32,
+}
+
 record_events! {
     /// Every event of a contact-card batch.
     CardBatchEvent {
         Printed(Printed) => "card_batch.printed", 1;
         HandedOut(HandedOut) => "card_batch.handed_out", 1;
         CardUsed(CardUsed) => "card_batch.card_used", 1;
+        RecipientErased(RecipientErased) => "card_batch.recipient_erased", 1;
     }
 }
 
@@ -81,6 +91,9 @@ pub struct CardBatch {
     pub handed_out: Vec<HandedOut>,
     /// The cards that brought a case.
     pub used: Vec<CardUsed>,
+    /// The hand-outs (by first serial) whose recipient's personal data was erased.
+    #[serde(default)]
+    pub erased: Vec<u32>,
     /// When it was recorded.
     pub recorded_at: DateTime<Utc>,
 }
@@ -124,7 +137,7 @@ pub fn print(details: Printed) -> Result<Vec<CardBatchEvent>, RecordError> {
 ///
 /// # Errors
 /// [`RecordError::BadSerialRange`], [`RecordError::UnknownSerial`] for a serial outside the
-/// batch, [`RecordError::AlreadyHandedOut`].
+/// batch, [`RecordError::AlreadyHandedOut`], [`RecordError::BeforeDelivery`].
 pub fn hand_out(
     batch: &CardBatch,
     serial_from: u32,
@@ -133,6 +146,9 @@ pub fn hand_out(
     recipient: Option<SealedPersonalData>,
 ) -> Result<Vec<CardBatchEvent>, RecordError> {
     check_range(serial_from, serial_to)?;
+    if on < batch.details.delivered_on {
+        return Err(RecordError::BeforeDelivery);
+    }
     for s in [serial_from, serial_to] {
         if !batch.holds(s) {
             return Err(RecordError::UnknownSerial(s));
@@ -158,6 +174,26 @@ pub fn use_card(batch: &CardBatch, serial: u32, case: CaseId) -> Result<Vec<Card
     Ok(vec![CardBatchEvent::CardUsed(CardUsed { serial, case })])
 }
 
+/// Erases the recipient of the hand-out that holds `serial`: the event to record, and the subject
+/// whose key the caller shreds first.
+///
+/// # Errors
+/// [`RecordError::NoRecipient`] when no hand-out holds the serial, it named no one, or its
+/// recipient was erased already.
+pub fn erase_recipient(
+    batch: &CardBatch,
+    serial: u32,
+) -> Result<(Vec<CardBatchEvent>, crate::ids::SubjectId), RecordError> {
+    let h = batch
+        .handed_out
+        .iter()
+        .find(|h| (h.serial_from..=h.serial_to).contains(&serial))
+        .filter(|h| !batch.erased.contains(&h.serial_from))
+        .ok_or(RecordError::NoRecipient(serial))?;
+    let sealed = h.recipient.as_ref().ok_or(RecordError::NoRecipient(serial))?;
+    Ok((vec![CardBatchEvent::RecipientErased(RecipientErased { serial_from: h.serial_from })], sealed.subject))
+}
+
 impl Record for CardBatch {
     const STREAM: &'static str = "card_batch";
     type Event = CardBatchEvent;
@@ -175,6 +211,7 @@ impl Record for CardBatch {
                 details: e.clone(),
                 handed_out: Vec::new(),
                 used: Vec::new(),
+                erased: Vec::new(),
                 recorded_at: at,
             }),
             (Some(mut b), CardBatchEvent::HandedOut(e)) => {
@@ -187,8 +224,17 @@ impl Record for CardBatch {
                 b.used.push(e.clone());
                 Ok(b)
             }
+            (Some(mut b), CardBatchEvent::RecipientErased(e)) => {
+                b.version += 1;
+                b.erased.push(e.serial_from);
+                Ok(b)
+            }
             _ => Err(HistoryError::NotCreated(Self::STREAM)),
         }
+    }
+
+    fn case_ids(&self) -> Vec<CaseId> {
+        self.used.iter().map(|u| u.case).collect()
     }
 
     fn index(&self) -> RecordIndex {

@@ -172,6 +172,10 @@ impl Record for Meeting {
         }
     }
 
+    fn case_ids(&self) -> Vec<CaseId> {
+        self.opinions.iter().map(|o| o.case).collect()
+    }
+
     fn index(&self) -> RecordIndex {
         RecordIndex {
             campaign: self.details.campaign,

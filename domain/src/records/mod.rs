@@ -142,6 +142,11 @@ pub trait Record: Sized + Clone + Serialize + serde::de::DeserializeOwned {
     fn apply(state: Option<Self>, id: RecordId, event: &Self::Event, at: DateTime<Utc>) -> Result<Self, HistoryError>;
     /// What queries filter on.
     fn index(&self) -> RecordIndex;
+    /// The cases that came from it, as its state records them (none for a campaign, whose cases
+    /// are tagged, not brought).
+    fn case_ids(&self) -> Vec<crate::ids::CaseId> {
+        Vec::new()
+    }
 }
 
 /// Folds a record's stored events (type, schema version, payload, recorded at), in version
@@ -198,6 +203,25 @@ pub enum RecordError {
     /// The finding is already a case.
     #[error("finding {0} is already a case")]
     FindingAlreadyACase(u32),
+    /// A finding of an undercover visit not yet disclosed cannot become a case: the case would
+    /// show the visit to every reader of cases.
+    #[error("disclose the undercover visit before a finding of it becomes a case")]
+    StillUndercover,
+    /// A day after today where only a day that happened may stand.
+    #[error("{0} cannot lie in the future")]
+    DateInFuture(&'static str),
+    /// A day outside the record's campaign (its phases), or a unit that does not take part in it.
+    #[error("{0} lies outside the campaign: its day must fall in one of the campaign's phases and its unit take part")]
+    OutsideCampaign(&'static str),
+    /// A campaign whose days overlap another campaign's for a unit both name.
+    #[error("a unit already takes part in another campaign on some of these days")]
+    CampaignsOverlap,
+    /// No hand-out holds the serial with a recipient whose data is still there.
+    #[error("no hand-out of card {0} names a recipient whose personal data is still held")]
+    NoRecipient(u32),
+    /// Cards handed out before their batch was delivered.
+    #[error("cards cannot be handed out before their batch was delivered")]
+    BeforeDelivery,
     /// The visit is open or already disclosed.
     #[error("only an undercover visit not yet disclosed can be disclosed")]
     NotUndercover,
@@ -244,6 +268,12 @@ impl RecordError {
             Self::NothingToRecheck(_) => "nothing-to-recheck",
             Self::FindingAlreadyACase(_) => "finding-already-a-case",
             Self::NotUndercover => "not-undercover",
+            Self::StillUndercover => "still-undercover",
+            Self::DateInFuture(_) => "date-in-future",
+            Self::OutsideCampaign(_) => "outside-campaign",
+            Self::CampaignsOverlap => "campaigns-overlap",
+            Self::BeforeDelivery => "before-delivery",
+            Self::NoRecipient(_) => "no-recipient",
             Self::DateBeforeVisit(_) => "date-before-visit",
             Self::BadSerialRange => "bad-serial-range",
             Self::SerialsOverlap => "serials-overlap",
@@ -257,7 +287,10 @@ impl RecordError {
 
     /// Whether the record's state refused it (409) rather than the input (422).
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::FindingAlreadyACase(_) | Self::NotUndercover)
+        matches!(
+            self,
+            Self::FindingAlreadyACase(_) | Self::NotUndercover | Self::StillUndercover | Self::NoRecipient(_)
+        )
     }
 }
 

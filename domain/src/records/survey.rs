@@ -400,6 +400,10 @@ impl Record for Survey {
         Ok(s)
     }
 
+    fn case_ids(&self) -> Vec<CaseId> {
+        self.cases.iter().map(|c| c.case).collect()
+    }
+
     fn index(&self) -> RecordIndex {
         let mut units = vec![self.unit];
         units.extend(self.tallies.iter().flat_map(|t| t.responses.keys().copied()));

@@ -216,11 +216,15 @@ pub fn recheck(
 /// Links a finding to the case it became.
 ///
 /// # Errors
-/// [`RecordError::NoSuchFinding`], [`RecordError::FindingAlreadyACase`].
+/// [`RecordError::NoSuchFinding`], [`RecordError::FindingAlreadyACase`],
+/// [`RecordError::StillUndercover`] for an undercover visit not yet disclosed.
 pub fn finding_became_case(visit: &Visit, finding: u32, case: CaseId) -> Result<Vec<VisitEvent>, RecordError> {
     let f = visit.finding(finding).ok_or(RecordError::NoSuchFinding(finding))?;
     if f.case.is_some() {
         return Err(RecordError::FindingAlreadyACase(finding));
+    }
+    if visit.restricted() {
+        return Err(RecordError::StillUndercover);
     }
     Ok(vec![VisitEvent::FindingBecameCase(FindingBecameCase { finding, case })])
 }
@@ -274,6 +278,10 @@ impl Record for Visit {
             VisitEvent::Disclosed(_) => v.disclosed_at = Some(at),
         }
         Ok(v)
+    }
+
+    fn case_ids(&self) -> Vec<CaseId> {
+        self.findings.iter().filter_map(|f| f.case).collect()
     }
 
     fn index(&self) -> RecordIndex {
