@@ -30,8 +30,9 @@ pub enum Command {
     },
     /// Run the HTTP service.
     Serve(Box<ServeArgs>),
-    /// Recompute every case's hash chain (and with --projections, compare every ledger row with
-    /// a replay of its case); exits 1 if anything is wrong.
+    /// Recompute every stream's hash chain, cases' and campaign records' (and with --projections,
+    /// compare every ledger and record row with a replay of its stream); exits 1 if anything is
+    /// wrong.
     Verify {
         /// Also check the projections.
         #[arg(long)]
@@ -217,7 +218,13 @@ async fn run(cli: Cli) -> ExitCode {
                     r.events_per_second(),
                     r.caught_up
                 );
-                ExitCode::SUCCESS
+                match infra::records::rebuild(&db.admin()).await {
+                    Ok(n) => {
+                        println!("rebuilt the campaign's records: {n} record(s)");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e),
+                }
             }
             Err(e) => fail(&e),
         },

@@ -415,3 +415,52 @@ pub fn replay_projection(id: Uuid, events: &[StoredEvent]) -> Result<Option<Valu
         _ => None,
     })
 }
+
+/// Rebuilds the `records` projection from the log (as the schema owner): in one transaction that
+/// holds the table against writes (reads go on), every record stream is replayed and its row
+/// written again; rows without a stream are removed. An append waiting for the lock then writes
+/// its newer row over the rebuilt one. Returns how many records were rebuilt.
+///
+/// # Errors
+/// A database failure, or a history that does not fold.
+pub async fn rebuild(settings: &crate::db::DbSettings) -> Result<u64, StoreError> {
+    let (mut client, conn) = settings.pg_config()?.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "connection ended");
+        }
+    });
+    client.batch_execute("SET statement_timeout = 0").await?;
+    let tx = client.transaction().await?;
+    tx.batch_execute("LOCK TABLE records IN EXCLUSIVE MODE").await?;
+    let streams: Vec<Uuid> = tx
+        .query("SELECT DISTINCT case_id FROM events WHERE event_type NOT LIKE 'case.%'", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tx.execute("DELETE FROM records", &[]).await?;
+    let mut rebuilt = 0;
+    for chunk in streams.chunks(500) {
+        let mut by_stream: std::collections::HashMap<Uuid, Vec<StoredEvent>> = std::collections::HashMap::new();
+        for r in &tx
+            .query(
+                &format!("SELECT {COLUMNS} FROM events WHERE case_id = ANY($1) ORDER BY case_id, version"),
+                &[&chunk],
+            )
+            .await?
+        {
+            let e = StoredEvent::from_row(r)?;
+            by_stream.entry(e.case_id).or_default().push(e);
+        }
+        for (id, events) in by_stream {
+            let (Some(row), Some(last)) = (replay_projection(id, &events)?, events.last()) else { continue };
+            let stream = last.stream_type().to_owned();
+            let version = i32::try_from(last.version).unwrap_or(i32::MAX);
+            tx.execute("SELECT records_put($1, $2, $3, $4)", &[&id, &stream, &version, &row]).await?;
+            rebuilt += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(rebuilt)
+}

@@ -646,6 +646,8 @@ async fn the_demo_campaign_loads_once_and_every_record_and_case_verifies() {
         }
     }
     assert_eq!(status.cases_checked, 18, "8 records and 10 cases");
+    let report = infra::ledger::verify_projections(&db.owner_settings()).await.unwrap();
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
     let verified = infra::EventStore::new(pool.clone()).verify_all().await.unwrap();
     assert!(verified.failures.is_empty());
     assert_eq!(verified.cases, 18);
@@ -670,6 +672,23 @@ async fn the_demo_campaign_loads_once_and_every_record_and_case_verifies() {
     }
     assert_eq!(found.iter().map(|f| f.case_id).collect::<Vec<_>>(), vec![forged], "{found:?}");
     assert!(found[0].problem.contains("record's row differs"), "{found:?}");
+    // `huiyin verify --projections` names it too, and nothing else.
+    let report = infra::ledger::verify_projections(&db.owner_settings()).await.unwrap();
+    assert_eq!(
+        report.mismatches.iter().map(|m| m.case_id).collect::<Vec<_>>(),
+        vec![forged],
+        "{:?}",
+        report.mismatches
+    );
+    // `huiyin rebuild` writes every record's row again from the log: the forgery is gone.
+    assert_eq!(infra::records::rebuild(&db.owner_settings()).await.unwrap(), 8);
+    let report = infra::ledger::verify_projections(&db.owner_settings()).await.unwrap();
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    assert_eq!(
+        count("SELECT count(*) FROM records WHERE restricted").await,
+        1,
+        "the undercover visit is restricted again"
+    );
 }
 
 /// Issue 11: "Each new stream replays as of a past moment and verifies; tampering with one of
