@@ -238,8 +238,20 @@ pub async fn linked_cases(
     state: &AppState,
     principal: &Principal,
     ids: &[Uuid],
+    as_of: Option<DateTime<Utc>>,
 ) -> Result<(Vec<LinkedCase>, std::collections::HashSet<Uuid>), ApiError> {
-    let rows = infra::records::cases_status(&state.pool, ids).await?;
+    let mut rows = infra::records::cases_status(&state.pool, ids).await?;
+    // As of a moment: each case's status then (replayed), and none that did not exist yet.
+    if let Some(at) = as_of {
+        let mut then = Vec::with_capacity(rows.len());
+        for (id, _, code, item) in rows {
+            let loaded = state.store.load_until(domain::CaseId::from_uuid(id), None, Some(at)).await?;
+            if let Some(case) = loaded.case {
+                then.push((id, case.status.as_str().to_owned(), code, item));
+            }
+        }
+        rows = then;
+    }
     let scope = principal.require(Action::ReadCase).ok();
     let visible: Option<std::collections::HashSet<Uuid>> = match (scope, principal.unit) {
         (Some(Scope::All), _) => None,
@@ -256,6 +268,43 @@ pub async fn linked_cases(
         .map(|(case_id, status, receipt_code, item)| LinkedCase { case_id, receipt_code, status, item })
         .collect();
     Ok((list, hidden))
+}
+
+/// Blanks what a reader may not see of the items `numbers` of a record (the findings that became
+/// cases they may not see): in the record's state (`findings`) and in its events (a finding's
+/// `number`, a re-check's `finding`).
+pub fn hide_items(v: &mut serde_json::Value, numbers: &[u32]) {
+    use serde_json::Value;
+    if numbers.is_empty() {
+        return;
+    }
+    let hidden = |o: &serde_json::Map<String, Value>, key: &str| {
+        o.get(key).and_then(Value::as_u64).is_some_and(|n| numbers.iter().any(|h| u64::from(*h) == n))
+    };
+    let blank = |o: &mut serde_json::Map<String, Value>| {
+        for k in ["text", "rectification", "note"] {
+            if o.contains_key(k) {
+                o.insert(k.into(), Value::Null);
+            }
+        }
+        for k in ["evidence", "rechecks"] {
+            if o.contains_key(k) {
+                o.insert(k.into(), Value::Array(Vec::new()));
+            }
+        }
+    };
+    if let Some(o) = v.as_object_mut() {
+        if hidden(o, "number") || hidden(o, "finding") {
+            blank(o);
+        }
+        if let Some(findings) = o.get_mut("findings").and_then(Value::as_array_mut) {
+            for f in findings.iter_mut().filter_map(Value::as_object_mut) {
+                if hidden(f, "number") {
+                    blank(f);
+                }
+            }
+        }
+    }
 }
 
 /// Replaces every string of `v` that names one of `hidden` by `null` (a case id the reader may

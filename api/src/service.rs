@@ -246,11 +246,14 @@ async fn campaign_tag(
 ) -> Result<Option<domain::records::CampaignTag>, ApiError> {
     use domain::records::campaign::Campaign;
     let day = domain::records::china_day(received_at);
-    let candidates: Vec<serde_json::Value> = match (hint, village) {
-        (Some(c), _) => infra::records::get(&state.pool, c.as_uuid()).await?.map(|r| r.doc).into_iter().collect(),
-        (None, Some(v)) => infra::records::campaigns_of(&state.pool, v.as_uuid(), day).await?,
-        (None, None) => Vec::new(),
+    // The record's campaign first; when its days do not hold the case's, the village's.
+    let mut candidates: Vec<serde_json::Value> = match hint {
+        Some(c) => infra::records::get(&state.pool, c.as_uuid()).await?.map(|r| r.doc).into_iter().collect(),
+        None => Vec::new(),
     };
+    if let Some(v) = village {
+        candidates.extend(infra::records::campaigns_of(&state.pool, v.as_uuid(), day).await?);
+    }
     Ok(candidates
         .into_iter()
         .filter_map(|doc| serde_json::from_value::<Campaign>(doc).ok())

@@ -127,6 +127,11 @@ fn opinions_keep_the_numbers_given_and_the_others_follow_the_highest() {
         Err(RecordError::OpinionNumberTaken(3)),
         "the same number twice in one request"
     );
+    assert_eq!(
+        meeting::register_opinions(&m, &[(Some(10_000), case(13)), (None, case(14))]),
+        Err(RecordError::OpinionNumbersExhausted),
+        "no number past 10000"
+    );
 }
 
 fn a_visit(mode: VisitMode) -> Visit {
@@ -207,10 +212,14 @@ fn a_card_is_used_once_and_only_a_card_of_the_batch() {
     assert_eq!(card::check_range(1, 100_001), Err(RecordError::BadSerialRange), "at most 100 000 cards");
     assert_eq!(card::check_range(10, 9), Err(RecordError::BadSerialRange));
     let b = a_batch();
-    assert_eq!(card::use_card(&b, 1000, case(1)), Err(RecordError::UnknownSerial(1000)));
-    assert_eq!(card::use_card(&b, 1501, case(1)), Err(RecordError::UnknownSerial(1501)));
-    let b = batch_with(&b, card::use_card(&b, 1500, case(1)).unwrap());
-    assert_eq!(card::use_card(&b, 1500, case(2)), Err(RecordError::SerialUsed(1500)));
+    let on = day("2026-04-10");
+    assert_eq!(card::use_card(&b, 1000, case(1), on), Err(RecordError::UnknownSerial(1000)));
+    assert_eq!(card::use_card(&b, 1501, case(1), on), Err(RecordError::UnknownSerial(1501)));
+    assert_eq!(card::use_card(&b, 1500, case(1), on), Err(RecordError::NotHandedOut(1500)));
+    let b = batch_with(&b, card::hand_out(&b, 1491, 1500, day("2026-04-02"), None).unwrap());
+    assert_eq!(card::use_card(&b, 1500, case(1), day("2026-03-31")), Err(RecordError::BeforeDelivery));
+    let b = batch_with(&b, card::use_card(&b, 1500, case(1), on).unwrap());
+    assert_eq!(card::use_card(&b, 1500, case(2), on), Err(RecordError::SerialUsed(1500)));
     assert_eq!(b.case_ids(), vec![case(1)]);
 }
 

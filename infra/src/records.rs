@@ -243,6 +243,24 @@ pub async fn append_with_cases(
     Ok(outcome)
 }
 
+/// Runs `f` while holding the cluster-wide advisory lock named `name`, on a connection taken
+/// out of the pool (closing it releases the lock whatever happens): a rule that reads records and
+/// then writes one (campaigns may not share a unit and a day) never races another instance.
+///
+/// # Errors
+/// The lock's failure as [`StoreError`], or `f`'s own.
+pub async fn exclusively<T, E: From<StoreError>>(
+    pool: &Pool,
+    name: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let client = deadpool_postgres::Object::take(pool.get().await.map_err(StoreError::from)?);
+    client.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&name]).await.map_err(StoreError::from)?;
+    let r = f.await;
+    drop(client);
+    r
+}
+
 /// One row of `records`.
 #[derive(Debug, Clone)]
 pub struct RecordRow {

@@ -171,6 +171,19 @@ async fn card_serials_used_twice_unknown_or_overlapping_are_clear_422s() {
     let mut body = app.case_body();
     body["channel"] = json!("contact_card");
     body["contact_card_serial"] = json!(1234);
+    // A card that was never handed out brings no case; nor one received before its batch came.
+    app.post("/api/v1/cases", &app.token("clerk", None), body.clone()).await.assert_problem(422, "not-handed-out");
+    let handed = app
+        .post(
+            &format!("/api/v1/contact-cards/batches/{batch_id}/handouts"),
+            &app.token("clerk", None),
+            json!({"serial_from": 1201, "serial_to": 1300, "on": "2026-04-02"}),
+        )
+        .await;
+    assert_eq!(handed.status, StatusCode::OK, "{}", handed.text);
+    let mut early = body.clone();
+    early["received_at"] = json!("2026-03-31T02:00:00Z");
+    app.post("/api/v1/cases", &app.token("clerk", None), early).await.assert_problem(422, "before-delivery");
     let first = app.post("/api/v1/cases", &app.token("clerk", None), body.clone()).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     assert_eq!(first.body["source"], json!({"type": "card_batch", "record_id": batch_id, "item": "1234"}));
@@ -184,6 +197,7 @@ async fn card_serials_used_twice_unknown_or_overlapping_are_clear_422s() {
 
     let view = app.get(&format!("/api/v1/contact-cards/batches/{batch_id}"), &app.token("clerk", None)).await;
     assert_eq!(view.body["record"]["cards_used"], 1);
+    assert_eq!(view.body["record"]["cases_by_status"], json!({"received": 1}));
     assert_eq!(view.body["cases"][0]["item"], "1234");
     // Cards handed out: counted, a second hand-out of the same card refused, the recipient masked.
     let h = app
@@ -194,9 +208,9 @@ async fn card_serials_used_twice_unknown_or_overlapping_are_clear_422s() {
         )
         .await;
     assert_eq!(h.status, StatusCode::OK, "{}", h.text);
-    assert_eq!(h.body["record"]["cards_out"], 10);
+    assert_eq!(h.body["record"]["cards_out"], 110);
     assert!(!h.text.contains("赵六") && !h.text.contains("13900001111"));
-    assert_eq!(h.body["record"]["handed_out"][0]["recipient"], json!({"name": "赵*", "phone": "139****1111"}));
+    assert_eq!(h.body["record"]["handed_out"][1]["recipient"], json!({"name": "赵*", "phone": "139****1111"}));
     // The recipient's data is erasable as a complainant's: admins only; then it shows erased,
     // and a second erasure has nothing to erase.
     let erase = format!("/api/v1/contact-cards/batches/{batch_id}/recipients/erase");
@@ -204,8 +218,9 @@ async fn card_serials_used_twice_unknown_or_overlapping_are_clear_422s() {
     let erased = app.post(&erase, &app.token("admin", None), json!({"serial": 1005})).await;
     assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
     let view = app.get(&format!("/api/v1/contact-cards/batches/{batch_id}"), &app.token("clerk", None)).await;
-    assert_eq!(view.body["record"]["handed_out"][0]["recipient"], json!({"erased": true}));
+    assert_eq!(view.body["record"]["handed_out"][1]["recipient"], json!({"erased": true}));
     app.post(&erase, &app.token("admin", None), json!({"serial": 1005})).await.assert_problem(409, "no-recipient");
+    app.post(&erase, &app.token("admin", None), json!({"serial": 9999})).await.assert_problem(422, "unknown-serial");
     let history = app.get(&format!("/api/v1/records/{batch_id}/history"), &app.token("auditor", None)).await;
     assert!(history.text.contains("card_batch.recipient_erased"), "{}", history.text);
     let twice = app
@@ -852,4 +867,171 @@ async fn campaigns_do_not_overlap_records_stay_inside_them_and_opinions_number_t
         after.body["record"]["opinions"].as_array().unwrap().iter().map(|o| o["number"].as_u64().unwrap()).collect();
     numbers.sort_unstable();
     assert_eq!(numbers, (1..=21).collect::<Vec<u64>>());
+}
+
+/// What the second review found: a finding's text read by the accused unit through its visit,
+/// campaign launches that raced past the overlap rule, records and responses outside their
+/// campaign, a phase move that left records outside, a card's case left out of its village's
+/// campaign, as-of views with today's statuses, handlers shown other villages' results and their
+/// own filter ignored, opinion numbers past 10000.
+#[tokio::test]
+async fn the_second_review_of_the_campaign_records() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let clerk = app.token("clerk", None);
+    let admin = app.token("admin", None);
+    let handler = app.token("handler", Some(app.village));
+    let other_village = app.create_unit(&admin, "西岭村", "village", Some(app.town)).await;
+    let c = campaign(&app).await;
+    let today = chrono::Utc::now().date_naive();
+    let d = |days: i64| (today + chrono::Duration::days(days)).to_string();
+
+    // An accusation against the village from a finding of an open visit: its handler reads the
+    // visit, but not the finding's text, evidence or rectification, in the view or the history.
+    let v = visit(&app, "open", &clerk).await;
+    let v: Value = v.json().await.unwrap();
+    let vid = v["id"].as_str().unwrap();
+    let f = app
+        .post(
+            &format!("/api/v1/visits/{vid}/findings"),
+            &clerk,
+            json!({"text": "会计虚报补贴", "evidence": [{"note": "账本复印件"}]}),
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::OK, "{}", f.text);
+    let r = app
+        .post(
+            &format!("/api/v1/visits/{vid}/cases"),
+            &clerk,
+            json!({"finding": 1, "kind": "report", "title": "虚报", "accused_unit_id": app.village}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for path in [format!("/api/v1/visits/{vid}"), format!("/api/v1/records/{vid}/history")] {
+        let seen = app.get(&path, &handler).await;
+        assert_eq!(seen.status, StatusCode::OK, "{path}");
+        assert!(!seen.text.contains("会计虚报补贴") && !seen.text.contains("账本复印件"), "{path}: {}", seen.text);
+    }
+    assert!(
+        app.get(&format!("/api/v1/visits/{vid}"), &clerk).await.text.contains("会计虚报补贴"),
+        "the clerk reads it"
+    );
+
+    // Four launches over one unit at the same moment: one campaign.
+    let mut tasks = Vec::new();
+    for m in 1..=4 {
+        let (client, url, token) = (app.client.clone(), format!("{}/api/v1/campaigns", app.address), sup.clone());
+        let body = json!({"name": format!("并发{m}"), "leading_unit_id": app.town, "unit_ids": [other_village],
+                          "phases": [{"phase": "implementation", "from": format!("2031-0{m}-01"), "to": "2031-08-30"}]});
+        tasks.push(tokio::spawn(async move {
+            client.post(url).bearer_auth(token).json(&body).send().await.unwrap().status()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::CREATED => created += 1,
+            s => assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY),
+        }
+    }
+    assert_eq!(created, 1);
+
+    // A visit to a village outside the campaign it names; a response from such a village; a
+    // phase move that would leave a meeting of the campaign outside its days: refused.
+    let outside_visit = json!({"mode": "open", "visited_on": d(0), "organiser_unit_id": app.town, "campaign_id": c,
+        "team": [{"name": "张"}], "places": [{"type": "village", "name": "西岭村", "village_id": other_village}]});
+    app.post("/api/v1/visits", &clerk, outside_visit).await.assert_problem(422, "outside-campaign");
+    let s = app
+        .post("/api/v1/surveys", &clerk, json!({"title": "问卷", "respondent_type": "村民", "surveyed_on": d(0), "place": "村委会",
+            "surveyor": "王", "unit_id": app.village, "campaign_id": c, "questions": [{"key": "q1", "text": "补贴到位吗", "kind": "yes_no"}]}))
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
+    let sid = s.body["id"].as_str().unwrap();
+    app.post(
+        &format!("/api/v1/surveys/{sid}/responses"),
+        &clerk,
+        json!({"responses": [{"village_id": other_village, "answers": {"q1": true}}]}),
+    )
+    .await
+    .assert_problem(422, "outside-campaign");
+    app.post(
+        &format!("/api/v1/campaigns/{c}/phases"),
+        &sup,
+        json!({"phases": [{"phase": "implementation", "from": d(5), "to": d(30)}]}),
+    )
+    .await
+    .assert_problem(422, "outside-campaign");
+
+    // A card of a batch outside any campaign, called from the campaign's village: the case is
+    // the campaign's, by its village and day.
+    let b = app
+        .post(
+            "/api/v1/contact-cards/batches",
+            &clerk,
+            json!({"serial_from": 1, "serial_to": 100, "phone": "0571", "email": "a@b.cn",
+            "village_id": app.village, "delivered_on": d(-1)}),
+        )
+        .await;
+    let bid = b.body["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/v1/contact-cards/batches/{bid}/handouts"),
+        &clerk,
+        json!({"serial_from": 1, "serial_to": 10, "on": d(0)}),
+    )
+    .await;
+    let mut body = app.case_body();
+    body["contact_card_serial"] = json!(5);
+    let card_case = app.post("/api/v1/cases", &clerk, body).await;
+    assert_eq!(card_case.status, StatusCode::CREATED, "{}", card_case.text);
+    assert_eq!(card_case.body["campaign_id"], json!(c));
+
+    // As of a moment before its case was assigned, the batch shows the case as it stood then.
+    let case_id = card_case.body["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let before = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let a = app.post(&format!("/api/v1/cases/{case_id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let then = app.get(&format!("/api/v1/contact-cards/batches/{bid}?as_of={before}"), &sup).await;
+    assert_eq!(then.body["cases"][0]["status"], "received", "{}", then.text);
+    let now = app.get(&format!("/api/v1/contact-cards/batches/{bid}"), &sup).await;
+    assert_eq!(now.body["cases"][0]["status"], "assigned");
+
+    // A handler's results count their village only; a filter naming another unit finds nothing.
+    let s2 = app
+        .post("/api/v1/surveys", &clerk, json!({"title": "问卷二", "respondent_type": "村民", "surveyed_on": d(0), "place": "镇",
+            "surveyor": "王", "unit_id": app.town, "questions": [{"key": "q1", "text": "补贴到位吗", "kind": "yes_no"}]}))
+        .await;
+    let s2 = s2.body["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/surveys/{s2}/responses"),
+            &clerk,
+            json!({"responses": [
+            {"village_id": app.village, "answers": {"q1": true}},
+            {"village_id": other_village, "answers": {"q1": false}},
+            {"village_id": other_village, "answers": {"q1": false}}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mine = app.get(&format!("/api/v1/surveys/{s2}/results"), &handler).await;
+    assert_eq!(mine.body["responses"], 1, "{}", mine.text);
+    assert!(!mine.text.contains(&other_village.to_string()));
+    let all = app.get(&format!("/api/v1/surveys/{s2}/results"), &clerk).await;
+    assert_eq!(all.body["responses"], 3);
+    let filtered = app.get(&format!("/api/v1/surveys?unit_id={other_village}"), &handler).await;
+    assert_eq!(filtered.body["items"], json!([]));
+
+    // No opinion number past 10000.
+    let m = meeting(&app, c, 20).await;
+    let mid = m["id"].as_str().unwrap();
+    let mut top = opinion(1);
+    top["number"] = json!(10_000);
+    assert_eq!(
+        app.post(&format!("/api/v1/meetings/{mid}/opinions"), &clerk, json!({"opinions": [top]})).await.status,
+        StatusCode::OK
+    );
+    app.post(&format!("/api/v1/meetings/{mid}/opinions"), &clerk, json!({"opinions": [opinion(2)]}))
+        .await
+        .assert_problem(422, "opinion-numbers-exhausted");
 }

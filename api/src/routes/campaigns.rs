@@ -197,6 +197,32 @@ async fn check_no_overlap(
     Ok(())
 }
 
+/// The advisory lock that serialises the checks between campaigns with their writes.
+const CAMPAIGN_LOCK: &str = "huiyin.campaigns";
+
+/// Refuses (422 `outside-campaign`) phases that would leave a record of the campaign (a meeting,
+/// a visit, a batch, a questionnaire) on a day outside them.
+async fn check_records_inside(state: &AppState, c: &Campaign, phases: &[PhaseSpan]) -> Result<(), ApiError> {
+    for stream_type in ["meeting", "visit", "card_batch", "survey"] {
+        let rows = infra::records::list(
+            &state.pool,
+            &infra::records::RecordFilter {
+                stream_type,
+                campaign_id: Some(c.id.as_uuid()),
+                include_restricted: true,
+                limit: 10_000,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let inside = |d: chrono::NaiveDate| phases.iter().any(|p| p.from <= d && d <= p.to);
+        if rows.iter().any(|r| r.happened_on.is_some_and(|d| !inside(d))) {
+            return Err(domain::records::RecordError::OutsideCampaign("a record of the campaign").into());
+        }
+    }
+    Ok(())
+}
+
 async fn view(state: &AppState, principal: &Principal, c: &Campaign) -> Result<RecordView, ApiError> {
     RecordView::of(state, principal, c.id.as_uuid(), c.version, c, Vec::new()).await
 }
@@ -244,12 +270,16 @@ pub async fn launch_campaign(
                 other => other,
             })?);
         }
-        check_no_overlap(&state, None, leading, &units, &spans).await?;
         let (Some(name), Some(docs)) = (name, docs.into_iter().collect::<Option<Vec<_>>>()) else {
             return Err(ApiError::Validation(Vec::new()));
         };
-        let events = campaign::launch(name, leading, units, spans, docs)?;
-        let c: Campaign = records::create(&state, &meta, Action::WriteCampaign, &body, Decided::events(events)).await?;
+        let events = campaign::launch(name, leading, units.clone(), spans.clone(), docs)?;
+        // Checked and written under one lock: two launches at once cannot both pass.
+        let c: Campaign = infra::records::exclusively(&state.pool, CAMPAIGN_LOCK, async {
+            check_no_overlap(&state, None, leading, &units, &spans).await?;
+            records::create(&state, &meta, Action::WriteCampaign, &body, Decided::events(events)).await
+        })
+        .await?;
         view(&state, &meta.principal, &c).await
     })
     .await
@@ -341,7 +371,8 @@ pub async fn add_campaign_document(
 /// Move a campaign's phases
 ///
 /// Replaces the phases' days. Cases already tagged keep their tag (a fact of their
-/// registration).
+/// registration). Days that would leave one of the campaign's records outside every phase are
+/// 422 `outside-campaign`; days another campaign of a unit holds, 422 `campaigns-overlap`.
 #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path, description = "The campaign")), request_body = PhasesRequest, responses(
     (status = 200, description = "The campaign", body = RecordView),
     (status = 404, description = "No such campaign", content_type = "application/problem+json", body = crate::problem::Problem),
@@ -361,12 +392,17 @@ pub async fn reschedule_campaign(
     let mut f = Fields::default();
     let spans = phases(&mut f, &body.phases)?;
     f.finish()?;
-    let (current, _) = records::load::<Campaign>(&state, &meta.principal, *id, None).await?;
-    check_no_overlap(&state, Some(current.id), current.leading_unit, &current.units, &spans).await?;
+    campaign::check_phases(&spans)?;
     let c = within_deadline(
         &req,
-        records::write::<Campaign>(&state, &meta, *id, Action::WriteCampaign, &body, |_| {
-            Ok(Decided::events(campaign::reschedule(spans.clone())?))
+        infra::records::exclusively(&state.pool, CAMPAIGN_LOCK, async {
+            let (current, _) = records::load::<Campaign>(&state, &meta.principal, *id, None).await?;
+            check_no_overlap(&state, Some(current.id), current.leading_unit, &current.units, &spans).await?;
+            check_records_inside(&state, &current, &spans).await?;
+            records::write::<Campaign>(&state, &meta, *id, Action::WriteCampaign, &body, |_| {
+                Ok(Decided::events(campaign::reschedule(spans.clone())?))
+            })
+            .await
         }),
     )
     .await?;

@@ -118,7 +118,16 @@ async fn present(state: &AppState, b: &CardBatch, v: &mut RecordView) -> Result<
 }
 
 async fn view(state: &AppState, principal: &Principal, b: &CardBatch) -> Result<RecordView, ApiError> {
-    let mut v = RecordView::of(state, principal, b.id.as_uuid(), b.version, b, Vec::new()).await?;
+    view_at(state, principal, b, None).await
+}
+
+async fn view_at(
+    state: &AppState,
+    principal: &Principal,
+    b: &CardBatch,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<RecordView, ApiError> {
+    let mut v = RecordView::at(state, principal, b.id.as_uuid(), b.version, b, Vec::new(), as_of).await?;
     present(state, b, &mut v).await?;
     Ok(v)
 }
@@ -143,7 +152,8 @@ pub async fn register_with_card(
     let system = RequestMeta { idempotency_key: None, ..meta.clone() };
     let case = new.case.clone();
     records::write_unscoped::<CardBatch>(state, &system, batch_id, &(), |b| {
-        Ok(Decided { events: card::use_card(b, serial, new.id)?, cases: vec![append.clone()] })
+        let received_on = domain::records::china_day(case.received_at);
+        Ok(Decided { events: card::use_card(b, serial, new.id, received_on)?, cases: vec![append.clone()] })
     })
     .await?;
     Ok(case)
@@ -181,7 +191,7 @@ pub async fn print_card_batch(
             &meta.principal,
             body.campaign_id,
             delivered_on,
-            village,
+            &[village],
             "the batch's delivery",
         )
         .await?;
@@ -249,7 +259,7 @@ pub async fn get_card_batch(
     let q: RecordAsOfQuery = crate::extract::query(&req)?;
     let as_of = q.as_of.map(|t| crate::service::bounded_time("as_of", t)).transpose()?;
     let (b, _) = records::load::<CardBatch>(&state, &principal, *id, as_of).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &principal, &b).await?))
+    Ok(HttpResponse::Ok().json(view_at(&state, &principal, &b, as_of).await?))
 }
 
 /// Record cards handed out

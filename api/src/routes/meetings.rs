@@ -177,7 +177,16 @@ fn warnings(m: &Meeting) -> Vec<String> {
 }
 
 async fn view(state: &AppState, principal: &Principal, m: &Meeting) -> Result<RecordView, ApiError> {
-    RecordView::of(state, principal, m.id.as_uuid(), m.version, m, warnings(m)).await
+    view_at(state, principal, m, None).await
+}
+
+async fn view_at(
+    state: &AppState,
+    principal: &Principal,
+    m: &Meeting,
+    as_of: Option<chrono::DateTime<Utc>>,
+) -> Result<RecordView, ApiError> {
+    RecordView::at(state, principal, m.id.as_uuid(), m.version, m, warnings(m), as_of).await
 }
 
 /// Names an opinion's field errors by its place in the request.
@@ -203,12 +212,12 @@ pub async fn check_campaign(
     principal: &Principal,
     id: Option<Uuid>,
     day: NaiveDate,
-    unit: UnitId,
+    units: &[UnitId],
     what: &'static str,
 ) -> Result<Option<domain::RecordId>, ApiError> {
     let Some(id) = id else { return Ok(None) };
     match records::load::<domain::records::campaign::Campaign>(state, principal, id, None).await {
-        Ok((c, _)) if c.phase_on(day).is_some() && c.includes(unit) => Ok(Some(c.id)),
+        Ok((c, _)) if c.phase_on(day).is_some() && units.iter().all(|u| c.includes(*u)) => Ok(Some(c.id)),
         Ok(_) => Err(domain::records::RecordError::OutsideCampaign(what).into()),
         Err(ApiError::NotFound(_)) => Err(ApiError::UnknownReference("campaign_id names no campaign".into())),
         Err(e) => Err(e),
@@ -267,7 +276,8 @@ pub async fn record_meeting(
         let held_on = happened_day("held_on", body.held_on)?;
         f.finish()?;
         let host = crate::service::check_unit(&state, "host_unit_id", body.host_unit_id).await?;
-        let campaign = check_campaign(&state, &meta.principal, body.campaign_id, held_on, host, "the meeting").await?;
+        let campaign =
+            check_campaign(&state, &meta.principal, body.campaign_id, held_on, &[host], "the meeting").await?;
         let (Some(topic), Some(venue), Some(chair), Some(recorder)) = (topic, venue, chair, recorder) else {
             return Err(ApiError::Validation(Vec::new()));
         };
@@ -332,7 +342,7 @@ pub async fn get_meeting(
     let q: RecordAsOfQuery = crate::extract::query(&req)?;
     let as_of = q.as_of.map(|t| crate::service::bounded_time("as_of", t)).transpose()?;
     let (m, _) = records::load::<Meeting>(&state, &principal, *id, as_of).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &principal, &m).await?))
+    Ok(HttpResponse::Ok().json(view_at(&state, &principal, &m, as_of).await?))
 }
 
 /// Register the opinions raised at a meeting

@@ -61,14 +61,28 @@ impl RecordView {
         record: &R,
         warnings: Vec<String>,
     ) -> Result<Self, ApiError> {
-        // The cases the record's state names (as of its version, so an as-of view lists the
-        // cases it had then, each with its status now); those the caller may not see are left
-        // out and their ids redacted from the record.
+        Self::at(state, principal, id, version, record, warnings, None).await
+    }
+
+    /// The view of a record as of a moment: the cases its state names then, each with its
+    /// status then. Those the caller may not see are left out, their ids are `null` in the
+    /// record, and so is what the record says of them (a finding's text is its case's).
+    pub async fn at<R: Record>(
+        state: &AppState,
+        principal: &Principal,
+        id: Uuid,
+        version: u32,
+        record: &R,
+        warnings: Vec<String>,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Self, ApiError> {
         let ids: Vec<Uuid> = record.case_ids().iter().map(|c| c.as_uuid()).collect();
-        let (cases, hidden) = crate::records::linked_cases(state, principal, &ids).await?;
-        let mut record = serde_json::to_value(record).map_err(ApiError::internal)?;
-        crate::records::redact_ids(&mut record, &hidden);
-        Ok(Self { id, record_type: R::STREAM.to_owned(), version, record, cases, warnings })
+        let (cases, hidden) = crate::records::linked_cases(state, principal, &ids, as_of).await?;
+        let hidden_cases: Vec<domain::CaseId> = hidden.iter().map(|u| domain::CaseId::from_uuid(*u)).collect();
+        let mut json = serde_json::to_value(record).map_err(ApiError::internal)?;
+        crate::records::hide_items(&mut json, &record.items_of(&hidden_cases));
+        crate::records::redact_ids(&mut json, &hidden);
+        Ok(Self { id, record_type: R::STREAM.to_owned(), version, record: json, cases, warnings })
     }
 }
 
@@ -136,9 +150,10 @@ pub async fn list<R: Record>(
     let filter = infra::records::RecordFilter {
         stream_type: R::STREAM,
         campaign_id: q.campaign_id,
+        // A handler's own unit, and a filter naming another unit finds nothing.
         unit_id: match (scope, principal.unit) {
-            (crate::auth::Scope::OwnUnit, Some(u)) => Some(u.as_uuid()),
-            (crate::auth::Scope::OwnUnit, None) => Some(Uuid::nil()),
+            (crate::auth::Scope::OwnUnit, Some(u)) if q.unit_id.is_none_or(|f| f == u.as_uuid()) => Some(u.as_uuid()),
+            (crate::auth::Scope::OwnUnit, _) => Some(Uuid::nil()),
             (crate::auth::Scope::All, _) => q.unit_id,
         },
         include_restricted: principal.require(Action::ReadRestrictedRecords).is_ok(),
@@ -204,20 +219,24 @@ pub fn happened_day(field: &'static str, d: NaiveDate) -> Result<NaiveDate, ApiE
     Ok(d)
 }
 
-/// A record's stream as the caller may read it: its events, and the cases its state names.
+/// A record's stream as the caller may read it: its events, the cases of it the caller may not
+/// see, and the items (findings) whose text is one of those cases'.
 async fn readable_stream(
     state: &AppState,
     principal: &Principal,
     id: Uuid,
-) -> Result<(Vec<infra::StoredEvent>, Vec<Uuid>), ApiError> {
+) -> Result<(Vec<infra::StoredEvent>, std::collections::HashSet<Uuid>, Vec<u32>), ApiError> {
     use domain::records::{campaign::Campaign, card::CardBatch, meeting::Meeting, survey::Survey, visit::Visit};
     async fn of<R: Record>(
         state: &AppState,
         principal: &Principal,
         id: Uuid,
-    ) -> Result<(Vec<infra::StoredEvent>, Vec<Uuid>), ApiError> {
+    ) -> Result<(Vec<infra::StoredEvent>, std::collections::HashSet<Uuid>, Vec<u32>), ApiError> {
         let (r, loaded) = crate::records::load::<R>(state, principal, id, None).await?;
-        Ok((loaded.events, r.case_ids().iter().map(|c| c.as_uuid()).collect()))
+        let ids: Vec<Uuid> = r.case_ids().iter().map(|c| c.as_uuid()).collect();
+        let (_, hidden) = crate::records::linked_cases(state, principal, &ids, None).await?;
+        let hidden_cases: Vec<domain::CaseId> = hidden.iter().map(|u| domain::CaseId::from_uuid(*u)).collect();
+        Ok((loaded.events, hidden, r.items_of(&hidden_cases)))
     }
     let row = infra::records::get(&state.pool, id).await?.ok_or(ApiError::NotFound("record"))?;
     match row.stream_type.as_str() {
@@ -265,12 +284,12 @@ pub async fn record_history(
     id: Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let scope = principal.require(Action::ReadRecords)?;
-    let (events, cases) = readable_stream(&state, &principal, *id).await?;
-    let (_, hidden) = crate::records::linked_cases(&state, &principal, &cases).await?;
+    let (events, hidden, items) = readable_stream(&state, &principal, *id).await?;
     let events = events
         .iter()
         .map(|e| {
             let mut v = crate::service::event_view(e);
+            crate::records::hide_items(&mut v.payload, &items);
             if scope == crate::auth::Scope::OwnUnit {
                 for_handler(&mut v.payload, principal.unit.map(|u| u.as_uuid()), &hidden);
             } else {

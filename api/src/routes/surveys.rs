@@ -464,13 +464,39 @@ fn xlsx(rows: &[Vec<String>]) -> Result<Vec<u8>, ApiError> {
 }
 
 async fn view(state: &AppState, principal: &Principal, s: &Survey) -> Result<RecordView, ApiError> {
-    let mut v = RecordView::of(state, principal, s.id.as_uuid(), s.version, s, Vec::new()).await?;
+    view_at(state, principal, s, None).await
+}
+
+async fn view_at(
+    state: &AppState,
+    principal: &Principal,
+    s: &Survey,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<RecordView, ApiError> {
+    let s = &for_reader(principal, s);
+    let mut v = RecordView::at(state, principal, s.id.as_uuid(), s.version, s, Vec::new(), as_of).await?;
     // The tally is served by `/results`; the view keeps the count.
     if let Some(obj) = v.record.as_object_mut() {
         obj.remove("tallies");
         obj.insert("responses".into(), s.response_count().into());
     }
     Ok(v)
+}
+
+/// The questionnaire as a reader may see it: a handler, only what was answered in their unit
+/// (its responses, its tally, its complaints' cases); others, all of it.
+fn for_reader(principal: &Principal, s: &Survey) -> Survey {
+    let Ok(crate::auth::Scope::OwnUnit) = principal.require(Action::ReadRecords) else { return s.clone() };
+    let mut s = s.clone();
+    let own = |v: &UnitId| principal.unit == Some(*v);
+    for t in &mut s.tallies {
+        t.responses.retain(|v, _| own(v));
+        for per in t.questions.values_mut() {
+            per.retain(|v, _| own(v));
+        }
+    }
+    s.cases.retain(|c| own(&c.village));
+    s
 }
 
 /// Create a questionnaire
@@ -503,9 +529,15 @@ pub async fn create_survey(
         let qs = questions(&mut f, &body.questions)?;
         f.finish()?;
         let unit = crate::service::check_unit(&state, "unit_id", body.unit_id).await?;
-        let campaign =
-            super::meetings::check_campaign(&state, &meta.principal, body.campaign_id, surveyed_on, unit, "the survey")
-                .await?;
+        let campaign = super::meetings::check_campaign(
+            &state,
+            &meta.principal,
+            body.campaign_id,
+            surveyed_on,
+            &[unit],
+            "the survey",
+        )
+        .await?;
         let (Some(title), Some(respondent_type), Some(place), Some(surveyor)) =
             (title, respondent_type, place, surveyor)
         else {
@@ -570,7 +602,7 @@ pub async fn get_survey(
     let q: RecordAsOfQuery = crate::extract::query(&req)?;
     let as_of = q.as_of.map(|t| crate::service::bounded_time("as_of", t)).transpose()?;
     let (s, _) = records::load::<Survey>(&state, &principal, *id, as_of).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &principal, &s).await?))
+    Ok(HttpResponse::Ok().json(view_at(&state, &principal, &s, as_of).await?))
 }
 
 /// Revise a questionnaire's template
@@ -688,6 +720,12 @@ pub async fn record_responses(
                 other => ApiError::Record(other),
             })?;
             let village = crate::service::check_village(&state, r.village_id).await?;
+            if current.campaign.is_some() {
+                let at = current.surveyed_on;
+                let id = current.campaign.map(|c| c.as_uuid());
+                super::meetings::check_campaign(&state, &meta.principal, id, at, &[village], "a response's village")
+                    .await?;
+            }
             let response_id = Uuid::new_v4();
             let case = match &r.complaint {
                 None => None,
@@ -741,7 +779,7 @@ pub async fn record_responses(
 /// A questionnaire's results
 ///
 /// Per question: counts and percentages overall and per village, each with the number of
-/// responses behind it (`answered`). Counted from the tally kept with the questionnaire's
+/// responses behind it (`answered`). A handler's results count their unit's responses only. Counted from the tally kept with the questionnaire's
 /// state. `Accept: text/csv` (UTF-8 with a BOM) or the XLSX media type gives the same figures as
 /// a table, each village with its id and name.
 #[utoipa::path(tag = "surveys", params(("id" = Uuid, Path, description = "The questionnaire"), ResultsQuery), responses(
@@ -771,6 +809,7 @@ pub async fn survey_results(
         });
     }
     let (s, _) = records::load::<Survey>(&state, &principal, *id, None).await?;
+    let s = for_reader(&principal, &s);
     let r = results(&s, q.template_version.unwrap_or_else(|| s.template_version()))
         .ok_or(ApiError::NotFound("template version"))?;
     match format {

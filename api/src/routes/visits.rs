@@ -208,7 +208,16 @@ pub struct FindingCaseRequest {
 }
 
 async fn view(state: &AppState, principal: &Principal, v: &Visit) -> Result<RecordView, ApiError> {
-    RecordView::of(state, principal, v.id.as_uuid(), v.version, v, Vec::new()).await
+    view_at(state, principal, v, None).await
+}
+
+async fn view_at(
+    state: &AppState,
+    principal: &Principal,
+    v: &Visit,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<RecordView, ApiError> {
+    RecordView::at(state, principal, v.id.as_uuid(), v.version, v, Vec::new(), as_of).await
 }
 
 /// Record a visit
@@ -255,15 +264,16 @@ pub async fn record_visit(
             .collect();
         f.finish()?;
         let organiser = crate::service::check_unit(&state, "organiser_unit_id", body.organiser_unit_id).await?;
-        let campaign = super::meetings::check_campaign(
-            &state,
-            &meta.principal,
-            body.campaign_id,
-            visited_on,
-            organiser,
-            "the visit",
-        )
-        .await?;
+        // The organiser and every village visited take part in the campaign the visit names.
+        let mut units = vec![organiser];
+        for p in &body.places {
+            if let Some(v) = p.village_id {
+                units.push(crate::service::check_village(&state, v).await?);
+            }
+        }
+        let campaign =
+            super::meetings::check_campaign(&state, &meta.principal, body.campaign_id, visited_on, &units, "the visit")
+                .await?;
         let mut places = Vec::with_capacity(body.places.len());
         for (p, name) in body.places.iter().zip(names) {
             let village = match p.village_id {
@@ -330,7 +340,7 @@ pub async fn get_visit(
     let q: RecordAsOfQuery = crate::extract::query(&req)?;
     let as_of = q.as_of.map(|t| crate::service::bounded_time("as_of", t)).transpose()?;
     let (v, _) = records::load::<Visit>(&state, &principal, *id, as_of).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &principal, &v).await?))
+    Ok(HttpResponse::Ok().json(view_at(&state, &principal, &v, as_of).await?))
 }
 
 /// Record a finding of a visit

@@ -315,7 +315,7 @@ pub async fn seed_campaign(pool: &infra::Pool, reference: &ReferenceData) -> Res
     b.push(card::hand_out(&state, 1001, 1100, day(-49), None).map_err(|e| e.to_string())?)?;
     let card_case = CaseId::from_uuid(Uuid::new_v4());
     let state = b.state.clone().ok_or("no batch")?;
-    b.push(card::use_card(&state, 1050, card_case).map_err(|e| e.to_string())?)?;
+    b.push(card::use_card(&state, 1050, card_case, day(-30)).map_err(|e| e.to_string())?)?;
     let facts = CaseFacts {
         channel: Channel::ContactCard,
         kind: CaseKind::Report,

@@ -160,16 +160,30 @@ pub fn hand_out(
     Ok(vec![CardBatchEvent::HandedOut(HandedOut { serial_from, serial_to, on, recipient })])
 }
 
-/// Links a card to the case registered with it.
+/// Links a card to the case registered with it, received on `received_on` (China Standard
+/// Time): a card of the batch, handed out, not used before, and not before the batch was
+/// delivered.
 ///
 /// # Errors
-/// [`RecordError::UnknownSerial`], [`RecordError::SerialUsed`].
-pub fn use_card(batch: &CardBatch, serial: u32, case: CaseId) -> Result<Vec<CardBatchEvent>, RecordError> {
+/// [`RecordError::UnknownSerial`], [`RecordError::NotHandedOut`], [`RecordError::SerialUsed`],
+/// [`RecordError::BeforeDelivery`].
+pub fn use_card(
+    batch: &CardBatch,
+    serial: u32,
+    case: CaseId,
+    received_on: NaiveDate,
+) -> Result<Vec<CardBatchEvent>, RecordError> {
     if !batch.holds(serial) {
         return Err(RecordError::UnknownSerial(serial));
     }
+    if !batch.is_handed_out(serial) {
+        return Err(RecordError::NotHandedOut(serial));
+    }
     if batch.used.iter().any(|u| u.serial == serial) {
         return Err(RecordError::SerialUsed(serial));
+    }
+    if received_on < batch.details.delivered_on {
+        return Err(RecordError::BeforeDelivery);
     }
     Ok(vec![CardBatchEvent::CardUsed(CardUsed { serial, case })])
 }
@@ -184,6 +198,9 @@ pub fn erase_recipient(
     batch: &CardBatch,
     serial: u32,
 ) -> Result<(Vec<CardBatchEvent>, crate::ids::SubjectId), RecordError> {
+    if !batch.holds(serial) {
+        return Err(RecordError::UnknownSerial(serial));
+    }
     let h = batch
         .handed_out
         .iter()

@@ -13,6 +13,9 @@ use crate::ids::{CaseId, Name, RecordId, Text, Title, UnitId};
 /// recorded with a warning, not refused: the meeting took place.
 pub const RECOMMENDED_ATTENDANCE: std::ops::RangeInclusive<u32> = 20..=30;
 
+/// The highest number an opinion may have in the minutes.
+pub const MAX_OPINION_NUMBER: u32 = 10_000;
+
 /// The types of representatives a symposium gathers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,16 +144,20 @@ pub fn register_opinions(
         }
     }
     let mut next = taken.iter().next_back().copied().unwrap_or(0);
-    let links = opinions
-        .iter()
-        .map(|(n, case)| {
-            let number = n.unwrap_or_else(|| {
+    let mut links = Vec::with_capacity(opinions.len());
+    for (n, case) in opinions {
+        let number = match n {
+            Some(n) => *n,
+            None => {
                 next += 1;
                 next
-            });
-            OpinionLink { number, case: *case }
-        })
-        .collect();
+            }
+        };
+        if number > MAX_OPINION_NUMBER {
+            return Err(RecordError::OpinionNumbersExhausted);
+        }
+        links.push(OpinionLink { number, case: *case });
+    }
     Ok(vec![MeetingEvent::OpinionsRegistered(OpinionsRegistered { opinions: links })])
 }
 

@@ -147,6 +147,11 @@ pub trait Record: Sized + Clone + Serialize + serde::de::DeserializeOwned {
     fn case_ids(&self) -> Vec<crate::ids::CaseId> {
         Vec::new()
     }
+    /// The items (by number) whose text is one of `cases`' own (a visit's findings that became
+    /// them): a reader who may not see such a case may not read the item either.
+    fn items_of(&self, _cases: &[crate::ids::CaseId]) -> Vec<u32> {
+        Vec::new()
+    }
 }
 
 /// Folds a record's stored events (type, schema version, payload, recorded at), in version
@@ -216,6 +221,12 @@ pub enum RecordError {
     /// A campaign whose days overlap another campaign's for a unit both name.
     #[error("a unit already takes part in another campaign on some of these days")]
     CampaignsOverlap,
+    /// A card that was never handed out cannot bring a case.
+    #[error("card {0} was not handed out")]
+    NotHandedOut(u32),
+    /// The minutes have no number left (at most 10000 opinions).
+    #[error("the minutes hold at most 10000 opinions")]
+    OpinionNumbersExhausted,
     /// No hand-out holds the serial with a recipient whose data is still there.
     #[error("no hand-out of card {0} names a recipient whose personal data is still held")]
     NoRecipient(u32),
@@ -274,6 +285,8 @@ impl RecordError {
             Self::CampaignsOverlap => "campaigns-overlap",
             Self::BeforeDelivery => "before-delivery",
             Self::NoRecipient(_) => "no-recipient",
+            Self::NotHandedOut(_) => "not-handed-out",
+            Self::OpinionNumbersExhausted => "opinion-numbers-exhausted",
             Self::DateBeforeVisit(_) => "date-before-visit",
             Self::BadSerialRange => "bad-serial-range",
             Self::SerialsOverlap => "serials-overlap",

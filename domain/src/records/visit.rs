@@ -168,6 +168,12 @@ impl Visit {
         self.details.mode == VisitMode::Undercover && self.disclosed_at.is_none()
     }
 
+    /// The findings that became one of `cases` (a reader who may not see such a case may not
+    /// read its finding either: its text is the case's description).
+    pub fn findings_of(&self, cases: &[CaseId]) -> Vec<u32> {
+        self.findings.iter().filter(|f| f.case.is_some_and(|c| cases.contains(&c))).map(|f| f.details.number).collect()
+    }
+
     /// A finding by number.
     pub fn finding(&self, number: u32) -> Option<&Finding> {
         self.findings.iter().find(|f| f.details.number == number)
@@ -282,6 +288,10 @@ impl Record for Visit {
 
     fn case_ids(&self) -> Vec<CaseId> {
         self.findings.iter().filter_map(|f| f.case).collect()
+    }
+
+    fn items_of(&self, cases: &[CaseId]) -> Vec<u32> {
+        self.findings_of(cases)
     }
 
     fn index(&self) -> RecordIndex {
