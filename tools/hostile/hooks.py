@@ -351,6 +351,29 @@ _STATEFUL_VALUE_RULES = {
 }
 
 
+# Rules of the campaign's records (domain::records::RecordError, 422 with the rule's code): between
+# fields, against the clock, or against the campaign, batches, cards and minutes the server holds.
+_RECORD_RULES = {
+    "phases-out-of-order",
+    "campaigns-overlap",
+    "outside-campaign",
+    "date-in-future",
+    "date-before-visit",
+    "before-delivery",
+    "bad-serial-range",
+    "serials-overlap",
+    "unknown-serial",
+    "not-handed-out",
+    "serial-used",
+    "already-handed-out",
+    "bad-template",
+    "opinion-number-taken",
+    "opinion-numbers-exhausted",
+    "no-such-finding",
+    "nothing-to-recheck",
+}
+
+
 _INVALID_COMPLAINANT = re.compile(r"in body - complainant -> (name|phone|id_number):")
 
 
@@ -390,6 +413,8 @@ def _match(failure, case, response) -> str | None:
         return "EX-UNKNOWN-REFERENCE"
     if status == 422 and kind in _STATEFUL_VALUE_RULES:
         return "EX-STATEFUL-VALUE-RULE"
+    if status == 422 and kind in _RECORD_RULES:
+        return "EX-RECORD-RULE"
     if status == 400 and kind == "invalid-query" and "cursor" in detail and (case.query or {}).get("cursor"):
         return "EX-OPAQUE-CURSOR"
     if status == 400 and kind == "invalid-query":

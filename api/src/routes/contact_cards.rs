@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::records::{RecordAsOfQuery, RecordListQuery, RecordPage, RecordView, happened_day};
 use crate::auth::{Action, Principal};
-use crate::dto::{ComplainantInput, RegisterCaseRequest};
+use crate::dto::RegisterCaseRequest;
 use crate::extract::json_body;
 use crate::middleware::within_deadline;
 use crate::problem::ApiError;
@@ -54,11 +54,24 @@ pub struct BatchRequest {
     pub email: String,
     /// The village the batch went to (an active village, farm or community).
     pub village_id: Uuid,
-    /// The day it was delivered there, 2000-01-01 to 2099-12-31.
+    /// The day it was delivered there, 2000-01-01 to today (China Standard Time; a later day is
+    /// 422 `date-in-future`); inside the days and units of its campaign (422 `outside-campaign`).
     #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub delivered_on: NaiveDate,
     /// The campaign it belongs to.
     pub campaign_id: Option<Uuid>,
+}
+
+/// The person cards were handed to: a name or a phone, or both (blank counts as absent).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientInput {
+    /// Full name: at most 50 characters, trimmed, no control characters.
+    #[schema(max_length = 50, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$", example = "张三")]
+    pub name: Option<String>,
+    /// Phone number, as a complainant's: 7 to 15 digits, optionally after `+86`.
+    #[schema(max_length = 20, pattern = r"^[ -]*(\+[ -]*8[ -]*6)?([ -]*[0-9]){7,15}[ -]*$", example = "13812345678")]
+    pub phone: Option<String>,
 }
 
 /// Records cards handed out.
@@ -72,11 +85,12 @@ pub struct HandOutRequest {
     /// The last (included).
     #[schema(minimum = 0, maximum = 4_294_967_295_i64, format = Int64)]
     pub serial_to: u32,
-    /// The day, 2000-01-01 to 2099-12-31.
+    /// The day, 2000-01-01 to today (422 `date-in-future`), not before the batch's delivery
+    /// (422 `before-delivery`).
     #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub on: NaiveDate,
-    /// To whom (optional): sealed like a complainant, shown masked.
-    pub recipient: Option<ComplainantInput>,
+    /// To whom (optional): sealed like a complainant, shown masked, erasable.
+    pub recipient: Option<RecipientInput>,
 }
 
 /// Shows each hand-out's recipient masked (`赵*`, `139****1111`), or `{"erased": true}`, in the
@@ -286,7 +300,7 @@ pub async fn hand_out_cards(
     let b = within_deadline(&req, async {
         let on = happened_day("on", body.on)?;
         let recipient = match &body.recipient {
-            Some(r) if !r.anonymous => {
+            Some(r) => {
                 let clean = |s: &Option<String>| {
                     s.as_deref().map(str::trim).filter(|s| !domain::is_blank(s)).map(str::to_owned)
                 };
@@ -297,9 +311,6 @@ pub async fn hand_out_cards(
                 }
                 if let Some(Err(e)) = phone.as_deref().map(domain::personal::check_phone) {
                     f.push("recipient.phone", e.message);
-                }
-                if r.id_number.is_some() {
-                    f.push("recipient.id_number", "a card's recipient is recorded by name and phone only");
                 }
                 f.finish()?;
                 // Sealed only for a batch that exists (and the caller may read).

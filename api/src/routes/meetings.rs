@@ -82,7 +82,9 @@ pub struct MeetingRequest {
         pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub topic: String,
-    /// The day it was held, 2000-01-01 to 2099-12-31.
+    /// The day it was held, 2000-01-01 to today (China Standard Time; a later day is 422
+    /// `date-in-future`); with `campaign_id`, a day of the campaign's phases and a host unit
+    /// taking part (422 `outside-campaign`).
     #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-04-10")]
     pub held_on: NaiveDate,
     /// Where: 1 to 100 characters, not blank.

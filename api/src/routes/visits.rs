@@ -79,7 +79,9 @@ pub struct PlaceInput {
 pub struct VisitRequest {
     /// Open or undercover (an undercover visit: supervisors only).
     pub mode: VisitModeName,
-    /// The day of the visit, 2000-01-01 to 2099-12-31.
+    /// The day of the visit, 2000-01-01 to today (China Standard Time; a later day is 422
+    /// `date-in-future`); inside its campaign's days, its organiser and villages taking part (422
+    /// `outside-campaign`).
     #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-05-12")]
     pub visited_on: NaiveDate,
     /// The unit that organised it (an active unit).
@@ -165,7 +167,8 @@ pub struct RecheckRequest {
     /// `nothing-to-recheck` when it demanded no rectification.
     #[schema(minimum = 1, maximum = 1000, format = Int32)]
     pub finding: u32,
-    /// The day, 2000-01-01 to 2099-12-31, not before the visit.
+    /// The day, 2000-01-01 to today (422 `date-in-future`), not before the visit (422
+    /// `date-before-visit`).
     #[schema(value_type = String, format = Date, pattern = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$", example = "2026-05-20")]
     pub on: NaiveDate,
     /// Whether it was put right.
