@@ -756,7 +756,10 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
             "FindingRequest",
             json!({"text": "发现", "evidence": [{"note": "照片"}], "rectification": {"demand": "整改", "due_on": "2026-06-30"}}),
         ),
-        ("HandOutRequest", json!({"serial_from": 1, "serial_to": 2, "on": "2026-04-02"})),
+        (
+            "HandOutRequest",
+            json!({"serial_from": 1, "serial_to": 2, "on": "2026-04-02", "recipient": {"name": "张三", "phone": "13812345678"}}),
+        ),
         ("RecheckRequest", json!({"finding": 1, "on": "2026-05-20", "rectified": true, "note": "已整改"})),
         (
             "OpinionsRequest",
