@@ -340,6 +340,7 @@ const RECORD_MATRIX: &[(&str, &str, &str)] = &[
     ("POST", "/contact-cards/batches", "AFFAFFF"),
     ("GET", "/contact-cards/batches/{id}", "AANAAAF"),
     ("POST", "/contact-cards/batches/{id}/handouts", "AFFAFFF"),
+    ("POST", "/contact-cards/batches/{id}/recipients/erase", "FFFFFAF"),
     ("GET", "/visits", "AAAAAAF"),
     ("POST", "/visits", "AFFAFFF"),
     ("GET", "/visits/{id}", "AANAAAF"),
@@ -458,6 +459,7 @@ async fn every_record_endpoint_answers_every_role_as_the_literal_matrix_says() {
                 ("POST", "/contact-cards/batches/{id}/handouts") => {
                     json!({"serial_from": serial - 200, "serial_to": serial - 190, "on": day(0)})
                 }
+                ("POST", "/contact-cards/batches/{id}/recipients/erase") => json!({"serial": serial - 200}),
                 ("POST", "/visits") => visit_body("open"),
                 ("POST", "/visits/{id}/findings") | ("POST", "/visits/{uc}/findings") => json!({"text": "又一发现"}),
                 ("POST", "/visits/{id}/rechecks") => json!({"finding": 1, "on": day(0), "rectified": true}),
