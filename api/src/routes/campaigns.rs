@@ -324,8 +324,7 @@ pub async fn get_campaign(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadRecords)?;
-    let q: RecordAsOfQuery = crate::extract::query(&req)?;
-    let as_of = q.as_of.map(|t| crate::service::bounded_time("as_of", t)).transpose()?;
+    let as_of = super::records::as_of(&req)?;
     let (c, _) = records::load::<Campaign>(&state, &principal, *id, as_of).await?;
     let mut v = view(&state, &principal, &c).await?;
     // The cases tagged with the campaign are the ledger's (`?campaign_id=`), not listed here.

@@ -270,8 +270,7 @@ pub async fn get_card_batch(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ReadRecords)?;
-    let q: RecordAsOfQuery = crate::extract::query(&req)?;
-    let as_of = q.as_of.map(|t| crate::service::bounded_time("as_of", t)).transpose()?;
+    let as_of = super::records::as_of(&req)?;
     let (b, _) = records::load::<CardBatch>(&state, &principal, *id, as_of).await?;
     Ok(HttpResponse::Ok().json(view_at(&state, &principal, &b, as_of).await?))
 }

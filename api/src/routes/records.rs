@@ -124,6 +124,15 @@ pub struct RecordAsOfQuery {
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The moment a record's `GET` is asked as of (`?as_of=`), checked as every client time is.
+///
+/// # Errors
+/// 400 on a malformed query; 422 for a time outside 2000–2099.
+pub fn as_of(req: &HttpRequest) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let q: RecordAsOfQuery = crate::extract::query(req)?;
+    q.as_of.map(|t| crate::service::bounded_time("as_of", t)).transpose()
+}
+
 /// Lists the records of one type the caller may read.
 ///
 /// # Errors

@@ -177,15 +177,6 @@ pub fn stream_type_of(event_type: &str) -> &str {
     event_type.split('.').next().unwrap_or(event_type)
 }
 
-/// Every record stream type.
-pub const STREAM_TYPES: &[&str] = &[
-    campaign::Campaign::STREAM,
-    meeting::Meeting::STREAM,
-    visit::Visit::STREAM,
-    card::CardBatch::STREAM,
-    survey::Survey::STREAM,
-];
-
 /// A rule of a record refused a command. Each has a stable code; the API answers 422 for the
 /// input errors and 409 for the state errors ([`RecordError::is_conflict`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
