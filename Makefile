@@ -6,7 +6,7 @@ ROLE ?= clerk
 SUB ?= dev-$(ROLE)
 UNIT ?=
 
-.PHONY: help run test prove fuzz gates fmt lint psql migrate verify token openapi spec-tools spec-check seed-demo pg-stop bench bench-queries bench-quick
+.PHONY: help run test prove fuzz gates fmt lint psql migrate verify token openapi smtp-tools spec-tools spec-check seed-demo pg-stop bench bench-queries bench-quick
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,7 @@ run: ## run the service (a private PostgreSQL is started when DATABASE_URL is un
 
 test: ## run the whole test suite against a private PostgreSQL
 	@$(CARGO) build -q -p api --bin huiyin
+	@test -x tools/smtp/.venv/bin/python || $(MAKE) -s smtp-tools
 	@source scripts/dev-env.sh test && scripts/pg.sh clean-tests && \
 	if command -v cargo-nextest >/dev/null 2>&1; then $(CARGO) nextest run --workspace --no-fail-fast; \
 	else $(CARGO) test --workspace --no-fail-fast; fi
@@ -52,6 +53,10 @@ token: ## print a token the `make run` server accepts: make token ROLE=handler U
 
 openapi: ## regenerate the committed openapi/openapi.json
 	$(CARGO) run -q -p api --bin huiyin -- openapi > openapi/openapi.json.tmp && mv openapi/openapi.json.tmp openapi/openapi.json
+
+smtp-tools: ## install the notice tests' SMTP server (aiosmtpd, pinned in tools/smtp/requirements.txt) into tools/smtp/.venv
+	python3 -m venv tools/smtp/.venv
+	tools/smtp/.venv/bin/pip install -q --disable-pip-version-check -r tools/smtp/requirements.txt
 
 spec-tools: ## install the spec check's pinned tools (tools/requirements.txt) into tools/.venv
 	python3 -m venv tools/.venv

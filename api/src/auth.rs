@@ -318,6 +318,12 @@ pub enum Action {
     RecordActivity,
     /// Record an undercover visit, and disclose it.
     RecordUndercover,
+    /// Ask the citizen a question through the case.
+    AskCitizen,
+    /// Read the notices sent to a case's citizen (the outbox) and the notice templates.
+    ReadNotices,
+    /// Manage integrations: notice templates, webhook endpoints, Open311 api_keys.
+    ManageIntegrations,
 }
 
 /// Which cases a permission reaches.
@@ -361,6 +367,8 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             ReadFeed,
             ReadRecords,
             RecordActivity,
+            AskCitizen,
+            ReadNotices,
         ],
         All,
     ),
@@ -379,6 +387,7 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             ReadLedger,
             ReadFeed,
             ReadRecords,
+            AskCitizen,
         ],
         OwnUnit,
     ),
@@ -420,13 +429,38 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             WriteCampaign,
             RecordActivity,
             RecordUndercover,
+            AskCitizen,
+            ReadNotices,
         ],
         All,
     ),
-    (Auditor, &[ReadCase, ReadReference, ReadLedger, ReadIntegrity, ReadFeed, ReadRecords, ReadRestrictedRecords], All),
+    (
+        Auditor,
+        &[
+            ReadCase,
+            ReadReference,
+            ReadLedger,
+            ReadIntegrity,
+            ReadFeed,
+            ReadRecords,
+            ReadRestrictedRecords,
+            ReadNotices,
+        ],
+        All,
+    ),
     (
         Admin,
-        &[ReadReference, WriteReference, ReadLedger, ErasePersonalData, MakeCheckpoint, ReadRecords, WriteCampaign],
+        &[
+            ReadReference,
+            WriteReference,
+            ReadLedger,
+            ErasePersonalData,
+            MakeCheckpoint,
+            ReadRecords,
+            WriteCampaign,
+            ReadNotices,
+            ManageIntegrations,
+        ],
         All,
     ),
 ];

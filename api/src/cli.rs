@@ -287,6 +287,10 @@ async fn seed_demo(db: &DatabaseArgs, vault: &crate::settings::VaultArgs, cases:
         Ok(summary) => println!("{summary}"),
         Err(e) => return fail(&e),
     }
+    match crate::seed::seed_integrations(&reference).await {
+        Ok(summary) => println!("{summary}"),
+        Err(e) => return fail(&e),
+    }
     match crate::seed::campaign::seed_campaign(reference.pool(), &reference).await {
         Ok(summary) => println!("{summary}"),
         Err(e) => {

@@ -214,7 +214,9 @@ pub async fn problems_everywhere(
         return Ok(ServiceResponse::new(req, head.set_body(BoxBody::new(()))));
     }
     let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // Open311 answers errors in its spec's own format (a list of `{code, description}`).
+    let open311 = res.request().path().starts_with("/open311/") && res.headers().contains_key(header::CONTENT_TYPE);
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || open311 {
         return Ok(res);
     }
     let (req, res) = res.into_parts();
@@ -258,6 +260,7 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("x-receipt-secret"),
         ])
         .expose_headers([
             header::ETAG,

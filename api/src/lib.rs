@@ -5,16 +5,20 @@
 
 pub mod auth;
 pub mod background;
+pub mod citizen;
 pub mod cli;
 pub mod db_health;
+pub mod delivery;
 pub mod dto;
 pub mod extract;
 pub mod http_semantics;
 pub mod keys;
 pub mod metrics;
 pub mod middleware;
+pub mod open311;
 pub mod openapi;
 pub mod problem;
+pub mod ratelimit;
 pub mod records;
 pub mod routes;
 pub mod seed;

@@ -29,7 +29,7 @@ Authentication: a bearer JWT (`huiyin token` prints one). Errors: RFC 9457 `appl
     // response body are registered by utoipa itself; one used only in a query (`IntoParams`) is
     // not, and must be listed here (the `$ref` walk in tests/integration/openapi.rs and the
     // linter of `make spec-check` refuse a dangling reference).
-    components(schemas(Problem, FieldError, LedgerSortParam)),
+    components(schemas(Problem, FieldError, LedgerSortParam, crate::open311::Open311Error)),
     tags(
         (name = "cases", description = "Registering and reading cases"),
         (name = "commands", description = "The lifecycle commands: each answers the case after the command"),
@@ -38,6 +38,9 @@ Authentication: a bearer JWT (`huiyin token` prints one). Errors: RFC 9457 `appl
         (name = "ledger", description = "The ledger (台账), the overdue view and statistics"),
         (name = "reference", description = "Units, categories and the working calendar"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "public", description = "The citizen's side, without a token: submit, follow by receipt code and secret, add information, answer, rate, withdraw (rate-limited)"),
+        (name = "integrations", description = "Notice templates and outboxes, webhook endpoints, Open311 api_keys and category attributes"),
+        (name = "open311", description = "Open311 GeoReport v2 (http://wiki.open311.org/GeoReport_v2): JSON or XML by extension; errors are the spec's list of {code, description}"),
     )
 )]
 pub struct ApiDoc;
@@ -59,6 +62,16 @@ pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]+$";
 /// of version tags (`"3"`, `W/"3"`). Versions are capped at nine digits here (the server takes
 /// any `u32`), so a valid header always parses.
 pub const IF_MATCH_PATTERN: &str = r#"^[ \t]*(\*|(W/)?"[0-9]{1,9}"([ \t]*,[ \t]*(W/)?"[0-9]{1,9}")*)[ \t]*$"#;
+
+fn open311_errors(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let schema = utoipa::openapi::schema::ArrayBuilder::new().items(Ref::from_schema_name("Open311Error"));
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json; charset=utf-8", ContentBuilder::new().schema(Some(schema)).build())
+        .content("text/xml; charset=utf-8", ContentBuilder::new().build())
+        .build()
+        .into()
+}
 
 fn header_param(name: &str, description: &str, pattern: &str, length: Option<(usize, usize)>) -> Parameter {
     let schema = ObjectBuilder::new()
@@ -92,7 +105,9 @@ impl Modify for ErrorResponses {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
         for (path, item) in api.paths.paths.iter_mut() {
-            let api_path = path.starts_with("/api/");
+            let public = path.starts_with("/api/v1/public") || path.starts_with("/open311/");
+            let open311 = path.starts_with("/open311/");
+            let api_path = path.starts_with("/api/") && !open311;
             let has_id = path.contains('{');
             let is_case_command = path.starts_with("/api/v1/cases/{id}/") && !path.ends_with("/events");
             for (method, op) in [
@@ -104,10 +119,27 @@ impl Modify for ErrorResponses {
             ] {
                 let Some(op) = op else { continue };
                 let r = &mut op.responses.responses;
+                if open311 {
+                    for (code, what) in [
+                        ("400", "A parameter is missing or invalid (the spec's error list)"),
+                        ("403", "Missing or invalid api_key (the spec's error list)"),
+                        ("404", "No such service, request or format (the spec's error list)"),
+                    ] {
+                        r.insert(code.into(), open311_errors(what));
+                    }
+                    r.insert("429".into(), open311_errors("Too many requests from this client; see Retry-After"));
+                }
+                if public && !open311 {
+                    r.insert("429".into(), problem("Too many requests from this client; see Retry-After"));
+                }
                 if api_path {
                     r.insert("400".into(), problem("Malformed request: bad path, query or header, or malformed JSON"));
+                }
+                if api_path && !public {
                     r.insert("401".into(), problem("Missing, invalid or expired bearer token"));
                     r.insert("403".into(), problem("The caller's role may not do this"));
+                }
+                if api_path {
                     r.insert("503".into(), problem("Busy or past the request deadline; retry"));
                     r.insert("500".into(), problem("Internal error (details only in the server's log)"));
                 }

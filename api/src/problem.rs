@@ -158,6 +158,13 @@ pub enum ApiError {
         /// Whether the limit is one caller's share rather than the instance's.
         per_caller: bool,
     },
+    /// A client of the public side made more requests than its rate allows (429 with
+    /// `Retry-After`).
+    #[error("too many requests from this client; retry in {retry_after_s} s")]
+    RateLimited {
+        /// Seconds until the next request is admitted.
+        retry_after_s: u64,
+    },
     /// The integrity watch has found failures: no checkpoint is signed over them.
     #[error(
         "the integrity watch found {failures} failure(s) (see /api/v1/integrity/watch): no checkpoint vouches for a log that fails its checks"
@@ -198,6 +205,7 @@ impl ApiError {
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::AtCapacity { .. } => "at-capacity",
+            Self::RateLimited { .. } => "rate-limited",
             Self::IntegrityAlarm { .. } => "integrity-alarm",
             Self::Internal(_) => "internal",
         }
@@ -229,6 +237,7 @@ impl ApiError {
             Self::Timeout => "Request timeout",
             Self::Unavailable => "Service unavailable",
             Self::AtCapacity { .. } => "Too many requests of this kind",
+            Self::RateLimited { .. } => "Too many requests",
             Self::IntegrityAlarm { .. } => "Integrity alarm",
             Self::Internal(_) => "Internal error",
         }
@@ -296,6 +305,7 @@ fn is_input_error(e: &DomainError) -> bool {
             | DomainError::InvalidCoUnits
             | DomainError::SuggestionAccusesNoOne
             | DomainError::NoticeTimeOutOfRange
+            | DomainError::NoSuchQuestion
     )
 }
 
@@ -357,7 +367,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Status(s) => *s,
             Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::AtCapacity { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IntegrityAlarm { .. } | Self::RevealReplayExpired => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -377,6 +387,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, Self::AtCapacity { .. }) {
             resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let Self::RateLimited { retry_after_s } = self {
+            resp.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_s)));
         }
         if let Self::MethodNotAllowed(allow) = self
             && let Ok(v) = HeaderValue::from_str(allow)

@@ -263,13 +263,7 @@ async fn campaign_tag(
 /// A registration's fields checked without the database (texts, the complainant's, the
 /// notice), every invalid field named at once: a batch (a meeting's opinions) checks each before
 /// it reads anything.
-#[allow(clippy::type_complexity)]
-pub(crate) fn check_registration_fields(
-    req: &RegisterCaseRequest,
-) -> Result<
-    (Title, Description, Option<Command>, ComplainantInput, Option<String>, Option<String>, Option<String>),
-    ApiError,
-> {
+pub(crate) fn check_registration_fields(req: &RegisterCaseRequest) -> Result<CheckedRegistration, ApiError> {
     let mut f = Fields::default();
     let title = f.take("title", Title::parse(&req.title));
     let description = f.take("description", Description::parse(&req.description));
@@ -277,12 +271,43 @@ pub(crate) fn check_registration_fields(
         req.complainant.clone().unwrap_or(ComplainantInput { anonymous: true, ..ComplainantInput::default() });
     let clean = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !domain::is_blank(s)).map(str::to_owned);
     let (name, phone, id_number) = (clean(&complainant.name), clean(&complainant.phone), clean(&complainant.id_number));
-    if complainant.anonymous && (name.is_some() || phone.is_some() || id_number.is_some()) {
-        f.push("complainant", "an anonymous complainant gives no name, phone or ID number");
+    let email = clean(&complainant.email);
+    if complainant.anonymous && (name.is_some() || phone.is_some() || id_number.is_some() || email.is_some()) {
+        f.push("complainant", "an anonymous complainant gives no name, phone, email or ID number");
     }
-    if !complainant.anonymous && name.is_none() && phone.is_none() {
-        f.push("complainant", "give a name or a phone number, or set anonymous");
+    if !complainant.anonymous && name.is_none() && phone.is_none() && email.is_none() {
+        f.push("complainant", "give a name, a phone number or an email address, or set anonymous");
     }
+    if let Some(Err(e)) = email.as_deref().map(domain::personal::check_email) {
+        f.push("complainant.email", e.message);
+    }
+    let location = match &req.location {
+        None => None,
+        Some(l) => {
+            let address = match l.address.as_deref() {
+                None => None,
+                Some(a) => f.take("location.address", domain::Address::parse(a)),
+            };
+            let coordinates = match (l.lat, l.long) {
+                (None, None) => None,
+                (Some(lat), Some(long)) => match domain::Coordinates::parse(lat, long) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        f.push(&format!("location.{}", e.field), e.message);
+                        None
+                    }
+                },
+                _ => {
+                    f.push("location", "give both lat and long, or neither");
+                    None
+                }
+            };
+            if address.is_none() && coordinates.is_none() && l.address.is_none() && l.lat.is_none() {
+                f.push("location", "give an address or coordinates, or leave location out");
+            }
+            Some(domain::Location { address, coordinates })
+        }
+    };
     if name.as_deref().is_some_and(|n| n.chars().count() > 50 || n.chars().any(char::is_control)) {
         f.push("complainant.name", "must be at most 50 printable characters");
     }
@@ -306,7 +331,30 @@ pub(crate) fn check_registration_fields(
     let (Some(title), Some(description)) = (title, description) else {
         return Err(ApiError::Validation(Vec::new()));
     };
-    Ok((title, description, notice, complainant, name, phone, id_number))
+    Ok(CheckedRegistration {
+        title,
+        description,
+        notice,
+        anonymous: complainant.anonymous,
+        name,
+        phone,
+        id_number,
+        email,
+        location,
+    })
+}
+
+/// A registration's fields as [`check_registration_fields`] found them.
+pub(crate) struct CheckedRegistration {
+    pub title: Title,
+    pub description: Description,
+    pub notice: Option<Command>,
+    pub anonymous: bool,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub id_number: Option<String>,
+    pub email: Option<String>,
+    pub location: Option<domain::Location>,
 }
 
 /// Checks a registration and decides its first events (registered, and at the counter accepted
@@ -319,7 +367,8 @@ pub(crate) async fn prepare_case(
     source: Option<domain::records::CaseSource>,
     campaign: Option<domain::RecordId>,
 ) -> Result<NewCase, ApiError> {
-    let (title, description, notice, complainant, name, phone, id_number) = check_registration_fields(req)?;
+    let CheckedRegistration { title, description, notice, anonymous, name, phone, id_number, email, location } =
+        check_registration_fields(req)?;
 
     let category = match req.category_id {
         Some(id) => Some(check_category(state, id).await?),
@@ -339,10 +388,17 @@ pub(crate) async fn prepare_case(
         None => at,
     };
     let campaign = campaign_tag(state, campaign, village, received_at).await?;
-    let sealed = if complainant.anonymous {
+    // How notices can reach the citizen: known from the contacts in hand, kept beside the sealed
+    // data (the contacts themselves are opened only when a notice is sent).
+    let reachable_by: Vec<domain::ContactChannel> =
+        [phone.as_ref().map(|_| domain::ContactChannel::Sms), email.as_ref().map(|_| domain::ContactChannel::Email)]
+            .into_iter()
+            .flatten()
+            .collect();
+    let sealed = if anonymous {
         None
     } else {
-        let data = PersonalData { name, phone, id_number: id_number.map(|s| s.to_ascii_uppercase()) };
+        let data = PersonalData { name, phone, id_number: id_number.map(|s| s.to_ascii_uppercase()), email };
         Some(state.vault.seal(&state.pool, &data).await?)
     };
     let policy = state.reference.policy_for(category).await?;
@@ -361,9 +417,10 @@ pub(crate) async fn prepare_case(
         accused_unit,
         urgency: req.urgency.unwrap_or(Urgency::Normal).into(),
         received_at,
-        complainant: Complainant { anonymous: complainant.anonymous, sealed },
+        complainant: Complainant { anonymous, sealed, reachable_by },
         campaign,
         source,
+        location,
     };
     let ctx =
         Context { now: at, actor: &actor, calendar: &calendar, policy: &policy, units: &units, linked_accused: &[] };
@@ -455,6 +512,54 @@ pub async fn execute(
                 let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
                 tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(5)) + jitter)).await;
                 continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let current = state.store.load(case_id).await?.version();
+    Err(ApiError::Contention { current })
+}
+
+/// Runs a command that is authorised by other means than the table of roles — a citizen who
+/// showed the receipt secret, the delivery worker recording a notice — on the latest state,
+/// retrying when a concurrent writer got in first. Returns the case after the command. Only
+/// commands that hand the case to no unit and link nothing may come here.
+pub(crate) async fn execute_trusted(
+    state: &AppState,
+    meta: &RequestMeta,
+    case_id: CaseId,
+    command: &Command,
+) -> Result<Case, ApiError> {
+    let actor = meta.principal.actor();
+    let units = state.reference.unit_tree().await?;
+    for attempt in 0..MAX_ATTEMPTS {
+        let loaded = state.store.load(case_id).await?;
+        let case = loaded.case.as_ref().ok_or(ApiError::NotFound("case"))?;
+        let policy = state.reference.policy_for(case.category).await?;
+        let calendar = state.reference.working_calendar().await?;
+        let at = now();
+        let ctx = Context {
+            now: at,
+            actor: &actor,
+            calendar: &calendar,
+            policy: &policy,
+            units: &units,
+            linked_accused: &[],
+        };
+        let events = decide(Some(case), command, &ctx)?;
+        if events.is_empty() {
+            return Ok(case.clone());
+        }
+        let next = fold_new(Some(case.clone()), case_id, &events, at)?;
+        let new = stamp(events, at, meta);
+        match state.store.append(case_id, case.version, loaded.head_hash(), &new, None, &next).await {
+            Ok(_) => {
+                state.appended.notify_one();
+                return Ok(next);
+            }
+            Err(StoreError::Conflict { .. }) => {
+                let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(5)) + jitter)).await;
             }
             Err(e) => return Err(e.into()),
         }

@@ -344,6 +344,102 @@ pub struct ServeArgs {
     /// The Prometheus endpoint.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Notices to citizens: the senders and the delivery worker.
+    #[command(flatten)]
+    pub notices: NoticeArgs,
+    /// The public side and integrators: rate limits, webhooks.
+    #[command(flatten)]
+    pub public: PublicArgs,
+}
+
+/// Where notices go out, and how the delivery worker retries. Without `HUIYIN_SMTP_HOST` mail
+/// notices wait in the outbox (pending) until one is configured; likewise text messages without
+/// `HUIYIN_SMS_GATEWAY_URL`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NoticeArgs {
+    /// The SMTP server (plain SMTP on a trusted network, e.g. a local relay).
+    #[arg(long, env = "HUIYIN_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// Its port.
+    #[arg(long, env = "HUIYIN_SMTP_PORT", default_value_t = 25)]
+    pub smtp_port: u16,
+    /// The sender address, e.g. `回音 <noreply@town.example.gov.cn>`.
+    #[arg(long, env = "HUIYIN_SMTP_FROM", default_value = "回音 <noreply@huiyin.invalid>")]
+    pub smtp_from: String,
+    /// The SMS gateway's send URL (a signed POST; see `api::delivery::sms`).
+    #[arg(long, env = "HUIYIN_SMS_GATEWAY_URL")]
+    pub sms_gateway_url: Option<String>,
+    /// The gateway's access key id.
+    #[arg(long, env = "HUIYIN_SMS_ACCESS_KEY", default_value = "")]
+    pub sms_access_key: String,
+    /// The gateway's signing secret.
+    #[arg(long, env = "HUIYIN_SMS_SECRET", hide_env_values = true)]
+    pub sms_secret: Option<String>,
+    /// The signature name the gateway shows (签名), e.g. `回音`.
+    #[arg(long, env = "HUIYIN_SMS_SIGN_NAME", default_value = "回音")]
+    pub sms_sign_name: String,
+    /// Attempts per notice before it is recorded as failed.
+    #[arg(long, env = "HUIYIN_NOTICE_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// The first retry's delay, in seconds; each later one doubles it (at most an hour).
+    #[arg(long, env = "HUIYIN_NOTICE_RETRY_BASE_S", default_value_t = 30)]
+    pub retry_base_s: u64,
+    /// How often the worker looks for due notices, in milliseconds.
+    #[arg(long, env = "HUIYIN_NOTICE_POLL_MS", default_value_t = 2_000)]
+    pub poll_ms: u64,
+    /// Run the delivery workers (notices and webhooks) in this instance.
+    #[arg(long, env = "HUIYIN_DELIVERY_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub workers: bool,
+}
+
+impl Default for NoticeArgs {
+    fn default() -> Self {
+        Self {
+            smtp_host: None,
+            smtp_port: 25,
+            smtp_from: "回音 <noreply@huiyin.invalid>".into(),
+            sms_gateway_url: None,
+            sms_access_key: String::new(),
+            sms_secret: None,
+            sms_sign_name: "回音".into(),
+            max_attempts: 5,
+            retry_base_s: 30,
+            poll_ms: 2_000,
+            workers: true,
+        }
+    }
+}
+
+/// Limits of the public side (citizens, Open311 clients) and of webhooks.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublicArgs {
+    /// Requests per minute one client address may make to `/api/v1/public` and `/open311`.
+    #[arg(long, env = "HUIYIN_PUBLIC_RATE_PER_MIN", default_value_t = 30)]
+    pub rate_per_min: u32,
+    /// Requests a client may make at once before the rate applies.
+    #[arg(long, env = "HUIYIN_PUBLIC_BURST", default_value_t = 10)]
+    pub burst: u32,
+    /// Consecutive failed deliveries after which a webhook endpoint is disabled.
+    #[arg(long, env = "HUIYIN_WEBHOOK_DISABLE_AFTER", default_value_t = 10)]
+    pub webhook_disable_after: u32,
+    /// How long a webhook receiver may take to answer, in milliseconds.
+    #[arg(long, env = "HUIYIN_WEBHOOK_TIMEOUT_MS", default_value_t = 5_000)]
+    pub webhook_timeout_ms: u64,
+    /// The first webhook retry's delay, in seconds; each later one doubles it (at most an hour).
+    #[arg(long, env = "HUIYIN_WEBHOOK_RETRY_BASE_S", default_value_t = 5)]
+    pub webhook_retry_base_s: u64,
+}
+
+impl Default for PublicArgs {
+    fn default() -> Self {
+        Self {
+            rate_per_min: 30,
+            burst: 10,
+            webhook_disable_after: 10,
+            webhook_timeout_ms: 5_000,
+            webhook_retry_base_s: 5,
+        }
+    }
 }
 
 /// How much long-running work one instance admits at once, so that readers never starve writers

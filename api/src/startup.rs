@@ -124,6 +124,22 @@ impl Application {
         read_db.application_name = "huiyin-read".into();
         let read_pool = read_db.pool()?;
         crate::background::spawn(&state, &settings);
+        let senders =
+            crate::delivery::notices::Senders::from_settings(&settings.notices).map_err(StartupError::Config)?;
+        if settings.notices.workers {
+            tokio::spawn(crate::delivery::notices::run(state.clone(), senders, settings.notices.clone()));
+            tokio::spawn(crate::delivery::webhooks::run(state.clone(), settings.public.clone()));
+        }
+        let limiter =
+            web::Data::new(crate::ratelimit::PublicLimiter::new(settings.public.rate_per_min, settings.public.burst));
+        let idle = limiter.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                idle.forget_idle();
+            }
+        });
         let capacity = web::Data::new(Capacity::new(&state, read_pool.clone(), &settings.capacity));
         // The database probe, on a connection of its own (see `db_health`).
         let health = web::Data::new(crate::db_health::DbHealth::default());
@@ -146,6 +162,7 @@ impl Application {
             let (app, _) =
                 App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts();
             app.app_data(data.clone())
+                .app_data(limiter.clone())
                 .app_data(capacity.clone())
                 .app_data(health.clone())
                 .app_data(auth.clone())

@@ -176,9 +176,10 @@ async fn new_stream(setup: &Setup) -> Stream {
         accused_unit: None,
         urgency: domain::Urgency::Normal,
         received_at: now,
-        complainant: domain::Complainant { anonymous: true, sealed: None },
+        complainant: domain::Complainant { anonymous: true, sealed: None, reachable_by: Vec::new() },
         campaign: None,
         source: None,
+        location: None,
     };
     let events = domain::decide(None, &Command::Register(Box::new(reg)), &ctx).unwrap();
     let case = domain::evolve(None, id, &events[0], now).unwrap();

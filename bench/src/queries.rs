@@ -50,6 +50,8 @@ async fn serve(db: &BenchDb) -> Server {
         },
         capacity: Default::default(),
         metrics: Default::default(),
+        notices: Default::default(),
+        public: Default::default(),
     };
     let auth = api::auth::Authenticator::from_settings(&settings.auth).unwrap();
     let token = auth.sign("bench-supervisor", domain::Role::Supervisor, None, chrono::Duration::hours(4)).unwrap();

@@ -188,6 +188,21 @@ pub enum DomainError {
         "the notice does not fit the decision: an acknowledgement follows acceptance, a non-acceptance notice a rejection"
     )]
     NoticeDoesNotFitDecision,
+    /// The citizen withdrew the case: it is not reopened.
+    #[error("the citizen withdrew the case; it cannot be reopened")]
+    CaseWithdrawn,
+    /// No question with that number was asked through the case.
+    #[error("no such question was asked through the case")]
+    NoSuchQuestion,
+    /// The question was answered already.
+    #[error("the question was answered already")]
+    AlreadyAnswered,
+    /// The case carries the most questions allowed.
+    #[error("a case carries at most {max} questions")]
+    TooManyQuestions {
+        /// The limit.
+        max: u32,
+    },
 }
 
 impl DomainError {
@@ -242,6 +257,10 @@ impl DomainError {
             Self::ReturnRefused => "return-refused",
             Self::NoticeOwed => "notice-owed",
             Self::NoticeDoesNotFitDecision => "notice-does-not-fit-decision",
+            Self::CaseWithdrawn => "case-withdrawn",
+            Self::NoSuchQuestion => "no-such-question",
+            Self::AlreadyAnswered => "already-answered",
+            Self::TooManyQuestions { .. } => "too-many-questions",
         }
     }
 }

@@ -113,8 +113,46 @@ pub struct SealedPersonalData {
 pub struct Complainant {
     /// Whether the citizen chose to stay anonymous (then nothing is sealed).
     pub anonymous: bool,
-    /// Name, phone and ID number, sealed.
+    /// Name, phone, email and ID number, sealed.
     pub sealed: Option<SealedPersonalData>,
+    /// How notices can reach the citizen (a phone for text messages, an email address): which
+    /// contacts the sealed data holds, not the contacts themselves (absent in older events).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reachable_by: Vec<ContactChannel>,
+}
+
+/// How a notice reaches a citizen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactChannel {
+    /// A text message through the SMS gateway.
+    Sms,
+    /// An email.
+    Email,
+}
+
+impl ContactChannel {
+    /// The channel's identifier.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Email => "email",
+        }
+    }
+}
+
+/// Where the matter is: an address and, optionally, coordinates (WGS 84 degrees, at most six
+/// decimals, stored as text so the payload stays float-free and hashes canonically). Open311
+/// clients send and read these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// The address as given (1–200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<crate::ids::Address>,
+    /// Latitude and longitude.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<crate::ids::Coordinates>,
 }
 
 /// `case.received` v1: the case is registered (受理).
@@ -156,6 +194,9 @@ pub struct Received {
     /// questionnaire response (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<crate::records::CaseSource>,
+    /// Where the matter is (absent when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// `case.classified` v1.
@@ -606,9 +647,118 @@ pub struct PersonalDataErased {
     pub subject: SubjectId,
 }
 
+/// `case.withdrawn` v1 (撤回): the citizen withdrew the case, with a reason; it closes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawn {
+    /// Why, in the citizen's words.
+    pub reason: Reason,
+}
+
+/// `case.information_supplemented` v1 (补充材料): the citizen added information.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InformationSupplemented {
+    /// What the citizen added.
+    pub text: Text,
+}
+
+/// `case.citizen_asked` v1: the handling side asked the citizen a question through the case
+/// (the citizen reads it with the receipt code; neither side learns who the other is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CitizenAsked {
+    /// The question's number in the case, from 1.
+    pub question: u32,
+    /// The question.
+    pub text: Text,
+}
+
+/// `case.citizen_answered` v1: the citizen answered a question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CitizenAnswered {
+    /// The question answered.
+    pub question: u32,
+    /// The answer.
+    pub text: Text,
+}
+
+/// What a notice sent through the outbox is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeType {
+    /// 受理告知: accepted, with the receipt code.
+    Acknowledgement,
+    /// 答复: the reply to the citizen.
+    Reply,
+    /// 回访: the request to rate the reply (sent when a follow-up call did not reach them).
+    FollowUpRequest,
+    /// A question from the handling side.
+    Question,
+    /// 延期告知: the deadline was extended.
+    Extension,
+}
+
+impl NoticeType {
+    /// Every notice type.
+    pub const ALL: [Self; 5] =
+        [Self::Acknowledgement, Self::Reply, Self::FollowUpRequest, Self::Question, Self::Extension];
+
+    /// The type's identifier.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acknowledgement => "acknowledgement",
+            Self::Reply => "reply",
+            Self::FollowUpRequest => "follow_up_request",
+            Self::Question => "question",
+            Self::Extension => "extension",
+        }
+    }
+
+    /// Parses an identifier.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// `case.notice_delivered` v1: a notice of the outbox reached the sender's next hop (the SMTP
+/// server accepted the mail, the SMS gateway the message) — 及时反馈 proven, not claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeDelivered {
+    /// The outbox item.
+    pub outbox_id: uuid::Uuid,
+    /// What about.
+    pub notice: NoticeType,
+    /// How.
+    pub channel: ContactChannel,
+    /// How many attempts it took.
+    pub attempts: u32,
+}
+
+/// `case.notice_failed` v1: a notice of the outbox could not be delivered; it is not retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeFailed {
+    /// The outbox item.
+    pub outbox_id: uuid::Uuid,
+    /// What about.
+    pub notice: NoticeType,
+    /// How.
+    pub channel: ContactChannel,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// Why, as the sender reported it (never a personal value).
+    pub reason: Reason,
+}
+
 /// Every event of a case's life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
+// The registration is the one large event and each case has one: boxing it would buy nothing
+// but a `Box::new` at every match and construction.
+#[allow(clippy::large_enum_variant)]
 pub enum CaseEvent {
     Received(Received),
     Classified(Classified),
@@ -640,6 +790,12 @@ pub enum CaseEvent {
     FollowUpAttempted(FollowUpAttempted),
     DeadlinesRecomputed(DeadlinesRecomputed),
     CoUnitReplaced(CoUnitReplaced),
+    Withdrawn(Withdrawn),
+    InformationSupplemented(InformationSupplemented),
+    CitizenAsked(CitizenAsked),
+    CitizenAnswered(CitizenAnswered),
+    NoticeDelivered(NoticeDelivered),
+    NoticeFailed(NoticeFailed),
 }
 
 impl CaseEvent {
@@ -672,6 +828,11 @@ impl CaseEvent {
             Self::Assigned(e) => e.note.iter().map(Text::as_str).collect(),
             Self::UnlinkedAsDuplicate(e) => vec![e.reason.as_str()],
             Self::CoUnitReplaced(e) => vec![e.reason.as_str()],
+            Self::Withdrawn(e) => vec![e.reason.as_str()],
+            Self::InformationSupplemented(e) => vec![e.text.as_str()],
+            Self::CitizenAsked(e) => vec![e.text.as_str()],
+            Self::CitizenAnswered(e) => vec![e.text.as_str()],
+            Self::NoticeDelivered(_) | Self::NoticeFailed(_) => Vec::new(),
             Self::Received(_)
             | Self::Classified(_)
             | Self::LinkedAsDuplicate(_)
@@ -752,6 +913,12 @@ event_table! {
     FollowUpAttempted => "case.follow_up_attempted", 1;
     DeadlinesRecomputed => "case.deadlines_recomputed", 1;
     CoUnitReplaced => "case.co_unit_replaced", 1;
+    Withdrawn => "case.withdrawn", 1;
+    InformationSupplemented => "case.information_supplemented", 1;
+    CitizenAsked => "case.citizen_asked", 1;
+    CitizenAnswered => "case.citizen_answered", 1;
+    NoticeDelivered => "case.notice_delivered", 1;
+    NoticeFailed => "case.notice_failed", 1;
 }
 
 /// Brings a stored payload up to the current schema of its type.

@@ -219,6 +219,50 @@ bounded_text!(
     Name, "name", 100
 );
 
+bounded_text!(
+    /// Where a matter is, as an address: 1 to 200 characters.
+    Address, "address", 200
+);
+
+/// A point in WGS 84 degrees, each value with at most six decimals (about 0.1 m), kept as the
+/// decimal text it was checked as: payloads hold no floats, so they hash canonically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coordinates {
+    /// Latitude, −90 to 90.
+    pub lat: String,
+    /// Longitude, −180 to 180.
+    pub long: String,
+}
+
+impl Coordinates {
+    /// Checks a latitude and a longitude (finite, in range) and rounds each to six decimals.
+    pub fn parse(lat: f64, long: f64) -> Result<Self, ValidationError> {
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            return Err(ValidationError::new("lat", "must be a latitude between -90 and 90"));
+        }
+        if !long.is_finite() || !(-180.0..=180.0).contains(&long) {
+            return Err(ValidationError::new("long", "must be a longitude between -180 and 180"));
+        }
+        // "-0.000000" and "0.000000" are one point.
+        let fmt = |v: f64| {
+            let s = format!("{v:.6}");
+            if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { "0.000000".to_owned() } else { s }
+        };
+        Ok(Self { lat: fmt(lat), long: fmt(long) })
+    }
+
+    /// The latitude as a number.
+    pub fn lat_degrees(&self) -> f64 {
+        self.lat.parse().unwrap_or(0.0)
+    }
+
+    /// The longitude as a number.
+    pub fn long_degrees(&self) -> f64 {
+        self.long.parse().unwrap_or(0.0)
+    }
+}
+
 /// The kind of a unit of the organisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -66,6 +66,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod lifecycle;
+pub mod notice;
 pub mod personal;
 pub mod records;
 
@@ -76,12 +77,12 @@ pub use deadline::{
 };
 pub use error::{DomainError, HistoryError, ValidationError};
 pub use events::{
-    CaseEvent, CaseKind, Channel, Complainant, FeedbackMethod, NonAcceptanceCode, NoticeKind, Outcome, Rating,
-    RatingMethod, RevealPurpose, SealedPersonalData, Tier,
+    CaseEvent, CaseKind, Channel, Complainant, ContactChannel, FeedbackMethod, Location, NonAcceptanceCode, NoticeKind,
+    NoticeType, Outcome, Rating, RatingMethod, RevealPurpose, SealedPersonalData, Tier,
 };
 pub use ids::{
-    ActorId, CaseId, CategoryId, Description, MIN_REASON_LETTERS, Name, Reason, ReceiptCode, RecordId, SubjectId, Text,
-    Title, UnitId, UnitKind, is_blank, is_invisible, states_a_reason,
+    ActorId, Address, CaseId, CategoryId, Coordinates, Description, MIN_REASON_LETTERS, Name, Reason, ReceiptCode,
+    RecordId, SubjectId, Text, Title, UnitId, UnitKind, is_blank, is_invisible, states_a_reason,
 };
 pub use lifecycle::{
     Actor, Case, Command, Context, FlatUnits, LinkTarget, Registration, Role, Status, UnitDirectory, decide, evolve,

@@ -165,6 +165,8 @@ pub struct Registration {
     pub campaign: Option<crate::records::CampaignTag>,
     /// The record it comes from.
     pub source: Option<crate::records::CaseSource>,
+    /// Where the matter is.
+    pub location: Option<Location>,
 }
 
 /// What a command asks for.
@@ -357,6 +359,42 @@ pub enum Command {
     },
     /// Record that the complainant's personal data was erased (its key shredded).
     ErasePersonalData,
+    /// 撤回: the citizen withdraws the case, with a reason. Every clock stops and it closes.
+    Withdraw {
+        /// Why.
+        reason: Reason,
+    },
+    /// 补充材料: the citizen adds information to an open case.
+    SupplementInformation {
+        /// What they add.
+        text: Text,
+    },
+    /// The handling side asks the citizen a question through the case.
+    AskCitizen {
+        /// The question.
+        question: Text,
+    },
+    /// The citizen answers a question asked through the case, once.
+    AnswerQuestion {
+        /// The question's number.
+        question: u32,
+        /// The answer.
+        answer: Text,
+    },
+    /// The delivery worker records how an outbox notice ended: delivered, or failed for good.
+    /// Allowed in every state, closed included (a reply leaves after the case closes).
+    RecordNoticeDelivery {
+        /// The outbox item.
+        outbox_id: uuid::Uuid,
+        /// What about.
+        notice: NoticeType,
+        /// How.
+        channel: ContactChannel,
+        /// Attempts made.
+        attempts: u32,
+        /// `None`: delivered; otherwise why it failed.
+        failure: Option<Reason>,
+    },
     /// Recompute the running clocks counted in working days by a policy (those counted into a
     /// year whose calendar was missing, or over days a corrected calendar changed) with the
     /// calendar in the context. Causes no event when nothing changes.
@@ -398,6 +436,11 @@ impl Command {
             Self::Close { .. } => "close",
             Self::RevealComplainant { .. } => "reveal",
             Self::ErasePersonalData => "erase",
+            Self::Withdraw { .. } => "withdraw",
+            Self::SupplementInformation { .. } => "supplement",
+            Self::AskCitizen { .. } => "ask",
+            Self::AnswerQuestion { .. } => "answer",
+            Self::RecordNoticeDelivery { .. } => "notice-delivery",
             Self::RecomputeDeadlines => "recompute-deadlines",
         }
     }
@@ -607,6 +650,24 @@ pub struct Case {
     /// The record it came from.
     #[serde(default)]
     pub source: Option<crate::records::CaseSource>,
+    /// Where the matter is.
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// Why the citizen withdrew it (撤回), once they did: the case is closed.
+    #[serde(default)]
+    pub withdrawal: Option<Reason>,
+    /// The questions asked through the case, in order (question `n` is at `n - 1`).
+    #[serde(default)]
+    pub questions: Vec<Question>,
+}
+
+/// A question asked through the case and whether the citizen answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Question {
+    /// When it was asked.
+    pub asked_at: DateTime<Utc>,
+    /// When the citizen answered, once they did.
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
 impl Case {
@@ -707,8 +768,8 @@ impl Case {
             Status::Rejected if self.rejection.is_none() => {
                 return Err("a rejected case has a reason");
             }
-            Status::Closed if !(self.ever_fed_back || self.rejection.is_some()) => {
-                return Err("a closed case was fed back or rejected");
+            Status::Closed if !(self.ever_fed_back || self.rejection.is_some() || self.withdrawal.is_some()) => {
+                return Err("a closed case was fed back, rejected or withdrawn");
             }
             _ => {}
         }
@@ -766,8 +827,18 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
     };
     // Data protection never waits for a reopen: reveals are recorded and erasures done on
     // closed cases too.
+    // A withdrawn case is the citizen's decision: no one reopens it.
+    if case.withdrawal.is_some() && matches!(command, Command::Reopen { .. }) {
+        return Err(DomainError::CaseWithdrawn);
+    }
     if case.status == Status::Closed
-        && !matches!(command, Command::Reopen { .. } | Command::RevealComplainant { .. } | Command::ErasePersonalData)
+        && !matches!(
+            command,
+            Command::Reopen { .. }
+                | Command::RevealComplainant { .. }
+                | Command::ErasePersonalData
+                | Command::RecordNoticeDelivery { .. }
+        )
     {
         return match command {
             Command::Register(_) => Err(DomainError::AlreadyRegistered),
@@ -1193,6 +1264,60 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
             };
             vec![CaseEvent::PersonalDataErased(PersonalDataErased { subject: sealed.subject })]
         }
+        Command::Withdraw { reason } => {
+            // Status is not closed here (checked above): any open case may be withdrawn, a
+            // rejected one is already answered.
+            if case.status == Status::Rejected {
+                return Err(transition(command, case));
+            }
+            vec![CaseEvent::Withdrawn(Withdrawn { reason: reason.clone() })]
+        }
+        Command::SupplementInformation { text } => {
+            if case.status == Status::Rejected {
+                return Err(transition(command, case));
+            }
+            vec![CaseEvent::InformationSupplemented(InformationSupplemented { text: text.clone() })]
+        }
+        Command::AskCitizen { question } => {
+            if case.status == Status::Rejected {
+                return Err(transition(command, case));
+            }
+            // A handler asks about a case at their unit (lead or co-unit).
+            if ctx.actor.role == Role::Handler
+                && !ctx.actor.unit.is_some_and(|u| Some(u) == case.unit || case.co_units.iter().any(|c| c.unit == u))
+            {
+                return Err(DomainError::NotYourUnit { needed: "lead unit or a co-unit" });
+            }
+            let number = u32::try_from(case.questions.len()).unwrap_or(u32::MAX).saturating_add(1);
+            if number > MAX_QUESTIONS {
+                return Err(DomainError::TooManyQuestions { max: MAX_QUESTIONS });
+            }
+            vec![CaseEvent::CitizenAsked(CitizenAsked { question: number, text: question.clone() })]
+        }
+        Command::AnswerQuestion { question, answer } => {
+            let index = usize::try_from(question.saturating_sub(1)).unwrap_or(usize::MAX);
+            match case.questions.get(index) {
+                Some(q) if *question >= 1 && q.answered_at.is_none() => {}
+                Some(_) if *question >= 1 => return Err(DomainError::AlreadyAnswered),
+                _ => return Err(DomainError::NoSuchQuestion),
+            }
+            vec![CaseEvent::CitizenAnswered(CitizenAnswered { question: *question, text: answer.clone() })]
+        }
+        Command::RecordNoticeDelivery { outbox_id, notice, channel, attempts, failure } => vec![match failure {
+            None => CaseEvent::NoticeDelivered(NoticeDelivered {
+                outbox_id: *outbox_id,
+                notice: *notice,
+                channel: *channel,
+                attempts: *attempts,
+            }),
+            Some(reason) => CaseEvent::NoticeFailed(NoticeFailed {
+                outbox_id: *outbox_id,
+                notice: *notice,
+                channel: *channel,
+                attempts: *attempts,
+                reason: reason.clone(),
+            }),
+        }],
         Command::RecomputeDeadlines => {
             let clocks = [case.deadline, case.acknowledgement, case.overall];
             let mut changed = Vec::new();
@@ -1219,6 +1344,9 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
     };
     Ok(events)
 }
+
+/// The most questions one case may carry (a bound on what a handler can send the citizen).
+pub const MAX_QUESTIONS: u32 = 50;
 
 fn second_dissatisfaction_reason() -> Reason {
     // A fixed, valid text: parsing it cannot fail.
@@ -1406,6 +1534,7 @@ fn register(r: &Registration, ctx: &Context<'_>) -> Result<Vec<CaseEvent>, Domai
         acknowledgement,
         campaign: r.campaign,
         source: r.source.clone(),
+        location: r.location.clone(),
     })])
 }
 
@@ -1488,6 +1617,9 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 history_texts: Vec::new(),
                 campaign: e.campaign,
                 source: e.source.clone(),
+                location: e.location.clone(),
+                withdrawal: None,
+                questions: Vec::new(),
             });
         }
         (None, _) => return Err(HistoryError::MissingReceived),
@@ -1729,6 +1861,36 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.extension_request = None;
             case.closed_at = Some(at);
         }
+        CaseEvent::Withdrawn(e) => {
+            case.status = Status::Closed;
+            case.withdrawal = Some(e.reason.clone());
+            case.deadline = None;
+            case.acknowledgement = None;
+            case.paused = None;
+            case.return_request = None;
+            case.return_stopped_clock_at = None;
+            case.extension_request = None;
+            case.extension_notice_owed = None;
+            case.closed_at = Some(at);
+        }
+        CaseEvent::InformationSupplemented(_) => {}
+        CaseEvent::CitizenAsked(_) => case.questions.push(Question { asked_at: at, answered_at: None }),
+        CaseEvent::CitizenAnswered(e) => {
+            let index = usize::try_from(e.question.saturating_sub(1)).unwrap_or(usize::MAX);
+            if let Some(q) = case.questions.get_mut(index) {
+                q.answered_at = Some(at);
+            }
+        }
+        CaseEvent::NoticeDelivered(e) => match e.notice {
+            // A delivered acknowledgement is the notice of acceptance (受理告知), sent.
+            NoticeType::Acknowledgement if case.acknowledged_at.is_none() => {
+                case.acknowledged_at = Some(at);
+                case.acknowledgement = None;
+            }
+            NoticeType::Extension if case.extension_notice_owed.is_some() => case.extension_notice_owed = None,
+            _ => {}
+        },
+        CaseEvent::NoticeFailed(_) => {}
         CaseEvent::ComplainantRevealed(_) => {}
         CaseEvent::PersonalDataErased(_) => case.personal_data_erased = true,
         CaseEvent::DeadlinesRecomputed(e) => {

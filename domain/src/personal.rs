@@ -28,6 +28,36 @@ pub fn check_phone(phone: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// The longest email address (RFC 5321 §4.5.3.1.3: a path of 256 octets, less the brackets).
+pub const EMAIL_MAX_CHARS: usize = 254;
+
+/// Checks an email address in the plain form notices are sent to: `local@domain`, one `@`, a
+/// local part of 1–64 and a domain of dotted labels (letters, digits, `-`), no spaces or
+/// control characters, at most 254 characters.
+///
+/// Errors: `email` "must look like name@example.cn".
+pub fn check_email(email: &str) -> Result<(), ValidationError> {
+    let bad = || ValidationError::new("email", "must look like name@example.cn (at most 254 characters)");
+    if email.chars().count() > EMAIL_MAX_CHARS || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let local_ok = (1..=64).contains(&local.len())
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let labels: Vec<&str> = domain.split('.').collect();
+    if local_ok && labels.len() >= 2 && labels.iter().all(|l| label_ok(l)) { Ok(()) } else { Err(bad()) }
+}
+
 /// The weights of the first 17 characters of a citizen identity number, 2^(17−i) mod 11
 /// (GB 11643-1999 《公民身份号码》, ISO 7064 MOD 11-2).
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];

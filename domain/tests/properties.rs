@@ -35,7 +35,7 @@ fn registration_of(anonymous: bool, urgent: bool, accuses: bool) -> Command {
     r.urgency = if urgent { Urgency::Urgent } else { Urgency::Normal };
     r.accused_unit = accuses.then(|| unit(10));
     if anonymous {
-        r.complainant = Complainant { anonymous: true, sealed: None };
+        r.complainant = Complainant { anonymous: true, sealed: None, reachable_by: Vec::new() };
     }
     Command::Register(Box::new(r))
 }
@@ -97,6 +97,17 @@ fn command() -> impl Strategy<Value = Step> {
         1 => Just(c(Command::ErasePersonalData)),
         1 => Just(Step::LoadNextYear),
         1 => Just(c(Command::RecomputeDeadlines)),
+        1 => r().prop_map(move |reason| c(Command::Withdraw { reason })),
+        1 => Just(c(Command::SupplementInformation { text: text("补充材料") })),
+        1 => Just(c(Command::AskCitizen { question: text("请问具体地点？") })),
+        1 => (0u32..4).prop_map(move |question| c(Command::AnswerQuestion { question, answer: text("在村口") })),
+        1 => (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(move |(email, reply, failed)| c(Command::RecordNoticeDelivery {
+            outbox_id: uuid::Uuid::from_u128(77),
+            notice: if reply { NoticeType::Reply } else { NoticeType::Acknowledgement },
+            channel: if email { ContactChannel::Email } else { ContactChannel::Sms },
+            attempts: 1,
+            failure: failed.then(|| Reason::parse("网关拒绝").unwrap()),
+        })),
     ]
 }
 
@@ -178,8 +189,13 @@ fn check_run((shape, steps): Run, reached: &mut Reached) -> Result<(), TestCaseE
         // Only the recomputation may cause nothing: every other accepted command is recorded.
         prop_assert!(!events.is_empty() || matches!(cmd, Command::RecomputeDeadlines));
         if before.as_ref().is_some_and(|p| p.status == Status::Closed) {
-            let allowed =
-                matches!(cmd, Command::Reopen { .. } | Command::RevealComplainant { .. } | Command::ErasePersonalData);
+            let allowed = matches!(
+                cmd,
+                Command::Reopen { .. }
+                    | Command::RevealComplainant { .. }
+                    | Command::ErasePersonalData
+                    | Command::RecordNoticeDelivery { .. }
+            );
             prop_assert!(allowed, "a closed case changed by {}", cmd.name());
         }
         for e in events {
@@ -226,7 +242,7 @@ fn no_command_sequence_reaches_an_illegal_state_and_replay_from_stored_json_equa
     // A fixed seed, so that what the runs reach (asserted below) is the same on every machine;
     // PROPTEST_RNG_SEED-free exploration happens in the second, random run.
     let mut runner = TestRunner::new_with_rng(
-        Config { cases: 1024, ..Config::default() },
+        Config { cases: 2048, ..Config::default() },
         proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
     );
     let reached = std::cell::RefCell::new(Reached::default());

@@ -142,7 +142,7 @@ fn an_identified_accusation_is_acknowledged_in_fifteen_working_days_and_an_anony
     let (_, case) = given_new().when(accusing(10)).unwrap();
     assert_eq!(case.acknowledgement.unwrap().due_at.to_rfc3339(), "2026-11-23T15:59:59+00:00");
     let mut r = registration();
-    r.complainant = Complainant { anonymous: true, sealed: None };
+    r.complainant = Complainant { anonymous: true, sealed: None, reachable_by: Vec::new() };
     let (_, case) = given_new().when(Command::Register(Box::new(r))).unwrap();
     assert_eq!(case.acknowledgement, None);
 }

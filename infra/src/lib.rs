@@ -12,6 +12,7 @@
 //!   beside the cases, with their projection.
 //! - [`reference`]: units (with their hierarchy, for recusal), categories, the working calendar.
 
+pub mod access;
 pub mod bulk;
 pub mod db;
 pub mod error;
@@ -20,6 +21,8 @@ pub mod integrity;
 pub mod ledger;
 pub mod migrate;
 pub mod notify;
+pub mod open311;
+pub mod outbox;
 pub mod records;
 pub mod reference;
 pub mod search;
@@ -27,6 +30,7 @@ pub mod secret;
 pub mod store;
 pub mod vault;
 pub mod watch;
+pub mod webhooks;
 
 pub use db::{DbSettings, Pool};
 pub use error::StoreError;

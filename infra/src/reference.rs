@@ -66,6 +66,9 @@ pub struct Category {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// The extra fields its cases ask for (Open311 attribute definitions, as the API checked
+    /// them); `[]` for none.
+    pub attributes: serde_json::Value,
 }
 
 impl Category {
@@ -84,6 +87,7 @@ impl Category {
             active: r.get("active"),
             created_at: r.get("created_at"),
             updated_at: r.get("updated_at"),
+            attributes: r.get("attributes"),
         })
     }
 }
@@ -235,7 +239,7 @@ pub struct ReferenceData {
 }
 
 const UNIT_COLS: &str = "id, name, kind, parent_id, active, created_at, updated_at";
-const CATEGORY_COLS: &str = "id, code, name, kind, default_unit_id, policy, active, created_at, updated_at";
+const CATEGORY_COLS: &str = "id, code, name, kind, default_unit_id, policy, active, created_at, updated_at, attributes";
 
 impl ReferenceData {
     /// Reference data on a pool.
@@ -360,6 +364,30 @@ impl ReferenceData {
             )
             .await?;
         row.as_ref().map(Category::from_row).transpose()
+    }
+
+    /// Replaces the extra fields a category asks for (checked by the caller); `None` when it
+    /// does not exist.
+    pub async fn set_category_attributes(
+        &self,
+        id: CategoryId,
+        attributes: &serde_json::Value,
+    ) -> Result<Option<Category>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "UPDATE categories SET attributes = $2, updated_at = now() WHERE id = $1 RETURNING {CATEGORY_COLS}"
+            ))
+            .await?;
+        let row = client.query_opt(&stmt, &[&id.as_uuid(), attributes]).await?;
+        row.as_ref().map(Category::from_row).transpose()
+    }
+
+    /// The category with this code.
+    pub async fn category_by_code(&self, code: &str) -> Result<Option<Category>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&format!("SELECT {CATEGORY_COLS} FROM categories WHERE code = $1")).await?;
+        client.query_opt(&stmt, &[&code]).await?.as_ref().map(Category::from_row).transpose()
     }
 
     /// Lists categories, by code.

@@ -431,6 +431,23 @@ impl EventStore {
             None => append_direct(&self.pool, &req).await,
         }
     }
+    /// Registers a case (version 1 onwards) with the slow hash of the receipt secret its citizen
+    /// holds, written in the registration's transaction (V19 `receipt_secrets`). Not batched.
+    pub async fn append_registration(
+        &self,
+        case_id: CaseId,
+        events: &[NewEvent],
+        idempotency: Option<&IdempotencyKey>,
+        after: &Case,
+        receipt_secret_hash: &str,
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut req = Prepared::new(case_id, 0, GENESIS, events, idempotency, after);
+        if let Some(obj) = req.ledger.as_object_mut() {
+            obj.insert("receipt_secret".into(), Value::String(receipt_secret_hash.to_owned()));
+        }
+        append_direct(&self.pool, &req).await
+    }
+
     /// Appends to `case_id` in one transaction that first takes the advisory locks of every case
     /// in `also_locked` and of `case_id`, in the fixed order `append_batch()` uses, then reads
     /// the facts a duplicate link needs from the ledger under those locks and lets `decide` turn
@@ -766,6 +783,19 @@ impl Prepared {
             && let Some(obj) = p.ledger.as_object_mut()
         {
             obj.insert("handed_to".into(), serde_json::json!(handed));
+        }
+        // The notices the events owe the citizen go into the outbox in the same transaction
+        // (V19); a recorded delivery settles its outbox item there too.
+        let decided: Vec<CaseEvent> = events.iter().map(|e| e.event.clone()).collect();
+        let outbox = crate::outbox::items_owed(&decided, after);
+        let settled = crate::outbox::items_settled(&decided);
+        if let Some(obj) = p.ledger.as_object_mut() {
+            if !outbox.is_empty() {
+                obj.insert("outbox".into(), Value::Array(outbox));
+            }
+            if !settled.is_empty() {
+                obj.insert("outbox_settled".into(), Value::Array(settled));
+            }
         }
         let mut prev = prev_hash;
         for (i, e) in events.iter().enumerate() {

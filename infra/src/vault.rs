@@ -26,6 +26,9 @@ pub struct PersonalData {
     pub phone: Option<String>,
     /// Resident identity card number.
     pub id_number: Option<String>,
+    /// Email address (absent in data sealed before notices were sent by mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 impl std::fmt::Debug for PersonalData {

@@ -37,6 +37,20 @@ const BLANK_OK: &[&str] = &["ComplainantInput.name", "query q"];
 /// Constrained fields the boundary walk does not probe, and why.
 const NOT_PROBED: &[(&str, &str)] = &[
     (
+        "GET /api/v1/public/cases/{receipt_code}",
+        "a citizen's case opens with its receipt code and the secret shown once, checked before the \
+         body: every probe would answer the same 404; the bodies' bounds are tested in citizen",
+    ),
+    ("POST /api/v1/public/cases/{receipt_code}/information", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("POST /api/v1/public/cases/{receipt_code}/answers", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("POST /api/v1/public/cases/{receipt_code}/rating", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("POST /api/v1/public/cases/{receipt_code}/withdrawal", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("PublicTextRequest.text", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("PublicAnswerRequest.question", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("PublicAnswerRequest.text", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("PublicRatingRequest.comment", "see GET /api/v1/public/cases/{receipt_code}"),
+    ("PublicWithdrawRequest.reason", "see GET /api/v1/public/cases/{receipt_code}"),
+    (
         "AssignRequest.co_unit_ids",
         "every id must name an active unit, which the walk's generated ids do not; the cap of 10 is \
          tested in trade_lifecycle",
@@ -112,6 +126,7 @@ enum Kind {
     Date,
     Str,
     Int,
+    Num,
     Array,
     Object,
     Other,
@@ -128,6 +143,7 @@ fn kind(s: &Value) -> Kind {
         (Some("string"), Some("date")) => Kind::Date,
         (Some("string"), _) => Kind::Str,
         (Some("integer"), _) => Kind::Int,
+        (Some("number"), _) => Kind::Num,
         (Some("array"), _) => Kind::Array,
         (Some("object"), _) => Kind::Object,
         _ => Kind::Other,
@@ -136,7 +152,7 @@ fn kind(s: &Value) -> Kind {
 
 /// Whether a field carries a constraint that the boundary walk must probe.
 fn constrained(s: &Value) -> bool {
-    matches!(kind(s), Kind::Str | Kind::Int | Kind::Time | Kind::Date)
+    matches!(kind(s), Kind::Str | Kind::Int | Kind::Num | Kind::Time | Kind::Date)
         || (kind(s) == Kind::Array && s.get("maxItems").is_some())
 }
 
@@ -179,6 +195,10 @@ fn check_field(spec: &Value, key: &str, s: &Value, outer: &str, problems: &mut V
             if let (Some(max), Some("int32")) = (s["maximum"].as_f64(), s["format"].as_str()) {
                 need(max <= f64::from(i32::MAX), "an int32 cannot reach this maximum: say int64");
             }
+        }
+        Kind::Num => {
+            need(s["minimum"].is_number(), "a number needs minimum");
+            need(s["maximum"].is_number(), "a number needs maximum");
         }
         Kind::Array => {
             need(s["maxItems"].is_u64(), "an array needs maxItems");
@@ -270,7 +290,10 @@ impl Filler {
         self.0 += 1;
         let digits: String =
             self.0.to_string().chars().map(|d| "零一二三四五六七八九".chars().nth(d as usize - 48).unwrap()).collect();
-        format!("{digits}{}", "字".repeat(n)).chars().take(n).collect()
+        // From four characters on, at least three distinct ones (a reason must state something:
+        // `domain::states_a_reason`), whatever the counter's digits repeat.
+        let lead = if n >= 4 { "字文" } else { "" };
+        format!("{lead}{digits}{}", "字".repeat(n)).chars().take(n).collect()
     }
     fn ascii(&mut self, n: usize) -> String {
         self.0 += 1;
@@ -292,6 +315,30 @@ impl Filler {
 /// come from the lengths). `None`: the test does not know the pattern.
 fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Probe>> {
     Some(match pattern {
+        // An email address (for notices): at most 254 characters.
+        r"^[^\s@]+@[^\s@]+\.[^\s@]+$" => {
+            let longest = format!("{}@{}.{}.{}", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(61));
+            vec![
+                inside("zhangsan@example.cn"),
+                inside(longest.clone()),
+                outside(format!("{longest}d")),
+                outside("zhangsan"),
+                outside("zhang san@example.cn"),
+                outside("zhangsan@example"),
+            ]
+        }
+        // A webhook's URL.
+        r"^https?://[^\s]+$" => vec![
+            inside("http://127.0.0.1:9/hook"),
+            inside("https://platform.example.cn/h"),
+            outside("ftp://example.cn/h"),
+            outside("http://"),
+            outside("http://a b/"),
+        ],
+        // An Open311 attribute's code, and a list value's key.
+        "^[A-Za-z0-9_-]+$" | "^[A-Za-z0-9_.-]+$" => {
+            vec![inside("pole_1"), inside("k".repeat(50)), outside(""), outside("a b"), outside("k".repeat(51))]
+        }
         TIME => {
             let mut p = vec![
                 inside("2000-01-01T00:00:00Z"),
@@ -420,6 +467,10 @@ fn probes(key: &str, s: &Value, fill: &mut Filler, problems: &mut Vec<String>) -
         Kind::Int => {
             let (min, max) = (s["minimum"].as_i64().unwrap_or(0), s["maximum"].as_i64().unwrap_or(0));
             vec![inside(min), inside(max), outside(min - 1), outside(max + 1)]
+        }
+        Kind::Num => {
+            let (min, max) = (s["minimum"].as_f64().unwrap_or(0.0), s["maximum"].as_f64().unwrap_or(0.0));
+            vec![inside(min), inside(max), outside(min - 0.5), outside(max + 0.5)]
         }
         Kind::Str if key.ends_with(" cursor") => {
             // Opaque: one the server could have issued is taken, anything else is not.
@@ -605,7 +656,7 @@ fn minimal(spec: &Value, s: &Value, overrides: &BTreeMap<&str, Value>) -> Value 
         Kind::Time => json!("2026-01-01T00:00:00Z"),
         Kind::Date => json!("2099-01-01"),
         Kind::Str => json!("四个字符"),
-        Kind::Int => s["minimum"].clone(),
+        Kind::Int | Kind::Num => s["minimum"].clone(),
         Kind::Array => json!([]),
         Kind::Object => {
             let mut o = serde_json::Map::new();
@@ -709,8 +760,16 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
             json!({
                 "channel": "visit", "kind": "complaint", "title": "标题", "description": "内容", "accept": true,
                 "complainant": {"name": "张三", "phone": "13812345678"},
-                "notice": {"kind": "acknowledgement", "method": "sms", "content": "已受理"}
+                "notice": {"kind": "acknowledgement", "method": "sms", "content": "已受理"},
+                "location": {"address": "村口", "lat": 30.0, "long": 120.0}
             }),
+        ),
+        ("WebhookRequest", json!({"url": "http://127.0.0.1:9/hook", "event_types": ["case."]})),
+        (
+            "AttributesRequest",
+            json!({"attributes": [{"variable": true, "code": "pole", "datatype": "singlevaluelist", "required": false,
+                                   "datatype_description": "说明", "order": 1, "description": "灯杆",
+                                   "values": [{"key": "dark", "name": "不亮"}]}]}),
         ),
         (
             "CategoryRequest",
@@ -780,6 +839,13 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
     let mut sent = 0;
     for (method, path, op) in operations(&spec) {
         let at = format!("{} {path}", method.to_uppercase());
+        // The Open311 facade needs an api_key before it reads anything and answers in its own
+        // error format: its bounds are tested in open311.
+        if path.starts_with("/open311/")
+            || (path.contains("{receipt_code}") && NOT_PROBED.iter().any(|(k, _)| *k == at))
+        {
+            continue;
+        }
         let mut mutations: Vec<(String, Where, Probe)> = Vec::new();
         for p in op["parameters"].as_array().into_iter().flatten() {
             let (name, place) = (p["name"].as_str().unwrap(), p["in"].as_str().unwrap());
@@ -821,10 +887,13 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
         }
         let base = Req {
             method: Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
-            path: path.replace(
-                "{id}",
-                &if path == "/api/v1/cases/{id}/assign" { real_case } else { Uuid::new_v4() }.to_string(),
-            ),
+            path: path
+                .replace(
+                    "{id}",
+                    &if path == "/api/v1/cases/{id}/assign" { real_case } else { Uuid::new_v4() }.to_string(),
+                )
+                .replace("{notice}", "question")
+                .replace("{channel}", "email"),
             year: path.contains("{year}").then(|| "2099".to_owned()),
             query,
             headers: Vec::new(),

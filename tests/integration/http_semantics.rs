@@ -289,6 +289,10 @@ async fn every_write_route_answers_a_role_without_the_right_403_before_reading_i
     ];
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
+        // The public side and Open311 take no token: their callers are told apart otherwise.
+        if path.starts_with("/api/v1/public") || path.starts_with("/open311/") {
+            continue;
+        }
         for method in ["post", "put", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
@@ -330,7 +334,7 @@ async fn every_read_route_answers_a_role_without_the_right_403_before_reading_it
         "limit=many&after=%00&version=x&as_of=yesterday&from=x&to=y&sort=up&cursor=!&include_inactive=maybe&nope=1";
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
-        if item.get("get").is_none() || !path.starts_with("/api/v1") {
+        if item.get("get").is_none() || !path.starts_with("/api/v1") || path.starts_with("/api/v1/public") {
             continue;
         }
         let url = path.replace("{id}", &id.to_string()).replace("{year}", "2026").replace("{code}", "x");

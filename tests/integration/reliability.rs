@@ -48,6 +48,7 @@ async fn serve_on(db: TestDb, app_url: Option<String>, adjust: impl FnOnce(&mut 
     let dept_b = reference.create_unit("教育办", domain::UnitKind::Department, Some(town)).await.unwrap().id;
     Served {
         app: TestApp {
+            kek: None,
             address: format!("http://127.0.0.1:{port}"),
             port,
             client,

@@ -474,7 +474,8 @@ async fn sealed_personal_data_opens_until_its_key_is_shredded() {
     let db = TestDb::new().await;
     let pool = db.app_pool();
     let vault = Vault::new([42; 32], "test-kek");
-    let data = PersonalData { name: Some("张三".into()), phone: Some("13812345678".into()), id_number: None };
+    let data =
+        PersonalData { name: Some("张三".into()), phone: Some("13812345678".into()), id_number: None, email: None };
     let sealed = vault.seal(&pool, &data).await.unwrap();
     assert!(!sealed.ciphertext.contains("13812345678"));
     assert_eq!(vault.open(&pool, &sealed).await.unwrap(), Opened::Clear(data));

@@ -23,6 +23,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub secret: String,
+    /// The key-encryption key the server seals personal data with (a second server of the same
+    /// test needs it to open them).
+    pub kek: Option<String>,
     /// Units created for the test: the town, a village, two departments.
     pub town: Uuid,
     pub village: Uuid,
@@ -115,6 +118,10 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
         },
         capacity: Default::default(),
         metrics: Default::default(),
+        // Notices wait in the outbox unless a test configures a sender; the workers poll fast.
+        notices: api::settings::NoticeArgs { poll_ms: 100, ..Default::default() },
+        // Tests send many public requests from one address: the limit is the 429 test's own.
+        public: api::settings::PublicArgs { rate_per_min: 60_000, burst: 10_000, ..Default::default() },
     }
 }
 
@@ -130,6 +137,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let secret = format!("test-secret-{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let mut s = settings(&db, &secret);
     adjust(&mut s);
+    let kek = s.vault.kek.clone();
     let app = Application::build(s).await.expect("the app builds");
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
@@ -146,6 +154,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
         client,
         db,
         secret,
+        kek,
         town: town.as_uuid(),
         village: village.as_uuid(),
         dept_a: dept_a.as_uuid(),
@@ -256,6 +265,18 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("no checkpoint covered {events} events within 20 s");
+    }
+
+    /// Starts another server on this test's database (a second instance, or the first one
+    /// restarted), with settings changed by `adjust`; returns its base URL.
+    pub async fn spawn_another(&self, adjust: impl FnOnce(&mut ServeArgs)) -> String {
+        let mut s = settings(&self.db, &self.secret);
+        s.vault.kek.clone_from(&self.kek);
+        adjust(&mut s);
+        let app = Application::build(s).await.expect("the app builds");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        format!("http://127.0.0.1:{port}")
     }
 
     /// Counts the events in the log (to prove nothing was written).

@@ -35,9 +35,10 @@ pub fn registration(id: CaseId, at: DateTime<Utc>) -> Registration {
         accused_unit: None,
         urgency: Urgency::Normal,
         received_at: at,
-        complainant: Complainant { anonymous: true, sealed: None },
+        complainant: Complainant { anonymous: true, sealed: None, reachable_by: Vec::new() },
         campaign: None,
         source: None,
+        location: None,
     }
 }
 

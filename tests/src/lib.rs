@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, NoTls};
 
 pub mod fixtures;
+pub mod receiver;
+pub mod smtp;
 
 /// One test's database.
 pub struct TestDb {

@@ -43,9 +43,33 @@ pub struct ComplainantInput {
     /// cannot say: a mistyped number is answered 422. Blank counts as absent.
     #[schema(min_length = 18, max_length = 18, pattern = r"^[0-9]{17}[0-9Xx]$", example = "11010519491231002X")]
     pub id_number: Option<String>,
+    /// Email address for notices (`name@example.cn`, at most 254 characters); blank counts as
+    /// absent. Sealed with the rest.
+    #[schema(max_length = 254, pattern = r"^[^\s@]+@[^\s@]+\.[^\s@]+$", example = "zhangsan@example.cn")]
+    pub email: Option<String>,
     /// The citizen chose not to give their identity.
     #[serde(default)]
     pub anonymous: bool,
+}
+
+/// Where the matter is: an address, coordinates (WGS 84), or both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"address": "东风村村委会门口", "lat": 30.123456, "long": 120.654321}))]
+pub struct LocationInput {
+    /// The address: 1 to 200 characters; not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
+    pub address: Option<String>,
+    /// Latitude, −90 to 90 (kept to six decimals); with `long`.
+    #[schema(minimum = -90.0, maximum = 90.0)]
+    pub lat: Option<f64>,
+    /// Longitude, −180 to 180 (kept to six decimals); with `lat`.
+    #[schema(minimum = -180.0, maximum = 180.0)]
+    pub long: Option<f64>,
 }
 
 /// Registers a case (受理).
@@ -102,6 +126,8 @@ pub struct RegisterCaseRequest {
     /// used is 422 `serial-used`.
     #[schema(minimum = 0, maximum = 4_294_967_295_i64, format = Int64)]
     pub contact_card_serial: Option<u32>,
+    /// Where the matter is (optional).
+    pub location: Option<LocationInput>,
 }
 
 /// Records what the citizen was told (告知), how and when.

@@ -502,6 +502,16 @@ command_endpoint!(
     add_note, "/cases/{id}/notes", NoteRequest, Action::AddNote,
     |b| Command::AddNote { text: text("text", &b.text)? }
 );
+command_endpoint!(
+    /// Ask the citizen a question
+    ///
+    /// The handling side asks the citizen through the case (numbered from 1, at most 50 per
+    /// case); the citizen reads it with the receipt code and answers there, and a citizen with
+    /// a phone number or email address is told by the outbox. Neither side learns who the
+    /// other is beyond what the case holds. A handler asks about cases at their unit.
+    ask_citizen, "/cases/{id}/questions", NoteRequest, Action::AskCitizen,
+    |b| Command::AskCitizen { question: text("text", &b.text)? }
+);
 
 /// Registers the routes (under `/api/v1`).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
@@ -534,5 +544,6 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(close)
         .service(link_duplicate)
         .service(unlink_duplicate)
-        .service(add_note);
+        .service(add_note)
+        .service(ask_citizen);
 }

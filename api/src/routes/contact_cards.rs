@@ -317,7 +317,7 @@ pub async fn hand_out_cards(
                 if name.is_none() && phone.is_none() {
                     None
                 } else {
-                    let data = infra::vault::PersonalData { name, phone, id_number: None };
+                    let data = infra::vault::PersonalData { name, phone, id_number: None, email: None };
                     Some(state.vault.seal(&state.pool, &data).await?)
                 }
             }

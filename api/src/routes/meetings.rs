@@ -401,6 +401,7 @@ pub async fn register_meeting_opinions(
                 accept: false,
                 notice: None,
                 contact_card_serial: None,
+                location: None,
             };
             // Every opinion's own fields are checked before anything is read or sealed.
             crate::service::check_registration_fields(&case).map_err(|e| within(i, e))?;

@@ -5,9 +5,12 @@ pub mod campaigns;
 pub mod cases;
 pub mod contact_cards;
 pub mod health;
+pub mod integrations;
 pub mod integrity;
 pub mod ledger;
 pub mod meetings;
+pub mod open311;
+pub mod public;
 pub mod records;
 pub mod reference;
 pub mod surveys;
@@ -15,7 +18,19 @@ pub mod visits;
 
 /// Registers every documented route.
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    // The public side first: the `/api/v1` scope would otherwise take its paths (and answer
+    // 404 for them). Both public scopes are rate-limited per client address.
     cfg.service(
+        utoipa_actix_web::scope("/api/v1/public")
+            .wrap(actix_web::middleware::from_fn(crate::ratelimit::limit))
+            .configure(public::configure),
+    )
+    .service(
+        utoipa_actix_web::scope("/open311/v2")
+            .wrap(actix_web::middleware::from_fn(crate::ratelimit::limit))
+            .configure(open311::configure),
+    )
+    .service(
         utoipa_actix_web::scope("/api/v1")
             .configure(cases::configure)
             .configure(integrity::configure)
@@ -26,7 +41,8 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(contact_cards::configure)
             .configure(visits::configure)
             .configure(surveys::configure)
-            .configure(records::configure),
+            .configure(records::configure)
+            .configure(integrations::configure),
     )
     .configure(health::configure);
 }

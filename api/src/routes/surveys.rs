@@ -751,6 +751,7 @@ pub async fn record_responses(
                         accept: false,
                         notice: None,
                         contact_card_serial: None,
+                        location: None,
                     };
                     let source = CaseSource {
                         source_type: SourceType::Survey,

@@ -477,6 +477,7 @@ pub async fn finding_to_case(
         accept: false,
         notice: None,
         contact_card_serial: None,
+        location: None,
     };
     crate::service::check_registration_fields(&case)?;
     let v = within_deadline(&req, async {

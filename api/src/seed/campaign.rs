@@ -103,9 +103,10 @@ async fn new_case(
         accused_unit: None,
         urgency: Urgency::Normal,
         received_at: f.received_at,
-        complainant: Complainant { anonymous: true, sealed: None },
+        complainant: Complainant { anonymous: true, sealed: None, reachable_by: Vec::new() },
         campaign: f.campaign,
         source: Some(f.source),
+        location: None,
     };
     let events = decide(None, &Command::Register(Box::new(registration)), &ctx).map_err(|e| e.to_string())?;
     let mut case = None;

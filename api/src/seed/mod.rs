@@ -354,7 +354,8 @@ pub async fn generate_cases(
                 let name =
                     format!("{}{}", SURNAMES[rng.gen_range(0..SURNAMES.len())], GIVEN[rng.gen_range(0..GIVEN.len())]);
                 let phone = format!("1{}{:09}", rng.gen_range(3..=9), rng.gen_range(0..1_000_000_000u64));
-                let data = infra::vault::PersonalData { name: Some(name), phone: Some(phone), id_number: None };
+                let data =
+                    infra::vault::PersonalData { name: Some(name), phone: Some(phone), id_number: None, email: None };
                 let (sealed, wrapped) = vault.seal_detached(&data)?;
                 keys.push(BulkKey { subject: sealed.subject.as_uuid(), wrapped });
                 Some(sealed)
@@ -375,9 +376,14 @@ pub async fn generate_cases(
                 accused_unit: None,
                 urgency: if urgent { Urgency::Urgent } else { Urgency::Normal },
                 received_at,
-                complainant: Complainant { anonymous, sealed },
+                complainant: Complainant {
+                    anonymous,
+                    sealed,
+                    reachable_by: if anonymous { Vec::new() } else { vec![domain::ContactChannel::Sms] },
+                },
                 campaign: None,
                 source: None,
+                location: None,
             };
             let unit = category.default_unit_id.unwrap_or(departments[rng.gen_range(0..departments.len())].id);
             // The plan of this case's life, by its age: old cases are mostly closed, young ones open.
@@ -590,4 +596,30 @@ pub async fn generate_cases(
         written_cases += batch.len() as u64;
     }
     Ok(GenerateReport { cases: written_cases, events: written_events, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// The Open311 api_key of the demo (channel `web`): for trying the facade on a demo database
+/// (`make run`, `make seed-demo`). Revoke it (`DELETE /api/v1/open311-keys/{id}`) anywhere else.
+pub const DEMO_OPEN311_KEY: &str = "huiyin-demo-open311-key";
+
+/// What the demo offers integrators: the demo Open311 api_key, and the extra fields the road and
+/// street-light category asks for. Idempotent.
+pub async fn seed_integrations(reference: &ReferenceData) -> Result<String, StoreError> {
+    let hash = crate::routes::integrations::key_hash(DEMO_OPEN311_KEY);
+    let pool = reference.pool();
+    if infra::access::key_by_hash(pool, &hash).await?.is_none() {
+        infra::access::create_key(pool, &hash, "演示平台（仅供演示）", "web", "huiyin seed-demo").await?;
+    }
+    let roads = reference.list_categories().await?.into_iter().find(|c| c.code == "infra.roads");
+    if let Some(c) = roads.filter(|c| c.attributes.as_array().is_none_or(Vec::is_empty)) {
+        let attributes = serde_json::json!([
+            {"variable": true, "code": "pole", "datatype": "string", "required": false,
+             "datatype_description": "灯杆上喷涂的编号，如 A-17", "order": 1, "description": "路灯杆编号", "values": []},
+            {"variable": true, "code": "fault", "datatype": "singlevaluelist", "required": true,
+             "datatype_description": null, "order": 2, "description": "问题类型",
+             "values": [{"key": "light", "name": "路灯不亮"}, {"key": "pothole", "name": "路面坑洼"}, {"key": "other", "name": "其他"}]}
+        ]);
+        reference.set_category_attributes(c.id, &attributes).await?;
+    }
+    Ok(format!("Open311: the demo api_key is {DEMO_OPEN311_KEY} (channel web); infra.roads asks for its fields"))
 }

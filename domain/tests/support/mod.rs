@@ -82,9 +82,11 @@ pub fn registration() -> Registration {
                 subject: SubjectId::from_uuid(Uuid::from_u128(7)),
                 ciphertext: "AAAA".into(),
             }),
+            reachable_by: Vec::new(),
         },
         campaign: None,
         source: None,
+        location: None,
     }
 }
 
