@@ -80,7 +80,8 @@ pub struct AttributeValue {
 pub struct ServiceAttribute {
     /// `true`: the client asks the user; `false`: shown for information only.
     pub variable: bool,
-    /// Its code (`attribute[<code>]` in a POST): 1 to 50 characters of letters, digits, `_`, `-`.
+    /// Its code (`attribute[<code>]` in a POST): 1 to 50 characters of letters, digits, `_`, `-`;
+    /// unique within the category.
     #[schema(min_length = 1, max_length = 50, pattern = r"^[A-Za-z0-9_-]+$")]
     pub code: String,
     /// Its data type.
@@ -100,7 +101,8 @@ pub struct ServiceAttribute {
         pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x1F\x7F-\x9F]*$"
     )]
     pub description: String,
-    /// For list types, the values (at most 50); empty otherwise.
+    /// For list types (`singlevaluelist`, `multivaluelist`) the values, at least one and at most
+    /// 50, their keys unique; empty for the other types.
     #[serde(default)]
     #[schema(max_items = 50)]
     pub values: Vec<AttributeValue>,
@@ -234,8 +236,59 @@ pub fn w3c(t: DateTime<Utc>) -> String {
     t.with_timezone(&domain::calendar::china_offset()).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
-/// `GET discovery`.
+/// `GET discovery.json` (in JSON, `formats` is a plain list).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DiscoveryJson {
+    /// When this document last changed.
+    pub changeset: String,
+    /// Who to contact.
+    pub contact: String,
+    /// How to get an api_key.
+    pub key_service: String,
+    /// The endpoints.
+    pub endpoints: Vec<DiscoveryEndpointJson>,
+}
+
+/// One endpoint of the discovery, in JSON.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DiscoveryEndpointJson {
+    /// `http://wiki.open311.org/GeoReport_v2`.
+    pub specification: String,
+    /// Its base URL.
+    pub url: String,
+    /// When it last changed.
+    pub changeset: String,
+    /// `production` or `test`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The media types served.
+    pub formats: Vec<String>,
+}
+
+impl From<&Discovery> for DiscoveryJson {
+    fn from(d: &Discovery) -> Self {
+        Self {
+            changeset: d.changeset.clone(),
+            contact: d.contact.clone(),
+            key_service: d.key_service.clone(),
+            endpoints: d
+                .endpoints
+                .endpoint
+                .iter()
+                .map(|e| DiscoveryEndpointJson {
+                    specification: e.specification.clone(),
+                    url: e.url.clone(),
+                    changeset: e.changeset.clone(),
+                    type_: e.type_.clone(),
+                    formats: e.formats.format.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET discovery.xml`.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename = "discovery")]
 pub struct Discovery {
     /// When this document last changed.
@@ -249,14 +302,14 @@ pub struct Discovery {
 }
 
 /// The discovery's endpoints.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Endpoints {
     /// Each endpoint.
     pub endpoint: Vec<DiscoveryEndpoint>,
 }
 
 /// One endpoint of the discovery.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DiscoveryEndpoint {
     /// `http://wiki.open311.org/GeoReport_v2`.
     pub specification: String,
@@ -272,7 +325,7 @@ pub struct DiscoveryEndpoint {
 }
 
 /// The formats of an endpoint.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Formats {
     /// Media types.
     pub format: Vec<String>,

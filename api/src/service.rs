@@ -278,7 +278,9 @@ pub(crate) fn check_registration_fields(req: &RegisterCaseRequest) -> Result<Che
     if !complainant.anonymous && name.is_none() && phone.is_none() && email.is_none() {
         f.push("complainant", "give a name, a phone number or an email address, or set anonymous");
     }
-    if let Some(Err(e)) = email.as_deref().map(domain::personal::check_email) {
+    // Checked as sent (no trimming): the pattern the spec states allows no white space.
+    let raw_email = complainant.email.as_deref().filter(|s| !domain::is_blank(s));
+    if let Some(Err(e)) = raw_email.map(domain::personal::check_email) {
         f.push("complainant.email", e.message);
     }
     let location = match &req.location {
@@ -1007,6 +1009,15 @@ pub async fn view(
         }),
         notes: case.notes,
         closed_at: case.closed_at,
+        withdrawal_reason: case.withdrawal.as_ref().map(|r| r.as_str().to_owned()),
+        location: case.location.as_ref().map(|l| LocationView {
+            address: l.address.as_ref().map(|a| a.as_str().to_owned()),
+            lat: l.coordinates.as_ref().map(domain::Coordinates::lat_degrees),
+            long: l.coordinates.as_ref().map(domain::Coordinates::long_degrees),
+        }),
+        questions_asked: u32::try_from(case.questions.len()).unwrap_or(u32::MAX),
+        questions_answered: u32::try_from(case.questions.iter().filter(|q| q.answered_at.is_some()).count())
+            .unwrap_or(u32::MAX),
         complainant,
     })
 }

@@ -31,9 +31,10 @@ pub fn check_phone(phone: &str) -> Result<(), ValidationError> {
 /// The longest email address (RFC 5321 §4.5.3.1.3: a path of 256 octets, less the brackets).
 pub const EMAIL_MAX_CHARS: usize = 254;
 
-/// Checks an email address in the plain form notices are sent to: `local@domain`, one `@`, a
-/// local part of 1–64 and a domain of dotted labels (letters, digits, `-`), no spaces or
-/// control characters, at most 254 characters.
+/// Checks an email address in the plain form notices are sent to (RFC 5322's dot-atom): a local
+/// part of letters, digits and ``!#$%&'*+/=?^_`{|}~-`` in dot-separated runs, one `@`, a domain of
+/// at least two dot-separated labels of letters, digits and inner hyphens (each at most 63), at
+/// most 254 characters in all (RFC 5321 §4.5.3.1.3).
 ///
 /// Errors: `email` "must look like name@example.cn".
 pub fn check_email(email: &str) -> Result<(), ValidationError> {
@@ -49,7 +50,7 @@ pub fn check_email(email: &str) -> Result<(), ValidationError> {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    let local_ok = (1..=64).contains(&local.len())
+    let local_ok = !local.is_empty()
         && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
         && !local.starts_with('.')
         && !local.ends_with('.')

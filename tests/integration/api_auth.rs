@@ -505,3 +505,93 @@ async fn every_record_endpoint_answers_every_role_as_the_literal_matrix_says() {
         RECORD_MATRIX.len()
     );
 }
+
+/// Who may use the integrations and the handler's question, written out by hand from the
+/// authorisation table's intent (issue 12): clerk, handler of the village (the case is not at
+/// its unit), handler of the department the case is assigned to, supervisor, auditor, admin,
+/// citizen. `A` allowed, `F` 403, `N` 404 (outside the caller's scope).
+const INTEGRATION_MATRIX: &[(&str, &str, &str)] = &[
+    ("GET", "/notice-templates", "AFFAAAF"),
+    ("PUT", "/notice-templates/question/email", "FFFFFAF"),
+    ("GET", "/cases/{case}/notices/outbox", "AFFAAFF"),
+    ("POST", "/cases/{case}/questions", "ANAAFFF"),
+    ("POST", "/webhooks", "FFFFFAF"),
+    ("GET", "/webhooks", "FFFFFAF"),
+    ("GET", "/webhooks/{hook}", "FFFFFAF"),
+    ("POST", "/webhooks/{hook}/disable", "FFFFFAF"),
+    ("POST", "/webhooks/{hook}/enable", "FFFFFAF"),
+    ("POST", "/open311-keys", "FFFFFAF"),
+    ("GET", "/open311-keys", "FFFFFAF"),
+    ("DELETE", "/open311-keys/{key}", "FFFFFAF"),
+    ("PUT", "/categories/{category}/attributes", "FFFFFAF"),
+];
+
+#[tokio::test]
+async fn every_integration_endpoint_answers_every_role_as_the_literal_matrix_says() {
+    let app = spawn_app().await;
+    let admin = app.token("admin", None);
+    let clerk = app.token("clerk", None);
+    let case = app.register(app.case_body()).await;
+    let r = app.post(&format!("/api/v1/cases/{case}/assign"), &clerk, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let hook =
+        app.post("/api/v1/webhooks", &admin, json!({"url": "http://127.0.0.1:9/hook"})).await.body["endpoint"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let category = app.post("/api/v1/categories", &admin, json!({"code": "matrix", "name": "矩阵"})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let roles: [(&str, Option<Uuid>); 7] = [
+        ("clerk", None),
+        ("handler", Some(app.village)),
+        ("handler", Some(app.dept_a)),
+        ("supervisor", None),
+        ("auditor", None),
+        ("admin", None),
+        ("citizen", None),
+    ];
+    let mut checked = 0;
+    for (method, path, expected) in INTEGRATION_MATRIX {
+        for ((role, unit), want) in roles.iter().zip(expected.chars()) {
+            let key =
+                app.post("/api/v1/open311-keys", &admin, json!({"name": "矩阵", "channel": "web"})).await.body["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+            let url = format!(
+                "/api/v1{}",
+                path.replace("{case}", &case.to_string())
+                    .replace("{hook}", &hook)
+                    .replace("{key}", &key)
+                    .replace("{category}", &category)
+            );
+            let body = match *path {
+                "/notice-templates/question/email" => json!({"subject": "询问", "body": "请回答：{question}"}),
+                "/cases/{case}/questions" => json!({"text": "请问具体位置？"}),
+                "/webhooks" => json!({"url": "http://127.0.0.1:9/other"}),
+                "/webhooks/{hook}/disable" => json!({"reason": "矩阵测试停用"}),
+                "/open311-keys" => json!({"name": "平台", "channel": "web"}),
+                "/categories/{category}/attributes" => json!({"attributes": []}),
+                _ => json!({}),
+            };
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            let body = matches!(m, Method::POST | Method::PUT).then_some(&body);
+            let before = app.event_count().await;
+            let r = app.send(m, &url, Some(&app.token(role, *unit)), body, &[]).await;
+            let status = r.status.as_u16();
+            let who = format!("{role} {unit:?} {method} {path}");
+            match want {
+                'F' => r.assert_problem(403, "forbidden"),
+                'N' => r.assert_problem(404, "not-found"),
+                _ => assert!((200..300).contains(&status), "{who}: allowed, but got {status}: {}", r.text),
+            }
+            if !(200..300).contains(&status) {
+                assert_eq!(app.event_count().await, before, "{who}: a refused request writes nothing");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, INTEGRATION_MATRIX.len() * 7);
+}

@@ -67,6 +67,16 @@ async fn the_public_flow_end_to_end() {
     let id = case_id(&app, &code).await;
     let clerk = app.token("clerk", None);
     let handler = app.token("handler", Some(app.dept_a));
+    // Staff see where the matter is (coordinates kept to six decimals) and the contact masked.
+    let c = app.get(&format!("/api/v1/cases/{id}"), &clerk).await;
+    assert_eq!(
+        c.body["location"],
+        json!({"address": "东岭村村口", "lat": 30.123457, "long": 120.654321}),
+        "{}",
+        c.text
+    );
+    assert_eq!(c.body["channel"], "web");
+    assert_eq!(c.body["complainant"]["phone"], "139****5678", "{}", c.text);
     cmd(&app, &clerk, &id, "accept", json!({})).await;
     cmd(&app, &clerk, &id, "assign", json!({"unit_id": app.dept_a})).await;
     cmd(&app, &clerk, &id, "notes", json!({"text": "内部备注：请卫生院核实"})).await;
@@ -225,6 +235,7 @@ async fn a_citizen_withdraws_with_a_reason_and_the_case_closes_as_withdrawn() {
     let id = case_id(&app, &code).await;
     let c = app.get(&format!("/api/v1/cases/{id}"), &app.token("clerk", None)).await;
     assert_eq!(c.body["status"], "closed", "{}", c.text);
+    assert_eq!(c.body["withdrawal_reason"], "已通过其他渠道解决");
     app.post(&format!("/api/v1/cases/{id}/reopen"), &app.token("supervisor", None), json!({"reason": "复查一下"}))
         .await
         .assert_problem(409, "case-withdrawn");

@@ -311,13 +311,18 @@ impl Filler {
     }
 }
 
+/// A webhook endpoint's URL, as `WebhookRequest.url` states it.
+const WEBHOOK_URL: &str = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[0-9]{1,4})?(/[!-~]*)?$";
+
 /// The values for a field with a pattern of its own (other than the text patterns, whose values
 /// come from the lengths). `None`: the test does not know the pattern.
 fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Probe>> {
     Some(match pattern {
         // An email address (for notices): at most 254 characters.
-        r"^[^\s@]+@[^\s@]+\.[^\s@]+$" => {
+        r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$" =>
+        {
             let longest = format!("{}@{}.{}.{}", "a".repeat(64), "b".repeat(63), "c".repeat(63), "d".repeat(61));
+            // (A label of 64 is refused, as the pattern's {0,61} says.)
             vec![
                 inside("zhangsan@example.cn"),
                 inside(longest.clone()),
@@ -325,12 +330,14 @@ fn pattern_probes(pattern: &str, key: &str, fill: &mut Filler) -> Option<Vec<Pro
                 outside("zhangsan"),
                 outside("zhang san@example.cn"),
                 outside("zhangsan@example"),
+                outside(" zhangsan@example.cn"),
+                outside(format!("a@{}.cn", "b".repeat(64))),
             ]
         }
         // A webhook's URL.
-        r"^https?://[^\s]+$" => vec![
-            inside("http://127.0.0.1:9/hook"),
-            inside("https://platform.example.cn/h"),
+        p if p == WEBHOOK_URL => vec![
+            inside("http://receiver.example.cn:9/hook"),
+            inside("https://platform.example.cn/h?x=1"),
             outside("ftp://example.cn/h"),
             outside("http://"),
             outside("http://a b/"),

@@ -325,8 +325,16 @@ _CROSS_FIELD = {
         "must state why, in at least 4 letters or characters",
         "must hold a real birth date (characters 7 to 14, YYYYMMDD)",
         "its check character does not match (GB 11643-1999)",
-        "an anonymous complainant gives no name, phone or ID number",
-        "give a name or a phone number, or set anonymous",
+        "an anonymous complainant gives no name, phone, email or ID number",
+        "give a name, a phone number or an email address, or set anonymous",
+        "give both lat and long, or neither",
+        "give an address or coordinates, or leave location out",
+        # A category's Open311 attributes: values by data type, codes, orders and keys unique.
+        "only list types have values",
+        "a list type names its values",
+        "each code once",
+        "1 to 1000, each order once",
+        "keys unique, 1 to 50 of letters, digits, _ . -; names 1 to 100 characters",
     },
     # Judged against what the server holds: the routing rules, the kind of the unit named.
     "EX-STATEFUL-VALUE-RULE": {
@@ -389,9 +397,35 @@ def _only_blank_complainant(failure, case) -> bool:
     return all(isinstance(complainant.get(f), str) and not complainant[f].strip() for f in named)
 
 
+# Open311's POST requests: rules between fields (a location: lat and long, or address_string) and
+# of the service asked for (its attributes, as an admin defined them), answered 400 in the
+# spec's error list, each naming its rule.
+_OPEN311_RULES = re.compile(
+    r"give lat and long, or address_string"
+    r"|location: give both lat and long, or neither"
+    r"|attribute\[[^\]]*\] (is required|is not defined for this service|takes one value|is not a valid .*)"
+)
+
+
+def _open311_rule(case, response) -> bool:
+    if case.operation.label != "POST /open311/v2/requests.{ext}" or response.status_code != 400:
+        return False
+    try:
+        errors = response.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(errors, list)
+        and bool(errors)
+        and all(isinstance(e, dict) and _OPEN311_RULES.fullmatch(str(e.get("description", ""))) for e in errors)
+    )
+
+
 def _match(failure, case, response) -> str | None:
     """The id of the documented exception this failure is, if any."""
     code = getattr(failure, "code", "")
+    if code == "ST202" and _open311_rule(case, response):
+        return "EX-OPEN311-RULE"
     problem = _problem(response)
     kind = problem.get("code")
     detail = str(problem.get("detail", ""))

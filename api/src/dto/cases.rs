@@ -43,9 +43,14 @@ pub struct ComplainantInput {
     /// cannot say: a mistyped number is answered 422. Blank counts as absent.
     #[schema(min_length = 18, max_length = 18, pattern = r"^[0-9]{17}[0-9Xx]$", example = "11010519491231002X")]
     pub id_number: Option<String>,
-    /// Email address for notices (`name@example.cn`, at most 254 characters); blank counts as
-    /// absent. Sealed with the rest.
-    #[schema(max_length = 254, pattern = r"^[^\s@]+@[^\s@]+\.[^\s@]+$", example = "zhangsan@example.cn")]
+    /// Email address for notices (`name@example.cn`: a dot-atom local part, a domain of at
+    /// least two labels of letters, digits and inner hyphens, each at most 63; at most 254
+    /// characters); blank counts as absent. Sealed with the rest.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$",
+        example = "zhangsan@example.cn"
+    )]
     pub email: Option<String>,
     /// The citizen chose not to give their identity.
     #[serde(default)]
@@ -591,8 +596,27 @@ pub struct CaseView {
     pub notes: u32,
     /// When closed.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why the citizen withdrew it (撤回), when they did (the case is then closed).
+    pub withdrawal_reason: Option<String>,
+    /// Where the matter is, when given.
+    pub location: Option<LocationView>,
+    /// Questions asked through the case, and how many the citizen answered.
+    pub questions_asked: u32,
+    /// Of those, answered.
+    pub questions_answered: u32,
     /// The complainant, masked.
     pub complainant: ComplainantView,
+}
+
+/// Where a matter is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LocationView {
+    /// The address.
+    pub address: Option<String>,
+    /// Latitude (WGS 84).
+    pub lat: Option<f64>,
+    /// Longitude (WGS 84).
+    pub long: Option<f64>,
 }
 
 /// Who caused an event.

@@ -216,8 +216,12 @@ pub async fn case_outbox(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://platform.example.cn/huiyin/hook", "event_types": ["case."]}))]
 pub struct WebhookRequest {
-    /// Where deliveries go: `http://` or `https://`, at most 2000 characters.
-    #[schema(max_length = 2000, pattern = r"^https?://[^\s]+$")]
+    /// Where deliveries go: `http://` or `https://`, a host name (an IP address is taken too), an
+    /// optional port, a path of visible ASCII; no credentials; at most 2000 characters.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[0-9]{1,4})?(/[!-~]*)?$"
+    )]
     pub url: String,
     /// Event-type prefixes to deliver (`case.`, `case.fed_back`, `meeting.`); empty or absent:
     /// every event. At most 20, each 1 to 100 characters of `a-z`, `_` and `.`.

@@ -92,11 +92,11 @@ async fn key_channel(state: &AppState, format: Format, api_key: Option<&str>) ->
 /// The endpoints, their specification and formats.
 #[utoipa::path(
     tag = "open311",
-    params(("format" = String, Path, description = "`json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
-    responses((status = 200, description = "The discovery document (JSON; XML by the extension)", content((Discovery = "application/json"), (String = "text/xml")))),
+    params(("ext" = String, Path, description = "The format: `json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
+    responses((status = 200, description = "The discovery document (JSON; XML by the extension)", content((DiscoveryJson = "application/json"), (String = "text/xml")))),
     security(())
 )]
-#[get("/discovery.{format}")]
+#[get("/discovery.{ext}")]
 pub async fn discovery(req: HttpRequest, path: Path<String>) -> HttpResponse {
     let format = match format_of(&path) {
         Ok(f) => f,
@@ -117,14 +117,7 @@ pub async fn discovery(req: HttpRequest, path: Path<String>) -> HttpResponse {
             }],
         },
     };
-    // JSON: `formats` is a plain list of media types.
-    let json = serde_json::json!({
-        "changeset": d.changeset, "contact": d.contact, "key_service": d.key_service,
-        "endpoints": d.endpoints.endpoint.iter().map(|e| serde_json::json!({
-            "specification": e.specification, "url": e.url, "changeset": e.changeset, "type": e.type_,
-            "formats": e.formats.format,
-        })).collect::<Vec<_>>(),
-    });
+    let json = DiscoveryJson::from(&d);
     reply(format, StatusCode::OK, &json, &d).unwrap_or_else(|e| from_api(format, &e))
 }
 
@@ -146,11 +139,11 @@ fn service_of(c: &infra::reference::Category) -> Service {
 /// The active categories as services.
 #[utoipa::path(
     tag = "open311",
-    params(("format" = String, Path, description = "`json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
+    params(("ext" = String, Path, description = "The format: `json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
     responses((status = 200, description = "The services (JSON; XML by the extension)", content((Vec<Service> = "application/json"), (String = "text/xml")))),
     security(())
 )]
-#[get("/services.{format}")]
+#[get("/services.{ext}")]
 pub async fn services(state: Data<AppState>, path: Path<String>) -> HttpResponse {
     let format = match format_of(&path) {
         Ok(f) => f,
@@ -169,11 +162,11 @@ pub async fn services(state: Data<AppState>, path: Path<String>) -> HttpResponse
 /// The attributes a service (category) asks for; 404 for an unknown or inactive service.
 #[utoipa::path(
     tag = "open311",
-    params(("service_code" = String, Path, description = "The service's code (a category's).", max_length = 32, pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$"), ("format" = String, Path, description = "`json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
+    params(("service_code" = String, Path, description = "The service's code (a category's).", max_length = 32, pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$"), ("ext" = String, Path, description = "The format: `json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
     responses((status = 200, description = "The definition (JSON; XML by the extension)", content((ServiceDefinition = "application/json"), (String = "text/xml")))),
     security(())
 )]
-#[get("/services/{service_code}.{format}")]
+#[get("/services/{service_code}.{ext}")]
 pub async fn service_definition(state: Data<AppState>, path: Path<(String, String)>) -> HttpResponse {
     let (code, ext) = path.into_inner();
     let format = match format_of(&ext) {
@@ -193,6 +186,7 @@ pub async fn service_definition(state: Data<AppState>, path: Path<(String, Strin
 
 /// `GET requests`'s query.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
     /// The key issued by the committee.
     #[param(min_length = 1, max_length = 200)]
@@ -291,11 +285,11 @@ fn list(s: &Option<String>) -> Option<Vec<String>> {
 /// or picked by receipt code (`service_request_id`, which overrides the rest).
 #[utoipa::path(
     tag = "open311",
-    params(("format" = String, Path, description = "`json` or `xml`.", max_length = 4, pattern = "^(json|xml)$"), RequestsQuery),
+    params(("ext" = String, Path, description = "The format: `json` or `xml`.", max_length = 4, pattern = "^(json|xml)$"), RequestsQuery),
     responses((status = 200, description = "The requests (JSON; XML by the extension)", content((Vec<ServiceRequest> = "application/json"), (String = "text/xml")))),
     security(())
 )]
-#[get("/requests.{format}")]
+#[get("/requests.{ext}")]
 pub async fn list_requests(state: Data<AppState>, req: HttpRequest, path: Path<String>) -> HttpResponse {
     let format = match format_of(&path) {
         Ok(f) => f,
@@ -380,6 +374,7 @@ pub async fn list_requests(state: Data<AppState>, req: HttpRequest, path: Path<S
 
 /// The api_key of a request that reads.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KeyQuery {
     /// The key issued by the committee.
     #[param(min_length = 1, max_length = 200)]
@@ -395,11 +390,11 @@ pub struct KeyQuery {
 /// it); 404 when there is none.
 #[utoipa::path(
     tag = "open311",
-    params(("service_request_id" = String, Path, description = "The receipt code.", max_length = 20, pattern = r"^[Hh][Yy]-[0-9]{8}-[0-9A-Za-z]{8}$"), ("format" = String, Path, description = "`json` or `xml`.", max_length = 4, pattern = "^(json|xml)$"), KeyQuery),
+    params(("service_request_id" = String, Path, description = "The receipt code.", max_length = 20, pattern = r"^[Hh][Yy]-[0-9]{8}-[0-9A-Za-z]{8}$"), ("ext" = String, Path, description = "The format: `json` or `xml`.", max_length = 4, pattern = "^(json|xml)$"), KeyQuery),
     responses((status = 200, description = "The request (JSON; XML by the extension)", content((Vec<ServiceRequest> = "application/json"), (String = "text/xml")))),
     security(())
 )]
-#[get("/requests/{service_request_id}.{format}")]
+#[get("/requests/{service_request_id}.{ext}")]
 pub async fn get_request(state: Data<AppState>, req: HttpRequest, path: Path<(String, String)>) -> HttpResponse {
     let (id, ext) = path.into_inner();
     let format = match format_of(&ext) {
@@ -436,36 +431,58 @@ pub async fn get_request(state: Data<AppState>, req: HttpRequest, path: Path<(St
     work.await.unwrap_or_else(|e| from_api(format, &e))
 }
 
-/// The fields of `POST requests` (`application/x-www-form-urlencoded`).
+/// The fields of `POST requests` (`application/x-www-form-urlencoded`). Besides what the schema
+/// states: a location is required (`lat` and `long`, or `address_string`), and the service's
+/// required attributes (`attribute[<code>]`) must be given: 400 names what is missing.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateRequestForm {
     /// The key issued by the committee.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[!-~]+$")]
     pub api_key: String,
     /// The service (category) code.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$")]
     pub service_code: String,
     /// Latitude (WGS 84); with `long`. One of `lat` & `long` or `address_string` is required.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: Option<f64>,
     /// Longitude (WGS 84); with `lat`.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub long: Option<f64>,
-    /// The address: at most 200 characters.
+    /// The address: 1 to 200 characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub address_string: Option<String>,
     /// Not used.
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub address_id: Option<String>,
-    /// The reporter's email (for notices).
+    /// The reporter's email (for notices); blank counts as absent.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    )]
     pub email: Option<String>,
     /// Not used.
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub device_id: Option<String>,
     /// Not used.
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub account_id: Option<String>,
-    /// The reporter's given name.
+    /// The reporter's given name; blank counts as absent.
+    #[schema(max_length = 25, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub first_name: Option<String>,
-    /// The reporter's family name.
+    /// The reporter's family name; blank counts as absent.
+    #[schema(max_length = 25, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub last_name: Option<String>,
-    /// The reporter's phone (for notices).
+    /// The reporter's phone (for notices): 7 to 15 digits, optionally after `+86`.
+    #[schema(max_length = 20, pattern = r"^[ -]*(\+[ -]*8[ -]*6)?([ -]*[0-9]){7,15}[ -]*$")]
     pub phone: Option<String>,
     /// What is reported: at most 4000 characters.
+    #[schema(max_length = 4000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
     /// A photo's URL: added to the description.
+    #[schema(max_length = 500, pattern = r"^https?://[^\s]+$")]
     pub media_url: Option<String>,
 }
 
@@ -477,12 +494,12 @@ pub struct CreateRequestForm {
 /// them the case is anonymous. Answers the new request's id (its receipt code) at once.
 #[utoipa::path(
     tag = "open311",
-    params(("format" = String, Path, description = "`json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
+    params(("ext" = String, Path, description = "The format: `json` or `xml`.", max_length = 4, pattern = "^(json|xml)$")),
     request_body(content = CreateRequestForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The request created (JSON; XML by the extension)", content((Vec<Created> = "application/json"), (String = "text/xml")))),
     security(())
 )]
-#[post("/requests.{format}")]
+#[post("/requests.{ext}")]
 pub async fn create_request(state: Data<AppState>, req: HttpRequest, path: Path<String>, body: Bytes) -> HttpResponse {
     let format = match format_of(&path) {
         Ok(f) => f,
