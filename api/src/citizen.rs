@@ -162,11 +162,15 @@ fn entry(e: &CaseEvent, at: DateTime<Utc>) -> Option<TimelineEntry> {
             },
         ),
         CaseEvent::Reopened(_) => plain("reopened", "重新办理"),
-        CaseEvent::DeadlineExtended(d) => with(
-            "extended",
-            "办理期限已延长",
-            &d.deadline.due_at.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d").to_string(),
-        ),
+        // The answer's due date the citizen was given moves only with the overall clock.
+        CaseEvent::DeadlineExtended(d) => match d.overall {
+            Some(o) => with(
+                "extended",
+                "答复期限已延长",
+                &o.due_at.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d").to_string(),
+            ),
+            None => plain("extended", "承办单位的办理期限已延长"),
+        },
         CaseEvent::InformationSupplemented(i) => with("information_added", "您补充了材料", i.text.as_str()),
         CaseEvent::CitizenAsked(q) => {
             TimelineEntry { question: Some(q.question), ..with("question", "承办方询问", q.text.as_str()) }
@@ -211,6 +215,7 @@ pub async fn view(state: &AppState, case_id: CaseId) -> Result<PublicCaseView, A
         None => None,
     };
     let open = !matches!(case.status, Status::Closed | Status::Rejected);
+    let can_withdraw = open && case.satisfaction.is_none();
     Ok(PublicCaseView {
         receipt_code: case.receipt_code.as_str().into(),
         status: public_status(case).into(),
@@ -221,7 +226,7 @@ pub async fn view(state: &AppState, case_id: CaseId) -> Result<PublicCaseView, A
         answer_due_at: case.overall.filter(|_| case.overall_running() && case.paused.is_none()).map(|d| d.due_at),
         reply: case.feedback.as_ref().map(|f| f.content.as_str().into()),
         can_rate: case.status == Status::FedBack && case.satisfaction.is_none() && case.duplicate_of.is_none(),
-        can_withdraw: open,
+        can_withdraw,
         can_add_information: open,
         questions,
         timeline,

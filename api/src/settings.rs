@@ -428,6 +428,10 @@ pub struct PublicArgs {
     /// The first webhook retry's delay, in seconds; each later one doubles it (at most an hour).
     #[arg(long, env = "HUIYIN_WEBHOOK_RETRY_BASE_S", default_value_t = 5)]
     pub webhook_retry_base_s: u64,
+    /// Accept webhook URLs naming loopback, private, link-local or other non-public addresses
+    /// (off: a webhook cannot be aimed at the service's own network).
+    #[arg(long, env = "HUIYIN_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
 }
 
 impl Default for PublicArgs {
@@ -438,6 +442,7 @@ impl Default for PublicArgs {
             webhook_disable_after: 10,
             webhook_timeout_ms: 5_000,
             webhook_retry_base_s: 5,
+            webhook_allow_private: false,
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub calendar_changed: Arc<tokio::sync::Notify>,
     /// How long a retried reveal shows the identity again (`HUIYIN_REVEAL_REPLAY_S`).
     pub reveal_replay: chrono::Duration,
+    /// Whether webhook URLs may name non-public addresses (`HUIYIN_WEBHOOK_ALLOW_PRIVATE`).
+    pub webhook_allow_private: bool,
 }
 
 /// Why the application could not be built.
@@ -99,6 +101,7 @@ impl Application {
             }
         };
         let state = AppState {
+            webhook_allow_private: settings.public.webhook_allow_private,
             signer,
             feed_wake: Arc::new(tokio::sync::Notify::new()),
             watch: Arc::default(),

@@ -698,12 +698,20 @@ pub enum NoticeType {
     Question,
     /// 延期告知: the deadline was extended.
     Extension,
+    /// 不予受理告知: the case is not accepted, with the reason and where to turn.
+    NonAcceptance,
 }
 
 impl NoticeType {
     /// Every notice type.
-    pub const ALL: [Self; 5] =
-        [Self::Acknowledgement, Self::Reply, Self::FollowUpRequest, Self::Question, Self::Extension];
+    pub const ALL: [Self; 6] = [
+        Self::Acknowledgement,
+        Self::Reply,
+        Self::FollowUpRequest,
+        Self::Question,
+        Self::Extension,
+        Self::NonAcceptance,
+    ];
 
     /// The type's identifier.
     pub fn as_str(self) -> &'static str {
@@ -713,6 +721,7 @@ impl NoticeType {
             Self::FollowUpRequest => "follow_up_request",
             Self::Question => "question",
             Self::Extension => "extension",
+            Self::NonAcceptance => "non_acceptance",
         }
     }
 

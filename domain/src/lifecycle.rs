@@ -1267,7 +1267,9 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
         Command::Withdraw { reason } => {
             // Status is not closed here (checked above): any open case may be withdrawn, a
             // rejected one is already answered.
-            if case.status == Status::Rejected {
+            // A rejected case is already answered; one the citizen rated has had its answer
+            // accepted or sent back (a dissatisfied rating reopens it, and then it may be).
+            if case.status == Status::Rejected || case.satisfaction.is_some() {
                 return Err(transition(command, case));
             }
             vec![CaseEvent::Withdrawn(Withdrawn { reason: reason.clone() })]

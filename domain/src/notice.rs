@@ -28,6 +28,8 @@ pub fn notice_of(event: &CaseEvent) -> Option<NoticeType> {
         CaseEvent::FollowUpAttempted(_) => Some(NoticeType::FollowUpRequest),
         CaseEvent::CitizenAsked(_) => Some(NoticeType::Question),
         CaseEvent::DeadlineExtended(_) => Some(NoticeType::Extension),
+        // 信访工作条例 (2022) art. 23: the citizen is told in writing that the matter is not accepted.
+        CaseEvent::Rejected(_) => Some(NoticeType::NonAcceptance),
         _ => None,
     }
 }
@@ -54,8 +56,9 @@ pub fn owed(events: &[CaseEvent], after: &Case) -> Vec<Owed> {
 /// - `{due_date}` — the date the answer is due, `YYYY-MM-DD` in China Standard Time
 ///   (acknowledgement, extension);
 /// - `{reply}` — the reply's words (reply);
-/// - `{question}` — the question's words (question).
-pub const PLACEHOLDERS: [&str; 4] = ["receipt_code", "due_date", "reply", "question"];
+/// - `{question}` — the question's words (question);
+/// - `{reason}` — why the case is not accepted, and where to turn (non-acceptance).
+pub const PLACEHOLDERS: [&str; 5] = ["receipt_code", "due_date", "reply", "question", "reason"];
 
 /// The values a template is filled with; an absent one renders as empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,6 +71,8 @@ pub struct NoticeValues {
     pub reply: Option<String>,
     /// The question.
     pub question: Option<String>,
+    /// Why the case is not accepted.
+    pub reason: Option<String>,
 }
 
 /// Checks a template: every `{…}` names one of [`PLACEHOLDERS`], braces are balanced, and the
@@ -84,7 +89,7 @@ pub fn check_template(text: &str, max: usize) -> Result<(), &'static str> {
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else { return Err("a '{' without its '}'") };
         if !PLACEHOLDERS.contains(&&after[..close]) {
-            return Err("an unknown placeholder: use {receipt_code}, {due_date}, {reply} or {question}");
+            return Err("an unknown placeholder: use {receipt_code}, {due_date}, {reply}, {question} or {reason}");
         }
         rest = &after[close + 1..];
     }
@@ -99,6 +104,7 @@ pub fn render(template: &str, v: &NoticeValues) -> String {
         .replace("{due_date}", &or_empty(&v.due_date))
         .replace("{reply}", &or_empty(&v.reply))
         .replace("{question}", &or_empty(&v.question))
+        .replace("{reason}", &or_empty(&v.reason))
 }
 
 #[cfg(test)]
@@ -122,6 +128,7 @@ mod tests {
             due_date: Some("2026-12-16".into()),
             reply: None,
             question: Some("路灯在哪个路口？".into()),
+            reason: None,
         };
         assert_eq!(
             render("{receipt_code}/{due_date}/{reply}/{question}", &v),

@@ -122,3 +122,20 @@ fn the_citizen_adds_information_to_an_open_case_only() {
     assert_eq!(case.history_texts, ["晚上七点以后完全不亮"], "searchable like every text of the history");
     assert_eq!(s.after(&[withdraw()]).decide(&add), Err(DomainError::CaseClosed));
 }
+
+#[test]
+fn a_rated_answer_is_not_withdrawn_and_a_rejection_owes_its_notice() {
+    let s = given_new().after(&[register(), Command::Accept, assign(1)]).handler_of(1).after(&[handle(), feedback()]);
+    let rated = s.clone_at().acting_as(Role::Citizen).after(&[rate(Rating::Satisfied)]);
+    assert!(matches!(rated.decide(&withdraw()), Err(DomainError::InvalidTransition { command: "withdraw", .. })));
+    // Before the rating the citizen may still withdraw.
+    assert!(s.decide(&withdraw()).is_ok());
+    let mut r = registration();
+    r.complainant.reachable_by = vec![ContactChannel::Email];
+    let s = given_new().after(&[Command::Register(Box::new(r))]);
+    let (events, case) = s.when(reject("不属于受理范围的事项")).unwrap();
+    assert_eq!(
+        owed(&events, &case),
+        [Owed { event: 0, notice: NoticeType::NonAcceptance, channel: ContactChannel::Email }]
+    );
+}

@@ -1,5 +1,6 @@
-//! The ledger as the Open311 facade reads it: a channel's cases with what a service request
-//! shows (the registration's description and location, the latest reply, the last change).
+//! The ledger as the Open311 facade reads it: the cases an api_key posted (their registration's
+//! actor is `open311:<key id>`), with what a service request shows (the registration's
+//! description and location, the latest reply, the last change).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -13,6 +14,9 @@ use crate::error::StoreError;
 pub struct RequestFilter {
     /// The key's channel.
     pub channel: String,
+    /// The actor the key's requests were registered as (`open311:<key id>`): a key reads only
+    /// what it posted, never other cases of its channel (a citizen's online report, a hotline's).
+    pub posted_by: String,
     /// Received at or after.
     pub from: DateTime<Utc>,
     /// Received before.
@@ -68,7 +72,7 @@ pub async fn requests(pool: &Pool, f: &RequestFilter) -> Result<Vec<RequestRow>,
                         AND f.event_type = 'case.fed_back' ORDER BY f.version DESC LIMIT 1), \
                     EXISTS (SELECT 1 FROM events w WHERE w.case_id = l.case_id AND w.event_type = 'case.withdrawn') \
                FROM ledger l JOIN events r ON r.case_id = l.case_id AND r.version = 1 \
-              WHERE l.channel = $1 \
+              WHERE l.channel = $1 AND r.metadata->>'actor_id' = $8 \
                 AND (CASE WHEN $6::text[] IS NOT NULL THEN l.receipt_code = ANY($6) \
                      ELSE l.received_at >= $2 AND l.received_at < $3 \
                           AND ($4::uuid[] IS NULL OR l.category_id = ANY($4)) \
@@ -77,7 +81,10 @@ pub async fn requests(pool: &Pool, f: &RequestFilter) -> Result<Vec<RequestRow>,
         )
         .await?;
     let rows = client
-        .query(&stmt, &[&f.channel, &f.from, &f.to, &f.categories, &f.statuses, &f.receipt_codes, &f.limit])
+        .query(
+            &stmt,
+            &[&f.channel, &f.from, &f.to, &f.categories, &f.statuses, &f.receipt_codes, &f.limit, &f.posted_by],
+        )
         .await?;
     Ok(rows
         .iter()

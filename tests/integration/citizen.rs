@@ -192,6 +192,11 @@ async fn the_public_flow_end_to_end() {
     )
     .await
     .assert_problem(409, "already-rated");
+    // Rated, the answer stands: it is no longer withdrawn.
+    assert_eq!(r.body["can_withdraw"], false);
+    public(&app, Method::POST, &format!("{view_path}/withdrawal"), Some(&secret), Some(json!({"reason": "不需要了"})))
+        .await
+        .assert_problem(409, "invalid-transition");
     let c = app.get(&format!("/api/v1/cases/{id}"), &clerk).await;
     assert_eq!(c.body["satisfaction"]["rating"], "satisfied", "{}", c.text);
     assert_eq!(c.body["satisfaction"]["method"], "web", "{}", c.text);

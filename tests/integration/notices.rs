@@ -272,6 +272,40 @@ async fn the_reply_a_question_and_an_extension_each_owe_a_notice_from_an_editabl
     let mails = sink.wait_for(2, 20).await;
     assert_eq!(mails[1].body.trim(), "请回答：是哪一年的低保？");
     assert!(mails[1].subject.starts_with("询问 HY-"), "{}", mails[1].subject);
+    // An extension tells the citizen the answer's due date they are given everywhere (the
+    // overall clock, moved with it), never the unit's internal handling deadline.
+    let sup = app.token("supervisor", None);
+    for (action, body) in [("assign", json!({"unit_id": app.dept_a})), ("sign", json!({}))] {
+        let t = if action == "sign" { app.token("handler", Some(app.dept_a)) } else { clerk.clone() };
+        let r = app.post(&format!("/api/v1/cases/{id}/{action}"), &t, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{action}: {}", r.text);
+    }
+    let case = app.get(&format!("/api/v1/cases/{id}"), &clerk).await.body;
+    let handling_due: chrono::DateTime<chrono::Utc> = case["deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    let new_due = handling_due + chrono::Duration::days(10);
+    let r = app
+        .post(&format!("/api/v1/cases/{id}/extend"), &sup, json!({"due_at": new_due, "reason": "需要现场勘查"}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let overall: chrono::DateTime<chrono::Utc> =
+        r.body["overall_deadline"]["due_at"].as_str().unwrap().parse().unwrap();
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let mails = sink.wait_for(3, 20).await;
+    assert!(mails[2].body.contains(&overall.with_timezone(&cst).format("%Y-%m-%d").to_string()), "{}", mails[2].body);
+    assert!(!mails[2].body.contains(&new_due.with_timezone(&cst).format("%Y-%m-%d").to_string()), "{}", mails[2].body);
+    // A case not accepted is told so, with the reason and where to turn (信访工作条例 art. 23).
+    let other = app.register(case_with(json!({"name": "周九", "email": "zhoujiu@example.cn"}), false)).await;
+    let r = app
+        .post(
+            &format!("/api/v1/cases/{other}/reject"),
+            &clerk,
+            json!({"reason_code": "legal_channel", "reason": "属于诉讼程序处理的事项", "referred_to": "县人民法院"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mails = sink.wait_for(4, 20).await;
+    assert_eq!(mails[3].rcpt_tos, ["zhoujiu@example.cn"]);
+    assert!(mails[3].body.contains("属于诉讼程序处理的事项（请向县人民法院反映）"), "{}", mails[3].body);
     // An anonymous case owes no notice.
     let before = sink.mails().len();
     let anon = app.register(case_with(json!({"anonymous": true}), true)).await;

@@ -374,9 +374,30 @@ async fn a_request_posted_there_is_a_case_in_the_ledger_and_its_updates_show_in_
     let other = r.body["api_key"].as_str().unwrap();
     let r = get(&app, &format!("/open311/v2/requests.json?api_key={other}")).await;
     assert_eq!(r.body, json!([]), "{}", r.text);
+    // Nor does another key of the same channel, and this key does not see a case a citizen
+    // submitted online (channel web too): a key reads what it posted, nothing else.
+    let r = app
+        .post("/api/v1/open311-keys", &app.token("admin", None), json!({"name": "另一平台", "channel": "web"}))
+        .await;
+    let second = r.body["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(get(&app, &format!("/open311/v2/requests.json?api_key={second}")).await.body, json!([]));
+    assert_errors_json(&get(&app, &format!("/open311/v2/requests/{code}.json?api_key={second}")).await, 404);
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/public/cases",
+            None,
+            Some(&json!({"kind": "report", "title": "检举", "description": "匿名检举内容", "complainant": {"anonymous": true}})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let listed = list(&app, &key, "").await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "{}", listed.text);
+    assert!(!listed.text.contains("匿名检举内容"));
     // A revoked key is refused.
     let keys_list = app.get("/api/v1/open311-keys", &app.token("admin", None)).await;
-    let key_id = keys_list.body.as_array().unwrap().iter().find(|k| k["channel"] == "web").unwrap()["id"]
+    let key_id = keys_list.body.as_array().unwrap().iter().find(|k| k["name"] == "市民平台").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -247,3 +247,26 @@ async fn a_receiver_sees_every_event_once_by_position_across_a_server_kill() {
     };
     assert!(firsts.windows(2).all(|w| key(w[0]) < key(w[1])), "deliveries follow the feed's order");
 }
+
+#[tokio::test]
+async fn a_webhook_may_not_aim_at_the_services_own_network() {
+    let app = spawn_app_with(|s| s.public.webhook_allow_private = false).await;
+    let admin = app.token("admin", None);
+    for url in [
+        "http://127.0.0.1:5432/",
+        "http://0x7f000001:9464/metrics",
+        "http://[::1]:8080/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.1/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://localhost:8080/",
+        "http://printer.local/",
+    ] {
+        let r = app.post("/api/v1/webhooks", &admin, json!({"url": url})).await;
+        r.assert_problem(422, "validation");
+        assert!(r.text.contains("must name a public host"), "{url}: {}", r.text);
+    }
+    let r = app.post("/api/v1/webhooks", &admin, json!({"url": "https://platform.example.cn/hook"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}

@@ -121,7 +121,13 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
         // Notices wait in the outbox unless a test configures a sender; the workers poll fast.
         notices: api::settings::NoticeArgs { poll_ms: 100, ..Default::default() },
         // Tests send many public requests from one address: the limit is the 429 test's own.
-        public: api::settings::PublicArgs { rate_per_min: 60_000, burst: 10_000, ..Default::default() },
+        // Receivers listen on 127.0.0.1: webhooks may name it here (the refusal has its own test).
+        public: api::settings::PublicArgs {
+            rate_per_min: 60_000,
+            burst: 10_000,
+            webhook_allow_private: true,
+            ..Default::default()
+        },
     }
 }
 

@@ -82,8 +82,13 @@ fn worker_meta() -> RequestMeta {
 /// Runs the worker until the runtime stops: a batch every `poll_ms`, at once again while
 /// batches come back full.
 pub async fn run(state: AppState, senders: Senders, settings: NoticeArgs) {
+    if senders.smtp.is_none() {
+        tracing::warn!("no SMTP host (HUIYIN_SMTP_HOST): mail notices wait in the outbox, pending");
+    }
+    if senders.sms.is_none() {
+        tracing::warn!("no SMS gateway (HUIYIN_SMS_GATEWAY_URL): text-message notices wait in the outbox, pending");
+    }
     if senders.channels().is_empty() {
-        tracing::info!("no SMTP host and no SMS gateway configured: notices wait in the outbox");
         return;
     }
     loop {
@@ -149,7 +154,20 @@ async fn send(state: &AppState, senders: &Senders, item: &OutboxItem) -> Result<
         domain::notice::NoticeValues { receipt_code: case.receipt_code.as_str().to_owned(), ..Default::default() };
     match &event {
         CaseEvent::Accepted(a) => values.due_date = Some(day(a.overall.due_at)),
-        CaseEvent::DeadlineExtended(d) => values.due_date = Some(day(d.deadline.due_at)),
+        // The citizen is told when the answer is due: the overall clock, which an extension moves
+        // (once); the unit's handling deadline is internal.
+        CaseEvent::DeadlineExtended(d) => {
+            values.due_date = d.overall.or(case.overall).map(|o| day(o.due_at));
+        }
+        CaseEvent::Rejected(r) => {
+            let mut why = r.reason.as_str().to_owned();
+            if let Some(to) = &r.referred_to {
+                why.push_str("（请向");
+                why.push_str(to.as_str());
+                why.push_str("反映）");
+            }
+            values.reason = Some(why);
+        }
         CaseEvent::FedBack(f) => values.reply = Some(f.content.as_str().to_owned()),
         CaseEvent::CitizenAsked(q) => values.question = Some(q.text.as_str().to_owned()),
         _ => {}

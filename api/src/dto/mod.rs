@@ -101,8 +101,8 @@ pub use integrity::*;
 pub use ledger::*;
 pub use reference::*;
 mirror_enum!(
-    /// What a notice to the citizen is about: 受理告知, 答复, 回访, a question, 延期告知.
-    NoticeType => domain::NoticeType { Acknowledgement, Reply, FollowUpRequest, Question, Extension }
+    /// What a notice to the citizen is about: 受理告知, 答复, 回访, a question, 延期告知, 不予受理告知.
+    NoticeType => domain::NoticeType { Acknowledgement, Reply, FollowUpRequest, Question, Extension, NonAcceptance }
 );
 mirror_enum!(
     /// How a notice reaches the citizen: a text message or an email.

@@ -31,7 +31,7 @@ pub struct NoticeTemplateView {
     pub channel: ContactChannel,
     /// The mail's subject (text messages ignore it).
     pub subject: String,
-    /// The text; `{receipt_code}`, `{due_date}`, `{reply}`, `{question}` are filled in.
+    /// The text; `{receipt_code}`, `{due_date}`, `{reply}`, `{question}`, `{reason}` are filled in.
     pub body: String,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
@@ -68,7 +68,7 @@ pub struct NoticeTemplateRequest {
         pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub subject: String,
-    /// 1 to 2000 characters; only `{receipt_code}`, `{due_date}`, `{reply}`, `{question}` may
+    /// 1 to 2000 characters; only `{receipt_code}`, `{due_date}`, `{reply}`, `{question}`, `{reason}` may
     /// stand in braces.
     #[schema(
         min_length = 1,
@@ -97,7 +97,7 @@ pub async fn list_templates(state: Data<AppState>, principal: Principal) -> Resu
 /// Change a notice template
 ///
 /// Replaces the subject and body of one notice type's template in one channel. A placeholder
-/// other than `{receipt_code}`, `{due_date}`, `{reply}`, `{question}`, or an unbalanced brace,
+/// other than `{receipt_code}`, `{due_date}`, `{reply}`, `{question}`, `{reason}`, or an unbalanced brace,
 /// is 422. Notices not yet sent use the new text.
 #[utoipa::path(
     tag = "integrations",
@@ -341,24 +341,69 @@ fn check_event_types(types: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_url(url: &str) -> Result<(), ApiError> {
+fn check_url(url: &str, allow_private: bool) -> Result<(), ApiError> {
+    let refuse =
+        |message: &str| Err(ApiError::Validation(vec![FieldError { field: "url".into(), message: message.into() }]));
     let parsed = reqwest::Url::parse(url).ok().filter(|u| {
         matches!(u.scheme(), "http" | "https")
             && u.host_str().is_some()
             && u.username().is_empty()
             && u.password().is_none()
     });
-    if url.len() > 2000 || parsed.is_none() {
-        return Err(ApiError::Validation(vec![FieldError {
-            field: "url".into(),
-            message: "must be an http(s) URL with a host and no credentials, at most 2000 characters".into(),
-        }]));
+    let Some(parsed) = parsed.filter(|_| url.len() <= 2000) else {
+        return refuse("must be an http(s) URL with a host and no credentials, at most 2000 characters");
+    };
+    if !allow_private && parsed.host().is_some_and(|h| !is_public_host(&h)) {
+        return refuse("must name a public host: loopback, private, link-local and local names are refused");
     }
     Ok(())
 }
 
+/// Whether a URL's host may be reached from the service: not a loopback, private, link-local,
+/// shared, unspecified, multicast or documentation address, nor a local name (`localhost`,
+/// `*.local`, `*.internal`). Checked on the host as the URL standard reads it (so `0x7f000001`
+/// is 127.0.0.1); a public name that resolves to a private address is not caught here.
+pub fn is_public_host(host: &url::Host<&str>) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let v4 = |a: Ipv4Addr| {
+        let o = a.octets();
+        !(a.is_loopback()
+            || a.is_private()
+            || a.is_link_local()
+            || a.is_unspecified()
+            || a.is_broadcast()
+            || a.is_multicast()
+            || a.is_documentation()
+            || o[0] == 0
+            || (o[0] == 100 && (64..128).contains(&o[1])))
+    };
+    let v6 = |a: Ipv6Addr| {
+        let first = a.segments()[0];
+        match a.to_ipv4_mapped() {
+            Some(m) => v4(m),
+            None => {
+                !(a.is_loopback()
+                    || a.is_unspecified()
+                    || a.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        }
+    };
+    match host {
+        url::Host::Ipv4(a) => v4(*a),
+        url::Host::Ipv6(a) => v6(*a),
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            !(d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local") || d.ends_with(".internal"))
+        }
+    }
+}
+
 /// Register a webhook endpoint
 ///
+/// The URL must name a public host (a loopback, private or link-local address is 422 unless
+/// `HUIYIN_WEBHOOK_ALLOW_PRIVATE` is on; redirects are never followed).
 /// The endpoint receives every event of the feed whose type starts with one of `event_types`,
 /// one POST per event in feed order, signed (`Huiyin-Signature: t=…,v1=<HMAC-SHA256(secret,
 /// "<t>.<body>")>`), with the event's `Huiyin-Feed-Position` to dedupe by. A non-2xx answer is
@@ -379,7 +424,7 @@ pub async fn create_webhook(
 ) -> Result<HttpResponse, ApiError> {
     principal.require(Action::ManageIntegrations)?;
     let b: WebhookRequest = json_body(&req, &body)?;
-    check_url(&b.url)?;
+    check_url(&b.url, state.webhook_allow_private)?;
     check_event_types(&b.event_types)?;
     let from = if b.from_start { infra::FeedCursor::START } else { infra::webhooks::feed_head(&state.pool).await? };
     let secret = random_hex();

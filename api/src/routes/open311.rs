@@ -1,9 +1,9 @@
 //! `/open311/v2`: the Open311 GeoReport v2 facade (shapes and the state mapping in
 //! [`crate::open311`]). Every answer is JSON or XML by the path's extension; errors are the
 //! spec's list of `{code, description}` with 400, 403 or 404. Requests posted here are cases
-//! like any other (their channel is the api_key's). Reading requests needs an api_key too (the
-//! spec leaves that to the jurisdiction): complaints to a discipline committee are not public,
-//! and a key reads only the requests of its channel.
+//! like any other (their channel is the api_key's, their actor `open311:<key id>`). Reading
+//! requests needs an api_key too (the spec leaves that to the jurisdiction): complaints to a
+//! discipline committee are not public, and a key reads only the requests it posted.
 
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Path};
@@ -76,12 +76,17 @@ fn format_of(ext: &str) -> Result<Format, Box<HttpResponse>> {
     Format::parse(ext).ok_or_else(|| Box::new(one_error(Format::Json, 404, "unknown format: use .json or .xml")))
 }
 
-async fn key_channel(state: &AppState, format: Format, api_key: Option<&str>) -> Result<String, Box<HttpResponse>> {
+/// The key's channel and the actor its requests are registered as (`open311:<key id>`).
+async fn key_channel(
+    state: &AppState,
+    format: Format,
+    api_key: Option<&str>,
+) -> Result<(String, String), Box<HttpResponse>> {
     let Some(key) = api_key.map(str::trim).filter(|k| !k.is_empty() && k.len() <= 200) else {
         return Err(Box::new(one_error(format, 403, "an api_key is required")));
     };
     match infra::access::key_by_hash(&state.pool, &crate::routes::integrations::key_hash(key)).await {
-        Ok(Some((_, channel))) => Ok(channel),
+        Ok(Some((id, channel))) => Ok((channel, format!("open311:{id}"))),
         Ok(None) => Err(Box::new(one_error(format, 403, "invalid api_key"))),
         Err(e) => Err(Box::new(from_api(format, &e.into()))),
     }
@@ -299,7 +304,7 @@ pub async fn list_requests(state: Data<AppState>, req: HttpRequest, path: Path<S
         Ok(q) => q,
         Err(e) => return from_api(format, &e),
     };
-    let channel = match key_channel(&state, format, q.api_key.as_deref()).await {
+    let (channel, posted_by) = match key_channel(&state, format, q.api_key.as_deref()).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -322,7 +327,9 @@ pub async fn list_requests(state: Data<AppState>, req: HttpRequest, path: Path<S
         (None, Some(e)) => (e - window, e),
         (None, None) => (now - window, now + Duration::seconds(1)),
     };
-    if to < from || to - from > window + Duration::seconds(1) {
+    if to < from {
+        problems.push((400, "end_date must not be before start_date".to_owned()));
+    } else if to - from > window + Duration::seconds(1) {
         problems.push((400, format!("start_date to end_date may not span more than {WINDOW_DAYS} days")));
     }
     let statuses = match list(&q.status) {
@@ -356,6 +363,7 @@ pub async fn list_requests(state: Data<AppState>, req: HttpRequest, path: Path<S
         };
         let filter = infra::open311::RequestFilter {
             channel,
+            posted_by,
             from,
             to,
             categories,
@@ -405,7 +413,7 @@ pub async fn get_request(state: Data<AppState>, req: HttpRequest, path: Path<(St
         Ok(q) => q,
         Err(e) => return from_api(format, &e),
     };
-    let channel = match key_channel(&state, format, q.api_key.as_deref()).await {
+    let (channel, posted_by) = match key_channel(&state, format, q.api_key.as_deref()).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -415,6 +423,7 @@ pub async fn get_request(state: Data<AppState>, req: HttpRequest, path: Path<(St
     let work = async {
         let filter = infra::open311::RequestFilter {
             channel,
+            posted_by,
             from: Utc::now(),
             to: Utc::now(),
             categories: None,
@@ -513,7 +522,7 @@ pub async fn create_request(state: Data<AppState>, req: HttpRequest, path: Path<
     };
     let field =
         |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let channel = match key_channel(&state, format, field("api_key").as_deref()).await {
+    let (channel, poster) = match key_channel(&state, format, field("api_key").as_deref()).await {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -601,7 +610,11 @@ pub async fn create_request(state: Data<AppState>, req: HttpRequest, path: Path<
         contact_card_serial: None,
         location: Some(crate::dto::LocationInput { address, lat, long }),
     };
-    let meta = crate::citizen::citizen_meta(crate::middleware::request_id(&req));
+    let mut meta = crate::citizen::citizen_meta(crate::middleware::request_id(&req));
+    // Recorded as the registration's actor: the key reads back what it posted, and only that.
+    if let Ok(actor) = domain::ActorId::parse(poster) {
+        meta.principal.id = actor;
+    }
     let work = async {
         for _ in 0..3 {
             let new = crate::service::prepare_case(&state, &meta, &reg, None, None).await?;
