@@ -235,6 +235,34 @@ pub async fn register(
     Err(ApiError::internal(std::io::Error::other("three receipt-code collisions in a row")))
 }
 
+/// Registers a case that comes with no idempotency key (from a citizen online, or an Open311
+/// client), with the slow hash of the receipt secret its citizen holds, if any. A receipt code
+/// that collides with an existing one (the ledger's unique key refuses it) gets the case a new
+/// id, at most three times. Returns the case as registered.
+pub(crate) async fn register_unkeyed(
+    state: &AppState,
+    meta: &RequestMeta,
+    req: &RegisterCaseRequest,
+    secret_hash: Option<&str>,
+) -> Result<Case, ApiError> {
+    for _ in 0..3 {
+        let new = prepare_case(state, meta, req, None, None).await?;
+        let appended = match secret_hash {
+            Some(hash) => state.store.append_registration(new.id, &new.events, None, &new.case, hash).await,
+            None => state.store.append(new.id, 0, GENESIS, &new.events, None, &new.case).await,
+        };
+        match appended {
+            Ok(_) => {
+                state.appended.notify_one();
+                return Ok(new.case);
+            }
+            Err(StoreError::Unique(c)) if c == "ledger_receipt_code_key" => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::internal(std::io::Error::other("three receipt-code collisions in a row")))
+}
+
 /// The campaign and phase a case received on `received_at` belongs to: the campaign of the
 /// record it came from (`hint`), else a campaign its village takes part in; tagged only when the
 /// day (China Standard Time) falls in one of that campaign's phases.

@@ -615,24 +615,10 @@ pub async fn create_request(state: Data<AppState>, req: HttpRequest, path: Path<
     if let Ok(actor) = domain::ActorId::parse(poster) {
         meta.principal.id = actor;
     }
-    let work = async {
-        for _ in 0..3 {
-            let new = crate::service::prepare_case(&state, &meta, &reg, None, None).await?;
-            match state.store.append(new.id, 0, infra::hash::GENESIS, &new.events, None, &new.case).await {
-                Ok(_) => {
-                    state.appended.notify_one();
-                    return Ok(new.case.receipt_code.as_str().to_owned());
-                }
-                Err(infra::StoreError::Unique(c)) if c == "ledger_receipt_code_key" => continue,
-                Err(e) => return Err(ApiError::from(e)),
-            }
-        }
-        Err(ApiError::internal(std::io::Error::other("three receipt-code collisions in a row")))
-    };
-    match work.await {
-        Ok(receipt_code) => {
+    match crate::service::register_unkeyed(&state, &meta, &reg, None).await {
+        Ok(case) => {
             let created = Created {
-                service_request_id: receipt_code,
+                service_request_id: case.receipt_code.as_str().to_owned(),
                 service_notice: Some("已登记，受理后 60 日内答复；凭受理编号查询办理进度。".into()),
                 account_id: None,
             };

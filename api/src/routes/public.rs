@@ -262,22 +262,8 @@ pub async fn submit(state: Data<AppState>, req: HttpRequest, body: Bytes) -> Res
     };
     let secret = citizen::new_secret();
     let hash = citizen::hash_secret(secret.clone()).await?;
-    let work = async {
-        for _ in 0..3 {
-            let new = crate::service::prepare_case(&state, &meta, &reg, None, None).await?;
-            match state.store.append_registration(new.id, &new.events, None, &new.case, &hash).await {
-                Ok(_) => {
-                    state.appended.notify_one();
-                    return Ok(new.id);
-                }
-                Err(infra::StoreError::Unique(c)) if c == "ledger_receipt_code_key" => continue,
-                Err(e) => return Err(ApiError::from(e)),
-            }
-        }
-        Err(ApiError::internal(std::io::Error::other("three receipt-code collisions in a row")))
-    };
-    let id = within_deadline(&req, work).await?;
-    let case = citizen::view(&state, id).await?;
+    let registered = within_deadline(&req, crate::service::register_unkeyed(&state, &meta, &reg, Some(&hash))).await?;
+    let case = citizen::view(&state, registered.id).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/public/cases/{}", case.receipt_code)))
         .json(PublicSubmitted { receipt_code: case.receipt_code.clone(), secret, case }))
