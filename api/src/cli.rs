@@ -423,6 +423,7 @@ async fn erase(
         reference: infra::reference::ReferenceData::new(pool.clone()),
         vault,
         ledger: infra::ledger::Ledger::new(pool.clone()),
+        analysis: infra::analysis::Analysis::new(pool.clone()),
         signer: None,
         feed_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         appended: std::sync::Arc::new(tokio::sync::Notify::new()),

@@ -209,6 +209,7 @@ impl Capacity {
         let readers = AppState {
             store: infra::EventStore::new(read_pool.clone()),
             ledger: infra::ledger::Ledger::new(read_pool.clone()),
+            analysis: infra::analysis::Analysis::new(read_pool.clone()),
             pool: read_pool,
             ..state.clone()
         };

@@ -34,6 +34,8 @@ pub struct AppState {
     pub vault: infra::vault::Vault,
     /// The ledger projection.
     pub ledger: infra::ledger::Ledger,
+    /// KPIs and trends over the ledger.
+    pub analysis: infra::analysis::Analysis,
     /// Signs checkpoints, when a key is configured.
     pub signer: Option<Arc<infra::integrity::Signer>>,
     /// The integrity watch's status (see `infra::watch`).
@@ -86,6 +88,23 @@ impl Application {
             let applied = infra::migrate::run(&settings.db.admin()).await?;
             tracing::info!(migrations.applied = applied.len(), "migrations applied");
         }
+        // A migration that added a column computed from the events marks the ledger for a
+        // rebuild; it runs beside the service (which serves meanwhile) and is done once.
+        // (On a thread of its own: the rebuild's fold is not `Send`.)
+        let owner = settings.db.admin();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(error = %e, "no runtime for the ledger rebuild"),
+            };
+            match rt.block_on(infra::ledger::rebuild_if_due(&owner)) {
+                Ok(Some(r)) => tracing::info!(cases = r.folded.cases, "the ledger was rebuilt, as a migration asked"),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "the ledger rebuild a migration asked for failed; run `huiyin rebuild`")
+                }
+            }
+        });
         let pool = settings.db.app().pool()?;
         let signer = match &settings.checkpoints.private_key {
             Some(path) => {
@@ -118,6 +137,7 @@ impl Application {
             reference: ReferenceData::new(pool.clone()),
             vault,
             ledger: infra::ledger::Ledger::new(pool.clone()),
+            analysis: infra::analysis::Analysis::new(pool.clone()),
             pool,
         };
         // The feed, event streams and exports read through a pool of their

@@ -65,6 +65,7 @@ pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod kpi;
 pub mod lifecycle;
 pub mod notice;
 pub mod personal;

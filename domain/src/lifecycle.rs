@@ -659,6 +659,9 @@ pub struct Case {
     /// The questions asked through the case, in order (question `n` is at `n - 1`).
     #[serde(default)]
     pub questions: Vec<Question>,
+    /// What the case contributes to the KPIs, folded beside it ([`crate::kpi::observe`]).
+    #[serde(default)]
+    pub facts: Vec<crate::kpi::Fact>,
 }
 
 /// A question asked through the case and whether the citizen answered it.
@@ -1564,7 +1567,7 @@ fn explicit_deadline(
 pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<Utc>) -> Result<Case, HistoryError> {
     let mut case = match (state, event) {
         (None, CaseEvent::Received(e)) => {
-            return Ok(Case {
+            let mut case = Case {
                 id,
                 version: 1,
                 receipt_code: e.receipt_code.clone(),
@@ -1622,7 +1625,10 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 location: e.location.clone(),
                 withdrawal: None,
                 questions: Vec::new(),
-            });
+                facts: Vec::new(),
+            };
+            case.facts = crate::kpi::received(&case);
+            return Ok(case);
         }
         (None, _) => return Err(HistoryError::MissingReceived),
         (Some(_), CaseEvent::Received(_)) => return Err(HistoryError::DuplicateReceived),
@@ -1630,6 +1636,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
     };
     case.version += 1;
     case.history_texts.extend(event.texts().into_iter().map(str::to_owned));
+    let before = crate::kpi::Before { unit: case.unit, round: case.round };
     match event {
         CaseEvent::Received(_) => {}
         CaseEvent::Accepted(e) => {
@@ -1906,6 +1913,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             }
         }
     }
+    crate::kpi::observe(before, event, at, &mut case);
     Ok(case)
 }
 

@@ -122,6 +122,9 @@ pub struct LedgerRow {
     /// response's id).
     #[serde(default)]
     pub source_item: Option<String>,
+    /// What the case contributes to the KPIs ([`domain::kpi`]).
+    #[serde(default)]
+    pub facts: Vec<domain::kpi::Fact>,
     /// The search lexemes of [`searchable_text`], as tsvector input: written at registration and
     /// whenever an event adds a text to the history ([`domain::CaseEvent::texts`]); empty on
     /// other writes, which keep the stored value; never read back.
@@ -210,6 +213,7 @@ impl LedgerRow {
             source_type: case.source.as_ref().map(|s| s.source_type.as_str().to_owned()),
             source_id: case.source.as_ref().map(|s| s.record.as_uuid()),
             source_item: case.source.as_ref().map(|s| s.item.clone()),
+            facts: case.facts.clone(),
             search: if with_search { crate::search::tsvector_text(&searchable_text(case)) } else { String::new() },
         }
     }
@@ -935,6 +939,35 @@ impl LedgerIndexes {
     }
 }
 
+/// Rebuilds the ledger when a migration marked it due (`projection_rebuilds_due`: a migration
+/// that adds a column computed from the events, such as V21's KPI facts, cannot compute it in
+/// SQL), then clears the mark. One instance does it (a session advisory lock); the others, and a
+/// database with nothing due, return `None` at once. Any [`rebuild`] clears the mark.
+///
+/// # Errors
+/// [`StoreError`] when the database or the rebuild fails; the mark stays, for the next start.
+pub async fn rebuild_if_due(owner: &DbSettings) -> Result<Option<RebuildReport>, StoreError> {
+    const LOCK: i64 = 0x4855_4959_4e52_4244; // "HUIYNRBD"
+    let client = connect(owner).await?;
+    let due = client.query_opt("SELECT reason FROM projection_rebuilds_due WHERE projection = 'ledger'", &[]).await?;
+    if due.is_none() {
+        return Ok(None);
+    }
+    let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK]).await?.get(0);
+    if !locked {
+        return Ok(None);
+    }
+    let still_due =
+        client.query_opt("SELECT reason FROM projection_rebuilds_due WHERE projection = 'ledger'", &[]).await?;
+    let report = match still_due {
+        // The rebuild clears the mark in its switch-over's transaction.
+        Some(_) => Some(rebuild(owner).await?),
+        None => None,
+    };
+    client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]).await?;
+    Ok(report)
+}
+
 /// Rebuilds the ledger from the log into a fresh table and switches over while the service runs
 /// (needs the schema owner's connection, which may create and rename tables).
 ///
@@ -1010,7 +1043,8 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
         writer
             .batch_execute(&format!(
                 "DROP TABLE ledger; ALTER TABLE ledger_rebuild RENAME TO ledger; {} \
-                 REVOKE ALL ON ledger FROM PUBLIC; GRANT SELECT ON ledger TO huiyin_app;",
+                 REVOKE ALL ON ledger FROM PUBLIC; GRANT SELECT ON ledger TO huiyin_app; \
+                 DELETE FROM projection_rebuilds_due WHERE projection = 'ledger';",
                 copies.rename_sql()
             ))
             .await?;

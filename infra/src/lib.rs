@@ -13,6 +13,7 @@
 //! - [`reference`]: units (with their hierarchy, for recusal), categories, the working calendar.
 
 pub mod access;
+pub mod analysis;
 pub mod bulk;
 pub mod db;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Huiyin's integration tests: one binary, one module per feature, real PostgreSQL, real HTTP.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod analysis;
 mod api_auth;
 mod api_inputs;
 mod api_lifecycle;

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource. [`configure`] is the one place routes are registered;
 //! the OpenAPI document is collected from the same calls.
 
+pub mod analysis;
 pub mod campaigns;
 pub mod cases;
 pub mod contact_cards;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(cases::configure)
             .configure(integrity::configure)
             .configure(ledger::configure)
+            .configure(analysis::configure)
             .configure(reference::configure)
             .configure(campaigns::configure)
             .configure(meetings::configure)

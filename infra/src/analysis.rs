@@ -1,0 +1,250 @@
+//! What the committee learns from the ledger: the KPIs counted over the cases' facts
+//! ([`domain::kpi`]), and the counts the trends are tested on.
+//!
+//! The KPI definitions are the domain's: each [`domain::kpi::Fact`] already says which unit it
+//! scores and when it falls; SQL only counts them by [`domain::kpi::Fact::fell_due`] and
+//! [`domain::kpi::Fact::met`], written once here as [`FELL_DUE`] and [`MET`].
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::db::Pool;
+use crate::error::StoreError;
+
+/// What KPIs and trends are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    /// One group: everything in scope.
+    #[default]
+    Total,
+    /// The unit each fact scores.
+    Unit,
+    /// The case's village.
+    Village,
+    /// The case's category.
+    Category,
+    /// The case's channel.
+    Channel,
+    /// The campaign the case was received in.
+    Campaign,
+}
+
+impl GroupBy {
+    /// The SQL of the key, as text (`NULL` for "none").
+    fn key_sql(self) -> &'static str {
+        match self {
+            Self::Total => "NULL::text",
+            Self::Unit => "f.unit::text",
+            Self::Village => "l.village_id::text",
+            Self::Category => "l.category_id::text",
+            Self::Channel => "l.channel",
+            Self::Campaign => "l.campaign_id::text",
+        }
+    }
+}
+
+/// Which cases and facts count.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisFilter {
+    /// Facts falling at or after (see [`domain::kpi::FactKind`] for when each falls).
+    pub from: DateTime<Utc>,
+    /// Facts falling before.
+    pub to: DateTime<Utc>,
+    /// A handler's unit: only the facts that score it.
+    pub scope_unit: Option<Uuid>,
+    /// Only cases received in this campaign.
+    pub campaign_id: Option<Uuid>,
+    /// Only cases of this village.
+    pub village_id: Option<Uuid>,
+    /// Only cases of this category.
+    pub category_id: Option<Uuid>,
+    /// Only cases that came in by this channel.
+    pub channel: Option<String>,
+    /// Only facts scoring this unit.
+    pub unit_id: Option<Uuid>,
+}
+
+/// A clock fell due by `now` (the parameter `$3`): its step was done, or its due time passed
+/// with the clock running or stopped after it ([`domain::kpi::Fact::fell_due`]).
+pub const FELL_DUE: &str = "(f.done_at IS NOT NULL OR (f.at <= $3 AND (f.stopped_at IS NULL OR f.stopped_at >= f.at)))";
+/// A clock's step was done by its due time ([`domain::kpi::Fact::met`]).
+pub const MET: &str = "(f.done_at <= f.at)";
+
+/// The counts behind the KPIs of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KpiCounts {
+    /// The group's key (a unit, village, category or campaign id, a channel; `None` for "none"
+    /// or the total).
+    pub key: Option<String>,
+    /// Sign-for clocks that fell due.
+    pub sign_for_due: i64,
+    /// Of them, signed for in time.
+    pub sign_for_met: i64,
+    /// Acknowledgement clocks that fell due.
+    pub acknowledgement_due: i64,
+    /// Of them, acknowledged in time.
+    pub acknowledgement_met: i64,
+    /// Answer clocks that fell due (open overdue cases included).
+    pub answer_due: i64,
+    /// Of them, replied to in time.
+    pub answer_met: i64,
+    /// Dispatches.
+    pub dispatches: i64,
+    /// Approved returns.
+    pub returns: i64,
+    /// Replies.
+    pub replies: i64,
+    /// Of them, reopened.
+    pub replies_reopened: i64,
+    /// Of them, followed up with a rating.
+    pub replies_followed_up: i64,
+    /// Last-round ratings.
+    pub ratings: i64,
+    /// Of them, 满意 or 基本满意.
+    pub ratings_satisfied: i64,
+    /// Of them, "solved" in the citizen's words.
+    pub ratings_solved: i64,
+}
+
+/// A first reply: when its case was accepted and when it was replied to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTime {
+    /// The group's key.
+    pub key: Option<String>,
+    /// Accepted (受理).
+    pub accepted_at: DateTime<Utc>,
+    /// Replied (反馈).
+    pub replied_at: DateTime<Utc>,
+}
+
+/// The analysis queries.
+#[derive(Clone)]
+pub struct Analysis {
+    pool: Pool,
+}
+
+/// The facts of the ledger's rows, with the filter's WHERE clause; `$1` from, `$2` to, `$3` now.
+fn facts_sql(
+    select: &str,
+    columns: &str,
+    f: &AnalysisFilter,
+    params: &mut Vec<Box<dyn ToSql + Sync + Send>>,
+) -> String {
+    let mut sql = format!(
+        "SELECT {select} FROM ledger l CROSS JOIN LATERAL jsonb_to_recordset(l.facts) AS f({columns}) \
+         WHERE l.received_at < $2 AND f.at >= $1 AND f.at < $2"
+    );
+    let mut push = |clause: &str, v: Box<dyn ToSql + Sync + Send>| {
+        params.push(v);
+        sql.push_str(&format!(" AND {}", clause.replace('?', &format!("${}", params.len()))));
+    };
+    if let Some(u) = f.scope_unit {
+        push("f.unit = ?", Box::new(u));
+    }
+    if let Some(u) = f.unit_id {
+        push("f.unit = ?", Box::new(u));
+    }
+    if let Some(c) = f.campaign_id {
+        push("l.campaign_id = ?", Box::new(c));
+    }
+    if let Some(v) = f.village_id {
+        push("l.village_id = ?", Box::new(v));
+    }
+    if let Some(c) = f.category_id {
+        push("l.category_id = ?", Box::new(c));
+    }
+    if let Some(c) = &f.channel {
+        push("l.channel = ?", Box::new(c.clone()));
+    }
+    sql
+}
+
+impl Analysis {
+    /// The analysis on a pool.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// The KPI counts of every group with a fact in the period, most facts first; `now` decides
+    /// which clocks fell due.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn kpis(
+        &self,
+        filter: &AnalysisFilter,
+        group: GroupBy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<KpiCounts>, StoreError> {
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+            vec![Box::new(filter.from), Box::new(filter.to), Box::new(now)];
+        let count = |kind: &str, extra: &str| format!("count(*) FILTER (WHERE f.kind = '{kind}'{extra})");
+        let select = [
+            format!("{} AS key", group.key_sql()),
+            count("sign_for", &format!(" AND {FELL_DUE}")),
+            count("sign_for", &format!(" AND {MET}")),
+            count("acknowledgement", &format!(" AND {FELL_DUE}")),
+            count("acknowledgement", &format!(" AND {MET}")),
+            count("answer", &format!(" AND {FELL_DUE}")),
+            count("answer", &format!(" AND {MET}")),
+            count("dispatch", ""),
+            count("return", ""),
+            count("reply", ""),
+            count("reply", " AND f.reopened"),
+            count("reply", " AND f.followed_up"),
+            count("rating", ""),
+            count("rating", " AND f.rating IN ('satisfied', 'basically_satisfied')"),
+            count("rating", " AND f.solved"),
+        ]
+        .join(", ");
+        let columns = "kind text, unit uuid, at timestamptz, done_at timestamptz, stopped_at timestamptz, \
+                       rating text, solved boolean, followed_up boolean, reopened boolean";
+        let mut sql = facts_sql(&select, columns, filter, &mut params);
+        sql.push_str(" GROUP BY 1 ORDER BY count(*) DESC, 1");
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let rows = client.query(&stmt, &refs).await?;
+        Ok(rows
+            .iter()
+            .map(|r| KpiCounts {
+                key: r.get(0),
+                sign_for_due: r.get(1),
+                sign_for_met: r.get(2),
+                acknowledgement_due: r.get(3),
+                acknowledgement_met: r.get(4),
+                answer_due: r.get(5),
+                answer_met: r.get(6),
+                dispatches: r.get(7),
+                returns: r.get(8),
+                replies: r.get(9),
+                replies_reopened: r.get(10),
+                replies_followed_up: r.get(11),
+                ratings: r.get(12),
+                ratings_satisfied: r.get(13),
+                ratings_solved: r.get(14),
+            })
+            .collect())
+    }
+
+    /// The first replies in the period (each case's reply that carries its acceptance time), for
+    /// the working days from acceptance to reply.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn reply_times(&self, filter: &AnalysisFilter, group: GroupBy) -> Result<Vec<ReplyTime>, StoreError> {
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+            vec![Box::new(filter.from), Box::new(filter.to), Box::new(filter.to)];
+        let select = format!("{}, f.accepted_at, f.at", group.key_sql());
+        let mut sql =
+            facts_sql(&select, "kind text, unit uuid, at timestamptz, accepted_at timestamptz", filter, &mut params);
+        // `$3` is unused here but keeps the numbering of [`facts_sql`].
+        sql.push_str(" AND f.kind = 'reply' AND f.accepted_at IS NOT NULL AND $3::timestamptz IS NOT NULL");
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let rows = client.query(&stmt, &refs).await?;
+        Ok(rows.iter().map(|r| ReplyTime { key: r.get(0), accepted_at: r.get(1), replied_at: r.get(2) }).collect())
+    }
+}

@@ -1,0 +1,254 @@
+//! Issue 13: the KPIs, on a hand-built set of cases with hand-computed values.
+
+use chrono::{DateTime, Utc};
+use domain::events::*;
+use domain::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tests::app::{TestApp, spawn_app};
+use uuid::Uuid;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// One case written event by event at chosen times (as the service would have, had it run then).
+struct Story {
+    id: CaseId,
+    state: Option<Case>,
+    head: [u8; 32],
+    store: infra::EventStore,
+}
+
+impl Story {
+    async fn register(app: &TestApp, at: &str, identified: bool) -> Self {
+        let id = CaseId::from_uuid(Uuid::new_v4());
+        let mut reg = tests::fixtures::registration(id, t(at));
+        reg.complainant.anonymous = !identified;
+        let mut s =
+            Self { id, state: None, head: infra::hash::GENESIS, store: infra::EventStore::new(app.db.app_pool()) };
+        s.run(Command::Register(Box::new(reg)), at).await;
+        s
+    }
+
+    async fn run(&mut self, cmd: Command, at: &str) -> &mut Self {
+        let at = t(at);
+        let handler = matches!(cmd, Command::SignFor | Command::RequestReturn { .. } | Command::Handle { .. });
+        let unit = self.state.as_ref().and_then(|c| c.unit);
+        let actor = Actor {
+            id: ActorId::parse("kpi-test").unwrap(),
+            role: if handler { Role::Handler } else { Role::Supervisor },
+            unit: if handler { unit } else { None },
+        };
+        let calendar = WorkingCalendar::default();
+        let policy = DeadlinePolicy::default();
+        let ctx = Context {
+            now: at,
+            actor: &actor,
+            calendar: &calendar,
+            policy: &policy,
+            units: &FlatUnits,
+            linked_accused: &[],
+        };
+        let events = decide(self.state.as_ref(), &cmd, &ctx).unwrap_or_else(|e| panic!("{cmd:?} at {at}: {e}"));
+        let new = tests::fixtures::new_events(events, at, actor.role);
+        let version = self.state.as_ref().map_or(0, |c| c.version);
+        let mut next = self.state.clone();
+        for e in &new {
+            next = Some(evolve(next, self.id, &e.event, at).unwrap());
+        }
+        self.store.append(self.id, version, self.head, &new, None, next.as_ref().unwrap()).await.unwrap();
+        self.head = self.store.load(self.id).await.unwrap().head_hash();
+        self.state = next;
+        self
+    }
+}
+
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+
+fn reason(s: &str) -> Reason {
+    Reason::parse(s).unwrap()
+}
+
+fn assign(unit: Uuid) -> Command {
+    Command::Assign { unit: UnitId::from_uuid(unit), co_units: vec![], due_at: None, note: None, tier: None }
+}
+
+fn notify(kind: NoticeKind) -> Command {
+    Command::NotifyCitizen {
+        kind,
+        method: FeedbackMethod::Phone,
+        content: text("已电话告知"),
+        receipt_code_given: true,
+        notified_at: None,
+    }
+}
+
+fn handle() -> Command {
+    Command::Handle { outcome: Outcome::Resolved, result: text("已修复路灯") }
+}
+
+fn feed_back() -> Command {
+    Command::FeedBack { method: FeedbackMethod::Phone, content: text("路灯已修复，请查看") }
+}
+
+fn rate(rating: Rating, solved: Option<bool>) -> Command {
+    Command::RecordSatisfaction { rating, comment: None, method: RatingMethod::Phone, solved }
+}
+
+fn rate_of(v: &Value, name: &str) -> (i64, i64) {
+    let r = &v[name];
+    (r["numerator"].as_i64().unwrap(), r["denominator"].as_i64().unwrap())
+}
+
+/// Six cases, hand-counted (times are China Standard Time; March 2026 has no holiday, so its
+/// working days are Monday to Friday; the default limits: sign-for 1 working day,
+/// acknowledgement 15 calendar days, answer 60 calendar days from acceptance):
+///
+/// - A: acknowledged, dispatched to unit 1 and signed for the same day, replied 6 March,
+///   rated 满意, solved.
+/// - B: acknowledged on 20 March (due 17 March: late); unit 1 signs on 5 March (due 3 March:
+///   late), asks to return it; the return is approved to unit 2 (signs the same day); replied
+///   11 March, rated 不满意, which reopens it to unit 2; round 2 replied 17 March, rated 基本满意, not solved.
+/// - C: acknowledged, dispatched, signed for, never handled: its answer fell due on 1 May and it
+///   is still open — a miss.
+/// - D: acknowledged, dispatched, withdrawn before sign-for fell due: its sign-for and answer
+///   clocks count nowhere; the dispatch counts.
+/// - E: not accepted (rejected), the non-acceptance notice sent in time.
+/// - F: everything in December 2025, before the period — but its answer fell due on 30 January
+///   2026, in the period, and was met.
+#[tokio::test]
+async fn each_kpi_equals_its_hand_computed_value() {
+    let app = spawn_app().await;
+    let (u1, u2) = (app.dept_a, app.dept_b);
+    let mut a = Story::register(&app, "2026-03-02T09:00:00+08:00", true).await;
+    a.run(Command::Accept, "2026-03-02T10:00:00+08:00").await;
+    a.run(notify(NoticeKind::Acknowledgement), "2026-03-02T11:00:00+08:00").await;
+    a.run(assign(u1), "2026-03-02T12:00:00+08:00").await;
+    a.run(Command::SignFor, "2026-03-02T14:00:00+08:00").await;
+    a.run(handle(), "2026-03-05T10:00:00+08:00").await;
+    a.run(feed_back(), "2026-03-06T10:00:00+08:00").await;
+    a.run(rate(Rating::Satisfied, Some(true)), "2026-03-09T10:00:00+08:00").await;
+
+    let mut b = Story::register(&app, "2026-03-02T09:00:00+08:00", true).await;
+    b.run(Command::Accept, "2026-03-02T10:00:00+08:00").await;
+    b.run(assign(u1), "2026-03-02T12:00:00+08:00").await;
+    b.run(Command::SignFor, "2026-03-05T09:00:00+08:00").await;
+    b.run(Command::RequestReturn { reason: reason("非本单位职责") }, "2026-03-05T10:00:00+08:00").await;
+    b.run(Command::ApproveReturn { to_unit: Some(UnitId::from_uuid(u2)) }, "2026-03-06T09:00:00+08:00").await;
+    b.run(Command::SignFor, "2026-03-06T10:00:00+08:00").await;
+    b.run(handle(), "2026-03-10T10:00:00+08:00").await;
+    b.run(feed_back(), "2026-03-11T10:00:00+08:00").await;
+    b.run(rate(Rating::Dissatisfied, Some(false)), "2026-03-12T10:00:00+08:00").await;
+    b.run(handle(), "2026-03-16T10:00:00+08:00").await;
+    b.run(feed_back(), "2026-03-17T10:00:00+08:00").await;
+    b.run(rate(Rating::BasicallySatisfied, Some(false)), "2026-03-18T10:00:00+08:00").await;
+    b.run(notify(NoticeKind::Acknowledgement), "2026-03-20T10:00:00+08:00").await;
+
+    let mut c = Story::register(&app, "2026-03-02T09:00:00+08:00", true).await;
+    c.run(Command::Accept, "2026-03-02T10:00:00+08:00").await;
+    c.run(notify(NoticeKind::Acknowledgement), "2026-03-03T09:00:00+08:00").await;
+    c.run(assign(u1), "2026-03-03T10:00:00+08:00").await;
+    c.run(Command::SignFor, "2026-03-03T11:00:00+08:00").await;
+
+    let mut d = Story::register(&app, "2026-03-02T09:00:00+08:00", true).await;
+    d.run(Command::Accept, "2026-03-02T10:00:00+08:00").await;
+    d.run(notify(NoticeKind::Acknowledgement), "2026-03-02T10:30:00+08:00").await;
+    d.run(assign(u1), "2026-03-02T11:00:00+08:00").await;
+    d.run(Command::Withdraw { reason: reason("问题已自行解决") }, "2026-03-02T13:00:00+08:00").await;
+
+    let mut e = Story::register(&app, "2026-03-02T09:00:00+08:00", true).await;
+    e.run(
+        Command::Reject {
+            code: NonAcceptanceCode::OutOfRemit,
+            reason: reason("不属于受理范围"),
+            referred_to: Some(text("县人社局")),
+        },
+        "2026-03-03T09:00:00+08:00",
+    )
+    .await;
+    e.run(notify(NoticeKind::NonAcceptance), "2026-03-04T09:00:00+08:00").await;
+
+    let mut f = Story::register(&app, "2025-12-01T09:00:00+08:00", true).await;
+    f.run(Command::Accept, "2025-12-01T10:00:00+08:00").await;
+    f.run(notify(NoticeKind::Acknowledgement), "2025-12-01T11:00:00+08:00").await;
+    f.run(assign(u1), "2025-12-01T12:00:00+08:00").await;
+    f.run(Command::SignFor, "2025-12-01T13:00:00+08:00").await;
+    f.run(handle(), "2025-12-04T10:00:00+08:00").await;
+    f.run(feed_back(), "2025-12-05T10:00:00+08:00").await;
+    f.run(rate(Rating::Satisfied, Some(true)), "2025-12-08T10:00:00+08:00").await;
+
+    let sup = app.token("supervisor", None);
+    let period = "from=2026-01-01T00:00:00Z&to=2026-12-01T00:00:00Z";
+    let r = app.get(&format!("/api/v1/kpis?{period}"), &sup).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let groups = r.body["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{}", r.text);
+    let total = &groups[0];
+    // Sign-for: A met, B at unit 1 late, B at unit 2 met, C met; D stopped before it fell due.
+    assert_eq!(rate_of(total, "timely_sign_for_rate"), (3, 4), "{}", r.text);
+    // Acknowledgement: A, C, D, E in time, B late.
+    assert_eq!(rate_of(total, "response_rate"), (4, 5), "{}", r.text);
+    // Answer: A, B (first reply 11 March), F (due 30 January) met; C open past 1 May: a miss;
+    // D withdrawn before it fell due; E never accepted.
+    assert_eq!(rate_of(total, "on_time_completion_rate"), (3, 4), "{}", r.text);
+    // Dispatches: A, B to unit 1, B to unit 2, C, D; returns: B's.
+    assert_eq!(rate_of(total, "return_rate"), (1, 5), "{}", r.text);
+    // Replies: A, B round 1 (reopened), B round 2; each followed up with a rating.
+    assert_eq!(rate_of(total, "rework_rate"), (1, 3), "{}", r.text);
+    assert_eq!(rate_of(total, "follow_up_rate"), (3, 3), "{}", r.text);
+    // Last-round ratings: A 满意 solved, B round 2 基本满意 not solved (its round-1 不满意 is not
+    // the last round).
+    assert_eq!(rate_of(total, "satisfaction_rate"), (2, 2), "{}", r.text);
+    assert_eq!(rate_of(total, "resolution_rate"), (1, 2), "{}", r.text);
+    // First replies: A 2 → 6 March: 3, 4, 5, 6 = 4 working days; B 2 → 11 March: 3, 4, 5, 6,
+    // 9, 10, 11 = 7. Mean 5.5; the 90th percentile of two (type 8) is the larger.
+    let days = &total["reply_working_days"];
+    assert_eq!(days["count"], 2, "{}", r.text);
+    assert_eq!(days["mean"].as_f64(), Some(5.5), "{}", r.text);
+    assert_eq!(days["p90"].as_f64(), Some(7.0), "{}", r.text);
+    assert!((total["timely_sign_for_rate"]["value"].as_f64().unwrap() - 0.75).abs() < 1e-12);
+
+    // By unit: sign-for of unit 1 (A met, B late, C met), unit 2 (B met); the return is unit
+    // 1's; the replies are unit 1's (A) and unit 2's (B, both rounds).
+    let r = app.get(&format!("/api/v1/kpis?{period}&group_by=unit"), &sup).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let by = |unit: Uuid| {
+        r.body["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == unit.to_string())
+            .unwrap_or_else(|| panic!("no group for {unit}: {}", r.text))
+            .clone()
+    };
+    let (g1, g2) = (by(u1), by(u2));
+    assert_eq!(rate_of(&g1, "timely_sign_for_rate"), (2, 3));
+    assert_eq!(rate_of(&g2, "timely_sign_for_rate"), (1, 1));
+    assert_eq!(rate_of(&g1, "return_rate"), (1, 4));
+    assert_eq!(rate_of(&g2, "return_rate"), (0, 1));
+    assert_eq!(rate_of(&g1, "rework_rate"), (0, 1));
+    assert_eq!(rate_of(&g2, "rework_rate"), (1, 2));
+
+    // A handler sees only the facts scoring their unit.
+    let h = app.token("handler", Some(u2));
+    let r = app.get(&format!("/api/v1/kpis?{period}"), &h).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(rate_of(&r.body["groups"][0], "timely_sign_for_rate"), (1, 1), "{}", r.text);
+
+    // The period places each fact by its own time: December 2025 holds F's sign-for, reply and
+    // rating, not its answer (due in January).
+    let r = app.get("/api/v1/kpis?from=2025-12-01T00:00:00Z&to=2026-01-01T00:00:00Z", &sup).await;
+    let g = &r.body["groups"][0];
+    assert_eq!(rate_of(g, "timely_sign_for_rate"), (1, 1), "{}", r.text);
+    assert_eq!(rate_of(g, "on_time_completion_rate"), (0, 0), "{}", r.text);
+    assert_eq!(rate_of(g, "satisfaction_rate"), (1, 1), "{}", r.text);
+    assert!(g["on_time_completion_rate"]["value"].is_null());
+
+    // An inverted period is a 400 problem.
+    app.get("/api/v1/kpis?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", &sup)
+        .await
+        .assert_problem(400, "invalid-query");
+}
