@@ -324,6 +324,10 @@ pub enum Action {
     ReadNotices,
     /// Manage integrations: notice templates, webhook endpoints, Open311 api_keys.
     ManageIntegrations,
+    /// Raise a supervision item (督办) by hand, and close one.
+    Supervise,
+    /// Respond to a supervision item of one's unit.
+    RespondSupervision,
 }
 
 /// Which cases a permission reaches.
@@ -388,6 +392,7 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             ReadFeed,
             ReadRecords,
             AskCitizen,
+            RespondSupervision,
         ],
         OwnUnit,
     ),
@@ -431,6 +436,8 @@ pub const RULES: &[(Role, &[Action], Scope)] = &[
             RecordUndercover,
             AskCitizen,
             ReadNotices,
+            Supervise,
+            RespondSupervision,
         ],
         All,
     ),

@@ -115,6 +115,14 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             }
         });
     }
+    // Supervision raised by rules (督办).
+    if settings.supervision.interval_s > 0 {
+        crate::supervision::spawn(
+            state,
+            settings.supervision.rules(),
+            Duration::from_secs(settings.supervision.interval_s),
+        );
+    }
     if let (Some(signer), interval) = (state.signer.clone(), settings.checkpoints.interval_s) {
         if interval == 0 {
             return;

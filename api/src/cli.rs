@@ -424,6 +424,7 @@ async fn erase(
         vault,
         ledger: infra::ledger::Ledger::new(pool.clone()),
         analysis: infra::analysis::Analysis::new(pool.clone()),
+        supervision_rules: Default::default(),
         signer: None,
         feed_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         appended: std::sync::Arc::new(tokio::sync::Notify::new()),

@@ -25,4 +25,5 @@ pub mod seed;
 pub mod service;
 pub mod settings;
 pub mod startup;
+pub mod supervision;
 pub mod telemetry;

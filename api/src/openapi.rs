@@ -29,13 +29,20 @@ Authentication: a bearer JWT (`huiyin token` prints one). Errors: RFC 9457 `appl
     // response body are registered by utoipa itself; one used only in a query (`IntoParams`) is
     // not, and must be listed here (the `$ref` walk in tests/integration/openapi.rs and the
     // linter of `make spec-check` refuse a dangling reference).
-    components(schemas(Problem, FieldError, LedgerSortParam, crate::open311::Open311Error)),
+    components(schemas(
+        Problem,
+        FieldError,
+        LedgerSortParam,
+        crate::open311::Open311Error,
+        crate::routes::supervision::ItemStatus
+    )),
     tags(
         (name = "cases", description = "Registering and reading cases"),
         (name = "commands", description = "The lifecycle commands: each answers the case after the command"),
         (name = "integrity", description = "Chain verification, signed checkpoints, the gap-free feed"),
         (name = "personal-data", description = "Revealing (with a recorded purpose) and erasing complainants' identities"),
-        (name = "ledger", description = "The ledger (台账), the overdue view and statistics"),
+        (name = "ledger", description = "The ledger (台账), the overdue view, statistics and KPIs"),
+        (name = "supervision", description = "Supervision items (督办): raised by rules or by hand, answered by the unit, closed by a supervisor"),
         (name = "reference", description = "Units, categories and the working calendar"),
         (name = "health", description = "Liveness and readiness"),
         (name = "public", description = "The citizen's side, without a token: submit, follow by receipt code and secret, add information, answer, rate, withdraw (rate-limited)"),

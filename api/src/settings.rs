@@ -350,6 +350,43 @@ pub struct ServeArgs {
     /// The public side and integrators: rate limits, webhooks.
     #[command(flatten)]
     pub public: PublicArgs,
+    /// Supervision (督办) raised by rules.
+    #[command(flatten)]
+    pub supervision: SupervisionArgs,
+}
+
+/// The rules that raise supervision items (督办), and how often they run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SupervisionArgs {
+    /// How often the rules look at the ledger, in seconds; 0 turns them off.
+    #[arg(long, env = "HUIYIN_SUPERVISION_INTERVAL_S", default_value_t = 60)]
+    pub interval_s: u64,
+    /// N: a matter with this many linked duplicates is supervised.
+    #[arg(long, env = "HUIYIN_SUPERVISION_DUPLICATES", default_value_t = 3)]
+    pub duplicates: u32,
+    /// M: a unit with more overdue cases gets a yellow card (重点督办); more than 2M, red (挂牌督办).
+    #[arg(long, env = "HUIYIN_SUPERVISION_UNIT_OVERDUE", default_value_t = 5)]
+    pub unit_overdue: u32,
+    /// The unit's response is due this many working days after an item is raised.
+    #[arg(long, env = "HUIYIN_SUPERVISION_RESPONSE_DAYS", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=60))]
+    pub response_days: u16,
+}
+
+impl Default for SupervisionArgs {
+    fn default() -> Self {
+        Self { interval_s: 60, duplicates: 3, unit_overdue: 5, response_days: 5 }
+    }
+}
+
+impl SupervisionArgs {
+    /// The domain's thresholds.
+    pub fn rules(&self) -> domain::records::supervision::Rules {
+        domain::records::supervision::Rules {
+            duplicates: self.duplicates,
+            unit_overdue: self.unit_overdue,
+            response_working_days: self.response_days,
+        }
+    }
 }
 
 /// Where notices go out, and how the delivery worker retries. Without `HUIYIN_SMTP_HOST` mail

@@ -36,6 +36,8 @@ pub struct AppState {
     pub ledger: infra::ledger::Ledger,
     /// KPIs and trends over the ledger.
     pub analysis: infra::analysis::Analysis,
+    /// The supervision rules' thresholds (manual items use the response days).
+    pub supervision_rules: domain::records::supervision::Rules,
     /// Signs checkpoints, when a key is configured.
     pub signer: Option<Arc<infra::integrity::Signer>>,
     /// The integrity watch's status (see `infra::watch`).
@@ -138,6 +140,7 @@ impl Application {
             vault,
             ledger: infra::ledger::Ledger::new(pool.clone()),
             analysis: infra::analysis::Analysis::new(pool.clone()),
+            supervision_rules: settings.supervision.rules(),
             pool,
         };
         // The feed, event streams and exports read through a pool of their

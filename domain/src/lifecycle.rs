@@ -659,6 +659,9 @@ pub struct Case {
     /// The questions asked through the case, in order (question `n` is at `n - 1`).
     #[serde(default)]
     pub questions: Vec<Question>,
+    /// How many returns (退单) the dispatcher refused: each is a dispute over who owns the case.
+    #[serde(default)]
+    pub returns_refused: u32,
     /// What the case contributes to the KPIs, folded beside it ([`crate::kpi::observe`]).
     #[serde(default)]
     pub facts: Vec<crate::kpi::Fact>,
@@ -1625,6 +1628,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
                 location: e.location.clone(),
                 withdrawal: None,
                 questions: Vec::new(),
+                returns_refused: 0,
                 facts: Vec::new(),
             };
             case.facts = crate::kpi::received(&case);
@@ -1698,6 +1702,7 @@ pub fn evolve(state: Option<Case>, id: CaseId, event: &CaseEvent, at: DateTime<U
             case.return_stopped_clock_at = case.deadline.is_some_and(|d| at <= d.due_at).then_some(at);
         }
         CaseEvent::ReturnRefused(e) => {
+            case.returns_refused += 1;
             case.return_request = None;
             case.return_stopped_clock_at = None;
             case.return_refused = true;

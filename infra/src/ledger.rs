@@ -122,6 +122,12 @@ pub struct LedgerRow {
     /// response's id).
     #[serde(default)]
     pub source_item: Option<String>,
+    /// How many dissatisfied ratings the case has had (supervision: a second one).
+    #[serde(default)]
+    pub dissatisfied_count: i32,
+    /// How many of its returns the dispatcher refused (supervision: a dispute).
+    #[serde(default)]
+    pub returns_refused: i32,
     /// What the case contributes to the KPIs ([`domain::kpi`]).
     #[serde(default)]
     pub facts: Vec<domain::kpi::Fact>,
@@ -213,6 +219,8 @@ impl LedgerRow {
             source_type: case.source.as_ref().map(|s| s.source_type.as_str().to_owned()),
             source_id: case.source.as_ref().map(|s| s.record.as_uuid()),
             source_item: case.source.as_ref().map(|s| s.item.clone()),
+            dissatisfied_count: i32::try_from(case.dissatisfied_count).unwrap_or(i32::MAX),
+            returns_refused: i32::try_from(case.returns_refused).unwrap_or(i32::MAX),
             facts: case.facts.clone(),
             search: if with_search { crate::search::tsvector_text(&searchable_text(case)) } else { String::new() },
         }

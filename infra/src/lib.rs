@@ -29,6 +29,7 @@ pub mod reference;
 pub mod search;
 pub mod secret;
 pub mod store;
+pub mod supervision;
 pub mod vault;
 pub mod watch;
 pub mod webhooks;

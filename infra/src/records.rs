@@ -282,9 +282,9 @@ pub struct RecordRow {
     pub doc: Value,
 }
 
-const ROW: &str = "record_id, stream_type, version, campaign_id, unit_ids, restricted, happened_on, doc";
+pub(crate) const ROW: &str = "record_id, stream_type, version, campaign_id, unit_ids, restricted, happened_on, doc";
 
-fn row_of(r: &tokio_postgres::Row) -> RecordRow {
+pub(crate) fn row_of(r: &tokio_postgres::Row) -> RecordRow {
     RecordRow {
         record_id: r.get(0),
         stream_type: r.get(1),
@@ -421,7 +421,9 @@ pub(crate) const PROJECTION_JSON: &str = "jsonb_build_object('campaign_id', camp
 /// # Errors
 /// [`StoreError::History`] when the history does not fold.
 pub fn replay_projection(id: Uuid, events: &[StoredEvent]) -> Result<Option<Value>, StoreError> {
-    use domain::records::{campaign::Campaign, card::CardBatch, meeting::Meeting, survey::Survey, visit::Visit};
+    use domain::records::{
+        campaign::Campaign, card::CardBatch, meeting::Meeting, supervision::Supervision, survey::Survey, visit::Visit,
+    };
     let rid = RecordId::from_uuid(id);
     let Some(first) = events.first() else { return Ok(None) };
     Ok(match first.stream_type() {
@@ -430,6 +432,7 @@ pub fn replay_projection(id: Uuid, events: &[StoredEvent]) -> Result<Option<Valu
         "visit" => fold_record::<Visit>(rid, events)?.map(|r| projection(&r)),
         "card_batch" => fold_record::<CardBatch>(rid, events)?.map(|r| projection(&r)),
         "survey" => fold_record::<Survey>(rid, events)?.map(|r| projection(&r)),
+        "supervision" => fold_record::<Supervision>(rid, events)?.map(|r| projection(&r)),
         _ => None,
     })
 }

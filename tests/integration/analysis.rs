@@ -1,68 +1,12 @@
 //! Issue 13: the KPIs, on a hand-built set of cases with hand-computed values.
 
-use chrono::{DateTime, Utc};
 use domain::events::*;
 use domain::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tests::app::{TestApp, spawn_app};
+use tests::app::spawn_app;
+use tests::story::Story;
 use uuid::Uuid;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-/// One case written event by event at chosen times (as the service would have, had it run then).
-struct Story {
-    id: CaseId,
-    state: Option<Case>,
-    head: [u8; 32],
-    store: infra::EventStore,
-}
-
-impl Story {
-    async fn register(app: &TestApp, at: &str, identified: bool) -> Self {
-        let id = CaseId::from_uuid(Uuid::new_v4());
-        let mut reg = tests::fixtures::registration(id, t(at));
-        reg.complainant.anonymous = !identified;
-        let mut s =
-            Self { id, state: None, head: infra::hash::GENESIS, store: infra::EventStore::new(app.db.app_pool()) };
-        s.run(Command::Register(Box::new(reg)), at).await;
-        s
-    }
-
-    async fn run(&mut self, cmd: Command, at: &str) -> &mut Self {
-        let at = t(at);
-        let handler = matches!(cmd, Command::SignFor | Command::RequestReturn { .. } | Command::Handle { .. });
-        let unit = self.state.as_ref().and_then(|c| c.unit);
-        let actor = Actor {
-            id: ActorId::parse("kpi-test").unwrap(),
-            role: if handler { Role::Handler } else { Role::Supervisor },
-            unit: if handler { unit } else { None },
-        };
-        let calendar = WorkingCalendar::default();
-        let policy = DeadlinePolicy::default();
-        let ctx = Context {
-            now: at,
-            actor: &actor,
-            calendar: &calendar,
-            policy: &policy,
-            units: &FlatUnits,
-            linked_accused: &[],
-        };
-        let events = decide(self.state.as_ref(), &cmd, &ctx).unwrap_or_else(|e| panic!("{cmd:?} at {at}: {e}"));
-        let new = tests::fixtures::new_events(events, at, actor.role);
-        let version = self.state.as_ref().map_or(0, |c| c.version);
-        let mut next = self.state.clone();
-        for e in &new {
-            next = Some(evolve(next, self.id, &e.event, at).unwrap());
-        }
-        self.store.append(self.id, version, self.head, &new, None, next.as_ref().unwrap()).await.unwrap();
-        self.head = self.store.load(self.id).await.unwrap().head_hash();
-        self.state = next;
-        self
-    }
-}
 
 fn text(s: &str) -> Text {
     Text::parse(s).unwrap()

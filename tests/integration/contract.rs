@@ -837,6 +837,7 @@ async fn the_server_enforces_the_bounds_the_spec_states() {
                    "village_id": app.village, "delivered_on": "2026-04-01"}),
         ),
         ("AssignRequest", json!({"unit_id": app.dept_a})),
+        ("RaiseRequest", json!({"level": "general", "unit_id": app.dept_a, "reason": "群众反映强烈，列入督办"})),
         ("CalendarYear", json!({"holidays": [{"date": "2099-01-01", "name": "元旦"}], "makeup_workdays": []})),
     ]);
     let mut fill = Filler(0, 0);

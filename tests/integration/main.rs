@@ -20,6 +20,7 @@ mod open311;
 mod openapi;
 mod reliability;
 mod store;
+mod supervision;
 mod trade_lifecycle;
 mod watch;
 mod webhooks;

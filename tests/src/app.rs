@@ -128,6 +128,8 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             webhook_allow_private: true,
             ..Default::default()
         },
+        // The rules run where a test asks for them.
+        supervision: api::settings::SupervisionArgs { interval_s: 0, ..Default::default() },
     }
 }
 

@@ -16,6 +16,7 @@ use tokio_postgres::{Client, NoTls};
 pub mod fixtures;
 pub mod receiver;
 pub mod smtp;
+pub mod story;
 
 /// One test's database.
 pub struct TestDb {

@@ -14,6 +14,7 @@ pub mod open311;
 pub mod public;
 pub mod records;
 pub mod reference;
+pub mod supervision;
 pub mod surveys;
 pub mod visits;
 
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(integrity::configure)
             .configure(ledger::configure)
             .configure(analysis::configure)
+            .configure(supervision::configure)
             .configure(reference::configure)
             .configure(campaigns::configure)
             .configure(meetings::configure)

@@ -235,7 +235,9 @@ async fn readable_stream(
     principal: &Principal,
     id: Uuid,
 ) -> Result<(Vec<infra::StoredEvent>, std::collections::HashSet<Uuid>, Vec<u32>), ApiError> {
-    use domain::records::{campaign::Campaign, card::CardBatch, meeting::Meeting, survey::Survey, visit::Visit};
+    use domain::records::{
+        campaign::Campaign, card::CardBatch, meeting::Meeting, supervision::Supervision, survey::Survey, visit::Visit,
+    };
     async fn of<R: Record>(
         state: &AppState,
         principal: &Principal,
@@ -254,6 +256,7 @@ async fn readable_stream(
         "visit" => of::<Visit>(state, principal, id).await,
         "card_batch" => of::<CardBatch>(state, principal, id).await,
         "survey" => of::<Survey>(state, principal, id).await,
+        "supervision" => of::<Supervision>(state, principal, id).await,
         _ => Err(ApiError::NotFound("record")),
     }
 }

@@ -14,6 +14,7 @@
 pub mod campaign;
 pub mod card;
 pub mod meeting;
+pub mod supervision;
 pub mod survey;
 pub mod visit;
 
@@ -250,6 +251,12 @@ pub enum RecordError {
     /// question without two options, options on a question that takes none).
     #[error("{0}")]
     BadTemplate(&'static str),
+    /// The supervision item is closed.
+    #[error("the supervision item is closed")]
+    SupervisionClosed,
+    /// Closing an item the unit never responded to needs a note saying why.
+    #[error("the unit has not responded: say why the item closes without a response")]
+    ResponseRequired,
     /// An answer that does not fit its question.
     #[error("the answer to {question} {problem}")]
     BadAnswer {
@@ -286,6 +293,8 @@ impl RecordError {
             Self::AlreadyHandedOut(_) => "already-handed-out",
             Self::BadTemplate(_) => "bad-template",
             Self::BadAnswer { .. } => "bad-answer",
+            Self::SupervisionClosed => "supervision-closed",
+            Self::ResponseRequired => "response-required",
         }
     }
 
@@ -293,7 +302,12 @@ impl RecordError {
     pub fn is_conflict(&self) -> bool {
         matches!(
             self,
-            Self::FindingAlreadyACase(_) | Self::NotUndercover | Self::StillUndercover | Self::NoRecipient(_)
+            Self::FindingAlreadyACase(_)
+                | Self::NotUndercover
+                | Self::StillUndercover
+                | Self::NoRecipient(_)
+                | Self::SupervisionClosed
+                | Self::ResponseRequired
         )
     }
 }
