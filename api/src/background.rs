@@ -116,11 +116,11 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
         });
     }
     // Supervision raised by rules (督办).
-    if settings.supervision.interval_s > 0 {
+    if settings.supervision.rules_interval_s > 0 {
         crate::supervision::spawn(
             state,
             settings.supervision.rules(),
-            Duration::from_secs(settings.supervision.interval_s),
+            Duration::from_secs(settings.supervision.rules_interval_s),
         );
     }
     if let (Some(signer), interval) = (state.signer.clone(), settings.checkpoints.interval_s) {

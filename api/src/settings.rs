@@ -359,22 +359,27 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct SupervisionArgs {
     /// How often the rules look at the ledger, in seconds; 0 turns them off.
-    #[arg(long, env = "HUIYIN_SUPERVISION_INTERVAL_S", default_value_t = 60)]
-    pub interval_s: u64,
+    #[arg(long = "supervision-interval-s", env = "HUIYIN_SUPERVISION_INTERVAL_S", default_value_t = 60)]
+    pub rules_interval_s: u64,
     /// N: a matter with this many linked duplicates is supervised.
-    #[arg(long, env = "HUIYIN_SUPERVISION_DUPLICATES", default_value_t = 3)]
+    #[arg(long = "supervision-duplicates", env = "HUIYIN_SUPERVISION_DUPLICATES", default_value_t = 3)]
     pub duplicates: u32,
     /// M: a unit with more overdue cases gets a yellow card (重点督办); more than 2M, red (挂牌督办).
-    #[arg(long, env = "HUIYIN_SUPERVISION_UNIT_OVERDUE", default_value_t = 5)]
+    #[arg(long = "supervision-unit-overdue", env = "HUIYIN_SUPERVISION_UNIT_OVERDUE", default_value_t = 5)]
     pub unit_overdue: u32,
     /// The unit's response is due this many working days after an item is raised.
-    #[arg(long, env = "HUIYIN_SUPERVISION_RESPONSE_DAYS", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=60))]
+    #[arg(
+        long = "supervision-response-days",
+        env = "HUIYIN_SUPERVISION_RESPONSE_DAYS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u16).range(1..=60)
+    )]
     pub response_days: u16,
 }
 
 impl Default for SupervisionArgs {
     fn default() -> Self {
-        Self { interval_s: 60, duplicates: 3, unit_overdue: 5, response_days: 5 }
+        Self { rules_interval_s: 60, duplicates: 3, unit_overdue: 5, response_days: 5 }
     }
 }
 

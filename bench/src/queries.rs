@@ -52,7 +52,7 @@ async fn serve(db: &BenchDb) -> Server {
         metrics: Default::default(),
         notices: Default::default(),
         public: Default::default(),
-        supervision: api::settings::SupervisionArgs { interval_s: 0, ..Default::default() },
+        supervision: api::settings::SupervisionArgs { rules_interval_s: 0, ..Default::default() },
     };
     let auth = api::auth::Authenticator::from_settings(&settings.auth).unwrap();
     let token = auth.sign("bench-supervisor", domain::Role::Supervisor, None, chrono::Duration::hours(4)).unwrap();

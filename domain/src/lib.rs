@@ -70,6 +70,7 @@ pub mod lifecycle;
 pub mod notice;
 pub mod personal;
 pub mod records;
+pub mod trends;
 
 pub use calendar::WorkingCalendar;
 pub use deadline::{

@@ -248,3 +248,168 @@ impl Analysis {
         Ok(rows.iter().map(|r| ReplyTime { key: r.get(0), accepted_at: r.get(1), replied_at: r.get(2) }).collect())
     }
 }
+
+/// The length of a trend period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bucket {
+    /// A week, Monday to Sunday, China Standard Time.
+    #[default]
+    Week,
+    /// A calendar month, China Standard Time.
+    Month,
+}
+
+impl Bucket {
+    /// The SQL of the day a case's period starts (China Standard Time: UTC+8, no daylight time).
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Week => "date_trunc('week', (l.received_at AT TIME ZONE 'UTC') + interval '8 hours')::date",
+            Self::Month => "date_trunc('month', (l.received_at AT TIME ZONE 'UTC') + interval '8 hours')::date",
+        }
+    }
+}
+
+/// Cases received in one period under one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodCount {
+    /// The period's first day.
+    pub period: chrono::NaiveDate,
+    /// The key: (category, village) or (accused unit, none).
+    pub key: (Option<Uuid>, Option<Uuid>),
+    /// How many.
+    pub count: i64,
+}
+
+/// What the trends count over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrendKey {
+    /// A category in a village.
+    CategoryVillage,
+    /// The unit complained about.
+    AccusedUnit,
+}
+
+/// How often a search term occurs: in how many recent and how many baseline cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermCount {
+    /// The term (two CJK characters, as the search index holds them).
+    pub term: String,
+    /// Recent cases with it.
+    pub recent: i64,
+    /// Baseline cases with it.
+    pub baseline: i64,
+}
+
+impl Analysis {
+    /// Cases received in `[from, to)` per period and key, optionally of one campaign.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn period_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: Bucket,
+        key: TrendKey,
+        campaign: Option<Uuid>,
+    ) -> Result<Vec<PeriodCount>, StoreError> {
+        let (keys, only) = match key {
+            TrendKey::CategoryVillage => ("l.category_id, l.village_id", ""),
+            TrendKey::AccusedUnit => ("l.accused_unit_id, NULL::uuid", " AND l.accused_unit_id IS NOT NULL"),
+        };
+        let sql = format!(
+            "SELECT {} AS period, {keys}, count(*) FROM ledger l \
+             WHERE l.received_at >= $1 AND l.received_at < $2 AND ($3::uuid IS NULL OR l.campaign_id = $3){only} \
+             GROUP BY 1, 2, 3",
+            bucket.sql()
+        );
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        Ok(client
+            .query(&stmt, &[&from, &to, &campaign])
+            .await?
+            .iter()
+            .map(|r| PeriodCount { period: r.get(0), key: (r.get(1), r.get(2)), count: r.get(3) })
+            .collect())
+    }
+
+    /// The newest cases (at most `limit`) received in `[from, to)` under a key: a flag's examples.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn examples(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        key: TrendKey,
+        ids: (Option<Uuid>, Option<Uuid>),
+        limit: i64,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let filter = match key {
+            TrendKey::CategoryVillage => "category_id IS NOT DISTINCT FROM $3 AND village_id IS NOT DISTINCT FROM $4",
+            TrendKey::AccusedUnit => "accused_unit_id = $3 AND $4::uuid IS NULL",
+        };
+        let sql = format!(
+            "SELECT case_id FROM ledger WHERE received_at >= $1 AND received_at < $2 AND {filter} \
+             ORDER BY received_at DESC, case_id LIMIT $5"
+        );
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        Ok(client.query(&stmt, &[&from, &to, &ids.0, &ids.1, &limit]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The two-character CJK search terms of the cases received in `[baseline_from, to)` (in at
+    /// least `min_total` of them) with their counts in `[recent_from, to)` and in
+    /// `[baseline_from, recent_from)`, and the number of cases in each range.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn term_counts(
+        &self,
+        baseline_from: DateTime<Utc>,
+        recent_from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        min_total: i64,
+        campaign: Option<Uuid>,
+    ) -> Result<(i64, i64, Vec<TermCount>), StoreError> {
+        let client = self.pool.get().await?;
+        let totals = client
+            .prepare_cached(
+                "SELECT count(*) FILTER (WHERE received_at >= $2), count(*) FILTER (WHERE received_at < $2) \
+                 FROM ledger WHERE received_at >= $1 AND received_at < $3 AND ($4::uuid IS NULL OR campaign_id = $4)",
+            )
+            .await?;
+        let t = client.query_one(&totals, &[&baseline_from, &recent_from, &to, &campaign]).await?;
+        let terms = client
+            .prepare_cached(
+                "SELECT w.term, count(*) FILTER (WHERE l.received_at >= $2), count(*) FILTER (WHERE l.received_at < $2) \
+                 FROM ledger l CROSS JOIN LATERAL unnest(tsvector_to_array(l.search)) AS w(term) \
+                 WHERE l.received_at >= $1 AND l.received_at < $3 AND ($4::uuid IS NULL OR l.campaign_id = $4) \
+                   AND w.term ~ '^[\u{4e00}-\u{9fff}]{2}$' \
+                 GROUP BY 1 HAVING count(*) >= $5",
+            )
+            .await?;
+        let rows = client.query(&terms, &[&baseline_from, &recent_from, &to, &campaign, &min_total]).await?;
+        Ok((
+            t.get(0),
+            t.get(1),
+            rows.iter().map(|r| TermCount { term: r.get(0), recent: r.get(1), baseline: r.get(2) }).collect(),
+        ))
+    }
+
+    /// Every questionnaire's folded state (for the survey trends), oldest first by the day it was
+    /// held, optionally of one campaign.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn surveys(&self, campaign: Option<Uuid>) -> Result<Vec<serde_json::Value>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT doc FROM records WHERE stream_type = 'survey' AND ($1::uuid IS NULL OR campaign_id = $1) \
+                 ORDER BY happened_on, record_id",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[&campaign]).await?.iter().map(|r| r.get(0)).collect())
+    }
+}

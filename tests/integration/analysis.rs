@@ -3,7 +3,7 @@
 use domain::events::*;
 use domain::*;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tests::app::spawn_app;
 use tests::story::Story;
 use uuid::Uuid;
@@ -195,4 +195,112 @@ async fn each_kpi_equals_its_hand_computed_value() {
     app.get("/api/v1/kpis?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", &sup)
         .await
         .assert_problem(400, "invalid-query");
+}
+
+/// SplitMix64 and Knuth's Poisson sampler (the background's counts, fixed by the seed).
+fn poisson(state: &mut u64, lambda: f64) -> u64 {
+    let mut next = || {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let limit = (-lambda).exp();
+    let (mut k, mut p) = (0, 1.0);
+    loop {
+        p *= next();
+        if p <= limit {
+            return k;
+        }
+        k += 1;
+    }
+}
+
+/// Four categories in three villages, each about two cases a week for nine weeks (a flat
+/// background); one cell gets ten more cases about 低保 in the recent week (25–31 May 2026), and
+/// six uncategorised complaints accuse one unit that week. The trends flag that cell, the unit,
+/// and the word 低保 — and no background cell, and not the word every case uses (路灯).
+#[tokio::test]
+async fn the_trends_flag_an_injected_spike_and_not_the_background() {
+    let app = spawn_app().await;
+    let cats: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let villages: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let monday = tests::story::t("2026-03-30T10:00:00+08:00");
+    let mut rng = 20_261_201_u64;
+    for week in 0..9i64 {
+        for c in &cats {
+            for v in &villages {
+                for i in 0..poisson(&mut rng, 2.0) {
+                    let at =
+                        monday + chrono::Duration::weeks(week) + chrono::Duration::hours(i64::try_from(i).unwrap());
+                    Story::register_with(&app, at, |r| {
+                        r.category = Some(CategoryId::from_uuid(*c));
+                        r.village = Some(UnitId::from_uuid(*v));
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+    let recent = tests::story::t("2026-05-27T09:00:00+08:00");
+    let mut spike = Vec::new();
+    for i in 0..10 {
+        let s = Story::register_with(&app, recent + chrono::Duration::minutes(i), |r| {
+            r.category = Some(CategoryId::from_uuid(cats[0]));
+            r.village = Some(UnitId::from_uuid(villages[0]));
+            r.title = Title::parse("低保评定不公开").unwrap();
+            r.description = Description::parse("村里低保名单没有张榜公示，评定过程不透明。").unwrap();
+        })
+        .await;
+        spike.push(s.id.as_uuid());
+    }
+    let accused = app.dept_b;
+    for i in 0..6 {
+        Story::register_with(&app, recent + chrono::Duration::hours(i), |r| {
+            r.accused_unit = Some(UnitId::from_uuid(accused));
+            r.title = Title::parse("办事推诿拖延").unwrap();
+        })
+        .await;
+    }
+
+    let sup = app.token("supervisor", None);
+    let r = app.get("/api/v1/trends?to=2026-06-01T00:00:00%2B08:00&baseline=8", &sup).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["recent_from"], "2026-05-25");
+    assert_eq!(r.body["recent_to"], "2026-06-01");
+    assert_eq!(r.body["baseline_from"], "2026-03-30");
+    let flagged = |list: &str| -> Vec<Value> {
+        r.body[list].as_array().unwrap().iter().filter(|c| c["flagged"] == true).cloned().collect()
+    };
+    let cells = flagged("cells");
+    let keys: Vec<(Value, Value)> = cells.iter().map(|c| (c["category_id"].clone(), c["village_id"].clone())).collect();
+    // The spike's cell, and the cell of the six uncategorised complaints (new that week).
+    assert_eq!(keys.len(), 2, "{}", serde_json::to_string_pretty(&r.body["cells"]).unwrap());
+    assert!(keys.contains(&(json!(cats[0]), json!(villages[0]))), "{keys:?}");
+    assert!(keys.contains(&(Value::Null, Value::Null)), "{keys:?}");
+    let hot = cells.iter().find(|c| c["category_id"] == json!(cats[0])).unwrap();
+    assert!(hot["recent"].as_i64().unwrap() >= 10);
+    assert_eq!(hot["baseline"].as_array().unwrap().len(), 8);
+    assert!(hot["q"].as_f64().unwrap() <= 0.05 && hot["p"].as_f64().unwrap() < hot["q"].as_f64().unwrap() + 1e-12);
+    let examples: Vec<Uuid> =
+        hot["examples"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(examples.len(), 5);
+    assert!(examples.iter().all(|e| spike.contains(e)), "the examples are the newest recent cases of the cell");
+    let units = flagged("accused_units");
+    assert_eq!(units.len(), 1, "{}", r.text);
+    assert_eq!(units[0]["accused_unit_id"], json!(accused));
+    assert_eq!(units[0]["recent"], 6);
+    let words = flagged("words");
+    let terms: Vec<&str> = words.iter().map(|w| w["term"].as_str().unwrap()).collect();
+    assert!(terms.contains(&"低保"), "{terms:?}");
+    assert!(!terms.contains(&"路灯"), "{terms:?}");
+    let dibao = words.iter().find(|w| w["term"] == "低保").unwrap();
+    assert_eq!((dibao["recent"].as_i64(), dibao["baseline"].as_i64()), (Some(10), Some(0)));
+
+    // A handler may not read what every case says; bad parameters are 400s.
+    app.get("/api/v1/trends", &app.token("handler", Some(app.dept_a))).await.assert_problem(403, "forbidden");
+    app.get("/api/v1/trends?baseline=1", &sup).await.assert_problem(400, "invalid-query");
+    app.get("/api/v1/trends?q_permille=0", &sup).await.assert_problem(400, "invalid-query");
 }

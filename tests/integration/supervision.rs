@@ -101,7 +101,7 @@ async fn rules_raise_each_trigger_once_across_runs_and_servers() {
     }
 
     let fast = |s: &mut api::settings::ServeArgs| {
-        s.supervision.interval_s = 1;
+        s.supervision.rules_interval_s = 1;
         s.supervision.unit_overdue = 2;
         s.supervision.duplicates = 3;
     };

@@ -129,7 +129,7 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             ..Default::default()
         },
         // The rules run where a test asks for them.
-        supervision: api::settings::SupervisionArgs { interval_s: 0, ..Default::default() },
+        supervision: api::settings::SupervisionArgs { rules_interval_s: 0, ..Default::default() },
     }
 }
 

@@ -29,10 +29,16 @@ impl Story {
 
     /// Registers a case received at `at`.
     pub async fn register_at(app: &TestApp, at: DateTime<Utc>, identified: bool) -> Self {
+        Self::register_with(app, at, |reg| reg.complainant.anonymous = !identified).await
+    }
+
+    /// Registers a case received at `at`, its registration (anonymous, fixtures' title) changed
+    /// by `edit`.
+    pub async fn register_with(app: &TestApp, at: DateTime<Utc>, edit: impl FnOnce(&mut Registration)) -> Self {
         let at = domain::truncate_to_micros(at);
         let id = CaseId::from_uuid(Uuid::new_v4());
         let mut reg = crate::fixtures::registration(id, at);
-        reg.complainant.anonymous = !identified;
+        edit(&mut reg);
         let mut s =
             Self { id, state: None, head: infra::hash::GENESIS, store: infra::EventStore::new(app.db.app_pool()) };
         s.run_at(Command::Register(Box::new(reg)), at).await;

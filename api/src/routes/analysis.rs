@@ -277,7 +277,392 @@ pub async fn kpis(state: Data<AppState>, principal: Principal, req: HttpRequest)
     Ok(HttpResponse::Ok().json(KpiView { from, to, computed_at: now, group_by: group, groups }))
 }
 
+/// The length of a trend period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrendPeriod {
+    /// A week, Monday to Sunday (China Standard Time).
+    #[default]
+    Week,
+    /// A calendar month (China Standard Time).
+    Month,
+}
+
+/// The trends query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TrendQuery {
+    /// The period's length (default `week`).
+    pub period: Option<TrendPeriod>,
+    /// The recent period is the last whole one that ends at or before this (default: now).
+    /// Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    #[param(pattern = r"^20[0-9]{2}-")]
+    pub to: Option<DateTime<Utc>>,
+    /// How many periods before it are the baseline (2 to 52, default 8).
+    #[param(minimum = 2, maximum = 52)]
+    pub baseline: Option<i64>,
+    /// The least recent count a cell or word needs to be tested (1 to 1000, default 5).
+    #[param(minimum = 1, maximum = 1000)]
+    pub min_count: Option<i64>,
+    /// The false discovery rate Benjamini–Hochberg controls, in thousandths (1 to 200, default 50:
+    /// q = 0.05).
+    #[param(minimum = 1, maximum = 200)]
+    pub q_permille: Option<i64>,
+    /// Only cases received in this campaign (and its questionnaires).
+    pub campaign_id: Option<Uuid>,
+}
+
+/// A cell tested for a rise: a category in a village, or an accused unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CellTrend {
+    /// The category (absent: none; always absent for an accused unit).
+    pub category_id: Option<Uuid>,
+    /// The village (absent: none).
+    pub village_id: Option<Uuid>,
+    /// The accused unit (for `accused_units`).
+    pub accused_unit_id: Option<Uuid>,
+    /// Cases in the recent period.
+    pub recent: i64,
+    /// Cases in each baseline period, oldest first.
+    pub baseline: Vec<i64>,
+    /// The baseline's mean per period.
+    pub expected: f64,
+    /// The one-sided p of the exact conditional test of two Poisson rates: with T the recent
+    /// and baseline cases together, P(Y ≥ recent) for Y ~ Binomial(T, 1 ÷ (periods + 1)).
+    pub p: f64,
+    /// Its Benjamini–Hochberg q-value among every cell and accused unit tested.
+    pub q: f64,
+    /// Whether q ≤ the threshold.
+    pub flagged: bool,
+    /// The newest recent cases of the cell (at most 5), for a flagged cell.
+    pub examples: Vec<Uuid>,
+}
+
+/// A search term tested for a rise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WordTrend {
+    /// The term: two CJK characters as the search index segments them.
+    pub term: String,
+    /// Recent cases with it.
+    pub recent: i64,
+    /// Recent cases.
+    pub recent_cases: i64,
+    /// Baseline cases with it.
+    pub baseline: i64,
+    /// Baseline cases.
+    pub baseline_cases: i64,
+    /// The log-likelihood ratio G² (Dunning) of the two shares.
+    pub g2: f64,
+    /// Its one-sided p (χ² with one degree of freedom, halved; 1 when the share fell).
+    pub p: f64,
+    /// Its Benjamini–Hochberg q-value among the terms tested.
+    pub q: f64,
+    /// Whether q ≤ the threshold.
+    pub flagged: bool,
+}
+
+/// One questionnaire's "not received" answers to a policy question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SurveyShare {
+    /// The questionnaire.
+    pub survey_id: Uuid,
+    /// The day it was held.
+    pub surveyed_on: chrono::NaiveDate,
+    /// Answers saying the policy did not reach the respondent.
+    pub not_received: u64,
+    /// Answers.
+    pub answered: u64,
+}
+
+/// A policy whose "not received" share was compared between its two latest questionnaires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SurveyTrend {
+    /// The policy.
+    pub policy: String,
+    /// The question's key (in the latest questionnaire).
+    pub question: String,
+    /// The questionnaire before.
+    pub before: SurveyShare,
+    /// The latest.
+    pub latest: SurveyShare,
+    /// G² of the two shares.
+    pub g2: f64,
+    /// Its one-sided p (1 when the share fell).
+    pub p: f64,
+    /// Its Benjamini–Hochberg q-value among the policies compared.
+    pub q: f64,
+    /// Whether q ≤ the threshold.
+    pub flagged: bool,
+}
+
+/// Emerging and trending problems.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TrendView {
+    /// The period's length.
+    pub period: TrendPeriod,
+    /// The recent period's first day (China Standard Time).
+    pub recent_from: chrono::NaiveDate,
+    /// The day after its last.
+    pub recent_to: chrono::NaiveDate,
+    /// The baseline's first day.
+    pub baseline_from: chrono::NaiveDate,
+    /// Baseline periods.
+    pub baseline_periods: i64,
+    /// The least count tested.
+    pub min_count: i64,
+    /// The false discovery rate.
+    pub q: f64,
+    /// Cells (category × village) tested, flagged first, by q.
+    pub cells: Vec<CellTrend>,
+    /// Accused units tested (repeated complaints about one unit), flagged first, by q.
+    pub accused_units: Vec<CellTrend>,
+    /// Search terms tested, flagged first, by q (at most 50).
+    pub words: Vec<WordTrend>,
+    /// Policies compared between questionnaires, flagged first, by q.
+    pub surveys: Vec<SurveyTrend>,
+}
+
+/// The period containing `day` starts on (China Standard Time).
+fn period_start(day: chrono::NaiveDate, period: TrendPeriod) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    match period {
+        TrendPeriod::Week => day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday())),
+        TrendPeriod::Month => day.with_day(1).unwrap_or(day),
+    }
+}
+
+fn shift(day: chrono::NaiveDate, period: TrendPeriod, n: i64) -> chrono::NaiveDate {
+    match period {
+        TrendPeriod::Week => day + chrono::Duration::weeks(n),
+        TrendPeriod::Month => {
+            let months = chrono::Months::new(u32::try_from(n.unsigned_abs()).unwrap_or(0));
+            if n >= 0 { day.checked_add_months(months) } else { day.checked_sub_months(months) }.unwrap_or(day)
+        }
+    }
+}
+
+/// The first instant of a day in China Standard Time.
+fn start_of(day: chrono::NaiveDate) -> DateTime<Utc> {
+    let local = day.and_time(chrono::NaiveTime::MIN);
+    (local - chrono::Duration::hours(8)).and_utc()
+}
+
+type Key = (Option<Uuid>, Option<Uuid>);
+
+/// The series of every key with a count in the window: recent, then the baseline oldest first.
+fn series(counts: &[infra::analysis::PeriodCount], starts: &[chrono::NaiveDate]) -> Vec<(Key, i64, Vec<i64>)> {
+    let mut by: std::collections::BTreeMap<Key, Vec<i64>> = Default::default();
+    for c in counts {
+        let Some(i) = starts.iter().position(|s| *s == c.period) else { continue };
+        by.entry(c.key).or_insert_with(|| vec![0; starts.len()])[i] += c.count;
+    }
+    by.into_iter()
+        .map(|(k, mut v)| {
+            let recent = v.pop().unwrap_or(0);
+            (k, recent, v)
+        })
+        .collect()
+}
+
+fn by_flag_then_q(a: (bool, f64), b: (bool, f64)) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then(a.1.total_cmp(&b.1))
+}
+
+/// Emerging problems
+///
+/// What rises in the recent period (the last whole week or month before `to`) against its own
+/// baseline (the `baseline` periods before it), with the evidence of each flag:
+/// - **cells** (a category in a village) and **accused units** (repeated complaints about one
+///   unit): the exact conditional test of two Poisson rates (given the recent and baseline cases
+///   together, T, the recent count is Binomial(T, 1 ÷ (periods + 1)) if nothing changed), for
+///   counts of at least `min_count` above the baseline mean; Benjamini–Hochberg over all of them
+///   at the false discovery rate q; a flag carries the counts, the baseline mean, p, q and
+///   example cases.
+/// - **words**: two-character terms as the search index segments Chinese, in at least
+///   `min_count` cases in all, stop words excluded, by the log-likelihood ratio G² of their share
+///   of recent cases against the baseline's, BH at q; flagged when in at least `min_count` recent
+///   cases.
+/// - **surveys**: for each policy question, the share answering "not received" (a "no", or an
+///   option saying 未收到 / 未享受 / …) in the latest questionnaire against the one before, by
+///   G², BH at q.
+///
+/// Supervisors, auditors and admins (it reads every case).
+#[utoipa::path(tag = "ledger", params(TrendQuery), responses((status = 200, description = "What rises", body = TrendView), (status = 400, description = "A parameter is malformed", content_type = "application/problem+json", body = crate::problem::Problem), (status = 403, description = "A handler (trends read every case)", content_type = "application/problem+json", body = crate::problem::Problem)), security(("bearer" = [])))]
+#[get("/trends")]
+pub async fn trends(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if scope_unit(&principal)?.is_some() {
+        return Err(ApiError::Forbidden);
+    }
+    let q: TrendQuery = crate::extract::query(&req)?;
+    let bad = |detail: &str| ApiError::BadRequest { code: "invalid-query", detail: detail.into() };
+    let period = q.period.unwrap_or_default();
+    let to = query_time("to", q.to)?.unwrap_or_else(Utc::now);
+    let n = q.baseline.unwrap_or(8);
+    if !(2..=52).contains(&n) {
+        return Err(bad("baseline must be 2 to 52"));
+    }
+    let min_count = q.min_count.unwrap_or(5);
+    if !(1..=1000).contains(&min_count) {
+        return Err(bad("min_count must be 1 to 1000"));
+    }
+    let q_permille = q.q_permille.unwrap_or(50);
+    if !(1..=200).contains(&q_permille) {
+        return Err(bad("q_permille must be 1 to 200"));
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let fdr = q_permille as f64 / 1000.0;
+    let recent_to = period_start(domain::calendar::local_date(to), period);
+    let recent_from = shift(recent_to, period, -1);
+    let baseline_from = shift(recent_from, period, -n);
+    let starts: Vec<chrono::NaiveDate> = (0..=n).map(|i| shift(baseline_from, period, i)).collect();
+    let (from_t, recent_t, to_t) = (start_of(baseline_from), start_of(recent_from), start_of(recent_to));
+    let bucket = match period {
+        TrendPeriod::Week => infra::analysis::Bucket::Week,
+        TrendPeriod::Month => infra::analysis::Bucket::Month,
+    };
+    let thresholds = domain::trends::Thresholds { min_count: u64::try_from(min_count).unwrap_or(5), q: fdr };
+    let view = within_deadline(&req, async {
+        use infra::analysis::TrendKey;
+        let a = &state.analysis;
+        let cells =
+            series(&a.period_counts(from_t, to_t, bucket, TrendKey::CategoryVillage, q.campaign_id).await?, &starts);
+        let accused =
+            series(&a.period_counts(from_t, to_t, bucket, TrendKey::AccusedUnit, q.campaign_id).await?, &starts);
+        // One family: every cell and accused unit tested is adjusted together.
+        let all: Vec<domain::trends::Series> = cells
+            .iter()
+            .chain(&accused)
+            .map(|(_, r, b)| domain::trends::Series {
+                recent: u64::try_from(*r).unwrap_or(0),
+                baseline: b.iter().map(|x| u64::try_from(*x).unwrap_or(0)).collect(),
+            })
+            .collect();
+        let verdicts = domain::trends::flag_rises(&all, thresholds);
+        let mut out_cells = Vec::new();
+        let mut out_accused = Vec::new();
+        for (i, ((key, recent, baseline), v)) in cells.iter().chain(&accused).zip(verdicts).enumerate() {
+            let Some(v) = v else { continue };
+            let is_cell = i < cells.len();
+            let tkey = if is_cell { TrendKey::CategoryVillage } else { TrendKey::AccusedUnit };
+            let examples = if v.flagged { a.examples(recent_t, to_t, tkey, *key, 5).await? } else { Vec::new() };
+            let t = CellTrend {
+                category_id: if is_cell { key.0 } else { None },
+                village_id: if is_cell { key.1 } else { None },
+                accused_unit_id: if is_cell { None } else { key.0 },
+                recent: *recent,
+                baseline: baseline.clone(),
+                expected: v.test.expected,
+                p: v.test.p,
+                q: v.q,
+                flagged: v.flagged,
+                examples,
+            };
+            if is_cell { out_cells.push(t) } else { out_accused.push(t) }
+        }
+        out_cells.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
+        out_accused.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
+
+        let (n1, n2, terms) = a.term_counts(from_t, recent_t, to_t, min_count, q.campaign_id).await?;
+        let terms: Vec<_> =
+            terms.into_iter().filter(|t| !domain::trends::STOP_WORDS.contains(&t.term.as_str())).collect();
+        let u = |x: i64| u64::try_from(x).unwrap_or(0);
+        let tests = terms.iter().map(|t| Some(domain::trends::g2(u(t.recent), u(n1), u(t.baseline), u(n2)))).collect();
+        let mut words: Vec<WordTrend> = terms
+            .iter()
+            .zip(domain::trends::adjust(tests, fdr))
+            .filter_map(|(t, v)| {
+                v.map(|v| WordTrend {
+                    term: t.term.clone(),
+                    recent: t.recent,
+                    recent_cases: n1,
+                    baseline: t.baseline,
+                    baseline_cases: n2,
+                    g2: v.test.score,
+                    p: v.test.p,
+                    q: v.q,
+                    // Tested when frequent in all; flagged only when frequent recently.
+                    flagged: v.flagged && t.recent >= min_count,
+                })
+            })
+            .collect();
+        words.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)).then(y.g2.total_cmp(&x.g2)));
+        words.truncate(50);
+
+        let surveys = survey_trends(&a.surveys(q.campaign_id).await?, fdr);
+        Ok(TrendView {
+            period,
+            recent_from,
+            recent_to,
+            baseline_from,
+            baseline_periods: n,
+            min_count,
+            q: fdr,
+            cells: out_cells,
+            accused_units: out_accused,
+            words,
+            surveys,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Each policy's "not received" share in its two latest questionnaires (in the order given:
+/// oldest first), compared by G² and adjusted together.
+fn survey_trends(docs: &[serde_json::Value], fdr: f64) -> Vec<SurveyTrend> {
+    let mut by_policy: std::collections::BTreeMap<String, Vec<(String, SurveyShare)>> = Default::default();
+    for doc in docs {
+        let Ok(s) = serde_json::from_value::<domain::records::survey::Survey>(doc.clone()) else { continue };
+        for share in domain::trends::policy_shares(&s) {
+            if share.answered == 0 {
+                continue;
+            }
+            by_policy.entry(share.policy.clone()).or_default().push((
+                share.question.clone(),
+                SurveyShare {
+                    survey_id: s.id.as_uuid(),
+                    surveyed_on: s.surveyed_on,
+                    not_received: share.not_received,
+                    answered: share.answered,
+                },
+            ));
+        }
+    }
+    let pairs: Vec<(String, String, SurveyShare, SurveyShare)> = by_policy
+        .into_iter()
+        .filter_map(|(policy, mut v)| {
+            v.sort_by_key(|(_, s)| (s.surveyed_on, s.survey_id));
+            let (question, latest) = v.pop()?;
+            let (_, before) = v.pop()?;
+            Some((policy, question, before, latest))
+        })
+        .collect();
+    let tests = pairs
+        .iter()
+        .map(|(_, _, b, l)| Some(domain::trends::rise_between(b.not_received, b.answered, l.not_received, l.answered)))
+        .collect();
+    let mut out: Vec<SurveyTrend> = pairs
+        .into_iter()
+        .zip(domain::trends::adjust(tests, fdr))
+        .filter_map(|((policy, question, before, latest), v)| {
+            v.map(|v| SurveyTrend {
+                policy,
+                question,
+                before,
+                latest,
+                g2: v.test.score,
+                p: v.test.p,
+                q: v.q,
+                flagged: v.flagged,
+            })
+        })
+        .collect();
+    out.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
+    out
+}
+
 /// Registers the routes (under `/api/v1`).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(kpis);
+    cfg.service(kpis).service(trends);
 }
