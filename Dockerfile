@@ -5,6 +5,8 @@ COPY . .
 RUN cargo build --release -p api --bin huiyin
 
 FROM debian:bookworm-slim
+# The summary report's PDF is set in WenQuanYi Micro Hei (CJK with Latin and digits).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 huiyin
 COPY --from=build /src/target/release/huiyin /usr/local/bin/huiyin
 USER huiyin

@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 pub mod records;
+pub mod report;
 pub mod routes;
 pub mod seed;
 pub mod service;

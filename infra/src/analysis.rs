@@ -105,6 +105,10 @@ pub struct KpiCounts {
     pub ratings_satisfied: i64,
     /// Of them, "solved" in the citizen's words.
     pub ratings_solved: i64,
+    /// Of them, 满意 alone.
+    pub ratings_fully_satisfied: i64,
+    /// Of them, 不满意.
+    pub ratings_dissatisfied: i64,
 }
 
 /// A first reply: when its case was accepted and when it was replied to.
@@ -196,6 +200,8 @@ impl Analysis {
             count("rating", ""),
             count("rating", " AND f.rating IN ('satisfied', 'basically_satisfied')"),
             count("rating", " AND f.solved"),
+            count("rating", " AND f.rating = 'satisfied'"),
+            count("rating", " AND f.rating = 'dissatisfied'"),
         ]
         .join(", ");
         let columns = "kind text, unit uuid, at timestamptz, done_at timestamptz, stopped_at timestamptz, \
@@ -224,6 +230,8 @@ impl Analysis {
                 ratings: r.get(12),
                 ratings_satisfied: r.get(13),
                 ratings_solved: r.get(14),
+                ratings_fully_satisfied: r.get(15),
+                ratings_dissatisfied: r.get(16),
             })
             .collect())
     }

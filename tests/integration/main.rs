@@ -19,6 +19,7 @@ mod notices;
 mod open311;
 mod openapi;
 mod reliability;
+mod report;
 mod store;
 mod supervision;
 mod trade_lifecycle;

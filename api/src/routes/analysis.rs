@@ -512,6 +512,34 @@ pub async fn trends(state: Data<AppState>, principal: Principal, req: HttpReques
     }
     #[allow(clippy::cast_precision_loss)]
     let fdr = q_permille as f64 / 1000.0;
+    let params = TrendParams { period, to, baseline: n, min_count, fdr, campaign: q.campaign_id };
+    let view = within_deadline(&req, trend_view(&state, params)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// What a trends computation asks.
+#[derive(Debug, Clone, Copy)]
+pub struct TrendParams {
+    /// The period's length.
+    pub period: TrendPeriod,
+    /// The recent period ends at or before this.
+    pub to: DateTime<Utc>,
+    /// Baseline periods.
+    pub baseline: i64,
+    /// The least count tested.
+    pub min_count: i64,
+    /// The false discovery rate.
+    pub fdr: f64,
+    /// Only this campaign's cases and questionnaires.
+    pub campaign: Option<Uuid>,
+}
+
+/// Computes the trends (see [`trends`]).
+///
+/// # Errors
+/// A database failure.
+pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, ApiError> {
+    let (period, to, n, min_count, fdr) = (p.period, p.to, p.baseline, p.min_count, p.fdr);
     let recent_to = period_start(domain::calendar::local_date(to), period);
     let recent_from = shift(recent_to, period, -1);
     let baseline_from = shift(recent_from, period, -n);
@@ -522,90 +550,83 @@ pub async fn trends(state: Data<AppState>, principal: Principal, req: HttpReques
         TrendPeriod::Month => infra::analysis::Bucket::Month,
     };
     let thresholds = domain::trends::Thresholds { min_count: u64::try_from(min_count).unwrap_or(5), q: fdr };
-    let view = within_deadline(&req, async {
-        use infra::analysis::TrendKey;
-        let a = &state.analysis;
-        let cells =
-            series(&a.period_counts(from_t, to_t, bucket, TrendKey::CategoryVillage, q.campaign_id).await?, &starts);
-        let accused =
-            series(&a.period_counts(from_t, to_t, bucket, TrendKey::AccusedUnit, q.campaign_id).await?, &starts);
-        // One family: every cell and accused unit tested is adjusted together.
-        let all: Vec<domain::trends::Series> = cells
-            .iter()
-            .chain(&accused)
-            .map(|(_, r, b)| domain::trends::Series {
-                recent: u64::try_from(*r).unwrap_or(0),
-                baseline: b.iter().map(|x| u64::try_from(*x).unwrap_or(0)).collect(),
-            })
-            .collect();
-        let verdicts = domain::trends::flag_rises(&all, thresholds);
-        let mut out_cells = Vec::new();
-        let mut out_accused = Vec::new();
-        for (i, ((key, recent, baseline), v)) in cells.iter().chain(&accused).zip(verdicts).enumerate() {
-            let Some(v) = v else { continue };
-            let is_cell = i < cells.len();
-            let tkey = if is_cell { TrendKey::CategoryVillage } else { TrendKey::AccusedUnit };
-            let examples = if v.flagged { a.examples(recent_t, to_t, tkey, *key, 5).await? } else { Vec::new() };
-            let t = CellTrend {
-                category_id: if is_cell { key.0 } else { None },
-                village_id: if is_cell { key.1 } else { None },
-                accused_unit_id: if is_cell { None } else { key.0 },
-                recent: *recent,
-                baseline: baseline.clone(),
-                expected: v.test.expected,
+    use infra::analysis::TrendKey;
+    let a = &state.analysis;
+    let cells = series(&a.period_counts(from_t, to_t, bucket, TrendKey::CategoryVillage, p.campaign).await?, &starts);
+    let accused = series(&a.period_counts(from_t, to_t, bucket, TrendKey::AccusedUnit, p.campaign).await?, &starts);
+    // One family: every cell and accused unit tested is adjusted together.
+    let all: Vec<domain::trends::Series> = cells
+        .iter()
+        .chain(&accused)
+        .map(|(_, r, b)| domain::trends::Series {
+            recent: u64::try_from(*r).unwrap_or(0),
+            baseline: b.iter().map(|x| u64::try_from(*x).unwrap_or(0)).collect(),
+        })
+        .collect();
+    let verdicts = domain::trends::flag_rises(&all, thresholds);
+    let mut out_cells = Vec::new();
+    let mut out_accused = Vec::new();
+    for (i, ((key, recent, baseline), v)) in cells.iter().chain(&accused).zip(verdicts).enumerate() {
+        let Some(v) = v else { continue };
+        let is_cell = i < cells.len();
+        let tkey = if is_cell { TrendKey::CategoryVillage } else { TrendKey::AccusedUnit };
+        let examples = if v.flagged { a.examples(recent_t, to_t, tkey, *key, 5).await? } else { Vec::new() };
+        let t = CellTrend {
+            category_id: if is_cell { key.0 } else { None },
+            village_id: if is_cell { key.1 } else { None },
+            accused_unit_id: if is_cell { None } else { key.0 },
+            recent: *recent,
+            baseline: baseline.clone(),
+            expected: v.test.expected,
+            p: v.test.p,
+            q: v.q,
+            flagged: v.flagged,
+            examples,
+        };
+        if is_cell { out_cells.push(t) } else { out_accused.push(t) }
+    }
+    out_cells.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
+    out_accused.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
+
+    let (n1, n2, terms) = a.term_counts(from_t, recent_t, to_t, min_count, p.campaign).await?;
+    let terms: Vec<_> = terms.into_iter().filter(|t| !domain::trends::STOP_WORDS.contains(&t.term.as_str())).collect();
+    let u = |x: i64| u64::try_from(x).unwrap_or(0);
+    let tests = terms.iter().map(|t| Some(domain::trends::g2(u(t.recent), u(n1), u(t.baseline), u(n2)))).collect();
+    let mut words: Vec<WordTrend> = terms
+        .iter()
+        .zip(domain::trends::adjust(tests, fdr))
+        .filter_map(|(t, v)| {
+            v.map(|v| WordTrend {
+                term: t.term.clone(),
+                recent: t.recent,
+                recent_cases: n1,
+                baseline: t.baseline,
+                baseline_cases: n2,
+                g2: v.test.score,
                 p: v.test.p,
                 q: v.q,
-                flagged: v.flagged,
-                examples,
-            };
-            if is_cell { out_cells.push(t) } else { out_accused.push(t) }
-        }
-        out_cells.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
-        out_accused.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
-
-        let (n1, n2, terms) = a.term_counts(from_t, recent_t, to_t, min_count, q.campaign_id).await?;
-        let terms: Vec<_> =
-            terms.into_iter().filter(|t| !domain::trends::STOP_WORDS.contains(&t.term.as_str())).collect();
-        let u = |x: i64| u64::try_from(x).unwrap_or(0);
-        let tests = terms.iter().map(|t| Some(domain::trends::g2(u(t.recent), u(n1), u(t.baseline), u(n2)))).collect();
-        let mut words: Vec<WordTrend> = terms
-            .iter()
-            .zip(domain::trends::adjust(tests, fdr))
-            .filter_map(|(t, v)| {
-                v.map(|v| WordTrend {
-                    term: t.term.clone(),
-                    recent: t.recent,
-                    recent_cases: n1,
-                    baseline: t.baseline,
-                    baseline_cases: n2,
-                    g2: v.test.score,
-                    p: v.test.p,
-                    q: v.q,
-                    // Tested when frequent in all; flagged only when frequent recently.
-                    flagged: v.flagged && t.recent >= min_count,
-                })
+                // Tested when frequent in all; flagged only when frequent recently.
+                flagged: v.flagged && t.recent >= min_count,
             })
-            .collect();
-        words.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)).then(y.g2.total_cmp(&x.g2)));
-        words.truncate(50);
-
-        let surveys = survey_trends(&a.surveys(q.campaign_id).await?, fdr);
-        Ok(TrendView {
-            period,
-            recent_from,
-            recent_to,
-            baseline_from,
-            baseline_periods: n,
-            min_count,
-            q: fdr,
-            cells: out_cells,
-            accused_units: out_accused,
-            words,
-            surveys,
         })
+        .collect();
+    words.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)).then(y.g2.total_cmp(&x.g2)));
+    words.truncate(50);
+
+    let surveys = survey_trends(&a.surveys(p.campaign).await?, fdr);
+    Ok(TrendView {
+        period,
+        recent_from,
+        recent_to,
+        baseline_from,
+        baseline_periods: n,
+        min_count,
+        q: fdr,
+        cells: out_cells,
+        accused_units: out_accused,
+        words,
+        surveys,
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Each policy's "not received" share in its two latest questionnaires (in the order given:

@@ -14,6 +14,7 @@ pub mod open311;
 pub mod public;
 pub mod records;
 pub mod reference;
+pub mod reports;
 pub mod supervision;
 pub mod surveys;
 pub mod visits;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(ledger::configure)
             .configure(analysis::configure)
             .configure(supervision::configure)
+            .configure(reports::configure)
             .configure(reference::configure)
             .configure(campaigns::configure)
             .configure(meetings::configure)

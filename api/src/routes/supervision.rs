@@ -229,7 +229,11 @@ pub struct SupervisionList {
     (status = 400, description = "A parameter is malformed", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/supervision")]
-pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn list_supervision(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let scope = principal.require(Action::ReadRecords)?;
     let q: SupervisionQuery = crate::extract::query(&req)?;
     let open_only = q.status.unwrap_or_default() == ItemStatus::Open;
@@ -267,7 +271,11 @@ pub async fn list(state: Data<AppState>, principal: Principal, req: HttpRequest)
     (status = 404, description = "No such item the caller may read", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/supervision/{id}")]
-pub async fn get_one(state: Data<AppState>, principal: Principal, id: Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_supervision(
+    state: Data<AppState>,
+    principal: Principal,
+    id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let (s, _) = records::load::<Supervision>(&state, &principal, *id, None).await?;
     Ok(HttpResponse::Ok().json(SupervisionView::of(&s, Utc::now())))
 }
@@ -301,7 +309,7 @@ pub struct RaiseRequest {
     (status = 422, description = "A field is invalid, or the unit or case is unknown", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/supervision")]
-pub async fn raise(
+pub async fn raise_supervision(
     state: Data<AppState>,
     principal: Principal,
     req: HttpRequest,
@@ -366,7 +374,7 @@ pub struct RespondRequest {
     (status = 422, description = "A field is invalid", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/supervision/{id}/response")]
-pub async fn respond(
+pub async fn respond_to_supervision(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -416,7 +424,7 @@ pub struct CloseItemRequest {
     (status = 422, description = "A field is invalid", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/supervision/{id}/closure")]
-pub async fn close(
+pub async fn close_supervision(
     state: Data<AppState>,
     principal: Principal,
     id: Path<Uuid>,
@@ -441,5 +449,9 @@ pub async fn close(
 
 /// Registers the routes (under `/api/v1`).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(list).service(raise).service(get_one).service(respond).service(close);
+    cfg.service(list_supervision)
+        .service(raise_supervision)
+        .service(get_supervision)
+        .service(respond_to_supervision)
+        .service(close_supervision);
 }

@@ -1,0 +1,163 @@
+//! `GET /api/v1/reports/summary`: a campaign's summary report (总结报告) as JSON, a printable
+//! Chinese page (`Accept: text/html`) or PDF (`Accept: application/pdf`).
+
+use actix_web::http::header;
+use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse, get};
+use domain::RecordId;
+use domain::records::campaign::Campaign;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::middleware::within_deadline;
+use crate::problem::ApiError;
+use crate::report::{self, SummaryReport};
+use crate::startup::AppState;
+
+/// The report's query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// The campaign.
+    pub campaign_id: Uuid,
+    /// One village (its cases and the records that concern it); absent: the whole campaign.
+    pub village_id: Option<Uuid>,
+}
+
+/// The three forms of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Json,
+    Html,
+    Pdf,
+}
+
+/// The form an `Accept` header asks for: the first of PDF, HTML and JSON it accepts with a
+/// quality above 0 (JSON when it names none of them, or is absent).
+fn form(accept: Option<&str>) -> Form {
+    let Some(accept) = accept else { return Form::Json };
+    let mut best: Option<(f32, Form)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts.filter_map(|p| p.strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).next().unwrap_or(1.0);
+        let f = match media.as_str() {
+            "application/pdf" => Form::Pdf,
+            "text/html" => Form::Html,
+            "application/json" | "*/*" | "application/*" => Form::Json,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, f));
+        }
+    }
+    best.map_or(Form::Json, |(_, f)| f)
+}
+
+/// The report of a campaign (and village): the frozen one once its summary phase is over
+/// (frozen by the first request after it), else computed now.
+///
+/// # Errors
+/// 404 for an unknown campaign, 400 for an unknown village, a database failure.
+pub async fn summary(state: &AppState, q: &SummaryQuery) -> Result<SummaryReport, ApiError> {
+    let loaded = infra::records::load::<Campaign>(&state.pool, RecordId::from_uuid(q.campaign_id), None).await?;
+    let campaign = loaded.record.ok_or(ApiError::NotFound("campaign"))?;
+    let village = match q.village_id {
+        None => None,
+        Some(v) => match state.reference.unit(domain::UnitId::from_uuid(v)).await? {
+            Some(u) => Some((v, u.name)),
+            None => {
+                return Err(ApiError::BadRequest { code: "invalid-query", detail: "village_id: no such unit".into() });
+            }
+        },
+    };
+    if let Some(f) = infra::report::frozen(&state.pool, q.campaign_id, q.village_id).await? {
+        return serde_json::from_value(f.report).map_err(ApiError::internal);
+    }
+    let now = crate::service::now();
+    let mut r = report::compute(state, &campaign, village, now).await?;
+    if report::finished(&campaign, domain::calendar::local_date(now)) {
+        r.frozen = true;
+        let json = serde_json::to_value(&r).map_err(ApiError::internal)?;
+        let stored = infra::report::freeze(&state.pool, q.campaign_id, q.village_id, &json, r.log_position).await?;
+        return serde_json::from_value(stored.report).map_err(ApiError::internal);
+    }
+    Ok(r)
+}
+
+/// A campaign's summary report
+///
+/// Each village's (or the whole campaign's) summary: totals by channel, kind and category, cases
+/// per week, the campaign's own activity (meetings and attendees, visits, contact cards,
+/// questionnaires), the KPIs (as `GET /kpis` defines them) over the campaign's days,
+/// satisfaction, unresolved and overdue cases, supervision, emerging problems (as `GET /trends`
+/// finds them in the campaign's last week) and survey highlights. `Accept: text/html` answers a
+/// printable Chinese page (A4) with its charts as inline SVG, needing nothing from the network;
+/// `Accept: application/pdf` the same as PDF in an embedded CJK font. Once the campaign's summary
+/// phase is over the first request freezes the report with the log position it was computed at,
+/// and every later one answers it unchanged (`frozen: true`). Supervisors, clerks, auditors and
+/// admins.
+#[utoipa::path(tag = "ledger", params(SummaryQuery), responses(
+    (status = 200, description = "The report (JSON, HTML or PDF by `Accept`)", body = SummaryReport, content(
+        (SummaryReport = "application/json"),
+        (String = "text/html"),
+        (Vec<u8> = "application/pdf")
+    )),
+    (status = 400, description = "A parameter is malformed, or the village unknown", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 403, description = "A handler (the report reads every case of the campaign)", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 404, description = "No such campaign", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 503, description = "PDF asked for without the report font installed", content_type = "application/problem+json", body = crate::problem::Problem)
+), security(("bearer" = [])))]
+#[get("/reports/summary")]
+pub async fn summary_report(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if crate::routes::analysis::scope_unit(&principal)?.is_some() {
+        return Err(ApiError::Forbidden);
+    }
+    let q: SummaryQuery = crate::extract::query(&req)?;
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let form = form(accept);
+    let r = within_deadline(&req, summary(&state, &q)).await?;
+    Ok(match form {
+        Form::Json => HttpResponse::Ok().json(r),
+        Form::Html => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(report::html::render(&r)),
+        Form::Pdf => {
+            let bytes = report::pdf::render(&r).map_err(|e| {
+                tracing::error!(error = %e, "no PDF of the summary report");
+                ApiError::Unavailable
+            })?;
+            HttpResponse::Ok().content_type("application/pdf").body(bytes)
+        }
+    })
+}
+
+/// Registers the routes (under `/api/v1`).
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(summary_report);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Form, form};
+
+    #[test]
+    fn accept_picks_the_form() {
+        let table: [(Option<&str>, Form); 7] = [
+            (None, Form::Json),
+            (Some("application/json"), Form::Json),
+            (Some("text/html"), Form::Html),
+            (Some("application/pdf"), Form::Pdf),
+            (Some("text/html;q=0.5, application/pdf"), Form::Pdf),
+            (Some("application/pdf;q=0, text/html"), Form::Html),
+            (Some("text/csv"), Form::Json),
+        ];
+        for (accept, want) in table {
+            assert_eq!(form(accept), want, "{accept:?}");
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! What a campaign's summary report (总结报告) reads: its cases' counts from the ledger, its
+//! overdue cases, its supervision items, and the frozen reports of finished campaigns.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::db::Pool;
+use crate::error::StoreError;
+
+/// Cases of a campaign (and village) under one combination of status, kind, channel and
+/// category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseGroup {
+    /// Status.
+    pub status: String,
+    /// Kind.
+    pub kind: String,
+    /// Channel.
+    pub channel: String,
+    /// Category.
+    pub category_id: Option<Uuid>,
+    /// How many.
+    pub count: i64,
+}
+
+/// The campaign's cases grouped (one scan of its rows).
+///
+/// # Errors
+/// A database failure.
+pub async fn case_groups(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> Result<Vec<CaseGroup>, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT status, kind, channel, category_id, count(*) FROM ledger \
+             WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) GROUP BY 1, 2, 3, 4",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[&campaign, &village])
+        .await?
+        .iter()
+        .map(|r| CaseGroup {
+            status: r.get(0),
+            kind: r.get(1),
+            channel: r.get(2),
+            category_id: r.get(3),
+            count: r.get(4),
+        })
+        .collect())
+}
+
+/// Cases received per week (Monday, China Standard Time).
+///
+/// # Errors
+/// A database failure.
+pub async fn weekly(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT date_trunc('week', (received_at AT TIME ZONE 'UTC') + interval '8 hours')::date, count(*) \
+             FROM ledger WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) GROUP BY 1 ORDER BY 1",
+        )
+        .await?;
+    Ok(client.query(&stmt, &[&campaign, &village]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// An open case past a deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverdueCase {
+    /// The case.
+    pub case_id: Uuid,
+    /// Its receipt code.
+    pub receipt_code: String,
+    /// Its title.
+    pub title: String,
+    /// The clock due first (a stage, `acknowledgement` or `overall`).
+    pub stage: Option<String>,
+    /// When it fell due.
+    pub due_at: DateTime<Utc>,
+}
+
+/// The campaign's cases whose first running clock is past due at `now`, the longest overdue
+/// first (at most `limit`), and how many there are.
+///
+/// # Errors
+/// A database failure.
+pub async fn overdue(
+    pool: &Pool,
+    campaign: Uuid,
+    village: Option<Uuid>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<(i64, Vec<OverdueCase>), StoreError> {
+    let client = pool.get().await?;
+    let count = client
+        .prepare_cached(
+            "SELECT count(*) FROM ledger WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) \
+               AND next_due_at < $3",
+        )
+        .await?;
+    let n: i64 = client.query_one(&count, &[&campaign, &village, &now]).await?.get(0);
+    let list = client
+        .prepare_cached(
+            "SELECT case_id, receipt_code, title, next_due_stage, next_due_at FROM ledger \
+             WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) AND next_due_at < $3 \
+             ORDER BY next_due_at, case_id LIMIT $4",
+        )
+        .await?;
+    let rows = client.query(&list, &[&campaign, &village, &now, &limit]).await?;
+    Ok((
+        n,
+        rows.iter()
+            .map(|r| OverdueCase {
+                case_id: r.get(0),
+                receipt_code: r.get(1),
+                title: r.get(2),
+                stage: r.get(3),
+                due_at: r.get(4),
+            })
+            .collect(),
+    ))
+}
+
+/// The supervision items about the campaign's cases (their folded state).
+///
+/// # Errors
+/// A database failure.
+pub async fn supervision_items(
+    pool: &Pool,
+    campaign: Uuid,
+    village: Option<Uuid>,
+) -> Result<Vec<serde_json::Value>, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT r.doc FROM records r JOIN ledger l ON l.case_id::text = r.doc->>'case' \
+             WHERE r.stream_type = 'supervision' AND l.campaign_id = $1 AND ($2::uuid IS NULL OR l.village_id = $2) \
+             ORDER BY r.record_id",
+        )
+        .await?;
+    Ok(client.query(&stmt, &[&campaign, &village]).await?.iter().map(|r| r.get(0)).collect())
+}
+
+/// A frozen report: as computed once its campaign's summary phase had ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frozen {
+    /// The report (JSON), byte for byte as stored.
+    pub report: serde_json::Value,
+    /// The log position it was computed at.
+    pub log_position: i64,
+}
+
+/// The frozen report of a campaign (and village; `None`: the whole campaign).
+///
+/// # Errors
+/// A database failure.
+pub async fn frozen(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> Result<Option<Frozen>, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached("SELECT report, log_position FROM summary_reports WHERE campaign_id = $1 AND village_id = $2")
+        .await?;
+    let village = village.unwrap_or(Uuid::nil());
+    Ok(client
+        .query_opt(&stmt, &[&campaign, &village])
+        .await?
+        .map(|r| Frozen { report: r.get(0), log_position: r.get(1) }))
+}
+
+/// Freezes a report unless one was frozen first (by another request or server); returns the one
+/// that stands.
+///
+/// # Errors
+/// A database failure.
+pub async fn freeze(
+    pool: &Pool,
+    campaign: Uuid,
+    village: Option<Uuid>,
+    report: &serde_json::Value,
+    log_position: i64,
+) -> Result<Frozen, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO summary_reports (campaign_id, village_id, report, log_position) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (campaign_id, village_id) DO NOTHING",
+        )
+        .await?;
+    let v = village.unwrap_or(Uuid::nil());
+    client.execute(&stmt, &[&campaign, &v, report, &log_position]).await?;
+    drop(client);
+    frozen(pool, campaign, village).await?.ok_or(StoreError::Vault("a frozen report does not read back"))
+}

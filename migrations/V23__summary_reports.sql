@@ -1,0 +1,14 @@
+-- V23: a finished campaign's summary report (总结报告) is frozen: computed once after its summary
+-- phase ended, stored with the log position it was computed at, and served unchanged after. The
+-- service may insert a report and read it, never change or remove one.
+
+CREATE TABLE summary_reports (
+    campaign_id  uuid        NOT NULL,
+    -- The village it is about; the nil uuid for the whole campaign.
+    village_id   uuid        NOT NULL,
+    report       jsonb       NOT NULL,
+    log_position bigint      NOT NULL,
+    frozen_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (campaign_id, village_id)
+);
+GRANT SELECT, INSERT ON summary_reports TO huiyin_app;
