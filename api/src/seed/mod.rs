@@ -304,6 +304,21 @@ pub async fn generate_cases(
     let calendar = reference.working_calendar().await?;
     let units = reference.unit_tree().await?;
     let now = domain::truncate_to_micros(chrono::Utc::now());
+    // A case received in a taking-part village on a day of a campaign's phase is tagged with it,
+    // as registration through the service tags it.
+    let campaigns: Vec<domain::records::campaign::Campaign> = infra::records::list(
+        reference.pool(),
+        &infra::records::RecordFilter {
+            stream_type: "campaign",
+            include_restricted: true,
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await?
+    .into_iter()
+    .filter_map(|r| serde_json::from_value(r.doc).ok())
+    .collect();
     let actors: Vec<Actor> =
         [("clerk-001", Role::Clerk), ("handler-001", Role::Handler), ("supervisor-001", Role::Supervisor)]
             .into_iter()
@@ -381,7 +396,12 @@ pub async fn generate_cases(
                     sealed,
                     reachable_by: if anonymous { Vec::new() } else { vec![domain::ContactChannel::Sms] },
                 },
-                campaign: None,
+                campaign: campaigns.iter().find_map(|c| {
+                    let day = domain::calendar::local_date(received_at);
+                    c.phase_on(day)
+                        .filter(|_| c.includes(village.id))
+                        .map(|phase| domain::records::CampaignTag { campaign: c.id, phase })
+                }),
                 source: None,
                 location: None,
             };
