@@ -12,3 +12,7 @@ CREATE TABLE summary_reports (
     PRIMARY KEY (campaign_id, village_id)
 );
 GRANT SELECT, INSERT ON summary_reports TO huiyin_app;
+
+-- `serve` checks whether a migration marked the ledger for a rebuild (V21) with whatever
+-- connection it has: the service's role reads the marks too (only the owner rebuilds).
+GRANT SELECT ON projection_rebuilds_due TO huiyin_app;

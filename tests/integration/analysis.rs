@@ -304,3 +304,34 @@ async fn the_trends_flag_an_injected_spike_and_not_the_background() {
     app.get("/api/v1/trends?baseline=1", &sup).await.assert_problem(400, "invalid-query");
     app.get("/api/v1/trends?q_permille=0", &sup).await.assert_problem(400, "invalid-query");
 }
+
+/// Rows written before a migration that adds a computed column lack it (V21's facts): the
+/// migration marks the ledger, and the next `serve` rebuilds it from the log once and clears the
+/// mark.
+#[tokio::test]
+async fn a_server_rebuilds_the_ledger_a_migration_marked() {
+    let app = spawn_app().await;
+    let mut a = Story::register(&app, "2026-03-02T09:00:00+08:00", true).await;
+    a.run(Command::Accept, "2026-03-02T10:00:00+08:00").await;
+    let owner = app.db.owner_client().await;
+    let id = a.id.as_uuid();
+    let sql = "SELECT jsonb_array_length(facts) FROM ledger WHERE case_id = $1";
+    // Acknowledgement and answer clocks.
+    assert_eq!(owner.query_one(sql, &[&id]).await.unwrap().get::<_, i32>(0), 2);
+    owner.batch_execute("UPDATE ledger SET facts = '[]'; INSERT INTO projection_rebuilds_due (projection, reason) VALUES ('ledger', 'a test')").await.unwrap();
+    assert_eq!(owner.query_one(sql, &[&id]).await.unwrap().get::<_, i32>(0), 0);
+    // A server with the owner's connection (`HUIYIN_ADMIN_DATABASE_URL`), which may rebuild.
+    let owner_url = app.db.owner_settings().url.expose().clone();
+    app.spawn_another(|s| s.db.admin_url = Some(owner_url)).await;
+    let mut waited = 0;
+    while owner.query_one("SELECT count(*) FROM projection_rebuilds_due", &[]).await.unwrap().get::<_, i64>(0) > 0 {
+        assert!(waited < 200, "the mark was not cleared within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        owner.query_one(sql, &[&id]).await.unwrap().get::<_, i32>(0),
+        2,
+        "the rebuild restored the facts from the log"
+    );
+}
