@@ -10,7 +10,7 @@
 //! | 及时签收率 `timely_sign_for_rate` | dispatches signed for by their sign-for due time | dispatches whose sign-for fell due | the sign-for due time |
 //! | 响应率 `response_rate` | acknowledgements (受理告知) sent by their due time | cases whose acknowledgement fell due | its due time |
 //! | 按期办结率 `on_time_completion_rate` | cases replied to by the (extended) 60-day deadline | cases whose deadline fell due; **an open case past it is a miss** | the deadline |
-//! | 回退率 `return_rate` | approved returns (退单) | dispatches | when each happened |
+//! | 回退率 `return_rate` | dispatches later returned (退单 approved) | dispatches | the dispatch's time |
 //! | 重办率 `rework_rate` | replies whose round was reopened | replies | the reply's time |
 //! | 有效回访率 `follow_up_rate` | replies whose follow-up (回访) recorded a rating | replies | the reply's time |
 //! | 满意率 `satisfaction_rate` | last-round ratings 满意 or 基本满意 | last-round ratings | the rating's time |
@@ -45,7 +45,8 @@ pub enum FactKind {
     /// The answer clock (60 days from acceptance, 信访工作条例 art. 32, extended at most once by
     /// 30): `at` is its due time, `done_at` the first reply.
     Answer,
-    /// A dispatch (交办 or 转办) to a lead unit: `at` is when.
+    /// A dispatch (交办 or 转办) to a lead unit: `at` is when; `returned` once the unit's return
+    /// (退单) of it was approved.
     Dispatch,
     /// An approved return (退单): `at` is when; `unit` the unit that returned it.
     Return,
@@ -63,8 +64,9 @@ pub enum FactKind {
 pub struct Fact {
     /// What it measures.
     pub kind: FactKind,
-    /// The unit it scores: the unit dispatched to, that returned, that replied; for the
-    /// acknowledgement and answer clocks the lead unit when the clock ended (or now).
+    /// The unit it scores: the unit dispatched to, that returned, that replied; for the answer
+    /// clock the lead unit when the clock ended (or now); none for the acknowledgement, which the
+    /// intake owes (as the overdue view and the supervision rules book it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitId>,
     /// The time that places it in a period (see [`FactKind`]).
@@ -93,6 +95,9 @@ pub struct Fact {
     /// A reply whose round was reopened.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reopened: bool,
+    /// A dispatch the unit returned (its return approved).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub returned: bool,
     /// A reply's case was accepted then (the start of "working days to reply").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_at: Option<DateTime<Utc>>,
@@ -112,6 +117,7 @@ impl Fact {
             solved: None,
             followed_up: false,
             reopened: false,
+            returned: false,
             accepted_at: None,
         }
     }
@@ -163,6 +169,13 @@ pub fn observe(before: Before, event: &CaseEvent, at: DateTime<Utc>, case: &mut 
         }
         CaseEvent::Transferred(e) => {
             if e.approved_return {
+                if let Some(d) = facts
+                    .iter_mut()
+                    .rev()
+                    .find(|f| f.kind == FactKind::Dispatch && f.unit == before.unit && !f.returned)
+                {
+                    d.returned = true;
+                }
                 facts.push(Fact::new(FactKind::Return, before.unit, at));
             }
             if let Some(to) = &e.to {
@@ -236,7 +249,6 @@ fn sync_clocks(facts: &mut [Fact], case: &Case, at: DateTime<Utc>) {
             FactKind::Acknowledgement => {
                 if f.is_open() && case.acknowledged_at.is_some() {
                     f.done_at = case.acknowledged_at;
-                    f.unit = case.unit;
                     continue;
                 }
                 ack
@@ -251,7 +263,7 @@ fn sync_clocks(facts: &mut [Fact], case: &Case, at: DateTime<Utc>) {
             Some(d) => {
                 f.at = d.due_at;
                 f.stopped_at = None;
-                if f.kind != FactKind::SignFor {
+                if f.kind == FactKind::Answer {
                     f.unit = case.unit;
                 }
             }

@@ -91,7 +91,7 @@ pub struct KpiCounts {
     pub answer_met: i64,
     /// Dispatches.
     pub dispatches: i64,
-    /// Approved returns.
+    /// Of them, returned (退单 approved).
     pub returns: i64,
     /// Replies.
     pub replies: i64,
@@ -193,7 +193,7 @@ impl Analysis {
             count("answer", &format!(" AND {FELL_DUE}")),
             count("answer", &format!(" AND {MET}")),
             count("dispatch", ""),
-            count("return", ""),
+            count("dispatch", " AND f.returned"),
             count("reply", ""),
             count("reply", " AND f.reopened"),
             count("reply", " AND f.followed_up"),
@@ -205,7 +205,7 @@ impl Analysis {
         ]
         .join(", ");
         let columns = "kind text, unit uuid, at timestamptz, done_at timestamptz, stopped_at timestamptz, \
-                       rating text, solved boolean, followed_up boolean, reopened boolean";
+                       rating text, solved boolean, followed_up boolean, reopened boolean, returned boolean";
         let mut sql = facts_sql(&select, columns, filter, &mut params);
         sql.push_str(" GROUP BY 1 ORDER BY count(*) DESC, 1");
         let client = self.pool.get().await?;
@@ -309,7 +309,8 @@ pub struct TermCount {
 }
 
 impl Analysis {
-    /// Cases received in `[from, to)` per period and key, optionally of one campaign.
+    /// Cases received in `[from, to)` per period and key, optionally of one campaign; a case
+    /// linked as a duplicate of another is the same matter and not counted again.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -327,7 +328,8 @@ impl Analysis {
         };
         let sql = format!(
             "SELECT {} AS period, {keys}, count(*) FROM ledger l \
-             WHERE l.received_at >= $1 AND l.received_at < $2 AND ($3::uuid IS NULL OR l.campaign_id = $3){only} \
+             WHERE l.received_at >= $1 AND l.received_at < $2 AND ($3::uuid IS NULL OR l.campaign_id = $3) \
+               AND l.duplicate_of IS NULL{only} \
              GROUP BY 1, 2, 3",
             bucket.sql()
         );
@@ -351,6 +353,7 @@ impl Analysis {
         to: DateTime<Utc>,
         key: TrendKey,
         ids: (Option<Uuid>, Option<Uuid>),
+        campaign: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Uuid>, StoreError> {
         let filter = match key {
@@ -359,16 +362,25 @@ impl Analysis {
         };
         let sql = format!(
             "SELECT case_id FROM ledger WHERE received_at >= $1 AND received_at < $2 AND {filter} \
+               AND duplicate_of IS NULL AND ($6::uuid IS NULL OR campaign_id = $6) \
              ORDER BY received_at DESC, case_id LIMIT $5"
         );
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
-        Ok(client.query(&stmt, &[&from, &to, &ids.0, &ids.1, &limit]).await?.iter().map(|r| r.get(0)).collect())
+        Ok(client
+            .query(&stmt, &[&from, &to, &ids.0, &ids.1, &limit, &campaign])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 
-    /// The two-character CJK search terms of the cases received in `[baseline_from, to)` (in at
-    /// least `min_total` of them) with their counts in `[recent_from, to)` and in
-    /// `[baseline_from, recent_from)`, and the number of cases in each range.
+    /// The two-character CJK terms of the titles of the cases received in `[baseline_from, to)`
+    /// (segmented as the search index segments them, [`crate::search::index_terms`]), each in at
+    /// least `min_total` titles, with how many recent (`[recent_from, to)`) and baseline titles
+    /// hold it, and the number of cases in each range. Titles, not descriptions: a description
+    /// names people (a complainant's name rising is not a problem rising), a title names the
+    /// matter. Duplicates of a matter count once.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -381,28 +393,39 @@ impl Analysis {
         campaign: Option<Uuid>,
     ) -> Result<(i64, i64, Vec<TermCount>), StoreError> {
         let client = self.pool.get().await?;
-        let totals = client
+        let stmt = client
             .prepare_cached(
-                "SELECT count(*) FILTER (WHERE received_at >= $2), count(*) FILTER (WHERE received_at < $2) \
-                 FROM ledger WHERE received_at >= $1 AND received_at < $3 AND ($4::uuid IS NULL OR campaign_id = $4)",
+                "SELECT title, received_at >= $2 FROM ledger \
+                 WHERE received_at >= $1 AND received_at < $3 AND ($4::uuid IS NULL OR campaign_id = $4) \
+                   AND duplicate_of IS NULL",
             )
             .await?;
-        let t = client.query_one(&totals, &[&baseline_from, &recent_from, &to, &campaign]).await?;
-        let terms = client
-            .prepare_cached(
-                "SELECT w.term, count(*) FILTER (WHERE l.received_at >= $2), count(*) FILTER (WHERE l.received_at < $2) \
-                 FROM ledger l CROSS JOIN LATERAL unnest(tsvector_to_array(l.search)) AS w(term) \
-                 WHERE l.received_at >= $1 AND l.received_at < $3 AND ($4::uuid IS NULL OR l.campaign_id = $4) \
-                   AND w.term ~ '^[\u{4e00}-\u{9fff}]{2}$' \
-                 GROUP BY 1 HAVING count(*) >= $5",
-            )
-            .await?;
-        let rows = client.query(&terms, &[&baseline_from, &recent_from, &to, &campaign, &min_total]).await?;
-        Ok((
-            t.get(0),
-            t.get(1),
-            rows.iter().map(|r| TermCount { term: r.get(0), recent: r.get(1), baseline: r.get(2) }).collect(),
-        ))
+        let rows = client.query(&stmt, &[&baseline_from, &recent_from, &to, &campaign]).await?;
+        let (mut n_recent, mut n_baseline) = (0i64, 0i64);
+        let mut counts: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
+        let cjk = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+        for r in &rows {
+            let title: String = r.get(0);
+            let recent: bool = r.get(1);
+            if recent {
+                n_recent += 1
+            } else {
+                n_baseline += 1
+            }
+            for term in crate::search::index_terms(&title) {
+                if term.chars().count() == 2 && term.chars().all(cjk) {
+                    let e = counts.entry(term).or_default();
+                    if recent { e.0 += 1 } else { e.1 += 1 }
+                }
+            }
+        }
+        let mut terms: Vec<TermCount> = counts
+            .into_iter()
+            .filter(|(_, (r, b))| r + b >= min_total)
+            .map(|(term, (recent, baseline))| TermCount { term, recent, baseline })
+            .collect();
+        terms.sort_by(|a, b| a.term.cmp(&b.term));
+        Ok((n_recent, n_baseline, terms))
     }
 
     /// Every questionnaire's folded state (for the survey trends), oldest first by the day it was

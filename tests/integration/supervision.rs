@@ -178,6 +178,25 @@ async fn a_unit_answers_and_a_supervisor_closes() {
     let sup = app.token("supervisor", None);
     let (h1, h2) = (app.token("handler", Some(app.dept_a)), app.token("handler", Some(app.dept_b)));
     let case = app.register(app.case_body()).await;
+    let r = app.post(&format!("/api/v1/cases/{case}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // 回避: an item about a case supervises the unit handling it, never another (a unit the
+    // complaint accuses would read the item).
+    let mut accusing = app.case_body();
+    accusing["accused_unit_id"] = json!(app.dept_b);
+    let accusing = app.register(accusing).await;
+    let r = app.post(&format!("/api/v1/cases/{accusing}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.post(
+        "/api/v1/supervision",
+        &sup,
+        json!({"level": "listed", "unit_id": app.dept_b, "case_id": accusing, "reason": "检举一案挂牌督办"}),
+    )
+    .await
+    .assert_problem(422, "unknown-reference");
+    app.post("/api/v1/supervision", &sup, json!({"level": "key", "unit_id": app.dept_a, "reason": "ab"}))
+        .await
+        .assert_problem(422, "validation");
     let r = app
         .post(
             "/api/v1/supervision",

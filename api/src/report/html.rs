@@ -23,6 +23,20 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The Chinese name of a clock's stage.
+pub fn stage_name(stage: Option<&str>) -> &'static str {
+    match stage {
+        Some("assignment") => "交办",
+        Some("sign_for") => "签收",
+        Some("handling") => "办理",
+        Some("feedback") => "反馈",
+        Some("follow_up") => "回访",
+        Some("acknowledgement") => "受理告知",
+        Some("overall") => "办结（60日）",
+        _ => "—",
+    }
+}
+
 /// A rate as a percentage with one decimal (`—` when nothing was counted).
 pub fn percent(r: &Rate) -> String {
     r.value.map_or_else(|| "—".to_owned(), |v| format!("{:.1}%", v * 100.0))
@@ -37,6 +51,7 @@ h2 { font-size: 13pt; border-bottom: 1px solid #999; margin: 6mm 0 2mm; page-bre
 table { border-collapse: collapse; width: 100%; font-size: 10pt; page-break-inside: avoid; }
 th, td { border: 1px solid #bbb; padding: 1.2mm 2mm; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td:first-child { text-align: left; }
 svg { display: block; margin: 2mm 0; page-break-inside: avoid; }
 section { page-break-inside: avoid; }
 @media print { a { color: inherit; text-decoration: none; } }
@@ -277,11 +292,12 @@ pub fn render(r: &SummaryReport) -> String {
                 vec![
                     (c.receipt_code.clone(), None),
                     (c.title.clone(), None),
+                    (stage_name(c.stage.as_deref()).to_owned(), None),
                     (c.due_at.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d").to_string(), None),
                 ]
             })
             .collect();
-        table(&mut o, &["受理编号", "事项", "应办结日期"], &rows);
+        table(&mut o, &["受理编号", "事项", "超期环节", "到期日期"], &rows);
     }
 
     o.push_str("</section><section><h2>八、督办情况</h2>");
@@ -292,6 +308,7 @@ pub fn render(r: &SummaryReport) -> String {
     );
     if !r.supervision.by_level.is_empty() {
         table(&mut o, &["督办级别", "件数"], &rows(&r.supervision.by_level, "supervision.by_level"));
+        table(&mut o, &["督办事由", "件数"], &rows(&r.supervision.by_trigger, "supervision.by_trigger"));
     }
 
     o.push_str("</section><section><h2>九、苗头性、倾向性问题</h2>");
@@ -310,7 +327,7 @@ pub fn render(r: &SummaryReport) -> String {
                 ]
             })
             .collect();
-        table(&mut o, &["问题", "近一周件数", "此前周均", "q 值"], &rows);
+        table(&mut o, &["问题", "近一周件数", "此前周均件数", "q 值"], &rows);
     }
     o.push_str("</section><section><h2>十、问卷调查反映</h2>");
     if r.surveys.is_empty() {

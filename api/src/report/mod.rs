@@ -122,7 +122,7 @@ pub struct EmergingProblem {
     pub what: String,
     /// Recent cases.
     pub recent: i64,
-    /// The baseline's mean per period (for a word: its baseline cases).
+    /// The baseline's mean per week (for a word: of the cases whose title holds it).
     pub baseline: f64,
     /// The p-value.
     pub p: f64,
@@ -161,7 +161,7 @@ pub struct SummaryReport {
     pub by_category: Vec<NamedCount>,
     /// By status.
     pub by_status: Vec<NamedCount>,
-    /// Cases received per week.
+    /// Cases received per week, every week from the first to the last with a case.
     pub weekly: Vec<WeekCount>,
     /// The campaign's own work.
     pub activity: Activity,
@@ -173,7 +173,7 @@ pub struct SummaryReport {
     pub unresolved: i64,
     /// Open cases past a deadline.
     pub overdue_count: i64,
-    /// The longest overdue (at most 20).
+    /// The longest overdue (at most 20), each by the running clock that fell due first.
     pub overdue: Vec<OverdueCaseView>,
     /// Supervision of the campaign's cases.
     pub supervision: SupervisionSummary,
@@ -375,7 +375,7 @@ pub async fn compute(
         emerging.push(EmergingProblem {
             what: format!("词：{}", w.term),
             recent: w.recent,
-            baseline: w.baseline as f64,
+            baseline: w.baseline as f64 / trends.baseline_periods.max(1) as f64,
             p: w.p,
             q: w.q,
         });
@@ -396,11 +396,7 @@ pub async fn compute(
         by_kind: sorted(by_kind, |k| kind_name(k.unwrap_or_default()).to_owned()),
         by_category: sorted(by_category, category_name),
         by_status: sorted(by_status, |k| status_name(k.unwrap_or_default()).to_owned()),
-        weekly: infra::report::weekly(&state.pool, cid, vid)
-            .await?
-            .into_iter()
-            .map(|(week, count)| WeekCount { week, count })
-            .collect(),
+        weekly: every_week(infra::report::weekly(&state.pool, cid, vid).await?),
         activity,
         kpis,
         satisfaction,
@@ -411,6 +407,18 @@ pub async fn compute(
         emerging,
         surveys: trends.surveys,
     })
+}
+
+/// The weeks from the first to the last with a case, those without one at 0.
+fn every_week(counts: Vec<(NaiveDate, i64)>) -> Vec<WeekCount> {
+    let (Some(first), Some(last)) = (counts.first().map(|c| c.0), counts.last().map(|c| c.0)) else {
+        return Vec::new();
+    };
+    let by: BTreeMap<NaiveDate, i64> = counts.into_iter().collect();
+    std::iter::successors(Some(first), |w| Some(*w + chrono::Days::new(7)))
+        .take_while(|w| *w <= last)
+        .map(|week| WeekCount { week, count: by.get(&week).copied().unwrap_or(0) })
+        .collect()
 }
 
 /// The first instant of a day in China Standard Time.
@@ -456,7 +464,17 @@ async fn activity(state: &AppState, campaign: Uuid, village: Option<Uuid>) -> Re
     for row in infra::records::list(&state.pool, &list(Survey::STREAM)).await? {
         let Ok(s) = serde_json::from_value::<Survey>(row.doc) else { continue };
         a.surveys += 1;
-        a.survey_responses += i64::from(s.response_count());
+        // A questionnaire answered in several villages counts, in a village's report, only that
+        // village's answers.
+        a.survey_responses += match village {
+            None => i64::from(s.response_count()),
+            Some(v) => s
+                .tallies
+                .iter()
+                .filter_map(|t| t.responses.get(&domain::UnitId::from_uuid(v)))
+                .map(|n| i64::from(*n))
+                .sum(),
+        };
     }
     Ok(a)
 }

@@ -73,11 +73,30 @@ impl Writer {
         }
     }
 
+    /// A line of text, wrapped at the right margin (a CJK character is about as wide as the
+    /// font size, a Latin letter or digit about half of it).
     fn line(&mut self, size: f32, text: impl Into<String>) {
-        self.room(size * 1.6);
-        self.y += size * 1.6;
-        let y = self.y;
-        self.push(Item::Text { x: MARGIN, y, size, text: text.into() });
+        let text: String = text.into();
+        let width = W - 2.0 * MARGIN;
+        let mut piece = String::new();
+        let mut used = 0.0;
+        let mut pieces = Vec::new();
+        for c in text.chars() {
+            let w = if c.is_ascii() { size * 0.55 } else { size };
+            if used + w > width && !piece.is_empty() {
+                pieces.push(std::mem::take(&mut piece));
+                used = 0.0;
+            }
+            piece.push(c);
+            used += w;
+        }
+        pieces.push(piece);
+        for p in pieces {
+            self.room(size * 1.6);
+            self.y += size * 1.6;
+            let y = self.y;
+            self.push(Item::Text { x: MARGIN, y, size, text: p });
+        }
     }
 
     fn heading(&mut self, text: &str) {
@@ -167,9 +186,14 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
     for (k, v) in [
         ("召开座谈会（次）", a.meetings),
         ("参会代表（人）", a.attendees),
+        ("座谈会意见转为诉求（件）", a.opinions),
         ("明察（次）", a.visits_open),
         ("暗访（次）", a.visits_undercover),
+        ("发现问题（个）", a.findings),
+        ("联系卡印制（张）", a.cards_printed),
         ("联系卡发放（张）", a.cards_handed_out),
+        ("凭联系卡反映（件）", a.cards_used),
+        ("问卷调查（次）", a.surveys),
         ("回收问卷（份）", a.survey_responses),
     ] {
         w.line(10.0, format!("{k}：{v}"));
@@ -188,6 +212,12 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
     ] {
         w.line(10.0, format!("{name}：{} / {} = {}", rate.numerator, rate.denominator, percent(rate)));
     }
+    let d = &k.reply_working_days;
+    let days = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |m| format!("{m:.1}"));
+    w.line(
+        10.0,
+        format!("受理至首次答复平均 {} 个工作日，90% 在 {} 个工作日内（{} 件）", days(d.mean), days(d.p90), d.count),
+    );
     w.heading("六、群众满意度");
     let s = &r.satisfaction;
     w.line(
@@ -199,16 +229,28 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
     );
     w.heading("七、超期未办结");
     for c in &r.overdue {
-        w.line(9.0, format!("{} {}", c.receipt_code, c.title));
+        w.line(
+            9.0,
+            format!(
+                "{} {}（{}，{} 到期）",
+                c.receipt_code,
+                c.title,
+                super::html::stage_name(c.stage.as_deref()),
+                c.due_at.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d")
+            ),
+        );
     }
     w.heading("八、督办情况");
     w.line(10.0, format!("共督办 {} 件，尚未办结 {} 件", r.supervision.raised, r.supervision.open));
+    for c in r.supervision.by_level.iter().chain(&r.supervision.by_trigger) {
+        w.line(10.0, format!("{}：{} 件", c.name, c.count));
+    }
     w.heading("九、苗头性、倾向性问题");
     if r.emerging.is_empty() {
         w.line(10.0, "本期未发现统计上显著上升的问题");
     }
     for e in &r.emerging {
-        w.line(10.0, format!("{}：近一周 {} 件，此前周均 {:.1}，q = {:.4}", e.what, e.recent, e.baseline, e.q));
+        w.line(10.0, format!("{}：近一周 {} 件，此前周均 {:.1} 件，q = {:.4}", e.what, e.recent, e.baseline, e.q));
     }
     w.heading("十、问卷调查反映");
     for sv in &r.surveys {

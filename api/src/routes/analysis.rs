@@ -121,13 +121,15 @@ pub struct KpiGroup {
     /// due in the period.
     pub timely_sign_for_rate: Rate,
     /// 响应率: acknowledgements (受理告知) sent by their due time ÷ cases whose acknowledgement fell
-    /// due in the period (15 working days, 纪检监察机关处理检举控告工作规则).
+    /// due in the period (15 calendar days, 信访工作条例; 15 working days for an accusation,
+    /// 纪检监察机关处理检举控告工作规则). The intake owes it: grouped by unit, it is under no unit.
     pub response_rate: Rate,
     /// 按期办结率: cases replied to by their (extended) deadline — 60 calendar days from
     /// acceptance, extendable once by 30 (信访工作条例 art. 32) — ÷ cases whose deadline fell in
     /// the period; an open case past its deadline is a miss.
     pub on_time_completion_rate: Rate,
-    /// 回退率: approved returns (退单) ÷ dispatches (交办, 转办), each in the period.
+    /// 回退率: dispatches (交办, 转办) in the period whose unit's return (退单) was approved ÷
+    /// dispatches in the period.
     pub return_rate: Rate,
     /// 重办率: replies whose round was reopened ÷ replies in the period.
     pub rework_rate: Rate,
@@ -302,7 +304,8 @@ pub struct TrendQuery {
     /// How many periods before it are the baseline (2 to 52, default 8).
     #[param(minimum = 2, maximum = 52)]
     pub baseline: Option<i64>,
-    /// The least recent count a cell or word needs to be tested (1 to 1000, default 5).
+    /// The least count (1 to 1000, default 5): a cell or word with fewer cases in all (recent
+    /// and baseline) is not tested, and one with fewer recent cases is not flagged.
     #[param(minimum = 1, maximum = 1000)]
     pub min_count: Option<i64>,
     /// The false discovery rate Benjamini–Hochberg controls, in thousandths (1 to 200, default 50:
@@ -342,7 +345,7 @@ pub struct CellTrend {
 /// A search term tested for a rise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WordTrend {
-    /// The term: two CJK characters as the search index segments them.
+    /// The term: two CJK characters of the titles, as the search index segments them.
     pub term: String,
     /// Recent cases with it.
     pub recent: i64,
@@ -471,7 +474,7 @@ fn by_flag_then_q(a: (bool, f64), b: (bool, f64)) -> std::cmp::Ordering {
 
 /// Emerging problems
 ///
-/// What rises in the recent period (the last whole week or month before `to`) against its own
+/// Duplicates linked to a case are one matter and count once. What rises in the recent period (the last whole week or month before `to`) against its own
 /// baseline (the `baseline` periods before it), with the evidence of each flag:
 /// - **cells** (a category in a village) and **accused units** (repeated complaints about one
 ///   unit): the exact conditional test of two Poisson rates (given the recent and baseline cases
@@ -479,8 +482,9 @@ fn by_flag_then_q(a: (bool, f64), b: (bool, f64)) -> std::cmp::Ordering {
 ///   counts of at least `min_count` above the baseline mean; Benjamini–Hochberg over all of them
 ///   at the false discovery rate q; a flag carries the counts, the baseline mean, p, q and
 ///   example cases.
-/// - **words**: two-character terms as the search index segments Chinese, in at least
-///   `min_count` cases in all, stop words excluded, by the log-likelihood ratio G² of their share
+/// - **words**: two-character terms of the cases' titles as the search index segments Chinese
+///   (titles, not descriptions, which name people), in at least `min_count` cases in all, stop
+///   words excluded, by the log-likelihood ratio G² of their share
 ///   of recent cases against the baseline's, BH at q; flagged when in at least `min_count` recent
 ///   cases.
 /// - **surveys**: for each policy question, the share answering "not received" (a "no", or an
@@ -570,7 +574,8 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
         let Some(v) = v else { continue };
         let is_cell = i < cells.len();
         let tkey = if is_cell { TrendKey::CategoryVillage } else { TrendKey::AccusedUnit };
-        let examples = if v.flagged { a.examples(recent_t, to_t, tkey, *key, 5).await? } else { Vec::new() };
+        let examples =
+            if v.flagged { a.examples(recent_t, to_t, tkey, *key, p.campaign, 5).await? } else { Vec::new() };
         let t = CellTrend {
             category_id: if is_cell { key.0 } else { None },
             village_id: if is_cell { key.1 } else { None },

@@ -22,7 +22,8 @@ use crate::startup::AppState;
 pub struct SummaryQuery {
     /// The campaign.
     pub campaign_id: Uuid,
-    /// One village (its cases and the records that concern it); absent: the whole campaign.
+    /// One village, farm or community taking part in the campaign (its cases, and the records
+    /// and survey answers of it); absent: the whole campaign.
     pub village_id: Option<Uuid>,
 }
 
@@ -34,10 +35,11 @@ enum Form {
     Pdf,
 }
 
-/// The form an `Accept` header asks for: the first of PDF, HTML and JSON it accepts with a
-/// quality above 0 (JSON when it names none of them, or is absent).
-fn form(accept: Option<&str>) -> Form {
-    let Some(accept) = accept else { return Form::Json };
+/// The form an `Accept` header asks for: the one of PDF, HTML and JSON it accepts with the
+/// highest quality above 0 (JSON when the header is absent or empty); `None` when it accepts none
+/// of them (406).
+fn form(accept: Option<&str>) -> Option<Form> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else { return Some(Form::Json) };
     let mut best: Option<(f32, Form)> = None;
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
@@ -53,7 +55,7 @@ fn form(accept: Option<&str>) -> Form {
             best = Some((q, f));
         }
     }
-    best.map_or(Form::Json, |(_, f)| f)
+    best.map(|(_, f)| f)
 }
 
 /// The report of a campaign (and village): the frozen one once its summary phase is over
@@ -67,9 +69,19 @@ pub async fn summary(state: &AppState, q: &SummaryQuery) -> Result<SummaryReport
     let village = match q.village_id {
         None => None,
         Some(v) => match state.reference.unit(domain::UnitId::from_uuid(v)).await? {
-            Some(u) => Some((v, u.name)),
-            None => {
-                return Err(ApiError::BadRequest { code: "invalid-query", detail: "village_id: no such unit".into() });
+            Some(u)
+                if matches!(
+                    u.kind,
+                    domain::UnitKind::Village | domain::UnitKind::Farm | domain::UnitKind::Community
+                ) && campaign.includes(u.id) =>
+            {
+                Some((v, u.name))
+            }
+            _ => {
+                return Err(ApiError::BadRequest {
+                    code: "invalid-query",
+                    detail: "village_id: not a village, farm or community taking part in the campaign".into(),
+                });
             }
         },
     };
@@ -108,6 +120,7 @@ pub async fn summary(state: &AppState, q: &SummaryQuery) -> Result<SummaryReport
     (status = 400, description = "A parameter is malformed, or the village unknown", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 403, description = "A handler (the report reads every case of the campaign)", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 404, description = "No such campaign", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 406, description = "`Accept` names none of JSON, HTML and PDF", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 503, description = "PDF asked for without the report font installed", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[get("/reports/summary")]
@@ -121,17 +134,20 @@ pub async fn summary_report(
     }
     let q: SummaryQuery = crate::extract::query(&req)?;
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let form = form(accept);
+    let form =
+        form(accept).ok_or(ApiError::NotAcceptable { offered: "application/json, text/html, application/pdf" })?;
     let r = within_deadline(&req, summary(&state, &q)).await?;
+    let mut ok = HttpResponse::Ok();
+    ok.insert_header((header::VARY, "Accept"));
     Ok(match form {
-        Form::Json => HttpResponse::Ok().json(r),
-        Form::Html => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(report::html::render(&r)),
+        Form::Json => ok.json(r),
+        Form::Html => ok.content_type("text/html; charset=utf-8").body(report::html::render(&r)),
         Form::Pdf => {
             let bytes = report::pdf::render(&r).map_err(|e| {
                 tracing::error!(error = %e, "no PDF of the summary report");
                 ApiError::Unavailable
             })?;
-            HttpResponse::Ok().content_type("application/pdf").body(bytes)
+            ok.content_type("application/pdf").body(bytes)
         }
     })
 }
@@ -147,14 +163,15 @@ mod tests {
 
     #[test]
     fn accept_picks_the_form() {
-        let table: [(Option<&str>, Form); 7] = [
-            (None, Form::Json),
-            (Some("application/json"), Form::Json),
-            (Some("text/html"), Form::Html),
-            (Some("application/pdf"), Form::Pdf),
-            (Some("text/html;q=0.5, application/pdf"), Form::Pdf),
-            (Some("application/pdf;q=0, text/html"), Form::Html),
-            (Some("text/csv"), Form::Json),
+        let table: [(Option<&str>, Option<Form>); 8] = [
+            (None, Some(Form::Json)),
+            (Some("application/json"), Some(Form::Json)),
+            (Some("text/html"), Some(Form::Html)),
+            (Some("application/pdf"), Some(Form::Pdf)),
+            (Some("text/html;q=0.5, application/pdf"), Some(Form::Pdf)),
+            (Some("application/pdf;q=0, text/html"), Some(Form::Html)),
+            (Some("text/csv"), None),
+            (Some("*/*"), Some(Form::Json)),
         ];
         for (accept, want) in table {
             assert_eq!(form(accept), want, "{accept:?}");

@@ -145,7 +145,8 @@ pub struct SupervisionView {
     pub closed_at: Option<DateTime<Utc>>,
     /// The closing note.
     pub closing_note: Option<String>,
-    /// For an overdue clock: whole calendar days from its due time to now (0 on the first day).
+    /// For an overdue clock: whole calendar days from its due time to now, or to the item's
+    /// closure (0 on the first day).
     pub days_overdue: Option<i64>,
     /// While open without a response: whole calendar days past the response's due time.
     pub response_days_overdue: Option<i64>,
@@ -154,7 +155,9 @@ pub struct SupervisionView {
 impl SupervisionView {
     /// The view of an item at `now`.
     pub fn of(s: &Supervision, now: DateTime<Utc>) -> Self {
-        let days = |from: DateTime<Utc>| (now >= from).then(|| (now - from).num_days());
+        // A closed item's days stop at its closure.
+        let until = s.closed_at.map_or(now, |c| c.min(now));
+        let days = |from: DateTime<Utc>| (until >= from).then(|| (until - from).num_days());
         Self {
             id: s.id.as_uuid(),
             version: s.version,
@@ -289,7 +292,8 @@ pub struct RaiseRequest {
     pub level: LevelName,
     /// The unit supervised (an active unit).
     pub unit_id: Uuid,
-    /// The case, if the item is about one (it must exist).
+    /// The case, if the item is about one: it must exist and be handled by the unit (its lead
+    /// unit or a co-unit), else 422 `unknown-reference`.
     pub case_id: Option<Uuid>,
     /// Why: at least 4 letters or CJK characters; 1 to 1000 characters, trimmed; not blank; no control characters but tab and line breaks.
     #[schema(
@@ -319,6 +323,9 @@ pub async fn raise_supervision(
     let body: RaiseRequest = json_body(&req, &body)?;
     let meta = meta(&req, principal)?;
     let mut f = Fields::default();
+    if !domain::ids::states_a_reason(&body.reason) {
+        f.push("reason", &format!("must state why, in at least {} letters or characters", domain::MIN_REASON_LETTERS));
+    }
     let reason = f.take("reason", Reason::parse(&body.reason));
     f.finish()?;
     let Some(reason) = reason else { return Err(ApiError::internal(std::io::Error::other("no reason"))) };
@@ -327,8 +334,18 @@ pub async fn raise_supervision(
         let unit = crate::service::check_unit(&state, "unit_id", body.unit_id).await?;
         let case = match body.case_id {
             Some(c) => {
-                if state.ledger.row(domain::CaseId::from_uuid(c)).await?.is_none() {
-                    return Err(ApiError::UnknownReference("case_id: no such case".into()));
+                let row = state
+                    .ledger
+                    .row(domain::CaseId::from_uuid(c))
+                    .await?
+                    .ok_or_else(|| ApiError::UnknownReference("case_id: no such case".into()))?;
+                // An item about a case supervises the unit that handles it (lead or co-unit),
+                // never another: the unit a complaint accuses would read it (回避).
+                let u = unit.as_uuid();
+                if row.unit_id != Some(u) && !row.co_unit_ids.contains(&u) {
+                    return Err(ApiError::UnknownReference(
+                        "unit_id: the case is not handled by this unit (an item about a case supervises its lead unit or a co-unit)".into(),
+                    ));
                 }
                 Some(domain::CaseId::from_uuid(c))
             }
