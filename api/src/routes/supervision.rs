@@ -295,9 +295,11 @@ pub struct RaiseRequest {
     /// The case, if the item is about one: it must exist and be handled by the unit (its lead
     /// unit or a co-unit), else 422 `unknown-reference`.
     pub case_id: Option<Uuid>,
-    /// Why: at least 4 letters or CJK characters; 1 to 1000 characters, trimmed; not blank; no control characters but tab and line breaks.
+    /// Why: 4 to 1000 characters, trimmed; not blank; no control characters but tab and line
+    /// breaks; with at least 4 letters or CJK characters (digits, punctuation and spaces do not
+    /// count).
     #[schema(
-        min_length = 1,
+        min_length = 4,
         max_length = 1000,
         pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u2800\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF0-\uFFF8][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
