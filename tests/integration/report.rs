@@ -112,6 +112,17 @@ async fn the_summary_report_prints_and_freezes() {
         )
         .await;
     assert_eq!(m.status, StatusCode::CREATED, "{}", m.text);
+    // An undercover visit not yet disclosed: in no printed report.
+    let v = app
+        .post(
+            "/api/v1/visits",
+            &app.token("supervisor", None),
+            json!({"mode": "undercover", "visited_on": "2026-03-25", "organiser_unit_id": app.town,
+                   "campaign_id": cid, "team": [{"name": "纪委 张"}],
+                   "places": [{"type": "school", "name": "中心小学", "village_id": app.village}]}),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.text);
 
     let path = format!("/api/v1/reports/summary?campaign_id={cid}&village_id={}", app.village);
     let (status, ct, body) = get(&app, &path, "application/json").await;
@@ -128,6 +139,7 @@ async fn the_summary_report_prints_and_freezes() {
     assert_eq!((count("by_kind", "complaint"), count("by_kind", "suggestion")), (json!(2), json!(1)));
     assert_eq!(r["activity"]["meetings"], 1);
     assert_eq!(r["activity"]["attendees"], 24);
+    assert_eq!(r["activity"]["visits_undercover"], 0, "an undisclosed undercover visit is not printed");
     assert_eq!(r["satisfaction"]["satisfied"], 1);
     // Each case's last rated round: B's round 2 is not rated yet, its 不满意 stands.
     assert_eq!(r["satisfaction"]["dissatisfied"], 1);

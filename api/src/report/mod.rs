@@ -177,9 +177,12 @@ pub struct SummaryReport {
     pub overdue: Vec<OverdueCaseView>,
     /// Supervision of the campaign's cases.
     pub supervision: SupervisionSummary,
-    /// Emerging problems: what rose in the campaign's last week against the eight before.
+    /// Emerging problems: the cells (category × village) and accused units whose cases rose in
+    /// the campaign's last week against the eight before (`GET /trends`); a village's report has
+    /// its own cells only. Rising words are not printed (a title may name a person).
     pub emerging: Vec<EmergingProblem>,
-    /// Policies whose "not received" share was compared between questionnaires.
+    /// Policies whose "not received" share was compared between questionnaires (the whole
+    /// campaign's report only).
     pub surveys: Vec<SurveyTrend>,
 }
 
@@ -360,7 +363,10 @@ pub async fn compute(
         let what = format!("{} · {place}", category_name(c.category_id.map(|u| u.to_string()).as_deref()));
         emerging.push(EmergingProblem { what, recent: c.recent, baseline: c.expected, p: c.p, q: c.q });
     }
-    for c in trends.accused_units.iter().filter(|c| c.flagged) {
+    // A village's report holds its own cells only: accused units and questionnaires are the
+    // town's. Rising words are not printed: titles are typed freely and may name a person (the
+    // supervisors read them at `GET /trends`).
+    for c in trends.accused_units.iter().filter(|c| c.flagged && vid.is_none()) {
         let name = c.accused_unit_id.and_then(|u| units.get(&u).cloned()).unwrap_or_default();
         emerging.push(EmergingProblem {
             what: format!("被反映单位：{name}"),
@@ -370,17 +376,6 @@ pub async fn compute(
             q: c.q,
         });
     }
-    for w in trends.words.iter().filter(|w| w.flagged) {
-        #[allow(clippy::cast_precision_loss)]
-        emerging.push(EmergingProblem {
-            what: format!("词：{}", w.term),
-            recent: w.recent,
-            baseline: w.baseline as f64 / trends.baseline_periods.max(1) as f64,
-            p: w.p,
-            q: w.q,
-        });
-    }
-
     Ok(SummaryReport {
         campaign_id: cid,
         campaign_name: campaign.name.as_str().to_owned(),
@@ -405,7 +400,7 @@ pub async fn compute(
         overdue,
         supervision,
         emerging,
-        surveys: trends.surveys,
+        surveys: if vid.is_none() { trends.surveys } else { Vec::new() },
     })
 }
 
@@ -447,6 +442,10 @@ async fn activity(state: &AppState, campaign: Uuid, village: Option<Uuid>) -> Re
     }
     for row in infra::records::list(&state.pool, &list(Visit::STREAM)).await? {
         let Ok(v) = serde_json::from_value::<Visit>(row.doc) else { continue };
+        // An undercover visit the committee has not disclosed is not in a report anyone prints.
+        if v.restricted() {
+            continue;
+        }
         if v.details.mode == domain::records::visit::VisitMode::Undercover {
             a.visits_undercover += 1;
         } else {

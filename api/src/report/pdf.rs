@@ -253,6 +253,9 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
         w.line(10.0, format!("{}：近一周 {} 件，此前周均 {:.1} 件，q = {:.4}", e.what, e.recent, e.baseline, e.q));
     }
     w.heading("十、问卷调查反映");
+    if r.surveys.is_empty() {
+        w.line(10.0, "无可比较的问卷");
+    }
     for sv in &r.surveys {
         w.line(
             10.0,

@@ -47,7 +47,7 @@ fn form(accept: Option<&str>) -> Option<Form> {
         let q = parts.filter_map(|p| p.strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).next().unwrap_or(1.0);
         let f = match media.as_str() {
             "application/pdf" => Form::Pdf,
-            "text/html" => Form::Html,
+            "text/html" | "text/*" => Form::Html,
             "application/json" | "*/*" | "application/*" => Form::Json,
             _ => continue,
         };

@@ -491,9 +491,9 @@ pub async fn generate_cases(
             );
             // A received_at in the past is recorded at intake; the first event is stamped then too.
             // The clerk tells an identified citizen the case was received (受理告知).
-            let notice = |content: &str| -> Result<Command, StoreError> {
+            let notice = |kind: domain::NoticeKind, content: &str| -> Result<Command, StoreError> {
                 Ok(Command::NotifyCitizen {
-                    kind: domain::NoticeKind::Acknowledgement,
+                    kind,
                     method: FeedbackMethod::Sms,
                     content: Text::parse(content).map_err(|_| StoreError::Vault("bad demo text"))?,
                     receipt_code_given: true,
@@ -515,7 +515,10 @@ pub async fn generate_cases(
                 );
                 t += hours(&mut rng, 1.0, 24.0);
                 step(
-                    notice("您反映的问题不属于纪检监察受理范围，已告知向有关部门反映")?,
+                    notice(
+                        domain::NoticeKind::NonAcceptance,
+                        "您反映的问题不属于纪检监察受理范围，已告知向有关部门反映",
+                    )?,
                     0,
                     t,
                     &mut state,
@@ -524,8 +527,17 @@ pub async fn generate_cases(
                 t += hours(&mut rng, 1.0, 24.0);
                 step(Command::Close { note: None }, 2, t, &mut state, &mut events);
             } else if stage_reached >= 2 {
+                // 受理, then the notice of it (受理告知) to an identified citizen.
+                t += hours(&mut rng, 0.5, 24.0);
+                step(Command::Accept, 0, t, &mut state, &mut events);
                 t += hours(&mut rng, 0.5, 48.0);
-                step(notice("您反映的问题已受理，请凭受理编号查询办理进度")?, 0, t, &mut state, &mut events);
+                step(
+                    notice(domain::NoticeKind::Acknowledgement, "您反映的问题已受理，请凭受理编号查询办理进度")?,
+                    0,
+                    t,
+                    &mut state,
+                    &mut events,
+                );
                 t += hours(&mut rng, 1.0, 72.0);
                 step(
                     Command::Assign { unit, co_units: Vec::new(), due_at: None, note: None, tier: None },
