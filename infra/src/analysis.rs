@@ -375,6 +375,30 @@ impl Analysis {
             .collect())
     }
 
+    /// The newest cases (at most `limit`) received in `[from, to)` whose title holds `term`: a
+    /// rising word's examples.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn word_examples(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        term: &str,
+        campaign: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT case_id FROM ledger WHERE received_at >= $1 AND received_at < $2 AND strpos(title, $3) > 0 \
+                   AND duplicate_of IS NULL AND ($4::uuid IS NULL OR campaign_id = $4) \
+                 ORDER BY received_at DESC, case_id LIMIT $5",
+            )
+            .await?;
+        Ok(client.query(&stmt, &[&from, &to, &term, &campaign, &limit]).await?.iter().map(|r| r.get(0)).collect())
+    }
+
     /// The two-character CJK terms of the titles of the cases received in `[baseline_from, to)`
     /// (segmented as the search index segments them, [`crate::search::index_terms`]), each in at
     /// least `min_total` titles, with how many recent (`[recent_from, to)`) and baseline titles

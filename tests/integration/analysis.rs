@@ -298,6 +298,10 @@ async fn the_trends_flag_an_injected_spike_and_not_the_background() {
     assert!(!terms.contains(&"路灯"), "{terms:?}");
     let dibao = words.iter().find(|w| w["term"] == "低保").unwrap();
     assert_eq!((dibao["recent"].as_i64(), dibao["baseline"].as_i64()), (Some(10), Some(0)));
+    let examples: Vec<Uuid> =
+        dibao["examples"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(examples.len(), 5);
+    assert!(examples.iter().all(|e| spike.contains(e)), "the examples are recent cases whose title holds the word");
 
     // A handler may not read what every case says; bad parameters are 400s.
     app.get("/api/v1/trends", &app.token("handler", Some(app.dept_a))).await.assert_problem(403, "forbidden");
@@ -334,4 +338,66 @@ async fn a_server_rebuilds_the_ledger_a_migration_marked() {
         2,
         "the rebuild restored the facts from the log"
     );
+}
+
+/// Two questionnaires a month apart ask whether two policies reached the respondent: the
+/// farmland subsidy's "no" rises from 4 of 40 to 20 of 40 (flagged), the subsistence allowance's
+/// "未享受" from 10 of 40 to 11 of 40 (not flagged).
+#[tokio::test]
+async fn a_policy_whose_not_received_share_rose_between_questionnaires_is_flagged() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let mut ids = Vec::new();
+    for (day, no, not_enjoyed) in [("2026-05-20", 4, 10), ("2026-06-20", 20, 11)] {
+        let s = app
+            .post(
+                "/api/v1/surveys",
+                &clerk,
+                json!({
+                    "title": "惠农政策落实情况问卷", "respondent_type": "村民", "surveyed_on": day, "place": "东岭村",
+                    "surveyor": "纪委 王", "unit_id": app.town,
+                    "questions": [
+                        {"key": "subsidy", "text": "您是否已收到耕地地力保护补贴？", "kind": "yes_no", "policy": "耕地地力保护补贴"},
+                        {"key": "dibao", "text": "您家是否享受低保？", "kind": "single_choice",
+                         "options": [{"label": "已享受"}, {"label": "未享受"}], "policy": "农村低保"}
+                    ]
+                }),
+            )
+            .await;
+        assert_eq!(s.status, StatusCode::CREATED, "{}", s.text);
+        let id = s.body["id"].as_str().unwrap().to_owned();
+        let responses: Vec<Value> = (0..40)
+            .map(|i| {
+                json!({"village_id": app.village, "answers": {
+                    "subsidy": i >= no,
+                    "dibao": if i < not_enjoyed { "未享受" } else { "已享受" }
+                }})
+            })
+            .collect();
+        let r = app.post(&format!("/api/v1/surveys/{id}/responses"), &clerk, json!({"responses": responses})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        ids.push(id);
+    }
+    let r = app.get("/api/v1/trends", &app.token("supervisor", None)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let surveys = r.body["surveys"].as_array().unwrap();
+    assert_eq!(surveys.len(), 2, "{}", r.text);
+    let of = |policy: &str| surveys.iter().find(|s| s["policy"] == policy).unwrap_or_else(|| panic!("{policy}"));
+    let subsidy = of("耕地地力保护补贴");
+    assert_eq!(subsidy["before"]["survey_id"], ids[0]);
+    assert_eq!(
+        (subsidy["before"]["not_received"].as_u64(), subsidy["before"]["answered"].as_u64()),
+        (Some(4), Some(40))
+    );
+    assert_eq!(
+        (subsidy["latest"]["not_received"].as_u64(), subsidy["latest"]["answered"].as_u64()),
+        (Some(20), Some(40))
+    );
+    assert_eq!(subsidy["flagged"], true, "{subsidy}");
+    let dibao = of("农村低保");
+    assert_eq!(
+        (dibao["latest"]["not_received"].as_u64(), dibao["before"]["not_received"].as_u64()),
+        (Some(11), Some(10))
+    );
+    assert_eq!(dibao["flagged"], false, "{dibao}");
 }

@@ -363,6 +363,8 @@ pub struct WordTrend {
     pub q: f64,
     /// Whether q ≤ the threshold.
     pub flagged: bool,
+    /// The newest recent cases whose title holds it (at most 5), for a flagged word.
+    pub examples: Vec<Uuid>,
 }
 
 /// One questionnaire's "not received" answers to a policy question.
@@ -612,11 +614,15 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
                 q: v.q,
                 // Tested when frequent in all; flagged only when frequent recently.
                 flagged: v.flagged && t.recent >= min_count,
+                examples: Vec::new(),
             })
         })
         .collect();
     words.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)).then(y.g2.total_cmp(&x.g2)));
     words.truncate(50);
+    for w in words.iter_mut().filter(|w| w.flagged) {
+        w.examples = a.word_examples(recent_t, to_t, &w.term, p.campaign, 5).await?;
+    }
 
     let surveys = survey_trends(&a.surveys(p.campaign).await?, fdr);
     Ok(TrendView {
