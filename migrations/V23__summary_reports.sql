@@ -1,12 +1,15 @@
 -- V23: a finished campaign's summary report (总结报告) is frozen: computed once after its summary
--- phase ended, stored with the log position it was computed at, and served unchanged after. The
--- service may insert a report and read it, never change or remove one.
+-- phase ended, from the campaign's events folded again up to a feed cursor (every event of a
+-- transaction before `log_tx_id`, and of `log_tx_id` up to `log_position`), stored with that
+-- cursor, and served unchanged after; an auditor's replay folds the same events again and must
+-- get the same bytes. The service may insert a report and read it, never change or remove one.
 
 CREATE TABLE summary_reports (
     campaign_id  uuid        NOT NULL,
     -- The village it is about; the nil uuid for the whole campaign.
     village_id   uuid        NOT NULL,
     report       jsonb       NOT NULL,
+    log_tx_id    bigint      NOT NULL,
     log_position bigint      NOT NULL,
     frozen_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (campaign_id, village_id)
@@ -16,3 +19,11 @@ GRANT SELECT, INSERT ON summary_reports TO huiyin_app;
 -- `serve` checks whether a migration marked the ledger for a rebuild (V21) with whatever
 -- connection it has: the service's role reads the marks too (only the owner rebuilds).
 GRANT SELECT ON projection_rebuilds_due TO huiyin_app;
+
+-- The fold runs on a connection of its own into temporary tables (`infra::replay`): the
+-- service's role may create them in this database whatever PUBLIC was granted.
+DO $$
+BEGIN
+    EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO huiyin_app', current_database());
+END
+$$;

@@ -418,6 +418,7 @@ async fn erase(
         Err(e) => return fail(&e),
     };
     let state = crate::startup::AppState {
+        replay_db: db.app(),
         webhook_allow_private: false,
         store: EventStore::new(pool.clone()),
         reference: infra::reference::ReferenceData::new(pool.clone()),

@@ -53,6 +53,9 @@ pub struct AppState {
     pub reveal_replay: chrono::Duration,
     /// Whether webhook URLs may name non-public addresses (`HUIYIN_WEBHOOK_ALLOW_PRIVATE`).
     pub webhook_allow_private: bool,
+    /// How a report's replay connects (the service's role, one connection per replay:
+    /// [`infra::replay`]).
+    pub replay_db: infra::db::DbSettings,
 }
 
 /// Why the application could not be built.
@@ -121,7 +124,10 @@ impl Application {
                 None
             }
         };
+        let mut replay_db = settings.db.app();
+        replay_db.application_name = "huiyin-replay".into();
         let state = AppState {
+            replay_db,
             webhook_allow_private: settings.public.webhook_allow_private,
             signer,
             feed_wake: Arc::new(tokio::sync::Notify::new()),

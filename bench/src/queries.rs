@@ -11,10 +11,28 @@ use crate::report::{Summary, machine, summarize, write_section};
 use crate::setup::{BENCH_KEK, BenchDb, connect, seeded};
 
 const SECRET: &str = "bench-4kXg7NR80udDq9G0SOyuf58iMROyyp5Hypz0PIwU";
-const KINDS: &[&str] =
-    &["ledger page, filtered", "search (Chinese)", "overdue view", "stats (a year)", "one case's history"];
-/// Goals of the ledger issue, p95 in ms, per kind.
-const GOALS: &[Option<f64>] = &[Some(20.0), Some(50.0), Some(20.0), Some(200.0), None];
+const KINDS: &[&str] = &[
+    "ledger page, filtered",
+    "search (Chinese)",
+    "overdue view",
+    "stats (a year)",
+    "one case's history",
+    "KPIs (30 days, grouped)",
+    "trends (weekly or monthly)",
+    "summary report (JSON or HTML)",
+];
+/// Goals p95 in ms, per kind: the ledger issue's, then the analysis issue's (KPIs 200 ms, trends
+/// 500 ms, the report 1 s).
+const GOALS: &[Option<f64>] =
+    &[Some(20.0), Some(50.0), Some(20.0), Some(200.0), None, Some(200.0), Some(500.0), Some(1000.0)];
+
+/// What the requests are drawn from.
+struct Pools {
+    villages: Vec<String>,
+    units: Vec<String>,
+    cases: Vec<String>,
+    campaigns: Vec<String>,
+}
 
 struct Server {
     base: String,
@@ -62,9 +80,11 @@ async fn serve(db: &BenchDb) -> Server {
     Server { base, client: reqwest::Client::builder().no_proxy().build().unwrap(), token }
 }
 
-/// The request of one kind, drawn at random from realistic variations.
-fn request(kind: usize, rng: &mut StdRng, villages: &[String], units: &[String], cases: &[String]) -> String {
+/// The request of one kind (its path and `Accept`), drawn at random from realistic variations.
+fn request(kind: usize, rng: &mut StdRng, pools: &Pools) -> (String, &'static str) {
+    let Pools { villages, units, cases, campaigns } = pools;
     let pick = |rng: &mut StdRng, v: &[String]| v[rng.gen_range(0..v.len())].clone();
+    let json = "application/json";
     match kind {
         0 => {
             let month = rng.gen_range(1..23);
@@ -82,7 +102,7 @@ fn request(kind: usize, rng: &mut StdRng, villages: &[String], units: &[String],
                 format!("status=fed_back&village_id={}", pick(rng, villages)),
                 "kind=suggestion&sort=received_asc".to_owned(),
             ];
-            format!("/api/v1/ledger?limit=20&{}", filters[rng.gen_range(0..filters.len())])
+            (format!("/api/v1/ledger?limit=20&{}", filters[rng.gen_range(0..filters.len())]), json)
         }
         1 => {
             let words = [
@@ -96,21 +116,47 @@ fn request(kind: usize, rng: &mut StdRng, villages: &[String], units: &[String],
                 "%E6%8E%A8%E8%AF%BF",
             ];
             let w = words[rng.gen_range(0..words.len())];
-            if rng.gen_bool(0.5) {
+            let path = if rng.gen_bool(0.5) {
                 format!("/api/v1/ledger?limit=20&q={w}")
             } else {
                 format!("/api/v1/ledger?limit=20&q={w}&village_id={}", pick(rng, villages))
-            }
+            };
+            (path, json)
         }
         2 => {
-            if rng.gen_bool(0.5) {
+            let path = if rng.gen_bool(0.5) {
                 "/api/v1/overdue".into()
             } else {
                 format!("/api/v1/overdue?unit_id={}", pick(rng, units))
-            }
+            };
+            (path, json)
         }
-        3 => "/api/v1/stats".into(),
-        _ => format!("/api/v1/cases/{}/events", pick(rng, cases)),
+        3 => ("/api/v1/stats".into(), json),
+        4 => (format!("/api/v1/cases/{}/events", pick(rng, cases)), json),
+        5 => {
+            // The 30 days before a random day of the generated two years, grouped every way.
+            let days = rng.gen_range(0..700);
+            let to = (chrono::Utc::now() - chrono::Duration::days(days)).format("%Y-%m-%dT00:00:00Z");
+            let group = ["total", "unit", "village", "category", "channel", "campaign"][rng.gen_range(0..6)];
+            let filter = match rng.gen_range(0..4) {
+                0 => format!("&village_id={}", pick(rng, villages)),
+                1 => format!("&unit_id={}", pick(rng, units)),
+                _ => String::new(),
+            };
+            (format!("/api/v1/kpis?to={to}&group_by={group}{filter}"), json)
+        }
+        6 => {
+            let days = rng.gen_range(0..700);
+            let to = (chrono::Utc::now() - chrono::Duration::days(days)).format("%Y-%m-%dT00:00:00Z");
+            let period = if rng.gen_bool(0.5) { "week" } else { "month" };
+            (format!("/api/v1/trends?period={period}&to={to}"), json)
+        }
+        _ => {
+            let village =
+                if rng.gen_bool(0.5) { format!("&village_id={}", pick(rng, villages)) } else { String::new() };
+            let accept = if rng.gen_bool(0.5) { json } else { "text/html" };
+            (format!("/api/v1/reports/summary?campaign_id={}{village}", pick(rng, campaigns)), accept)
+        }
     }
 }
 
@@ -127,15 +173,24 @@ async fn measure(db: &BenchDb, reps: usize) -> Vec<Summary> {
     let units = ids("SELECT id FROM units WHERE kind = 'department'").await;
     let cases = ids("SELECT case_id FROM ledger TABLESAMPLE SYSTEM (1) LIMIT 2000").await;
     let cases = if cases.is_empty() { ids("SELECT case_id FROM ledger LIMIT 2000").await } else { cases };
+    let campaigns = ids("SELECT record_id FROM records WHERE stream_type = 'campaign'").await;
+    assert!(!campaigns.is_empty(), "the benchmark database holds the demo campaign");
+    let pools = Pools { villages, units, cases, campaigns };
     let mut rng = StdRng::seed_from_u64(7);
     let mut out = Vec::new();
     for kind in 0..KINDS.len() {
         let mut samples = Vec::with_capacity(reps);
         for i in 0..(reps + 20) {
-            let path = request(kind, &mut rng, &villages, &units, &cases);
+            let (path, accept) = request(kind, &mut rng, &pools);
             let t = Instant::now();
-            let r =
-                server.client.get(format!("{}{path}", server.base)).bearer_auth(&server.token).send().await.unwrap();
+            let r = server
+                .client
+                .get(format!("{}{path}", server.base))
+                .bearer_auth(&server.token)
+                .header("Accept", accept)
+                .send()
+                .await
+                .unwrap();
             let status = r.status();
             let _ = r.bytes().await.unwrap();
             let d = t.elapsed();

@@ -123,6 +123,12 @@ pub fn local_date(t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&china_offset()).date_naive()
 }
 
+/// The first instant of a local date (00:00 CST).
+pub fn start_of_local_day(date: NaiveDate) -> DateTime<Utc> {
+    // A fixed offset maps every local time to exactly one instant.
+    (date.and_time(NaiveTime::MIN) - chrono::Duration::hours(8)).and_utc()
+}
+
 /// The last second of a local date (23:59:59 CST) as an instant: the moment a deadline that
 /// falls on that day expires.
 pub fn end_of_local_day(date: NaiveDate) -> DateTime<Utc> {

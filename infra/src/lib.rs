@@ -26,6 +26,7 @@ pub mod open311;
 pub mod outbox;
 pub mod records;
 pub mod reference;
+pub mod replay;
 pub mod report;
 pub mod search;
 pub mod secret;

@@ -146,8 +146,8 @@ pub async fn supervision_items(
 pub struct Frozen {
     /// The report (JSON), byte for byte as stored.
     pub report: serde_json::Value,
-    /// The log position it was computed at.
-    pub log_position: i64,
+    /// The feed cursor it was computed at (see [`crate::replay`]).
+    pub cursor: crate::store::FeedCursor,
 }
 
 /// The frozen report of a campaign (and village; `None`: the whole campaign).
@@ -157,13 +157,15 @@ pub struct Frozen {
 pub async fn frozen(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> Result<Option<Frozen>, StoreError> {
     let client = pool.get().await?;
     let stmt = client
-        .prepare_cached("SELECT report, log_position FROM summary_reports WHERE campaign_id = $1 AND village_id = $2")
+        .prepare_cached(
+            "SELECT report, log_tx_id, log_position FROM summary_reports WHERE campaign_id = $1 AND village_id = $2",
+        )
         .await?;
     let village = village.unwrap_or(Uuid::nil());
     Ok(client
         .query_opt(&stmt, &[&campaign, &village])
         .await?
-        .map(|r| Frozen { report: r.get(0), log_position: r.get(1) }))
+        .map(|r| Frozen { report: r.get(0), cursor: crate::store::FeedCursor { tx_id: r.get(1), position: r.get(2) } }))
 }
 
 /// Freezes a report unless one was frozen first (by another request or server); returns the one
@@ -176,17 +178,17 @@ pub async fn freeze(
     campaign: Uuid,
     village: Option<Uuid>,
     report: &serde_json::Value,
-    log_position: i64,
+    cursor: crate::store::FeedCursor,
 ) -> Result<Frozen, StoreError> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "INSERT INTO summary_reports (campaign_id, village_id, report, log_position) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (campaign_id, village_id) DO NOTHING",
+            "INSERT INTO summary_reports (campaign_id, village_id, report, log_tx_id, log_position) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, village_id) DO NOTHING",
         )
         .await?;
     let v = village.unwrap_or(Uuid::nil());
-    client.execute(&stmt, &[&campaign, &v, report, &log_position]).await?;
+    client.execute(&stmt, &[&campaign, &v, report, &cursor.tx_id, &cursor.position]).await?;
     drop(client);
     frozen(pool, campaign, village).await?.ok_or(StoreError::Vault("a frozen report does not read back"))
 }

@@ -157,10 +157,33 @@ async fn the_summary_report_prints_and_freezes() {
         .collect();
     assert_eq!(weekly, [("2026-03-16".to_owned(), 2), ("2026-03-23".to_owned(), 1)]);
 
-    // Frozen: a case added after answers nothing new, byte for byte.
+    // Frozen: a case (of the campaign, in the village, in its weeks) and a meeting recorded
+    // after answer nothing new, byte for byte.
     Story::register_with(&app, t0, reg(Channel::Web, CaseKind::Complaint)).await;
+    let m = app
+        .post(
+            "/api/v1/meetings",
+            &app.token("clerk", None),
+            json!({"topic": "补开座谈会", "held_on": "2026-04-02", "venue": "村委会会议室",
+                   "host_unit_id": app.village, "campaign_id": cid, "chair": "李书记", "recorder": "王干事",
+                   "attendance": [{"type": "villager_representative", "count": 9}]}),
+        )
+        .await;
+    assert_eq!(m.status, StatusCode::CREATED, "{}", m.text);
     let (_, _, again) = get(&app, &path, "application/json").await;
     assert_eq!(again, body, "a frozen report is served unchanged");
+
+    // Replayed from the log at its cursor, it is the same bytes: the events after the cursor
+    // (the fourth case, the second meeting) are not folded in.
+    let replay_path = format!("/api/v1/reports/summary/replay?campaign_id={cid}&village_id={}", app.village);
+    let auditor = app.token("auditor", None);
+    let replay = app.get(&replay_path, &auditor).await;
+    assert_eq!(replay.status, StatusCode::OK, "{}", replay.text);
+    assert_eq!(replay.body["identical"], true, "{}", replay.text);
+    assert_eq!(replay.body["differences"], json!([]));
+    assert_eq!(replay.body["stored_sha256"], replay.body["replayed_sha256"]);
+    assert_eq!(replay.body["log_position"], r["log_position"]);
+    assert_eq!(replay.body["log_tx_id"], r["log_tx_id"]);
 
     // The page: Chinese, A4, three charts, and the JSON's figures.
     let (status, ct, html) = get(&app, &path, "text/html").await;
@@ -214,6 +237,24 @@ async fn the_summary_report_prints_and_freezes() {
     assert!(words.contains("重办率：1 / 2 = 50.0%"), "{words}");
     assert!(words.contains("参会代表（人）：24"), "{words}");
     let _ = std::fs::remove_dir_all(&dir);
+
+    // A stored report altered behind the service's back no longer replays to itself.
+    app.db
+        .super_client()
+        .await
+        .execute(
+            "UPDATE summary_reports SET report = jsonb_set(report, '{cases}', '4') WHERE campaign_id = $1",
+            &[&cid],
+        )
+        .await
+        .unwrap();
+    let replay = app.get(&replay_path, &auditor).await;
+    assert_eq!(replay.body["identical"], false, "{}", replay.text);
+    assert_eq!(replay.body["differences"], json!(["cases"]));
+    assert_ne!(replay.body["stored_sha256"], replay.body["replayed_sha256"]);
+    app.get(&replay_path, &app.token("clerk", None)).await.assert_problem(403, "forbidden");
+    let live = format!("/api/v1/reports/summary/replay?campaign_id={}", Uuid::new_v4());
+    app.get(&live, &auditor).await.assert_problem(404, "not-found");
 
     // An unknown campaign is a 404, a handler may not read it.
     let (status, _, _) = get(&app, &format!("/api/v1/reports/summary?campaign_id={}", Uuid::new_v4()), "*/*").await;

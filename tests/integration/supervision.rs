@@ -61,7 +61,7 @@ async fn items(app: &TestApp, base: &str, query: &str) -> Vec<Value> {
 /// unit 1 holds 3 overdue cases > M = 2: one yellow card (重点); a recent case rated 不满意 twice
 /// → one repeat-dissatisfaction item; a recent case whose return was refused → one return
 /// dispute; a recent case with 3 duplicates linked (N = 3) → one duplicates item. Eleven items,
-/// each raised once although two servers run the rules every 200 ms for over a second.
+/// each raised once although two servers run the rules every second, two runs each after all are in.
 #[tokio::test]
 async fn rules_raise_each_trigger_once_across_runs_and_servers() {
     let app = spawn_app().await;
@@ -107,7 +107,12 @@ async fn rules_raise_each_trigger_once_across_runs_and_servers() {
     };
     let one = app.spawn_another(fast).await;
     let two = app.spawn_another(fast).await;
-    // Two runs of each server at least (the first tick is at once, the next a second later).
+    // Wait until the rules have found the eleven (a loaded machine may take a few runs), then
+    // let both servers run them twice more: nothing may be raised again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while items(&app, &one, "status=all").await.len() < 11 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
 
     let all = items(&app, &one, "status=all").await;

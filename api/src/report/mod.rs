@@ -4,8 +4,11 @@
 //! unresolved cases, supervision, emerging problems and survey highlights.
 //!
 //! A finished campaign's report (its summary phase over, China Standard Time) is frozen: computed
-//! once with the log position it was computed at, stored, and served unchanged after; the HTML
-//! and PDF are rendered from that JSON alone, so they are the same bytes every time.
+//! once from the campaign's events folded again up to the feed cursor of that moment
+//! ([`infra::replay`]), stored with the cursor, and served unchanged after; the HTML and PDF are
+//! rendered from that JSON alone, so they are the same bytes every time. [`replay`] folds the
+//! same events again and must give the same bytes: an auditor's proof that the stored report is
+//! what the log says.
 
 pub mod html;
 pub mod pdf;
@@ -147,7 +150,11 @@ pub struct SummaryReport {
     pub period_to: NaiveDate,
     /// When it was computed.
     pub computed_at: DateTime<Utc>,
-    /// The log position it was computed at (every event at or before it was counted).
+    /// The feed cursor it was computed at, with `log_position`: every event of a transaction
+    /// before this one, and of this one up to `log_position`, was counted (for a frozen report
+    /// exactly those; for a live one, at least those).
+    pub log_tx_id: i64,
+    /// See `log_tx_id`.
     pub log_position: i64,
     /// Frozen: the summary phase is over and this is the stored report.
     pub frozen: bool,
@@ -245,16 +252,56 @@ pub fn finished(c: &Campaign, today: NaiveDate) -> bool {
 /// The report of a campaign (and village), as the ledger and the records stand now.
 ///
 /// # Errors
-/// 404 for an unknown campaign; a database failure.
+/// A database failure.
 pub async fn compute(
     state: &AppState,
     campaign: &Campaign,
     village: Option<(Uuid, String)>,
     now: DateTime<Utc>,
 ) -> Result<SummaryReport, ApiError> {
+    let cursor = infra::webhooks::feed_head(&state.pool).await?;
+    compute_at(state, campaign, village, now, cursor).await
+}
+
+/// The report of a campaign (and village) from its events folded again up to `cursor`, with
+/// `now` deciding what is overdue: how a report is frozen (`cursor` the feed's head, `now` the
+/// moment) and how a frozen one is replayed (both as stored). Marked `frozen`.
+///
+/// # Errors
+/// 404 when the campaign had no event under the cursor; a database failure, or a history that
+/// does not fold.
+pub async fn from_log(
+    state: &AppState,
+    campaign: Uuid,
+    village: Option<(Uuid, String)>,
+    now: DateTime<Utc>,
+    cursor: infra::FeedCursor,
+) -> Result<SummaryReport, ApiError> {
+    let pool = infra::replay::campaign_at(&state.replay_db, campaign, cursor).await?;
+    let then = AppState {
+        ledger: infra::ledger::Ledger::new(pool.clone()),
+        analysis: infra::analysis::Analysis::new(pool.clone()),
+        pool: pool.clone(),
+        ..state.clone()
+    };
+    let row = infra::records::get(&pool, campaign).await?.ok_or(ApiError::NotFound("campaign"))?;
+    let record: Campaign = serde_json::from_value(row.doc).map_err(ApiError::internal)?;
+    let mut r = compute_at(&then, &record, village, now, cursor).await?;
+    r.frozen = true;
+    pool.close();
+    Ok(r)
+}
+
+/// What [`compute`] and [`from_log`] share: the report from the projections `state` reads.
+async fn compute_at(
+    state: &AppState,
+    campaign: &Campaign,
+    village: Option<(Uuid, String)>,
+    now: DateTime<Utc>,
+    cursor: infra::FeedCursor,
+) -> Result<SummaryReport, ApiError> {
     let cid = campaign.id.as_uuid();
     let vid = village.as_ref().map(|v| v.0);
-    let log_position = infra::webhooks::feed_head(&state.pool).await?.position;
     let categories: BTreeMap<Uuid, String> =
         state.reference.list_categories().await?.into_iter().map(|c| (c.id.as_uuid(), c.name)).collect();
 
@@ -280,8 +327,8 @@ pub async fn compute(
 
     let period_from = campaign.phases.iter().map(|p| p.from).min().unwrap_or_else(|| last_day(campaign));
     let period_to = last_day(campaign);
-    let from = start_of(period_from);
-    let to = start_of(period_to + chrono::Days::new(1)).min(now);
+    let from = domain::calendar::start_of_local_day(period_from);
+    let to = domain::calendar::start_of_local_day(period_to + chrono::Days::new(1)).min(now);
     let kpi_query = crate::routes::analysis::KpiQuery { campaign_id: Some(cid), village_id: vid, ..Default::default() };
     let filter = analysis_filter(&kpi_query, from, to.max(from + chrono::Duration::microseconds(1)), None);
     let counts = state.analysis.kpis(&filter, infra::analysis::GroupBy::Total, now).await?;
@@ -384,7 +431,8 @@ pub async fn compute(
         period_from,
         period_to,
         computed_at: now,
-        log_position,
+        log_tx_id: cursor.tx_id,
+        log_position: cursor.position,
         frozen: false,
         cases,
         by_channel: sorted(by_channel, |k| channel_name(k.unwrap_or_default()).to_owned()),
@@ -414,11 +462,6 @@ fn every_week(counts: Vec<(NaiveDate, i64)>) -> Vec<WeekCount> {
         .take_while(|w| *w <= last)
         .map(|week| WeekCount { week, count: by.get(&week).copied().unwrap_or(0) })
         .collect()
-}
-
-/// The first instant of a day in China Standard Time.
-fn start_of(day: NaiveDate) -> DateTime<Utc> {
-    (day.and_time(chrono::NaiveTime::MIN) - chrono::Duration::hours(8)).and_utc()
 }
 
 /// The campaign's records, counted (of the village's when one is given).

@@ -12,10 +12,11 @@ use statrs::statistics::{Data as Sample, OrderStatistics};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{Action, Principal, Scope};
+use crate::auth::{Action, Principal};
 use crate::dto::Channel;
 use crate::middleware::within_deadline;
 use crate::problem::ApiError;
+use crate::routes::ledger::{ident, query_time};
 use crate::startup::AppState;
 
 /// What KPIs are grouped by.
@@ -160,16 +161,6 @@ pub struct KpiView {
     pub groups: Vec<KpiGroup>,
 }
 
-fn query_time(field: &str, t: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    t.map(|t| {
-        crate::service::bounded_time(field, t).map_err(|_| ApiError::BadRequest {
-            code: "invalid-query",
-            detail: format!("{field} must lie between 2000 and 2099"),
-        })
-    })
-    .transpose()
-}
-
 /// The period of a query: `[from, to)`, `from` defaulting to `default_days` calendar days before
 /// `to`, `to` to now.
 pub fn period(
@@ -186,16 +177,9 @@ pub fn period(
     Ok((from, to))
 }
 
-/// The unit a caller's reading is limited to, if any.
+/// The unit a caller's reading of the ledger is limited to, if any.
 pub fn scope_unit(principal: &Principal) -> Result<Option<Uuid>, ApiError> {
-    match principal.require(Action::ReadLedger)? {
-        Scope::All => Ok(None),
-        Scope::OwnUnit => Ok(Some(principal.unit.map(|u| u.as_uuid()).ok_or(ApiError::Forbidden)?)),
-    }
-}
-
-fn ident<T: Serialize>(v: T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    crate::routes::ledger::scope_unit(principal, Action::ReadLedger)
 }
 
 /// The KPIs of `counts` with the reply times of the same groups.
@@ -447,12 +431,6 @@ fn shift(day: chrono::NaiveDate, period: TrendPeriod, n: i64) -> chrono::NaiveDa
     }
 }
 
-/// The first instant of a day in China Standard Time.
-fn start_of(day: chrono::NaiveDate) -> DateTime<Utc> {
-    let local = day.and_time(chrono::NaiveTime::MIN);
-    (local - chrono::Duration::hours(8)).and_utc()
-}
-
 type Key = (Option<Uuid>, Option<Uuid>);
 
 /// The series of every key with a count in the window: recent, then the baseline oldest first.
@@ -550,7 +528,11 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
     let recent_from = shift(recent_to, period, -1);
     let baseline_from = shift(recent_from, period, -n);
     let starts: Vec<chrono::NaiveDate> = (0..=n).map(|i| shift(baseline_from, period, i)).collect();
-    let (from_t, recent_t, to_t) = (start_of(baseline_from), start_of(recent_from), start_of(recent_to));
+    let (from_t, recent_t, to_t) = (
+        domain::calendar::start_of_local_day(baseline_from),
+        domain::calendar::start_of_local_day(recent_from),
+        domain::calendar::start_of_local_day(recent_to),
+    );
     let bucket = match period {
         TrendPeriod::Week => infra::analysis::Bucket::Week,
         TrendPeriod::Month => infra::analysis::Bucket::Month,

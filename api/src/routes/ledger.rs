@@ -32,12 +32,13 @@ const EXPORT_PAGE: i64 = 1000;
 /// The XLSX media type.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-fn ident<T: serde::Serialize>(v: T) -> String {
+/// A serialised enum's identifier.
+pub(crate) fn ident<T: serde::Serialize>(v: T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// The unit a caller is limited to, if any.
-fn scope_unit(principal: &Principal, action: Action) -> Result<Option<Uuid>, ApiError> {
+pub(crate) fn scope_unit(principal: &Principal, action: Action) -> Result<Option<Uuid>, ApiError> {
     match principal.require(action)? {
         Scope::All => Ok(None),
         Scope::OwnUnit => Ok(Some(principal.unit.map(|u| u.as_uuid()).ok_or(ApiError::Forbidden)?)),
@@ -137,7 +138,8 @@ fn entry(r: LedgerRow, now: DateTime<Utc>, calendar: &WorkingCalendar) -> Ledger
     }
 }
 
-fn query_time(field: &str, t: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
+/// A query's time, checked to lie in 2000–2099 (400 `invalid-query` otherwise).
+pub(crate) fn query_time(field: &str, t: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, ApiError> {
     t.map(|t| {
         crate::service::bounded_time(field, t).map_err(|_| ApiError::BadRequest {
             code: "invalid-query",

@@ -89,14 +89,84 @@ pub async fn summary(state: &AppState, q: &SummaryQuery) -> Result<SummaryReport
         return serde_json::from_value(f.report).map_err(ApiError::internal);
     }
     let now = crate::service::now();
-    let mut r = report::compute(state, &campaign, village, now).await?;
     if report::finished(&campaign, domain::calendar::local_date(now)) {
-        r.frozen = true;
+        // Frozen from the log itself, up to a cursor every reader can see, so that a replay
+        // folds exactly the same events.
+        let cursor = infra::webhooks::feed_head(&state.pool).await?;
+        let r = report::from_log(state, q.campaign_id, village, now, cursor).await?;
         let json = serde_json::to_value(&r).map_err(ApiError::internal)?;
-        let stored = infra::report::freeze(&state.pool, q.campaign_id, q.village_id, &json, r.log_position).await?;
+        let stored = infra::report::freeze(&state.pool, q.campaign_id, q.village_id, &json, cursor).await?;
         return serde_json::from_value(stored.report).map_err(ApiError::internal);
     }
-    Ok(r)
+    report::compute(state, &campaign, village, now).await
+}
+
+/// A frozen report folded again from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SummaryReplay {
+    /// The campaign.
+    pub campaign_id: Uuid,
+    /// The village (absent: the whole campaign).
+    pub village_id: Option<Uuid>,
+    /// The feed cursor the report was frozen at (see `SummaryReport.log_tx_id`).
+    pub log_tx_id: i64,
+    /// See `log_tx_id`.
+    pub log_position: i64,
+    /// When it was computed: the replay decides what was overdue by this time too.
+    pub computed_at: chrono::DateTime<chrono::Utc>,
+    /// SHA-256 (lowercase hex) of the stored report, as canonical JSON (keys sorted, no spaces).
+    pub stored_sha256: String,
+    /// SHA-256 of the report folded again from the events under the cursor, the same way.
+    pub replayed_sha256: String,
+    /// Whether the two are the same bytes.
+    pub identical: bool,
+    /// The report's fields whose values differ (empty when identical).
+    pub differences: Vec<String>,
+}
+
+/// Replays a frozen report: folds its campaign's events under the stored cursor again,
+/// recomputes the report as of its `computed_at`, and compares the bytes.
+///
+/// # Errors
+/// 404 (`not-frozen`) when the report of the campaign and village is not frozen; a database
+/// failure.
+pub async fn replay(state: &AppState, q: &SummaryQuery) -> Result<SummaryReplay, ApiError> {
+    let stored = infra::report::frozen(&state.pool, q.campaign_id, q.village_id)
+        .await?
+        .ok_or(ApiError::NotFound("frozen report"))?;
+    let computed_at = stored
+        .report
+        .get("computed_at")
+        .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone()).ok())
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("a frozen report without its computed_at")))?;
+    let village_name = stored.report.get("village_name").and_then(|v| v.as_str()).map(str::to_owned);
+    let village = q.village_id.zip(village_name);
+    let again = report::from_log(state, q.campaign_id, village, computed_at, stored.cursor).await?;
+    let again = serde_json::to_value(&again).map_err(ApiError::internal)?;
+    let sha = |v: &serde_json::Value| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(serde_json::to_vec(v).unwrap_or_default()))
+    };
+    let differences = match (&stored.report, &again) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        _ => ["(the whole report)".to_owned()].into(),
+    };
+    Ok(SummaryReplay {
+        campaign_id: q.campaign_id,
+        village_id: q.village_id,
+        log_tx_id: stored.cursor.tx_id,
+        log_position: stored.cursor.position,
+        computed_at,
+        stored_sha256: sha(&stored.report),
+        replayed_sha256: sha(&again),
+        identical: differences.is_empty(),
+        differences: differences.into_iter().collect(),
+    })
 }
 
 /// A campaign's summary report
@@ -152,9 +222,34 @@ pub async fn summary_report(
     })
 }
 
+/// A frozen summary report, replayed from the log
+///
+/// Folds the campaign's events under the feed cursor the report was frozen at into fresh
+/// projections, recomputes the report as of its `computed_at`, and compares it with the stored
+/// one byte for byte (canonical JSON): `identical` is the proof that the printed report is what
+/// the log says. The fold reads every event of the campaign's cases (seconds for a campaign of
+/// tens of thousands of cases). Supervisors and auditors.
+#[utoipa::path(tag = "ledger", params(SummaryQuery), responses(
+    (status = 200, description = "The replay", body = SummaryReplay),
+    (status = 400, description = "A parameter is malformed", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 403, description = "Not a supervisor or an auditor", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 404, description = "No frozen report of this campaign and village", content_type = "application/problem+json", body = crate::problem::Problem)
+), security(("bearer" = [])))]
+#[get("/reports/summary/replay")]
+pub async fn replay_summary_report(
+    state: Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(crate::auth::Action::ReadIntegrity)?;
+    let q: SummaryQuery = crate::extract::query(&req)?;
+    let r = within_deadline(&req, replay(&state, &q)).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
 /// Registers the routes (under `/api/v1`).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(summary_report);
+    cfg.service(summary_report).service(replay_summary_report);
 }
 
 #[cfg(test)]

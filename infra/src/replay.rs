@@ -1,0 +1,112 @@
+//! A campaign's projections as the log stood at a feed cursor, folded again from the events on a
+//! private connection: what a frozen summary report is computed from, and recomputed from when
+//! an auditor checks it.
+//!
+//! The cut is the feed's ([`FeedCursor`]): every event of a transaction before `tx_id`, and of
+//! `tx_id` up to `position`. A cursor the feed has reached ([`crate::webhooks::feed_head`]) names
+//! transactions that had all ended, so the events under it never change: folding them again any
+//! day gives the same rows.
+
+use uuid::Uuid;
+
+use crate::db::{DbSettings, Pool};
+use crate::error::StoreError;
+use crate::records::replay_projection;
+use crate::store::{COLUMNS, FeedCursor, StoredEvent, fold};
+
+/// The events under the cursor (`$2` its transaction id, `$3` its position).
+const UNDER_CURSOR: &str = "(tx_id::text::bigint < $2 OR (tx_id::text::bigint = $2 AND position <= $3))";
+
+/// How many streams are read and folded at once.
+const CHUNK: usize = 2000;
+
+/// The ledger rows and records of `campaign` as they stood at `cursor`: a one-connection pool
+/// whose connection holds them in temporary tables named `ledger` and `records`, which hide the
+/// live tables from every query made through it (PostgreSQL looks in the session's temporary
+/// schema first). Reference data (units, categories, the calendar) is read live: it is not in
+/// the log.
+///
+/// The cases are those the live ledger files under the campaign (a case's campaign is fixed at
+/// registration); the records are the campaign's own, those filed under it, and the supervision
+/// items about its cases. A stream with no event under the cursor did not exist yet and is left
+/// out. The service's role needs the `TEMPORARY` privilege on the database (V23 grants it).
+///
+/// # Errors
+/// A database failure, or a history that does not fold.
+pub async fn campaign_at(settings: &DbSettings, campaign: Uuid, cursor: FeedCursor) -> Result<Pool, StoreError> {
+    let mut one = settings.clone();
+    one.pool_size = 1;
+    one.application_name = "huiyin-replay".into();
+    let pool = one.pool()?;
+    let client = pool.get().await?;
+    client
+        .batch_execute(
+            "CREATE TEMPORARY TABLE ledger (LIKE public.ledger INCLUDING DEFAULTS); \
+             CREATE TEMPORARY TABLE records (LIKE public.records INCLUDING DEFAULTS);",
+        )
+        .await?;
+    let cases: Vec<Uuid> = client
+        .query("SELECT case_id FROM public.ledger WHERE campaign_id = $1 ORDER BY case_id", &[&campaign])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let events = format!(
+        "SELECT {COLUMNS} FROM public.events WHERE case_id = ANY($1) AND {UNDER_CURSOR} ORDER BY case_id, version"
+    );
+    for chunk in cases.chunks(CHUNK) {
+        let mut folded = Vec::with_capacity(chunk.len());
+        for (id, history) in by_stream(client.query(&events, &[&chunk, &cursor.tx_id, &cursor.position]).await?)? {
+            if let Some(case) = fold(domain::CaseId::from_uuid(id), &history)? {
+                folded.push(case);
+            }
+        }
+        crate::ledger::insert_rows(&**client, "pg_temp.ledger", &folded, false).await?;
+    }
+    let records: Vec<Uuid> = client
+        .query(
+            "SELECT record_id FROM public.records \
+             WHERE record_id = $1 OR campaign_id = $1 \
+                OR (stream_type = 'supervision' AND (doc->>'case')::uuid = ANY($2)) \
+             ORDER BY record_id",
+            &[&campaign, &cases],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for chunk in records.chunks(CHUNK) {
+        for (id, history) in by_stream(client.query(&events, &[&chunk, &cursor.tx_id, &cursor.position]).await?)? {
+            let (Some(row), Some(last)) = (replay_projection(id, &history)?, history.last()) else { continue };
+            let version = i32::try_from(last.version).unwrap_or(i32::MAX);
+            client.execute(PUT_RECORD, &[&id, &last.stream_type(), &version, &row]).await?;
+        }
+    }
+    client.batch_execute("ANALYZE pg_temp.ledger; ANALYZE pg_temp.records;").await?;
+    drop(client);
+    Ok(pool)
+}
+
+/// A record's projection row into the temporary `records`, as `records_put()` (V18) writes the
+/// live one.
+const PUT_RECORD: &str = "INSERT INTO pg_temp.records (record_id, stream_type, version, campaign_id, unit_ids, \
+                                   restricted, happened_on, serials, doc, updated_at) \
+     VALUES ($1, $2, $3, ($4::jsonb->>'campaign_id')::uuid, \
+             ARRAY(SELECT u::uuid FROM jsonb_array_elements_text(coalesce($4::jsonb->'unit_ids', '[]')) AS u), \
+             coalesce(($4::jsonb->>'restricted')::boolean, false), ($4::jsonb->>'happened_on')::date, \
+             CASE WHEN $4::jsonb ? 'serial_from' \
+                  THEN int8range(($4::jsonb->>'serial_from')::bigint, ($4::jsonb->>'serial_to')::bigint, '[]') END, \
+             $4::jsonb->'doc', now())";
+
+/// Rows of events (ordered by stream and version) grouped per stream.
+fn by_stream(rows: Vec<tokio_postgres::Row>) -> Result<Vec<(Uuid, Vec<StoredEvent>)>, StoreError> {
+    let mut out: Vec<(Uuid, Vec<StoredEvent>)> = Vec::new();
+    for r in &rows {
+        let e = StoredEvent::from_row(r)?;
+        match out.last_mut() {
+            Some((id, history)) if *id == e.case_id => history.push(e),
+            _ => out.push((e.case_id, vec![e])),
+        }
+    }
+    Ok(out)
+}
