@@ -1,15 +1,16 @@
 -- V23: a finished campaign's summary report (总结报告) is frozen: computed once after its summary
--- phase ended, from the campaign's events folded again up to a feed cursor (every event of a
--- transaction before `log_tx_id`, and of `log_tx_id` up to `log_position`), stored with that
--- cursor, and served unchanged after; an auditor's replay folds the same events again and must
--- get the same bytes. The service may insert a report and read it, never change or remove one.
+-- phase ended, from the campaign's events folded again as a snapshot of the log saw them
+-- (`log_snapshot`, a pg_snapshot as text; `log_position` the newest position it saw, for people),
+-- stored with that snapshot, and served unchanged after; an auditor's replay folds the same
+-- events again and must get the same bytes. The service may insert a report and read it, never
+-- change or remove one.
 
 CREATE TABLE summary_reports (
     campaign_id  uuid        NOT NULL,
     -- The village it is about; the nil uuid for the whole campaign.
     village_id   uuid        NOT NULL,
     report       jsonb       NOT NULL,
-    log_tx_id    bigint      NOT NULL,
+    log_snapshot text        NOT NULL,
     log_position bigint      NOT NULL,
     frozen_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (campaign_id, village_id)

@@ -1,4 +1,5 @@
-//! Background tasks of the service: the feed's wake-ups (LISTEN/NOTIFY) and signed checkpoints.
+//! Background tasks of the service: the feed's wake-ups (LISTEN/NOTIFY), signed checkpoints,
+//! the supervision rules and the freezing of finished campaigns' summary reports.
 //!
 //! NOTIFY is only a hint: notifications are lost when the listening connection drops, so event
 //! streams also poll every second. Appends do not NOTIFY inside their transaction (that would
@@ -115,13 +116,23 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             }
         });
     }
-    // Supervision raised by rules (督办).
+    // Supervision raised by rules (督办), and the summary reports of campaigns whose summary
+    // phase has ended frozen (a request for one freezes it too, if it comes first).
     if settings.supervision.rules_interval_s > 0 {
-        crate::supervision::spawn(
-            state,
-            settings.supervision.rules(),
-            Duration::from_secs(settings.supervision.rules_interval_s),
-        );
+        let every = Duration::from_secs(settings.supervision.rules_interval_s);
+        crate::supervision::spawn(state, settings.supervision.rules(), every);
+        let s = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match crate::report::freeze_finished(&s, crate::service::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(campaigns = n, "summary reports frozen"),
+                    Err(e) => tracing::warn!(error = %e, "freezing the finished campaigns' reports failed; retrying"),
+                }
+            }
+        });
     }
     if let (Some(signer), interval) = (state.signer.clone(), settings.checkpoints.interval_s) {
         if interval == 0 {

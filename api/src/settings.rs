@@ -358,7 +358,8 @@ pub struct ServeArgs {
 /// The rules that raise supervision items (督办), and how often they run.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SupervisionArgs {
-    /// How often the rules look at the ledger, in seconds; 0 turns them off.
+    /// How often the rules look at the ledger (and finished campaigns' summary reports are
+    /// frozen), in seconds; 0 turns both off (a request still freezes a finished campaign's).
     #[arg(long = "supervision-interval-s", env = "HUIYIN_SUPERVISION_INTERVAL_S", default_value_t = 60)]
     pub rules_interval_s: u64,
     /// N: a matter with this many linked duplicates is supervised.

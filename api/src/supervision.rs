@@ -71,6 +71,9 @@ pub async fn wanted(state: &AppState, rules: &Rules, now: DateTime<Utc>) -> Resu
 /// # Errors
 /// A database failure (the items raised before it stay raised).
 pub async fn run_once(state: &AppState, rules: &Rules, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    // The log keeps microseconds: an item folded from a finer `now` would differ from the replay
+    // of its own events (and the integrity watch would report every one).
+    let now = domain::truncate_to_micros(now);
     let wanted = wanted(state, rules, now).await?;
     let ids: Vec<uuid::Uuid> = wanted.iter().map(|r| r.id.as_uuid()).collect();
     let existing = infra::supervision::existing(&state.pool, &ids).await?;
@@ -105,7 +108,7 @@ pub fn spawn(state: &AppState, rules: Rules, interval: Duration) {
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
-            match run_once(&s, &rules, Utc::now()).await {
+            match run_once(&s, &rules, crate::service::now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(items = n, "supervision items raised"),
                 Err(e) => tracing::warn!(error = %e, "the supervision rules failed; retrying"),

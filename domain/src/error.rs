@@ -67,6 +67,10 @@ pub enum DomainError {
     /// A new deadline must come after the current one.
     #[error("the new deadline must be later than the current one")]
     DeadlineNotLater,
+    /// The time limit has passed: an extension is asked for and granted before it (信访工作条例
+    /// (2022) art. 32: 延长办理期限 within the limit), and a limit missed stays missed.
+    #[error("the time limit has already passed: an extension is granted before it, and a missed limit stays missed")]
+    LimitPassed,
     /// A deadline must lie in the future.
     #[error("the deadline must be in the future")]
     DeadlineInPast,
@@ -222,6 +226,7 @@ impl DomainError {
             Self::ExtensionLimitReached => "extension-limit-reached",
             Self::ExtensionTooLong { .. } => "extension-too-long",
             Self::DeadlineNotLater => "deadline-not-later",
+            Self::LimitPassed => "limit-passed",
             Self::DeadlineInPast => "deadline-in-past",
             Self::DeadlineBeyondPolicy => "deadline-beyond-policy",
             Self::AlreadyEscalated => "already-escalated",

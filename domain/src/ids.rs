@@ -327,6 +327,11 @@ pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| c.is_whitespace() || is_invisible(c))
 }
 
+/// What [`states_a_reason`] asks, as a field error's message says it.
+pub fn reason_rule() -> String {
+    format!("must state why: at least {MIN_REASON_LETTERS} letters or characters, at least 3 of them different")
+}
+
 /// Whether a text states a reason: at least [`MIN_REASON_LETTERS`] letters or CJK characters
 /// (`char::is_alphabetic`: digits, punctuation, spaces and symbols do not count), of which at
 /// least three differ (Latin compared case-insensitively). A reason is recorded as why

@@ -1063,7 +1063,7 @@ pub fn decide(state: Option<&Case>, command: &Command, ctx: &Context<'_>) -> Res
         }
         Command::RequestExtension { due_at, reason } => {
             case.check_lead(ctx.actor)?;
-            check_extension(case, policy, *due_at)?;
+            check_extension(case, policy, *due_at, ctx.now)?;
             if case.extension_request.is_some() {
                 return Err(DomainError::ExtensionPending);
             }
@@ -1406,10 +1406,20 @@ fn transferred(
     Ok(CaseEvent::Transferred(Transferred { from_unit: case.unit, reason, to, intake_deadline, approved_return }))
 }
 
-fn check_extension(case: &Case, policy: &DeadlinePolicy, due_at: DateTime<Utc>) -> Result<Deadline, DomainError> {
+fn check_extension(
+    case: &Case,
+    policy: &DeadlinePolicy,
+    due_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Deadline, DomainError> {
     let Some(current) = case.deadline.filter(|d| case.status == Status::Assigned && d.stage == Stage::Handling) else {
         return Err(DomainError::InvalidTransition { command: "extend", status: case.status });
     };
+    // Granted within the limit, or not at all: an extension after the handling limit (or the
+    // overall 60 days) passed would turn a miss into a case handled on time.
+    if now > current.due_at || case.overall.is_some_and(|o| now > o.due_at) {
+        return Err(DomainError::LimitPassed);
+    }
     if case.extensions_this_round >= policy.max_extensions {
         return Err(DomainError::ExtensionLimitReached);
     }
@@ -1425,7 +1435,7 @@ fn check_extension(case: &Case, policy: &DeadlinePolicy, due_at: DateTime<Utc>) 
 /// 延期: the handling deadline moves to `due_at`; the overall clock moves by the same time,
 /// at most the policy's days, once in the case's life (信访工作条例 (2022) art. 32).
 fn extended(case: &Case, ctx: &Context<'_>, due_at: DateTime<Utc>, reason: Reason) -> Result<CaseEvent, DomainError> {
-    let current = check_extension(case, ctx.policy, due_at)?;
+    let current = check_extension(case, ctx.policy, due_at, ctx.now)?;
     let deadline = Deadline {
         stage: Stage::Handling,
         due_at,

@@ -222,6 +222,30 @@ fn extending_by_more_than_thirty_days_or_backwards_is_refused() {
     );
 }
 
+/// 信访工作条例 (2022) art. 32: the limit is extended within it. An extension asked for or
+/// granted after the handling limit passed would turn a miss into a case handled on time.
+#[test]
+fn an_extension_after_the_limit_passed_is_refused_and_one_before_it_granted() {
+    let s = given_new()
+        .after(&[register(), assign(1)])
+        .handler_of(1)
+        .after(&[Command::SignFor])
+        .acting_as(Role::Supervisor);
+    let due = s.state().unwrap().deadline.unwrap().due_at;
+    let extend = || Command::ExtendDeadline { due_at: due + Duration::days(10), reason: reason("需要现场核查") };
+    let late = s.clone_at().at(due + Duration::seconds(1));
+    assert_eq!(late.when(extend()).unwrap_err(), DomainError::LimitPassed);
+    let asked = late.clone_at().handler_of(1);
+    assert_eq!(
+        asked
+            .when(Command::RequestExtension { due_at: due + Duration::days(10), reason: reason("需要现场核查") })
+            .unwrap_err(),
+        DomainError::LimitPassed
+    );
+    let in_time = s.clone_at().at(due - Duration::hours(1));
+    assert!(in_time.when(extend()).is_ok());
+}
+
 #[test]
 fn handling_before_assignment_is_rejected() {
     assert_eq!(given_new().after(&[register()]).when(handle()).unwrap_err(), DomainError::HandledBeforeAssigned);

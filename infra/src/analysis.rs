@@ -1,5 +1,6 @@
 //! What the committee learns from the ledger: the KPIs counted over the cases' facts
-//! ([`domain::kpi`]), and the counts the trends are tested on.
+//! ([`domain::kpi`], one row each in `kpi_facts`, kept from the ledger rows by V24's triggers),
+//! and the counts the trends are tested on.
 //!
 //! The KPI definitions are the domain's: each [`domain::kpi::Fact`] already says which unit it
 //! scores and when it falls; SQL only counts them by [`domain::kpi::Fact::fell_due`] and
@@ -36,10 +37,10 @@ impl GroupBy {
         match self {
             Self::Total => "NULL::text",
             Self::Unit => "f.unit::text",
-            Self::Village => "l.village_id::text",
-            Self::Category => "l.category_id::text",
-            Self::Channel => "l.channel",
-            Self::Campaign => "l.campaign_id::text",
+            Self::Village => "f.village_id::text",
+            Self::Category => "f.category_id::text",
+            Self::Channel => "f.channel",
+            Self::Campaign => "f.campaign_id::text",
         }
     }
 }
@@ -128,17 +129,10 @@ pub struct Analysis {
     pool: Pool,
 }
 
-/// The facts of the ledger's rows, with the filter's WHERE clause; `$1` from, `$2` to, `$3` now.
-fn facts_sql(
-    select: &str,
-    columns: &str,
-    f: &AnalysisFilter,
-    params: &mut Vec<Box<dyn ToSql + Sync + Send>>,
-) -> String {
-    let mut sql = format!(
-        "SELECT {select} FROM ledger l CROSS JOIN LATERAL jsonb_to_recordset(l.facts) AS f({columns}) \
-         WHERE l.received_at < $2 AND f.at >= $1 AND f.at < $2"
-    );
+/// The facts of the period (`kpi_facts`, one row per fact with its case's keys: V24), with the
+/// filter's WHERE clause; `$1` from, `$2` to, `$3` now.
+fn facts_sql(select: &str, f: &AnalysisFilter, params: &mut Vec<Box<dyn ToSql + Sync + Send>>) -> String {
+    let mut sql = format!("SELECT {select} FROM kpi_facts f WHERE f.at >= $1 AND f.at < $2 AND f.received_at < $2");
     let mut push = |clause: &str, v: Box<dyn ToSql + Sync + Send>| {
         params.push(v);
         sql.push_str(&format!(" AND {}", clause.replace('?', &format!("${}", params.len()))));
@@ -150,16 +144,16 @@ fn facts_sql(
         push("f.unit = ?", Box::new(u));
     }
     if let Some(c) = f.campaign_id {
-        push("l.campaign_id = ?", Box::new(c));
+        push("f.campaign_id = ?", Box::new(c));
     }
     if let Some(v) = f.village_id {
-        push("l.village_id = ?", Box::new(v));
+        push("f.village_id = ?", Box::new(v));
     }
     if let Some(c) = f.category_id {
-        push("l.category_id = ?", Box::new(c));
+        push("f.category_id = ?", Box::new(c));
     }
     if let Some(c) = &f.channel {
-        push("l.channel = ?", Box::new(c.clone()));
+        push("f.channel = ?", Box::new(c.clone()));
     }
     sql
 }
@@ -170,8 +164,8 @@ impl Analysis {
         Self { pool }
     }
 
-    /// The KPI counts of every group with a fact in the period, most facts first; `now` decides
-    /// which clocks fell due.
+    /// The KPI counts of every group with something counted in the period, most facts first;
+    /// `now` decides which clocks fell due.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -204,9 +198,7 @@ impl Analysis {
             count("rating", " AND f.rating = 'dissatisfied'"),
         ]
         .join(", ");
-        let columns = "kind text, unit uuid, at timestamptz, done_at timestamptz, stopped_at timestamptz, \
-                       rating text, solved boolean, followed_up boolean, reopened boolean, returned boolean";
-        let mut sql = facts_sql(&select, columns, filter, &mut params);
+        let mut sql = facts_sql(&select, filter, &mut params);
         sql.push_str(" GROUP BY 1 ORDER BY count(*) DESC, 1");
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
@@ -233,6 +225,9 @@ impl Analysis {
                 ratings_fully_satisfied: r.get(15),
                 ratings_dissatisfied: r.get(16),
             })
+            // A group whose facts all still run (no clock fell due, nothing happened yet)
+            // counts nothing: it is left out.
+            .filter(|c| *c != KpiCounts { key: c.key.clone(), ..KpiCounts::default() })
             .collect())
     }
 
@@ -245,8 +240,7 @@ impl Analysis {
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
             vec![Box::new(filter.from), Box::new(filter.to), Box::new(filter.to)];
         let select = format!("{}, f.accepted_at, f.at", group.key_sql());
-        let mut sql =
-            facts_sql(&select, "kind text, unit uuid, at timestamptz, accepted_at timestamptz", filter, &mut params);
+        let mut sql = facts_sql(&select, filter, &mut params);
         // `$3` is unused here but keeps the numbering of [`facts_sql`].
         sql.push_str(" AND f.kind = 'reply' AND f.accepted_at IS NOT NULL AND $3::timestamptz IS NOT NULL");
         let client = self.pool.get().await?;

@@ -824,6 +824,15 @@ async fn fold_final_states(
     Ok(stats)
 }
 
+/// `SELECT` of the KPI facts (V24's `kpi_facts_of()`) of the rows `l` of a ledger table, to which
+/// a caller may add `WHERE …`.
+pub(crate) fn kpi_facts_select(table: &str) -> String {
+    format!(
+        "SELECT k.* FROM {table} l CROSS JOIN LATERAL kpi_facts_of(l.case_id, l.village_id, l.category_id, \
+         l.channel, l.campaign_id, l.received_at, l.facts) AS k"
+    )
+}
+
 /// Writes rows into a ledger table by column name (`table` has the ledger's shape); with
 /// `replace`, rows of the same cases are deleted first (the rebuild's catch-up).
 /// Writes the rows of `cases` into `table` (the live `ledger` or the rebuild's copy), replacing
@@ -1008,6 +1017,16 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     writer.batch_execute(&copies.create_sql()).await?;
     // Sets the visibility map, so index-only scans need no heap visits from the first query.
     writer.batch_execute("VACUUM (ANALYZE) ledger_rebuild").await?;
+    // The KPI facts of the new rows, beside them (V24), swapped with them.
+    writer
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS kpi_facts_rebuild; \
+             CREATE TABLE kpi_facts_rebuild (LIKE kpi_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES); \
+             INSERT INTO kpi_facts_rebuild {};",
+            kpi_facts_select("ledger_rebuild")
+        ))
+        .await?;
+    writer.batch_execute("VACUUM (ANALYZE) kpi_facts_rebuild").await?;
 
     // Switch-over: one short transaction while appends and reads wait. ACCESS EXCLUSIVE from the
     // start, not EXCLUSIVE: an append that reads the ledger under a case's lock before writing
@@ -1049,9 +1068,24 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
             insert_rows(&writer, "ledger_rebuild", &cases, true).await?;
         }
         writer
+            .execute(
+                &format!(
+                    "WITH gone AS (DELETE FROM kpi_facts_rebuild WHERE case_id = ANY($1)) \
+                     INSERT INTO kpi_facts_rebuild {} WHERE l.case_id = ANY($1)",
+                    kpi_facts_select("ledger_rebuild")
+                ),
+                &[&late],
+            )
+            .await?;
+        writer
             .batch_execute(&format!(
                 "DROP TABLE ledger; ALTER TABLE ledger_rebuild RENAME TO ledger; {} \
                  REVOKE ALL ON ledger FROM PUBLIC; GRANT SELECT ON ledger TO huiyin_app; \
+                 DROP TABLE kpi_facts; ALTER TABLE kpi_facts_rebuild RENAME TO kpi_facts; \
+                 ALTER INDEX kpi_facts_rebuild_at_idx RENAME TO kpi_facts_at_idx; \
+                 ALTER INDEX kpi_facts_rebuild_case_id_idx RENAME TO kpi_facts_case_id_idx; \
+                 REVOKE ALL ON kpi_facts FROM PUBLIC; GRANT SELECT ON kpi_facts TO huiyin_app; \
+                 SELECT kpi_facts_attach(); \
                  DELETE FROM projection_rebuilds_due WHERE projection = 'ledger';",
                 copies.rename_sql()
             ))
@@ -1065,7 +1099,7 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
             Ok(RebuildReport { folded, caught_up, seconds: started.elapsed().as_secs_f64() })
         }
         Err(e) => {
-            let _ = writer.batch_execute("ROLLBACK; DROP TABLE IF EXISTS ledger_rebuild").await;
+            let _ = writer.batch_execute("ROLLBACK; DROP TABLE IF EXISTS ledger_rebuild, kpi_facts_rebuild").await;
             Err(e)
         }
     }
@@ -1155,6 +1189,21 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
         .await?;
     for r in orphans {
         mismatches.push(ProjectionMismatch { case_id: r.get(0), problem: "ledger row without events".into() });
+    }
+    // The KPI facts (V24) are the ledger rows' facts unpacked: a row more or missing is named.
+    let facts = kpi_facts_select("ledger");
+    let odd = tx
+        .query(
+            &format!(
+                "SELECT DISTINCT case_id FROM (({facts} EXCEPT ALL SELECT * FROM kpi_facts) \
+                 UNION ALL (SELECT * FROM kpi_facts EXCEPT ALL {facts})) AS d ORDER BY 1"
+            ),
+            &[],
+        )
+        .await?;
+    for r in odd {
+        mismatches
+            .push(ProjectionMismatch { case_id: r.get(0), problem: "KPI facts differ from the ledger row's".into() });
     }
     // The campaign's records, in the same snapshot: every `records` row against a replay of its
     // stream, every record stream with a row, and no row without its stream.

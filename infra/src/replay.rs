@@ -1,39 +1,63 @@
-//! A campaign's projections as the log stood at a feed cursor, folded again from the events on a
+//! A campaign's projections as the log stood at a moment, folded again from the events on a
 //! private connection: what a frozen summary report is computed from, and recomputed from when
 //! an auditor checks it.
 //!
-//! The cut is the feed's ([`FeedCursor`]): every event of a transaction before `tx_id`, and of
-//! `tx_id` up to `position`. A cursor the feed has reached ([`crate::webhooks::feed_head`]) names
-//! transactions that had all ended, so the events under it never change: folding them again any
-//! day gives the same rows.
+//! The moment is a [`LogCut`]: a PostgreSQL snapshot (`pg_current_snapshot()`) names exactly the
+//! transactions that had ended when it was taken, so the events it sees never change — one
+//! committed later stays outside it — and folding them again any day gives the same rows. A
+//! snapshot, not a position: appends commit out of position order, and a transaction still
+//! running (anywhere in the cluster) would hold the feed's gap-free head back.
 
 use uuid::Uuid;
 
 use crate::db::{DbSettings, Pool};
 use crate::error::StoreError;
 use crate::records::replay_projection;
-use crate::store::{COLUMNS, FeedCursor, StoredEvent, fold};
+use crate::store::{COLUMNS, StoredEvent, fold};
 
-/// The events under the cursor (`$2` its transaction id, `$3` its position).
-const UNDER_CURSOR: &str = "(tx_id::text::bigint < $2 OR (tx_id::text::bigint = $2 AND position <= $3))";
+/// A moment of the log: the events its snapshot sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCut {
+    /// The snapshot (`pg_snapshot` as text, `xmin:xmax:xip,…`).
+    pub snapshot: String,
+    /// The newest event's position it sees (0 for none): for people; the snapshot decides.
+    pub position: i64,
+}
+
+/// The log as it stands: the current snapshot and the newest position it sees, in one statement
+/// (one snapshot).
+///
+/// # Errors
+/// A database failure.
+pub async fn cut_now(pool: &Pool) -> Result<LogCut, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached("SELECT pg_current_snapshot()::text, coalesce((SELECT max(position) FROM events), 0)")
+        .await?;
+    let row = client.query_one(&stmt, &[]).await?;
+    Ok(LogCut { snapshot: row.get(0), position: row.get(1) })
+}
+
+/// The events the cut sees (`$2` its snapshot).
+const SEEN: &str = "pg_visible_in_snapshot(tx_id, $2::text::pg_snapshot)";
 
 /// How many streams are read and folded at once.
 const CHUNK: usize = 2000;
 
-/// The ledger rows and records of `campaign` as they stood at `cursor`: a one-connection pool
-/// whose connection holds them in temporary tables named `ledger` and `records`, which hide the
-/// live tables from every query made through it (PostgreSQL looks in the session's temporary
+/// The ledger rows (with their KPI facts) and records of `campaign` as they stood at `cut`: a
+/// one-connection pool whose connection holds them in temporary tables named `ledger`,
+/// `kpi_facts` and `records`, which hide the live tables from every query made through it (PostgreSQL looks in the session's temporary
 /// schema first). Reference data (units, categories, the calendar) is read live: it is not in
 /// the log.
 ///
 /// The cases are those the live ledger files under the campaign (a case's campaign is fixed at
 /// registration); the records are the campaign's own, those filed under it, and the supervision
-/// items about its cases. A stream with no event under the cursor did not exist yet and is left
+/// items about its cases. A stream with no event the cut sees did not exist yet and is left
 /// out. The service's role needs the `TEMPORARY` privilege on the database (V23 grants it).
 ///
 /// # Errors
 /// A database failure, or a history that does not fold.
-pub async fn campaign_at(settings: &DbSettings, campaign: Uuid, cursor: FeedCursor) -> Result<Pool, StoreError> {
+pub async fn campaign_at(settings: &DbSettings, campaign: Uuid, cut: &LogCut) -> Result<Pool, StoreError> {
     let mut one = settings.clone();
     one.pool_size = 1;
     one.application_name = "huiyin-replay".into();
@@ -51,12 +75,11 @@ pub async fn campaign_at(settings: &DbSettings, campaign: Uuid, cursor: FeedCurs
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let events = format!(
-        "SELECT {COLUMNS} FROM public.events WHERE case_id = ANY($1) AND {UNDER_CURSOR} ORDER BY case_id, version"
-    );
+    let events =
+        format!("SELECT {COLUMNS} FROM public.events WHERE case_id = ANY($1) AND {SEEN} ORDER BY case_id, version");
     for chunk in cases.chunks(CHUNK) {
         let mut folded = Vec::with_capacity(chunk.len());
-        for (id, history) in by_stream(client.query(&events, &[&chunk, &cursor.tx_id, &cursor.position]).await?)? {
+        for (id, history) in by_stream(client.query(&events, &[&chunk, &cut.snapshot]).await?)? {
             if let Some(case) = fold(domain::CaseId::from_uuid(id), &history)? {
                 folded.push(case);
             }
@@ -76,13 +99,19 @@ pub async fn campaign_at(settings: &DbSettings, campaign: Uuid, cursor: FeedCurs
         .map(|r| r.get(0))
         .collect();
     for chunk in records.chunks(CHUNK) {
-        for (id, history) in by_stream(client.query(&events, &[&chunk, &cursor.tx_id, &cursor.position]).await?)? {
+        for (id, history) in by_stream(client.query(&events, &[&chunk, &cut.snapshot]).await?)? {
             let (Some(row), Some(last)) = (replay_projection(id, &history)?, history.last()) else { continue };
             let version = i32::try_from(last.version).unwrap_or(i32::MAX);
             client.execute(PUT_RECORD, &[&id, &last.stream_type(), &version, &row]).await?;
         }
     }
-    client.batch_execute("ANALYZE pg_temp.ledger; ANALYZE pg_temp.records;").await?;
+    client
+        .batch_execute(&format!(
+            "CREATE TEMPORARY TABLE kpi_facts AS {}; ANALYZE pg_temp.ledger; ANALYZE pg_temp.records; \
+             ANALYZE pg_temp.kpi_facts;",
+            crate::ledger::kpi_facts_select("pg_temp.ledger")
+        ))
+        .await?;
     drop(client);
     Ok(pool)
 }

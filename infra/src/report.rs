@@ -71,8 +71,8 @@ pub struct OverdueCase {
     pub case_id: Uuid,
     /// Its receipt code.
     pub receipt_code: String,
-    /// Its title.
-    pub title: String,
+    /// Its category.
+    pub category_id: Option<Uuid>,
     /// The clock due first (a stage, `acknowledgement` or `overall`).
     pub stage: Option<String>,
     /// When it fell due.
@@ -101,7 +101,7 @@ pub async fn overdue(
     let n: i64 = client.query_one(&count, &[&campaign, &village, &now]).await?.get(0);
     let list = client
         .prepare_cached(
-            "SELECT case_id, receipt_code, title, next_due_stage, next_due_at FROM ledger \
+            "SELECT case_id, receipt_code, category_id, next_due_stage, next_due_at FROM ledger \
              WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) AND next_due_at < $3 \
              ORDER BY next_due_at, case_id LIMIT $4",
         )
@@ -113,7 +113,7 @@ pub async fn overdue(
             .map(|r| OverdueCase {
                 case_id: r.get(0),
                 receipt_code: r.get(1),
-                title: r.get(2),
+                category_id: r.get(2),
                 stage: r.get(3),
                 due_at: r.get(4),
             })
@@ -146,8 +146,8 @@ pub async fn supervision_items(
 pub struct Frozen {
     /// The report (JSON), byte for byte as stored.
     pub report: serde_json::Value,
-    /// The feed cursor it was computed at (see [`crate::replay`]).
-    pub cursor: crate::store::FeedCursor,
+    /// The moment of the log it was computed at (see [`crate::replay`]).
+    pub cut: crate::replay::LogCut,
 }
 
 /// The frozen report of a campaign (and village; `None`: the whole campaign).
@@ -158,37 +158,53 @@ pub async fn frozen(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> Resul
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT report, log_tx_id, log_position FROM summary_reports WHERE campaign_id = $1 AND village_id = $2",
+            "SELECT report, log_snapshot, log_position FROM summary_reports WHERE campaign_id = $1 AND village_id = $2",
         )
         .await?;
     let village = village.unwrap_or(Uuid::nil());
     Ok(client
         .query_opt(&stmt, &[&campaign, &village])
         .await?
-        .map(|r| Frozen { report: r.get(0), cursor: crate::store::FeedCursor { tx_id: r.get(1), position: r.get(2) } }))
+        .map(|r| Frozen { report: r.get(0), cut: crate::replay::LogCut { snapshot: r.get(1), position: r.get(2) } }))
 }
 
-/// Freezes a report unless one was frozen first (by another request or server); returns the one
-/// that stands.
+/// How many reports of a campaign are frozen (the whole campaign's and its villages').
+///
+/// # Errors
+/// A database failure.
+pub async fn frozen_count(pool: &Pool, campaign: Uuid) -> Result<i64, StoreError> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached("SELECT count(*) FROM summary_reports WHERE campaign_id = $1").await?;
+    Ok(client.query_one(&stmt, &[&campaign]).await?.get(0))
+}
+
+/// Freezes reports of a campaign — `(village, report)`, `None` for the whole campaign — all
+/// computed at `cut`, in one transaction, each unless one was frozen first (by another
+/// request or server: the first freeze wins). Rows go in by village id, so two freezes of the
+/// same campaign take their locks in the same order.
 ///
 /// # Errors
 /// A database failure.
 pub async fn freeze(
     pool: &Pool,
     campaign: Uuid,
-    village: Option<Uuid>,
-    report: &serde_json::Value,
-    cursor: crate::store::FeedCursor,
-) -> Result<Frozen, StoreError> {
-    let client = pool.get().await?;
-    let stmt = client
+    reports: &[(Option<Uuid>, serde_json::Value)],
+    cut: &crate::replay::LogCut,
+) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let stmt = tx
         .prepare_cached(
-            "INSERT INTO summary_reports (campaign_id, village_id, report, log_tx_id, log_position) \
+            "INSERT INTO summary_reports (campaign_id, village_id, report, log_snapshot, log_position) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id, village_id) DO NOTHING",
         )
         .await?;
-    let v = village.unwrap_or(Uuid::nil());
-    client.execute(&stmt, &[&campaign, &v, report, &cursor.tx_id, &cursor.position]).await?;
-    drop(client);
-    frozen(pool, campaign, village).await?.ok_or(StoreError::Vault("a frozen report does not read back"))
+    let mut rows: Vec<(Uuid, &serde_json::Value)> =
+        reports.iter().map(|(v, r)| (v.unwrap_or(Uuid::nil()), r)).collect();
+    rows.sort_by_key(|(v, _)| *v);
+    for (village, report) in rows {
+        tx.execute(&stmt, &[&campaign, &village, report, &cut.snapshot, &cut.position]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -115,9 +115,12 @@ pub struct ItemFilter {
     pub case_id: Option<Uuid>,
     /// At most this many, newest first.
     pub limit: i64,
+    /// Only items raised before this one (its raise time and id): the page after it.
+    pub after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
 }
 
-/// Supervision items, newest first.
+/// Supervision items, newest first (by raise time, then id, both descending: a keyset
+/// [`ItemFilter::after`] pages through).
 ///
 /// # Errors
 /// A database failure.
@@ -129,10 +132,12 @@ pub async fn items(pool: &Pool, f: &ItemFilter) -> Result<Vec<RecordRow>, StoreE
                AND (NOT $1 OR doc->>'closed_at' IS NULL) \
                AND ($2::uuid IS NULL OR $2 = ANY(unit_ids)) \
                AND ($3::uuid IS NULL OR doc->>'case' = $3::text) \
-             ORDER BY doc->>'raised_at' DESC, record_id LIMIT $4",
+               AND ($5::timestamptz IS NULL OR ((doc->>'raised_at')::timestamptz, record_id) < ($5, $6::uuid)) \
+             ORDER BY (doc->>'raised_at')::timestamptz DESC, record_id DESC LIMIT $4",
             crate::records::ROW
         ))
         .await?;
-    let rows = client.query(&stmt, &[&f.open_only, &f.unit_id, &f.case_id, &f.limit]).await?;
+    let (after_at, after_id) = (f.after.map(|a| a.0), f.after.map(|a| a.1));
+    let rows = client.query(&stmt, &[&f.open_only, &f.unit_id, &f.case_id, &f.limit, &after_at, &after_id]).await?;
     Ok(rows.iter().map(crate::records::row_of).collect())
 }

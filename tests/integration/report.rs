@@ -173,7 +173,7 @@ async fn the_summary_report_prints_and_freezes() {
     let (_, _, again) = get(&app, &path, "application/json").await;
     assert_eq!(again, body, "a frozen report is served unchanged");
 
-    // Replayed from the log at its cursor, it is the same bytes: the events after the cursor
+    // Replayed from the log at its snapshot, it is the same bytes: the events after it
     // (the fourth case, the second meeting) are not folded in.
     let replay_path = format!("/api/v1/reports/summary/replay?campaign_id={cid}&village_id={}", app.village);
     let auditor = app.token("auditor", None);
@@ -183,7 +183,14 @@ async fn the_summary_report_prints_and_freezes() {
     assert_eq!(replay.body["differences"], json!([]));
     assert_eq!(replay.body["stored_sha256"], replay.body["replayed_sha256"]);
     assert_eq!(replay.body["log_position"], r["log_position"]);
-    assert_eq!(replay.body["log_tx_id"], r["log_tx_id"]);
+    assert_eq!(replay.body["log_snapshot"], r["log_snapshot"]);
+    // The whole campaign's report was frozen with the village's, at the same snapshot: the case and
+    // the meeting recorded since are in neither.
+    let (_, _, whole) = get(&app, &format!("/api/v1/reports/summary?campaign_id={cid}"), "application/json").await;
+    let whole: Value = serde_json::from_slice(&whole).unwrap();
+    assert_eq!((whole["frozen"].clone(), whole["cases"].clone()), (json!(true), json!(3)));
+    assert_eq!((&whole["log_snapshot"], &whole["log_position"]), (&r["log_snapshot"], &r["log_position"]));
+    assert_eq!(whole["activity"]["meetings"], 1);
 
     // The page: Chinese, A4, three charts, and the JSON's figures.
     let (status, ct, html) = get(&app, &path, "text/html").await;
@@ -200,6 +207,21 @@ async fn the_summary_report_prints_and_freezes() {
     assert_eq!(figure(&html, "kpis.rework_rate.numerator"), "1");
     assert_eq!(figure(&html, "kpis.rework_rate.denominator"), "2");
     assert_eq!(figure(&html, "kpis.rework_rate.value"), "50.0%");
+    // The printed fingerprint is the one the replay checks.
+    assert_eq!(figure(&html, "fingerprint"), replay.body["stored_sha256"].as_str().unwrap());
+    // A finished campaign's days no longer move: its report stands on them.
+    let moved = app
+        .post(
+            &format!("/api/v1/campaigns/{cid}/phases"),
+            &app.token("supervisor", None),
+            json!({"phases": [
+                {"phase": "preparation", "from": "2026-03-01", "to": "2026-03-08"},
+                {"phase": "implementation", "from": "2026-03-09", "to": "2026-04-30"},
+                {"phase": "summary", "from": "2026-05-01", "to": "2027-05-31"}
+            ]}),
+        )
+        .await;
+    moved.assert_problem(409, "campaign-finished");
 
     // Headless Chromium (Debian's chromium-headless-shell) renders it to a screenshot.
     let dir = std::env::temp_dir().join(format!("huiyin-report-{}", Uuid::new_v4()));

@@ -322,7 +322,7 @@ _CROSS_FIELD = {
         "a make-up working day must be a Saturday or a Sunday",
         "working days must be 1 to 60 (the regulation's 60-day limit)",
         "calendar days must be 1 to 90 (60 and one 30-day extension)",
-        "must state why, in at least 4 letters or characters",
+        "must state why: at least 4 letters or characters, at least 3 of them different",
         "must hold a real birth date (characters 7 to 14, YYYYMMDD)",
         "its check character does not match (GB 11643-1999)",
         "an anonymous complainant gives no name, phone, email or ID number",

@@ -205,6 +205,13 @@ pub fn render(r: &SummaryReport) -> String {
         r.computed_at.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d %H:%M"),
         if r.frozen { " · 活动结束定稿" } else { " · 活动进行中，数据可能变化" }
     );
+    if r.frozen {
+        let _ = write!(
+            o,
+            "<p class=\"meta\">报告指纹（SHA-256）<code data-figure=\"fingerprint\">{}</code></p>",
+            super::fingerprint_of(r)
+        );
+    }
 
     o.push_str("<section><h2>一、总体情况</h2>");
     let _ = write!(
@@ -291,13 +298,13 @@ pub fn render(r: &SummaryReport) -> String {
             .map(|c| {
                 vec![
                     (c.receipt_code.clone(), None),
-                    (c.title.clone(), None),
+                    (c.category.clone(), None),
                     (stage_name(c.stage.as_deref()).to_owned(), None),
                     (c.due_at.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d").to_string(), None),
                 ]
             })
             .collect();
-        table(&mut o, &["受理编号", "事项", "超期环节", "到期日期"], &rows);
+        table(&mut o, &["受理编号", "类别", "超期环节", "到期日期"], &rows);
     }
 
     o.push_str("</section><section><h2>八、督办情况</h2>");

@@ -4,8 +4,8 @@
 //! unresolved cases, supervision, emerging problems and survey highlights.
 //!
 //! A finished campaign's report (its summary phase over, China Standard Time) is frozen: computed
-//! once from the campaign's events folded again up to the feed cursor of that moment
-//! ([`infra::replay`]), stored with the cursor, and served unchanged after; the HTML and PDF are
+//! once from the campaign's events folded again as a snapshot of the log then saw them
+//! ([`infra::replay`]), stored with the snapshot, and served unchanged after; the HTML and PDF are
 //! rendered from that JSON alone, so they are the same bytes every time. [`replay`] folds the
 //! same events again and must give the same bytes: an auditor's proof that the stored report is
 //! what the log says.
@@ -97,8 +97,9 @@ pub struct OverdueCaseView {
     pub case_id: Uuid,
     /// Its receipt code.
     pub receipt_code: String,
-    /// Its title.
-    pub title: String,
+    /// Its category's name (未分类 for none). Not its title: a report is printed and handed
+    /// round, and a title is typed freely and may name a person.
+    pub category: String,
     /// The clock due first.
     pub stage: Option<String>,
     /// When it fell due.
@@ -150,11 +151,11 @@ pub struct SummaryReport {
     pub period_to: NaiveDate,
     /// When it was computed.
     pub computed_at: DateTime<Utc>,
-    /// The feed cursor it was computed at, with `log_position`: every event of a transaction
-    /// before this one, and of this one up to `log_position`, was counted (for a frozen report
-    /// exactly those; for a live one, at least those).
-    pub log_tx_id: i64,
-    /// See `log_tx_id`.
+    /// The moment of the log it was computed at: a PostgreSQL snapshot (`xmin:xmax:xip,…`) that
+    /// sees exactly the events committed before it. A frozen report counts those events and no
+    /// other (its replay folds them again); a live one at least those.
+    pub log_snapshot: String,
+    /// The newest event's position the snapshot sees.
     pub log_position: i64,
     /// Frozen: the summary phase is over and this is the stored report.
     pub frozen: bool,
@@ -172,9 +173,10 @@ pub struct SummaryReport {
     pub weekly: Vec<WeekCount>,
     /// The campaign's own work.
     pub activity: Activity,
-    /// The KPIs over the campaign's period (their definitions: `GET /api/v1/kpis`).
+    /// The KPIs over the campaign's days, up to `computed_at` when that is earlier (a live
+    /// report of a running campaign): their definitions are `GET /api/v1/kpis`'s.
     pub kpis: KpiGroup,
-    /// The citizens' ratings (each case's last rated round).
+    /// The citizens' ratings: each case's last rated round, whenever it was rated up to `computed_at`.
     pub satisfaction: Satisfaction,
     /// Cases not yet closed.
     pub unresolved: i64,
@@ -191,6 +193,19 @@ pub struct SummaryReport {
     /// Policies whose "not received" share was compared between questionnaires (the whole
     /// campaign's report only).
     pub surveys: Vec<SurveyTrend>,
+}
+
+/// A report's fingerprint: SHA-256 (lowercase hex) of its canonical JSON (keys sorted, no
+/// spaces), as stored. A frozen report prints it, and its replay
+/// (`GET /reports/summary/replay`) compares it: a paper copy can be matched to the log.
+pub fn fingerprint(report: &serde_json::Value) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(serde_json::to_vec(report).unwrap_or_default()))
+}
+
+/// [`fingerprint`] of a report.
+pub fn fingerprint_of(report: &SummaryReport) -> String {
+    fingerprint(&serde_json::to_value(report).unwrap_or_default())
 }
 
 /// The Chinese name of a channel.
@@ -259,37 +274,138 @@ pub async fn compute(
     village: Option<(Uuid, String)>,
     now: DateTime<Utc>,
 ) -> Result<SummaryReport, ApiError> {
-    let cursor = infra::webhooks::feed_head(&state.pool).await?;
-    compute_at(state, campaign, village, now, cursor).await
+    let cut = infra::replay::cut_now(&state.pool).await?;
+    compute_at(state, campaign, village, now, cut).await
 }
 
-/// The report of a campaign (and village) from its events folded again up to `cursor`, with
-/// `now` deciding what is overdue: how a report is frozen (`cursor` the feed's head, `now` the
-/// moment) and how a frozen one is replayed (both as stored). Marked `frozen`.
+/// The reports of a campaign — for each of `villages`, `None` being the whole campaign — from
+/// one fold of the events `cut` sees, with `now` deciding what is overdue: how reports are frozen
+/// (`cut` the log as it stands, `now` the moment) and how a frozen one is replayed (both as
+/// stored). Each is marked `frozen`.
 ///
 /// # Errors
-/// 404 when the campaign had no event under the cursor; a database failure, or a history that
+/// 404 when the cut sees no event of the campaign; a database failure, or a history that
 /// does not fold.
 pub async fn from_log(
     state: &AppState,
     campaign: Uuid,
-    village: Option<(Uuid, String)>,
+    villages: &[Option<(Uuid, String)>],
     now: DateTime<Utc>,
-    cursor: infra::FeedCursor,
-) -> Result<SummaryReport, ApiError> {
-    let pool = infra::replay::campaign_at(&state.replay_db, campaign, cursor).await?;
+    cut: &infra::replay::LogCut,
+) -> Result<Vec<SummaryReport>, ApiError> {
+    let pool = infra::replay::campaign_at(&state.replay_db, campaign, cut).await?;
     let then = AppState {
         ledger: infra::ledger::Ledger::new(pool.clone()),
         analysis: infra::analysis::Analysis::new(pool.clone()),
         pool: pool.clone(),
         ..state.clone()
     };
-    let row = infra::records::get(&pool, campaign).await?.ok_or(ApiError::NotFound("campaign"))?;
-    let record: Campaign = serde_json::from_value(row.doc).map_err(ApiError::internal)?;
-    let mut r = compute_at(&then, &record, village, now, cursor).await?;
-    r.frozen = true;
+    let reports = async {
+        let row = infra::records::get(&pool, campaign).await?.ok_or(ApiError::NotFound("campaign"))?;
+        let record: Campaign = serde_json::from_value(row.doc).map_err(ApiError::internal)?;
+        let mut out = Vec::with_capacity(villages.len());
+        for village in villages {
+            let mut r = compute_at(&then, &record, village.clone(), now, cut.clone()).await?;
+            r.frozen = true;
+            out.push(r);
+        }
+        Ok(out)
+    }
+    .await;
     pool.close();
-    Ok(r)
+    reports
+}
+
+/// The villages, farms and communities taking part in a campaign (as [`Campaign::includes`]
+/// counts them), with their names, by id.
+///
+/// # Errors
+/// A database failure.
+pub async fn villages_of(state: &AppState, campaign: &Campaign) -> Result<Vec<(Uuid, String)>, ApiError> {
+    let mut out = Vec::new();
+    let mut units: Vec<domain::UnitId> = std::iter::once(campaign.leading_unit).chain(campaign.units.clone()).collect();
+    units.sort_by_key(|u| u.as_uuid());
+    units.dedup();
+    for u in &units {
+        if let Some(unit) = state.reference.unit(*u).await?
+            && matches!(unit.kind, domain::UnitKind::Village | domain::UnitKind::Farm | domain::UnitKind::Community)
+        {
+            out.push((u.as_uuid(), unit.name));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Freezes every report of a finished campaign not frozen yet: the whole campaign's and each
+/// taking-part village's. Those frozen before keep their cut, and the missing ones are folded
+/// at that same cut and time; when none is, all are folded from the log as it stands at `now`. So
+/// every report of a campaign stands on the same events. The first freeze wins, whichever
+/// server or request makes it.
+///
+/// # Errors
+/// A database failure, or a history that does not fold.
+pub async fn freeze(state: &AppState, campaign: &Campaign, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let cid = campaign.id.as_uuid();
+    let (cut, at) = match infra::report::frozen(&state.pool, cid, None).await? {
+        Some(whole) => {
+            let at = whole
+                .report
+                .get("computed_at")
+                .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
+                .ok_or_else(|| ApiError::internal(std::io::Error::other("a frozen report without its computed_at")))?;
+            (whole.cut, at)
+        }
+        None => (infra::replay::cut_now(&state.pool).await?, now),
+    };
+    let mut missing: Vec<Option<(Uuid, String)>> = Vec::new();
+    for v in std::iter::once(None).chain(villages_of(state, campaign).await?.into_iter().map(Some)) {
+        if infra::report::frozen(&state.pool, cid, v.as_ref().map(|v| v.0)).await?.is_none() {
+            missing.push(v);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let reports = from_log(state, cid, &missing, at, &cut).await?;
+    let rows = reports
+        .iter()
+        .map(|r| Ok((r.village_id, serde_json::to_value(r).map_err(ApiError::internal)?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    infra::report::freeze(&state.pool, cid, &rows, &cut).await?;
+    Ok(())
+}
+
+/// Freezes the reports of every campaign whose summary phase is over on `now`'s day (China
+/// Standard Time) and whose reports are not all frozen; returns how many campaigns it froze.
+///
+/// # Errors
+/// A database failure.
+pub async fn freeze_finished(state: &AppState, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    let today = domain::calendar::local_date(now);
+    let rows = infra::records::list(
+        &state.pool,
+        &infra::records::RecordFilter {
+            stream_type: Campaign::STREAM,
+            include_restricted: true,
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut frozen = 0;
+    for row in rows {
+        let Ok(c) = serde_json::from_value::<Campaign>(row.doc) else { continue };
+        if !finished(&c, today) {
+            continue;
+        }
+        let wanted = 1 + villages_of(state, &c).await?.len();
+        if infra::report::frozen_count(&state.pool, c.id.as_uuid()).await? < wanted as i64 {
+            freeze(state, &c, now).await?;
+            frozen += 1;
+        }
+    }
+    Ok(frozen)
 }
 
 /// What [`compute`] and [`from_log`] share: the report from the projections `state` reads.
@@ -298,7 +414,7 @@ async fn compute_at(
     campaign: &Campaign,
     village: Option<(Uuid, String)>,
     now: DateTime<Utc>,
-    cursor: infra::FeedCursor,
+    cut: infra::replay::LogCut,
 ) -> Result<SummaryReport, ApiError> {
     let cid = campaign.id.as_uuid();
     let vid = village.as_ref().map(|v| v.0);
@@ -332,12 +448,16 @@ async fn compute_at(
     let kpi_query = crate::routes::analysis::KpiQuery { campaign_id: Some(cid), village_id: vid, ..Default::default() };
     let filter = analysis_filter(&kpi_query, from, to.max(from + chrono::Duration::microseconds(1)), None);
     let counts = state.analysis.kpis(&filter, infra::analysis::GroupBy::Total, now).await?;
-    let total = counts.first().cloned().unwrap_or_default();
+    // Each case's last rating whenever it came (a rating after the campaign's days still rates
+    // its case), up to the report's time.
+    let rated = analysis_filter(&kpi_query, from, now.max(from) + chrono::Duration::microseconds(1), None);
+    let ratings = state.analysis.kpis(&rated, infra::analysis::GroupBy::Total, now).await?;
+    let ratings = ratings.first().cloned().unwrap_or_default();
     let satisfaction = Satisfaction {
-        satisfied: total.ratings_fully_satisfied,
-        basically_satisfied: total.ratings_satisfied - total.ratings_fully_satisfied,
-        dissatisfied: total.ratings_dissatisfied,
-        unrated: (cases - total.ratings).max(0),
+        satisfied: ratings.ratings_fully_satisfied,
+        basically_satisfied: ratings.ratings_satisfied - ratings.ratings_fully_satisfied,
+        dissatisfied: ratings.ratings_dissatisfied,
+        unrated: (cases - ratings.ratings).max(0),
     };
     let times = state.analysis.reply_times(&filter, infra::analysis::GroupBy::Total).await?;
     let calendar = state.reference.working_calendar().await?;
@@ -352,7 +472,7 @@ async fn compute_at(
         .map(|o| OverdueCaseView {
             case_id: o.case_id,
             receipt_code: o.receipt_code,
-            title: o.title,
+            category: category_name(o.category_id.map(|c| c.to_string()).as_deref()),
             stage: o.stage,
             due_at: o.due_at,
         })
@@ -431,8 +551,8 @@ async fn compute_at(
         period_from,
         period_to,
         computed_at: now,
-        log_tx_id: cursor.tx_id,
-        log_position: cursor.position,
+        log_snapshot: cut.snapshot,
+        log_position: cut.position,
         frozen: false,
         cases,
         by_channel: sorted(by_channel, |k| channel_name(k.unwrap_or_default()).to_owned()),

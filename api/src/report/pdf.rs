@@ -167,6 +167,9 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
             if r.frozen { "，活动结束定稿" } else { "，活动进行中" }
         ),
     );
+    if r.frozen {
+        w.line(8.0, format!("报告指纹（SHA-256）{}", super::fingerprint_of(r)));
+    }
     w.heading("一、总体情况");
     w.line(11.0, format!("受理 {} 件，尚未办结 {} 件，超期 {} 件", r.cases, r.unresolved, r.overdue_count));
     for c in r.by_channel.iter().chain(&r.by_kind) {
@@ -234,7 +237,7 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
             format!(
                 "{} {}（{}，{} 到期）",
                 c.receipt_code,
-                c.title,
+                c.category,
                 super::html::stage_name(c.stage.as_deref()),
                 c.due_at.with_timezone(&domain::calendar::china_offset()).format("%Y-%m-%d")
             ),

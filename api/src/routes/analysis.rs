@@ -471,7 +471,8 @@ fn by_flag_then_q(a: (bool, f64), b: (bool, f64)) -> std::cmp::Ordering {
 ///   option saying 未收到 / 未享受 / …) in the latest questionnaire against the one before, by
 ///   G², BH at q.
 ///
-/// Supervisors, auditors and admins (it reads every case).
+/// Those who read every case: clerks, supervisors, auditors and admins (a handler, who reads their
+/// unit's cases only, is 403).
 #[utoipa::path(tag = "ledger", params(TrendQuery), responses((status = 200, description = "What rises", body = TrendView), (status = 400, description = "A parameter is malformed", content_type = "application/problem+json", body = crate::problem::Problem), (status = 403, description = "A handler (trends read every case)", content_type = "application/problem+json", body = crate::problem::Problem)), security(("bearer" = [])))]
 #[get("/trends")]
 pub async fn trends(state: Data<AppState>, principal: Principal, req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -606,7 +607,7 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
         w.examples = a.word_examples(recent_t, to_t, &w.term, p.campaign, 5).await?;
     }
 
-    let surveys = survey_trends(&a.surveys(p.campaign).await?, fdr);
+    let surveys = survey_trends(&a.surveys(p.campaign).await?, domain::calendar::local_date(p.to), fdr);
     Ok(TrendView {
         period,
         recent_from,
@@ -624,15 +625,22 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
 
 /// Each policy's "not received" share in its two latest questionnaires (in the order given:
 /// oldest first), compared by G² and adjusted together.
-fn survey_trends(docs: &[serde_json::Value], fdr: f64) -> Vec<SurveyTrend> {
-    let mut by_policy: std::collections::BTreeMap<String, Vec<(String, SurveyShare)>> = Default::default();
+/// The survey trends: for each policy question, the latest questionnaire held before `before`
+/// (China Standard Time) against the one before it, within one campaign (and among those of no
+/// campaign): questionnaires of different campaigns ask different people at different times.
+fn survey_trends(docs: &[serde_json::Value], before: chrono::NaiveDate, fdr: f64) -> Vec<SurveyTrend> {
+    type Key = (Option<Uuid>, String);
+    let mut by_policy: std::collections::BTreeMap<Key, Vec<(String, SurveyShare)>> = Default::default();
     for doc in docs {
         let Ok(s) = serde_json::from_value::<domain::records::survey::Survey>(doc.clone()) else { continue };
+        if s.surveyed_on >= before {
+            continue;
+        }
         for share in domain::trends::policy_shares(&s) {
             if share.answered == 0 {
                 continue;
             }
-            by_policy.entry(share.policy.clone()).or_default().push((
+            by_policy.entry((s.campaign.map(|c| c.as_uuid()), share.policy.clone())).or_default().push((
                 share.question.clone(),
                 SurveyShare {
                     survey_id: s.id.as_uuid(),
@@ -645,7 +653,7 @@ fn survey_trends(docs: &[serde_json::Value], fdr: f64) -> Vec<SurveyTrend> {
     }
     let pairs: Vec<(String, String, SurveyShare, SurveyShare)> = by_policy
         .into_iter()
-        .filter_map(|(policy, mut v)| {
+        .filter_map(|((_, policy), mut v)| {
             v.sort_by_key(|(_, s)| (s.surveyed_on, s.survey_id));
             let (question, latest) = v.pop()?;
             let (_, before) = v.pop()?;

@@ -371,10 +371,13 @@ pub async fn add_campaign_document(
 ///
 /// Replaces the phases' days. Cases already tagged keep their tag (a fact of their
 /// registration). Days that would leave one of the campaign's records outside every phase are
-/// 422 `outside-campaign`; days another campaign of a unit holds, 422 `campaigns-overlap`.
+/// 422 `outside-campaign`; days another campaign of a unit holds, 422 `campaigns-overlap`; a
+/// campaign whose summary phase has ended (China Standard Time) is 409 `campaign-finished`: its
+/// summary report stands on its days.
 #[utoipa::path(tag = "campaigns", params(("id" = Uuid, Path, description = "The campaign")), request_body = PhasesRequest, responses(
     (status = 200, description = "The campaign", body = RecordView),
     (status = 404, description = "No such campaign", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 409, description = "`campaign-finished`: its summary phase has ended", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 422, description = "`phases-out-of-order`, or a field is invalid", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/campaigns/{id}/phases")]
@@ -398,8 +401,9 @@ pub async fn reschedule_campaign(
             let (current, _) = records::load::<Campaign>(&state, &meta.principal, *id, None).await?;
             check_no_overlap(&state, Some(current.id), current.leading_unit, &current.units, &spans).await?;
             check_records_inside(&state, &current, &spans).await?;
+            let today = domain::calendar::local_date(crate::service::now());
             records::write::<Campaign>(&state, &meta, *id, Action::WriteCampaign, &body, |_| {
-                Ok(Decided::events(campaign::reschedule(spans.clone())?))
+                Ok(Decided::events(campaign::reschedule(&current, today, spans.clone())?))
             })
             .await
         }),

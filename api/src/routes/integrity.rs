@@ -308,7 +308,7 @@ pub async fn reveal(
     if !is_stated_purpose(&body.purpose) {
         return Err(ApiError::Validation(vec![FieldError {
             field: "purpose".into(),
-            message: format!("must state why, in at least {MIN_PURPOSE_LETTERS} letters or characters"),
+            message: domain::ids::reason_rule(),
         }]));
     }
     let purpose = service::reason("purpose", &body.purpose)?;

@@ -277,7 +277,7 @@ pub(crate) fn negotiate(accept: Option<&str>) -> Option<LedgerFormat> {
 }
 
 /// The query string with `cursor` replaced.
-fn next_link(req: &HttpRequest, next: &str) -> String {
+pub(crate) fn next_link(req: &HttpRequest, next: &str) -> String {
     let mut parts: Vec<&str> =
         req.query_string().split('&').filter(|p| !p.is_empty() && !p.starts_with("cursor=")).collect();
     let c = format!("cursor={next}");

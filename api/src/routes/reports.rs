@@ -90,12 +90,12 @@ pub async fn summary(state: &AppState, q: &SummaryQuery) -> Result<SummaryReport
     }
     let now = crate::service::now();
     if report::finished(&campaign, domain::calendar::local_date(now)) {
-        // Frozen from the log itself, up to a cursor every reader can see, so that a replay
-        // folds exactly the same events.
-        let cursor = infra::webhooks::feed_head(&state.pool).await?;
-        let r = report::from_log(state, q.campaign_id, village, now, cursor).await?;
-        let json = serde_json::to_value(&r).map_err(ApiError::internal)?;
-        let stored = infra::report::freeze(&state.pool, q.campaign_id, q.village_id, &json, cursor).await?;
+        // Frozen from the log itself (every report of the campaign at one snapshot), so that a
+        // replay folds exactly the same events.
+        report::freeze(state, &campaign, now).await?;
+        let stored = infra::report::frozen(&state.pool, q.campaign_id, q.village_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(std::io::Error::other("a report just frozen does not read back")))?;
         return serde_json::from_value(stored.report).map_err(ApiError::internal);
     }
     report::compute(state, &campaign, village, now).await
@@ -108,15 +108,15 @@ pub struct SummaryReplay {
     pub campaign_id: Uuid,
     /// The village (absent: the whole campaign).
     pub village_id: Option<Uuid>,
-    /// The feed cursor the report was frozen at (see `SummaryReport.log_tx_id`).
-    pub log_tx_id: i64,
-    /// See `log_tx_id`.
+    /// The snapshot of the log the report was frozen at (see `SummaryReport.log_snapshot`).
+    pub log_snapshot: String,
+    /// The newest event's position it sees.
     pub log_position: i64,
     /// When it was computed: the replay decides what was overdue by this time too.
     pub computed_at: chrono::DateTime<chrono::Utc>,
     /// SHA-256 (lowercase hex) of the stored report, as canonical JSON (keys sorted, no spaces).
     pub stored_sha256: String,
-    /// SHA-256 of the report folded again from the events under the cursor, the same way.
+    /// SHA-256 of the report folded again from the events the snapshot sees, the same way.
     pub replayed_sha256: String,
     /// Whether the two are the same bytes.
     pub identical: bool,
@@ -124,7 +124,7 @@ pub struct SummaryReplay {
     pub differences: Vec<String>,
 }
 
-/// Replays a frozen report: folds its campaign's events under the stored cursor again,
+/// Replays a frozen report: folds its campaign's events the stored snapshot sees again,
 /// recomputes the report as of its `computed_at`, and compares the bytes.
 ///
 /// # Errors
@@ -141,12 +141,12 @@ pub async fn replay(state: &AppState, q: &SummaryQuery) -> Result<SummaryReplay,
         .ok_or_else(|| ApiError::internal(std::io::Error::other("a frozen report without its computed_at")))?;
     let village_name = stored.report.get("village_name").and_then(|v| v.as_str()).map(str::to_owned);
     let village = q.village_id.zip(village_name);
-    let again = report::from_log(state, q.campaign_id, village, computed_at, stored.cursor).await?;
+    let again = report::from_log(state, q.campaign_id, &[village], computed_at, &stored.cut)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("no report folded")))?;
     let again = serde_json::to_value(&again).map_err(ApiError::internal)?;
-    let sha = |v: &serde_json::Value| {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(serde_json::to_vec(v).unwrap_or_default()))
-    };
+    let sha = report::fingerprint;
     let differences = match (&stored.report, &again) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => a
             .keys()
@@ -159,8 +159,8 @@ pub async fn replay(state: &AppState, q: &SummaryQuery) -> Result<SummaryReplay,
     Ok(SummaryReplay {
         campaign_id: q.campaign_id,
         village_id: q.village_id,
-        log_tx_id: stored.cursor.tx_id,
-        log_position: stored.cursor.position,
+        log_snapshot: stored.cut.snapshot.clone(),
+        log_position: stored.cut.position,
         computed_at,
         stored_sha256: sha(&stored.report),
         replayed_sha256: sha(&again),
@@ -211,7 +211,15 @@ pub async fn summary_report(
     ok.insert_header((header::VARY, "Accept"));
     Ok(match form {
         Form::Json => ok.json(r),
-        Form::Html => ok.content_type("text/html; charset=utf-8").body(report::html::render(&r)),
+        // Nothing on the page is fetched or run: its charts are inline SVG, its style inline.
+        Form::Html => ok
+            .content_type("text/html; charset=utf-8")
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; frame-ancestors 'none'",
+            ))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .body(report::html::render(&r)),
         Form::Pdf => {
             let bytes = report::pdf::render(&r).map_err(|e| {
                 tracing::error!(error = %e, "no PDF of the summary report");
@@ -224,7 +232,7 @@ pub async fn summary_report(
 
 /// A frozen summary report, replayed from the log
 ///
-/// Folds the campaign's events under the feed cursor the report was frozen at into fresh
+/// Folds the campaign's events the snapshot the report was frozen at sees into fresh
 /// projections, recomputes the report as of its `computed_at`, and compares it with the stored
 /// one byte for byte (canonical JSON): `identical` is the proof that the printed report is what
 /// the log says. The fold reads every event of the campaign's cases (seconds for a campaign of

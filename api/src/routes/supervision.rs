@@ -210,23 +210,40 @@ pub struct SupervisionQuery {
     pub unit_id: Option<Uuid>,
     /// Only items about this case.
     pub case_id: Option<Uuid>,
-    /// At most this many (1 to 1000, default 200), newest first.
+    /// At most this many a page (1 to 1000, default 200), newest first.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the page before (opaque: pass it back as issued; anything else
+    /// answers 400).
+    #[param(min_length = 1, max_length = 80)]
+    pub cursor: Option<String>,
 }
 
-/// Supervision items.
+/// A page of supervision items.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SupervisionList {
     /// The items, newest first.
     pub items: Vec<SupervisionView>,
+    /// The cursor of the next page (give it as `cursor`; the `Link` header names that page too),
+    /// absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page's cursor: the last item's raise time (microseconds since the epoch) and its id.
+fn encode_cursor(at: DateTime<Utc>, id: uuid::Uuid) -> String {
+    format!("{}_{}", at.timestamp_micros(), id.simple())
+}
+
+fn decode_cursor(s: &str) -> Option<(DateTime<Utc>, uuid::Uuid)> {
+    let (micros, id) = s.split_once('_')?;
+    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, uuid::Uuid::try_parse(id).ok()?))
 }
 
 /// Supervision items
 ///
 /// Open items by default (`status=all` for every item), newest first, each with its trigger,
-/// level, unit, the days its clock is overdue and the days its response is. Handlers see their
-/// unit's items.
+/// level, unit, the days its clock is overdue and the days its response is; paged by
+/// `next_cursor` (and the `Link` header). Handlers see their unit's items.
 #[utoipa::path(tag = "supervision", params(SupervisionQuery), responses(
     (status = 200, description = "The items", body = SupervisionList),
     (status = 400, description = "A parameter is malformed", content_type = "application/problem+json", body = crate::problem::Problem)
@@ -249,20 +266,33 @@ pub async fn list_supervision(
         Scope::OwnUnit => {
             let own = principal.unit.map(|u| u.as_uuid()).ok_or(ApiError::Forbidden)?;
             if q.unit_id.is_some_and(|u| u != own) {
-                return Ok(HttpResponse::Ok().json(SupervisionList { items: Vec::new() }));
+                return Ok(HttpResponse::Ok().json(SupervisionList { items: Vec::new(), next_cursor: None }));
             }
             Some(own)
         }
     };
-    let filter = infra::supervision::ItemFilter { open_only, unit_id, case_id: q.case_id, limit };
+    let after = match &q.cursor {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or(ApiError::BadRequest {
+            code: "invalid-query",
+            detail: "cursor is not one this service issued".into(),
+        })?),
+    };
+    let filter = infra::supervision::ItemFilter { open_only, unit_id, case_id: q.case_id, limit, after };
     let rows = within_deadline(&req, async { Ok(infra::supervision::items(&state.pool, &filter).await?) }).await?;
+    let full = rows.len() as i64 == limit;
     let now = Utc::now();
-    let items = rows
+    let items: Vec<SupervisionView> = rows
         .into_iter()
         .filter_map(|r| serde_json::from_value::<Supervision>(r.doc).ok())
         .map(|s| SupervisionView::of(&s, now))
         .collect();
-    Ok(HttpResponse::Ok().json(SupervisionList { items }))
+    let next_cursor = if full { items.last().map(|i| encode_cursor(i.raised_at, i.id)) } else { None };
+    let mut ok = HttpResponse::Ok();
+    if let Some(next) = &next_cursor {
+        ok.insert_header((actix_web::http::header::LINK, crate::routes::ledger::next_link(&req, next)));
+    }
+    Ok(ok.json(SupervisionList { items, next_cursor }))
 }
 
 /// A supervision item
@@ -326,7 +356,7 @@ pub async fn raise_supervision(
     let meta = meta(&req, principal)?;
     let mut f = Fields::default();
     if !domain::ids::states_a_reason(&body.reason) {
-        f.push("reason", &format!("must state why, in at least {} letters or characters", domain::MIN_REASON_LETTERS));
+        f.push("reason", &domain::ids::reason_rule());
     }
     let reason = f.take("reason", Reason::parse(&body.reason));
     f.finish()?;

@@ -166,11 +166,19 @@ pub fn launch(
     Ok(vec![CampaignEvent::Launched(Launched { name, leading_unit, units, phases, documents })])
 }
 
-/// Moves the phases.
+/// Moves the phases of `current` on `today` (China Standard Time).
 ///
 /// # Errors
-/// [`RecordError::PhasesOutOfOrder`].
-pub fn reschedule(phases: Vec<PhaseSpan>) -> Result<Vec<CampaignEvent>, RecordError> {
+/// [`RecordError::CampaignFinished`] once its summary phase has ended (`today` after its last
+/// day: its summary report is frozen on those days); [`RecordError::PhasesOutOfOrder`].
+pub fn reschedule(
+    current: &Campaign,
+    today: NaiveDate,
+    phases: Vec<PhaseSpan>,
+) -> Result<Vec<CampaignEvent>, RecordError> {
+    if current.span().is_some_and(|(_, last)| today > last) {
+        return Err(RecordError::CampaignFinished);
+    }
     check_phases(&phases)?;
     Ok(vec![CampaignEvent::PhasesRescheduled(PhasesRescheduled { phases })])
 }

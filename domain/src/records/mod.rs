@@ -254,6 +254,10 @@ pub enum RecordError {
     /// The supervision item is closed.
     #[error("the supervision item is closed")]
     SupervisionClosed,
+    /// The campaign's summary phase is over: its days are history (its summary report stands
+    /// on them), and no longer move.
+    #[error("the campaign is over (its summary phase has ended): its phases no longer move")]
+    CampaignFinished,
     /// Closing an item the unit never responded to needs a note saying why.
     #[error("the unit has not responded: say why the item closes without a response")]
     ResponseRequired,
@@ -295,6 +299,7 @@ impl RecordError {
             Self::BadAnswer { .. } => "bad-answer",
             Self::SupervisionClosed => "supervision-closed",
             Self::ResponseRequired => "response-required",
+            Self::CampaignFinished => "campaign-finished",
         }
     }
 
@@ -308,6 +313,7 @@ impl RecordError {
                 | Self::NoRecipient(_)
                 | Self::SupervisionClosed
                 | Self::ResponseRequired
+                | Self::CampaignFinished
         )
     }
 }
