@@ -21,8 +21,8 @@ pub enum MigrateError {
     Apply(#[from] refinery::Error),
 }
 
-/// Applies every pending migration, as the connecting role (which must own the schema).
-/// Returns the names of the migrations applied now.
+/// Applies every pending migration, as the connecting role (which must own the schema), with no
+/// statement timeout. Returns the names of the migrations applied now.
 pub async fn run(settings: &DbSettings) -> Result<Vec<String>, MigrateError> {
     let cfg = settings.pg_config().map_err(MigrateError::Connect)?;
     let (mut client, conn) = cfg.connect(NoTls).await.map_err(|e| MigrateError::Connect(e.into()))?;
@@ -31,6 +31,9 @@ pub async fn run(settings: &DbSettings) -> Result<Vec<String>, MigrateError> {
             tracing::warn!(error = %e, "migration connection ended");
         }
     });
+    // A migration runs as long as it needs: one that fills a table from the ledger (V24) takes
+    // minutes at a million cases, far over the service's statement timeout.
+    client.batch_execute("SET statement_timeout = 0").await.map_err(|e| MigrateError::Connect(e.into()))?;
     let report = embedded::migrations::runner().set_grouped(true).run_async(&mut client).await?;
     drop(client);
     let _ = handle.await;
