@@ -337,7 +337,8 @@ impl Analysis {
             .collect())
     }
 
-    /// The newest cases (at most `limit`) received in `[from, to)` under a key: a flag's examples.
+    /// The newest cases (at most `limit` each) received in `[from, to)` under each of `keys`: the
+    /// flags' examples, in one scan of the period (keys absent from the answer have none).
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -346,31 +347,40 @@ impl Analysis {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         key: TrendKey,
-        ids: (Option<Uuid>, Option<Uuid>),
+        keys: &[(Option<Uuid>, Option<Uuid>)],
         campaign: Option<Uuid>,
         limit: i64,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        let filter = match key {
-            TrendKey::CategoryVillage => "category_id IS NOT DISTINCT FROM $3 AND village_id IS NOT DISTINCT FROM $4",
-            TrendKey::AccusedUnit => "accused_unit_id = $3 AND $4::uuid IS NULL",
+    ) -> Result<std::collections::HashMap<(Option<Uuid>, Option<Uuid>), Vec<Uuid>>, StoreError> {
+        // `NULL` keys (no category, no village) are matched as the nil uuid, so the join hashes.
+        let (a, b) = match key {
+            TrendKey::CategoryVillage => ("l.category_id", "l.village_id"),
+            TrendKey::AccusedUnit => ("l.accused_unit_id", "NULL::uuid"),
         };
         let sql = format!(
-            "SELECT case_id FROM ledger WHERE received_at >= $1 AND received_at < $2 AND {filter} \
-               AND duplicate_of IS NULL AND ($6::uuid IS NULL OR campaign_id = $6) \
-             ORDER BY received_at DESC, case_id LIMIT $5"
+            "SELECT k.a, k.b, x.case_id FROM ( \
+               SELECT coalesce({a}, '00000000-0000-0000-0000-000000000000') AS ka, \
+                      coalesce({b}, '00000000-0000-0000-0000-000000000000') AS kb, l.case_id, \
+                      row_number() OVER (PARTITION BY {a}, {b} ORDER BY l.received_at DESC, l.case_id) AS n \
+                 FROM ledger l \
+                WHERE l.received_at >= $1 AND l.received_at < $2 AND l.duplicate_of IS NULL \
+                  AND ($6::uuid IS NULL OR l.campaign_id = $6)) AS x \
+             JOIN unnest($3::uuid[], $4::uuid[]) AS k(a, b) \
+               ON x.ka = coalesce(k.a, '00000000-0000-0000-0000-000000000000') \
+              AND x.kb = coalesce(k.b, '00000000-0000-0000-0000-000000000000') \
+             WHERE x.n <= $5 ORDER BY 1, 2, x.n"
         );
+        let (firsts, seconds): (Vec<Option<Uuid>>, Vec<Option<Uuid>>) = keys.iter().copied().unzip();
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
-        Ok(client
-            .query(&stmt, &[&from, &to, &ids.0, &ids.1, &limit, &campaign])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        let mut out: std::collections::HashMap<(Option<Uuid>, Option<Uuid>), Vec<Uuid>> = Default::default();
+        for r in client.query(&stmt, &[&from, &to, &firsts, &seconds, &limit, &campaign]).await? {
+            out.entry((r.get(0), r.get(1))).or_default().push(r.get(2));
+        }
+        Ok(out)
     }
 
-    /// The newest cases (at most `limit`) received in `[from, to)` whose title holds `term`: a
-    /// rising word's examples.
+    /// The newest cases (at most `limit` each) received in `[from, to)` whose title holds each of
+    /// `terms`: the rising words' examples, in one scan of the period.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -378,19 +388,27 @@ impl Analysis {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        term: &str,
+        terms: &[String],
         campaign: Option<Uuid>,
         limit: i64,
-    ) -> Result<Vec<Uuid>, StoreError> {
+    ) -> Result<std::collections::HashMap<String, Vec<Uuid>>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT case_id FROM ledger WHERE received_at >= $1 AND received_at < $2 AND strpos(title, $3) > 0 \
-                   AND duplicate_of IS NULL AND ($4::uuid IS NULL OR campaign_id = $4) \
-                 ORDER BY received_at DESC, case_id LIMIT $5",
+                "SELECT term, case_id FROM ( \
+                   SELECT t.term, l.case_id, \
+                          row_number() OVER (PARTITION BY t.term ORDER BY l.received_at DESC, l.case_id) AS n \
+                     FROM ledger l JOIN unnest($3::text[]) AS t(term) ON strpos(l.title, t.term) > 0 \
+                    WHERE l.received_at >= $1 AND l.received_at < $2 AND l.duplicate_of IS NULL \
+                      AND ($4::uuid IS NULL OR l.campaign_id = $4)) AS x \
+                 WHERE n <= $5 ORDER BY 1, n",
             )
             .await?;
-        Ok(client.query(&stmt, &[&from, &to, &term, &campaign, &limit]).await?.iter().map(|r| r.get(0)).collect())
+        let mut out: std::collections::HashMap<String, Vec<Uuid>> = Default::default();
+        for r in client.query(&stmt, &[&from, &to, &terms, &campaign, &limit]).await? {
+            out.entry(r.get(0)).or_default().push(r.get(1));
+        }
+        Ok(out)
     }
 
     /// The two-character CJK terms of the titles of the cases received in `[baseline_from, to)`

@@ -553,14 +553,29 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
         })
         .collect();
     let verdicts = domain::trends::flag_rises(&all, thresholds);
+    // The flags' examples: one query per kind of key, not one per flag.
+    let flagged = |range: std::ops::Range<usize>| -> Vec<(Option<Uuid>, Option<Uuid>)> {
+        verdicts[range.clone()]
+            .iter()
+            .zip(cells.iter().chain(&accused).skip(range.start))
+            .filter(|(v, _)| v.as_ref().is_some_and(|v| v.flagged))
+            .map(|(_, (key, _, _))| *key)
+            .collect()
+    };
+    let cell_examples =
+        a.examples(recent_t, to_t, TrendKey::CategoryVillage, &flagged(0..cells.len()), p.campaign, 5).await?;
+    let accused_examples =
+        a.examples(recent_t, to_t, TrendKey::AccusedUnit, &flagged(cells.len()..all.len()), p.campaign, 5).await?;
     let mut out_cells = Vec::new();
     let mut out_accused = Vec::new();
     for (i, ((key, recent, baseline), v)) in cells.iter().chain(&accused).zip(verdicts).enumerate() {
         let Some(v) = v else { continue };
         let is_cell = i < cells.len();
-        let tkey = if is_cell { TrendKey::CategoryVillage } else { TrendKey::AccusedUnit };
-        let examples =
-            if v.flagged { a.examples(recent_t, to_t, tkey, *key, p.campaign, 5).await? } else { Vec::new() };
+        let examples = match (v.flagged, is_cell) {
+            (false, _) => Vec::new(),
+            (true, true) => cell_examples.get(key).cloned().unwrap_or_default(),
+            (true, false) => accused_examples.get(key).cloned().unwrap_or_default(),
+        };
         let t = CellTrend {
             category_id: if is_cell { key.0 } else { None },
             village_id: if is_cell { key.1 } else { None },
@@ -603,8 +618,10 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
         .collect();
     words.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)).then(y.g2.total_cmp(&x.g2)));
     words.truncate(50);
+    let rising: Vec<String> = words.iter().filter(|w| w.flagged).map(|w| w.term.clone()).collect();
+    let mut word_examples = a.word_examples(recent_t, to_t, &rising, p.campaign, 5).await?;
     for w in words.iter_mut().filter(|w| w.flagged) {
-        w.examples = a.word_examples(recent_t, to_t, &w.term, p.campaign, 5).await?;
+        w.examples = word_examples.remove(&w.term).unwrap_or_default();
     }
 
     let surveys = survey_trends(&a.surveys(p.campaign).await?, domain::calendar::local_date(p.to), fdr);
