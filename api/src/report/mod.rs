@@ -337,6 +337,18 @@ pub async fn villages_of(state: &AppState, campaign: &Campaign) -> Result<Vec<(U
     Ok(out)
 }
 
+/// When a stored report was computed (its `computed_at`): a replay decides what was overdue by
+/// it too.
+///
+/// # Errors
+/// 500 for a stored report without one.
+pub fn computed_at(report: &serde_json::Value) -> Result<DateTime<Utc>, ApiError> {
+    report
+        .get("computed_at")
+        .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("a frozen report without its computed_at")))
+}
+
 /// Freezes every report of a finished campaign not frozen yet: the whole campaign's and each
 /// taking-part village's. Those frozen before keep their cut, and the missing ones are folded
 /// at that same cut and time; when none is, all are folded from the log as it stands at `now`. So
@@ -349,11 +361,7 @@ pub async fn freeze(state: &AppState, campaign: &Campaign, now: DateTime<Utc>) -
     let cid = campaign.id.as_uuid();
     let (cut, at) = match infra::report::frozen(&state.pool, cid, None).await? {
         Some(whole) => {
-            let at = whole
-                .report
-                .get("computed_at")
-                .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
-                .ok_or_else(|| ApiError::internal(std::io::Error::other("a frozen report without its computed_at")))?;
+            let at = computed_at(&whole.report)?;
             (whole.cut, at)
         }
         None => (infra::replay::cut_now(&state.pool).await?, now),

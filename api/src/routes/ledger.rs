@@ -56,8 +56,17 @@ fn limit(l: Option<i64>, default: i64) -> Result<i64, ApiError> {
 }
 
 fn cursor(c: Option<&str>) -> Result<Option<LedgerCursor>, ApiError> {
+    issued_cursor(c, LedgerCursor::decode)
+}
+
+/// A list's `cursor` parameter decoded by `decode`: absent is the first page; one this service
+/// did not issue is 400 `invalid-query`.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] for a cursor `decode` refuses.
+pub(crate) fn issued_cursor<T>(c: Option<&str>, decode: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ApiError> {
     c.map(|s| {
-        LedgerCursor::decode(s).ok_or(ApiError::BadRequest {
+        decode(s).ok_or(ApiError::BadRequest {
             code: "invalid-query",
             detail: "cursor is not one this service issued".into(),
         })

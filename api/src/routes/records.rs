@@ -149,13 +149,7 @@ pub async fn list<R: Record>(
         Some(n) if (1..=100).contains(&n) => n,
         Some(_) => return Err(ApiError::BadRequest { code: "invalid-query", detail: "limit must be 1 to 100".into() }),
     };
-    let after = match &q.cursor {
-        None => None,
-        Some(c) => Some(decode_cursor(c).ok_or(ApiError::BadRequest {
-            code: "invalid-query",
-            detail: "cursor is not one this service issued".into(),
-        })?),
-    };
+    let after = crate::routes::ledger::issued_cursor(q.cursor.as_deref(), decode_cursor)?;
     let filter = infra::records::RecordFilter {
         stream_type: R::STREAM,
         campaign_id: q.campaign_id,

@@ -134,11 +134,7 @@ pub async fn replay(state: &AppState, q: &SummaryQuery) -> Result<SummaryReplay,
     let stored = infra::report::frozen(&state.pool, q.campaign_id, q.village_id)
         .await?
         .ok_or(ApiError::NotFound("frozen report"))?;
-    let computed_at = stored
-        .report
-        .get("computed_at")
-        .and_then(|v| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone()).ok())
-        .ok_or_else(|| ApiError::internal(std::io::Error::other("a frozen report without its computed_at")))?;
+    let computed_at = report::computed_at(&stored.report)?;
     let village_name = stored.report.get("village_name").and_then(|v| v.as_str()).map(str::to_owned);
     let village = q.village_id.zip(village_name);
     let again = report::from_log(state, q.campaign_id, &[village], computed_at, &stored.cut)

@@ -271,13 +271,7 @@ pub async fn list_supervision(
             Some(own)
         }
     };
-    let after = match &q.cursor {
-        None => None,
-        Some(c) => Some(decode_cursor(c).ok_or(ApiError::BadRequest {
-            code: "invalid-query",
-            detail: "cursor is not one this service issued".into(),
-        })?),
-    };
+    let after = crate::routes::ledger::issued_cursor(q.cursor.as_deref(), decode_cursor)?;
     let filter = infra::supervision::ItemFilter { open_only, unit_id, case_id: q.case_id, limit, after };
     let rows = within_deadline(&req, async { Ok(infra::supervision::items(&state.pool, &filter).await?) }).await?;
     let full = rows.len() as i64 == limit;
