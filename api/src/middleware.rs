@@ -206,13 +206,7 @@ impl Drop for Release {
 impl Capacity {
     /// The limits of `settings`, with `readers` reading through `read_pool`.
     pub fn new(state: &AppState, read_pool: infra::Pool, settings: &CapacityArgs) -> Self {
-        let readers = AppState {
-            store: infra::EventStore::new(read_pool.clone()),
-            ledger: infra::ledger::Ledger::new(read_pool.clone()),
-            analysis: infra::analysis::Analysis::new(read_pool.clone()),
-            pool: read_pool,
-            ..state.clone()
-        };
+        let readers = state.through(read_pool);
         Self {
             streams: Slots::new("event streams", settings.max_streams, settings.max_streams_per_caller),
             exports: Slots::new("exports", settings.max_exports, settings.max_exports_per_caller),

@@ -58,6 +58,20 @@ pub struct AppState {
     pub replay_db: infra::db::DbSettings,
 }
 
+impl AppState {
+    /// The same state reading (and appending) through `pool`: the read pool of streams and
+    /// exports, or a replay's projections ([`infra::replay`]).
+    pub fn through(&self, pool: Pool) -> Self {
+        Self {
+            store: EventStore::new(pool.clone()),
+            ledger: infra::ledger::Ledger::new(pool.clone()),
+            analysis: infra::analysis::Analysis::new(pool.clone()),
+            pool,
+            ..self.clone()
+        }
+    }
+}
+
 /// Why the application could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

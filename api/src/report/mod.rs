@@ -294,12 +294,7 @@ pub async fn from_log(
     cut: &infra::replay::LogCut,
 ) -> Result<Vec<SummaryReport>, ApiError> {
     let pool = infra::replay::campaign_at(&state.replay_db, campaign, cut).await?;
-    let then = AppState {
-        ledger: infra::ledger::Ledger::new(pool.clone()),
-        analysis: infra::analysis::Analysis::new(pool.clone()),
-        pool: pool.clone(),
-        ..state.clone()
-    };
+    let then = state.through(pool.clone());
     let reports = async {
         let row = infra::records::get(&pool, campaign).await?.ok_or(ApiError::NotFound("campaign"))?;
         let record: Campaign = serde_json::from_value(row.doc).map_err(ApiError::internal)?;

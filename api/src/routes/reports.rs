@@ -66,24 +66,15 @@ fn form(accept: Option<&str>) -> Option<Form> {
 pub async fn summary(state: &AppState, q: &SummaryQuery) -> Result<SummaryReport, ApiError> {
     let loaded = infra::records::load::<Campaign>(&state.pool, RecordId::from_uuid(q.campaign_id), None).await?;
     let campaign = loaded.record.ok_or(ApiError::NotFound("campaign"))?;
+    // One list of the campaign's villages for what a report may be asked about and what is frozen.
     let village = match q.village_id {
         None => None,
-        Some(v) => match state.reference.unit(domain::UnitId::from_uuid(v)).await? {
-            Some(u)
-                if matches!(
-                    u.kind,
-                    domain::UnitKind::Village | domain::UnitKind::Farm | domain::UnitKind::Community
-                ) && campaign.includes(u.id) =>
-            {
-                Some((v, u.name))
-            }
-            _ => {
-                return Err(ApiError::BadRequest {
-                    code: "invalid-query",
-                    detail: "village_id: not a village, farm or community taking part in the campaign".into(),
-                });
-            }
-        },
+        Some(v) => Some(report::villages_of(state, &campaign).await?.into_iter().find(|(id, _)| *id == v).ok_or(
+            ApiError::BadRequest {
+                code: "invalid-query",
+                detail: "village_id: not a village, farm or community taking part in the campaign".into(),
+            },
+        )?),
     };
     if let Some(f) = infra::report::frozen(&state.pool, q.campaign_id, q.village_id).await? {
         return serde_json::from_value(f.report).map_err(ApiError::internal);
