@@ -1,5 +1,6 @@
 //! Background tasks of the service: the feed's wake-ups (LISTEN/NOTIFY), signed checkpoints,
-//! the supervision rules and the freezing of finished campaigns' summary reports.
+//! the compaction of the analysis rollups, the supervision rules and the freezing of finished
+//! campaigns' summary reports.
 //!
 //! NOTIFY is only a hint: notifications are lost when the listening connection drops, so event
 //! streams also poll every second. Appends do not NOTIFY inside their transaction (that would
@@ -76,6 +77,17 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
                     seen = Some(version);
                 }
                 Err(e) => tracing::warn!(error = %e, "recomputing deadlines failed; retrying"),
+            }
+        }
+    });
+    // The analysis rollups (V25) take in the changes logged since the last look.
+    let s = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            if let Err(e) = s.analysis.compact_rollups().await {
+                tracing::warn!(error = %e, "compacting the analysis rollups failed; retrying");
             }
         }
     });

@@ -6,7 +6,7 @@
 //! scores and when it falls; SQL only counts them by [`domain::kpi::Fact::fell_due`] and
 //! [`domain::kpi::Fact::met`], written once here as [`FELL_DUE`] and [`MET`].
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -32,6 +32,18 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The dimension of V25's KPI rollup that holds this grouping.
+    fn dim(self) -> &'static str {
+        match self {
+            Self::Total => "total",
+            Self::Unit => "unit",
+            Self::Village => "village",
+            Self::Category => "category",
+            Self::Channel => "channel",
+            Self::Campaign => "campaign",
+        }
+    }
+
     /// The SQL of the key, as text (`NULL` for "none").
     fn key_sql(self) -> &'static str {
         match self {
@@ -67,10 +79,26 @@ pub struct AnalysisFilter {
 }
 
 /// A clock fell due by `now` (the parameter `$3`): its step was done, or its due time passed
-/// with the clock running or stopped after it ([`domain::kpi::Fact::fell_due`]).
-pub const FELL_DUE: &str = "(f.done_at IS NOT NULL OR (f.at <= $3 AND (f.stopped_at IS NULL OR f.stopped_at >= f.at)))";
-/// A clock's step was done by its due time ([`domain::kpi::Fact::met`]).
-pub const MET: &str = "(f.done_at <= f.at)";
+/// with the clock running or stopped after it (V25's `kpi_fell_due()`, as
+/// [`domain::kpi::Fact::fell_due`]).
+const FELL_DUE: &str = "kpi_fell_due(f.done_at, f.at, f.stopped_at, $3)";
+/// A clock's step was done by its due time (V25's `kpi_met()`, as [`domain::kpi::Fact::met`]).
+const MET: &str = "kpi_met(f.done_at, f.at)";
+
+/// The KPI rollup's rows (V25: per China day, kind, dimension and key, the facts' counts) with
+/// the changes not yet compacted into it, expanded the same way: every row a query may sum.
+pub(crate) const KPI_ROLLUP_SOURCE: &str = "SELECT * FROM kpi_rollup UNION ALL \
+     SELECT x.* FROM kpi_fact_changes c, \
+            kpi_rollup_rows(c.sign, 'infinity', c.kind, c.unit, c.at, c.done_at, c.stopped_at, c.rating, c.solved, \
+                            c.followed_up, c.reopened, c.returned, c.accepted_at, c.village_id, c.category_id, \
+                            c.channel, c.campaign_id) AS x";
+
+/// The trends' rollup rows (V25: per China day received, campaign and key, the cases counted)
+/// with the changes not yet compacted into it.
+pub(crate) const CASE_ROLLUP_SOURCE: &str = "SELECT * FROM case_rollup UNION ALL \
+     SELECT x.* FROM case_changes c, \
+            case_rollup_rows(c.sign, c.received_at, c.campaign_id, c.category_id, c.village_id, c.accused_unit_id, \
+                             c.title) AS x";
 
 /// The counts behind the KPIs of one group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,6 +106,8 @@ pub struct KpiCounts {
     /// The group's key (a unit, village, category or campaign id, a channel; `None` for "none"
     /// or the total).
     pub key: Option<String>,
+    /// Facts of every kind in the period (the groups' order).
+    pub facts: i64,
     /// Sign-for clocks that fell due.
     pub sign_for_due: i64,
     /// Of them, signed for in time.
@@ -112,15 +142,65 @@ pub struct KpiCounts {
     pub ratings_dissatisfied: i64,
 }
 
-/// A first reply: when its case was accepted and when it was replied to.
+impl KpiCounts {
+    /// Adds `o`'s counts (the same group's, from another part of the period).
+    fn add(&mut self, o: &Self) {
+        self.facts += o.facts;
+        self.sign_for_due += o.sign_for_due;
+        self.sign_for_met += o.sign_for_met;
+        self.acknowledgement_due += o.acknowledgement_due;
+        self.acknowledgement_met += o.acknowledgement_met;
+        self.answer_due += o.answer_due;
+        self.answer_met += o.answer_met;
+        self.dispatches += o.dispatches;
+        self.returns += o.returns;
+        self.replies += o.replies;
+        self.replies_reopened += o.replies_reopened;
+        self.replies_followed_up += o.replies_followed_up;
+        self.ratings += o.ratings;
+        self.ratings_satisfied += o.ratings_satisfied;
+        self.ratings_solved += o.ratings_solved;
+        self.ratings_fully_satisfied += o.ratings_fully_satisfied;
+        self.ratings_dissatisfied += o.ratings_dissatisfied;
+    }
+
+    /// A row of the KPI queries: the key, the facts, then the counts in field order.
+    fn from_row(r: &tokio_postgres::Row) -> Self {
+        Self {
+            key: r.get(0),
+            facts: r.get(1),
+            sign_for_due: r.get(2),
+            sign_for_met: r.get(3),
+            acknowledgement_due: r.get(4),
+            acknowledgement_met: r.get(5),
+            answer_due: r.get(6),
+            answer_met: r.get(7),
+            dispatches: r.get(8),
+            returns: r.get(9),
+            replies: r.get(10),
+            replies_reopened: r.get(11),
+            replies_followed_up: r.get(12),
+            ratings: r.get(13),
+            ratings_satisfied: r.get(14),
+            ratings_solved: r.get(15),
+            ratings_fully_satisfied: r.get(16),
+            ratings_dissatisfied: r.get(17),
+        }
+    }
+}
+
+/// First replies with the same acceptance day and reply day (China Standard Time): the working
+/// days between them are counted with the calendar of the day they are asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyTime {
     /// The group's key.
     pub key: Option<String>,
-    /// Accepted (受理).
-    pub accepted_at: DateTime<Utc>,
-    /// Replied (反馈).
-    pub replied_at: DateTime<Utc>,
+    /// The day the case was accepted (受理).
+    pub accepted_on: NaiveDate,
+    /// The day it was replied to (反馈).
+    pub replied_on: NaiveDate,
+    /// How many replies.
+    pub count: i64,
 }
 
 /// The analysis queries.
@@ -158,6 +238,73 @@ fn facts_sql(select: &str, f: &AnalysisFilter, params: &mut Vec<Box<dyn ToSql + 
     sql
 }
 
+/// Which rows of V25's KPI rollup answer a query: its dimension, and the one key to keep
+/// (`None`: every key of the dimension). The rollup holds each dimension alone (and a campaign's
+/// village, for its summary report), so a query filtered on one dimension and grouped by
+/// another is answered from the facts.
+fn rollup_plan(f: &AnalysisFilter, group: GroupBy) -> Option<Plan> {
+    let unit = match (f.scope_unit, f.unit_id) {
+        (Some(a), Some(b)) if a != b => return None,
+        (a, b) => a.or(b),
+    };
+    let mut filters: Vec<(&'static str, String)> = Vec::new();
+    filters.extend(unit.map(|u| ("unit", u.to_string())));
+    filters.extend(f.campaign_id.map(|c| ("campaign", c.to_string())));
+    filters.extend(f.village_id.map(|v| ("village", v.to_string())));
+    filters.extend(f.category_id.map(|c| ("category", c.to_string())));
+    filters.extend(f.channel.clone().map(|c| ("channel", c)));
+    if let ([("campaign", c), ("village", v)], GroupBy::Total) = (filters.as_slice(), group) {
+        return Some(("campaign_village", Some(format!("{c} {v}"))));
+    }
+    match filters.pop() {
+        None => Some((group.dim(), None)),
+        Some((dim, key)) if filters.is_empty() && (group == GroupBy::Total || group.dim() == dim) => {
+            Some((dim, Some(key)))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The whole China days of `[from, to)` that ended before `now`'s day began: the rollup's part
+/// of a period (its `due` counts take every due time as passed). `None` when there is none.
+fn rollup_days(from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Option<(NaiveDate, NaiveDate)> {
+    use domain::calendar::{local_date, start_of_local_day};
+    let bound = to.min(start_of_local_day(local_date(now)));
+    let first = local_date(from);
+    let first = if start_of_local_day(first) == from { first } else { first.succ_opt()? };
+    let end = local_date(bound);
+    (first < end).then_some((first, end))
+}
+
+/// A rollup's dimension and the one key kept (`None`: every key).
+type Plan = (&'static str, Option<String>);
+
+/// The parts of a period a KPI query reads: the rollup's days (with its dimension and key) and
+/// the stretches before and after them read from the facts.
+struct Parts {
+    rolled: Option<(Plan, (NaiveDate, NaiveDate))>,
+    raw: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+fn parts(filter: &AnalysisFilter, group: GroupBy, now: DateTime<Utc>) -> Parts {
+    match (rollup_plan(filter, group), rollup_days(filter.from, filter.to, now)) {
+        (Some(plan), Some((d0, d1))) => {
+            let (t0, t1) = (domain::calendar::start_of_local_day(d0), domain::calendar::start_of_local_day(d1));
+            let raw = [(filter.from, t0), (t1, filter.to)].into_iter().filter(|(a, b)| a < b).collect();
+            Parts { rolled: Some((plan, (d0, d1))), raw }
+        }
+        _ => Parts { rolled: None, raw: vec![(filter.from, filter.to)] },
+    }
+}
+
+/// The rollup's rows of one dimension (`$1`), days `[$2, $3)` and key (`$4`, or every key).
+fn rolled_sql(select: &str, tail: &str) -> String {
+    format!(
+        "SELECT {select} FROM ({KPI_ROLLUP_SOURCE}) AS r \
+         WHERE r.dim = $1 AND r.day >= $2 AND r.day < $3 AND ($4::text IS NULL OR r.key = $4){tail}"
+    )
+}
+
 impl Analysis {
     /// The analysis on a pool.
     pub fn new(pool: Pool) -> Self {
@@ -165,7 +312,8 @@ impl Analysis {
     }
 
     /// The KPI counts of every group with something counted in the period, most facts first;
-    /// `now` decides which clocks fell due.
+    /// `now` decides which clocks fell due. The whole days that ended are read from V25's
+    /// rollup when it holds the grouping and filter, the rest from the facts.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -175,79 +323,141 @@ impl Analysis {
         group: GroupBy,
         now: DateTime<Utc>,
     ) -> Result<Vec<KpiCounts>, StoreError> {
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-            vec![Box::new(filter.from), Box::new(filter.to), Box::new(now)];
-        let count = |kind: &str, extra: &str| format!("count(*) FILTER (WHERE f.kind = '{kind}'{extra})");
-        let select = [
-            format!("{} AS key", group.key_sql()),
-            count("sign_for", &format!(" AND {FELL_DUE}")),
-            count("sign_for", &format!(" AND {MET}")),
-            count("acknowledgement", &format!(" AND {FELL_DUE}")),
-            count("acknowledgement", &format!(" AND {MET}")),
-            count("answer", &format!(" AND {FELL_DUE}")),
-            count("answer", &format!(" AND {MET}")),
-            count("dispatch", ""),
-            count("dispatch", " AND f.returned"),
-            count("reply", ""),
-            count("reply", " AND f.reopened"),
-            count("reply", " AND f.followed_up"),
-            count("rating", ""),
-            count("rating", " AND f.rating IN ('satisfied', 'basically_satisfied')"),
-            count("rating", " AND f.solved"),
-            count("rating", " AND f.rating = 'satisfied'"),
-            count("rating", " AND f.rating = 'dissatisfied'"),
-        ]
-        .join(", ");
-        let mut sql = facts_sql(&select, filter, &mut params);
-        sql.push_str(" GROUP BY 1 ORDER BY count(*) DESC, 1");
+        let parts = parts(filter, group, now);
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&sql).await?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        let rows = client.query(&stmt, &refs).await?;
-        Ok(rows
-            .iter()
-            .map(|r| KpiCounts {
-                key: r.get(0),
-                sign_for_due: r.get(1),
-                sign_for_met: r.get(2),
-                acknowledgement_due: r.get(3),
-                acknowledgement_met: r.get(4),
-                answer_due: r.get(5),
-                answer_met: r.get(6),
-                dispatches: r.get(7),
-                returns: r.get(8),
-                replies: r.get(9),
-                replies_reopened: r.get(10),
-                replies_followed_up: r.get(11),
-                ratings: r.get(12),
-                ratings_satisfied: r.get(13),
-                ratings_solved: r.get(14),
-                ratings_fully_satisfied: r.get(15),
-                ratings_dissatisfied: r.get(16),
-            })
+        let mut groups: Vec<KpiCounts> = Vec::new();
+        if let Some(((dim, key), (d0, d1))) = &parts.rolled {
+            let sum =
+                |col: &str, kind: &str| format!("coalesce(sum(r.{col}) FILTER (WHERE r.kind = '{kind}'), 0)::bigint");
+            let select = [
+                "r.key".to_string(),
+                "coalesce(sum(r.n), 0)::bigint".into(),
+                sum("due", "sign_for"),
+                sum("met", "sign_for"),
+                sum("due", "acknowledgement"),
+                sum("met", "acknowledgement"),
+                sum("due", "answer"),
+                sum("met", "answer"),
+                sum("n", "dispatch"),
+                sum("returned", "dispatch"),
+                sum("n", "reply"),
+                sum("reopened", "reply"),
+                sum("followed_up", "reply"),
+                sum("n", "rating"),
+                sum("satisfied", "rating"),
+                sum("solved", "rating"),
+                sum("fully_satisfied", "rating"),
+                sum("dissatisfied", "rating"),
+            ]
+            .join(", ");
+            let stmt = client.prepare_cached(&rolled_sql(&select, " GROUP BY r.key")).await?;
+            for r in client.query(&stmt, &[dim, d0, d1, key]).await? {
+                let mut c = KpiCounts::from_row(&r);
+                if group == GroupBy::Total {
+                    c.key = None;
+                }
+                groups.push(c);
+            }
+        }
+        for (from, to) in &parts.raw {
+            let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
+            let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(*from), Box::new(*to), Box::new(now)];
+            let count = |kind: &str, extra: &str| format!("count(*) FILTER (WHERE f.kind = '{kind}'{extra})");
+            let select = [
+                format!("{} AS key", group.key_sql()),
+                "count(*)".into(),
+                count("sign_for", &format!(" AND {FELL_DUE}")),
+                count("sign_for", &format!(" AND {MET}")),
+                count("acknowledgement", &format!(" AND {FELL_DUE}")),
+                count("acknowledgement", &format!(" AND {MET}")),
+                count("answer", &format!(" AND {FELL_DUE}")),
+                count("answer", &format!(" AND {MET}")),
+                count("dispatch", ""),
+                count("dispatch", " AND f.returned"),
+                count("reply", ""),
+                count("reply", " AND f.reopened"),
+                count("reply", " AND f.followed_up"),
+                count("rating", ""),
+                count("rating", " AND f.rating IN ('satisfied', 'basically_satisfied')"),
+                count("rating", " AND f.solved"),
+                count("rating", " AND f.rating = 'satisfied'"),
+                count("rating", " AND f.rating = 'dissatisfied'"),
+            ]
+            .join(", ");
+            let mut sql = facts_sql(&select, &part, &mut params);
+            sql.push_str(" GROUP BY 1");
+            let stmt = client.prepare_cached(&sql).await?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            groups.extend(client.query(&stmt, &refs).await?.iter().map(KpiCounts::from_row));
+        }
+        let mut by_key: std::collections::HashMap<Option<String>, KpiCounts> = std::collections::HashMap::new();
+        for g in groups {
+            by_key
+                .entry(g.key.clone())
+                .or_insert_with(|| KpiCounts { key: g.key.clone(), ..KpiCounts::default() })
+                .add(&g);
+        }
+        let mut out: Vec<KpiCounts> = by_key
+            .into_values()
             // A group whose facts all still run (no clock fell due, nothing happened yet)
             // counts nothing: it is left out.
-            .filter(|c| *c != KpiCounts { key: c.key.clone(), ..KpiCounts::default() })
-            .collect())
+            .filter(|c| *c != KpiCounts { key: c.key.clone(), facts: c.facts, ..KpiCounts::default() })
+            .collect();
+        // Most facts first, then by key ("none" last).
+        out.sort_by(|a, b| {
+            b.facts.cmp(&a.facts).then_with(|| (a.key.is_none(), &a.key).cmp(&(b.key.is_none(), &b.key)))
+        });
+        Ok(out)
     }
 
-    /// The first replies in the period (each case's reply that carries its acceptance time), for
-    /// the working days from acceptance to reply.
+    /// The first replies in the period (each case's reply that carries its acceptance time), per
+    /// group, acceptance day and reply day, for the working days from acceptance to reply; read
+    /// like [`Self::kpis`].
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
-    pub async fn reply_times(&self, filter: &AnalysisFilter, group: GroupBy) -> Result<Vec<ReplyTime>, StoreError> {
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-            vec![Box::new(filter.from), Box::new(filter.to), Box::new(filter.to)];
-        let select = format!("{}, f.accepted_at, f.at", group.key_sql());
-        let mut sql = facts_sql(&select, filter, &mut params);
-        // `$3` is unused here but keeps the numbering of [`facts_sql`].
-        sql.push_str(" AND f.kind = 'reply' AND f.accepted_at IS NOT NULL AND $3::timestamptz IS NOT NULL");
+    pub async fn reply_times(
+        &self,
+        filter: &AnalysisFilter,
+        group: GroupBy,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ReplyTime>, StoreError> {
+        let parts = parts(filter, group, now);
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&sql).await?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        let rows = client.query(&stmt, &refs).await?;
-        Ok(rows.iter().map(|r| ReplyTime { key: r.get(0), accepted_at: r.get(1), replied_at: r.get(2) }).collect())
+        let mut out = Vec::new();
+        let row = |r: &tokio_postgres::Row| ReplyTime {
+            key: r.get(0),
+            accepted_on: r.get(1),
+            replied_on: r.get(2),
+            count: r.get(3),
+        };
+        if let Some(((dim, key), (d0, d1))) = &parts.rolled {
+            let sql = rolled_sql(
+                "r.key, r.day - r.lag, r.day, sum(r.n)::bigint",
+                " AND r.kind = 'reply' AND r.lag IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(r.n) > 0",
+            );
+            let stmt = client.prepare_cached(&sql).await?;
+            out.extend(client.query(&stmt, &[dim, d0, d1, key]).await?.iter().map(row).map(|mut t| {
+                if group == GroupBy::Total {
+                    t.key = None;
+                }
+                t
+            }));
+        }
+        for (from, to) in &parts.raw {
+            let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
+            let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(*from), Box::new(*to), Box::new(now)];
+            let select = format!("{}, china_day(f.accepted_at), china_day(f.at), count(*)", group.key_sql());
+            let mut sql = facts_sql(&select, &part, &mut params);
+            // `$3` is unused here but keeps the numbering of [`facts_sql`].
+            sql.push_str(
+                " AND f.kind = 'reply' AND f.accepted_at IS NOT NULL AND $3::timestamptz IS NOT NULL GROUP BY 1, 2, 3",
+            );
+            let stmt = client.prepare_cached(&sql).await?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            out.extend(client.query(&stmt, &refs).await?.iter().map(row));
+        }
+        Ok(out)
     }
 }
 
@@ -262,11 +472,11 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    /// The SQL of the day a case's period starts (China Standard Time: UTC+8, no daylight time).
+    /// The SQL of the first day of the period holding the rollup row's day `r.day`.
     fn sql(self) -> &'static str {
         match self {
-            Self::Week => "date_trunc('week', (l.received_at AT TIME ZONE 'UTC') + interval '8 hours')::date",
-            Self::Month => "date_trunc('month', (l.received_at AT TIME ZONE 'UTC') + interval '8 hours')::date",
+            Self::Week => "date_trunc('week', r.day)::date",
+            Self::Month => "date_trunc('month', r.day)::date",
         }
     }
 }
@@ -302,43 +512,51 @@ pub struct TermCount {
     pub baseline: i64,
 }
 
+/// V25's trend rollup rows of one kind (`$3`) on the days `[$1, $2)`, of one campaign (`$4`) or
+/// all.
+fn cases_sql(select: &str, tail: &str) -> String {
+    format!(
+        "SELECT {select} FROM ({CASE_ROLLUP_SOURCE}) AS r \
+         WHERE r.kind = $3 AND r.day >= $1 AND r.day < $2 AND ($4::uuid IS NULL OR r.campaign_id = $4){tail}"
+    )
+}
+
 impl Analysis {
-    /// Cases received in `[from, to)` per period and key, optionally of one campaign; a case
-    /// linked as a duplicate of another is the same matter and not counted again.
+    /// Cases received on the China days `[from, to)` per period and key, optionally of one
+    /// campaign, from V25's rollup; a case linked as a duplicate of another is the same matter
+    /// and not counted again.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
     pub async fn period_counts(
         &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: NaiveDate,
+        to: NaiveDate,
         bucket: Bucket,
         key: TrendKey,
         campaign: Option<Uuid>,
     ) -> Result<Vec<PeriodCount>, StoreError> {
-        let (keys, only) = match key {
-            TrendKey::CategoryVillage => ("l.category_id, l.village_id", ""),
-            TrendKey::AccusedUnit => ("l.accused_unit_id, NULL::uuid", " AND l.accused_unit_id IS NOT NULL"),
+        let kind = match key {
+            TrendKey::CategoryVillage => "cell",
+            TrendKey::AccusedUnit => "accused",
         };
-        let sql = format!(
-            "SELECT {} AS period, {keys}, count(*) FROM ledger l \
-             WHERE l.received_at >= $1 AND l.received_at < $2 AND ($3::uuid IS NULL OR l.campaign_id = $3) \
-               AND l.duplicate_of IS NULL{only} \
-             GROUP BY 1, 2, 3",
-            bucket.sql()
+        let sql = cases_sql(
+            &format!("{} AS period, r.a, r.b, sum(r.n)::bigint", bucket.sql()),
+            " GROUP BY 1, 2, 3 HAVING sum(r.n) <> 0",
         );
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
         Ok(client
-            .query(&stmt, &[&from, &to, &campaign])
+            .query(&stmt, &[&from, &to, &kind, &campaign])
             .await?
             .iter()
             .map(|r| PeriodCount { period: r.get(0), key: (r.get(1), r.get(2)), count: r.get(3) })
             .collect())
     }
 
-    /// The newest cases (at most `limit` each) received in `[from, to)` under each of `keys`: the
-    /// flags' examples, in one scan of the period (keys absent from the answer have none).
+    /// The newest cases (at most `limit` each, newest first) received in `[from, to)` under each
+    /// of `keys`: the flags' examples, one short backward walk of the received-time index per key
+    /// (keys absent from the answer have none).
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -351,23 +569,20 @@ impl Analysis {
         campaign: Option<Uuid>,
         limit: i64,
     ) -> Result<std::collections::HashMap<(Option<Uuid>, Option<Uuid>), Vec<Uuid>>, StoreError> {
-        // `NULL` keys (no category, no village) are matched as the nil uuid, so the join hashes.
-        let (a, b) = match key {
-            TrendKey::CategoryVillage => ("l.category_id", "l.village_id"),
-            TrendKey::AccusedUnit => ("l.accused_unit_id", "NULL::uuid"),
+        let matches = match key {
+            TrendKey::CategoryVillage => {
+                "l.category_id IS NOT DISTINCT FROM k.a AND l.village_id IS NOT DISTINCT FROM k.b"
+            }
+            TrendKey::AccusedUnit => "l.accused_unit_id = k.a",
         };
         let sql = format!(
-            "SELECT k.a, k.b, x.case_id FROM ( \
-               SELECT coalesce({a}, '00000000-0000-0000-0000-000000000000') AS ka, \
-                      coalesce({b}, '00000000-0000-0000-0000-000000000000') AS kb, l.case_id, \
-                      row_number() OVER (PARTITION BY {a}, {b} ORDER BY l.received_at DESC, l.case_id) AS n \
-                 FROM ledger l \
-                WHERE l.received_at >= $1 AND l.received_at < $2 AND l.duplicate_of IS NULL \
-                  AND ($6::uuid IS NULL OR l.campaign_id = $6)) AS x \
-             JOIN unnest($3::uuid[], $4::uuid[]) AS k(a, b) \
-               ON x.ka = coalesce(k.a, '00000000-0000-0000-0000-000000000000') \
-              AND x.kb = coalesce(k.b, '00000000-0000-0000-0000-000000000000') \
-             WHERE x.n <= $5 ORDER BY 1, 2, x.n"
+            "SELECT k.a, k.b, x.case_id FROM unnest($3::uuid[], $4::uuid[]) WITH ORDINALITY AS k(a, b, i) \
+             CROSS JOIN LATERAL ( \
+               SELECT l.case_id, l.received_at FROM ledger l \
+                WHERE l.received_at >= $1 AND l.received_at < $2 AND l.duplicate_of IS NULL AND {matches} \
+                  AND ($6::uuid IS NULL OR l.campaign_id = $6) \
+                ORDER BY l.received_at DESC, l.case_id DESC LIMIT $5) AS x \
+             ORDER BY k.i, x.received_at DESC, x.case_id DESC"
         );
         let (firsts, seconds): (Vec<Option<Uuid>>, Vec<Option<Uuid>>) = keys.iter().copied().unzip();
         let client = self.pool.get().await?;
@@ -379,8 +594,9 @@ impl Analysis {
         Ok(out)
     }
 
-    /// The newest cases (at most `limit` each) received in `[from, to)` whose title holds each of
-    /// `terms`: the rising words' examples, in one scan of the period.
+    /// The newest cases (at most `limit` each, newest first) received in `[from, to)` whose title
+    /// holds each of `terms`: the rising words' examples, one backward walk of the received-time
+    /// index per term.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
@@ -395,13 +611,13 @@ impl Analysis {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT term, case_id FROM ( \
-                   SELECT t.term, l.case_id, \
-                          row_number() OVER (PARTITION BY t.term ORDER BY l.received_at DESC, l.case_id) AS n \
-                     FROM ledger l JOIN unnest($3::text[]) AS t(term) ON strpos(l.title, t.term) > 0 \
+                "SELECT t.term, x.case_id FROM unnest($3::text[]) WITH ORDINALITY AS t(term, i) \
+                 CROSS JOIN LATERAL ( \
+                   SELECT l.case_id, l.received_at FROM ledger l \
                     WHERE l.received_at >= $1 AND l.received_at < $2 AND l.duplicate_of IS NULL \
-                      AND ($4::uuid IS NULL OR l.campaign_id = $4)) AS x \
-                 WHERE n <= $5 ORDER BY 1, n",
+                      AND strpos(l.title, t.term) > 0 AND ($4::uuid IS NULL OR l.campaign_id = $4) \
+                    ORDER BY l.received_at DESC, l.case_id DESC LIMIT $5) AS x \
+                 ORDER BY t.i, x.received_at DESC, x.case_id DESC",
             )
             .await?;
         let mut out: std::collections::HashMap<String, Vec<Uuid>> = Default::default();
@@ -411,57 +627,63 @@ impl Analysis {
         Ok(out)
     }
 
-    /// The two-character CJK terms of the titles of the cases received in `[baseline_from, to)`
-    /// (segmented as the search index segments them, [`crate::search::index_terms`]), each in at
-    /// least `min_total` titles, with how many recent (`[recent_from, to)`) and baseline titles
-    /// hold it, and the number of cases in each range. Titles, not descriptions: a description
-    /// names people (a complainant's name rising is not a problem rising), a title names the
-    /// matter. Duplicates of a matter count once.
+    /// The two-character CJK terms of the titles of the cases received on the China days
+    /// `[baseline_from, to)` (V25's `title_terms()`: the character pairs the search index makes
+    /// of unspaced text), each in at least `min_total` titles, with how many recent
+    /// (`[recent_from, to)`) and baseline titles hold it, and the number of cases in each range,
+    /// from V25's rollup. Titles, not descriptions: a description names people (a complainant's
+    /// name rising is not a problem rising), a title names the matter. Duplicates of a matter
+    /// count once.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
     pub async fn term_counts(
         &self,
-        baseline_from: DateTime<Utc>,
-        recent_from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        baseline_from: NaiveDate,
+        recent_from: NaiveDate,
+        to: NaiveDate,
         min_total: i64,
         campaign: Option<Uuid>,
     ) -> Result<(i64, i64, Vec<TermCount>), StoreError> {
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT title, received_at >= $2 FROM ledger \
-                 WHERE received_at >= $1 AND received_at < $3 AND ($4::uuid IS NULL OR campaign_id = $4) \
-                   AND duplicate_of IS NULL",
-            )
+        let split = "coalesce(sum(r.n) FILTER (WHERE r.day >= $5), 0)::bigint, \
+                     coalesce(sum(r.n) FILTER (WHERE r.day < $5), 0)::bigint";
+        let totals = client.prepare_cached(&cases_sql(split, "")).await?;
+        let row = client.query_one(&totals, &[&baseline_from, &to, &"cell", &campaign, &recent_from]).await?;
+        let (n_recent, n_baseline): (i64, i64) = (row.get(0), row.get(1));
+        let terms = client
+            .prepare_cached(&cases_sql(
+                &format!("r.term, {split}"),
+                " GROUP BY r.term HAVING sum(r.n)::bigint >= $6 ORDER BY r.term",
+            ))
             .await?;
-        let rows = client.query(&stmt, &[&baseline_from, &recent_from, &to, &campaign]).await?;
-        let (mut n_recent, mut n_baseline) = (0i64, 0i64);
-        let mut counts: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
-        let cjk = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
-        for r in &rows {
-            let title: String = r.get(0);
-            let recent: bool = r.get(1);
-            if recent {
-                n_recent += 1
-            } else {
-                n_baseline += 1
-            }
-            for term in crate::search::index_terms(&title) {
-                if term.chars().count() == 2 && term.chars().all(cjk) {
-                    let e = counts.entry(term).or_default();
-                    if recent { e.0 += 1 } else { e.1 += 1 }
-                }
+        let terms = client
+            .query(&terms, &[&baseline_from, &to, &"term", &campaign, &recent_from, &min_total])
+            .await?
+            .iter()
+            .map(|r| TermCount { term: r.get(0), recent: r.get(1), baseline: r.get(2) })
+            .collect();
+        Ok((n_recent, n_baseline, terms))
+    }
+
+    /// Moves the changes logged since the last compaction into V25's rollups
+    /// (`rollups_compact()`, 50,000 at a time until none is left); returns how many it moved.
+    /// Queries are exact either way (they read the changes not yet moved); this keeps what they
+    /// read small. When another compaction runs at the same moment, this one returns 0.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn compact_rollups(&self) -> Result<u64, StoreError> {
+        const BATCH: i32 = 50_000;
+        let client = self.pool.get().await?;
+        let mut moved = 0u64;
+        loop {
+            let n: i64 = client.query_one("SELECT rollups_compact($1)", &[&BATCH]).await?.get(0);
+            moved += u64::try_from(n).unwrap_or(0);
+            if n < i64::from(BATCH) {
+                return Ok(moved);
             }
         }
-        let mut terms: Vec<TermCount> = counts
-            .into_iter()
-            .filter(|(_, (r, b))| r + b >= min_total)
-            .map(|(term, (recent, baseline))| TermCount { term, recent, baseline })
-            .collect();
-        terms.sort_by(|a, b| a.term.cmp(&b.term));
-        Ok((n_recent, n_baseline, terms))
     }
 
     /// Every questionnaire's folded state (for the survey trends), oldest first by the day it was

@@ -462,7 +462,7 @@ async fn compute_at(
         dissatisfied: ratings.ratings_dissatisfied,
         unrated: (cases - ratings.ratings).max(0),
     };
-    let times = state.analysis.reply_times(&filter, infra::analysis::GroupBy::Total).await?;
+    let times = state.analysis.reply_times(&filter, infra::analysis::GroupBy::Total, now).await?;
     let calendar = state.reference.working_calendar().await?;
     let kpis = kpi_groups(counts, times, &calendar)
         .into_iter()

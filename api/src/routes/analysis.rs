@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, get};
 use chrono::{DateTime, Utc};
-use domain::calendar::local_date;
 use infra::analysis::{AnalysisFilter, GroupBy, KpiCounts, ReplyTime};
 use serde::{Deserialize, Serialize};
 use statrs::statistics::{Data as Sample, OrderStatistics};
@@ -186,8 +185,9 @@ pub fn scope_unit(principal: &Principal) -> Result<Option<Uuid>, ApiError> {
 pub fn kpi_groups(counts: Vec<KpiCounts>, times: Vec<ReplyTime>, calendar: &domain::WorkingCalendar) -> Vec<KpiGroup> {
     let mut days: HashMap<Option<String>, Vec<f64>> = HashMap::new();
     for t in times {
-        let d = calendar.working_days_between(local_date(t.accepted_at), local_date(t.replied_at));
-        days.entry(t.key).or_default().push(f64::from(d));
+        let d = f64::from(calendar.working_days_between(t.accepted_on, t.replied_on));
+        let n = usize::try_from(t.count).unwrap_or(0);
+        days.entry(t.key).or_default().extend(std::iter::repeat_n(d, n));
     }
     counts
         .into_iter()
@@ -255,7 +255,7 @@ pub async fn kpis(state: Data<AppState>, principal: Principal, req: HttpRequest)
     let filter = analysis_filter(&q, from, to, scope);
     let groups = within_deadline(&req, async {
         let counts = state.analysis.kpis(&filter, group.into(), now).await?;
-        let times = state.analysis.reply_times(&filter, group.into()).await?;
+        let times = state.analysis.reply_times(&filter, group.into(), now).await?;
         let calendar = state.reference.working_calendar().await?;
         Ok(kpi_groups(counts, times, &calendar))
     })
@@ -529,11 +529,8 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
     let recent_from = shift(recent_to, period, -1);
     let baseline_from = shift(recent_from, period, -n);
     let starts: Vec<chrono::NaiveDate> = (0..=n).map(|i| shift(baseline_from, period, i)).collect();
-    let (from_t, recent_t, to_t) = (
-        domain::calendar::start_of_local_day(baseline_from),
-        domain::calendar::start_of_local_day(recent_from),
-        domain::calendar::start_of_local_day(recent_to),
-    );
+    let (recent_t, to_t) =
+        (domain::calendar::start_of_local_day(recent_from), domain::calendar::start_of_local_day(recent_to));
     let bucket = match period {
         TrendPeriod::Week => infra::analysis::Bucket::Week,
         TrendPeriod::Month => infra::analysis::Bucket::Month,
@@ -541,8 +538,12 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
     let thresholds = domain::trends::Thresholds { min_count: u64::try_from(min_count).unwrap_or(5), q: fdr };
     use infra::analysis::TrendKey;
     let a = &state.analysis;
-    let cells = series(&a.period_counts(from_t, to_t, bucket, TrendKey::CategoryVillage, p.campaign).await?, &starts);
-    let accused = series(&a.period_counts(from_t, to_t, bucket, TrendKey::AccusedUnit, p.campaign).await?, &starts);
+    let cells = series(
+        &a.period_counts(baseline_from, recent_to, bucket, TrendKey::CategoryVillage, p.campaign).await?,
+        &starts,
+    );
+    let accused =
+        series(&a.period_counts(baseline_from, recent_to, bucket, TrendKey::AccusedUnit, p.campaign).await?, &starts);
     // One family: every cell and accused unit tested is adjusted together.
     let all: Vec<domain::trends::Series> = cells
         .iter()
@@ -593,7 +594,7 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
     out_cells.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
     out_accused.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
 
-    let (n1, n2, terms) = a.term_counts(from_t, recent_t, to_t, min_count, p.campaign).await?;
+    let (n1, n2, terms) = a.term_counts(baseline_from, recent_from, recent_to, min_count, p.campaign).await?;
     let terms: Vec<_> = terms.into_iter().filter(|t| !domain::trends::STOP_WORDS.contains(&t.term.as_str())).collect();
     let u = |x: i64| u64::try_from(x).unwrap_or(0);
     let tests = terms.iter().map(|t| Some(domain::trends::g2(u(t.recent), u(n1), u(t.baseline), u(n2)))).collect();
