@@ -238,30 +238,60 @@ fn facts_sql(select: &str, f: &AnalysisFilter, params: &mut Vec<Box<dyn ToSql + 
     sql
 }
 
-/// Which rows of V25's KPI rollup answer a query: its dimension, and the one key to keep
-/// (`None`: every key of the dimension). The rollup holds each dimension alone (and a campaign's
-/// village, for its summary report), so a query filtered on one dimension and grouped by
-/// another is answered from the facts.
+/// Which rows of V25's KPI rollup answer a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plan {
+    /// The rollup's dimension: one (`village`) or a pair (`unit+village`).
+    dim: String,
+    /// The value its first key must have (`None`: any).
+    key: Option<String>,
+    /// The value its second key must have (`None`: any).
+    key2: Option<String>,
+    /// The column holding the group's key (`r.key`, `r.key2`, or none for the total).
+    group: &'static str,
+}
+
+impl Plan {
+    /// Whether its rows hold the replies' lags (a single dimension's do, a pair's do not).
+    fn has_lags(&self) -> bool {
+        !self.dim.contains('+')
+    }
+}
+
+/// The order of the dimensions in the rollup's pairs (V25's `kpi_rollup_rows()`).
+const DIMS: [&str; 5] = ["unit", "village", "category", "channel", "campaign"];
+
+/// How V25's KPI rollup answers a query: each dimension alone and each pair of them, so a query
+/// filtered on at most two dimensions and grouped by one of them, or filtered on one and grouped
+/// by another, is answered from it; anything else from the facts.
 fn rollup_plan(f: &AnalysisFilter, group: GroupBy) -> Option<Plan> {
     let unit = match (f.scope_unit, f.unit_id) {
         (Some(a), Some(b)) if a != b => return None,
         (a, b) => a.or(b),
     };
-    let mut filters: Vec<(&'static str, String)> = Vec::new();
-    filters.extend(unit.map(|u| ("unit", u.to_string())));
-    filters.extend(f.campaign_id.map(|c| ("campaign", c.to_string())));
-    filters.extend(f.village_id.map(|v| ("village", v.to_string())));
-    filters.extend(f.category_id.map(|c| ("category", c.to_string())));
-    filters.extend(f.channel.clone().map(|c| ("channel", c)));
-    if let ([("campaign", c), ("village", v)], GroupBy::Total) = (filters.as_slice(), group) {
-        return Some(("campaign_village", Some(format!("{c} {v}"))));
+    let mut fixed: Vec<(&'static str, String)> = Vec::new();
+    fixed.extend(unit.map(|u| ("unit", u.to_string())));
+    fixed.extend(f.village_id.map(|v| ("village", v.to_string())));
+    fixed.extend(f.category_id.map(|c| ("category", c.to_string())));
+    fixed.extend(f.channel.clone().map(|c| ("channel", c)));
+    fixed.extend(f.campaign_id.map(|c| ("campaign", c.to_string())));
+    let g = (group != GroupBy::Total).then(|| group.dim());
+    // The dimensions involved, each with its value when fixed, in the rollup's order.
+    let mut dims: Vec<(&'static str, Option<String>)> = fixed.iter().map(|(d, v)| (*d, Some(v.clone()))).collect();
+    if let Some(g) = g.filter(|g| !dims.iter().any(|(d, _)| d == g)) {
+        dims.push((g, None));
     }
-    match filters.pop() {
-        None => Some((group.dim(), None)),
-        Some((dim, key)) if filters.is_empty() && (group == GroupBy::Total || group.dim() == dim) => {
-            Some((dim, Some(key)))
-        }
-        Some(_) => None,
+    dims.sort_by_key(|(d, _)| DIMS.iter().position(|x| x == d));
+    let slot = |i: usize| if i == 0 { "r.key" } else { "r.key2" };
+    let group_col = match g {
+        None => "NULL::text",
+        Some(g) => slot(dims.iter().position(|(d, _)| *d == g).unwrap_or(0)),
+    };
+    match dims.as_slice() {
+        [] => Some(Plan { dim: "total".into(), key: None, key2: None, group: group_col }),
+        [(d, v)] => Some(Plan { dim: (*d).into(), key: v.clone(), key2: None, group: group_col }),
+        [(a, v), (b, w)] => Some(Plan { dim: format!("{a}+{b}"), key: v.clone(), key2: w.clone(), group: group_col }),
+        _ => None,
     }
 }
 
@@ -276,9 +306,6 @@ fn rollup_days(from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Op
     (first < end).then_some((first, end))
 }
 
-/// A rollup's dimension and the one key kept (`None`: every key).
-type Plan = (&'static str, Option<String>);
-
 /// The parts of a period a KPI query reads: the rollup's days (with its dimension and key) and
 /// the stretches before and after them read from the facts.
 struct Parts {
@@ -286,8 +313,9 @@ struct Parts {
     raw: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
-fn parts(filter: &AnalysisFilter, group: GroupBy, now: DateTime<Utc>) -> Parts {
-    match (rollup_plan(filter, group), rollup_days(filter.from, filter.to, now)) {
+fn parts(filter: &AnalysisFilter, group: GroupBy, now: DateTime<Utc>, lags: bool) -> Parts {
+    let plan = rollup_plan(filter, group).filter(|p| !lags || p.has_lags());
+    match (plan, rollup_days(filter.from, filter.to, now)) {
         (Some(plan), Some((d0, d1))) => {
             let (t0, t1) = (domain::calendar::start_of_local_day(d0), domain::calendar::start_of_local_day(d1));
             let raw = [(filter.from, t0), (t1, filter.to)].into_iter().filter(|(a, b)| a < b).collect();
@@ -297,11 +325,14 @@ fn parts(filter: &AnalysisFilter, group: GroupBy, now: DateTime<Utc>) -> Parts {
     }
 }
 
-/// The rollup's rows of one dimension (`$1`), days `[$2, $3)` and key (`$4`, or every key).
-fn rolled_sql(select: &str, tail: &str) -> String {
+/// The rollup's rows of one dimension (`$1`), days `[$2, $3)` and keys (`$4`, `$5`, or any),
+/// grouped by the plan's key column as `key`.
+fn rolled_sql(plan: &Plan, select: &str, tail: &str) -> String {
     format!(
-        "SELECT {select} FROM ({KPI_ROLLUP_SOURCE}) AS r \
-         WHERE r.dim = $1 AND r.day >= $2 AND r.day < $3 AND ($4::text IS NULL OR r.key = $4){tail}"
+        "SELECT {} AS key, {select} FROM ({KPI_ROLLUP_SOURCE}) AS r \
+         WHERE r.dim = $1 AND r.day >= $2 AND r.day < $3 AND ($4::text IS NULL OR r.key = $4) \
+           AND ($5::text IS NULL OR r.key2 = $5) {tail}",
+        plan.group
     )
 }
 
@@ -323,15 +354,14 @@ impl Analysis {
         group: GroupBy,
         now: DateTime<Utc>,
     ) -> Result<Vec<KpiCounts>, StoreError> {
-        let parts = parts(filter, group, now);
+        let parts = parts(filter, group, now, false);
         let client = self.pool.get().await?;
         let mut groups: Vec<KpiCounts> = Vec::new();
-        if let Some(((dim, key), (d0, d1))) = &parts.rolled {
+        if let Some((plan, (d0, d1))) = &parts.rolled {
             let sum =
                 |col: &str, kind: &str| format!("coalesce(sum(r.{col}) FILTER (WHERE r.kind = '{kind}'), 0)::bigint");
             let select = [
-                "r.key".to_string(),
-                "coalesce(sum(r.n), 0)::bigint".into(),
+                "coalesce(sum(r.n), 0)::bigint".to_string(),
                 sum("due", "sign_for"),
                 sum("met", "sign_for"),
                 sum("due", "acknowledgement"),
@@ -350,14 +380,9 @@ impl Analysis {
                 sum("dissatisfied", "rating"),
             ]
             .join(", ");
-            let stmt = client.prepare_cached(&rolled_sql(&select, " GROUP BY r.key")).await?;
-            for r in client.query(&stmt, &[dim, d0, d1, key]).await? {
-                let mut c = KpiCounts::from_row(&r);
-                if group == GroupBy::Total {
-                    c.key = None;
-                }
-                groups.push(c);
-            }
+            let stmt = client.prepare_cached(&rolled_sql(plan, &select, "GROUP BY 1")).await?;
+            let rows = client.query(&stmt, &[&plan.dim, d0, d1, &plan.key, &plan.key2]).await?;
+            groups.extend(rows.iter().map(KpiCounts::from_row));
         }
         for (from, to) in &parts.raw {
             let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
@@ -422,7 +447,7 @@ impl Analysis {
         group: GroupBy,
         now: DateTime<Utc>,
     ) -> Result<Vec<ReplyTime>, StoreError> {
-        let parts = parts(filter, group, now);
+        let parts = parts(filter, group, now, true);
         let client = self.pool.get().await?;
         let mut out = Vec::new();
         let row = |r: &tokio_postgres::Row| ReplyTime {
@@ -431,18 +456,14 @@ impl Analysis {
             replied_on: r.get(2),
             count: r.get(3),
         };
-        if let Some(((dim, key), (d0, d1))) = &parts.rolled {
+        if let Some((plan, (d0, d1))) = &parts.rolled {
             let sql = rolled_sql(
-                "r.key, r.day - r.lag, r.day, sum(r.n)::bigint",
-                " AND r.kind = 'reply' AND r.lag IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(r.n) > 0",
+                plan,
+                "r.day - r.lag, r.day, sum(r.n)::bigint",
+                "AND r.kind = 'reply' AND r.lag IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(r.n) > 0",
             );
             let stmt = client.prepare_cached(&sql).await?;
-            out.extend(client.query(&stmt, &[dim, d0, d1, key]).await?.iter().map(row).map(|mut t| {
-                if group == GroupBy::Total {
-                    t.key = None;
-                }
-                t
-            }));
+            out.extend(client.query(&stmt, &[&plan.dim, d0, d1, &plan.key, &plan.key2]).await?.iter().map(row));
         }
         for (from, to) in &parts.raw {
             let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
@@ -700,5 +721,68 @@ impl Analysis {
             )
             .await?;
         Ok(client.query(&stmt, &[&campaign]).await?.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter() -> AnalysisFilter {
+        AnalysisFilter::default()
+    }
+
+    #[test]
+    fn each_dimension_and_pair_is_answered_from_the_rollup_and_three_are_not() {
+        let (u, v, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let plan = |f: &AnalysisFilter, g| rollup_plan(f, g).map(|p| (p.dim, p.key, p.key2, p.group));
+        assert_eq!(plan(&filter(), GroupBy::Total), Some(("total".into(), None, None, "NULL::text")));
+        assert_eq!(plan(&filter(), GroupBy::Village), Some(("village".into(), None, None, "r.key")));
+        let by_village = AnalysisFilter { village_id: Some(v), ..filter() };
+        assert_eq!(
+            plan(&by_village, GroupBy::Total),
+            Some(("village".into(), Some(v.to_string()), None, "NULL::text"))
+        );
+        assert_eq!(plan(&by_village, GroupBy::Village), Some(("village".into(), Some(v.to_string()), None, "r.key")));
+        // Filtered on the village, grouped by unit: the pair, the village fixed in the second key.
+        assert_eq!(plan(&by_village, GroupBy::Unit), Some(("unit+village".into(), None, Some(v.to_string()), "r.key")));
+        // A handler's scope is a unit filter.
+        let handler = AnalysisFilter { scope_unit: Some(u), ..filter() };
+        assert_eq!(
+            plan(&handler, GroupBy::Campaign),
+            Some(("unit+campaign".into(), Some(u.to_string()), None, "r.key2"))
+        );
+        // A village's summary report: campaign and village fixed.
+        let report = AnalysisFilter { campaign_id: Some(c), village_id: Some(v), ..filter() };
+        assert_eq!(
+            plan(&report, GroupBy::Total),
+            Some(("village+campaign".into(), Some(v.to_string()), Some(c.to_string()), "NULL::text"))
+        );
+        // Three dimensions, or two fixed and a third grouped: the facts.
+        assert_eq!(plan(&report, GroupBy::Unit), None);
+        assert_eq!(plan(&AnalysisFilter { unit_id: Some(u), ..report.clone() }, GroupBy::Total), None);
+        // A handler asking for another unit: nothing from the rollup (the facts give nothing).
+        assert_eq!(plan(&AnalysisFilter { unit_id: Some(v), ..handler }, GroupBy::Total), None);
+    }
+
+    #[test]
+    fn the_rollup_holds_the_whole_days_before_today() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).expect("a time").with_timezone(&Utc);
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a date");
+        let now = t("2026-12-01T14:00:00Z"); // 22:00 on 1 December, China time
+        // 08:00 China time to 08:00: the first whole day is the next.
+        assert_eq!(
+            rollup_days(t("2026-11-01T00:00:00Z"), t("2026-11-30T00:00:00Z"), now),
+            Some((d("2026-11-02"), d("2026-11-30")))
+        );
+        // China midnights: every day.
+        assert_eq!(
+            rollup_days(t("2026-10-31T16:00:00Z"), t("2026-11-29T16:00:00Z"), now),
+            Some((d("2026-11-01"), d("2026-11-30")))
+        );
+        // Up to now: the days before today only.
+        assert_eq!(rollup_days(t("2026-11-01T00:00:00Z"), now, now), Some((d("2026-11-02"), d("2026-12-01"))));
+        // Within one day: none.
+        assert_eq!(rollup_days(t("2026-11-01T00:00:00Z"), t("2026-11-01T12:00:00Z"), now), None);
     }
 }

@@ -1084,6 +1084,8 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                  DROP TABLE kpi_facts; ALTER TABLE kpi_facts_rebuild RENAME TO kpi_facts; \
                  ALTER INDEX kpi_facts_rebuild_at_idx RENAME TO kpi_facts_at_idx; \
                  ALTER INDEX kpi_facts_rebuild_case_id_idx RENAME TO kpi_facts_case_id_idx; \
+                 ALTER INDEX kpi_facts_rebuild_at_accepted_at_unit_village_id_category_i_idx \
+                       RENAME TO kpi_facts_reply_idx; \
                  REVOKE ALL ON kpi_facts FROM PUBLIC; GRANT SELECT ON kpi_facts TO huiyin_app; \
                  SELECT ledger_triggers_attach(); SELECT rollups_fill(); \
                  DELETE FROM projection_rebuilds_due WHERE projection = 'ledger';",
@@ -1207,18 +1209,18 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
     }
     // The analysis rollups (V25), with their changes not yet compacted, against the facts and
     // rows they count: a day and key counted differently is named (with the nil case id).
-    let kpi_want = "SELECT x.day, x.kind, x.dim, x.key, x.lag, sum(x.n) AS n, sum(x.due) AS due, sum(x.met) AS met, \
+    let kpi_want = "SELECT x.day, x.kind, x.dim, x.key, x.key2, x.lag, sum(x.n) AS n, sum(x.due) AS due, sum(x.met) AS met, \
                     sum(x.returned) AS returned, sum(x.reopened) AS reopened, sum(x.followed_up) AS followed_up, \
                     sum(x.satisfied) AS satisfied, sum(x.solved) AS solved, \
                     sum(x.fully_satisfied) AS fully_satisfied, sum(x.dissatisfied) AS dissatisfied \
                FROM kpi_facts f, kpi_rollup_rows(1, 'infinity', f.kind, f.unit, f.at, f.done_at, f.stopped_at, \
                     f.rating, f.solved, f.followed_up, f.reopened, f.returned, f.accepted_at, f.village_id, \
-                    f.category_id, f.channel, f.campaign_id) AS x GROUP BY 1, 2, 3, 4, 5";
+                    f.category_id, f.channel, f.campaign_id) AS x GROUP BY 1, 2, 3, 4, 5, 6";
     let kpi_have = format!(
-        "SELECT r.day, r.kind, r.dim, r.key, r.lag, sum(r.n), sum(r.due), sum(r.met), sum(r.returned), \
+        "SELECT r.day, r.kind, r.dim, r.key, r.key2, r.lag, sum(r.n), sum(r.due), sum(r.met), sum(r.returned), \
                 sum(r.reopened), sum(r.followed_up), sum(r.satisfied), sum(r.solved), sum(r.fully_satisfied), \
                 sum(r.dissatisfied) \
-           FROM ({}) AS r GROUP BY 1, 2, 3, 4, 5 \
+           FROM ({}) AS r GROUP BY 1, 2, 3, 4, 5, 6 \
          HAVING (sum(r.n), sum(r.due), sum(r.met), sum(r.returned), sum(r.reopened), sum(r.followed_up), \
                  sum(r.satisfied), sum(r.solved), sum(r.fully_satisfied), sum(r.dissatisfied)) \
                 <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
@@ -1233,7 +1235,7 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
         crate::analysis::CASE_ROLLUP_SOURCE
     );
     for (name, want, have, what) in [
-        ("KPI", kpi_want.to_string(), kpi_have, "d.dim || ' ' || coalesce(d.key, '-') || ' ' || d.kind"),
+        ("KPI", kpi_want.to_string(), kpi_have, "concat_ws(' ', d.dim, d.key, d.key2, d.kind)"),
         ("trend", case_want.to_string(), case_have, "d.kind || ' ' || coalesce(d.term, coalesce(d.a::text, '-'))"),
     ] {
         let odd = tx
