@@ -50,6 +50,10 @@ enum What {
         out: String,
         #[arg(long, default_value = "make bench-queries")]
         command: String,
+        /// Also measure rebuild and verification at the largest size (each rebuild fills the
+        /// analysis rollups again: minutes at a million cases).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        throughput: bool,
     },
     /// Only the append comparison (to iterate on it), printed.
     Appends {
@@ -80,7 +84,9 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         match cli.what {
-            What::Queries { sizes, reps, out, command } => queries::run(&sizes, reps, &out, &command).await,
+            What::Queries { sizes, reps, out, command, throughput } => {
+                queries::run(&sizes, reps, &out, &command, throughput).await
+            }
             What::RawServer { port, database_url } => {
                 // Its own runtime: actix runs its workers.
                 http::raw_server(port, &database_url).await;
@@ -185,6 +191,6 @@ async fn all(quick: bool, out: &str, command: &str) {
     println!("{body}");
 
     let (sizes, qreps): (Vec<u64>, usize) = if quick { (vec![1000, 3000], 20) } else { (vec![10_000, 1_000_000], 200) };
-    queries::run(&sizes, qreps, out, command).await;
+    queries::run(&sizes, qreps, out, command, true).await;
     eprintln!("bench: everything took {:.0} s", started.elapsed().as_secs_f64());
 }

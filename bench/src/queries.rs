@@ -213,26 +213,33 @@ async fn measure(db: &BenchDb, reps: usize) -> Vec<(Summary, usize)> {
 }
 
 /// Measures every size, then rebuild and verification at the largest, and writes the report.
-pub async fn run(sizes: &[u64], reps: usize, out: &str, command: &str) {
+pub async fn run(sizes: &[u64], reps: usize, out: &str, command: &str, throughput: bool) {
     let started = Instant::now();
     let mut results: Vec<(u64, Vec<(Summary, usize)>)> = Vec::new();
     let mut largest = None;
     for &n in sizes {
         let db = seeded(n).await;
         eprintln!("bench: measuring queries at {n} cases");
-        results.push((n, measure(&db, reps).await));
+        let measured = measure(&db, reps).await;
+        for (name, (m, failed)) in KINDS.iter().zip(&measured) {
+            eprintln!(
+                "bench: {n} cases, {name}: p50 {:.1} / p95 {:.1} / p99 {:.1} ms, {failed} failed",
+                m.p50, m.p95, m.p99
+            );
+        }
+        results.push((n, measured));
         largest = Some(db);
     }
     let db = largest.expect("at least one size");
     let mut rebuilds = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..if throughput { 2 } else { 0 } {
         let r = infra::ledger::rebuild(&db.owner()).await.unwrap();
         rebuilds.push(r.events_per_second());
         eprintln!("bench: rebuild {:.0} events/s ({:.1} s)", r.events_per_second(), r.seconds);
     }
     let mut verifies = Vec::new();
     let store = infra::EventStore::new(db.app().pool().unwrap());
-    for _ in 0..2 {
+    for _ in 0..if throughput { 2 } else { 0 } {
         let t = Instant::now();
         let report = store.verify_all().await.unwrap();
         let secs = t.elapsed().as_secs_f64();
@@ -295,6 +302,12 @@ pub async fn run(sizes: &[u64], reps: usize, out: &str, command: &str) {
             }
         };
         body.push_str(&format!(" {ratio:.2} | {} | {met} |\n", goal.map_or("—".into(), |g| format!("≤ {g} ms"))));
+    }
+    if !throughput {
+        body.push_str("\nRebuild and verification were not measured in this run (`--throughput false`).\n");
+        write_section(out, "Queries, rebuild, verification", &body);
+        println!("{body}");
+        return;
     }
     let (rb, rb_lo, rb_hi) = crate::report::median_spread(&rebuilds);
     let (vf, vf_lo, vf_hi) = crate::report::median_spread(&verifies);

@@ -7,6 +7,7 @@
 //! [`domain::kpi::Fact::met`], written once here as [`FELL_DUE`] and [`MET`].
 
 use chrono::{DateTime, NaiveDate, Utc};
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -210,9 +211,12 @@ pub struct Analysis {
 }
 
 /// The facts of the period (`kpi_facts`, one row per fact with its case's keys: V24), with the
-/// filter's WHERE clause; `$1` from, `$2` to, `$3` now.
+/// filter's WHERE clause; `$1` from, `$2` to, `$3` now. A fact never falls before its case was
+/// received (a receipt time is never in the future; clocks run from it; steps come after the
+/// registration), so a fact of the period is one of a case received before its end
+/// (`huiyin verify --projections` names any that is not).
 fn facts_sql(select: &str, f: &AnalysisFilter, params: &mut Vec<Box<dyn ToSql + Sync + Send>>) -> String {
-    let mut sql = format!("SELECT {select} FROM kpi_facts f WHERE f.at >= $1 AND f.at < $2 AND f.received_at < $2");
+    let mut sql = format!("SELECT {select} FROM kpi_facts f WHERE f.at >= $1 AND f.at < $2");
     let mut push = |clause: &str, v: Box<dyn ToSql + Sync + Send>| {
         params.push(v);
         sql.push_str(&format!(" AND {}", clause.replace('?', &format!("${}", params.len()))));
@@ -342,144 +346,153 @@ impl Analysis {
         Self { pool }
     }
 
-    /// The KPI counts of every group with something counted in the period, most facts first;
-    /// `now` decides which clocks fell due. The whole days that ended are read from V25's
-    /// rollup when it holds the grouping and filter, the rest from the facts.
+    /// The KPI counts of every group with something counted in the period, most facts first,
+    /// and the first replies' times of the same groups; `now` decides which clocks fell due. The
+    /// whole days that ended are read from V25's rollup when it holds the grouping and filter,
+    /// the rest from the facts, all in one snapshot.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails.
-    pub async fn kpis(
-        &self,
-        filter: &AnalysisFilter,
-        group: GroupBy,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<KpiCounts>, StoreError> {
-        let parts = parts(filter, group, now, false);
-        let client = self.pool.get().await?;
-        let mut groups: Vec<KpiCounts> = Vec::new();
-        if let Some((plan, (d0, d1))) = &parts.rolled {
-            let sum =
-                |col: &str, kind: &str| format!("coalesce(sum(r.{col}) FILTER (WHERE r.kind = '{kind}'), 0)::bigint");
-            let select = [
-                "coalesce(sum(r.n), 0)::bigint".to_string(),
-                sum("due", "sign_for"),
-                sum("met", "sign_for"),
-                sum("due", "acknowledgement"),
-                sum("met", "acknowledgement"),
-                sum("due", "answer"),
-                sum("met", "answer"),
-                sum("n", "dispatch"),
-                sum("returned", "dispatch"),
-                sum("n", "reply"),
-                sum("reopened", "reply"),
-                sum("followed_up", "reply"),
-                sum("n", "rating"),
-                sum("satisfied", "rating"),
-                sum("solved", "rating"),
-                sum("fully_satisfied", "rating"),
-                sum("dissatisfied", "rating"),
-            ]
-            .join(", ");
-            let stmt = client.prepare_cached(&rolled_sql(plan, &select, "GROUP BY 1")).await?;
-            let rows = client.query(&stmt, &[&plan.dim, d0, d1, &plan.key, &plan.key2]).await?;
-            groups.extend(rows.iter().map(KpiCounts::from_row));
-        }
-        for (from, to) in &parts.raw {
-            let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
-            let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(*from), Box::new(*to), Box::new(now)];
-            let count = |kind: &str, extra: &str| format!("count(*) FILTER (WHERE f.kind = '{kind}'{extra})");
-            let select = [
-                format!("{} AS key", group.key_sql()),
-                "count(*)".into(),
-                count("sign_for", &format!(" AND {FELL_DUE}")),
-                count("sign_for", &format!(" AND {MET}")),
-                count("acknowledgement", &format!(" AND {FELL_DUE}")),
-                count("acknowledgement", &format!(" AND {MET}")),
-                count("answer", &format!(" AND {FELL_DUE}")),
-                count("answer", &format!(" AND {MET}")),
-                count("dispatch", ""),
-                count("dispatch", " AND f.returned"),
-                count("reply", ""),
-                count("reply", " AND f.reopened"),
-                count("reply", " AND f.followed_up"),
-                count("rating", ""),
-                count("rating", " AND f.rating IN ('satisfied', 'basically_satisfied')"),
-                count("rating", " AND f.solved"),
-                count("rating", " AND f.rating = 'satisfied'"),
-                count("rating", " AND f.rating = 'dissatisfied'"),
-            ]
-            .join(", ");
-            let mut sql = facts_sql(&select, &part, &mut params);
-            sql.push_str(" GROUP BY 1");
-            let stmt = client.prepare_cached(&sql).await?;
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-            groups.extend(client.query(&stmt, &refs).await?.iter().map(KpiCounts::from_row));
-        }
-        let mut by_key: std::collections::HashMap<Option<String>, KpiCounts> = std::collections::HashMap::new();
-        for g in groups {
-            by_key
-                .entry(g.key.clone())
-                .or_insert_with(|| KpiCounts { key: g.key.clone(), ..KpiCounts::default() })
-                .add(&g);
-        }
-        let mut out: Vec<KpiCounts> = by_key
-            .into_values()
-            // A group whose facts all still run (no clock fell due, nothing happened yet)
-            // counts nothing: it is left out.
-            .filter(|c| *c != KpiCounts { key: c.key.clone(), facts: c.facts, ..KpiCounts::default() })
-            .collect();
-        // Most facts first, then by key ("none" last).
-        out.sort_by(|a, b| {
-            b.facts.cmp(&a.facts).then_with(|| (a.key.is_none(), &a.key).cmp(&(b.key.is_none(), &b.key)))
-        });
-        Ok(out)
+    pub async fn kpis(&self, filter: &AnalysisFilter, group: GroupBy, now: DateTime<Utc>) -> Result<Kpis, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx =
+            client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+        let counts = counts(&tx, filter, group, now).await?;
+        let reply_times = reply_times(&tx, filter, group, now).await?;
+        tx.commit().await?;
+        Ok(Kpis { counts, reply_times })
     }
+}
 
-    /// The first replies in the period (each case's reply that carries its acceptance time), per
-    /// group, acceptance day and reply day, for the working days from acceptance to reply; read
-    /// like [`Self::kpis`].
-    ///
-    /// # Errors
-    /// [`StoreError`] when the database fails.
-    pub async fn reply_times(
-        &self,
-        filter: &AnalysisFilter,
-        group: GroupBy,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<ReplyTime>, StoreError> {
-        let parts = parts(filter, group, now, true);
-        let client = self.pool.get().await?;
-        let mut out = Vec::new();
-        let row = |r: &tokio_postgres::Row| ReplyTime {
-            key: r.get(0),
-            accepted_on: r.get(1),
-            replied_on: r.get(2),
-            count: r.get(3),
-        };
-        if let Some((plan, (d0, d1))) = &parts.rolled {
-            let sql = rolled_sql(
-                plan,
-                "r.day - r.lag, r.day, sum(r.n)::bigint",
-                "AND r.kind = 'reply' AND r.lag IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(r.n) > 0",
-            );
-            let stmt = client.prepare_cached(&sql).await?;
-            out.extend(client.query(&stmt, &[&plan.dim, d0, d1, &plan.key, &plan.key2]).await?.iter().map(row));
-        }
-        for (from, to) in &parts.raw {
-            let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
-            let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(*from), Box::new(*to), Box::new(now)];
-            let select = format!("{}, china_day(f.accepted_at), china_day(f.at), count(*)", group.key_sql());
-            let mut sql = facts_sql(&select, &part, &mut params);
-            // `$3` is unused here but keeps the numbering of [`facts_sql`].
-            sql.push_str(
-                " AND f.kind = 'reply' AND f.accepted_at IS NOT NULL AND $3::timestamptz IS NOT NULL GROUP BY 1, 2, 3",
-            );
-            let stmt = client.prepare_cached(&sql).await?;
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-            out.extend(client.query(&stmt, &refs).await?.iter().map(row));
-        }
-        Ok(out)
+/// What [`Analysis::kpis`] answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kpis {
+    /// The counts of each group with something counted, most facts first.
+    pub counts: Vec<KpiCounts>,
+    /// The first replies in the period (each case's reply that carries its acceptance time),
+    /// per group, acceptance day and reply day, for the working days from acceptance to reply.
+    pub reply_times: Vec<ReplyTime>,
+}
+
+/// The KPI counts of [`Analysis::kpis`].
+async fn counts(
+    client: &deadpool_postgres::Transaction<'_>,
+    filter: &AnalysisFilter,
+    group: GroupBy,
+    now: DateTime<Utc>,
+) -> Result<Vec<KpiCounts>, StoreError> {
+    let parts = parts(filter, group, now, false);
+    let mut groups: Vec<KpiCounts> = Vec::new();
+    if let Some((plan, (d0, d1))) = &parts.rolled {
+        let sum = |col: &str, kind: &str| format!("coalesce(sum(r.{col}) FILTER (WHERE r.kind = '{kind}'), 0)::bigint");
+        let select = [
+            "coalesce(sum(r.n), 0)::bigint".to_string(),
+            sum("due", "sign_for"),
+            sum("met", "sign_for"),
+            sum("due", "acknowledgement"),
+            sum("met", "acknowledgement"),
+            sum("due", "answer"),
+            sum("met", "answer"),
+            sum("n", "dispatch"),
+            sum("returned", "dispatch"),
+            sum("n", "reply"),
+            sum("reopened", "reply"),
+            sum("followed_up", "reply"),
+            sum("n", "rating"),
+            sum("satisfied", "rating"),
+            sum("solved", "rating"),
+            sum("fully_satisfied", "rating"),
+            sum("dissatisfied", "rating"),
+        ]
+        .join(", ");
+        let stmt = client.prepare_cached(&rolled_sql(plan, &select, "GROUP BY 1")).await?;
+        let rows = client.query(&stmt, &[&plan.dim, d0, d1, &plan.key, &plan.key2]).await?;
+        groups.extend(rows.iter().map(KpiCounts::from_row));
     }
+    for (from, to) in &parts.raw {
+        let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(*from), Box::new(*to), Box::new(now)];
+        let count = |kind: &str, extra: &str| format!("count(*) FILTER (WHERE f.kind = '{kind}'{extra})");
+        let select = [
+            format!("{} AS key", group.key_sql()),
+            "count(*)".into(),
+            count("sign_for", &format!(" AND {FELL_DUE}")),
+            count("sign_for", &format!(" AND {MET}")),
+            count("acknowledgement", &format!(" AND {FELL_DUE}")),
+            count("acknowledgement", &format!(" AND {MET}")),
+            count("answer", &format!(" AND {FELL_DUE}")),
+            count("answer", &format!(" AND {MET}")),
+            count("dispatch", ""),
+            count("dispatch", " AND f.returned"),
+            count("reply", ""),
+            count("reply", " AND f.reopened"),
+            count("reply", " AND f.followed_up"),
+            count("rating", ""),
+            count("rating", " AND f.rating IN ('satisfied', 'basically_satisfied')"),
+            count("rating", " AND f.solved"),
+            count("rating", " AND f.rating = 'satisfied'"),
+            count("rating", " AND f.rating = 'dissatisfied'"),
+        ]
+        .join(", ");
+        let mut sql = facts_sql(&select, &part, &mut params);
+        sql.push_str(" GROUP BY 1");
+        let stmt = client.prepare_cached(&sql).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        groups.extend(client.query(&stmt, &refs).await?.iter().map(KpiCounts::from_row));
+    }
+    let mut by_key: std::collections::HashMap<Option<String>, KpiCounts> = std::collections::HashMap::new();
+    for g in groups {
+        by_key.entry(g.key.clone()).or_insert_with(|| KpiCounts { key: g.key.clone(), ..KpiCounts::default() }).add(&g);
+    }
+    let mut out: Vec<KpiCounts> = by_key
+        .into_values()
+        // A group whose facts all still run (no clock fell due, nothing happened yet)
+        // counts nothing: it is left out.
+        .filter(|c| *c != KpiCounts { key: c.key.clone(), facts: c.facts, ..KpiCounts::default() })
+        .collect();
+    // Most facts first, then by key ("none" last).
+    out.sort_by(|a, b| b.facts.cmp(&a.facts).then_with(|| (a.key.is_none(), &a.key).cmp(&(b.key.is_none(), &b.key))));
+    Ok(out)
+}
+
+/// The reply times of [`Analysis::kpis`] (the rollup's lags when its plan holds them).
+async fn reply_times(
+    client: &deadpool_postgres::Transaction<'_>,
+    filter: &AnalysisFilter,
+    group: GroupBy,
+    now: DateTime<Utc>,
+) -> Result<Vec<ReplyTime>, StoreError> {
+    let parts = parts(filter, group, now, true);
+    let mut out = Vec::new();
+    let row = |r: &tokio_postgres::Row| ReplyTime {
+        key: r.get(0),
+        accepted_on: r.get(1),
+        replied_on: r.get(2),
+        count: r.get(3),
+    };
+    if let Some((plan, (d0, d1))) = &parts.rolled {
+        let sql = rolled_sql(
+            plan,
+            "r.day - r.lag, r.day, sum(r.n)::bigint",
+            "AND r.kind = 'reply' AND r.lag IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(r.n) > 0",
+        );
+        let stmt = client.prepare_cached(&sql).await?;
+        out.extend(client.query(&stmt, &[&plan.dim, d0, d1, &plan.key, &plan.key2]).await?.iter().map(row));
+    }
+    for (from, to) in &parts.raw {
+        let part = AnalysisFilter { from: *from, to: *to, ..filter.clone() };
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(*from), Box::new(*to), Box::new(now)];
+        let select = format!("{}, china_day(f.accepted_at), china_day(f.at), count(*)", group.key_sql());
+        let mut sql = facts_sql(&select, &part, &mut params);
+        // `$3` is unused here but keeps the numbering of [`facts_sql`].
+        sql.push_str(
+            " AND f.kind = 'reply' AND f.accepted_at IS NOT NULL AND $3::timestamptz IS NOT NULL GROUP BY 1, 2, 3",
+        );
+        let stmt = client.prepare_cached(&sql).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        out.extend(client.query(&stmt, &refs).await?.iter().map(row));
+    }
+    Ok(out)
 }
 
 /// The length of a trend period.

@@ -1027,6 +1027,21 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
         ))
         .await?;
     writer.batch_execute("VACUUM (ANALYZE) kpi_facts_rebuild").await?;
+    // The analysis rollups of the new rows (V25), beside them; at the switch-over the live
+    // change logs (relative to the old rollups) are emptied and only the late cases' changes are
+    // logged, relative to these.
+    writer
+        .batch_execute(
+            "DROP TABLE IF EXISTS kpi_rollup_rebuild, case_rollup_rebuild; \
+             CREATE TABLE kpi_rollup_rebuild (LIKE kpi_rollup INCLUDING ALL); \
+             CREATE TABLE case_rollup_rebuild (LIKE case_rollup INCLUDING ALL); \
+             SET work_mem = '256MB'; \
+             SELECT rollups_fill('kpi_facts_rebuild', 'ledger_rebuild', 'kpi_rollup_rebuild', 'case_rollup_rebuild'); \
+             RESET work_mem;",
+        )
+        .await?;
+    writer.batch_execute("VACUUM (ANALYZE) kpi_rollup_rebuild").await?;
+    writer.batch_execute("VACUUM (ANALYZE) case_rollup_rebuild").await?;
 
     // Switch-over: one short transaction while appends and reads wait. ACCESS EXCLUSIVE from the
     // start, not EXCLUSIVE: an append that reads the ledger under a case's lock before writing
@@ -1034,6 +1049,7 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     // ROW EXCLUSIVE, and the DROP below, waiting for that ACCESS SHARE, would close the cycle.
     writer.batch_execute("BEGIN; LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE;").await?;
     let result = async {
+        writer.batch_execute("TRUNCATE kpi_fact_changes, case_changes").await?;
         let late: Vec<Uuid> = writer
             .query(
                 "SELECT DISTINCT case_id FROM events \
@@ -1065,13 +1081,24 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                     cases.push(c);
                 }
             }
+            // What the trends counted of these cases goes, what they count now comes (V25).
+            let counted = |sign: i32| {
+                format!(
+                    "INSERT INTO case_changes SELECT {sign}, received_at, campaign_id, category_id, village_id, \
+                            accused_unit_id, title \
+                       FROM ledger_rebuild WHERE case_id = ANY($1) AND duplicate_of IS NULL"
+                )
+            };
+            writer.execute(&counted(-1), &[&chunk]).await?;
             insert_rows(&writer, "ledger_rebuild", &cases, true).await?;
+            writer.execute(&counted(1), &[&chunk]).await?;
         }
         writer
             .execute(
                 &format!(
-                    "WITH gone AS (DELETE FROM kpi_facts_rebuild WHERE case_id = ANY($1)) \
-                     INSERT INTO kpi_facts_rebuild {} WHERE l.case_id = ANY($1)",
+                    "WITH gone AS (DELETE FROM kpi_facts_rebuild WHERE case_id = ANY($1) RETURNING *), \
+                          added AS (INSERT INTO kpi_facts_rebuild {} WHERE l.case_id = ANY($1) RETURNING *) \
+                     INSERT INTO kpi_fact_changes SELECT -1, * FROM gone UNION ALL SELECT 1, * FROM added",
                     kpi_facts_select("ledger_rebuild")
                 ),
                 &[&late],
@@ -1087,7 +1114,14 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                  ALTER INDEX kpi_facts_rebuild_at_accepted_at_unit_village_id_category_i_idx \
                        RENAME TO kpi_facts_reply_idx; \
                  REVOKE ALL ON kpi_facts FROM PUBLIC; GRANT SELECT ON kpi_facts TO huiyin_app; \
-                 SELECT ledger_triggers_attach(); SELECT rollups_fill(); \
+                 SELECT ledger_triggers_attach(); \
+                 DROP TABLE kpi_rollup; ALTER TABLE kpi_rollup_rebuild RENAME TO kpi_rollup; \
+                 ALTER TABLE kpi_rollup RENAME CONSTRAINT kpi_rollup_rebuild_dim_day_key_key2_kind_lag_key \
+                       TO kpi_rollup_key; \
+                 DROP TABLE case_rollup; ALTER TABLE case_rollup_rebuild RENAME TO case_rollup; \
+                 ALTER TABLE case_rollup RENAME CONSTRAINT case_rollup_rebuild_kind_day_campaign_id_a_b_term_key \
+                       TO case_rollup_key; \
+                 REVOKE ALL ON kpi_rollup, case_rollup FROM PUBLIC; GRANT SELECT ON kpi_rollup, case_rollup TO huiyin_app; \
                  DELETE FROM projection_rebuilds_due WHERE projection = 'ledger';",
                 copies.rename_sql()
             ))
@@ -1101,7 +1135,12 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
             Ok(RebuildReport { folded, caught_up, seconds: started.elapsed().as_secs_f64() })
         }
         Err(e) => {
-            let _ = writer.batch_execute("ROLLBACK; DROP TABLE IF EXISTS ledger_rebuild, kpi_facts_rebuild").await;
+            let _ = writer
+                .batch_execute(
+                    "ROLLBACK; \
+                     DROP TABLE IF EXISTS ledger_rebuild, kpi_facts_rebuild, kpi_rollup_rebuild, case_rollup_rebuild",
+                )
+                .await;
             Err(e)
         }
     }
@@ -1206,6 +1245,11 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
     for r in odd {
         mismatches
             .push(ProjectionMismatch { case_id: r.get(0), problem: "KPI facts differ from the ledger row's".into() });
+    }
+    // A fact falls at or after its case's receipt (the KPIs and the rollup count on it).
+    for r in tx.query("SELECT DISTINCT case_id FROM kpi_facts WHERE at < received_at ORDER BY 1", &[]).await? {
+        mismatches
+            .push(ProjectionMismatch { case_id: r.get(0), problem: "a KPI fact falls before its receipt".into() });
     }
     // The analysis rollups (V25), with their changes not yet compacted, against the facts and
     // rows they count: a day and key counted differently is named (with the nil case id).

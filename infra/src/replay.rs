@@ -47,7 +47,7 @@ const CHUNK: usize = 2000;
 /// The ledger rows (with their KPI facts) and records of `campaign` as they stood at `cut`: a
 /// one-connection pool whose connection holds them in temporary tables named `ledger`,
 /// `kpi_facts`, `records` and the rollups (V25's `kpi_rollup`, `case_rollup` and their empty
-/// change logs, filled by `rollups_fill()`), which hide the live tables from every query made
+/// change logs, filled by V26's `rollups_fill()`), which hide the live tables from every query made
 /// through it (PostgreSQL looks in the session's temporary schema first). Reference data (units, categories, the calendar) is read live: it is not in
 /// the log.
 ///
@@ -113,7 +113,8 @@ pub async fn campaign_at(settings: &DbSettings, campaign: Uuid, cut: &LogCut) ->
              CREATE TEMPORARY TABLE kpi_fact_changes (LIKE public.kpi_fact_changes); \
              CREATE TEMPORARY TABLE case_rollup (LIKE public.case_rollup INCLUDING CONSTRAINTS INCLUDING INDEXES); \
              CREATE TEMPORARY TABLE case_changes (LIKE public.case_changes); \
-             SELECT rollups_fill(); \
+             SET work_mem = '256MB'; SELECT rollups_fill('kpi_facts', 'ledger', 'kpi_rollup', 'case_rollup'); \
+             RESET work_mem; \
              ANALYZE pg_temp.ledger; ANALYZE pg_temp.records; ANALYZE pg_temp.kpi_facts; \
              ANALYZE pg_temp.kpi_rollup; ANALYZE pg_temp.case_rollup;",
             crate::ledger::kpi_facts_select("pg_temp.ledger")

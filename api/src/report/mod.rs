@@ -450,11 +450,12 @@ async fn compute_at(
     let to = domain::calendar::start_of_local_day(period_to + chrono::Days::new(1)).min(now);
     let kpi_query = crate::routes::analysis::KpiQuery { campaign_id: Some(cid), village_id: vid, ..Default::default() };
     let filter = analysis_filter(&kpi_query, from, to.max(from + chrono::Duration::microseconds(1)), None);
-    let counts = state.analysis.kpis(&filter, infra::analysis::GroupBy::Total, now).await?;
+    let infra::analysis::Kpis { counts, reply_times } =
+        state.analysis.kpis(&filter, infra::analysis::GroupBy::Total, now).await?;
     // Each case's last rating whenever it came (a rating after the campaign's days still rates
     // its case), up to the report's time.
     let rated = analysis_filter(&kpi_query, from, now.max(from) + chrono::Duration::microseconds(1), None);
-    let ratings = state.analysis.kpis(&rated, infra::analysis::GroupBy::Total, now).await?;
+    let ratings = state.analysis.kpis(&rated, infra::analysis::GroupBy::Total, now).await?.counts;
     let ratings = ratings.first().cloned().unwrap_or_default();
     let satisfaction = Satisfaction {
         satisfied: ratings.ratings_fully_satisfied,
@@ -462,9 +463,8 @@ async fn compute_at(
         dissatisfied: ratings.ratings_dissatisfied,
         unrated: (cases - ratings.ratings).max(0),
     };
-    let times = state.analysis.reply_times(&filter, infra::analysis::GroupBy::Total, now).await?;
     let calendar = state.reference.working_calendar().await?;
-    let kpis = kpi_groups(counts, times, &calendar)
+    let kpis = kpi_groups(counts, reply_times, &calendar)
         .into_iter()
         .next()
         .unwrap_or_else(|| kpi_groups(vec![infra::analysis::KpiCounts::default()], Vec::new(), &calendar).remove(0));

@@ -254,10 +254,9 @@ pub async fn kpis(state: Data<AppState>, principal: Principal, req: HttpRequest)
     let group = q.group_by.unwrap_or_default();
     let filter = analysis_filter(&q, from, to, scope);
     let groups = within_deadline(&req, async {
-        let counts = state.analysis.kpis(&filter, group.into(), now).await?;
-        let times = state.analysis.reply_times(&filter, group.into(), now).await?;
+        let kpis = state.analysis.kpis(&filter, group.into(), now).await?;
         let calendar = state.reference.working_calendar().await?;
-        Ok(kpi_groups(counts, times, &calendar))
+        Ok(kpi_groups(kpis.counts, kpis.reply_times, &calendar))
     })
     .await?;
     Ok(HttpResponse::Ok().json(KpiView { from, to, computed_at: now, group_by: group, groups }))
