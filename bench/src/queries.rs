@@ -194,13 +194,22 @@ async fn measure(db: &BenchDb, reps: usize) -> Vec<(Summary, usize)> {
                 .header("Accept", accept)
                 .send()
                 .await;
-            let ok = match r {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                Err(_) => false,
+            let (ok, why) = match r {
+                Ok(r) => {
+                    let status = r.status();
+                    match r.bytes().await {
+                        Ok(body) if status.is_success() => (true, String::new()),
+                        Ok(body) => {
+                            (false, format!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])))
+                        }
+                        Err(e) => (false, format!("{status}, body unread: {e}")),
+                    }
+                }
+                Err(e) => (false, e.to_string()),
             };
             let d = t.elapsed();
             if !ok {
-                eprintln!("bench: {path} failed after {:.1} s", d.as_secs_f64());
+                eprintln!("bench: {path} failed after {:.1} s: {why}", d.as_secs_f64());
             }
             if i >= 20 {
                 samples.push(d);
