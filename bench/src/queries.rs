@@ -198,7 +198,7 @@ async fn measure(db: &BenchDb, reps: usize) -> Vec<(Summary, usize)> {
                 Ok(r) => {
                     let status = r.status();
                     match r.bytes().await {
-                        Ok(body) if status.is_success() => (true, String::new()),
+                        Ok(_) if status.is_success() => (true, String::new()),
                         Ok(body) => {
                             (false, format!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])))
                         }
