@@ -91,7 +91,11 @@ MC4CAQAwBQYDK2VwBCIEICMxNMHvoZEJcYFUGy3twM7QOlOiHMNjmCfrefrb6LOY
 /// was added), as the service's checkpoint task would have.
 async fn checkpointed(db: &BenchDb) {
     let signer = infra::integrity::Signer::from_pem(BENCH_CHECKPOINT_KEY.as_bytes(), "bench").unwrap();
-    let store = infra::EventStore::new(db.app().pool().unwrap());
+    // Folding a million cases' log takes minutes: no statement or pool-wait limit.
+    let mut settings = db.app();
+    settings.statement_timeout = std::time::Duration::ZERO;
+    settings.wait_timeout = std::time::Duration::from_secs(3600);
+    let store = infra::EventStore::new(settings.pool().unwrap());
     let t = std::time::Instant::now();
     if let Some(c) = infra::integrity::make_checkpoint(&store, &signer, None).await.unwrap() {
         eprintln!("bench: checkpoint over {} events signed in {:.1} s", c.event_count, t.elapsed().as_secs_f64());

@@ -138,6 +138,9 @@ impl StoredEvent {
     }
 }
 
+// Its output column `tx_id` (a bigint) shadows the table's xid8 column in ORDER BY: a query
+// selecting it orders by `events.tx_id`, or no index gives the order and every page sorts the
+// rest of the log.
 pub(crate) const COLUMNS: &str = "position, case_id, version, event_type, schema_version, payload, metadata, \
                        occurred_at, recorded_at, tx_id::text::bigint, prev_hash, hash";
 
@@ -581,7 +584,7 @@ impl EventStore {
                 "SELECT {COLUMNS} FROM events \
                  WHERE (tx_id, position) > ($1::bigint::text::xid8, $2) \
                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY tx_id, position LIMIT $3"
+                 ORDER BY events.tx_id, events.position LIMIT $3"
             ))
             .await?;
         let rows = client.query(&stmt, &[&after.tx_id, &after.position, &limit]).await?;

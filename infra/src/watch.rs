@@ -97,7 +97,7 @@ pub async fn run_once(
                 "SELECT {COLUMNS} FROM events \
                  WHERE (tx_id, position) > ($1::bigint::text::xid8, $2) \
                    AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY tx_id, position LIMIT $3"
+                 ORDER BY events.tx_id, events.position LIMIT $3"
             ),
             &[&after.tx_id, &after.position, &batch],
         )

@@ -75,7 +75,7 @@ pub async fn feed_head(pool: &Pool) -> Result<FeedCursor, StoreError> {
     let row = client
         .query_opt(
             "SELECT tx_id::text::bigint, position FROM events \
-              WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx_id DESC, position DESC LIMIT 1",
+              WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
             &[],
         )
         .await?;

@@ -1312,17 +1312,27 @@ async fn acknowledged_writes_survive_server_kills_and_immediate_database_restart
     }
     let acked: Vec<&(String, Option<String>)> = sent.iter().filter(|s| s.1.is_some()).collect();
     let unanswered: Vec<&(String, Option<String>)> = sent.iter().filter(|s| s.1.is_none()).collect();
-    // Every unanswered write, retried with its key, is applied (or was already) exactly once.
+    // Every unanswered write, retried with its key, is applied (or was already) exactly once. A
+    // 503 right after the last restart (the pool still reconnecting) is retried, as a client
+    // would.
     for (key, _) in &unanswered {
-        let r = client
-            .post(format!("{base}/api/v1/cases"))
-            .bearer_auth(&token)
-            .header("idempotency-key", key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED, "{key}");
+        let mut status = StatusCode::SERVICE_UNAVAILABLE;
+        for _ in 0..40 {
+            let r = client
+                .post(format!("{base}/api/v1/cases"))
+                .bearer_auth(&token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            status = r.status();
+            if status != StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(status, StatusCode::CREATED, "{key}");
     }
     let db = cluster.client("huiyin").await;
     for (key, id) in &acked {
