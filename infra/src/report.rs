@@ -7,8 +7,8 @@ use uuid::Uuid;
 use crate::db::Pool;
 use crate::error::StoreError;
 
-/// Cases of a campaign (and village) under one combination of status, kind, channel and
-/// category.
+/// Cases of a campaign (and village) under one combination of status, kind, channel, category
+/// and week received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseGroup {
     /// Status.
@@ -19,24 +19,37 @@ pub struct CaseGroup {
     pub channel: String,
     /// Category.
     pub category_id: Option<Uuid>,
+    /// The Monday (China Standard Time) of the week the cases were received.
+    pub week: NaiveDate,
     /// How many.
     pub count: i64,
+    /// How many of them had a running clock past due at the given moment.
+    pub overdue: i64,
 }
 
-/// The campaign's cases grouped (one scan of its rows).
+/// The campaign's cases grouped by status, kind, channel, category and week received, with how
+/// many of each were overdue at `now` (one scan of the campaign's index: the report's totals,
+/// its weekly line and its overdue count add these up).
 ///
 /// # Errors
 /// A database failure.
-pub async fn case_groups(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> Result<Vec<CaseGroup>, StoreError> {
+pub async fn case_groups(
+    pool: &Pool,
+    campaign: Uuid,
+    village: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Vec<CaseGroup>, StoreError> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT status, kind, channel, category_id, count(*) FROM ledger \
-             WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) GROUP BY 1, 2, 3, 4",
+            "SELECT status, kind, channel, category_id, \
+                    date_trunc('week', (received_at AT TIME ZONE 'UTC') + interval '8 hours')::date, \
+                    count(*), count(*) FILTER (WHERE next_due_at < $3) \
+             FROM ledger WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) GROUP BY 1, 2, 3, 4, 5",
         )
         .await?;
     Ok(client
-        .query(&stmt, &[&campaign, &village])
+        .query(&stmt, &[&campaign, &village, &now])
         .await?
         .iter()
         .map(|r| CaseGroup {
@@ -44,24 +57,11 @@ pub async fn case_groups(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> 
             kind: r.get(1),
             channel: r.get(2),
             category_id: r.get(3),
-            count: r.get(4),
+            week: r.get(4),
+            count: r.get(5),
+            overdue: r.get(6),
         })
         .collect())
-}
-
-/// Cases received per week (Monday, China Standard Time).
-///
-/// # Errors
-/// A database failure.
-pub async fn weekly(pool: &Pool, campaign: Uuid, village: Option<Uuid>) -> Result<Vec<(NaiveDate, i64)>, StoreError> {
-    let client = pool.get().await?;
-    let stmt = client
-        .prepare_cached(
-            "SELECT date_trunc('week', (received_at AT TIME ZONE 'UTC') + interval '8 hours')::date, count(*) \
-             FROM ledger WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) GROUP BY 1 ORDER BY 1",
-        )
-        .await?;
-    Ok(client.query(&stmt, &[&campaign, &village]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// An open case past a deadline.
@@ -80,7 +80,7 @@ pub struct OverdueCase {
 }
 
 /// The campaign's cases whose first running clock is past due at `now`, the longest overdue
-/// first (at most `limit`), and how many there are.
+/// first (at most `limit`; [`case_groups`] counts them all).
 ///
 /// # Errors
 /// A database failure.
@@ -90,15 +90,8 @@ pub async fn overdue(
     village: Option<Uuid>,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<(i64, Vec<OverdueCase>), StoreError> {
+) -> Result<Vec<OverdueCase>, StoreError> {
     let client = pool.get().await?;
-    let count = client
-        .prepare_cached(
-            "SELECT count(*) FROM ledger WHERE campaign_id = $1 AND ($2::uuid IS NULL OR village_id = $2) \
-               AND next_due_at < $3",
-        )
-        .await?;
-    let n: i64 = client.query_one(&count, &[&campaign, &village, &now]).await?.get(0);
     let list = client
         .prepare_cached(
             "SELECT case_id, receipt_code, category_id, next_due_stage, next_due_at FROM ledger \
@@ -107,18 +100,16 @@ pub async fn overdue(
         )
         .await?;
     let rows = client.query(&list, &[&campaign, &village, &now, &limit]).await?;
-    Ok((
-        n,
-        rows.iter()
-            .map(|r| OverdueCase {
-                case_id: r.get(0),
-                receipt_code: r.get(1),
-                category_id: r.get(2),
-                stage: r.get(3),
-                due_at: r.get(4),
-            })
-            .collect(),
-    ))
+    Ok(rows
+        .iter()
+        .map(|r| OverdueCase {
+            case_id: r.get(0),
+            receipt_code: r.get(1),
+            category_id: r.get(2),
+            stage: r.get(3),
+            due_at: r.get(4),
+        })
+        .collect())
 }
 
 /// The supervision items about the campaign's cases (their folded state).

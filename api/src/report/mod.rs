@@ -421,19 +421,63 @@ async fn compute_at(
 ) -> Result<SummaryReport, ApiError> {
     let cid = campaign.id.as_uuid();
     let vid = village.as_ref().map(|v| v.0);
-    let categories: BTreeMap<Uuid, String> =
-        state.reference.list_categories().await?.into_iter().map(|c| (c.id.as_uuid(), c.name)).collect();
+    let period_from = campaign.phases.iter().map(|p| p.from).min().unwrap_or_else(|| last_day(campaign));
+    let period_to = last_day(campaign);
+    let from = domain::calendar::start_of_local_day(period_from);
+    let end = domain::calendar::start_of_local_day(period_to + chrono::Days::new(1));
+    let to = end.min(now);
+    let kpi_query = crate::routes::analysis::KpiQuery { campaign_id: Some(cid), village_id: vid, ..Default::default() };
+    // The KPIs count what fell due in the campaign's days up to the report's time; the
+    // satisfaction counts each case's last rating whenever it came (a rating after the
+    // campaign's days still rates its case), up to the report's time. While the campaign runs
+    // the two periods are one and are read once.
+    let through_now = now.max(from) + chrono::Duration::microseconds(1);
+    let kpi_to = if end > now { through_now } else { to.max(from + chrono::Duration::microseconds(1)) };
+    let kpi_filter = analysis_filter(&kpi_query, from, kpi_to, None);
+    let rated_filter = analysis_filter(&kpi_query, from, through_now, None);
+    let trend_params = TrendParams {
+        period: TrendPeriod::Week,
+        to,
+        baseline: 8,
+        min_count: 5,
+        fdr: 0.05,
+        campaign: Some(cid),
+        words: false,
+    };
+    // Independent reads, run together.
+    let (categories, units, calendar, groups, kpis, ratings, overdue, supervision_docs, activity, trends) = tokio::try_join!(
+        async { Ok::<_, ApiError>(state.reference.list_categories().await?) },
+        async { Ok::<_, ApiError>(state.reference.list_units(true).await?) },
+        async { Ok::<_, ApiError>(state.reference.working_calendar().await?) },
+        async { Ok::<_, ApiError>(infra::report::case_groups(&state.pool, cid, vid, now).await?) },
+        async { Ok::<_, ApiError>(state.analysis.kpis(&kpi_filter, infra::analysis::GroupBy::Total, now).await?) },
+        async {
+            match kpi_to == through_now {
+                true => Ok::<_, ApiError>(None),
+                false => {
+                    Ok(Some(state.analysis.kpis(&rated_filter, infra::analysis::GroupBy::Total, now).await?.counts))
+                }
+            }
+        },
+        async { Ok::<_, ApiError>(infra::report::overdue(&state.pool, cid, vid, now, 20).await?) },
+        async { Ok::<_, ApiError>(infra::report::supervision_items(&state.pool, cid, vid).await?) },
+        activity(state, cid, vid),
+        crate::routes::analysis::trend_view(state, trend_params),
+    )?;
+    let categories: BTreeMap<Uuid, String> = categories.into_iter().map(|c| (c.id.as_uuid(), c.name)).collect();
+    let units: BTreeMap<Uuid, String> = units.into_iter().map(|u| (u.id.as_uuid(), u.name)).collect();
 
-    let groups = infra::report::case_groups(&state.pool, cid, vid).await?;
-    let (mut by_channel, mut by_kind, mut by_category, mut by_status) =
-        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    let (mut cases, mut unresolved) = (0, 0);
+    let (mut by_channel, mut by_kind, mut by_category, mut by_status, mut by_week) =
+        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut cases, mut unresolved, mut overdue_count) = (0, 0, 0);
     for g in &groups {
         cases += g.count;
+        overdue_count += g.overdue;
         *by_channel.entry(Some(g.channel.clone())).or_default() += g.count;
         *by_kind.entry(Some(g.kind.clone())).or_default() += g.count;
         *by_category.entry(g.category_id.map(|c| c.to_string())).or_default() += g.count;
         *by_status.entry(Some(g.status.clone())).or_default() += g.count;
+        *by_week.entry(g.week).or_default() += g.count;
         if g.status != "closed" && g.status != "rejected" {
             unresolved += g.count;
         }
@@ -444,32 +488,19 @@ async fn compute_at(
             .unwrap_or_else(|| "未分类".to_owned())
     };
 
-    let period_from = campaign.phases.iter().map(|p| p.from).min().unwrap_or_else(|| last_day(campaign));
-    let period_to = last_day(campaign);
-    let from = domain::calendar::start_of_local_day(period_from);
-    let to = domain::calendar::start_of_local_day(period_to + chrono::Days::new(1)).min(now);
-    let kpi_query = crate::routes::analysis::KpiQuery { campaign_id: Some(cid), village_id: vid, ..Default::default() };
-    let filter = analysis_filter(&kpi_query, from, to.max(from + chrono::Duration::microseconds(1)), None);
-    let infra::analysis::Kpis { counts, reply_times } =
-        state.analysis.kpis(&filter, infra::analysis::GroupBy::Total, now).await?;
-    // Each case's last rating whenever it came (a rating after the campaign's days still rates
-    // its case), up to the report's time.
-    let rated = analysis_filter(&kpi_query, from, now.max(from) + chrono::Duration::microseconds(1), None);
-    let ratings = state.analysis.kpis(&rated, infra::analysis::GroupBy::Total, now).await?.counts;
-    let ratings = ratings.first().cloned().unwrap_or_default();
+    let infra::analysis::Kpis { counts, reply_times } = kpis;
+    let ratings = ratings.unwrap_or_else(|| counts.clone()).first().cloned().unwrap_or_default();
     let satisfaction = Satisfaction {
         satisfied: ratings.ratings_fully_satisfied,
         basically_satisfied: ratings.ratings_satisfied - ratings.ratings_fully_satisfied,
         dissatisfied: ratings.ratings_dissatisfied,
         unrated: (cases - ratings.ratings).max(0),
     };
-    let calendar = state.reference.working_calendar().await?;
     let kpis = kpi_groups(counts, reply_times, &calendar)
         .into_iter()
         .next()
         .unwrap_or_else(|| kpi_groups(vec![infra::analysis::KpiCounts::default()], Vec::new(), &calendar).remove(0));
 
-    let (overdue_count, overdue) = infra::report::overdue(&state.pool, cid, vid, now, 20).await?;
     let overdue = overdue
         .into_iter()
         .map(|o| OverdueCaseView {
@@ -483,7 +514,7 @@ async fn compute_at(
 
     let mut supervision = SupervisionSummary::default();
     let (mut levels, mut triggers) = (BTreeMap::new(), BTreeMap::new());
-    for doc in infra::report::supervision_items(&state.pool, cid, vid).await? {
+    for doc in supervision_docs {
         let Ok(s) = serde_json::from_value::<Supervision>(doc) else { continue };
         supervision.raised += 1;
         if s.is_open() {
@@ -515,15 +546,6 @@ async fn compute_at(
         .to_owned()
     });
 
-    let activity = activity(state, cid, vid).await?;
-
-    let units: BTreeMap<Uuid, String> =
-        state.reference.list_units(true).await?.into_iter().map(|u| (u.id.as_uuid(), u.name)).collect();
-    let trends = crate::routes::analysis::trend_view(
-        state,
-        TrendParams { period: TrendPeriod::Week, to, baseline: 8, min_count: 5, fdr: 0.05, campaign: Some(cid) },
-    )
-    .await?;
     let mut emerging = Vec::new();
     for c in trends.cells.iter().filter(|c| c.flagged) {
         if vid.is_some() && c.village_id != vid {
@@ -562,7 +584,7 @@ async fn compute_at(
         by_kind: sorted(by_kind, |k| kind_name(k.unwrap_or_default()).to_owned()),
         by_category: sorted(by_category, category_name),
         by_status: sorted(by_status, |k| status_name(k.unwrap_or_default()).to_owned()),
-        weekly: every_week(infra::report::weekly(&state.pool, cid, vid).await?),
+        weekly: every_week(by_week.into_iter().collect()),
         activity,
         kpis,
         satisfaction,

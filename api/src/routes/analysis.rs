@@ -496,7 +496,7 @@ pub async fn trends(state: Data<AppState>, principal: Principal, req: HttpReques
     }
     #[allow(clippy::cast_precision_loss)]
     let fdr = q_permille as f64 / 1000.0;
-    let params = TrendParams { period, to, baseline: n, min_count, fdr, campaign: q.campaign_id };
+    let params = TrendParams { period, to, baseline: n, min_count, fdr, campaign: q.campaign_id, words: true };
     let view = within_deadline(&req, trend_view(&state, params)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -516,6 +516,8 @@ pub struct TrendParams {
     pub fdr: f64,
     /// Only this campaign's cases and questionnaires.
     pub campaign: Option<Uuid>,
+    /// Whether to test the titles' words (the summary report prints none, so it skips them).
+    pub words: bool,
 }
 
 /// Computes the trends (see [`trends`]).
@@ -537,12 +539,36 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
     let thresholds = domain::trends::Thresholds { min_count: u64::try_from(min_count).unwrap_or(5), q: fdr };
     use infra::analysis::TrendKey;
     let a = &state.analysis;
-    let cells = series(
-        &a.period_counts(baseline_from, recent_to, bucket, TrendKey::CategoryVillage, p.campaign).await?,
-        &starts,
-    );
-    let accused =
-        series(&a.period_counts(baseline_from, recent_to, bucket, TrendKey::AccusedUnit, p.campaign).await?, &starts);
+    // The cells, the accused units, the words and the questionnaires are independent reads.
+    let (cells, accused, words, surveys) = tokio::try_join!(
+        async {
+            Ok::<_, ApiError>(
+                a.period_counts(baseline_from, recent_to, bucket, TrendKey::CategoryVillage, p.campaign).await?,
+            )
+        },
+        async {
+            Ok::<_, ApiError>(
+                a.period_counts(baseline_from, recent_to, bucket, TrendKey::AccusedUnit, p.campaign).await?,
+            )
+        },
+        async {
+            match p.words {
+                true => word_trends(
+                    a,
+                    (baseline_from, recent_from, recent_to),
+                    (recent_t, to_t),
+                    min_count,
+                    fdr,
+                    p.campaign,
+                )
+                .await
+                .map(Some),
+                false => Ok(None),
+            }
+        },
+        async { Ok::<_, ApiError>(a.surveys(p.campaign).await?) },
+    )?;
+    let (cells, accused) = (series(&cells, &starts), series(&accused, &starts));
     // One family: every cell and accused unit tested is adjusted together.
     let all: Vec<domain::trends::Series> = cells
         .iter()
@@ -562,10 +588,11 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
             .map(|(_, (key, _, _))| *key)
             .collect()
     };
-    let cell_examples =
-        a.examples(recent_t, to_t, TrendKey::CategoryVillage, &flagged(0..cells.len()), p.campaign, 5).await?;
-    let accused_examples =
-        a.examples(recent_t, to_t, TrendKey::AccusedUnit, &flagged(cells.len()..all.len()), p.campaign, 5).await?;
+    let (cell_flags, accused_flags) = (flagged(0..cells.len()), flagged(cells.len()..all.len()));
+    let (cell_examples, accused_examples) = tokio::try_join!(
+        a.examples(recent_t, to_t, TrendKey::CategoryVillage, &cell_flags, p.campaign, 5),
+        a.examples(recent_t, to_t, TrendKey::AccusedUnit, &accused_flags, p.campaign, 5),
+    )?;
     let mut out_cells = Vec::new();
     let mut out_accused = Vec::new();
     for (i, ((key, recent, baseline), v)) in cells.iter().chain(&accused).zip(verdicts).enumerate() {
@@ -593,7 +620,36 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
     out_cells.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
     out_accused.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)));
 
-    let (n1, n2, terms) = a.term_counts(baseline_from, recent_from, recent_to, min_count, p.campaign).await?;
+    let surveys = survey_trends(&surveys, domain::calendar::local_date(p.to), fdr);
+    Ok(TrendView {
+        period,
+        recent_from,
+        recent_to,
+        baseline_from,
+        baseline_periods: n,
+        min_count,
+        q: fdr,
+        cells: out_cells,
+        accused_units: out_accused,
+        words: words.unwrap_or_default(),
+        surveys,
+    })
+}
+
+/// The titles' words rising in the recent period (`periods`: baseline from, recent from, recent
+/// to, China days) against the baseline, by G² with Benjamini–Hochberg at `fdr`, the 50 most
+/// significant first, each flagged one with up to 5 example cases received in `recent`.
+async fn word_trends(
+    a: &infra::analysis::Analysis,
+    periods: (chrono::NaiveDate, chrono::NaiveDate, chrono::NaiveDate),
+    recent: (DateTime<Utc>, DateTime<Utc>),
+    min_count: i64,
+    fdr: f64,
+    campaign: Option<Uuid>,
+) -> Result<Vec<WordTrend>, ApiError> {
+    let (baseline_from, recent_from, recent_to) = periods;
+    let (recent_t, to_t) = recent;
+    let (n1, n2, terms) = a.term_counts(baseline_from, recent_from, recent_to, min_count, campaign).await?;
     let terms: Vec<_> = terms.into_iter().filter(|t| !domain::trends::STOP_WORDS.contains(&t.term.as_str())).collect();
     let u = |x: i64| u64::try_from(x).unwrap_or(0);
     let tests = terms.iter().map(|t| Some(domain::trends::g2(u(t.recent), u(n1), u(t.baseline), u(n2)))).collect();
@@ -619,29 +675,14 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
     words.sort_by(|x, y| by_flag_then_q((x.flagged, x.q), (y.flagged, y.q)).then(y.g2.total_cmp(&x.g2)));
     words.truncate(50);
     let rising: Vec<String> = words.iter().filter(|w| w.flagged).map(|w| w.term.clone()).collect();
-    let mut word_examples = a.word_examples(recent_t, to_t, &rising, p.campaign, 5).await?;
+    let mut word_examples = a.word_examples(recent_t, to_t, &rising, campaign, 5).await?;
     for w in words.iter_mut().filter(|w| w.flagged) {
         w.examples = word_examples.remove(&w.term).unwrap_or_default();
     }
 
-    let surveys = survey_trends(&a.surveys(p.campaign).await?, domain::calendar::local_date(p.to), fdr);
-    Ok(TrendView {
-        period,
-        recent_from,
-        recent_to,
-        baseline_from,
-        baseline_periods: n,
-        min_count,
-        q: fdr,
-        cells: out_cells,
-        accused_units: out_accused,
-        words,
-        surveys,
-    })
+    Ok(words)
 }
 
-/// Each policy's "not received" share in its two latest questionnaires (in the order given:
-/// oldest first), compared by G² and adjusted together.
 /// The survey trends: for each policy question, the latest questionnaire held before `before`
 /// (China Standard Time) against the one before it, within one campaign (and among those of no
 /// campaign): questionnaires of different campaigns ask different people at different times.
