@@ -1,5 +1,9 @@
-//! Append throughput: Huiyin's store vs the raw INSERT limit vs postgres-es (cqrs-es), on one
-//! server, at 1, 8 and 32 concurrent tasks; one event per transaction, then ten.
+//! Append throughput: Huiyin's store vs two raw INSERT baselines (the machine's limit: one table,
+//! one index; and a table of the events' own shape: unique `(case_id, version)`, the feed index,
+//! a computed chained hash) vs postgres-es (cqrs-es), at 1, 8 and 32 concurrent tasks; one event
+//! per transaction, then ten. Every measurement runs in a fresh database (a copy of a migrated
+//! template, then a checkpoint), the systems' order rotates between repetitions, and every value
+//! is reported.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,12 +67,19 @@ pub async fn fresh_db(name: &str) -> (String, String) {
         "CREATE TABLE raw_events (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, case_id uuid NOT NULL, \
            version integer NOT NULL, event_type text NOT NULL, payload jsonb NOT NULL, metadata jsonb NOT NULL, \
            occurred_at timestamptz NOT NULL, hash bytea NOT NULL); \
+         CREATE TABLE shaped_events (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, case_id uuid NOT NULL, \
+           version integer NOT NULL CHECK (version > 0), event_type text NOT NULL CHECK (length(event_type) BETWEEN 1 AND 100), \
+           schema_version smallint NOT NULL CHECK (schema_version > 0), payload jsonb NOT NULL, metadata jsonb NOT NULL, \
+           occurred_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
+           tx_id xid8 NOT NULL DEFAULT pg_current_xact_id(), prev_hash bytea NOT NULL CHECK (length(prev_hash) = 32), \
+           hash bytea NOT NULL CHECK (length(hash) = 32), UNIQUE (case_id, version)); \
+         CREATE INDEX shaped_events_feed_idx ON shaped_events (tx_id, position); \
          CREATE TABLE pes_events (aggregate_type text NOT NULL, aggregate_id text NOT NULL, sequence bigint CHECK (sequence >= 0) NOT NULL, \
            event_type text NOT NULL, event_version text NOT NULL, payload json NOT NULL, metadata json NOT NULL, \
            PRIMARY KEY (aggregate_type, aggregate_id, sequence)); \
          CREATE TABLE pes_snapshots (aggregate_type text NOT NULL, aggregate_id text NOT NULL, last_sequence bigint NOT NULL, \
            current_snapshot bigint NOT NULL, payload json NOT NULL, PRIMARY KEY (aggregate_type, aggregate_id)); \
-         GRANT SELECT, INSERT ON raw_events, pes_events, pes_snapshots TO huiyin_app;",
+         GRANT SELECT, INSERT ON raw_events, shaped_events, pes_events, pes_snapshots TO huiyin_app;",
     )
     .await
     .unwrap();
@@ -78,8 +89,12 @@ pub async fn fresh_db(name: &str) -> (String, String) {
 /// Which system appends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
-    /// Raw single-statement INSERT with tokio-postgres.
+    /// Raw single-statement INSERT with tokio-postgres into a minimal table (one index, a
+    /// constant hash): the machine's limit.
     Raw,
+    /// Raw single-statement INSERT into a table of the events' shape (unique `(case_id, version)`,
+    /// the feed index, the same checks), with the chained hash computed as Huiyin computes it.
+    RawShaped,
     /// Huiyin's event store.
     Huiyin,
     /// Huiyin's event store, coalescing concurrent appends.
@@ -89,9 +104,13 @@ pub enum System {
 }
 
 impl System {
+    /// Every system, in the order of the first repetition.
+    pub const ALL: [System; 5] = [Self::Raw, Self::RawShaped, Self::Huiyin, Self::HuiyinBatched, Self::Peer];
+
     pub fn name(self) -> &'static str {
         match self {
-            Self::Raw => "raw INSERT (tokio-postgres)",
+            Self::Raw => "raw INSERT, minimal table",
+            Self::RawShaped => "raw INSERT, the events' shape",
             Self::Huiyin => "Huiyin EventStore::append",
             Self::HuiyinBatched => "Huiyin, coalesced appends",
             Self::Peer => "postgres-es (cqrs-es)",
@@ -202,6 +221,29 @@ async fn new_stream(setup: &Setup) -> Stream {
     Stream { id, case, head, seq: 0 }
 }
 
+/// Each event's previous and own hash, chained from the stream's head as Huiyin chains them.
+fn chain(s: &Stream, events: &[NewEvent]) -> Vec<([u8; 32], [u8; 32])> {
+    let mut prev = s.head;
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let payload = e.event.payload();
+        let meta = serde_json::to_value(&e.metadata).unwrap();
+        let hash = infra::hash::event_hash(&infra::hash::HashInput {
+            case_id: s.id.as_uuid(),
+            version: s.case.version + 1 + i as u32,
+            event_type: e.event.event_type(),
+            schema_version: e.event.schema_version(),
+            occurred_at: domain::truncate_to_micros(e.occurred_at),
+            payload: &payload,
+            metadata: &meta,
+            prev_hash: &prev,
+        });
+        out.push((prev, hash));
+        prev = hash;
+    }
+    out
+}
+
 async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
     let (events, after) = note_events(&s.case, n);
     match sys {
@@ -209,22 +251,39 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
             let store = if sys == System::Huiyin { &setup.store } else { &setup.batched };
             store.append(s.id, s.case.version, s.head, &events, None, &after).await.unwrap();
             // The new head: recompute locally, as the service does from the events it decided.
-            let mut prev = s.head;
-            for (i, e) in events.iter().enumerate() {
-                let payload = e.event.payload();
-                let meta = serde_json::to_value(&e.metadata).unwrap();
-                prev = infra::hash::event_hash(&infra::hash::HashInput {
-                    case_id: s.id.as_uuid(),
-                    version: s.case.version + 1 + i as u32,
-                    event_type: e.event.event_type(),
-                    schema_version: e.event.schema_version(),
-                    occurred_at: domain::truncate_to_micros(e.occurred_at),
-                    payload: &payload,
-                    metadata: &meta,
-                    prev_hash: &prev,
-                });
+            s.head = chain(s, &events).last().map_or(s.head, |(_, h)| *h);
+            s.case = after;
+        }
+        System::RawShaped => {
+            let client = setup.pool.get().await.unwrap();
+            let hashes = chain(s, &events);
+            let mut sql = String::from(
+                "INSERT INTO shaped_events (case_id, version, event_type, schema_version, payload, metadata, occurred_at, \
+                 prev_hash, hash) VALUES ",
+            );
+            let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
+            for (i, (e, (prev, hash))) in events.iter().zip(&hashes).enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let b = params.len();
+                let cols: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
+                sql.push_str(&format!("({})", cols.join(", ")));
+                params.push(Box::new(s.id.as_uuid()));
+                params.push(Box::new((s.case.version + 1 + i as u32) as i32));
+                params.push(Box::new(e.event.event_type()));
+                params.push(Box::new(e.event.schema_version() as i16));
+                params.push(Box::new(e.event.payload()));
+                params.push(Box::new(serde_json::to_value(&e.metadata).unwrap()));
+                params.push(Box::new(e.occurred_at));
+                params.push(Box::new(prev.to_vec()));
+                params.push(Box::new(hash.to_vec()));
             }
-            s.head = prev;
+            let stmt = client.prepare_cached(&sql).await.unwrap();
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            client.execute(&stmt, &refs).await.unwrap();
+            s.head = hashes.last().map_or(s.head, |(_, h)| *h);
             s.case = after;
         }
         System::Raw => {
@@ -284,89 +343,157 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
     }
 }
 
-/// Appends per second (events per second when `batch` > 1) for one system at one concurrency:
-/// a warm-up, then `reps` timed windows; median and spread.
-async fn measure(
-    sys: System,
-    setup: Arc<Setup>,
-    tasks: usize,
-    batch: usize,
-    window: Duration,
-    reps: usize,
-) -> (f64, f64, f64) {
-    let mut rates = Vec::new();
+/// Appends per second (events per second when `batch` > 1) for one system at one concurrency in
+/// the database `setup` opens: a warm-up of half a window, then one timed window.
+async fn measure(sys: System, setup: Arc<Setup>, tasks: usize, batch: usize, window: Duration) -> f64 {
     let mut streams = Vec::new();
     for _ in 0..tasks {
         streams.push(new_stream(&setup).await);
     }
-    let mut streams: Vec<Option<Stream>> = streams.into_iter().map(Some).collect();
-    for rep in 0..=reps {
-        let stop = Arc::new(AtomicBool::new(false));
-        let count = Arc::new(AtomicU64::new(0));
-        let mut handles = Vec::new();
-        for slot in streams.iter_mut() {
-            let mut s = slot.take().unwrap();
-            let (setup, stop, count) = (setup.clone(), stop.clone(), count.clone());
-            handles.push(tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    append_once(sys, &setup, &mut s, batch).await;
-                    count.fetch_add(batch as u64, Ordering::Relaxed);
-                }
-                s
-            }));
-        }
-        // The first window is the warm-up (half as long) and is not counted.
-        let w = if rep == 0 { window / 2 } else { window };
-        let t = Instant::now();
-        tokio::time::sleep(w).await;
-        let n = count.load(Ordering::Relaxed);
-        let secs = t.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        for (slot, h) in streams.iter_mut().zip(handles) {
-            *slot = Some(h.await.unwrap());
-        }
-        if rep > 0 {
-            rates.push(n as f64 / secs);
-        }
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for mut s in streams {
+        let (setup, stop, count) = (setup.clone(), stop.clone(), count.clone());
+        handles.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                append_once(sys, &setup, &mut s, batch).await;
+                count.fetch_add(batch as u64, Ordering::Relaxed);
+            }
+        }));
     }
-    median_spread(&rates)
+    tokio::time::sleep(window / 2).await;
+    let (n0, t) = (count.load(Ordering::Relaxed), Instant::now());
+    tokio::time::sleep(window).await;
+    let n = count.load(Ordering::Relaxed) - n0;
+    let secs = t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.await.unwrap();
+    }
+    n as f64 / secs
 }
 
-/// Results: (system, tasks, batch) → (median, min, max) per second.
-pub type Results = Vec<(System, usize, usize, (f64, f64, f64))>;
+/// One cell's figures: every repetition's value, in the order measured.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub system: System,
+    pub tasks: usize,
+    pub batch: usize,
+    pub values: Vec<f64>,
+}
 
-/// Runs every combination.
-pub async fn run(concurrency: &[usize], batches: &[usize], window: Duration, reps: usize) -> Results {
-    let (app_url, _) = fresh_db("huiyin_bench_append").await;
-    let mut settings = infra::DbSettings::new(app_url.clone());
+impl Cell {
+    /// Median, min and max of the values.
+    pub fn median(&self) -> (f64, f64, f64) {
+        median_spread(&self.values)
+    }
+}
+
+/// The run's results, and the server settings each system's connections ran with.
+pub struct Results {
+    pub cells: Vec<Cell>,
+    /// `(pool, settings)`: Huiyin's and the raw baselines' pool, and postgres-es's (sqlx) pool.
+    pub settings: Vec<(&'static str, String)>,
+}
+
+const TEMPLATE: &str = "huiyin_bench_append_tpl";
+const CELL_DB: &str = "huiyin_bench_append";
+
+/// The settings that decide an append's cost, as a connection of `pool` sees them.
+const SETTINGS_SQL: &str = "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) FROM pg_settings \
+     WHERE name IN ('synchronous_commit', 'fsync', 'full_page_writes', 'wal_level', 'wal_compression', 'commit_delay', \
+     'shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'jit', 'max_connections')";
+
+/// A fresh copy of the template (retried while the template's last connections close), checkpointed.
+async fn fresh_cell() -> String {
+    let base = base_url();
+    let admin = connect(&url_with(&base, "postgres", "postgres")).await;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {CELL_DB} WITH (FORCE)")).await.unwrap();
+    let mut tries = 0;
+    while let Err(e) =
+        admin.batch_execute(&format!("CREATE DATABASE {CELL_DB} TEMPLATE {TEMPLATE} OWNER huiyin_owner")).await
+    {
+        tries += 1;
+        assert!(tries < 50, "bench: cannot copy the append template: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+    url_with(&base, "huiyin_app", CELL_DB)
+}
+
+async fn open(app_url: &str) -> (Setup, sqlx::PgPool) {
+    let mut settings = infra::DbSettings::new(app_url.to_owned());
     settings.pool_size = 40;
     let pool = settings.pool().unwrap();
-    let peer_pool = sqlx_pool(&app_url).await;
-    let setup = Arc::new(Setup {
+    let peer_pool = sqlx_pool(app_url).await;
+    let setup = Setup {
         store: EventStore::new(pool.clone()),
         batched: EventStore::batched(pool.clone()),
         pool,
-        peer: Arc::new(postgres_es::PostgresEventRepository::new(peer_pool).with_tables("pes_events", "pes_snapshots")),
-    });
-    let mut out = Vec::new();
+        peer: Arc::new(
+            postgres_es::PostgresEventRepository::new(peer_pool.clone()).with_tables("pes_events", "pes_snapshots"),
+        ),
+    };
+    (setup, peer_pool)
+}
+
+/// Runs every combination `reps` times. Each measurement gets a fresh database; within a
+/// repetition the cells run batch by batch and concurrency by concurrency, and the systems'
+/// order rotates by one place from one repetition to the next.
+pub async fn run(concurrency: &[usize], batches: &[usize], window: Duration, reps: usize) -> Results {
+    fresh_db(TEMPLATE).await;
+    let mut cells: Vec<Cell> = Vec::new();
     for &batch in batches {
         for &tasks in concurrency {
-            for sys in [System::Raw, System::Huiyin, System::HuiyinBatched, System::Peer] {
-                let r = measure(sys, setup.clone(), tasks, batch, window, reps).await;
-                eprintln!(
-                    "bench: append {} × {tasks} tasks × {batch} events: {:.0}/s ({:.0}–{:.0})",
-                    sys.name(),
-                    r.0,
-                    r.1,
-                    r.2
-                );
-                out.push((sys, tasks, batch, r));
+            for system in System::ALL {
+                cells.push(Cell { system, tasks, batch, values: Vec::new() });
             }
         }
     }
-    out
+    let mut settings = Vec::new();
+    for rep in 0..reps {
+        for &batch in batches {
+            for &tasks in concurrency {
+                for k in 0..System::ALL.len() {
+                    let sys = System::ALL[(k + rep) % System::ALL.len()];
+                    let url = fresh_cell().await;
+                    let (setup, peer_pool) = open(&url).await;
+                    if settings.is_empty() {
+                        let c = setup.pool.get().await.unwrap();
+                        settings.push((
+                            "Huiyin and raw (deadpool-postgres)",
+                            c.query_one(SETTINGS_SQL, &[]).await.unwrap().get(0),
+                        ));
+                        let peer: (String,) = sqlx::query_as(SETTINGS_SQL).fetch_one(&peer_pool).await.unwrap();
+                        settings.push(("postgres-es (sqlx)", peer.0));
+                    }
+                    let setup = Arc::new(setup);
+                    let r = measure(sys, setup.clone(), tasks, batch, window).await;
+                    eprintln!(
+                        "bench: append rep {} {} × {tasks} tasks × {batch} events: {r:.0}/s",
+                        rep + 1,
+                        sys.name()
+                    );
+                    setup.pool.close();
+                    peer_pool.close().await;
+                    cells
+                        .iter_mut()
+                        .find(|c| c.system == sys && c.tasks == tasks && c.batch == batch)
+                        .unwrap()
+                        .values
+                        .push(r);
+                }
+            }
+        }
+    }
+    Results { cells, settings }
 }
 
+/// postgres-es's pool, pinned to the session settings Huiyin's connections use
+/// (`synchronous_commit=on`, `jit=off`), so the two differ only in what they write.
 async fn sqlx_pool(url: &str) -> sqlx::PgPool {
-    sqlx::postgres::PgPoolOptions::new().max_connections(40).connect(url).await.unwrap()
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let options = options.options([("synchronous_commit", "on"), ("jit", "off")]);
+    sqlx::postgres::PgPoolOptions::new().max_connections(40).connect_with(options).await.unwrap()
 }
