@@ -22,9 +22,10 @@ pub fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
 
 /// A JSON body that may be absent, read after the handler checked the caller's permission: no
 /// body, only whitespace, or JSON `null` is `T::default()`; anything else must parse as `T`. The
-/// error names the body, never a value sent in it.
+/// error names the body or the field, never a value sent in it.
 ///
-/// Errors: [`ApiError::PayloadTooLarge`] beyond 16 KiB; [`ApiError::Validation`] on `body`.
+/// Errors: [`ApiError::PayloadTooLarge`] beyond 16 KiB; [`ApiError::Validation`] on `body` for
+/// what is not an object, else on the field that did not parse.
 pub fn optional_json_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.len() > MAX_OPTIONAL_BODY {
         return Err(ApiError::PayloadTooLarge { limit: MAX_OPTIONAL_BODY });
@@ -40,12 +41,7 @@ pub fn optional_json_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result
             message: "must be absent, null or a JSON object of this command's fields".into(),
         }]));
     }
-    from_json(text).map_err(|_| {
-        ApiError::Validation(vec![FieldError {
-            field: "body".into(),
-            message: "must be absent, null or a JSON object of this command's fields".into(),
-        }])
-    })
+    from_json(text).map_err(body_problem)
 }
 
 /// A body that failed to parse: serde's error and the path of the field it failed at
@@ -158,17 +154,20 @@ pub fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result
             message: "must be a JSON object".into(),
         }]));
     }
-    from_json(body).map_err(|BodyError { path, error }| {
-        let mut problem = crate::middleware::json_problem(&JsonPayloadError::Deserialize(error));
-        // Name the field (the path, never a value) where serde's message did not.
-        if let ApiError::Validation(fields) = &mut problem
-            && !path.is_empty()
-            && path != "."
-        {
-            for f in fields.iter_mut().filter(|f| f.field == "body") {
-                f.field.clone_from(&path);
-            }
+    from_json(body).map_err(body_problem)
+}
+
+/// The problem for a body that did not parse: the field it failed at is named (its path, never a
+/// value) where serde's message did not name it.
+fn body_problem(BodyError { path, error }: BodyError) -> ApiError {
+    let mut problem = crate::middleware::json_problem(&actix_web::error::JsonPayloadError::Deserialize(error));
+    if let ApiError::Validation(fields) = &mut problem
+        && !path.is_empty()
+        && path != "."
+    {
+        for f in fields.iter_mut().filter(|f| f.field == "body") {
+            f.field.clone_from(&path);
         }
-        problem
-    })
+    }
+    problem
 }

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod dto;
 pub mod extract;
 pub mod http_semantics;
+pub mod instant;
 pub mod keys;
 pub mod metrics;
 pub mod middleware;

@@ -265,7 +265,8 @@ pub(crate) async fn register_unkeyed(
 
 /// The campaign and phase a case received on `received_at` belongs to: the campaign of the
 /// record it came from (`hint`), else a campaign its village takes part in; tagged only when the
-/// day (China Standard Time) falls in one of that campaign's phases.
+/// day (China Standard Time) falls in one of that campaign's phases and the campaign's summary
+/// report is not frozen yet.
 async fn campaign_tag(
     state: &AppState,
     hint: Option<domain::RecordId>,
@@ -282,10 +283,16 @@ async fn campaign_tag(
     if let Some(v) = village {
         candidates.extend(infra::records::campaigns_of(&state.pool, v.as_uuid(), day).await?);
     }
-    Ok(candidates
-        .into_iter()
-        .filter_map(|doc| serde_json::from_value::<Campaign>(doc).ok())
-        .find_map(|c| c.phase_on(day).map(|phase| domain::records::CampaignTag { campaign: c.id, phase })))
+    // A campaign whose summary report is frozen takes no more cases: the printed report stands
+    // for all of them.
+    for c in candidates.into_iter().filter_map(|doc| serde_json::from_value::<Campaign>(doc).ok()) {
+        if let Some(phase) = c.phase_on(day)
+            && infra::report::frozen_count(&state.pool, c.id.as_uuid()).await? == 0
+        {
+            return Ok(Some(domain::records::CampaignTag { campaign: c.id, phase }));
+        }
+    }
+    Ok(None)
 }
 
 /// A registration's fields checked without the database (texts, the complainant's, the

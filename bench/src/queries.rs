@@ -160,6 +160,24 @@ fn request(kind: usize, rng: &mut StdRng, pools: &Pools) -> (String, &'static st
     }
 }
 
+/// A request's variant: its path with every id, date and cursor replaced by `…`.
+fn variant(path: &str) -> String {
+    let (base, query) = path.split_once('?').unwrap_or((path, ""));
+    let base: Vec<&str> =
+        base.split('/').map(|seg| if uuid::Uuid::parse_str(seg).is_ok() { "…" } else { seg }).collect();
+    let query: Vec<String> = query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if uuid::Uuid::parse_str(v).is_ok() || v.starts_with("20") || k == "cursor" => {
+                format!("{k}=…")
+            }
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", base.join("/"), query.join("&"))
+}
+
 /// The latencies of each kind, and how many of its requests failed (a timeout, a 5xx): a failed
 /// request counts at the time it took, so a query past the limit shows in the p95 instead of
 /// stopping the run.
@@ -183,6 +201,7 @@ async fn measure(db: &BenchDb, reps: usize) -> Vec<(Summary, usize)> {
     let mut out = Vec::new();
     for kind in 0..KINDS.len() {
         let mut samples = Vec::with_capacity(reps);
+        let mut variants: std::collections::BTreeMap<String, Vec<std::time::Duration>> = Default::default();
         let mut failed = 0;
         for i in 0..(reps + 20) {
             let (path, accept) = request(kind, &mut rng, &pools);
@@ -213,8 +232,13 @@ async fn measure(db: &BenchDb, reps: usize) -> Vec<(Summary, usize)> {
             }
             if i >= 20 {
                 samples.push(d);
+                variants.entry(format!("{} {}", variant(&path), accept)).or_default().push(d);
                 failed += usize::from(!ok);
             }
+        }
+        for (v, ds) in &variants {
+            let m = summarize(ds);
+            eprintln!("bench:   {v}: {} requests, p50 {:.1} / p95 {:.1} ms", ds.len(), m.p50, m.p95);
         }
         out.push((summarize(&samples), failed));
     }

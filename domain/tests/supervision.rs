@@ -49,10 +49,11 @@ fn an_items_id_names_its_trigger() {
     assert_ne!(a.id, supervision::overdue(case, None, Stage::SignFor, t("2026-04-03T23:59:59+08:00")).id);
     assert_eq!(supervision::overdue(case, None, Stage::Overall, due).level, Level::Key);
     assert_eq!(a.level, Level::General);
-    // A second dissatisfied rating, not a first; each refused return; N duplicates.
+    // A second dissatisfied rating, not a first (once per case); each refused return; N duplicates.
     assert!(supervision::repeat_dissatisfied(case, None, 1).is_none());
     assert!(supervision::repeat_dissatisfied(case, None, 2).is_some());
-    assert_ne!(
+    // One item per case: a third dissatisfied rating is the same matter.
+    assert_eq!(
         supervision::repeat_dissatisfied(case, None, 2).unwrap().id,
         supervision::repeat_dissatisfied(case, None, 3).unwrap().id
     );

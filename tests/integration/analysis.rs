@@ -163,6 +163,13 @@ async fn each_kpi_equals_its_hand_computed_value() {
     app.get("/api/v1/kpis?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", &sup)
         .await
         .assert_problem(400, "invalid-query");
+    // So is an instant the spec's pattern refuses (a signed or blank-led year), a leap second,
+    // and a fraction beyond nanoseconds.
+    for from in
+        ["%2B2026-01-01T00:00:00Z", "+2026-01-01T00:00:00Z", "2026-01-01T23:59:60Z", "2026-01-01T00:00:00.1234567890Z"]
+    {
+        app.get(&format!("/api/v1/kpis?from={from}"), &sup).await.assert_problem(400, "invalid-query");
+    }
 }
 
 /// The hand-computed KPIs of the six cases of [`each_kpi_equals_its_hand_computed_value`]. The

@@ -72,6 +72,9 @@ async fn every_bad_input_gets_a_4xx_problem_and_changes_nothing() {
         ),
         ("received_at before year 1", with("received_at", json!("-0001-06-01T00:00:00Z")), 422, "validation"),
         ("received_at in the year 1990", with("received_at", json!("1990-06-01T00:00:00Z")), 422, "validation"),
+        // The spec's pattern reads the year as written.
+        ("received_at with a signed year", with("received_at", json!("+2026-06-01T00:00:00Z")), 422, "validation"),
+        ("received_at on a leap second", with("received_at", json!("2026-06-01T23:59:60Z")), 422, "validation"),
     ];
     for (name, body, status, code) in cases {
         let r = app.post("/api/v1/cases", &clerk, body).await;

@@ -157,9 +157,11 @@ async fn the_summary_report_prints_and_freezes() {
         .collect();
     assert_eq!(weekly, [("2026-03-16".to_owned(), 2), ("2026-03-23".to_owned(), 1)]);
 
-    // Frozen: a case (of the campaign, in the village, in its weeks) and a meeting recorded
-    // after answer nothing new, byte for byte.
+    // Frozen: a case of the campaign written to the log after (in the village, in its weeks)
+    // answers nothing new, byte for byte.
     Story::register_with(&app, t0, reg(Channel::Web, CaseKind::Complaint)).await;
+    // And nothing joins the campaign through the API any more: a meeting naming it is refused,
+    // and a case of its village on one of its days is registered outside it.
     let m = app
         .post(
             "/api/v1/meetings",
@@ -169,12 +171,20 @@ async fn the_summary_report_prints_and_freezes() {
                    "attendance": [{"type": "villager_representative", "count": 9}]}),
         )
         .await;
-    assert_eq!(m.status, StatusCode::CREATED, "{}", m.text);
+    m.assert_problem(409, "campaign-finished");
+    let supervisor = app.token("supervisor", None);
+    let stats = format!("/api/v1/stats?campaign_id={cid}&from=2026-01-01T00:00:00Z");
+    assert_eq!(app.get(&stats, &supervisor).await.body["total"], 4, "three cases and the one written after");
+    let mut late = app.case_body();
+    late["received_at"] = json!("2026-04-01T09:00:00+08:00");
+    let registered = app.post("/api/v1/cases", &app.token("clerk", None), late).await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.text);
+    assert_eq!(app.get(&stats, &supervisor).await.body["total"], 4, "the late case is not the campaign's");
     let (_, _, again) = get(&app, &path, "application/json").await;
     assert_eq!(again, body, "a frozen report is served unchanged");
 
-    // Replayed from the log at its snapshot, it is the same bytes: the events after it
-    // (the fourth case, the second meeting) are not folded in.
+    // Replayed from the log at its snapshot, it is the same bytes: the events after it (the
+    // fourth case) are not folded in.
     let replay_path = format!("/api/v1/reports/summary/replay?campaign_id={cid}&village_id={}", app.village);
     let auditor = app.token("auditor", None);
     let replay = app.get(&replay_path, &auditor).await;

@@ -116,8 +116,9 @@ pub struct RegisterCaseRequest {
     /// Defaults to `normal`.
     pub urgency: Option<Urgency>,
     /// When it was received; may be in the past (paper intake), never in the future. Defaults
-    /// to now. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// to now. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[schema(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub received_at: Option<DateTime<Utc>>,
     /// Who raised it.
     pub complainant: Option<ComplainantInput>,
@@ -158,9 +159,9 @@ pub struct NoticeRequest {
     /// recorded); between the case's receipt and now, else 422 `notice-time-out-of-range`. An
     /// acknowledgement counts as given then. Defaults to now. Between 2000-01-01T00:00:00Z
     /// (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year
-    /// as written.
-    #[serde(default)]
+    /// as written; no leap second; a fraction finer than a microsecond is cut.
     #[schema(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub notified_at: Option<DateTime<Utc>>,
 }
 
@@ -239,8 +240,9 @@ pub struct AssignRequest {
     pub co_unit_ids: Vec<Uuid>,
     /// The tier routed to.
     pub tier: Option<Tier>,
-    /// A deadline shorter than the category's policy (optional). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// A deadline shorter than the category's policy (optional). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[schema(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub due_at: Option<DateTime<Utc>>,
     /// Instructions for the unit: 1 to 5000 characters, trimmed; not blank; no control characters but tab and line breaks.
     #[schema(
@@ -271,8 +273,9 @@ pub struct TransferRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendRequest {
-    /// The new deadline. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// The new deadline. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[schema(pattern = r"^20[0-9]{2}-")]
+    #[serde(deserialize_with = "crate::instant::required")]
     pub due_at: DateTime<Utc>,
     /// Why: 1 to 1000 characters, trimmed; not blank; no control characters but tab and line breaks.
     #[schema(
@@ -674,8 +677,9 @@ pub struct EventList {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CaseAsOfQuery {
-    /// The state as it was at this moment (RFC 3339): events recorded up to it. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// The state as it was at this moment (RFC 3339): events recorded up to it. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub as_of: Option<DateTime<Utc>>,
     /// The state as it was at this version (1 to 4294967295).
     #[param(minimum = 1, maximum = 4294967295_u64, format = Int64)]

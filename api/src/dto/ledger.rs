@@ -62,11 +62,13 @@ pub struct LedgerQuery {
     pub source_type: Option<crate::routes::records::SourceTypeName>,
     /// Came from this record (a meeting, a visit, a card batch, a questionnaire).
     pub source_id: Option<Uuid>,
-    /// Received at or after (RFC 3339). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// Received at or after (RFC 3339). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub received_from: Option<DateTime<Utc>>,
-    /// Received before (RFC 3339); with `received_from`, must lie after it, else 400 "received_from must be before received_to". Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// Received before (RFC 3339); with `received_from`, must lie after it, else 400 "received_from must be before received_to". Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub received_to: Option<DateTime<Utc>>,
     /// Search over title and description: every character or word typed must appear (Chinese by
     /// single characters and neighbouring pairs, Latin and digits by word prefix; full-width and
@@ -231,11 +233,13 @@ pub struct OverdueView {
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// Received at or after (default: a year before `to`); must lie before `to` (before now when
-    /// `to` is absent), else 400 "from must be before to". Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// `to` is absent), else 400 "from must be before to". Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub from: Option<DateTime<Utc>>,
-    /// Received before (default: now). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// Received before (default: now). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub to: Option<DateTime<Utc>>,
     /// Only cases received in this campaign.
     pub campaign_id: Option<Uuid>,

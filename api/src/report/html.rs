@@ -7,10 +7,11 @@ use std::fmt::Write;
 use super::{NamedCount, SummaryReport};
 use crate::routes::analysis::Rate;
 
-/// Escapes text for HTML (element content and attribute values).
+/// Escapes text for HTML (element content and attribute values), without the directional
+/// formatting characters [`super::is_bidi_control`] names.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in s.chars().filter(|c| !super::is_bidi_control(*c)) {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -48,6 +49,7 @@ body { font-family: "Noto Sans CJK SC", "Droid Sans Fallback", "WenQuanYi Micro 
 h1 { font-size: 18pt; text-align: center; margin: 0 0 4mm; }
 h2 { font-size: 13pt; border-bottom: 1px solid #999; margin: 6mm 0 2mm; page-break-after: avoid; }
 .meta { text-align: center; color: #555; font-size: 9.5pt; }
+.note { color: #555; font-size: 9pt; }
 table { border-collapse: collapse; width: 100%; font-size: 10pt; page-break-inside: avoid; }
 th, td { border: 1px solid #bbb; padding: 1.2mm 2mm; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -232,6 +234,9 @@ pub fn render(r: &SummaryReport) -> String {
     table(&mut o, &["类别", "件数"], &rows(&r.by_category, "by_category"));
     o.push_str("</section><section><h2>三、逐周受理情况</h2>");
     line(&mut o, "chart-weekly", r);
+    if let Some(c) = super::weekly_caption(r) {
+        let _ = write!(o, "<p class=\"note\">{}</p>", escape(&c));
+    }
 
     o.push_str("</section><section><h2>四、活动开展情况</h2>");
     let a = &r.activity;
@@ -284,6 +289,7 @@ pub fn render(r: &SummaryReport) -> String {
         d.p90.map_or_else(|| "—".to_owned(), |m| format!("{m:.1}")),
         d.count
     );
+    let _ = write!(o, "<p class=\"note\">{}</p>", escape(super::KPI_WINDOW_NOTE));
 
     o.push_str("</section><section><h2>六、群众满意度</h2>");
     satisfaction(&mut o, r);
@@ -292,6 +298,9 @@ pub fn render(r: &SummaryReport) -> String {
     if r.overdue.is_empty() {
         o.push_str("<p>无。</p>");
     } else {
+        if let Some(c) = super::overdue_caption(r) {
+            let _ = write!(o, "<p>{}</p>", escape(&c));
+        }
         let rows: Vec<Vec<(String, Option<String>)>> = r
             .overdue
             .iter()
@@ -361,4 +370,12 @@ pub fn render(r: &SummaryReport) -> String {
     }
     o.push_str("</section></body></html>");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_page_shows_no_directional_override_and_escapes_markup() {
+        assert_eq!(super::escape("村\u{202E}告报结总<b>\u{2066}&\u{2069}\u{200F}"), "村告报结总&lt;b&gt;&amp;");
+    }
 }

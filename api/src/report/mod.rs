@@ -208,6 +208,32 @@ pub fn fingerprint_of(report: &SummaryReport) -> String {
     fingerprint(&serde_json::to_value(report).unwrap_or_default())
 }
 
+/// A directional formatting character (Unicode's bidi embeddings, overrides, isolates and marks,
+/// and the Arabic letter mark). Names typed with one can reorder what a printed report shows
+/// around them (a right-to-left override turns a title round), so the page and the PDF leave
+/// them out; the JSON keeps the names as stored.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The printed note under the KPI table: its periods differ from the satisfaction section's.
+pub const KPI_WINDOW_NOTE: &str = "注：办理质效指标统计活动期内到期或发生的事项；群众满意度统计每件诉求截至报告生成时的最后一次评价\
+                                   （含活动结束后的评价），两处的评价件数因此可能不同。";
+
+/// The printed line above the overdue list when it shows fewer cases than are overdue.
+pub fn overdue_caption(r: &SummaryReport) -> Option<String> {
+    (r.overdue_count > r.overdue.len() as i64)
+        .then(|| format!("共 {} 件超期，下列超期最久的 {} 件。", r.overdue_count, r.overdue.len()))
+}
+
+/// The printed line under the weekly counts of a report computed while its campaign ran: the
+/// last week is counted only up to the report's day.
+pub fn weekly_caption(r: &SummaryReport) -> Option<String> {
+    let day = domain::calendar::local_date(r.computed_at);
+    (day <= r.period_to && r.weekly.last().is_some_and(|w| day < w.week + chrono::Days::new(6)))
+        .then(|| format!("最后一周统计至 {day}（报告生成之日），尚不完整。"))
+}
+
 /// The Chinese name of a channel.
 pub fn channel_name(c: &str) -> &'static str {
     match c {

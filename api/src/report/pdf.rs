@@ -67,7 +67,14 @@ impl Writer {
         }
     }
 
+    /// Every text drawn passes here: without directional formatting characters.
     fn push(&mut self, item: Item) {
+        let item = match item {
+            Item::Text { x, y, size, text } => {
+                Item::Text { x, y, size, text: text.chars().filter(|c| !super::is_bidi_control(*c)).collect() }
+            }
+            other => other,
+        };
         if let Some(p) = self.pages.last_mut() {
             p.push(item);
         }
@@ -184,6 +191,9 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
     for p in &r.weekly {
         w.line(10.0, format!("{} 当周：{} 件", p.week, p.count));
     }
+    if let Some(c) = super::weekly_caption(r) {
+        w.line(9.0, c);
+    }
     w.heading("四、活动开展情况");
     let a = &r.activity;
     for (k, v) in [
@@ -221,6 +231,7 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
         10.0,
         format!("受理至首次答复平均 {} 个工作日，90% 在 {} 个工作日内（{} 件）", days(d.mean), days(d.p90), d.count),
     );
+    w.line(9.0, super::KPI_WINDOW_NOTE.to_owned());
     w.heading("六、群众满意度");
     let s = &r.satisfaction;
     w.line(
@@ -231,6 +242,9 @@ pub fn render(r: &SummaryReport) -> Result<Vec<u8>, PdfError> {
         ),
     );
     w.heading("七、超期未办结");
+    if let Some(c) = super::overdue_caption(r) {
+        w.line(10.0, c);
+    }
     for c in &r.overdue {
         w.line(
             9.0,

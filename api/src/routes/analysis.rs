@@ -57,11 +57,13 @@ impl From<KpiGroupBy> for GroupBy {
 pub struct KpiQuery {
     /// The period's start (included; default: 30 calendar days before `to`). Each fact counts in
     /// the period by its own time: a clock by its due time, a dispatch, return, reply or rating
-    /// when it happened. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// when it happened. Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub from: Option<DateTime<Utc>>,
-    /// The period's end (excluded; default: now). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// The period's end (excluded; default: now). Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub to: Option<DateTime<Utc>>,
     /// Groups (default `total`).
     pub group_by: Option<KpiGroupBy>,
@@ -120,8 +122,10 @@ pub struct KpiGroup {
     /// 及时签收率: dispatches signed for by their sign-for due time ÷ dispatches whose sign-for fell
     /// due in the period.
     pub timely_sign_for_rate: Rate,
-    /// 响应率: acknowledgements (受理告知) sent by their due time ÷ cases whose acknowledgement fell
-    /// due in the period (15 calendar days, 信访工作条例; 15 working days for an accusation,
+    /// 响应率: acknowledgements sent by their due time ÷ cases whose acknowledgement fell due in the
+    /// period. The acknowledgement is the written answer on whether the case is taken up: the
+    /// notice of acceptance (受理告知) or of non-acceptance (不予受理告知), either of which stops
+    /// the clock (15 calendar days, 信访工作条例; 15 working days for an accusation,
     /// 纪检监察机关处理检举控告工作规则). The intake owes it: grouped by unit, it is under no unit.
     pub response_rate: Rate,
     /// 按期办结率: cases replied to by their (extended) deadline — 60 calendar days from
@@ -281,8 +285,9 @@ pub struct TrendQuery {
     /// The period's length (default `week`).
     pub period: Option<TrendPeriod>,
     /// The recent period is the last whole one that ends at or before this (default: now).
-    /// Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written.
+    /// Between 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub to: Option<DateTime<Utc>>,
     /// How many periods before it are the baseline (2 to 52, default 8).
     #[param(minimum = 2, maximum = 52)]

@@ -180,6 +180,7 @@ pub async fn register_with_card(
 /// across every batch at once). Clerks and supervisors.
 #[utoipa::path(tag = "contact-cards", request_body = BatchRequest, responses(
     (status = 201, description = "The batch", body = RecordView),
+    (status = 409, description = "`campaign-finished`: the campaign's summary report is frozen; nothing more joins it", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 422, description = "`serials-overlap`, `bad-serial-range`, a field invalid, a village unknown", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/contact-cards/batches")]

@@ -208,7 +208,8 @@ fn within(i: usize, e: ApiError) -> ApiError {
 
 /// Checks the campaign a record names: a campaign the caller may read (else 422
 /// `unknown-reference`), whose phases hold the record's day and in which its unit takes part
-/// (else 422 `outside-campaign`, naming `what`), so that the cases it brings are the campaign's.
+/// (else 422 `outside-campaign`, naming `what`), so that the cases it brings are the campaign's;
+/// and whose summary report is not frozen yet (else 409 `campaign-finished`).
 pub async fn check_campaign(
     state: &AppState,
     principal: &Principal,
@@ -219,7 +220,13 @@ pub async fn check_campaign(
 ) -> Result<Option<domain::RecordId>, ApiError> {
     let Some(id) = id else { return Ok(None) };
     match records::load::<domain::records::campaign::Campaign>(state, principal, id, None).await {
-        Ok((c, _)) if c.phase_on(day).is_some() && units.iter().all(|u| c.includes(*u)) => Ok(Some(c.id)),
+        Ok((c, _)) if c.phase_on(day).is_some() && units.iter().all(|u| c.includes(*u)) => {
+            // Its printed report stands for every record of it.
+            if infra::report::frozen_count(&state.pool, id).await? > 0 {
+                return Err(domain::records::RecordError::CampaignFinished.into());
+            }
+            Ok(Some(c.id))
+        }
         Ok(_) => Err(domain::records::RecordError::OutsideCampaign(what).into()),
         Err(ApiError::NotFound(_)) => Err(ApiError::UnknownReference("campaign_id names no campaign".into())),
         Err(e) => Err(e),
@@ -244,6 +251,7 @@ pub fn received_on(day: NaiveDate) -> chrono::DateTime<Utc> {
 /// `attendance_outside_20_30`. Clerks and supervisors.
 #[utoipa::path(tag = "meetings", request_body = MeetingRequest, responses(
     (status = 201, description = "The meeting", body = RecordView),
+    (status = 409, description = "`campaign-finished`: the campaign's summary report is frozen; nothing more joins it", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 422, description = "A field is invalid, or a unit or campaign unknown", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/meetings")]

@@ -119,8 +119,9 @@ pub struct RecordListQuery {
 pub struct RecordAsOfQuery {
     /// The record as it stood at this moment, replayed from the log. Between
     /// 2000-01-01T00:00:00Z (included) and 2100-01-01T00:00:00Z (excluded) as an instant; the
-    /// pattern checks the year as written.
+    /// pattern checks the year as written; no leap second; a fraction finer than a microsecond is cut.
     #[param(pattern = r"^20[0-9]{2}-")]
+    #[serde(default, deserialize_with = "crate::instant::optional")]
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 

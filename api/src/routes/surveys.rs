@@ -509,6 +509,7 @@ fn for_reader(principal: &Principal, s: &Survey) -> Survey {
 /// supervisors.
 #[utoipa::path(tag = "surveys", request_body = SurveyRequest, responses(
     (status = 201, description = "The questionnaire", body = RecordView),
+    (status = 409, description = "`campaign-finished`: the campaign's summary report is frozen; nothing more joins it", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 422, description = "`bad-template`, a field invalid, a unit or campaign unknown", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/surveys")]
@@ -649,6 +650,7 @@ pub async fn revise_template(
 #[utoipa::path(tag = "surveys", params(("id" = Uuid, Path, description = "The questionnaire")), request_body = ResponsesRequest, responses(
     (status = 200, description = "The questionnaire", body = RecordView),
     (status = 404, description = "No such questionnaire", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 409, description = "`campaign-finished`: the campaign's summary report is frozen; nothing more joins it", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 422, description = "`validation` (an answer that does not fit, named by its path), a village unknown (nothing recorded)", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/surveys/{id}/responses")]

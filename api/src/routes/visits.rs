@@ -231,6 +231,7 @@ async fn view_at(
 #[utoipa::path(tag = "visits", request_body = VisitRequest, responses(
     (status = 201, description = "The visit", body = RecordView),
     (status = 403, description = "An undercover visit recorded by a role other than a supervisor", content_type = "application/problem+json", body = crate::problem::Problem),
+    (status = 409, description = "`campaign-finished`: the campaign's summary report is frozen; nothing more joins it", content_type = "application/problem+json", body = crate::problem::Problem),
     (status = 422, description = "A field is invalid, or a unit or campaign unknown", content_type = "application/problem+json", body = crate::problem::Problem)
 ), security(("bearer" = [])))]
 #[post("/visits")]

@@ -144,10 +144,11 @@ pub fn overdue(case: CaseId, unit: Option<UnitId>, stage: Stage, due_at: DateTim
     Raise::keyed(&key, Trigger::Overdue { stage, due_at }, level, unit, Some(case))
 }
 
-/// A second (third, …) dissatisfied rating: 重点, once per count.
+/// A second dissatisfied rating: 重点, once per case (a third rating does not raise a second
+/// item for the same matter; one raised when the task first sees three records `count` 3).
 pub fn repeat_dissatisfied(case: CaseId, unit: Option<UnitId>, count: u32) -> Option<Raise> {
     (count >= 2).then(|| {
-        let key = format!("repeat-dissatisfied/{case}/{count}");
+        let key = format!("repeat-dissatisfied/{case}");
         Raise::keyed(&key, Trigger::RepeatDissatisfied { count }, Level::Key, unit, Some(case))
     })
 }
