@@ -514,11 +514,18 @@ impl Ledger {
         let limit_param = params.len();
         let mut client = self.pool.get().await?;
         let Some(q) = &filter.q else {
-            // The page is chosen first and only its rows are turned into JSON (a projection
-            // before the sort would build one object per match).
+            // The page is chosen first, from the sort key's index alone where the filter's
+            // columns are in it (an index-only walk: the received-date index carries status,
+            // kind, channel, category, village, unit, urgency, escalation and deadline), and only
+            // its rows are then read by primary key and turned into JSON. A plain index scan
+            // would fetch every walked row from the heap to test the filter.
             let sql = format!(
-                "SELECT {ROW_JSON} FROM (SELECT * FROM ledger WHERE {sql_where} \
-                 ORDER BY {key} {order}, case_id {order} LIMIT ${limit_param}) l ORDER BY {key} {order}, case_id {order}"
+                "SELECT {ROW_JSON} FROM (SELECT l.* FROM \
+                   (SELECT case_id, {key} AS k FROM ledger WHERE {sql_where} \
+                    ORDER BY {key} {order}, case_id {order} LIMIT ${limit_param}) w \
+                   CROSS JOIN LATERAL (SELECT * FROM ledger x WHERE x.case_id = w.case_id OFFSET 0) l \
+                   ORDER BY w.k {order}, w.case_id {order}) l \
+                 ORDER BY {key} {order}, case_id {order}"
             );
             let stmt = client.prepare_cached(&sql).await?;
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
