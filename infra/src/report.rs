@@ -112,24 +112,45 @@ pub async fn overdue(
         .collect())
 }
 
-/// The supervision items about the campaign's cases (their folded state).
+/// Supervision items about a campaign's cases under one level and trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisionCount {
+    /// The level as stored (`general`, `key`, `listed`).
+    pub level: Option<String>,
+    /// The trigger's kind as stored (`overdue`, `repeat_dissatisfied`, …, `manual`).
+    pub trigger: Option<String>,
+    /// Items raised.
+    pub raised: i64,
+    /// Of them, not closed.
+    pub open: i64,
+}
+
+/// The supervision items about the campaign's cases (and village's), counted by level and
+/// trigger in the database: a campaign in operation gathers tens of thousands of them.
 ///
 /// # Errors
 /// A database failure.
-pub async fn supervision_items(
+pub async fn supervision_counts(
     pool: &Pool,
     campaign: Uuid,
     village: Option<Uuid>,
-) -> Result<Vec<serde_json::Value>, StoreError> {
+) -> Result<Vec<SupervisionCount>, StoreError> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT r.doc FROM records r JOIN ledger l ON l.case_id::text = r.doc->>'case' \
+            "SELECT r.doc->>'level', r.doc->'trigger'->>'kind', count(*), \
+                    count(*) FILTER (WHERE r.doc->>'closed_at' IS NULL) \
+             FROM records r JOIN ledger l ON l.case_id = (r.doc->>'case')::uuid \
              WHERE r.stream_type = 'supervision' AND l.campaign_id = $1 AND ($2::uuid IS NULL OR l.village_id = $2) \
-             ORDER BY r.record_id",
+             GROUP BY 1, 2",
         )
         .await?;
-    Ok(client.query(&stmt, &[&campaign, &village]).await?.iter().map(|r| r.get(0)).collect())
+    Ok(client
+        .query(&stmt, &[&campaign, &village])
+        .await?
+        .iter()
+        .map(|r| SupervisionCount { level: r.get(0), trigger: r.get(1), raised: r.get(2), open: r.get(3) })
+        .collect())
 }
 
 /// A frozen report: as computed once its campaign's summary phase had ended.

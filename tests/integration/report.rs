@@ -124,6 +124,25 @@ async fn the_summary_report_prints_and_freezes() {
         .await;
     assert_eq!(v.status, StatusCode::CREATED, "{}", v.text);
 
+    // Two items under supervision: case A listed (挂牌督办) and closed, case B key (重点督办), open.
+    let sup = app.token("supervisor", None);
+    for (case, level) in [(a.id, "listed"), (b.id, "key")] {
+        let r = app
+            .post(
+                "/api/v1/supervision",
+                &sup,
+                json!({"level": level, "unit_id": app.dept_a, "case_id": case, "reason": "群众反映强烈，督办落实"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        if level == "listed" {
+            let id = r.body["id"].as_str().unwrap().to_owned();
+            let closed = app
+                .post(&format!("/api/v1/supervision/{id}/closure"), &sup, json!({"note": "已现场核实，问题已解决"}))
+                .await;
+            assert_eq!(closed.status, StatusCode::OK, "{}", closed.text);
+        }
+    }
     let path = format!("/api/v1/reports/summary?campaign_id={cid}&village_id={}", app.village);
     let (status, ct, body) = get(&app, &path, "application/json").await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
@@ -147,6 +166,12 @@ async fn the_summary_report_prints_and_freezes() {
     // Replies: A and B (round 1), B's reopened; both followed up. Ratings of the last round: A
     // 满意 and B 不满意 (B's round 2 has none yet).
     assert_eq!(r["kpis"]["rework_rate"], json!({"numerator": 1, "denominator": 2, "value": 0.5}));
+    assert_eq!((&r["supervision"]["raised"], &r["supervision"]["open"]), (&json!(2), &json!(1)));
+    assert_eq!(
+        r["supervision"]["by_level"],
+        json!([{"key": "key", "name": "重点督办", "count": 1}, {"key": "listed", "name": "挂牌督办", "count": 1}])
+    );
+    assert_eq!(r["supervision"]["by_trigger"], json!([{"key": "manual", "name": "人工督办", "count": 2}]));
     assert_eq!(r["kpis"]["follow_up_rate"]["numerator"], 2);
     assert_eq!(r["kpis"]["satisfaction_rate"], json!({"numerator": 1, "denominator": 2, "value": 0.5}));
     let weekly: Vec<(String, i64)> = r["weekly"]

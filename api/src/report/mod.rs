@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::records::Record;
 use domain::records::campaign::Campaign;
-use domain::records::supervision::Supervision;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -471,7 +470,7 @@ async fn compute_at(
         words: false,
     };
     // Independent reads, run together.
-    let (categories, units, calendar, groups, kpis, ratings, overdue, supervision_docs, activity, trends) = tokio::try_join!(
+    let (categories, units, calendar, groups, kpis, ratings, overdue, supervision_counts, activity, trends) = tokio::try_join!(
         async { Ok::<_, ApiError>(state.reference.list_categories().await?) },
         async { Ok::<_, ApiError>(state.reference.list_units(true).await?) },
         async { Ok::<_, ApiError>(state.reference.working_calendar().await?) },
@@ -486,7 +485,7 @@ async fn compute_at(
             }
         },
         async { Ok::<_, ApiError>(infra::report::overdue(&state.pool, cid, vid, now, 20).await?) },
-        async { Ok::<_, ApiError>(infra::report::supervision_items(&state.pool, cid, vid).await?) },
+        async { Ok::<_, ApiError>(infra::report::supervision_counts(&state.pool, cid, vid).await?) },
         activity(state, cid, vid),
         crate::routes::analysis::trend_view(state, trend_params),
     )?;
@@ -540,15 +539,11 @@ async fn compute_at(
 
     let mut supervision = SupervisionSummary::default();
     let (mut levels, mut triggers) = (BTreeMap::new(), BTreeMap::new());
-    for doc in supervision_docs {
-        let Ok(s) = serde_json::from_value::<Supervision>(doc) else { continue };
-        supervision.raised += 1;
-        if s.is_open() {
-            supervision.open += 1;
-        }
-        let level = serde_json::to_value(s.raised.level).ok().and_then(|v| v.as_str().map(str::to_owned));
-        *levels.entry(level).or_default() += 1;
-        *triggers.entry(Some(s.raised.trigger.kind().to_owned())).or_default() += 1;
+    for c in supervision_counts {
+        supervision.raised += c.raised;
+        supervision.open += c.open;
+        *levels.entry(c.level).or_default() += c.raised;
+        *triggers.entry(c.trigger).or_default() += c.raised;
     }
     supervision.by_level = sorted(levels, |k| {
         match k {
