@@ -94,6 +94,20 @@ struct OpenStream {
 }
 
 impl OpenStream {
+    /// [`Self::open`], again while the service answers 503 (busy: the pool or the request
+    /// deadline on a loaded machine), for up to 10 s; any other answer is returned.
+    async fn open_when_ready(app: &TestApp, token: &str, after: &str) -> Result<Self, tests::app::Reply> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::open(app, token, after).await {
+                Err(r) if r.status == StatusCode::SERVICE_UNAVAILABLE && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn open(app: &TestApp, token: &str, after: &str) -> Result<Self, tests::app::Reply> {
         let resp = app
             .client
@@ -185,8 +199,8 @@ where
 async fn event_streams_beyond_the_cap_are_refused_with_429_and_retry_after() {
     let s = serve(|s| s.capacity.max_streams = 2).await;
     let sup = s.app.token("supervisor", None);
-    let a = OpenStream::open(&s.app, &sup, "0").await.expect("the first stream opens");
-    let b = OpenStream::open(&s.app, &sup, "0").await.expect("the second stream opens");
+    let a = OpenStream::open_when_ready(&s.app, &sup, "0").await.expect("the first stream opens");
+    let b = OpenStream::open_when_ready(&s.app, &sup, "0").await.expect("the second stream opens");
     let refused = OpenStream::open(&s.app, &sup, "0").await.err().expect("the third stream is refused");
     refused.assert_problem(429, "at-capacity");
     assert!(refused.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "Retry-After");
@@ -220,13 +234,13 @@ async fn one_caller_never_holds_every_stream() {
     })
     .await;
     let sup = s.app.token("supervisor", None);
-    let a = OpenStream::open(&s.app, &sup, "0").await.expect("the first stream opens");
-    let b = OpenStream::open(&s.app, &sup, "0").await.expect("the second stream opens");
+    let a = OpenStream::open_when_ready(&s.app, &sup, "0").await.expect("the first stream opens");
+    let b = OpenStream::open_when_ready(&s.app, &sup, "0").await.expect("the second stream opens");
     let refused = OpenStream::open(&s.app, &sup, "0").await.err().expect("a third of one caller is refused");
     refused.assert_problem(429, "at-capacity");
     assert!(refused.body["detail"].as_str().unwrap().contains("for one caller"), "{}", refused.text);
     let auditor = s.app.token("auditor", None);
-    let other = OpenStream::open(&s.app, &auditor, "0").await.expect("another caller still gets a stream");
+    let other = OpenStream::open_when_ready(&s.app, &auditor, "0").await.expect("another caller still gets a stream");
     for st in [a, b, other] {
         st.close();
     }
