@@ -477,12 +477,10 @@ async fn compute_at(
         async { Ok::<_, ApiError>(infra::report::case_groups(&state.pool, cid, vid, now).await?) },
         async { Ok::<_, ApiError>(state.analysis.kpis(&kpi_filter, infra::analysis::GroupBy::Total, now).await?) },
         async {
-            match kpi_to == through_now {
-                true => Ok::<_, ApiError>(None),
-                false => {
-                    Ok(Some(state.analysis.kpis(&rated_filter, infra::analysis::GroupBy::Total, now).await?.counts))
-                }
+            if kpi_to == through_now {
+                return Ok::<_, ApiError>(None);
             }
+            Ok(Some(state.analysis.kpis(&rated_filter, infra::analysis::GroupBy::Total, now).await?.counts))
         },
         async { Ok::<_, ApiError>(infra::report::overdue(&state.pool, cid, vid, now, 20).await?) },
         async { Ok::<_, ApiError>(infra::report::supervision_counts(&state.pool, cid, vid).await?) },
@@ -514,7 +512,7 @@ async fn compute_at(
     };
 
     let infra::analysis::Kpis { counts, reply_times } = kpis;
-    let ratings = ratings.unwrap_or_else(|| counts.clone()).first().cloned().unwrap_or_default();
+    let ratings = ratings.as_ref().unwrap_or(&counts).first().cloned().unwrap_or_default();
     let satisfaction = Satisfaction {
         satisfied: ratings.ratings_fully_satisfied,
         basically_satisfied: ratings.ratings_satisfied - ratings.ratings_fully_satisfied,

@@ -557,19 +557,11 @@ pub async fn trend_view(state: &AppState, p: TrendParams) -> Result<TrendView, A
             )
         },
         async {
-            match p.words {
-                true => word_trends(
-                    a,
-                    (baseline_from, recent_from, recent_to),
-                    (recent_t, to_t),
-                    min_count,
-                    fdr,
-                    p.campaign,
-                )
-                .await
-                .map(Some),
-                false => Ok(None),
+            if !p.words {
+                return Ok(None);
             }
+            let periods = (baseline_from, recent_from, recent_to);
+            word_trends(a, periods, (recent_t, to_t), min_count, fdr, p.campaign).await.map(Some)
         },
         async { Ok::<_, ApiError>(a.surveys(p.campaign).await?) },
     )?;
