@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::records::Record;
 use domain::records::supervision::{self, Raise, Rules, Supervision};
-use domain::{CaseId, Stage, UnitId};
+use domain::{CaseId, RecordId, Stage, UnitId};
 use infra::StoreError;
 use infra::records::RecordAppend;
 
@@ -43,7 +43,7 @@ pub async fn wanted(state: &AppState, rules: &Rules, now: DateTime<Utc>) -> Resu
         if let Some(u) = unit {
             per_unit.entry(u).or_default().insert(case);
         }
-        out.push(supervision::overdue(case, unit, stage, c.due_at));
+        out.push(supervision::overdue(case, unit, stage, c.due_at).in_campaign(c.campaign_id.map(RecordId::from_uuid)));
     }
     let mut units: Vec<_> = per_unit.into_iter().collect();
     units.sort_by_key(|(u, _)| *u);
@@ -54,13 +54,17 @@ pub async fn wanted(state: &AppState, rules: &Rules, now: DateTime<Utc>) -> Resu
     for c in infra::supervision::disputed_cases(&state.pool).await? {
         let case = CaseId::from_uuid(c.case_id);
         let unit = c.unit_id.map(UnitId::from_uuid);
-        out.extend(supervision::repeat_dissatisfied(case, unit, u32::try_from(c.dissatisfied).unwrap_or(0)));
-        out.extend(supervision::return_dispute(case, unit, u32::try_from(c.returns_refused).unwrap_or(0)));
+        let campaign = c.campaign_id.map(RecordId::from_uuid);
+        let dissatisfied = u32::try_from(c.dissatisfied).unwrap_or(0);
+        let refused = u32::try_from(c.returns_refused).unwrap_or(0);
+        out.extend(supervision::repeat_dissatisfied(case, unit, dissatisfied).map(|r| r.in_campaign(campaign)));
+        out.extend(supervision::return_dispute(case, unit, refused).map(|r| r.in_campaign(campaign)));
     }
-    for (case, unit, n) in infra::supervision::duplicated_cases(&state.pool, i64::from(rules.duplicates.max(1))).await?
-    {
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        out.extend(supervision::duplicates(CaseId::from_uuid(case), unit.map(UnitId::from_uuid), n, rules));
+    for d in infra::supervision::duplicated_cases(&state.pool, i64::from(rules.duplicates.max(1))).await? {
+        let n = u32::try_from(d.duplicates).unwrap_or(u32::MAX);
+        let (case, unit) = (CaseId::from_uuid(d.case_id), d.unit_id.map(UnitId::from_uuid));
+        let raise = supervision::duplicates(case, unit, n, rules);
+        out.extend(raise.map(|r| r.in_campaign(d.campaign_id.map(RecordId::from_uuid))));
     }
     Ok(out)
 }

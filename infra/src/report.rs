@@ -126,7 +126,10 @@ pub struct SupervisionCount {
 }
 
 /// The supervision items about the campaign's cases (and village's), counted by level and
-/// trigger in the database: a campaign in operation gathers tens of thousands of them.
+/// trigger in the database: a campaign in operation gathers tens of thousands of them. Items are
+/// found through the campaign each carries (`records.campaign_id`, indexed), so the count grows
+/// with the campaign's items, not with every item ever raised; items raised before items
+/// carried their case's campaign are not counted.
 ///
 /// # Errors
 /// A database failure.
@@ -140,8 +143,10 @@ pub async fn supervision_counts(
         .prepare_cached(
             "SELECT r.doc->>'level', r.doc->'trigger'->>'kind', count(*), \
                     count(*) FILTER (WHERE r.doc->>'closed_at' IS NULL) \
-             FROM records r JOIN ledger l ON l.case_id = (r.doc->>'case')::uuid \
-             WHERE r.stream_type = 'supervision' AND l.campaign_id = $1 AND ($2::uuid IS NULL OR l.village_id = $2) \
+             FROM records r \
+             WHERE r.campaign_id = $1 AND r.stream_type = 'supervision' \
+               AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM ledger l \
+                    WHERE l.case_id = (r.doc->>'case')::uuid AND l.village_id = $2)) \
              GROUP BY 1, 2",
         )
         .await?;

@@ -17,6 +17,8 @@ pub struct OverdueClock {
     pub case_id: Uuid,
     /// Its lead unit.
     pub unit_id: Option<Uuid>,
+    /// The campaign it was received in.
+    pub campaign_id: Option<Uuid>,
     /// The clock's stage (`sign_for`, …, `acknowledgement`, `overall`).
     pub stage: String,
     /// Its due time.
@@ -32,7 +34,7 @@ pub async fn overdue_clocks(pool: &Pool, now: DateTime<Utc>) -> Result<Vec<Overd
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT l.case_id, l.unit_id, c.stage, c.due FROM ledger l CROSS JOIN LATERAL (VALUES \
+            "SELECT l.case_id, l.unit_id, l.campaign_id, c.stage, c.due FROM ledger l CROSS JOIN LATERAL (VALUES \
                     (l.deadline_stage, CASE WHEN l.paused THEN NULL ELSE l.due_at END), \
                     ('acknowledgement', l.ack_due_at), ('overall', l.overall_due_at)) AS c(stage, due) \
              WHERE l.next_due_at < $1 AND c.due < $1 AND c.stage IS NOT NULL",
@@ -42,7 +44,13 @@ pub async fn overdue_clocks(pool: &Pool, now: DateTime<Utc>) -> Result<Vec<Overd
         .query(&stmt, &[&now])
         .await?
         .iter()
-        .map(|r| OverdueClock { case_id: r.get(0), unit_id: r.get(1), stage: r.get(2), due_at: r.get(3) })
+        .map(|r| OverdueClock {
+            case_id: r.get(0),
+            unit_id: r.get(1),
+            campaign_id: r.get(2),
+            stage: r.get(3),
+            due_at: r.get(4),
+        })
         .collect())
 }
 
@@ -53,6 +61,8 @@ pub struct CaseCounts {
     pub case_id: Uuid,
     /// Its lead unit.
     pub unit_id: Option<Uuid>,
+    /// The campaign it was received in.
+    pub campaign_id: Option<Uuid>,
     /// Dissatisfied ratings it has had.
     pub dissatisfied: i32,
     /// Returns the dispatcher refused.
@@ -67,7 +77,7 @@ pub async fn disputed_cases(pool: &Pool) -> Result<Vec<CaseCounts>, StoreError> 
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT case_id, unit_id, dissatisfied_count, returns_refused FROM ledger \
+            "SELECT case_id, unit_id, campaign_id, dissatisfied_count, returns_refused FROM ledger \
              WHERE dissatisfied_count >= 2 OR returns_refused > 0",
         )
         .await?;
@@ -75,23 +85,47 @@ pub async fn disputed_cases(pool: &Pool) -> Result<Vec<CaseCounts>, StoreError> 
         .query(&stmt, &[])
         .await?
         .iter()
-        .map(|r| CaseCounts { case_id: r.get(0), unit_id: r.get(1), dissatisfied: r.get(2), returns_refused: r.get(3) })
+        .map(|r| CaseCounts {
+            case_id: r.get(0),
+            unit_id: r.get(1),
+            campaign_id: r.get(2),
+            dissatisfied: r.get(3),
+            returns_refused: r.get(4),
+        })
         .collect())
 }
 
-/// The cases with at least `min` duplicates linked to them: (case, its unit, how many).
+/// A case with duplicates linked to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicated {
+    /// The case.
+    pub case_id: Uuid,
+    /// Its lead unit.
+    pub unit_id: Option<Uuid>,
+    /// The campaign it was received in.
+    pub campaign_id: Option<Uuid>,
+    /// How many cases are linked to it as its duplicates.
+    pub duplicates: i64,
+}
+
+/// The cases with at least `min` duplicates linked to them.
 ///
 /// # Errors
 /// A database failure.
-pub async fn duplicated_cases(pool: &Pool, min: i64) -> Result<Vec<(Uuid, Option<Uuid>, i64)>, StoreError> {
+pub async fn duplicated_cases(pool: &Pool, min: i64) -> Result<Vec<Duplicated>, StoreError> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT t.case_id, t.unit_id, count(*) FROM ledger d JOIN ledger t ON t.case_id = d.duplicate_of \
-             WHERE d.duplicate_of IS NOT NULL GROUP BY 1, 2 HAVING count(*) >= $1",
+            "SELECT t.case_id, t.unit_id, t.campaign_id, count(*) FROM ledger d JOIN ledger t ON t.case_id = d.duplicate_of \
+             WHERE d.duplicate_of IS NOT NULL GROUP BY 1, 2, 3 HAVING count(*) >= $1",
         )
         .await?;
-    Ok(client.query(&stmt, &[&min]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(client
+        .query(&stmt, &[&min])
+        .await?
+        .iter()
+        .map(|r| Duplicated { case_id: r.get(0), unit_id: r.get(1), campaign_id: r.get(2), duplicates: r.get(3) })
+        .collect())
 }
 
 /// Which of `ids` name a record already (a raised item).
@@ -113,6 +147,8 @@ pub struct ItemFilter {
     pub unit_id: Option<Uuid>,
     /// Only items about this case.
     pub case_id: Option<Uuid>,
+    /// Only items about cases received in this campaign.
+    pub campaign_id: Option<Uuid>,
     /// At most this many, newest first.
     pub limit: i64,
     /// Only items raised before this one (its raise time and id): the page after it.
@@ -132,12 +168,15 @@ pub async fn items(pool: &Pool, f: &ItemFilter) -> Result<Vec<RecordRow>, StoreE
                AND (NOT $1 OR doc->>'closed_at' IS NULL) \
                AND ($2::uuid IS NULL OR $2 = ANY(unit_ids)) \
                AND ($3::uuid IS NULL OR doc->>'case' = $3::text) \
+               AND ($7::uuid IS NULL OR campaign_id = $7) \
                AND ($5::timestamptz IS NULL OR ((doc->>'raised_at')::timestamptz, record_id) < ($5, $6::uuid)) \
              ORDER BY (doc->>'raised_at')::timestamptz DESC, record_id DESC LIMIT $4",
             crate::records::ROW
         ))
         .await?;
     let (after_at, after_id) = (f.after.map(|a| a.0), f.after.map(|a| a.1));
-    let rows = client.query(&stmt, &[&f.open_only, &f.unit_id, &f.case_id, &f.limit, &after_at, &after_id]).await?;
+    let rows = client
+        .query(&stmt, &[&f.open_only, &f.unit_id, &f.case_id, &f.limit, &after_at, &after_id, &f.campaign_id])
+        .await?;
     Ok(rows.iter().map(crate::records::row_of).collect())
 }

@@ -143,6 +143,22 @@ async fn the_summary_report_prints_and_freezes() {
             assert_eq!(closed.status, StatusCode::OK, "{}", closed.text);
         }
     }
+    // A third item about the unit alone belongs to no campaign: the report does not count it.
+    let r = app
+        .post(
+            "/api/v1/supervision",
+            &sup,
+            json!({"level": "general", "unit_id": app.dept_a, "reason": "本月超期件较多，督促整改"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.body["campaign_id"].is_null());
+    // The two about the campaign's cases carry it, and the list filters on it.
+    let listed = app.get(&format!("/api/v1/supervision?status=all&campaign_id={cid}"), &sup).await;
+    let listed: Vec<(&Value, &Value)> =
+        listed.body["items"].as_array().unwrap().iter().map(|i| (&i["case_id"], &i["campaign_id"])).collect();
+    let (a_id, b_id, cid_v) = (json!(a.id), json!(b.id), json!(cid));
+    assert_eq!(listed, [(&b_id, &cid_v), (&a_id, &cid_v)], "newest first");
     let path = format!("/api/v1/reports/summary?campaign_id={cid}&village_id={}", app.village);
     let (status, ct, body) = get(&app, &path, "application/json").await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));

@@ -28,7 +28,17 @@ fn assign(unit: Uuid) -> Command {
 /// (due 3 March) and overall clock (due 1 May) are overdue, and, for an identified citizen never
 /// told, its acknowledgement (due 17 March) too.
 async fn stuck(app: &TestApp, unit: Uuid, identified: bool) -> Story {
-    let mut s = Story::register(app, "2026-03-02T09:00:00+08:00", identified).await;
+    stuck_in(app, unit, identified, None).await
+}
+
+/// The same, received in `campaign` (a tag: the rules read it from the ledger row).
+async fn stuck_in(app: &TestApp, unit: Uuid, identified: bool, campaign: Option<Uuid>) -> Story {
+    let mut s = Story::register_with(app, tests::story::t("2026-03-02T09:00:00+08:00"), |reg| {
+        reg.complainant.anonymous = !identified;
+        reg.campaign = campaign
+            .map(|c| records::CampaignTag { campaign: RecordId::from_uuid(c), phase: records::Phase::Implementation });
+    })
+    .await;
     s.run(Command::Accept, "2026-03-02T10:00:00+08:00").await;
     s.run(assign(unit), "2026-03-02T12:00:00+08:00").await;
     s
@@ -68,7 +78,8 @@ async fn rules_raise_each_trigger_once_across_runs_and_servers() {
     let (u1, u2) = (app.dept_a, app.dept_b);
     let x1 = stuck(&app, u1, true).await;
     let x2 = stuck(&app, u1, false).await;
-    let x3 = stuck(&app, u1, false).await;
+    let campaign = Uuid::new_v4();
+    let x3 = stuck_in(&app, u1, false, Some(campaign)).await;
 
     let (mut y, mut at) = recent(&app, u2).await;
     for _ in 0..2 {
@@ -176,7 +187,15 @@ async fn rules_raise_each_trigger_once_across_runs_and_servers() {
     assert_eq!(sign["level"], "general");
     assert_eq!(sign["trigger"]["due_at"].as_str().map(|s| s.starts_with("2026-03-03")), Some(true));
     assert!(sign["days_overdue"].as_i64().unwrap() > 200);
-    let _ = &x3;
+    // x3 was received in a campaign: its two items carry it (a report counts them by it); the
+    // unit's card and the other cases' items carry none.
+    let in_campaign = items(&app, &one, &format!("status=all&campaign_id={campaign}")).await;
+    let mut stages: Vec<(&Value, &Value, &Value)> =
+        in_campaign.iter().map(|i| (&i["case_id"], &i["trigger"]["stage"], &i["campaign_id"])).collect();
+    stages.sort_by_key(|s| s.1.as_str());
+    let (x3_id, c) = (json!(x3.id), json!(campaign));
+    assert_eq!(stages, [(&x3_id, &json!("overall"), &c), (&x3_id, &json!("sign_for"), &c)]);
+    assert_eq!(all.iter().filter(|i| !i["campaign_id"].is_null()).count(), 2);
     let card = all.iter().find(|i| i["trigger"]["kind"] == "unit_overdue").unwrap();
     assert_eq!(card["unit_id"], u1.to_string());
     assert_eq!(card["level"], "key");

@@ -133,6 +133,9 @@ pub struct SupervisionView {
     pub unit_id: Option<Uuid>,
     /// The case (absent for a unit's card).
     pub case_id: Option<Uuid>,
+    /// The campaign the case was received in (absent: none, a unit's card, or an item raised
+    /// before items carried it).
+    pub campaign_id: Option<Uuid>,
     /// When it was raised.
     pub raised_at: DateTime<Utc>,
     /// The unit's response is due by then.
@@ -165,6 +168,7 @@ impl SupervisionView {
             level: s.raised.level.into(),
             unit_id: s.raised.unit.map(|u| u.as_uuid()),
             case_id: s.raised.case.map(|c| c.as_uuid()),
+            campaign_id: s.raised.campaign.map(|c| c.as_uuid()),
             raised_at: s.raised_at,
             response_due_at: s.raised.response_due_at,
             responses: s
@@ -210,6 +214,8 @@ pub struct SupervisionQuery {
     pub unit_id: Option<Uuid>,
     /// Only items about this case.
     pub case_id: Option<Uuid>,
+    /// Only items about cases received in this campaign.
+    pub campaign_id: Option<Uuid>,
     /// At most this many a page (1 to 1000, default 200), newest first.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
@@ -272,7 +278,14 @@ pub async fn list_supervision(
         }
     };
     let after = crate::routes::ledger::issued_cursor(q.cursor.as_deref(), decode_cursor)?;
-    let filter = infra::supervision::ItemFilter { open_only, unit_id, case_id: q.case_id, limit, after };
+    let filter = infra::supervision::ItemFilter {
+        open_only,
+        unit_id,
+        case_id: q.case_id,
+        campaign_id: q.campaign_id,
+        limit,
+        after,
+    };
     let rows = within_deadline(&req, async { Ok(infra::supervision::items(&state.pool, &filter).await?) }).await?;
     let full = rows.len() as i64 == limit;
     let now = Utc::now();
@@ -373,7 +386,7 @@ pub async fn raise_supervision(
                         "unit_id: the case is not handled by this unit (an item about a case supervises its lead unit or a co-unit)".into(),
                     ));
                 }
-                Some(domain::CaseId::from_uuid(c))
+                Some((domain::CaseId::from_uuid(c), row.campaign_id.map(RecordId::from_uuid)))
             }
             None => None,
         };
@@ -383,7 +396,8 @@ pub async fn raise_supervision(
             trigger: Trigger::Manual { reason },
             level: body.level.into(),
             unit: Some(unit),
-            case,
+            case: case.map(|c| c.0),
+            campaign: case.and_then(|c| c.1),
         };
         let events = supervision::raise(&r, &rules, crate::service::now(), &calendar)?;
         records::create::<Supervision>(&state, &meta, Action::Supervise, &body, Decided::events(events)).await

@@ -127,12 +127,22 @@ pub struct Raise {
     pub unit: Option<UnitId>,
     /// The case (none for a unit's card).
     pub case: Option<CaseId>,
+    /// The campaign the case was received in (none for a unit's card or a case outside one): a
+    /// campaign's summary report counts its items by it.
+    pub campaign: Option<RecordId>,
 }
 
 impl Raise {
     fn keyed(key: &str, trigger: Trigger, level: Level, unit: Option<UnitId>, case: Option<CaseId>) -> Self {
         let id = RecordId::from_uuid(Uuid::new_v5(&NAMESPACE, key.as_bytes()));
-        Self { id, trigger, level, unit, case }
+        Self { id, trigger, level, unit, case, campaign: None }
+    }
+
+    /// The same item, about a case received in `campaign`. The campaign is not part of the
+    /// trigger's key: the id stays that of the trigger.
+    #[must_use]
+    pub fn in_campaign(self, campaign: Option<RecordId>) -> Self {
+        Self { campaign, ..self }
     }
 }
 
@@ -198,6 +208,10 @@ pub struct Raised {
     pub unit: Option<UnitId>,
     /// The case.
     pub case: Option<CaseId>,
+    /// The campaign the case was received in (absent: none, a unit's card, or an item raised
+    /// before items carried it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<RecordId>,
     /// The unit's response is due by then (end of a working day, China Standard Time).
     pub response_due_at: DateTime<Utc>,
 }
@@ -283,6 +297,7 @@ pub fn raise(
         level: raise.level,
         unit: raise.unit,
         case: raise.case,
+        campaign: raise.campaign,
         response_due_at: end_of_local_day(day),
     })])
 }
@@ -350,7 +365,7 @@ impl Record for Supervision {
 
     fn index(&self) -> RecordIndex {
         RecordIndex {
-            campaign: None,
+            campaign: self.raised.campaign,
             units: self.raised.unit.into_iter().collect(),
             restricted: false,
             happened_on: Some(china_day(self.raised_at)),
