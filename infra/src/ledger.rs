@@ -131,9 +131,10 @@ pub struct LedgerRow {
     /// What the case contributes to the KPIs ([`domain::kpi`]).
     #[serde(default)]
     pub facts: Vec<domain::kpi::Fact>,
-    /// The search lexemes of [`searchable_text`], as tsvector input: written at registration and
-    /// whenever an event adds a text to the history ([`domain::CaseEvent::texts`]); empty on
-    /// other writes, which keep the stored value; never read back.
+    /// The search lexemes of [`searchable_texts`] ([`crate::search::case_tsvector_text`]), as
+    /// tsvector input: written whole at registration, by a rebuild and by a replay; empty on an
+    /// append, which keeps the stored value and adds the terms of the texts its events add
+    /// ([`domain::CaseEvent::texts`]) beside the row; never read back.
     #[serde(default)]
     pub search: String,
 }
@@ -141,13 +142,10 @@ pub struct LedgerRow {
 /// Everything of a case that a reader sees and may type to find it: the receipt code, title,
 /// description, and every free text of its history (results and replies of every round,
 /// reasons, comments, contributions, notes: [`Case::history_texts`]).
-pub fn searchable_text(case: &Case) -> String {
-    let mut t = format!("{} {} {}", case.receipt_code.as_str(), case.title.as_str(), case.description.as_str());
-    for extra in &case.history_texts {
-        t.push(' ');
-        t.push_str(extra);
-    }
-    t
+pub fn searchable_texts(case: &Case) -> impl Iterator<Item = &str> {
+    [case.receipt_code.as_str(), case.title.as_str(), case.description.as_str()]
+        .into_iter()
+        .chain(case.history_texts.iter().map(String::as_str))
 }
 
 /// When 60 % of a clock's time is used ("due soon").
@@ -222,7 +220,7 @@ impl LedgerRow {
             dissatisfied_count: i32::try_from(case.dissatisfied_count).unwrap_or(i32::MAX),
             returns_refused: i32::try_from(case.returns_refused).unwrap_or(i32::MAX),
             facts: case.facts.clone(),
-            search: if with_search { crate::search::tsvector_text(&searchable_text(case)) } else { String::new() },
+            search: if with_search { crate::search::case_tsvector_text(searchable_texts(case)) } else { String::new() },
         }
     }
 

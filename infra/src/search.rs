@@ -10,8 +10,11 @@
 //!   by prefix: any part of a word finds it (`wat` and `ate` find `water`, `571` finds `0571`).
 //!   Each suffix is cut to its first 64 characters and so is a query's word, so a part of a
 //!   longer run (a serial number, a URL) is found wherever it starts;
-//! - a case's terms are capped at 512 KiB (PostgreSQL refuses a tsvector over 1 MiB), taken in
-//!   text order: receipt code, title and description first, then the history's texts.
+//! - a case's terms are capped (PostgreSQL refuses a tsvector whose lexemes take over 1 MiB):
+//!   one text's terms at 512 KiB, and the case's at [`MAX_CASE_TERM_BYTES`], text by text in
+//!   order — receipt code, title and description first, then the history's texts
+//!   ([`case_tsvector_text`]). A new text's terms are added to the stored ones in the database
+//!   by the same rule (V29), so an append costs what its own texts cost, not the whole history.
 //!
 //! The terms are written as exact lexemes (the tsvector and tsquery input syntax, quoted), so
 //! PostgreSQL's parser never re-splits them, whatever the database's locale.
@@ -22,9 +25,13 @@ use unicode_normalization::UnicodeNormalization;
 /// and query words are cut to it.
 const MAX_WORD_CHARS: usize = 64;
 
-/// The most bytes of terms one case is indexed under (a tsvector is limited to 1 MiB, each
-/// lexeme taking a few bytes more than its text).
+/// The most bytes of terms one text is indexed under.
 const MAX_TERM_BYTES: usize = 512 * 1024;
+
+/// The most bytes the distinct terms of one case take (PostgreSQL refuses a tsvector whose
+/// lexemes take over 1 MiB). V29's `append_events()` applies the same limit, in the same way,
+/// when it adds a text's terms to the stored ones: keep the two equal.
+pub const MAX_CASE_TERM_BYTES: usize = 960 * 1024;
 
 /// Whether a character belongs to a script written without spaces between words.
 fn unspaced(c: char) -> bool {
@@ -114,9 +121,36 @@ fn lexeme(t: &str) -> String {
     format!("'{}'", t.replace('\'', "''"))
 }
 
-/// The `search` column's value (tsvector input syntax) for a case's title and description.
+/// The terms of one text (tsvector input syntax): what an append sends for each text it adds
+/// to a case.
 pub fn tsvector_text(text: &str) -> String {
     index_terms(text).iter().map(|t| lexeme(t)).collect::<Vec<_>>().join(" ")
+}
+
+/// The `search` column's value (tsvector input syntax) of a case whose searchable texts are
+/// `texts`, in order: each text's terms join the case's when the case's distinct terms then take
+/// at most [`MAX_CASE_TERM_BYTES`]; a text that would cross it is left out whole, and a later,
+/// shorter one may still join. The database adds a new text's terms by the same rule, so the
+/// stored value always equals this fold of the case's history.
+pub fn case_tsvector_text<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+    fold_terms(texts, MAX_CASE_TERM_BYTES).iter().map(|t| lexeme(t)).collect::<Vec<_>>().join(" ")
+}
+
+/// [`case_tsvector_text`]'s fold under a limit of `cap` bytes: the case's terms, in order.
+fn fold_terms<'a>(texts: impl IntoIterator<Item = &'a str>, cap: usize) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<String> = Vec::new();
+    let mut bytes = 0;
+    for text in texts {
+        let new: Vec<String> = index_terms(text).into_iter().filter(|t| !seen.contains(t)).collect();
+        let add: usize = new.iter().map(String::len).sum();
+        if bytes + add <= cap {
+            bytes += add;
+            seen.extend(new.iter().cloned());
+            out.extend(new);
+        }
+    }
+    out
 }
 
 /// The tsquery (input syntax) that finds the cases whose text holds every term of `query`, or
@@ -180,6 +214,16 @@ mod tests {
         assert!(bytes <= 512 * 1024, "{bytes}");
         assert!(bytes > 500 * 1024, "the budget is used, not wasted: {bytes}");
         assert_eq!(terms[0], format!("{:040}", 0));
+    }
+
+    #[test]
+    fn a_text_joins_a_case_s_terms_whole_or_not_at_all() {
+        // Hand count under a 8-byte limit: "ab" → ab, b (3 bytes); "cd" → cd, d (6); "efg" →
+        // efg, fg, g would make 12: left out; "b z" → only z is new (7): joins.
+        let terms = fold_terms(["ab", "cd", "efg", "b z"], 8);
+        assert_eq!(terms, ["ab", "b", "cd", "d", "z"]);
+        // With room for all of them, the fold is the terms of the whole history.
+        assert_eq!(fold_terms(["ab", "cd", "efg", "b z"], 100), index_terms("ab cd efg b z"));
     }
 
     #[test]

@@ -761,14 +761,23 @@ impl Prepared {
             prev_hash,
             hashes: Vec::with_capacity(events.len()),
             idem: idem.cloned(),
-            // Search lexemes are written when what is searched changes: at registration, and when
-            // an event adds a text to the history.
-            ledger: crate::ledger::LedgerRow::from_case(
-                after,
-                expected == 0 || events.iter().any(|e| !e.event.texts().is_empty()),
-            )
-            .to_json(),
+            // The search lexemes are written whole at registration; later, each text an event adds
+            // to the history goes beside the row (`search_add`), and `append_events()` adds its
+            // terms to the stored ones (V29): an append costs what its own texts cost.
+            ledger: crate::ledger::LedgerRow::from_case(after, expected == 0).to_json(),
         };
+        if expected > 0 {
+            let added: Vec<Value> = events
+                .iter()
+                .flat_map(|e| e.event.texts())
+                .map(|t| Value::String(crate::search::tsvector_text(t)))
+                .collect();
+            if !added.is_empty()
+                && let Some(obj) = p.ledger.as_object_mut()
+            {
+                obj.insert("search_add".into(), Value::Array(added));
+            }
+        }
         // The units the events hand the case to: `append_events()` refuses an inactive one in the
         // same transaction (V13).
         let handed: Vec<Uuid> = events

@@ -589,3 +589,52 @@ async fn a_rebuild_keeps_every_index_of_the_ledger() {
     infra::ledger::rebuild(&app.db.owner_settings()).await.unwrap();
     assert_eq!(indexes().await, before);
 }
+
+/// A word of 5 000 letters and digits from a fixed pseudo-random sequence: its 4 937 suffixes of
+/// 64 characters and 63 shorter ones are distinct, 317,984 bytes of terms (4 937 × 64 + 63 × 64 / 2).
+fn long_word(seed: u64) -> String {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    (0..5000)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[((x >> 33) % 36) as usize])
+        })
+        .collect()
+}
+
+/// Issue 14: an append adds the terms of its own texts to the stored ones (V29) instead of the
+/// service re-reading the whole history, under the same per-case limit (960 KiB of distinct
+/// terms) as a replay's fold. Four notes of 317,984 bytes of terms each: three fit (953,952),
+/// the fourth would cross the limit and is left out whole; a short note after it still joins.
+/// The stored terms equal the replay's (`huiyin verify --projections`).
+#[tokio::test]
+async fn a_note_s_search_terms_join_the_stored_ones_under_the_case_s_limit() {
+    let app = spawn_app().await;
+    let mut s = tests::story::Story::register(&app, "2026-03-02T09:00:00+08:00", false).await;
+    let words: Vec<String> = (1..=4).map(long_word).collect();
+    let mut at = tests::story::t("2026-03-02T10:00:00+08:00");
+    for text in words.iter().map(String::as_str).chain(["zz9 路灯不亮"]) {
+        at += chrono::Duration::minutes(1);
+        s.run_at(domain::Command::AddNote { text: domain::Text::parse(text).unwrap() }, at).await;
+    }
+    let (client, id) = (app.db.app_client().await, s.id.as_uuid());
+    let found = |word: String| {
+        let client = &client;
+        async move {
+            let q = format!("'{word}':*");
+            client
+                .query_one("SELECT search @@ $2::text::tsquery FROM ledger WHERE case_id = $1", &[&id, &q])
+                .await
+                .unwrap()
+                .get::<_, bool>(0)
+        }
+    };
+    for (i, w) in words.iter().enumerate() {
+        // A part from the middle of each word (its suffix from the 1 000th character, cut to 64).
+        assert_eq!(found(w[1000..1064].to_owned()).await, i < 3, "note {}", i + 1);
+    }
+    assert!(found("zz9".into()).await, "a short note after the left-out one joins");
+    assert!(found("路灯".into()).await);
+    let report = infra::ledger::verify_projections(&app.db.app_settings()).await.unwrap();
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+}
