@@ -8,7 +8,7 @@ use domain::{
 };
 use infra::store::LoadedCase;
 use infra::vault::{Opened, PersonalData};
-use infra::{AppendOutcome, IdempotencyKey, Metadata, NewEvent, StoreError, hash::GENESIS};
+use infra::{AppendOutcome, IdempotencyKey, Metadata, NewEvent, StoreError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -191,6 +191,29 @@ pub(crate) struct NewCase {
     pub events: Vec<NewEvent>,
     /// The case they fold to.
     pub case: Case,
+    /// The complainant's subject key, stored by the registration's append (none: anonymous).
+    pub subject_key: Option<infra::vault::SubjectKey>,
+    /// The complainant's data in the clear, as given: the response masks it without opening the
+    /// vault again.
+    pub personal: Option<PersonalData>,
+}
+
+impl NewCase {
+    /// Its registration inside another record's append, storing the subject key with it.
+    pub(crate) fn append(&self) -> infra::store::NewCaseAppend {
+        infra::store::NewCaseAppend::new(self.id, &self.events, &self.case).with_subject_key(self.subject_key.as_ref())
+    }
+
+    /// As [`NewCase::append`], recording the request's idempotency key with the case.
+    pub(crate) fn append_with_key(&self, idem: Option<infra::IdempotencyKey>) -> infra::store::NewCaseAppend {
+        infra::store::NewCaseAppend::new_with_key(self.id, &self.events, &self.case, idem)
+            .with_subject_key(self.subject_key.as_ref())
+    }
+
+    /// The case's view for `principal` (the complainant masked from the data in hand).
+    pub(crate) async fn view(&self, state: &AppState, principal: &Principal) -> Result<CaseView, ApiError> {
+        view_with(state, principal, &self.case, now(), self.personal.clone().map(Opened::Clear)).await
+    }
 }
 
 /// Registers a case. Returns the view and whether it was created now (`false` for a replay).
@@ -220,10 +243,12 @@ pub async fn register(
     // (the ledger's unique key refuses it) the case gets a new id.
     for _ in 0..3 {
         let new = prepare_case(state, meta, &req, None, None).await?;
-        return match state.store.append(new.id, 0, GENESIS, &new.events, idem.as_ref(), &new.case).await {
+        let appended =
+            state.store.register(new.id, &new.events, idem.as_ref(), &new.case, new.subject_key.as_ref(), None).await;
+        return match appended {
             Ok(AppendOutcome::Appended { .. }) => {
                 state.appended.notify_one();
-                Ok((view(state, &meta.principal, &new.case, now()).await?, true))
+                Ok((new.view(state, &meta.principal).await?, true))
             }
             Ok(AppendOutcome::Duplicate { case_id, last_version, .. }) => {
                 Ok((view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await?, false))
@@ -247,10 +272,8 @@ pub(crate) async fn register_unkeyed(
 ) -> Result<Case, ApiError> {
     for _ in 0..3 {
         let new = prepare_case(state, meta, req, None, None).await?;
-        let appended = match secret_hash {
-            Some(hash) => state.store.append_registration(new.id, &new.events, None, &new.case, hash).await,
-            None => state.store.append(new.id, 0, GENESIS, &new.events, None, &new.case).await,
-        };
+        let appended =
+            state.store.register(new.id, &new.events, None, &new.case, new.subject_key.as_ref(), secret_hash).await;
         match appended {
             Ok(_) => {
                 state.appended.notify_one();
@@ -432,11 +455,13 @@ pub(crate) async fn prepare_case(
             .into_iter()
             .flatten()
             .collect();
-    let sealed = if anonymous {
-        None
+    // Sealed here, its key stored by the registration's append (one round trip, one commit).
+    let (sealed, subject_key, personal) = if anonymous {
+        (None, None, None)
     } else {
         let data = PersonalData { name, phone, id_number: id_number.map(|s| s.to_ascii_uppercase()), email };
-        Some(state.vault.seal(&state.pool, &data).await?)
+        let (sealed, key) = state.vault.seal_for_append(&data)?;
+        (Some(sealed), Some(key), Some(data))
     };
     let policy = state.reference.policy_for(category).await?;
     let calendar = state.reference.working_calendar().await?;
@@ -468,7 +493,7 @@ pub(crate) async fn prepare_case(
         case = fold_new(Some(case), id, &more, at)?;
         events.extend(more);
     }
-    Ok(NewCase { id, events: stamp(events, at, meta), case })
+    Ok(NewCase { id, events: stamp(events, at, meta), case, subject_key, personal })
 }
 
 /// Runs a command on an existing case, as described in the module docs of [`crate::routes::cases`].
@@ -900,6 +925,17 @@ pub async fn view(
     case: &Case,
     at: DateTime<Utc>,
 ) -> Result<CaseView, ApiError> {
+    view_with(state, principal, case, at, None).await
+}
+
+/// As [`view`], with the complainant's data already opened (`None`: opened from the vault).
+async fn view_with(
+    state: &AppState,
+    principal: &Principal,
+    case: &Case,
+    at: DateTime<Utc>,
+    opened: Option<Opened>,
+) -> Result<CaseView, ApiError> {
     let calendar = state.reference.working_calendar().await?;
     let paused = case.paused.is_some();
     let clock = |d: domain::Deadline| {
@@ -939,7 +975,11 @@ pub async fn view(
     let mut complainant =
         ComplainantView { anonymous: case.complainant.anonymous, name: None, phone: None, hidden, erased: false };
     if !hidden && let Some(sealed) = &case.complainant.sealed {
-        match state.vault.open(&state.pool, sealed).await? {
+        let opened = match opened {
+            Some(o) => o,
+            None => state.vault.open(&state.pool, sealed).await?,
+        };
+        match opened {
             Opened::Clear(data) => {
                 complainant.name = data.name.as_deref().map(domain::personal::mask_name);
                 complainant.phone = data.phone.as_deref().map(domain::personal::mask_phone);

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::db::Pool;
 use crate::error::StoreError;
 use crate::hash::{self, GENESIS, HashInput};
+use crate::vault::SubjectKey;
 
 /// Who and what caused an event: recorded with it and covered by its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,19 +435,27 @@ impl EventStore {
             None => append_direct(&self.pool, &req).await,
         }
     }
-    /// Registers a case (version 1 onwards) with the slow hash of the receipt secret its citizen
-    /// holds, written in the registration's transaction (V19 `receipt_secrets`). Not batched.
-    pub async fn append_registration(
+    /// Registers a case (version 1 onwards) in one round trip: with the complainant's subject key
+    /// ([`crate::vault::Vault::seal_for_append`]) and, for a citizen who registered online, the
+    /// slow hash of the receipt secret they hold (V19 `receipt_secrets`), both written in the
+    /// registration's transaction. With an idempotency key seen before, nothing is written (no
+    /// key either) and the first result is returned. Not batched.
+    ///
+    /// # Errors
+    /// As [`EventStore::append`].
+    pub async fn register(
         &self,
         case_id: CaseId,
         events: &[NewEvent],
         idempotency: Option<&IdempotencyKey>,
         after: &Case,
-        receipt_secret_hash: &str,
+        subject_key: Option<&SubjectKey>,
+        receipt_secret_hash: Option<&str>,
     ) -> Result<AppendOutcome, StoreError> {
         let mut req = Prepared::new(case_id, 0, GENESIS, events, idempotency, after);
-        if let Some(obj) = req.ledger.as_object_mut() {
-            obj.insert("receipt_secret".into(), Value::String(receipt_secret_hash.to_owned()));
+        req.set_subject_key(subject_key);
+        if let (Some(hash), Some(obj)) = (receipt_secret_hash, req.ledger.as_object_mut()) {
+            obj.insert("receipt_secret".into(), Value::String(hash.to_owned()));
         }
         append_direct(&self.pool, &req).await
     }
@@ -719,6 +728,14 @@ impl NewCaseAppend {
         Self(Prepared::new(case_id, 0, GENESIS, events, idem.as_ref(), after))
     }
 
+    /// The same registration, storing the complainant's subject key in its transaction (see
+    /// [`EventStore::register`]).
+    #[must_use]
+    pub fn with_subject_key(mut self, key: Option<&SubjectKey>) -> Self {
+        self.0.set_subject_key(key);
+        self
+    }
+
     /// Appends it inside the caller's transaction.
     pub(crate) async fn append(&self, client: &impl GenericClient) -> Result<AppendOutcome, StoreError> {
         call_append_events(client, &self.0).await
@@ -742,6 +759,13 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// Lists the complainant's subject key beside the row: `append_events()` stores it (V29).
+    fn set_subject_key(&mut self, key: Option<&SubjectKey>) {
+        if let (Some(k), Some(obj)) = (key, self.ledger.as_object_mut()) {
+            obj.insert("subject_key".into(), k.to_json());
+        }
+    }
+
     fn new(
         case_id: CaseId,
         expected: u32,

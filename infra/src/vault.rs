@@ -111,6 +111,18 @@ impl Vault {
         Ok((SealedPersonalData { subject, ciphertext: B64.encode(ciphertext) }, wrapped))
     }
 
+    /// Seals data under a new subject key that the registration's append stores in its own
+    /// transaction ([`SubjectKey`], V29): one round trip and one commit for a registration, and
+    /// a retried one (the same idempotency key) leaves no key behind.
+    ///
+    /// # Errors
+    /// [`StoreError::Vault`] when the data cannot be serialised or sealed.
+    pub fn seal_for_append(&self, data: &PersonalData) -> Result<(SealedPersonalData, SubjectKey), StoreError> {
+        let (sealed, wrapped_key) = self.seal_detached(data)?;
+        let key = SubjectKey { subject_id: sealed.subject.as_uuid(), kek_id: self.kek_id.clone(), wrapped_key };
+        Ok((sealed, key))
+    }
+
     /// The id of the key-encryption key.
     pub fn kek_id(&self) -> &str {
         &self.kek_id
@@ -154,6 +166,29 @@ impl Vault {
             .prepare_cached("UPDATE subject_keys SET wrapped_key = NULL, erased_at = now() WHERE subject_id = $1 AND wrapped_key IS NOT NULL")
             .await?;
         Ok(client.execute(&stmt, &[&subject.as_uuid()]).await? == 1)
+    }
+}
+
+/// A new subject's wrapped data key, to be stored by the append that registers its case
+/// (`subject_keys`, written by `append_events()` from V29).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectKey {
+    /// The subject.
+    pub subject_id: uuid::Uuid,
+    /// The key-encryption key it is wrapped under.
+    pub kek_id: String,
+    /// The data key, wrapped (nonce and ciphertext).
+    pub wrapped_key: Vec<u8>,
+}
+
+impl SubjectKey {
+    /// The key as `append_events()` reads it beside the ledger row.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "subject_id": self.subject_id,
+            "kek_id": self.kek_id,
+            "wrapped_key": hex::encode(&self.wrapped_key),
+        })
     }
 }
 

@@ -184,6 +184,36 @@ async fn a_retry_with_the_same_idempotency_key_creates_one_case() {
     assert_eq!(app.event_count().await, 5);
 }
 
+/// Issue 14: a registration stores its complainant's subject key in its own transaction (V30).
+/// Eight concurrent registrations with one idempotency key make one case and one key; before,
+/// each stored a key with a commit of its own first (8 keys, 7 of them unused), and the
+/// response (masked from the data in hand, the vault not opened again) is unchanged.
+#[tokio::test]
+async fn concurrent_retries_of_a_registration_store_one_subject_key() {
+    let app = spawn_app().await;
+    let clerk = app.token("clerk", None);
+    let body = app.case_body();
+    let headers = [("Idempotency-Key", "intake-2026-0002")];
+    let sends = (0..8).map(|_| app.send(reqwest::Method::POST, "/api/v1/cases", Some(&clerk), Some(&body), &headers));
+    let answers = futures_util::future::join_all(sends).await;
+    for a in &answers {
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        assert_eq!(a.body["id"], answers[0].body["id"]);
+        assert_eq!(a.body["complainant"]["name"], "张*");
+        assert_eq!(a.body["complainant"]["phone"], "138****5678");
+    }
+    assert_eq!(app.event_count().await, 1);
+    let keys: i64 = app.db.app_client().await.query_one("SELECT count(*) FROM subject_keys", &[]).await.unwrap().get(0);
+    assert_eq!(keys, 1);
+    // The key stored is the one the case's data is sealed under: a supervisor reads it masked.
+    let id = answers[0].body["id"].as_str().unwrap();
+    let read = app.get(&format!("/api/v1/cases/{id}"), &app.token("supervisor", None)).await;
+    assert_eq!(
+        (&read.body["complainant"]["name"], &read.body["complainant"]["erased"]),
+        (&json!("张*"), &json!(false))
+    );
+}
+
 #[tokio::test]
 async fn a_stale_if_match_gets_412_and_writes_nothing() {
     let app = spawn_app().await;

@@ -161,7 +161,7 @@ pub async fn register_with_card(
     let batch: CardBatch = serde_json::from_value(row.doc).map_err(ApiError::internal)?;
     let source = CaseSource { source_type: SourceType::CardBatch, record: batch.id, item: serial.to_string() };
     let new = crate::service::prepare_case(state, meta, req, Some(source), batch.details.campaign).await?;
-    let append = infra::store::NewCaseAppend::new_with_key(new.id, &new.events, &new.case, idem);
+    let append = new.append_with_key(idem);
     // The card's use is the batch's event: a clerk writes it whatever their scope of records.
     let system = RequestMeta { idempotency_key: None, ..meta.clone() };
     let case = new.case.clone();

@@ -446,8 +446,7 @@ pub async fn register_meeting_opinions(
             }
             let pairs: Vec<(Option<u32>, domain::CaseId)> =
                 numbers.iter().zip(&cases).map(|(n, c)| (Some(*n), c.id)).collect();
-            let appends: Vec<infra::store::NewCaseAppend> =
-                cases.iter().map(|c| infra::store::NewCaseAppend::new(c.id, &c.events, &c.case)).collect();
+            let appends: Vec<infra::store::NewCaseAppend> = cases.iter().map(|c| c.append()).collect();
             let written = records::write::<Meeting>(&state, &meta, *id, Action::RecordActivity, &body, |m| {
                 let events = meeting::register_opinions(m, &pairs)?;
                 Ok(Decided { events, cases: appends.clone() })

@@ -761,7 +761,7 @@ pub async fn record_responses(
                         item: response_id.to_string(),
                     };
                     let new = crate::service::prepare_case(&state, &meta, &reg, Some(source), current.campaign).await?;
-                    cases.push(infra::store::NewCaseAppend::new(new.id, &new.events, &new.case));
+                    cases.push(new.append());
                     Some(new.id)
                 }
             };

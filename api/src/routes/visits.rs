@@ -488,7 +488,7 @@ pub async fn finding_to_case(
         case.received_at = Some(super::meetings::received_on(visit.details.visited_on));
         let source = CaseSource { source_type: SourceType::Visit, record: visit.id, item: body.finding.to_string() };
         let new = crate::service::prepare_case(&state, &meta, &case, Some(source), visit.details.campaign).await?;
-        let append = infra::store::NewCaseAppend::new(new.id, &new.events, &new.case);
+        let append = new.append();
         records::write::<Visit>(&state, &meta, *id, Action::RecordActivity, &body, |v| {
             Ok(Decided { events: visit::finding_became_case(v, body.finding, new.id)?, cases: vec![append.clone()] })
         })
