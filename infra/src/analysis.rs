@@ -94,12 +94,12 @@ pub(crate) const KPI_ROLLUP_SOURCE: &str = "SELECT * FROM kpi_rollup UNION ALL \
                             c.followed_up, c.reopened, c.returned, c.accepted_at, c.village_id, c.category_id, \
                             c.channel, c.campaign_id) AS x";
 
-/// The trends' rollup rows (V25: per China day received, campaign and key, the cases counted)
-/// with the changes not yet compacted into it.
+/// The case rollup's rows (V25, V31: per China day received, campaign, kind and key, the cases
+/// counted — the trends' kinds and the statistics') with the changes not yet compacted into it.
 pub(crate) const CASE_ROLLUP_SOURCE: &str = "SELECT * FROM case_rollup UNION ALL \
      SELECT x.* FROM case_changes c, \
             case_rollup_rows(c.sign, c.received_at, c.campaign_id, c.category_id, c.village_id, c.accused_unit_id, \
-                             c.title) AS x";
+                             c.title, c.duplicate, c.status, c.kind, c.channel, c.unit_id) AS x";
 
 /// The counts behind the KPIs of one group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -715,8 +715,15 @@ impl Ledger {
     }
 
     /// Counts by status, kind, channel, category, village and unit, for cases received in
-    /// `[from, to)`: one index-only scan grouped by all six columns at once (in parallel where the
-    /// server can), rolled up here into the six dimensions.
+    /// `[from, to)`.
+    ///
+    /// Unscoped (and not filtered by a campaign's phase), the whole China days of the period are
+    /// read from the case rollup (V31: per day, campaign, kind and key, with the changes not yet
+    /// compacted) and only its first and last partial day from the ledger, so a year costs what
+    /// its 365 days of rollup rows cost, not its cases. A handler's scope (the co-units and the
+    /// accused unit, from the heap) or a phase reads the ledger: one index-only scan grouped by
+    /// all six columns at once (in parallel where the server can). Both parts are read in one
+    /// snapshot.
     pub async fn stats(
         &self,
         from: DateTime<Utc>,
@@ -725,67 +732,149 @@ impl Ledger {
         campaign: &CampaignFilter,
     ) -> Result<Stats, StoreError> {
         let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let tx =
+            client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
         // Local to this transaction: the pooled connection goes back with its defaults.
         tx.batch_execute(
             "SELECT set_config('work_mem', '64MB', true), set_config('parallel_setup_cost', '0', true), \
                     set_config('parallel_tuple_cost', '0', true), set_config('min_parallel_index_scan_size', '0', true)",
         )
         .await?;
-        // Unscoped, the scan reads only the received-date index's INCLUDE columns (index-only);
-        // a handler's scope also needs the co-units and the accused unit, from the heap, and a
-        // campaign filter its columns.
-        let mut sql = String::from(
-            "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
-             WHERE received_at >= $1 AND received_at < $2",
-        );
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
-        if let Some(unit) = &scope_unit {
-            params.push(unit);
-            sql.push_str(&format!(" AND {}", scope_sql(params.len())));
+        let mut acc = StatsAcc::default();
+        let whole_days =
+            (scope_unit.is_none() && campaign.campaign_phase.is_none()).then(|| whole_china_days(from, to)).flatten();
+        match whole_days {
+            Some((first, end)) => {
+                let (start_at, end_at) =
+                    (domain::calendar::start_of_local_day(first), domain::calendar::start_of_local_day(end));
+                for (lo, hi) in [(from, start_at), (end_at, to)] {
+                    if lo < hi {
+                        stats_scan(&tx, lo, hi, None, campaign, &mut acc).await?;
+                    }
+                }
+                let sql = format!(
+                    "SELECT r.kind, r.term, r.a, sum(r.n)::bigint FROM ({}) AS r \
+                     WHERE r.kind IN ('status', 'kind', 'channel', 'category', 'village', 'unit') \
+                       AND r.day >= $1 AND r.day < $2 AND ($3::uuid IS NULL OR r.campaign_id = $3) \
+                     GROUP BY 1, 2, 3 HAVING sum(r.n) <> 0",
+                    crate::analysis::CASE_ROLLUP_SOURCE
+                );
+                let stmt = tx.prepare_cached(&sql).await?;
+                for r in tx.query(&stmt, &[&first, &end, &campaign.campaign_id]).await? {
+                    let (kind, term, key, n): (String, Option<String>, Option<Uuid>, i64) =
+                        (r.get(0), r.get(1), r.get(2), r.get(3));
+                    acc.add_rolled(&kind, term, key, n);
+                }
+            }
+            None => stats_scan(&tx, from, to, scope_unit, campaign, &mut acc).await?,
         }
-        if let Some(c) = &campaign.campaign_id {
-            params.push(c);
-            sql.push_str(&format!(" AND campaign_id = ${}", params.len()));
-        }
-        if let Some(p) = &campaign.campaign_phase {
-            params.push(p);
-            sql.push_str(&format!(" AND campaign_phase = ${}", params.len()));
-        }
-        sql.push_str(" GROUP BY 1, 2, 3, 4, 5, 6");
-        let stmt = tx.prepare_cached(&sql).await?;
-        let rows = tx.query(&stmt, &params).await?;
         tx.commit().await?;
-        let mut by_status: HashMap<String, i64> = HashMap::new();
-        let mut by_kind: HashMap<String, i64> = HashMap::new();
-        let mut by_channel: HashMap<String, i64> = HashMap::new();
-        let mut by_category: HashMap<Option<Uuid>, i64> = HashMap::new();
-        let mut by_village: HashMap<Option<Uuid>, i64> = HashMap::new();
-        let mut by_unit: HashMap<Option<Uuid>, i64> = HashMap::new();
-        let mut s = Stats::default();
-        for r in rows {
-            let n: i64 = r.get(6);
-            s.total += n;
-            *by_status.entry(r.get(0)).or_default() += n;
-            *by_kind.entry(r.get(1)).or_default() += n;
-            *by_channel.entry(r.get(2)).or_default() += n;
-            *by_category.entry(r.get(3)).or_default() += n;
-            *by_village.entry(r.get(4)).or_default() += n;
-            *by_unit.entry(r.get(5)).or_default() += n;
+        Ok(acc.finish())
+    }
+}
+
+/// The whole China days inside `[from, to)`: the first, and the day after the last; `None` when
+/// there is none.
+fn whole_china_days(from: DateTime<Utc>, to: DateTime<Utc>) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+    let day = domain::records::china_day(from);
+    let first = if domain::calendar::start_of_local_day(day) == from { day } else { day.succ_opt()? };
+    let end = domain::records::china_day(to);
+    (first < end).then_some((first, end))
+}
+
+/// The statistics' counts as they are added up.
+#[derive(Default)]
+struct StatsAcc {
+    total: i64,
+    by_status: HashMap<String, i64>,
+    by_kind: HashMap<String, i64>,
+    by_channel: HashMap<String, i64>,
+    by_category: HashMap<Option<Uuid>, i64>,
+    by_village: HashMap<Option<Uuid>, i64>,
+    by_unit: HashMap<Option<Uuid>, i64>,
+}
+
+impl StatsAcc {
+    /// A row of the case rollup: `kind` names the dimension, its key in `term` (status, kind,
+    /// channel) or `key` (category, village, unit). Every case has a status: those rows make the
+    /// total.
+    fn add_rolled(&mut self, kind: &str, term: Option<String>, key: Option<Uuid>, n: i64) {
+        let term = term.unwrap_or_default();
+        match kind {
+            "status" => {
+                self.total += n;
+                *self.by_status.entry(term).or_default() += n;
+            }
+            "kind" => *self.by_kind.entry(term).or_default() += n,
+            "channel" => *self.by_channel.entry(term).or_default() += n,
+            "category" => *self.by_category.entry(key).or_default() += n,
+            "village" => *self.by_village.entry(key).or_default() += n,
+            "unit" => *self.by_unit.entry(key).or_default() += n,
+            _ => {}
         }
+    }
+
+    fn finish(self) -> Stats {
         fn sorted<K: Ord>(m: HashMap<K, i64>) -> Vec<(K, i64)> {
-            let mut v: Vec<_> = m.into_iter().collect();
+            let mut v: Vec<_> = m.into_iter().filter(|(_, n)| *n != 0).collect();
             v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             v
         }
-        s.by_status = sorted(by_status);
-        s.by_kind = sorted(by_kind);
-        s.by_channel = sorted(by_channel);
-        s.by_category = sorted(by_category);
-        s.by_village = sorted(by_village);
-        s.by_unit = sorted(by_unit);
-        Ok(s)
+        Stats {
+            total: self.total,
+            by_status: sorted(self.by_status),
+            by_kind: sorted(self.by_kind),
+            by_channel: sorted(self.by_channel),
+            by_category: sorted(self.by_category),
+            by_village: sorted(self.by_village),
+            by_unit: sorted(self.by_unit),
+        }
     }
+}
+
+/// Adds the ledger's cases received in `[from, to)` (in `scope_unit`'s scope, of `campaign`) to
+/// `acc`: one scan grouped by all six columns (index-only when unscoped).
+async fn stats_scan(
+    tx: &deadpool_postgres::Transaction<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    scope_unit: Option<Uuid>,
+    campaign: &CampaignFilter,
+    acc: &mut StatsAcc,
+) -> Result<(), StoreError> {
+    // Unscoped, the scan reads only the received-date index's INCLUDE columns (index-only);
+    // a handler's scope also needs the co-units and the accused unit, from the heap, and a
+    // campaign filter its columns.
+    let mut sql = String::from(
+        "SELECT status, kind, channel, category_id, village_id, unit_id, count(*) FROM ledger \
+         WHERE received_at >= $1 AND received_at < $2",
+    );
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from, &to];
+    if let Some(unit) = &scope_unit {
+        params.push(unit);
+        sql.push_str(&format!(" AND {}", scope_sql(params.len())));
+    }
+    if let Some(c) = &campaign.campaign_id {
+        params.push(c);
+        sql.push_str(&format!(" AND campaign_id = ${}", params.len()));
+    }
+    if let Some(p) = &campaign.campaign_phase {
+        params.push(p);
+        sql.push_str(&format!(" AND campaign_phase = ${}", params.len()));
+    }
+    sql.push_str(" GROUP BY 1, 2, 3, 4, 5, 6");
+    let stmt = tx.prepare_cached(&sql).await?;
+    for r in tx.query(&stmt, &params).await? {
+        let n: i64 = r.get(6);
+        acc.total += n;
+        *acc.by_status.entry(r.get(0)).or_default() += n;
+        *acc.by_kind.entry(r.get(1)).or_default() += n;
+        *acc.by_channel.entry(r.get(2)).or_default() += n;
+        *acc.by_category.entry(r.get(3)).or_default() += n;
+        *acc.by_village.entry(r.get(4)).or_default() += n;
+        *acc.by_unit.entry(r.get(5)).or_default() += n;
+    }
+    Ok(())
 }
 
 /// What a fold of the whole log found.
@@ -1105,12 +1194,14 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                     cases.push(c);
                 }
             }
-            // What the trends counted of these cases goes, what they count now comes (V25).
+            // What the case rollup counted of these cases goes, what it counts now comes (V25, V31).
             let counted = |sign: i32| {
                 format!(
-                    "INSERT INTO case_changes SELECT {sign}, received_at, campaign_id, category_id, village_id, \
-                            accused_unit_id, title \
-                       FROM ledger_rebuild WHERE case_id = ANY($1) AND duplicate_of IS NULL"
+                    "INSERT INTO case_changes (sign, received_at, campaign_id, category_id, village_id, \
+                            accused_unit_id, title, duplicate, status, kind, channel, unit_id) \
+                     SELECT {sign}, received_at, campaign_id, category_id, village_id, accused_unit_id, title, \
+                            duplicate_of IS NOT NULL, status, kind, channel, unit_id \
+                       FROM ledger_rebuild WHERE case_id = ANY($1)"
                 )
             };
             writer.execute(&counted(-1), &[&chunk]).await?;
@@ -1296,7 +1387,8 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
     );
     let case_want = "SELECT x.day, x.campaign_id, x.kind, x.a, x.b, x.term, sum(x.n) FROM ledger l, \
                      case_rollup_rows(1, l.received_at, l.campaign_id, l.category_id, l.village_id, \
-                     l.accused_unit_id, l.title) AS x WHERE l.duplicate_of IS NULL GROUP BY 1, 2, 3, 4, 5, 6";
+                     l.accused_unit_id, l.title, l.duplicate_of IS NOT NULL, l.status, l.kind, l.channel, \
+                     l.unit_id) AS x GROUP BY 1, 2, 3, 4, 5, 6";
     let case_have = format!(
         "SELECT r.day, r.campaign_id, r.kind, r.a, r.b, r.term, sum(r.n) FROM ({}) AS r \
          GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(r.n) <> 0",

@@ -448,3 +448,70 @@ async fn a_policy_whose_not_received_share_rose_between_questionnaires_is_flagge
     );
     assert_eq!(dibao["flagged"], false, "{dibao}");
 }
+
+/// Issue 14: `/stats` reads the whole China days of its period from the case rollup (V31) and
+/// only the partial first and last days from the ledger. Hand count, China Standard Time, asked
+/// for 2 March 10:00 to 5 March 06:00 (whole days: 3 and 4 March):
+/// - A, received 2 March 09:00: before the period;
+/// - B, received 3 March 23:30 (a whole day: the rollup), accepted and dispatched to unit 1;
+/// - C, received 5 March 00:10 (the partial last day: the ledger), received;
+/// - D, received 5 March 12:00: after the period.
+///
+/// So: total 2; assigned 1 and received 1; unit 1 one, no unit one. The same with every change
+/// still in the rollup's log, compacted, and after B is handled (logged again, then compacted);
+/// a handler of unit 1 (the ledger, scoped) sees B alone.
+#[tokio::test]
+async fn statistics_read_whole_days_from_the_rollup_and_the_edges_from_the_ledger() {
+    let app = spawn_app().await;
+    let u1 = app.dept_a;
+    let holder = app.db.app_client().await;
+    holder.batch_execute("SELECT pg_advisory_lock(hashtext('huiyin.rollups_compact'))").await.unwrap();
+    Story::register(&app, "2026-03-02T09:00:00+08:00", false).await;
+    let mut b = Story::register(&app, "2026-03-03T23:30:00+08:00", false).await;
+    b.run(Command::Accept, "2026-03-03T23:40:00+08:00").await;
+    b.run(assign(u1), "2026-03-03T23:50:00+08:00").await;
+    Story::register(&app, "2026-03-05T00:10:00+08:00", false).await;
+    Story::register(&app, "2026-03-05T12:00:00+08:00", false).await;
+
+    let query = "/api/v1/stats?from=2026-03-02T10:00:00%2B08:00&to=2026-03-05T06:00:00%2B08:00";
+    let sup = app.token("supervisor", None);
+    let counts = async |status: &str| {
+        let r = app.get(query, &sup).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let key = |dim: &str, k: &Value| {
+            r.body[dim].as_array().unwrap().iter().find(|x| &x["key"] == k).map(|x| x["count"].as_i64().unwrap())
+        };
+        assert_eq!(r.body["total"], 2);
+        assert_eq!(key("by_status", &json!(status)), Some(1), "{}", r.text);
+        assert_eq!(key("by_status", &json!("received")), Some(1), "{}", r.text);
+        assert_eq!(key("by_unit", &json!(u1)), Some(1), "{}", r.text);
+        assert_eq!(key("by_unit", &Value::Null), Some(1), "{}", r.text);
+        assert_eq!(r.body["by_status"].as_array().unwrap().len(), 2, "{}", r.text);
+    };
+    let pending = async || -> i64 { holder.query_one("SELECT count(*) FROM case_changes", &[]).await.unwrap().get(0) };
+    assert!(pending().await > 0, "the changes wait in the log");
+    counts("assigned").await;
+    holder.batch_execute("SELECT pg_advisory_unlock(hashtext('huiyin.rollups_compact'))").await.unwrap();
+    let analysis = infra::analysis::Analysis::new(app.db.app_pool());
+    let compacted = async || {
+        for _ in 0..100 {
+            analysis.compact_rollups().await.unwrap();
+            if pending().await == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the rollup's log was never emptied");
+    };
+    compacted().await;
+    counts("assigned").await;
+    b.run(Command::SignFor, "2026-03-04T09:00:00+08:00").await;
+    b.run(handle(), "2026-03-04T10:00:00+08:00").await;
+    counts("handled").await;
+    compacted().await;
+    counts("handled").await;
+    let check = infra::ledger::verify_projections(&app.db.app_settings()).await.unwrap();
+    assert!(check.mismatches.is_empty(), "the rollup counts what the ledger holds: {:?}", check.mismatches);
+    let mine = app.get(query, &app.token("handler", Some(u1))).await;
+    assert_eq!(mine.body["total"], 1, "{}", mine.text);
+}
