@@ -8,6 +8,9 @@
 #   scripts/pg.sh psql [...]  psql on the development database as its owner
 #   scripts/pg.sh clean-tests drop the databases left by earlier test runs
 #   scripts/pg.sh passwords   create the roles' passwords (first time) and the pgpass file; idempotent
+#   scripts/pg.sh standby start|stop|remove
+#                             a hot standby of the cluster, streaming from it, on HUIYIN_PG_PORT + 1
+#                             (a fresh base backup each start: as big as the cluster; `make bench`)
 #
 # It uses the system's PostgreSQL server binaries (Debian's postgresql-15). initdb and postgres
 # refuse to run as root, so as root they run as the `postgres` user. The cluster listens on
@@ -177,6 +180,34 @@ SQL
   fi
 }
 
+# A streaming hot standby in $DIR/standby: a base backup (pg_basebackup -R, so it streams from
+# the primary as the postgres role, whose password the backup's primary_conninfo carries, in the
+# standby's 0700 folder), started on PORT + 1. `start` replaces an earlier standby.
+STANDBY=$DIR/standby
+STANDBY_PORT=$((PORT + 1))
+standby() {
+  case "${1:-}" in
+    start)
+      standby stop || true
+      rm -rf "$STANDBY"
+      mkdir -p "$STANDBY"
+      chmod 700 "$STANDBY"
+      # As whoever runs this (it reads the pgpass file), then handed to the server's user.
+      "$BIN/pg_basebackup" -w -h 127.0.0.1 -p "$PORT" -U postgres -D "$STANDBY" -R -X stream -c fast
+      if [ "$(id -u)" = 0 ]; then chown -R postgres: "$STANDBY"; fi
+      "${RUNAS[@]}" "$BIN/pg_ctl" -D "$STANDBY" -l "$DIR/standby.log" -w -t 120 start \
+        -o "-p $STANDBY_PORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_buffers=512MB -c hot_standby=on -c hot_standby_feedback=on" >/dev/null
+      ;;
+    stop)
+      if [ -f "$STANDBY/PG_VERSION" ] && "${RUNAS[@]}" "$BIN/pg_ctl" -D "$STANDBY" status >/dev/null 2>&1; then
+        "${RUNAS[@]}" "$BIN/pg_ctl" -D "$STANDBY" -m fast stop >/dev/null
+      fi
+      ;;
+    remove) standby stop; rm -rf "$STANDBY" ;;
+    *) echo "usage: scripts/pg.sh standby start|stop|remove" >&2; exit 2 ;;
+  esac
+}
+
 urlpw() { printf 'postgres://%s:%s@127.0.0.1:%s/%s' "$1" "$(password "$1")" "$PORT" "$2"; }
 
 case "${1:-}" in
@@ -191,9 +222,10 @@ case "${1:-}" in
     printf 'export PGPASSFILE=%q\n' "$PGPASS"
     ;;
   psql) shift; exec "$BIN/psql" -X "$ADMIN_URL" "$@" ;;
+  standby) standby "${2:-}" ;;
   clean-tests)
     psql_super -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'huiyin\_t\_%' OR datname LIKE 'huiyin\_tpl\_%'" |
       while read -r db; do psql_super -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
     ;;
-  *) echo "usage: scripts/pg.sh ensure|stop|env|psql|clean-tests|passwords" >&2; exit 2 ;;
+  *) echo "usage: scripts/pg.sh ensure|stop|env|psql|clean-tests|passwords|standby" >&2; exit 2 ;;
 esac

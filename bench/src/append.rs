@@ -490,6 +490,26 @@ pub async fn run(concurrency: &[usize], batches: &[usize], window: Duration, rep
     Results { cells, settings }
 }
 
+/// Huiyin's appends (one event each, from `tasks` tasks, as the benchmark's cells append) in a
+/// fresh database for a warm-up of half `window` and then `window`, while `watch` runs beside
+/// them for the whole of that (it is given the total); appends per second in the timed window,
+/// and what `watch` returned.
+pub async fn huiyin_while<W, Fut, T>(tasks: usize, window: Duration, watch: W) -> (f64, T)
+where
+    W: FnOnce(Duration) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    fresh_db(TEMPLATE).await;
+    let url = fresh_cell().await;
+    let (setup, peer_pool) = open(&url).await;
+    let setup = Arc::new(setup);
+    let (rate, watched) =
+        tokio::join!(measure(System::Huiyin, setup.clone(), tasks, 1, window), watch(window + window / 2));
+    setup.pool.close();
+    peer_pool.close().await;
+    (rate, watched)
+}
+
 /// postgres-es's pool, pinned to the session settings Huiyin's connections use
 /// (`synchronous_commit=on`, `jit=off`), so the two differ only in what they write.
 async fn sqlx_pool(url: &str) -> sqlx::PgPool {

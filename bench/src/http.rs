@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::report::{Summary, summarize};
-use crate::setup::url_with;
 
 const SECRET: &str = "bench-http-GhVDb05PfXmfwLLbpa9xeMR0bXCkp3znh5R5aSuM";
 
@@ -105,9 +104,14 @@ pub async fn start_raw(app_url: &str) -> Server {
     Server { child, base }
 }
 
-/// The raw baseline: POST /raw inserts the JSON body as one row, like an event, and answers 201.
+/// The raw baselines, one process: `POST /raw` inserts the JSON body as one row, like an event,
+/// and answers 201; `POST /raw-checked` does what any real handler must before that: verifies
+/// the bearer token (HS256, issuer, audience, expiry, as the service's settings say), parses and
+/// validates the body into a typed value (known fields only, the enumerations, lengths in
+/// characters, the phone's digits), and inserts it into a table of the events' shape (unique
+/// `(case_id, version)`, the feed index, checks) with its SHA-256 chained to a zero head.
 pub async fn raw_server(port: u16, url: &str) {
-    use actix_web::{App, HttpResponse, HttpServer, web};
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
     let mut settings = infra::DbSettings::new(url.to_owned());
     settings.pool_size = 32;
     let pool = web::Data::new(settings.pool().unwrap());
@@ -124,17 +128,102 @@ pub async fn raw_server(port: u16, url: &str) {
         let row = client.query_one(&stmt, &[&id, &body.into_inner()]).await.unwrap();
         HttpResponse::Created().json(json!({ "id": id, "position": row.get::<_, i64>(0) }))
     }
+    let key = web::Data::new(jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()));
+    async fn checked(
+        req: HttpRequest,
+        pool: web::Data<deadpool_postgres::Pool>,
+        key: web::Data<jsonwebtoken::DecodingKey>,
+        body: web::Json<RawCase>,
+    ) -> HttpResponse {
+        let token =
+            req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_issuer(&["huiyin"]);
+        validation.set_audience(&["huiyin-api"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let verified = token.map(|t| jsonwebtoken::decode::<serde_json::Value>(t, &key, &validation));
+        if !matches!(verified, Some(Ok(_))) {
+            return HttpResponse::Unauthorized().finish();
+        }
+        let case = body.into_inner();
+        if let Err(why) = case.validate() {
+            return HttpResponse::UnprocessableEntity().json(json!({ "detail": why }));
+        }
+        let payload = serde_json::to_value(&case).unwrap();
+        let prev = [0u8; 32];
+        let hash: [u8; 32] = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(prev);
+            h.update(serde_json::to_vec(&payload).unwrap());
+            h.finalize().into()
+        };
+        let client = pool.get().await.unwrap();
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO shaped_events (case_id, version, event_type, schema_version, payload, metadata, \
+                   occurred_at, prev_hash, hash) VALUES ($1, 1, 'case.received', 1, $2, '{}', now(), $3, $4) \
+                 RETURNING position",
+            )
+            .await
+            .unwrap();
+        let id = uuid::Uuid::new_v4();
+        let row = client.query_one(&stmt, &[&id, &payload, &prev.as_slice(), &hash.as_slice()]).await.unwrap();
+        HttpResponse::Created().json(json!({ "id": id, "position": row.get::<_, i64>(0) }))
+    }
     HttpServer::new(move || {
         App::new()
             .app_data(pool.clone())
+            .app_data(key.clone())
             .route("/healthz", web::get().to(|| async { HttpResponse::Ok().finish() }))
             .route("/raw", web::post().to(insert))
+            .route("/raw-checked", web::post().to(checked))
     })
     .bind(("127.0.0.1", port))
     .unwrap()
     .run()
     .await
     .unwrap();
+}
+
+/// The checked baseline's body: the fields the benchmark's registration sends.
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    channel: String,
+    kind: String,
+    title: String,
+    description: String,
+    complainant: RawComplainant,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawComplainant {
+    name: String,
+    phone: String,
+}
+
+impl RawCase {
+    /// The checks a registration's body needs at least (lengths in characters).
+    fn validate(&self) -> Result<(), &'static str> {
+        let chars = |s: &str, lo: usize, hi: usize| (lo..=hi).contains(&s.chars().count());
+        if !["phone", "visit", "letter", "web", "meeting", "card", "questionnaire"].contains(&self.channel.as_str()) {
+            return Err("channel");
+        }
+        if !["complaint", "suggestion", "opinion", "accusation", "inquiry"].contains(&self.kind.as_str()) {
+            return Err("kind");
+        }
+        if !chars(&self.title, 1, 200) || !chars(&self.description, 1, 10_000) || !chars(&self.complainant.name, 1, 100)
+        {
+            return Err("length");
+        }
+        let p = &self.complainant.phone;
+        if !(p.len() == 11 && p.bytes().all(|b| b.is_ascii_digit())) {
+            return Err("phone");
+        }
+        Ok(())
+    }
 }
 
 /// What one load run measured.
@@ -189,13 +278,78 @@ where
     Load { rate: crate::report::median_spread(&rates), latency: summarize(&samples) }
 }
 
+/// An open-loop load: requests start on a fixed schedule (`rate` per second for `window`, after
+/// a warm-up of half that), whether or not earlier ones have answered, so a slow answer cannot
+/// hold back the next request (no coordinated omission). Each latency runs from the request's
+/// scheduled start to its answer, so queueing in the generator counts too.
+pub struct OpenLoop {
+    /// The schedule's rate, per second.
+    pub rate: f64,
+    /// Requests answered per second while it ran.
+    pub achieved: f64,
+    /// Latency from scheduled start to answer.
+    pub latency: Summary,
+    /// Requests that failed or were still unanswered 10 s after the window.
+    pub failed: usize,
+}
+
+/// Runs `op` on a fixed schedule of `rate` per second (see [`OpenLoop`]).
+pub async fn open_loop<F, Fut>(rate: f64, window: Duration, op: F) -> OpenLoop
+where
+    F: Fn(reqwest::Client) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(512).build().unwrap();
+    let op = Arc::new(op);
+    let warm = window / 2;
+    let total = warm + window;
+    let n = (total.as_secs_f64() * rate).ceil() as usize;
+    let start = tokio::time::Instant::now();
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (client, op) = (client.clone(), op.clone());
+        handles.push(tokio::spawn(async move {
+            let ok = tokio::time::timeout(Duration::from_secs(10), op(client)).await.unwrap_or(false);
+            (due, ok, due.elapsed())
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut failed = 0;
+    let mut answered = 0usize;
+    let measured_from = start + warm;
+    for h in handles {
+        let (due, ok, took) = h.await.unwrap();
+        if due < measured_from {
+            continue;
+        }
+        if ok {
+            answered += 1;
+            samples.push(took);
+        } else {
+            failed += 1;
+        }
+    }
+    OpenLoop { rate, achieved: answered as f64 / window.as_secs_f64(), latency: summarize(&samples), failed }
+}
+
 /// Results of the HTTP benchmark.
 pub struct HttpResults {
+    /// The minimal raw insert, closed loop.
     pub raw: Load,
+    /// The raw insert with token verification, body validation and a hash, closed loop.
+    pub raw_checked: Load,
     pub register: Load,
     pub lifecycle: Load,
+    /// Open loop at half Huiyin's closed-loop registration rate: the checked raw handler, then
+    /// `POST /api/v1/cases`.
+    pub open_raw_checked: OpenLoop,
+    pub open_register: OpenLoop,
     pub raw_rss: f64,
     pub huiyin_rss: f64,
+    /// The actix-web workers of each server (its default: one per core).
+    pub workers: usize,
 }
 
 fn case_body() -> serde_json::Value {
@@ -288,21 +442,27 @@ pub async fn lifecycle(
 pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
     let Fixture { app_url, owner_url, unit, token } = Fixture::new("huiyin_bench_http").await;
     let raw_server = start_raw(&app_url).await;
-    let base = raw_server.base.clone();
-    let raw = load(conns, window, reps, move |c, _| {
-        let url = format!("{base}/raw");
-        async move {
-            let t = Instant::now();
-            let r = c.post(url).json(&case_body()).send().await.unwrap();
-            assert!(r.status().is_success());
-            let _ = r.bytes().await;
-            vec![t.elapsed()]
+    let post = |path: &'static str, tok: Option<Arc<String>>| {
+        let url = format!("{}{path}", raw_server.base);
+        move |c: reqwest::Client, _| {
+            let (url, tok) = (url.clone(), tok.clone());
+            async move {
+                let t = Instant::now();
+                let mut req = c.post(url).json(&case_body());
+                if let Some(tok) = tok {
+                    req = req.bearer_auth(tok.as_str());
+                }
+                let r = req.send().await.unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                let _ = r.bytes().await;
+                vec![t.elapsed()]
+            }
         }
-    })
-    .await;
-    let raw_rss = raw_server.peak_rss_mib();
-    drop(raw_server);
+    };
+    let raw = load(conns, window, reps, post("/raw", None)).await;
     eprintln!("bench: http raw {:.0}/s", raw.rate.0);
+    let raw_checked = load(conns, window, reps, post("/raw-checked", Some(token.clone()))).await;
+    eprintln!("bench: http raw, checked {:.0}/s", raw_checked.rate.0);
 
     let server = start_huiyin(&app_url, &owner_url).await;
     let base = server.base.clone();
@@ -332,8 +492,32 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
     })
     .await;
     eprintln!("bench: http lifecycle {:.0}/s", lifecycle.rate.0);
+
+    // Open loop: the same fixed rate for both, half what Huiyin sustained in the closed loop.
+    let rate = (register.rate.0 / 2.0).max(1.0);
+    let open_window = window * 2;
+    let one = |url: String, tok: Arc<String>| {
+        move |c: reqwest::Client| {
+            let (url, tok) = (url.clone(), tok.clone());
+            async move {
+                match c.post(url).bearer_auth(tok.as_str()).json(&case_body()).send().await {
+                    Ok(r) => r.status().as_u16() == 201 && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        }
+    };
+    let open_raw_checked =
+        open_loop(rate, open_window, one(format!("{}/raw-checked", raw_server.base), token.clone())).await;
+    let open_register = open_loop(rate, open_window, one(format!("{}/api/v1/cases", server.base), token.clone())).await;
+    eprintln!(
+        "bench: open loop at {rate:.0}/s: raw checked p99 {:.1} ms, register p99 {:.1} ms",
+        open_raw_checked.latency.p99, open_register.latency.p99
+    );
+    let raw_rss = raw_server.peak_rss_mib();
     let huiyin_rss = server.peak_rss_mib();
     drop(server);
-    let _ = url_with;
-    HttpResults { raw, register, lifecycle, raw_rss, huiyin_rss }
+    drop(raw_server);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    HttpResults { raw, raw_checked, register, lifecycle, open_raw_checked, open_register, raw_rss, huiyin_rss, workers }
 }

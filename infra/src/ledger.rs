@@ -994,9 +994,12 @@ impl RebuildReport {
     }
 }
 
-/// The keys and indexes of the live ledger, as the migrations made them, for the rebuild to make
-/// the same on `ledger_rebuild` (names prefixed `ledger_rebuild_` instead of `ledger_`).
-struct LedgerIndexes {
+/// The keys and indexes of a live projection table (the ledger, the KPI facts, the rollups), as
+/// the migrations made them, for the rebuild to make the same on `<table>_rebuild` once it is
+/// filled (names prefixed `<table>_rebuild_` instead of `<table>_`), and to give them back their
+/// live names at the switch-over.
+struct TableIndexes {
+    table: &'static str,
     /// `(name, definition)` of each primary-key or unique constraint, e.g.
     /// `("ledger_pkey", "PRIMARY KEY (case_id)")`.
     constraints: Vec<(String, String)>,
@@ -1004,13 +1007,13 @@ struct LedgerIndexes {
     indexes: Vec<(String, String)>,
 }
 
-impl LedgerIndexes {
-    async fn read(client: &tokio_postgres::Client) -> Result<Self, StoreError> {
+impl TableIndexes {
+    async fn read(client: &tokio_postgres::Client, table: &'static str) -> Result<Self, StoreError> {
         let constraints = client
             .query(
                 "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint \
-                 WHERE conrelid = 'ledger'::regclass AND contype IN ('p', 'u') ORDER BY conname",
-                &[],
+                 WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u') ORDER BY conname",
+                &[&table],
             )
             .await?
             .iter()
@@ -1020,50 +1023,52 @@ impl LedgerIndexes {
             .query(
                 "SELECT c.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
                  JOIN pg_class c ON c.oid = i.indexrelid \
-                 WHERE i.indrelid = 'ledger'::regclass \
+                 WHERE i.indrelid = $1::text::regclass \
                    AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) \
                  ORDER BY c.relname",
-                &[],
+                &[&table],
             )
             .await?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        Ok(Self { constraints, indexes })
+        Ok(Self { table, constraints, indexes })
     }
 
-    /// `ledger_x` → `ledger_rebuild_x`.
-    fn rebuild_name(name: &str) -> String {
-        format!("ledger_rebuild_{}", name.strip_prefix("ledger_").unwrap_or(name))
+    /// `<table>_x` → `<table>_rebuild_x`.
+    fn rebuild_name(&self, name: &str) -> String {
+        let rest = name.strip_prefix(self.table).and_then(|r| r.strip_prefix('_')).unwrap_or(name);
+        format!("{}_rebuild_{rest}", self.table)
     }
 
-    /// Creates the keys and indexes on `ledger_rebuild`.
+    /// Creates the keys and indexes on `<table>_rebuild`.
     fn create_sql(&self) -> String {
+        let t = self.table;
         let mut sql = String::new();
         for (name, def) in &self.constraints {
-            sql.push_str(&format!("ALTER TABLE ledger_rebuild ADD CONSTRAINT {} {def}; ", Self::rebuild_name(name)));
+            sql.push_str(&format!("ALTER TABLE {t}_rebuild ADD CONSTRAINT {} {def}; ", self.rebuild_name(name)));
         }
         for (name, def) in &self.indexes {
-            // pg_get_indexdef: `CREATE INDEX <name> ON <schema>.ledger USING ...`.
+            // pg_get_indexdef: `CREATE INDEX <name> ON <schema>.<table> USING ...`.
             let (head, tail) = def.split_once(" USING ").unwrap_or((def, ""));
             let on = head.rsplit_once(" ON ").map_or("", |(_, on)| on);
-            let table = on
-                .rsplit_once('.')
-                .map_or(String::from("ledger_rebuild"), |(schema, _)| format!("{schema}.ledger_rebuild"));
+            let table =
+                on.rsplit_once('.').map_or(format!("{t}_rebuild"), |(schema, _)| format!("{schema}.{t}_rebuild"));
             let unique = if head.starts_with("CREATE UNIQUE") { "UNIQUE " } else { "" };
-            sql.push_str(&format!("CREATE {unique}INDEX {} ON {table} USING {tail}; ", Self::rebuild_name(name)));
+            sql.push_str(&format!("CREATE {unique}INDEX {} ON {table} USING {tail}; ", self.rebuild_name(name)));
         }
         sql
     }
 
-    /// Gives the new table's keys and indexes the live names.
+    /// Gives the new table (renamed to `<table>`) its keys' and indexes' live names.
     fn rename_sql(&self) -> String {
+        let t = self.table;
         let mut sql = String::new();
         for (name, _) in &self.constraints {
-            sql.push_str(&format!("ALTER TABLE ledger RENAME CONSTRAINT {} TO {name}; ", Self::rebuild_name(name)));
+            sql.push_str(&format!("ALTER TABLE {t} RENAME CONSTRAINT {} TO {name}; ", self.rebuild_name(name)));
         }
         for (name, _) in &self.indexes {
-            sql.push_str(&format!("ALTER INDEX {} RENAME TO {name}; ", Self::rebuild_name(name)));
+            sql.push_str(&format!("ALTER INDEX {} RENAME TO {name}; ", self.rebuild_name(name)));
         }
         sql
     }
@@ -1098,6 +1103,11 @@ pub async fn rebuild_if_due(owner: &DbSettings) -> Result<Option<RebuildReport>,
     Ok(report)
 }
 
+/// `work_mem` of the rollups' fill in a rebuild: its hash aggregate holds one entry per rollup
+/// row (some 4 million at a million cases), and one that spills to disk runs several times
+/// slower. Only the rebuild's own session uses it.
+const ROLLUP_FILL_WORK_MEM: &str = "1GB";
+
 /// Rebuilds the ledger from the log into a fresh table and switches over while the service runs
 /// (needs the schema owner's connection, which may create and rename tables).
 ///
@@ -1124,34 +1134,41 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     })
     .await?;
     tx.commit().await?;
-    // The live table's keys and indexes (the migrations define them), built on the new table
-    // under names of their own, renamed back at the switch-over.
-    let copies = LedgerIndexes::read(&writer).await?;
+    // Each table is filled bare, then given the live table's keys and indexes (the migrations
+    // define them) under names of its own, renamed back at the switch-over: a bulk index build
+    // sorts once, where inserting into built indexes walks them row by row.
+    let copies = TableIndexes::read(&writer, "ledger").await?;
     writer.batch_execute(&copies.create_sql()).await?;
     // Sets the visibility map, so index-only scans need no heap visits from the first query.
     writer.batch_execute("VACUUM (ANALYZE) ledger_rebuild").await?;
     // The KPI facts of the new rows, beside them (V24), swapped with them.
+    let facts = TableIndexes::read(&writer, "kpi_facts").await?;
     writer
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS kpi_facts_rebuild; \
-             CREATE TABLE kpi_facts_rebuild (LIKE kpi_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES); \
-             INSERT INTO kpi_facts_rebuild {};",
-            kpi_facts_select("ledger_rebuild")
+             CREATE TABLE kpi_facts_rebuild (LIKE kpi_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+             INSERT INTO kpi_facts_rebuild {}; {}",
+            kpi_facts_select("ledger_rebuild"),
+            facts.create_sql()
         ))
         .await?;
     writer.batch_execute("VACUUM (ANALYZE) kpi_facts_rebuild").await?;
     // The analysis rollups of the new rows (V25), beside them; at the switch-over the live
     // change logs (relative to the old rollups) are emptied and only the late cases' changes are
-    // logged, relative to these.
+    // logged, relative to these. The fill aggregates some 16 rows per fact in memory.
+    let kpi_rollup = TableIndexes::read(&writer, "kpi_rollup").await?;
+    let case_rollup = TableIndexes::read(&writer, "case_rollup").await?;
     writer
-        .batch_execute(
+        .batch_execute(&format!(
             "DROP TABLE IF EXISTS kpi_rollup_rebuild, case_rollup_rebuild; \
-             CREATE TABLE kpi_rollup_rebuild (LIKE kpi_rollup INCLUDING ALL); \
-             CREATE TABLE case_rollup_rebuild (LIKE case_rollup INCLUDING ALL); \
-             SET work_mem = '256MB'; \
+             CREATE TABLE kpi_rollup_rebuild (LIKE kpi_rollup INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+             CREATE TABLE case_rollup_rebuild (LIKE case_rollup INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+             SET work_mem = '{ROLLUP_FILL_WORK_MEM}'; \
              SELECT rollups_fill('kpi_facts_rebuild', 'ledger_rebuild', 'kpi_rollup_rebuild', 'case_rollup_rebuild'); \
-             RESET work_mem;",
-        )
+             RESET work_mem; {} {}",
+            kpi_rollup.create_sql(),
+            case_rollup.create_sql()
+        ))
         .await?;
     writer.batch_execute("VACUUM (ANALYZE) kpi_rollup_rebuild").await?;
     writer.batch_execute("VACUUM (ANALYZE) case_rollup_rebuild").await?;
@@ -1223,22 +1240,17 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
             .batch_execute(&format!(
                 "DROP TABLE ledger; ALTER TABLE ledger_rebuild RENAME TO ledger; {} \
                  REVOKE ALL ON ledger FROM PUBLIC; GRANT SELECT ON ledger TO huiyin_app; \
-                 DROP TABLE kpi_facts; ALTER TABLE kpi_facts_rebuild RENAME TO kpi_facts; \
-                 ALTER INDEX kpi_facts_rebuild_at_idx RENAME TO kpi_facts_at_idx; \
-                 ALTER INDEX kpi_facts_rebuild_case_id_idx RENAME TO kpi_facts_case_id_idx; \
-                 ALTER INDEX kpi_facts_rebuild_at_accepted_at_unit_village_id_category_i_idx \
-                       RENAME TO kpi_facts_reply_idx; \
+                 DROP TABLE kpi_facts; ALTER TABLE kpi_facts_rebuild RENAME TO kpi_facts; {} \
                  REVOKE ALL ON kpi_facts FROM PUBLIC; GRANT SELECT ON kpi_facts TO huiyin_app; \
                  SELECT ledger_triggers_attach(); \
-                 DROP TABLE kpi_rollup; ALTER TABLE kpi_rollup_rebuild RENAME TO kpi_rollup; \
-                 ALTER TABLE kpi_rollup RENAME CONSTRAINT kpi_rollup_rebuild_dim_day_key_key2_kind_lag_key \
-                       TO kpi_rollup_key; \
-                 DROP TABLE case_rollup; ALTER TABLE case_rollup_rebuild RENAME TO case_rollup; \
-                 ALTER TABLE case_rollup RENAME CONSTRAINT case_rollup_rebuild_kind_day_campaign_id_a_b_term_key \
-                       TO case_rollup_key; \
+                 DROP TABLE kpi_rollup; ALTER TABLE kpi_rollup_rebuild RENAME TO kpi_rollup; {} \
+                 DROP TABLE case_rollup; ALTER TABLE case_rollup_rebuild RENAME TO case_rollup; {} \
                  REVOKE ALL ON kpi_rollup, case_rollup FROM PUBLIC; GRANT SELECT ON kpi_rollup, case_rollup TO huiyin_app; \
                  DELETE FROM projection_rebuilds_due WHERE projection = 'ledger';",
-                copies.rename_sql()
+                copies.rename_sql(),
+                facts.rename_sql(),
+                kpi_rollup.rename_sql(),
+                case_rollup.rename_sql()
             ))
             .await?;
         Ok::<u64, StoreError>(late.len() as u64)

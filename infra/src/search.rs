@@ -81,50 +81,78 @@ fn runs(text: &str) -> Vec<Run> {
     out
 }
 
+/// A set of terms borrowed from their owners, with a fast hash (the terms are no secret and
+/// their count is capped, so flooding one bucket gains an attacker nothing lasting).
+type TermSet<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
+
 /// The terms a text is indexed under, deduplicated, in first-seen order, at most
 /// [`MAX_TERM_BYTES`] of them.
 pub fn index_terms(text: &str) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    let mut bytes = 0;
-    let mut push = |t: String| {
-        if bytes + t.len() <= MAX_TERM_BYTES && seen.insert(t.clone()) {
-            bytes += t.len();
-            out.push(t);
-        }
-    };
+    let mut all: Vec<String> = Vec::new();
     for run in runs(text) {
         match run {
             Run::Word(w) => {
                 // Every suffix, so that a prefix match on the query finds any part of the word.
                 let chars: Vec<char> = w.chars().collect();
                 for i in 0..chars.len() {
-                    push(chars[i..chars.len().min(i + MAX_WORD_CHARS)].iter().collect());
+                    all.push(chars[i..chars.len().min(i + MAX_WORD_CHARS)].iter().collect());
                 }
             }
             Run::Unspaced(cs) => {
-                for c in &cs {
-                    push(c.to_string());
-                }
-                for pair in cs.windows(2) {
-                    push(pair.iter().collect());
-                }
+                all.extend(cs.iter().map(char::to_string));
+                all.extend(cs.windows(2).map(|pair| pair.iter().collect::<String>()));
             }
         }
+    }
+    // Which to keep, decided on borrowed terms; then the kept ones are moved out, not copied.
+    let mut keep = vec![false; all.len()];
+    let mut seen = TermSet::with_capacity_and_hasher(all.len(), Default::default());
+    let mut bytes = 0;
+    for (t, k) in all.iter().zip(&mut keep) {
+        if bytes + t.len() <= MAX_TERM_BYTES && seen.insert(t.as_str()) {
+            bytes += t.len();
+            *k = true;
+        }
+    }
+    drop(seen);
+    all.into_iter().zip(keep).filter_map(|(t, k)| k.then_some(t)).collect()
+}
+
+/// Appends a term quoted as a lexeme. Terms hold only letters and digits, so a quote never
+/// occurs; it is doubled all the same, as the input syntax asks.
+fn push_lexeme(out: &mut String, t: &str) {
+    out.push('\'');
+    if t.contains('\'') {
+        out.push_str(&t.replace('\'', "''"));
+    } else {
+        out.push_str(t);
+    }
+    out.push('\'');
+}
+
+/// Terms as lexemes separated by blanks (tsvector input syntax).
+fn lexemes<'a>(terms: impl IntoIterator<Item = &'a String>) -> String {
+    let mut out = String::new();
+    for t in terms {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        push_lexeme(&mut out, t);
     }
     out
 }
 
-/// Quotes a term as a lexeme. Terms hold only letters and digits, so a quote never occurs; it
-/// is doubled all the same, as the input syntax asks.
+/// A term quoted as a lexeme (see [`push_lexeme`]).
 fn lexeme(t: &str) -> String {
-    format!("'{}'", t.replace('\'', "''"))
+    let mut out = String::with_capacity(t.len() + 2);
+    push_lexeme(&mut out, t);
+    out
 }
 
 /// The terms of one text (tsvector input syntax): what an append sends for each text it adds
 /// to a case.
 pub fn tsvector_text(text: &str) -> String {
-    index_terms(text).iter().map(|t| lexeme(t)).collect::<Vec<_>>().join(" ")
+    lexemes(&index_terms(text))
 }
 
 /// The `search` column's value (tsvector input syntax) of a case whose searchable texts are
@@ -133,24 +161,29 @@ pub fn tsvector_text(text: &str) -> String {
 /// shorter one may still join. The database adds a new text's terms by the same rule, so the
 /// stored value always equals this fold of the case's history.
 pub fn case_tsvector_text<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
-    fold_terms(texts, MAX_CASE_TERM_BYTES).iter().map(|t| lexeme(t)).collect::<Vec<_>>().join(" ")
+    lexemes(&fold_terms(texts, MAX_CASE_TERM_BYTES))
 }
 
 /// [`case_tsvector_text`]'s fold under a limit of `cap` bytes: the case's terms, in order.
 fn fold_terms<'a>(texts: impl IntoIterator<Item = &'a str>, cap: usize) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<String> = Vec::new();
+    let mut per_text: Vec<Vec<String>> = texts.into_iter().map(index_terms).collect();
+    // (text, term) of each term kept, decided on borrowed terms, then moved out.
+    let mut chosen: Vec<(usize, usize)> = Vec::new();
+    let mut seen = TermSet::default();
     let mut bytes = 0;
-    for text in texts {
-        let new: Vec<String> = index_terms(text).into_iter().filter(|t| !seen.contains(t)).collect();
-        let add: usize = new.iter().map(String::len).sum();
+    for (i, terms) in per_text.iter().enumerate() {
+        let add: usize = terms.iter().filter(|t| !seen.contains(t.as_str())).map(String::len).sum();
         if bytes + add <= cap {
             bytes += add;
-            seen.extend(new.iter().cloned());
-            out.extend(new);
+            for (j, t) in terms.iter().enumerate() {
+                if seen.insert(t.as_str()) {
+                    chosen.push((i, j));
+                }
+            }
         }
     }
-    out
+    drop(seen);
+    chosen.into_iter().map(|(i, j)| std::mem::take(&mut per_text[i][j])).collect()
 }
 
 /// The tsquery (input syntax) that finds the cases whose text holds every term of `query`, or

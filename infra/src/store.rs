@@ -142,7 +142,9 @@ impl StoredEvent {
 // Its output column `tx_id` (a bigint) shadows the table's xid8 column in ORDER BY: a query
 // selecting it orders by `events.tx_id`, or no index gives the order and every page sorts the
 // rest of the log.
-pub(crate) const COLUMNS: &str = "position, case_id, version, event_type, schema_version, payload, metadata, \
+/// The columns a [`StoredEvent`] is read from (`StoredEvent::from_row`'s order); the benchmark
+/// reads the same ones raw to compare verification with the database's own read.
+pub const COLUMNS: &str = "position, case_id, version, event_type, schema_version, payload, metadata, \
                        occurred_at, recorded_at, tx_id::text::bigint, prev_hash, hash";
 
 /// A case loaded from the log.
