@@ -180,9 +180,9 @@ SQL
   fi
 }
 
-# A streaming hot standby in $DIR/standby: a base backup (pg_basebackup -R, so it streams from
-# the primary as the postgres role, whose password the backup's primary_conninfo carries, in the
-# standby's 0700 folder), started on PORT + 1. `start` replaces an earlier standby.
+# A streaming hot standby in $DIR/standby: a base backup (pg_basebackup -R), streaming from the
+# primary as the postgres role (its password in the standby's own settings, in its 0700 folder),
+# started on PORT + 1. `start` replaces an earlier standby.
 STANDBY=$DIR/standby
 STANDBY_PORT=$((PORT + 1))
 standby() {
@@ -194,6 +194,12 @@ standby() {
       chmod 700 "$STANDBY"
       # As whoever runs this (it reads the pgpass file), then handed to the server's user.
       "$BIN/pg_basebackup" -w -h 127.0.0.1 -p "$PORT" -U postgres -D "$STANDBY" -R -X stream -c fast
+      # -R writes no password it read from the pgpass file, and the server's user cannot read
+      # that file: the connection string, password included, goes into the standby's own 0600
+      # settings (the later line wins).
+      printf "primary_conninfo = 'host=127.0.0.1 port=%s user=postgres password=%s application_name=huiyin_standby'\n" \
+        "$PORT" "$(password postgres)" >>"$STANDBY/postgresql.auto.conf"
+      chmod 600 "$STANDBY/postgresql.auto.conf"
       if [ "$(id -u)" = 0 ]; then chown -R postgres: "$STANDBY"; fi
       "${RUNAS[@]}" "$BIN/pg_ctl" -D "$STANDBY" -l "$DIR/standby.log" -w -t 120 start \
         -o "-p $STANDBY_PORT -k $SOCK -c listen_addresses=127.0.0.1 -c max_connections=500 -c shared_buffers=512MB -c hot_standby=on -c hot_standby_feedback=on" >/dev/null

@@ -346,6 +346,18 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
 /// Appends per second (events per second when `batch` > 1) for one system at one concurrency in
 /// the database `setup` opens: a warm-up of half a window, then one timed window.
 async fn measure(sys: System, setup: Arc<Setup>, tasks: usize, batch: usize, window: Duration) -> f64 {
+    measure_timed(sys, setup, tasks, batch, window, None).await
+}
+
+/// [`measure`], telling `timed` (when given) the moment the timed window starts.
+async fn measure_timed(
+    sys: System,
+    setup: Arc<Setup>,
+    tasks: usize,
+    batch: usize,
+    window: Duration,
+    timed: Option<&tokio::sync::Notify>,
+) -> f64 {
     let mut streams = Vec::new();
     for _ in 0..tasks {
         streams.push(new_stream(&setup).await);
@@ -364,6 +376,9 @@ async fn measure(sys: System, setup: Arc<Setup>, tasks: usize, batch: usize, win
     }
     tokio::time::sleep(window / 2).await;
     let (n0, t) = (count.load(Ordering::Relaxed), Instant::now());
+    if let Some(timed) = timed {
+        timed.notify_one();
+    }
     tokio::time::sleep(window).await;
     let n = count.load(Ordering::Relaxed) - n0;
     let secs = t.elapsed().as_secs_f64();
@@ -491,9 +506,9 @@ pub async fn run(concurrency: &[usize], batches: &[usize], window: Duration, rep
 }
 
 /// Huiyin's appends (one event each, from `tasks` tasks, as the benchmark's cells append) in a
-/// fresh database for a warm-up of half `window` and then `window`, while `watch` runs beside
-/// them for the whole of that (it is given the total); appends per second in the timed window,
-/// and what `watch` returned.
+/// fresh database, while `watch` runs beside them over the timed window (it starts when that
+/// window does, after the streams' setup and a warm-up of half a window, and is given the
+/// window's length); appends per second in that window, and what `watch` returned.
 pub async fn huiyin_while<W, Fut, T>(tasks: usize, window: Duration, watch: W) -> (f64, T)
 where
     W: FnOnce(Duration) -> Fut,
@@ -503,8 +518,12 @@ where
     let url = fresh_cell().await;
     let (setup, peer_pool) = open(&url).await;
     let setup = Arc::new(setup);
+    let timed = tokio::sync::Notify::new();
     let (rate, watched) =
-        tokio::join!(measure(System::Huiyin, setup.clone(), tasks, 1, window), watch(window + window / 2));
+        tokio::join!(measure_timed(System::Huiyin, setup.clone(), tasks, 1, window, Some(&timed)), async {
+            timed.notified().await;
+            watch(window).await
+        });
     setup.pool.close();
     peer_pool.close().await;
     (rate, watched)

@@ -289,7 +289,7 @@ pub struct OpenLoop {
     pub achieved: f64,
     /// Latency from scheduled start to answer.
     pub latency: Summary,
-    /// Requests that failed or were still unanswered 10 s after the window.
+    /// Requests that failed or took over 10 s.
     pub failed: usize,
 }
 

@@ -233,7 +233,7 @@ fn http_section(h: &http::HttpResults, window: Duration, reps: usize) -> String 
     ));
     body.push_str(&closed("`POST /api/v1/cases`", &h.register, String::new()));
     body.push_str(&closed(
-        "lifecycle (register → assign → handle → feedback → close), per request",
+        "lifecycle (register → assign → handle → feedback → close): lifecycles per second, latency per request",
         &h.lifecycle,
         format!("{:.0} MiB (Huiyin, whole run)", h.huiyin_rss),
     ));

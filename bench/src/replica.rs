@@ -53,7 +53,8 @@ pub struct ReplicaResults {
     pub queries: Vec<(&'static str, KindResult, KindResult)>,
 }
 
-/// The primary's view of its one standby: replay lag in ms (0 when idle) and WAL bytes behind.
+/// The primary's view of its one standby: replay lag in ms (0 when idle) and WAL bytes behind
+/// (NULL until the standby reports a replay position).
 const LAG_SQL: &str = "SELECT coalesce(extract(epoch FROM replay_lag) * 1000, 0)::float8, \
      pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::float8 FROM pg_stat_replication LIMIT 1";
 
@@ -68,7 +69,8 @@ pub async fn run(db: &BenchDb, window: Duration, reps: usize) -> ReplicaResults 
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let row = primary.query_opt(LAG_SQL, &[]).await.unwrap();
-        if row.is_some_and(|r| r.get::<_, f64>(1) <= 0.0) {
+        // No replay position yet reads as not caught up.
+        if row.is_some_and(|r| r.get::<_, Option<f64>>(1).is_some_and(|b| b <= 0.0)) {
             break;
         }
         assert!(Instant::now() < deadline, "the standby did not catch up in 10 minutes");
@@ -83,8 +85,10 @@ pub async fn run(db: &BenchDb, window: Duration, reps: usize) -> ReplicaResults 
             let end = Instant::now() + total;
             let mut samples = Vec::new();
             while Instant::now() < end {
-                if let Some(r) = primary.query_opt(LAG_SQL, &[]).await.unwrap() {
-                    samples.push((r.get::<_, f64>(0), r.get::<_, f64>(1)));
+                if let Some(r) = primary.query_opt(LAG_SQL, &[]).await.unwrap()
+                    && let Some(behind) = r.get::<_, Option<f64>>(1)
+                {
+                    samples.push((r.get::<_, f64>(0), behind));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

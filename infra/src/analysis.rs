@@ -357,6 +357,9 @@ impl Analysis {
         let mut client = self.pool.get().await?;
         let tx =
             client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+        // The tables before the snapshot (see `Ledger::stats`): a rebuild's switch-over that
+        // commits meanwhile is seen whole.
+        tx.batch_execute("LOCK TABLE kpi_facts, kpi_rollup, kpi_fact_changes IN ACCESS SHARE MODE").await?;
         let counts = counts(&tx, filter, group, now).await?;
         let reply_times = reply_times(&tx, filter, group, now).await?;
         tx.commit().await?;

@@ -734,9 +734,13 @@ impl Ledger {
         let mut client = self.pool.get().await?;
         let tx =
             client.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
-        // Local to this transaction: the pooled connection goes back with its defaults.
+        // The tables first, before anything takes the snapshot: a rebuild's switch-over that
+        // commits while this waits is then seen whole (its new tables and their rows), not
+        // through an older snapshot that shows an emptied change log. Then settings local to
+        // this transaction: the pooled connection goes back with its defaults.
         tx.batch_execute(
-            "SELECT set_config('work_mem', '64MB', true), set_config('parallel_setup_cost', '0', true), \
+            "LOCK TABLE ledger, case_rollup, case_changes IN ACCESS SHARE MODE; \
+             SELECT set_config('work_mem', '64MB', true), set_config('parallel_setup_cost', '0', true), \
                     set_config('parallel_tuple_cost', '0', true), set_config('min_parallel_index_scan_size', '0', true)",
         )
         .await?;
@@ -1105,7 +1109,9 @@ pub async fn rebuild_if_due(owner: &DbSettings) -> Result<Option<RebuildReport>,
 
 /// `work_mem` of the rollups' fill in a rebuild: its hash aggregate holds one entry per rollup
 /// row (some 4 million at a million cases), and one that spills to disk runs several times
-/// slower. Only the rebuild's own session uses it.
+/// slower. Only the rebuild's own session uses it, up to twice this (PostgreSQL's
+/// `hash_mem_multiplier`): a database server for a million cases needs that much memory free
+/// while a rebuild runs.
 const ROLLUP_FILL_WORK_MEM: &str = "1GB";
 
 /// Rebuilds the ledger from the log into a fresh table and switches over while the service runs

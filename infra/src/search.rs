@@ -29,7 +29,7 @@ const MAX_WORD_CHARS: usize = 64;
 const MAX_TERM_BYTES: usize = 512 * 1024;
 
 /// The most bytes the distinct terms of one case take (PostgreSQL refuses a tsvector whose
-/// lexemes take over 1 MiB). V29's `append_events()` applies the same limit, in the same way,
+/// lexemes take over 1 MiB). `append_events()` (V29, V32) applies the same limit, in the same way,
 /// when it adds a text's terms to the stored ones: keep the two equal.
 pub const MAX_CASE_TERM_BYTES: usize = 960 * 1024;
 
@@ -164,26 +164,26 @@ pub fn case_tsvector_text<'a>(texts: impl IntoIterator<Item = &'a str>) -> Strin
     lexemes(&fold_terms(texts, MAX_CASE_TERM_BYTES))
 }
 
-/// [`case_tsvector_text`]'s fold under a limit of `cap` bytes: the case's terms, in order.
+/// [`case_tsvector_text`]'s fold under a limit of `cap` bytes: the case's terms, in order. Text
+/// by text, so it holds no more than the kept terms and one text's.
 fn fold_terms<'a>(texts: impl IntoIterator<Item = &'a str>, cap: usize) -> Vec<String> {
-    let mut per_text: Vec<Vec<String>> = texts.into_iter().map(index_terms).collect();
-    // (text, term) of each term kept, decided on borrowed terms, then moved out.
-    let mut chosen: Vec<(usize, usize)> = Vec::new();
-    let mut seen = TermSet::default();
+    let mut out: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String, foldhash::fast::RandomState> = Default::default();
     let mut bytes = 0;
-    for (i, terms) in per_text.iter().enumerate() {
+    for text in texts {
+        let terms = index_terms(text);
         let add: usize = terms.iter().filter(|t| !seen.contains(t.as_str())).map(String::len).sum();
         if bytes + add <= cap {
             bytes += add;
-            for (j, t) in terms.iter().enumerate() {
-                if seen.insert(t.as_str()) {
-                    chosen.push((i, j));
+            for t in terms {
+                if !seen.contains(t.as_str()) {
+                    seen.insert(t.clone());
+                    out.push(t);
                 }
             }
         }
     }
-    drop(seen);
-    chosen.into_iter().map(|(i, j)| std::mem::take(&mut per_text[i][j])).collect()
+    out
 }
 
 /// The tsquery (input syntax) that finds the cases whose text holds every term of `query`, or

@@ -449,6 +449,35 @@ async fn a_policy_whose_not_received_share_rose_between_questionnaires_is_flagge
     assert_eq!(dibao["flagged"], false, "{dibao}");
 }
 
+/// A statistics request that has to wait for a rebuild's switch-over counts what the switch-over
+/// wrote: it locks its tables before it takes its snapshot. The switch-over is played by the
+/// owner: it holds the ledger, the rollup and the change log, logs one more case received on a
+/// whole day (as its catch-up does), and commits while the request waits. With the snapshot taken
+/// first (before the fix) the request read the log as it was before that commit: total 1.
+#[tokio::test]
+async fn statistics_that_wait_for_a_switch_over_count_what_it_wrote() {
+    let app = spawn_app().await;
+    Story::register(&app, "2026-03-03T09:00:00+08:00", false).await;
+    let owner = app.db.owner_client().await;
+    owner
+        .batch_execute(
+            "BEGIN; LOCK TABLE ledger, case_rollup, case_changes IN ACCESS EXCLUSIVE MODE; \
+             INSERT INTO case_changes (sign, received_at, title, duplicate, status, kind, channel) \
+             VALUES (1, '2026-03-04T10:00:00+08:00', '村口路灯不亮', false, 'received', 'complaint', 'phone')",
+        )
+        .await
+        .unwrap();
+    // 2 to 5 March, China days: whole days only, all read from the rollup and its log.
+    let query = "/api/v1/stats?from=2026-03-02T00:00:00%2B08:00&to=2026-03-06T00:00:00%2B08:00";
+    let sup = app.token("supervisor", None);
+    let (r, ()) = tokio::join!(app.get(query, &sup), async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        owner.batch_execute("COMMIT").await.unwrap();
+    });
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["total"], 2, "{}", r.text);
+}
+
 /// Issue 14: `/stats` reads the whole China days of its period from the case rollup (V31) and
 /// only the partial first and last days from the ledger. Hand count, China Standard Time, asked
 /// for 2 March 10:00 to 5 March 06:00 (whole days: 3 and 4 March):
