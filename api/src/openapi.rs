@@ -104,6 +104,17 @@ fn idempotency_key(description: &str) -> Parameter {
     )
 }
 
+/// Documents the response `code` with `generic` unless the route documents that code itself: a
+/// route's own description (`campaign-finished`, `no-recipient`, …) says more than the generic
+/// one, and overwriting it lost what an integrator needs to tell the refusals apart.
+fn put(
+    r: &mut std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>>,
+    code: String,
+    generic: RefOr<utoipa::openapi::Response>,
+) {
+    r.entry(code).or_insert(generic);
+}
+
 impl Modify for ErrorResponses {
     fn modify(&self, api: &mut OpenApi) {
         let components = api.components.get_or_insert_with(Default::default);
@@ -137,30 +148,37 @@ impl Modify for ErrorResponses {
                     r.insert("429".into(), open311_errors("Too many requests from this client; see Retry-After"));
                 }
                 if public && !open311 {
-                    r.insert("429".into(), problem("Too many requests from this client; see Retry-After"));
+                    put(r, "429".into(), problem("Too many requests from this client; see Retry-After"));
                 }
                 if api_path {
-                    r.insert("400".into(), problem("Malformed request: bad path, query or header, or malformed JSON"));
+                    put(r, "400".into(), problem("Malformed request: bad path, query or header, or malformed JSON"));
                 }
                 if api_path && !public {
-                    r.insert("401".into(), problem("Missing, invalid or expired bearer token"));
-                    r.insert("403".into(), problem("The caller's role may not do this"));
+                    put(r, "401".into(), problem("Missing, invalid or expired bearer token"));
+                    put(r, "403".into(), problem("The caller's role may not do this"));
                 }
                 if api_path {
-                    r.insert("503".into(), problem("Busy or past the request deadline; retry"));
-                    r.insert("500".into(), problem("Internal error (details only in the server's log)"));
+                    put(r, "503".into(), problem("Busy or past the request deadline; retry"));
+                    put(r, "500".into(), problem("Internal error (details only in the server's log)"));
                 }
                 if has_id && api_path {
-                    r.insert("404".into(), problem("Not found, or outside the caller's scope"));
+                    put(r, "404".into(), problem("Not found, or outside the caller's scope"));
                 }
                 if method != HttpMethod::Get && api_path {
-                    r.insert("413".into(), problem("Body larger than 64 KiB"));
-                    r.insert("415".into(), problem("Body is not application/json"));
-                    r.insert(
+                    put(r, "413".into(), problem("Body larger than 64 KiB"));
+                    put(r, "415".into(), problem("Body is not application/json"));
+                    put(
+                        r,
                         "422".into(),
                         problem("Invalid fields, unknown references, or an Idempotency-Key reused with another body"),
                     );
-                    r.insert("409".into(), problem("Refused by a rule of the case lifecycle (the `type` names the rule), or a name already taken"));
+                    put(
+                        r,
+                        "409".into(),
+                        problem(
+                            "Refused by a rule of the case lifecycle (the `type` names the rule), or a name already taken",
+                        ),
+                    );
                 }
                 if path == "/api/v1/cases" && method == HttpMethod::Post {
                     op.parameters.get_or_insert_with(Vec::new).push(idempotency_key(
@@ -168,7 +186,8 @@ impl Modify for ErrorResponses {
                     ));
                 }
                 if is_case_command && method == HttpMethod::Post {
-                    r.insert(
+                    put(
+                        r,
                         "412".into(),
                         problem("If-Match named a version the case is no longer at; nothing was written"),
                     );

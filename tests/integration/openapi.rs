@@ -182,3 +182,24 @@ fn the_ref_walk_sees_a_dangling_reference() {
         ]
     );
 }
+
+/// A route's own description of an error code is kept, not overwritten by the generic one: the
+/// six operations that document `campaign-finished` (a meeting, a visit, a card batch, a
+/// questionnaire, a response and a campaign's phase; counted in `api/src/routes/`) say so in the
+/// spec, and an operation that documents no 409 of its own gets the generic one. Before the fix
+/// every 409 carried the generic text.
+#[test]
+fn a_route_s_own_error_description_is_kept() {
+    let spec: serde_json::Value = serde_json::from_str(&api::openapi::spec_json()).unwrap();
+    let mut finished = 0;
+    for item in spec["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if op["responses"]["409"]["description"].as_str().is_some_and(|d| d.contains("`campaign-finished`")) {
+                finished += 1;
+            }
+        }
+    }
+    assert_eq!(finished, 6);
+    let assign = &spec["paths"]["/api/v1/cases/{id}/assign"]["post"]["responses"]["409"]["description"];
+    assert!(assign.as_str().is_some_and(|d| d.starts_with("Refused by a rule of the case lifecycle")), "{assign}");
+}
