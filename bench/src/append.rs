@@ -249,9 +249,11 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
     match sys {
         System::Huiyin | System::HuiyinBatched => {
             let store = if sys == System::Huiyin { &setup.store } else { &setup.batched };
-            store.append(s.id, s.case.version, s.head, &events, None, &after).await.unwrap();
-            // The new head: recompute locally, as the service does from the events it decided.
-            s.head = chain(s, &events).last().map_or(s.head, |(_, h)| *h);
+            // The new head comes back with the outcome (the store hashed the events once).
+            match store.append(s.id, s.case.version, s.head, &events, None, &after).await.unwrap() {
+                infra::store::AppendOutcome::Appended { last_hash, .. } => s.head = last_hash,
+                infra::store::AppendOutcome::Duplicate { .. } => unreachable!("the benchmark sends no idempotency key"),
+            }
             s.case = after;
         }
         System::RawShaped => {
@@ -416,7 +418,7 @@ const TEMPLATE: &str = "huiyin_bench_append_tpl";
 const CELL_DB: &str = "huiyin_bench_append";
 
 /// The settings that decide an append's cost, as a connection of `pool` sees them.
-const SETTINGS_SQL: &str = "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) FROM pg_settings \
+const SETTINGS_SQL: &str = "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings \
      WHERE name IN ('synchronous_commit', 'fsync', 'full_page_writes', 'wal_level', 'wal_compression', 'commit_delay', \
      'shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'jit', 'max_connections')";
 

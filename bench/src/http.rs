@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::report::{Summary, summarize};
 
-const SECRET: &str = "bench-http-GhVDb05PfXmfwLLbpa9xeMR0bXCkp3znh5R5aSuM";
+/// The benchmark servers' HS256 secret (the HTTP and the query servers).
+pub const SECRET: &str = "bench-http-GhVDb05PfXmfwLLbpa9xeMR0bXCkp3znh5R5aSuM";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -64,27 +65,50 @@ async fn wait_ready(base: &str) {
     panic!("server at {base} did not start");
 }
 
-/// Starts `huiyin serve` on the database.
+/// Starts `huiyin serve` on the database, as the HTTP benchmark runs it (a pool of 32, as the raw
+/// server's).
 pub async fn start_huiyin(app_url: &str, owner_url: &str) -> Server {
+    start_huiyin_with(
+        app_url,
+        Some(owner_url),
+        &[
+            ("HUIYIN_JWT_SECRET", SECRET.to_owned()),
+            ("HUIYIN_KEK", "0b73a0f9352fa583a908b31ff7228c54125a3fbdec2a8600a93dc00ce8fce969".to_owned()),
+            ("HUIYIN_POOL_SIZE", "32".to_owned()),
+        ],
+    )
+    .await
+}
+
+/// Starts `huiyin serve` (the release binary beside this one) on `app_url`, with the shipped
+/// defaults except `settings`. The caller's environment is dropped (but `PATH`), so a
+/// `HUIYIN_*` variable of the shell (coalesced appends, a checkpoint key, a pool size) cannot
+/// change what is measured; coalescing is pinned off, as it ships. With `owner_url` the server
+/// migrates on start (a no-op on a migrated database); without, it does not (a standby is
+/// read-only). Killed on drop.
+pub async fn start_huiyin_with(app_url: &str, owner_url: Option<&str>, settings: &[(&str, String)]) -> Server {
     let exe = std::env::current_exe().unwrap().with_file_name("huiyin");
     assert!(exe.exists(), "build the server first: cargo build --release -p api --bin huiyin");
     let port = free_port();
-    let child = Command::new(exe)
-        .arg("serve")
-        .env("DATABASE_URL", app_url)
-        .env("HUIYIN_ADMIN_DATABASE_URL", owner_url)
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve").env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.env("DATABASE_URL", app_url)
         .env("HUIYIN_BIND", format!("127.0.0.1:{port}"))
         // Any free port: the metrics listener must not collide with another server's.
         .env("HUIYIN_METRICS_BIND", "127.0.0.1:0")
-        .env("HUIYIN_JWT_SECRET", SECRET)
-        .env("HUIYIN_KEK", "0b73a0f9352fa583a908b31ff7228c54125a3fbdec2a8600a93dc00ce8fce969")
-        .env("HUIYIN_POOL_SIZE", "32")
         .env("HUIYIN_LOG", "warn")
-        .env_remove("HUIYIN_CHECKPOINT_PRIVATE_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .env("HUIYIN_APPEND_BATCHING", "false");
+    match owner_url {
+        Some(owner) => cmd.env("HUIYIN_ADMIN_DATABASE_URL", owner),
+        None => cmd.env("HUIYIN_MIGRATE_ON_START", "false"),
+    };
+    for (k, v) in settings {
+        cmd.env(k, v);
+    }
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     Server { child, base }
@@ -226,15 +250,27 @@ impl RawCase {
     }
 }
 
-/// What one load run measured.
+/// What one system measured in the closed loop, over every window.
+#[derive(Default)]
 pub struct Load {
-    /// Completed operations per second (median of the windows).
-    pub rate: (f64, f64, f64),
-    /// Latency of single requests.
-    pub latency: Summary,
+    /// Completed operations per second in each measured window, in order.
+    pub rates: Vec<f64>,
+    samples: Vec<Duration>,
 }
 
-/// Runs `op` from `conns` tasks: a warm-up window, then `reps` windows.
+impl Load {
+    /// Median and range of the windows' rates.
+    pub fn rate(&self) -> (f64, f64, f64) {
+        crate::report::median_spread(&self.rates)
+    }
+
+    /// Latency of single requests over every window.
+    pub fn latency(&self) -> Summary {
+        summarize(&self.samples)
+    }
+}
+
+/// Runs `op` from `conns` tasks: a warm-up of half a window, then `reps` windows.
 pub async fn load<F, Fut>(conns: usize, window: Duration, reps: usize, op: F) -> Load
 where
     F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
@@ -242,65 +278,98 @@ where
 {
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(conns).build().unwrap();
     let op = Arc::new(op);
-    let mut rates = Vec::new();
-    let mut samples = Vec::new();
-    for rep in 0..=reps {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut handles = Vec::new();
-        for i in 0..conns {
-            let (client, stop, op) = (client.clone(), stop.clone(), op.clone());
-            handles.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut ops = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    lat.extend(op(client.clone(), i).await);
-                    ops += 1;
-                }
-                (ops, lat)
-            }));
-        }
-        let w = if rep == 0 { window / 2 } else { window };
-        let t = Instant::now();
-        tokio::time::sleep(w).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut ops = 0;
-        let mut lat = Vec::new();
-        for h in handles {
-            let (o, l) = h.await.unwrap();
-            ops += o;
-            lat.extend(l);
-        }
-        if rep > 0 {
-            rates.push(ops as f64 / t.elapsed().as_secs_f64());
-            samples.extend(lat);
-        }
+    let _ = one_window(&client, conns, window / 2, &op).await;
+    let mut out = Load::default();
+    for _ in 0..reps {
+        let (rate, lat) = one_window(&client, conns, window, &op).await;
+        out.rates.push(rate);
+        out.samples.extend(lat);
     }
-    Load { rate: crate::report::median_spread(&rates), latency: summarize(&samples) }
+    out
+}
+
+/// Runs `op` from `conns` tasks for one window: operations per second, and every latency.
+async fn one_window<F, Fut>(
+    client: &reqwest::Client,
+    conns: usize,
+    window: Duration,
+    op: &Arc<F>,
+) -> (f64, Vec<Duration>)
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Vec<Duration>> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for i in 0..conns {
+        let (client, stop, op) = (client.clone(), stop.clone(), op.clone());
+        handles.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut ops = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                lat.extend(op(client.clone(), i).await);
+                ops += 1;
+            }
+            (ops, lat)
+        }));
+    }
+    let t = Instant::now();
+    tokio::time::sleep(window).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut ops = 0;
+    let mut lat = Vec::new();
+    for h in handles {
+        let (o, l) = h.await.unwrap();
+        ops += o;
+        lat.extend(l);
+    }
+    (ops as f64 / t.elapsed().as_secs_f64(), lat)
 }
 
 /// An open-loop load: requests start on a fixed schedule (`rate` per second for `window`, after
 /// a warm-up of half that), whether or not earlier ones have answered, so a slow answer cannot
 /// hold back the next request (no coordinated omission). Each latency runs from the request's
 /// scheduled start to its answer, so queueing in the generator counts too.
+#[derive(Default)]
 pub struct OpenLoop {
     /// The schedule's rate, per second.
     pub rate: f64,
-    /// Requests answered per second while it ran.
-    pub achieved: f64,
-    /// Latency from scheduled start to answer.
-    pub latency: Summary,
+    /// Requests scheduled in the measured windows and answered.
+    pub answered: usize,
+    /// The measured windows' length, in seconds.
+    pub seconds: f64,
     /// Requests that failed or took over 10 s.
     pub failed: usize,
+    samples: Vec<Duration>,
+}
+
+impl OpenLoop {
+    /// Latency from scheduled start to answer.
+    pub fn latency(&self) -> Summary {
+        summarize(&self.samples)
+    }
+
+    /// Answered requests per second of the schedule (those scheduled in the measured windows).
+    pub fn achieved(&self) -> f64 {
+        self.answered as f64 / self.seconds
+    }
+
+    fn absorb(&mut self, other: OpenLoop) {
+        self.rate = other.rate;
+        self.answered += other.answered;
+        self.seconds += other.seconds;
+        self.failed += other.failed;
+        self.samples.extend(other.samples);
+    }
 }
 
 /// Runs `op` on a fixed schedule of `rate` per second (see [`OpenLoop`]).
-pub async fn open_loop<F, Fut>(rate: f64, window: Duration, op: F) -> OpenLoop
+pub async fn open_loop<F, Fut>(rate: f64, window: Duration, op: &Arc<F>) -> OpenLoop
 where
     F: Fn(reqwest::Client) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(512).build().unwrap();
-    let op = Arc::new(op);
     let warm = window / 2;
     let total = warm + window;
     let n = (total.as_secs_f64() * rate).ceil() as usize;
@@ -315,9 +384,7 @@ where
             (due, ok, due.elapsed())
         }));
     }
-    let mut samples = Vec::new();
-    let mut failed = 0;
-    let mut answered = 0usize;
+    let mut out = OpenLoop { rate, seconds: window.as_secs_f64(), ..Default::default() };
     let measured_from = start + warm;
     for h in handles {
         let (due, ok, took) = h.await.unwrap();
@@ -325,13 +392,13 @@ where
             continue;
         }
         if ok {
-            answered += 1;
-            samples.push(took);
+            out.answered += 1;
+            out.samples.push(took);
         } else {
-            failed += 1;
+            out.failed += 1;
         }
     }
-    OpenLoop { rate, achieved: answered as f64 / window.as_secs_f64(), latency: summarize(&samples), failed }
+    out
 }
 
 /// Results of the HTTP benchmark.
@@ -342,8 +409,10 @@ pub struct HttpResults {
     pub raw_checked: Load,
     pub register: Load,
     pub lifecycle: Load,
-    /// Open loop at half Huiyin's closed-loop registration rate: the checked raw handler, then
-    /// `POST /api/v1/cases`.
+    /// Per round, registrations per second ÷ the checked raw handler's in the same round.
+    pub paired: Vec<f64>,
+    /// Open loop at half Huiyin's closed-loop registration rate: the checked raw handler, and
+    /// `POST /api/v1/cases`, two windows each in the order raw, Huiyin, Huiyin, raw.
     pub open_raw_checked: OpenLoop,
     pub open_register: OpenLoop,
     pub raw_rss: f64,
@@ -438,13 +507,22 @@ pub async fn lifecycle(
     (lat, None)
 }
 
-/// Runs the HTTP benchmark.
+/// A `CHECKPOINT` of the cluster, so no window pays for the last one's dirty pages.
+async fn checkpoint() {
+    let base = crate::setup::base_url();
+    let c = crate::setup::connect(&crate::setup::url_with(&base, "postgres", "postgres")).await;
+    c.batch_execute("CHECKPOINT").await.unwrap();
+}
+
+/// Runs the HTTP benchmark: both servers up at once; a warm-up round, then `reps` rounds of one
+/// `window` per system, the systems' order rotating by one place per round and a `CHECKPOINT`
+/// before every window; then the open loop.
 pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
     let Fixture { app_url, owner_url, unit, token } = Fixture::new("huiyin_bench_http").await;
     let raw_server = start_raw(&app_url).await;
-    let post = |path: &'static str, tok: Option<Arc<String>>| {
-        let url = format!("{}{path}", raw_server.base);
-        move |c: reqwest::Client, _| {
+    let server = start_huiyin(&app_url, &owner_url).await;
+    let post = |url: String, tok: Option<Arc<String>>| {
+        Arc::new(move |c: reqwest::Client, _| {
             let (url, tok) = (url.clone(), tok.clone());
             async move {
                 let t = Instant::now();
@@ -457,47 +535,56 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
                 let _ = r.bytes().await;
                 vec![t.elapsed()]
             }
-        }
+        })
     };
-    let raw = load(conns, window, reps, post("/raw", None)).await;
-    eprintln!("bench: http raw {:.0}/s", raw.rate.0);
-    let raw_checked = load(conns, window, reps, post("/raw-checked", Some(token.clone()))).await;
-    eprintln!("bench: http raw, checked {:.0}/s", raw_checked.rate.0);
-
-    let server = start_huiyin(&app_url, &owner_url).await;
-    let base = server.base.clone();
-    let tok = token.clone();
-    let register = load(conns, window, reps, move |c, _| {
-        let url = format!("{base}/api/v1/cases");
-        let tok = tok.clone();
-        async move {
-            let t = Instant::now();
-            let r = c.post(url).bearer_auth(tok.as_str()).json(&case_body()).send().await.unwrap();
-            assert_eq!(r.status().as_u16(), 201);
-            let _ = r.bytes().await;
-            vec![t.elapsed()]
-        }
-    })
-    .await;
-    eprintln!("bench: http register {:.0}/s", register.rate.0);
-    let base = server.base.clone();
-    let tok = token.clone();
-    let lifecycle = load(conns, window, reps, move |c, _| {
+    let raw_op = post(format!("{}/raw", raw_server.base), None);
+    let checked_op = post(format!("{}/raw-checked", raw_server.base), Some(token.clone()));
+    let register_op = post(format!("{}/api/v1/cases", server.base), Some(token.clone()));
+    let (base, tok) = (server.base.clone(), token.clone());
+    let lifecycle_op = Arc::new(move |c: reqwest::Client, _| {
         let (base, tok) = (base.clone(), tok.clone());
         async move {
             let (lat, failed) = lifecycle(&c, &base, &tok, unit).await;
             assert_eq!(failed, None, "a lifecycle request failed");
             lat
         }
-    })
-    .await;
-    eprintln!("bench: http lifecycle {:.0}/s", lifecycle.rate.0);
+    });
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(conns).build().unwrap();
+    let mut loads: [Load; 4] = Default::default();
+    for round in 0..=reps {
+        // Round 0 warms every system up (half a window each) and is not counted.
+        let w = if round == 0 { window / 2 } else { window };
+        for j in 0..4 {
+            let system = (j + round) % 4;
+            checkpoint().await;
+            let (rate, lat) = match system {
+                0 => one_window(&client, conns, w, &raw_op).await,
+                1 => one_window(&client, conns, w, &checked_op).await,
+                2 => one_window(&client, conns, w, &register_op).await,
+                _ => one_window(&client, conns, w, &lifecycle_op).await,
+            };
+            if round > 0 {
+                loads[system].rates.push(rate);
+                loads[system].samples.extend(lat);
+            }
+        }
+        if round > 0 {
+            eprintln!(
+                "bench: http round {round}: raw {:.0}/s, checked {:.0}/s, register {:.0}/s, lifecycle {:.0}/s",
+                loads[0].rates[round - 1],
+                loads[1].rates[round - 1],
+                loads[2].rates[round - 1],
+                loads[3].rates[round - 1]
+            );
+        }
+    }
+    let [raw, raw_checked, register, lifecycle] = loads;
+    let paired = register.rates.iter().zip(&raw_checked.rates).map(|(h, r)| h / r).collect();
 
     // Open loop: the same fixed rate for both, half what Huiyin sustained in the closed loop.
-    let rate = (register.rate.0 / 2.0).max(1.0);
-    let open_window = window * 2;
+    let rate = (register.rate().0 / 2.0).max(1.0);
     let one = |url: String, tok: Arc<String>| {
-        move |c: reqwest::Client| {
+        Arc::new(move |c: reqwest::Client| {
             let (url, tok) = (url.clone(), tok.clone());
             async move {
                 match c.post(url).bearer_auth(tok.as_str()).json(&case_body()).send().await {
@@ -505,19 +592,41 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
                     Err(_) => false,
                 }
             }
-        }
+        })
     };
-    let open_raw_checked =
-        open_loop(rate, open_window, one(format!("{}/raw-checked", raw_server.base), token.clone())).await;
-    let open_register = open_loop(rate, open_window, one(format!("{}/api/v1/cases", server.base), token.clone())).await;
+    let open_raw = one(format!("{}/raw-checked", raw_server.base), token.clone());
+    let open_hui = one(format!("{}/api/v1/cases", server.base), token.clone());
+    let (mut open_raw_checked, mut open_register) = (OpenLoop::default(), OpenLoop::default());
+    for huiyin_first in [false, true] {
+        for huiyin in [huiyin_first, !huiyin_first] {
+            checkpoint().await;
+            if huiyin {
+                open_register.absorb(open_loop(rate, window, &open_hui).await);
+            } else {
+                open_raw_checked.absorb(open_loop(rate, window, &open_raw).await);
+            }
+        }
+    }
     eprintln!(
         "bench: open loop at {rate:.0}/s: raw checked p99 {:.1} ms, register p99 {:.1} ms",
-        open_raw_checked.latency.p99, open_register.latency.p99
+        open_raw_checked.latency().p99,
+        open_register.latency().p99
     );
     let raw_rss = raw_server.peak_rss_mib();
     let huiyin_rss = server.peak_rss_mib();
     drop(server);
     drop(raw_server);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    HttpResults { raw, raw_checked, register, lifecycle, open_raw_checked, open_register, raw_rss, huiyin_rss, workers }
+    HttpResults {
+        raw,
+        raw_checked,
+        register,
+        lifecycle,
+        paired,
+        open_raw_checked,
+        open_register,
+        raw_rss,
+        huiyin_rss,
+        workers,
+    }
 }

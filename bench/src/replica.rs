@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::queries::{KINDS, KindResult, measure_kinds, pools_at, serve_url};
+use crate::queries::{KINDS, KindResult, PASSES, Pools, WARM_UP, absorb_pass, measure_kinds, serve_url};
 use crate::report::{Summary, summarize};
 use crate::setup::{BenchDb, base_url, connect};
 
@@ -60,8 +60,9 @@ const LAG_SQL: &str = "SELECT coalesce(extract(epoch FROM replay_lag) * 1000, 0)
 
 /// Starts the standby, waits for it to catch up, samples the lag under Huiyin's append load
 /// (32 tasks for `window`), then measures the ledger and statistics on `db` from the primary and
-/// from the standby (`reps` each, the same requests), and removes the standby.
-pub async fn run(db: &BenchDb, window: Duration, reps: usize) -> ReplicaResults {
+/// from the standby (about `reps` each, the same requests drawn from `pools`, in alternating
+/// passes), and removes the standby.
+pub async fn run(db: &BenchDb, pools: &Pools, window: Duration, reps: usize) -> ReplicaResults {
     let t = Instant::now();
     let standby = Standby::start();
     let primary = connect(&crate::setup::url_with(&base_url(), "postgres", "postgres")).await;
@@ -101,18 +102,21 @@ pub async fn run(db: &BenchDb, window: Duration, reps: usize) -> ReplicaResults 
     behind.sort_by(f64::total_cmp);
     let p95 = |v: &[f64]| v.get(((v.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied();
 
-    // The ledger and the statistics, the same requests on each side.
+    // The ledger and the statistics, the same requests on each side, in passes that alternate
+    // between them, each side with the same warm-up (the standby's buffers start empty).
     let kinds = [0usize, 3];
-    let on_primary = {
-        let server = serve_url(db.app().url.expose()).await;
-        let pools = pools_at(&db.super_url()).await;
-        measure_kinds(&server, &pools, kinds, reps).await
-    };
-    let on_replica = {
-        let server = serve_url(&on_standby(db.app().url.expose())).await;
-        let pools = pools_at(&on_standby(&db.super_url())).await;
-        measure_kinds(&server, &pools, kinds, reps).await
-    };
+    let (mut on_primary, mut on_replica) = (Vec::new(), Vec::new());
+    {
+        let primary = serve_url(db.app().url.expose()).await;
+        let replica = serve_url(&on_standby(db.app().url.expose())).await;
+        let per_pass = reps.div_ceil(PASSES);
+        for pass in 0..PASSES {
+            let warm_up = if pass == 0 { WARM_UP } else { 0 };
+            let seed = 7 + pass as u64;
+            absorb_pass(&mut on_primary, measure_kinds(&primary, pools, kinds, per_pass, warm_up, seed).await);
+            absorb_pass(&mut on_replica, measure_kinds(&replica, pools, kinds, per_pass, warm_up, seed).await);
+        }
+    }
     drop(standby);
     ReplicaResults {
         setup_s,
@@ -131,7 +135,7 @@ pub async fn run(db: &BenchDb, window: Duration, reps: usize) -> ReplicaResults 
 }
 
 /// The section of BENCHMARKS.md.
-pub fn section(r: &ReplicaResults, size: u64, reps: usize) -> String {
+pub fn section(r: &ReplicaResults, size: u64) -> String {
     let mut body = format!(
         "\nA hot standby of the private cluster (`scripts/pg.sh standby start`: `pg_basebackup -R`, streaming \
          replication, asynchronous; base backup and catch-up took {:.0} s), on the same machine, so it shares its two \
@@ -139,8 +143,9 @@ pub fn section(r: &ReplicaResults, size: u64, reps: usize) -> String {
          Replication lag while Huiyin appended on the primary (one event per append, 32 tasks, {:.0} appends/s), \
          sampled every 100 ms from `pg_stat_replication`: replay lag p50 {:.1} / p95 {:.1} / max {:.1} ms; WAL not yet \
          replayed p95 {:.0} / max {:.0} bytes.\n\n\
-         The same requests ({reps} per kind after 20 warm-up, one client) at {size} cases, served by a Huiyin server \
-         reading the primary and by one reading the standby:\n\n\
+         The same requests at {size} cases (one client; {WARM_UP} warm-up requests per kind on each side, then \
+         {PASSES} passes alternating between the sides), served by a `huiyin serve` reading the primary and by one \
+         reading the standby:\n\n\
          | query | primary p50 / p95 / p99 ms | standby p50 / p95 / p99 ms | failed (primary, standby) |\n|---|---|---|---|\n",
         r.setup_s,
         r.appends_per_s,
@@ -153,12 +158,12 @@ pub fn section(r: &ReplicaResults, size: u64, reps: usize) -> String {
     for (name, p, s) in &r.queries {
         body.push_str(&format!(
             "| {name} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {}, {} |\n",
-            p.summary.p50,
-            p.summary.p95,
-            p.summary.p99,
-            s.summary.p50,
-            s.summary.p95,
-            s.summary.p99,
+            p.summary().p50,
+            p.summary().p95,
+            p.summary().p99,
+            s.summary().p50,
+            s.summary().p95,
+            s.summary().p99,
             p.failed,
             s.failed
         ));

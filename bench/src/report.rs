@@ -24,8 +24,13 @@ pub fn summarize(samples: &[Duration]) -> Summary {
     Summary { p50: pick(0.50), p95: pick(0.95), p99: pick(0.99) }
 }
 
-/// Median and spread (min–max) of repeated throughput runs.
+/// Median and spread (min–max) of repeated runs. The count must be odd, so the median is a
+/// value that was measured (an even count would have two middles).
+///
+/// # Panics
+/// On an even, non-zero count.
 pub fn median_spread(values: &[f64]) -> (f64, f64, f64) {
+    assert!(values.is_empty() || values.len() % 2 == 1, "a median of {} values: use an odd count", values.len());
     let mut v = values.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     let med = if v.is_empty() { f64::NAN } else { v[v.len() / 2] };

@@ -41,8 +41,8 @@ pub async fn run(minutes: u64) -> bool {
         }
     })
     .await;
-    let rate = peak.rate.0 / 2.0;
-    eprintln!("soak: peak {:.0} lifecycles/s; soaking at {rate:.1}/s for {minutes} min", peak.rate.0);
+    let rate = peak.rate().0 / 2.0;
+    eprintln!("soak: peak {:.0} lifecycles/s; soaking at {rate:.1}/s for {minutes} min", peak.rate().0);
 
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).build().unwrap();
     // At most 256 lifecycles in flight: beyond that the server is not keeping up, and the
@@ -154,7 +154,7 @@ pub async fn run(minutes: u64) -> bool {
          server RSS {:.0} MiB after the first minute, {:.0} at the end, {rss_max:.0} at most",
         if passed { "passed" } else { "FAILED" },
         done.len(),
-        peak.rate.0,
+        peak.rate().0,
         sent * 5,
         start.elapsed().as_secs() * 2,
         first.rss_mib,

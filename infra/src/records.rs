@@ -198,7 +198,7 @@ impl RecordAppend {
                 ],
             )
             .await?;
-        crate::store::outcome_of(&row, 0, self.expected)
+        crate::store::outcome_of(&row, 0, self.expected, &self.hashes, self.prev_hash)
     }
 }
 

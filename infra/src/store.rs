@@ -208,6 +208,9 @@ pub enum AppendOutcome {
         first_position: i64,
         /// The last new position.
         last_position: i64,
+        /// The chain's new head: the SHA-256 of the last new event (32 bytes), the
+        /// `prev_hash` of the case's next append.
+        last_hash: [u8; 32],
     },
     /// The idempotency key was seen before with the same request: nothing was written.
     Duplicate {
@@ -883,8 +886,15 @@ impl Prepared {
 }
 
 /// Reads an outcome row: (outcome, case_id, first_version, last_version, first_position, last_position)
-/// starting at column `at`.
-pub(crate) fn outcome_of(row: &Row, at: usize, expected: u32) -> Result<AppendOutcome, StoreError> {
+/// starting at column `at`; `hashes` are the events' hashes the append sent (the last is the new
+/// head), `prev_hash` the head it started from.
+pub(crate) fn outcome_of(
+    row: &Row,
+    at: usize,
+    expected: u32,
+    hashes: &[Vec<u8>],
+    prev_hash: [u8; 32],
+) -> Result<AppendOutcome, StoreError> {
     let outcome: String = row.get(at);
     let to_u32 = |v: i32| u32::try_from(v).unwrap_or(0);
     let (first_version, last_version) = (to_u32(row.get(at + 2)), to_u32(row.get(at + 3)));
@@ -895,6 +905,7 @@ pub(crate) fn outcome_of(row: &Row, at: usize, expected: u32) -> Result<AppendOu
             last_version,
             first_position: row.get(at + 4),
             last_position: row.get(at + 5),
+            last_hash: hashes.last().and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).unwrap_or(prev_hash),
         }),
         "duplicate" => Ok(AppendOutcome::Duplicate { case_id: row.get(at + 1), first_version, last_version }),
         "mismatch" => Err(StoreError::IdempotencyMismatch),
@@ -935,7 +946,7 @@ async fn call_append_events(client: &impl GenericClient, p: &Prepared) -> Result
             ],
         )
         .await?;
-    outcome_of(&row, 0, p.expected)
+    outcome_of(&row, 0, p.expected, &p.hashes, p.prev_hash)
 }
 
 /// One append in its own transaction: one statement, one round trip.
@@ -1018,5 +1029,5 @@ async fn append_many(pool: &Pool, batch: &[Pending]) -> Result<Vec<Result<Append
     if rows.len() != batch.len() {
         return Err(StoreError::Vault("append_batch answered a different number of items"));
     }
-    Ok(rows.iter().zip(batch).map(|(r, p)| outcome_of(r, 1, p.req.expected)).collect())
+    Ok(rows.iter().zip(batch).map(|(r, p)| outcome_of(r, 1, p.req.expected, &p.req.hashes, p.req.prev_hash)).collect())
 }

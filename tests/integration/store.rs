@@ -621,3 +621,39 @@ async fn a_record_and_the_cases_it_brings_are_written_together_or_not_at_all() {
     assert!(infra::records::get(store.pool(), meeting.as_uuid()).await.unwrap().is_some());
     assert!(store.load(fresh[1]).await.unwrap().case.is_some());
 }
+
+/// An append answers with the chain's new head, which is the stored last event's hash: the
+/// `prev_hash` of the next append (plain and coalesced).
+#[tokio::test]
+async fn an_append_answers_with_the_new_head_of_the_chain() {
+    for batched in [false, true] {
+        let db = TestDb::new().await;
+        let store = if batched { EventStore::batched(db.app_pool()) } else { EventStore::new(db.app_pool()) };
+        let id = CaseId::from_uuid(Uuid::new_v4());
+        let at = now();
+        let events = decide_as(None, &Command::Register(Box::new(registration(id, at))), Role::Clerk, at);
+        let first = append(&store, id, None, 0, GENESIS, &new_events(events, at, Role::Clerk), None).await.unwrap();
+        let loaded = store.load(id).await.unwrap();
+        let AppendOutcome::Appended { last_hash, .. } = first else { panic!("not appended: {first:?}") };
+        assert_eq!(last_hash, loaded.events.last().unwrap().hash);
+        assert_ne!(last_hash, GENESIS);
+
+        // Two events in one append: the head is the second's hash, and the next append chains to it.
+        let case = loaded.case.unwrap();
+        let mut two = new_events(decide_as(Some(&case), &note("第一条"), Role::Handler, at), at, Role::Handler);
+        let mid = evolve(Some(case.clone()), id, &two[0].event, domain::truncate_to_micros(at)).unwrap();
+        two.extend(new_events(decide_as(Some(&mid), &note("第二条"), Role::Handler, at), at, Role::Handler));
+        let second = append(&store, id, Some(&case), 1, last_hash, &two, None).await.unwrap();
+        let AppendOutcome::Appended { last_hash: head, last_version: 3, .. } = second else {
+            panic!("not appended at version 3: {second:?}")
+        };
+        let loaded = store.load(id).await.unwrap();
+        assert_eq!(loaded.events.len(), 3);
+        assert_eq!(head, loaded.events[2].hash);
+        assert_ne!(head, loaded.events[1].hash);
+        let case = loaded.case.unwrap();
+        let third = new_events(decide_as(Some(&case), &note("第三条"), Role::Handler, at), at, Role::Handler);
+        append(&store, id, Some(&case), 3, head, &third, None).await.unwrap();
+        assert!(store.verify_case(id).await.unwrap().ok());
+    }
+}
