@@ -422,6 +422,14 @@ const SETTINGS_SQL: &str = "SELECT string_agg(name || '=' || current_setting(nam
      WHERE name IN ('synchronous_commit', 'fsync', 'full_page_writes', 'wal_level', 'wal_compression', 'commit_delay', \
      'shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'jit', 'max_connections')";
 
+/// The settings of [`SETTINGS_SQL`] as a connection of Huiyin's pool (`infra::DbSettings`, which
+/// pins the session's own settings as the service does) on `url` sees them.
+pub async fn pool_settings(url: &str) -> String {
+    let pool = infra::DbSettings::new(url.to_owned()).pool().unwrap();
+    let c = pool.get().await.unwrap();
+    c.query_one(SETTINGS_SQL, &[]).await.unwrap().get(0)
+}
+
 /// A fresh copy of the template (retried while the template's last connections close), checkpointed.
 async fn fresh_cell() -> String {
     let base = base_url();

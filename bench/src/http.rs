@@ -99,7 +99,6 @@ pub async fn start_huiyin_with(app_url: &str, owner_url: Option<&str>, settings:
         .env("HUIYIN_BIND", format!("127.0.0.1:{port}"))
         // Any free port: the metrics listener must not collide with another server's.
         .env("HUIYIN_METRICS_BIND", "127.0.0.1:0")
-        .env("HUIYIN_LOG", "warn")
         .env("HUIYIN_APPEND_BATCHING", "false");
     match owner_url {
         Some(owner) => cmd.env("HUIYIN_ADMIN_DATABASE_URL", owner),
@@ -417,8 +416,10 @@ pub struct HttpResults {
     pub open_register: OpenLoop,
     pub raw_rss: f64,
     pub huiyin_rss: f64,
-    /// The actix-web workers of each server (its default: one per core).
+    /// The cores of this machine: actix-web's default worker count, which both servers keep.
     pub workers: usize,
+    /// The server settings Huiyin's connections see.
+    pub settings: String,
 }
 
 fn case_body() -> serde_json::Value {
@@ -617,6 +618,7 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
     drop(server);
     drop(raw_server);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let settings = crate::append::pool_settings(&app_url).await;
     HttpResults {
         raw,
         raw_checked,
@@ -628,5 +630,6 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
         raw_rss,
         huiyin_rss,
         workers,
+        settings,
     }
 }

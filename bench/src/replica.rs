@@ -49,6 +49,8 @@ pub struct ReplicaResults {
     /// WAL bytes the standby had not replayed, sampled with the lag: p95 and the most.
     pub behind_bytes_p95: f64,
     pub behind_bytes_max: f64,
+    /// The server settings Huiyin's connections to the standby see.
+    pub settings: String,
     /// Per measured kind: its name, on the primary, on the standby.
     pub queries: Vec<(&'static str, KindResult, KindResult)>,
 }
@@ -117,8 +119,10 @@ pub async fn run(db: &BenchDb, pools: &Pools, window: Duration, reps: usize) -> 
             absorb_pass(&mut on_replica, measure_kinds(&replica, pools, kinds, per_pass, warm_up, seed).await);
         }
     }
+    let settings = crate::append::pool_settings(&on_standby(db.app().url.expose())).await;
     drop(standby);
     ReplicaResults {
+        settings,
         setup_s,
         appends_per_s,
         replay_lag_ms: summarize(&lags),
@@ -139,7 +143,7 @@ pub fn section(r: &ReplicaResults, size: u64) -> String {
     let mut body = format!(
         "\nA hot standby of the private cluster (`scripts/pg.sh standby start`: `pg_basebackup -R`, streaming \
          replication, asynchronous; base backup and catch-up took {:.0} s), on the same machine, so it shares its two \
-         cores with the primary and the load.\n\n\
+         cores with the primary and the load. Its settings as Huiyin's connections see them: `{}`.\n\n\
          Replication lag while Huiyin appended on the primary (one event per append, 32 tasks, {:.0} appends/s), \
          sampled every 100 ms from `pg_stat_replication`: replay lag p50 {:.1} / p95 {:.1} / max {:.1} ms; WAL not yet \
          replayed p95 {:.0} / max {:.0} bytes.\n\n\
@@ -148,6 +152,7 @@ pub fn section(r: &ReplicaResults, size: u64) -> String {
          reading the standby:\n\n\
          | query | primary p50 / p95 / p99 ms | standby p50 / p95 / p99 ms | failed (primary, standby) |\n|---|---|---|---|\n",
         r.setup_s,
+        r.settings,
         r.appends_per_s,
         r.replay_lag_ms.p50,
         r.replay_lag_ms.p95,
