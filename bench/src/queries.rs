@@ -333,7 +333,6 @@ pub async fn measure_kinds(
                 r.failed += usize::from(!answer.ok);
             }
         }
-        r.pass_p95.push(r.summary().p95);
         out.push(r);
     }
     out
@@ -341,18 +340,9 @@ pub async fn measure_kinds(
 
 /// Adds a pass (one [`KindResult`] per kind) to the running totals.
 pub fn absorb_pass(totals: &mut Vec<KindResult>, pass: Vec<KindResult>) {
-    if totals.is_empty() {
-        totals.extend(pass.into_iter().map(|mut r| {
-            r.pass_p95.clear();
-            let mut t = KindResult::default();
-            t.absorb(r);
-            t
-        }));
-    } else {
-        for (t, mut r) in totals.iter_mut().zip(pass) {
-            r.pass_p95.clear();
-            t.absorb(r);
-        }
+    totals.resize_with(pass.len(), KindResult::default);
+    for (t, r) in totals.iter_mut().zip(pass) {
+        t.absorb(r);
     }
 }
 
