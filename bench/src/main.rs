@@ -61,6 +61,12 @@ enum What {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         throughput: bool,
     },
+    /// Only rebuild and verification, each ÷ the raw reads, at one size (to iterate on them),
+    /// printed: the table `queries` ends with.
+    Throughput {
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u64,
+    },
     /// Only the append comparison (to iterate on it), printed.
     Appends {
         #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
@@ -110,6 +116,10 @@ fn main() {
         match cli.what {
             What::Queries { sizes, reps, out, command, throughput } => {
                 queries::run(&sizes, reps, &out, &command, throughput).await
+            }
+            What::Throughput { cases } => {
+                let db = setup::seeded(cases).await;
+                println!("{}", queries::throughput_table(&db, cases, 0).await);
             }
             What::RawServer { port, database_url } => {
                 // Its own runtime: actix runs its workers.

@@ -981,7 +981,7 @@ async fn connect(settings: &DbSettings) -> Result<Client, StoreError> {
 }
 
 /// What a rebuild did.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RebuildReport {
     /// Cases and events folded.
     pub folded: FoldStats,
@@ -989,6 +989,20 @@ pub struct RebuildReport {
     pub caught_up: u64,
     /// Seconds from start to switch-over.
     pub seconds: f64,
+    /// Each phase and its seconds, in order (together `seconds`): the set-up, the fold and the
+    /// ledger's fill, the ledger's keys and indexes, the KPI facts, the analysis rollups, the
+    /// switch-over.
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// The phases of a rebuild as they end, each with its seconds.
+struct Phases(Vec<(&'static str, f64)>, Instant);
+
+impl Phases {
+    fn done(&mut self, name: &'static str) {
+        self.0.push((name, self.1.elapsed().as_secs_f64()));
+        self.1 = Instant::now();
+    }
 }
 
 impl RebuildReport {
@@ -1133,13 +1147,33 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
         )
         .await?;
     reader.batch_execute("SET statement_timeout = 0").await?;
+    let mut phases = Phases(Vec::new(), started);
+    phases.done("set-up");
     let tx = reader.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
     let snapshot: String = tx.query_one("SELECT pg_current_snapshot()::text", &[]).await?.get(0);
+    // The fold (this task: decoding and folding events) and the fill (a task of its own with a
+    // connection of its own: encoding the rows, PostgreSQL inserting them) overlap, a few batches
+    // apart, so on a runtime with two workers (the CLI's) each uses one of the cores.
+    let (to_fill, mut batches) = tokio::sync::mpsc::channel::<Vec<Case>>(4);
+    let filler = connect(owner).await?;
+    let fill = tokio::spawn(async move {
+        filler.batch_execute("SET statement_timeout = 0").await?;
+        while let Some(cases) = batches.recv().await {
+            insert_rows(&filler, "ledger_rebuild", &cases, false).await?;
+        }
+        Ok::<_, StoreError>(())
+    });
     let folded = fold_final_states(&tx, 2000, async |cases: Vec<Case>| {
-        insert_rows(&writer, "ledger_rebuild", &cases, false).await
+        // A closed channel means the fill failed: the fold stops, and the fill's error is the
+        // one reported, below.
+        to_fill.send(cases).await.map_err(|_| StoreError::Vault("the ledger's fill stopped"))
     })
-    .await?;
+    .await;
+    drop(to_fill);
+    fill.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let folded = folded?;
     tx.commit().await?;
+    phases.done("fold and fill the ledger");
     // Each table is filled bare, then given the live table's keys and indexes (the migrations
     // define them) under names of its own, renamed back at the switch-over: a bulk index build
     // sorts once, where inserting into built indexes walks them row by row.
@@ -1147,6 +1181,7 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     writer.batch_execute(&copies.create_sql()).await?;
     // Sets the visibility map, so index-only scans need no heap visits from the first query.
     writer.batch_execute("VACUUM (ANALYZE) ledger_rebuild").await?;
+    phases.done("the ledger's keys and indexes");
     // The KPI facts of the new rows, beside them (V24), swapped with them.
     let facts = TableIndexes::read(&writer, "kpi_facts").await?;
     writer
@@ -1159,6 +1194,7 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
         ))
         .await?;
     writer.batch_execute("VACUUM (ANALYZE) kpi_facts_rebuild").await?;
+    phases.done("the KPI facts");
     // The analysis rollups of the new rows (V25), beside them; at the switch-over the live
     // change logs (relative to the old rollups) are emptied and only the late cases' changes are
     // logged, relative to these. The fill aggregates some 16 rows per fact in memory.
@@ -1178,6 +1214,7 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
         .await?;
     writer.batch_execute("VACUUM (ANALYZE) kpi_rollup_rebuild").await?;
     writer.batch_execute("VACUUM (ANALYZE) case_rollup_rebuild").await?;
+    phases.done("the analysis rollups");
 
     // Switch-over: one short transaction while appends and reads wait. ACCESS EXCLUSIVE from the
     // start, not EXCLUSIVE: an append that reads the ledger under a case's lock before writing
@@ -1265,7 +1302,8 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     match result {
         Ok(caught_up) => {
             writer.batch_execute("COMMIT").await?;
-            Ok(RebuildReport { folded, caught_up, seconds: started.elapsed().as_secs_f64() })
+            phases.done("the switch-over");
+            Ok(RebuildReport { folded, caught_up, seconds: started.elapsed().as_secs_f64(), phases: phases.0 })
         }
         Err(e) => {
             let _ = writer

@@ -25,6 +25,8 @@ use crate::error::StoreError;
 use crate::hash::{self, GENESIS, HashInput};
 use crate::vault::SubjectKey;
 
+mod verify;
+
 /// Who and what caused an event: recorded with it and covered by its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -367,8 +369,9 @@ impl EventStore {
     }
 
     /// A store that coalesces concurrent appends into shared transactions (needs a Tokio runtime:
-    /// it starts the batch writers). It pays where commits are expensive (a slow fsync): on the
-    /// benchmark machine, whose fsync is fast, it measured no faster (BENCHMARKS.md).
+    /// it starts the batch writers). It pays where commits are expensive (a slow fsync); on the
+    /// benchmark machine it measured from slower to somewhat faster from run to run
+    /// (BENCHMARKS.md).
     pub fn batched(pool: Pool) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
@@ -613,63 +616,6 @@ impl EventStore {
         let rows = client.query(&stmt, &[&case_id.as_uuid()]).await?;
         let events = rows.iter().map(StoredEvent::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(check_chain(case_id.as_uuid(), &events))
-    }
-
-    /// Recomputes every chain in the log, reading it in `(case_id, version)` order in batches, in
-    /// two halves of the case-id space at once (one connection each), so hashing in Rust and
-    /// reading in PostgreSQL overlap.
-    pub async fn verify_all(&self) -> Result<VerifyReport, StoreError> {
-        let mid = Uuid::from_u128(1u128 << 127);
-        let (a, b) = tokio::join!(self.verify_range(Uuid::nil(), Some(mid)), self.verify_range(mid, None));
-        let (mut a, b) = (a?, b?);
-        a.cases += b.cases;
-        a.events += b.events;
-        a.failures.extend(b.failures);
-        Ok(a)
-    }
-
-    /// Verifies the cases with `lo <= case_id < hi` (no upper bound without `hi`).
-    async fn verify_range(&self, lo: Uuid, hi: Option<Uuid>) -> Result<VerifyReport, StoreError> {
-        const BATCH: i64 = 5000;
-        let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events WHERE (case_id, version) > ($1, $2) AND ($4::uuid IS NULL OR case_id < $4) \
-                 ORDER BY case_id, version LIMIT $3"
-            ))
-            .await?;
-        let mut report = VerifyReport::default();
-        // Start just before `lo`: version 0 never exists, so (lo, 0) excludes nothing of lo.
-        let mut cursor = (lo, 0i32);
-        let mut current: Vec<StoredEvent> = Vec::new();
-        let finish = |events: &mut Vec<StoredEvent>, report: &mut VerifyReport| {
-            if let Some(first) = events.first() {
-                let check = check_chain(first.case_id, events);
-                report.cases += 1;
-                report.events += events.len() as u64;
-                if !check.ok() {
-                    report.failures.push(check);
-                }
-            }
-            events.clear();
-        };
-        loop {
-            let rows = client.query(&stmt, &[&cursor.0, &cursor.1, &BATCH, &hi]).await?;
-            let n = rows.len();
-            for row in &rows {
-                let e = StoredEvent::from_row(row)?;
-                if current.first().is_some_and(|f| f.case_id != e.case_id) {
-                    finish(&mut current, &mut report);
-                }
-                cursor = (e.case_id, i32::try_from(e.version).unwrap_or(i32::MAX));
-                current.push(e);
-            }
-            if (n as i64) < BATCH {
-                break;
-            }
-        }
-        finish(&mut current, &mut report);
-        Ok(report)
     }
 }
 

@@ -391,6 +391,191 @@ async fn a_deleted_event_is_detected_by_verify() {
     assert_eq!(check.first_bad_version, Some(3));
 }
 
+/// Adds a note to `id` at its current version.
+async fn add_note(store: &EventStore, id: CaseId, text: &str) {
+    let loaded = store.load(id).await.unwrap();
+    let at = now();
+    let events = new_events(decide_as(loaded.case.as_ref(), &note(text), Role::Handler, at), at, Role::Handler);
+    append(store, id, loaded.case.as_ref(), loaded.version(), loaded.head_hash(), &events, None).await.unwrap();
+}
+
+/// A failure of `verify_all`: the case, its first bad version, the problem.
+type Failure = (Uuid, Option<u32>, Option<String>);
+
+/// The report of `verify_all` as `(cases, events, failures)`.
+fn summary(report: infra::store::VerifyReport) -> (u64, u64, Vec<Failure>) {
+    let failures = report.failures.into_iter().map(|f| (f.case_id, f.first_bad_version, f.problem)).collect();
+    (report.cases, report.events, failures)
+}
+
+/// Cases and events in the table, by `count(*)` (not by the code under test).
+async fn counted(su: &tokio_postgres::Client) -> (u64, u64) {
+    let r = su.query_one("SELECT count(DISTINCT case_id), count(*) FROM events", &[]).await.unwrap();
+    (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)
+}
+
+/// `verify_all` reads the log as it lies on disk, in chunks of blocks on two connections (one
+/// when the pool has one, or when its second is busy). A case whose version 1 lies on disk after
+/// its version 2 verifies; a changed event, a deleted middle event and an event chained to
+/// another head (its own hash recomputed) of cases whose events lie in different chunks are named; every case and event is counted once; and when every event is
+/// changed, every case is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_all_follows_chains_whose_events_lie_out_of_order_and_in_different_chunks() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (moved, _) = register(&store).await;
+    let (changed, _) = register(&store).await;
+    let (gapped, _) = register(&store).await;
+    let (relinked, _) = register(&store).await;
+    for _ in 0..59 {
+        register(&store).await;
+    }
+    add_note(&store, moved, "第二条").await;
+    add_note(&store, changed, "第二条").await;
+    for text in ["第二条", "第三条"] {
+        add_note(&store, gapped, text).await;
+    }
+    add_note(&store, relinked, "第二条").await;
+    // Version 2 of `relinked` chained to another head, its hash recomputed to match: each event
+    // holds against its own content, only the link between them is broken.
+    let second = store.load(relinked).await.unwrap().events.pop().unwrap();
+    let forged_prev = [7u8; 32];
+    let forged = second.recompute_hash(&forged_prev);
+    let su = db.super_client().await;
+    su.execute("ALTER TABLE events DISABLE TRIGGER USER", &[]).await.unwrap();
+    su.execute(
+        "UPDATE events SET prev_hash = $2, hash = $3 WHERE case_id = $1 AND version = 2",
+        &[&relinked.as_uuid(), &forged_prev.to_vec(), &forged.to_vec()],
+    )
+    .await
+    .unwrap();
+    su.execute("ALTER TABLE events ENABLE TRIGGER USER", &[]).await.unwrap();
+    su.batch_execute(&format!(
+        "ALTER TABLE events DISABLE TRIGGER USER;
+         UPDATE events SET payload = jsonb_set(payload, '{{text}}', '\"篡改\"') WHERE case_id = '{changed}' AND version = 2;
+         DELETE FROM events WHERE case_id = '{gapped}' AND version = 2;
+         ALTER TABLE events ENABLE TRIGGER USER;"
+    ))
+    .await
+    .unwrap();
+    // Version 1 of `moved` rewritten unchanged until its new row lies after version 2 (an update
+    // stays on its page while the page has room).
+    let moved_after = "SELECT a.ctid > b.ctid FROM events a, events b \
+                       WHERE a.case_id = $1 AND a.version = 1 AND b.case_id = $1 AND b.version = 2";
+    for _ in 0..50 {
+        if su.query_one(moved_after, &[&moved.as_uuid()]).await.unwrap().get::<_, bool>(0) {
+            break;
+        }
+        su.batch_execute(&format!(
+            "ALTER TABLE events DISABLE TRIGGER USER;
+             UPDATE events SET payload = payload WHERE case_id = '{moved}' AND version = 1;
+             ALTER TABLE events ENABLE TRIGGER USER;"
+        ))
+        .await
+        .unwrap();
+    }
+    assert!(su.query_one(moved_after, &[&moved.as_uuid()]).await.unwrap().get::<_, bool>(0));
+    // What the test needs of the table's layout, checked, not assumed.
+    let block = async |case: CaseId, version: i32| -> i64 {
+        let sql = "SELECT (ctid::text::point)[0]::bigint FROM events WHERE case_id = $1 AND version = $2";
+        su.query_one(sql, &[&case.as_uuid(), &version]).await.unwrap().get(0)
+    };
+    let blocks: i64 = su.query_one("SELECT pg_relation_size('events') / 8192", &[]).await.unwrap().get(0);
+    assert!(blocks >= 4, "{blocks} blocks");
+    for (case, last) in [(changed, 2), (gapped, 3)] {
+        let (first, last) = (block(case, 1).await, block(case, last).await);
+        assert!(first < last, "blocks {first} and {last} of {blocks}");
+    }
+    let (cases, events) = counted(&su).await;
+    assert_eq!(cases, 63);
+    let mut want = vec![
+        (changed.as_uuid(), Some(2), Some("hash does not match the event's content".to_owned())),
+        (gapped.as_uuid(), Some(2), Some("version 2 is missing (found 3)".to_owned())),
+        (relinked.as_uuid(), Some(2), Some("prev_hash does not match the previous event".to_owned())),
+    ];
+    want.sort();
+
+    let mut one = db.app_settings();
+    one.pool_size = 1;
+    let single = EventStore::new(one.pool().unwrap());
+    for chunk_blocks in [1, 2, 1024] {
+        for store in [&store, &single] {
+            let report = store.verify_all_in_chunks(chunk_blocks).await.unwrap();
+            assert_eq!(summary(report), (cases, events, want.clone()), "chunks of {chunk_blocks}");
+        }
+    }
+    // The pool's second connection busy: one scan, the same report.
+    let mut two = db.app_settings();
+    two.pool_size = 2;
+    let pool = two.pool().unwrap();
+    let held = pool.get().await.unwrap();
+    let report = EventStore::new(pool.clone()).verify_all_in_chunks(1).await.unwrap();
+    assert_eq!(summary(report), (cases, events, want.clone()));
+    drop(held);
+
+    // Every event changed: every case named, at version 1.
+    su.batch_execute(
+        "ALTER TABLE events DISABLE TRIGGER USER;
+         UPDATE events SET occurred_at = occurred_at + interval '1 microsecond';
+         ALTER TABLE events ENABLE TRIGGER USER;",
+    )
+    .await
+    .unwrap();
+    let report = store.verify_all_in_chunks(1).await.unwrap();
+    assert_eq!((report.cases, report.events, report.failures.len()), (cases, events, 63));
+    assert!(report.failures.iter().all(|f| f.first_bad_version == Some(1)));
+    assert!(report.failures.windows(2).all(|w| w[0].case_id < w[1].case_id), "in case-id order");
+}
+
+#[tokio::test]
+async fn verify_all_of_an_empty_log_checks_nothing_and_finds_nothing() {
+    let db = TestDb::new().await;
+    let report = EventStore::new(db.app_pool()).verify_all().await.unwrap();
+    assert_eq!(summary(report), (0, 0, vec![]));
+}
+
+/// Appends running while `verify_all` reads: one snapshot serves both of its connections, so no
+/// chain looks broken, and it counts at least the events before it began and at most those after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_all_while_appends_run_sees_one_consistent_log() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(register(&store).await.0);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = ids
+        .chunks(10)
+        .map(|ids| {
+            let (store, ids, stop) = (store.clone(), ids.to_vec(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    for id in &ids {
+                        add_note(&store, *id, &format!("备注{n}")).await;
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let su = db.super_client().await;
+    for _ in 0..5 {
+        let before = counted(&su).await.1;
+        let report = store.verify_all_in_chunks(1).await.unwrap();
+        let after = counted(&su).await.1;
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.cases, 40);
+        assert!((before..=after).contains(&report.events), "{before} ≤ {} ≤ {after}", report.events);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let appended: i32 = futures_util::future::join_all(writers).await.into_iter().map(|n| n.unwrap()).sum();
+    assert!(appended > 0);
+    assert_eq!(summary(store.verify_all().await.unwrap()), (40, counted(&su).await.1, vec![]));
+}
+
 #[tokio::test]
 async fn replaying_a_stored_case_equals_the_live_state() {
     let db = TestDb::new().await;
