@@ -181,7 +181,8 @@ impl EventStore {
     /// second), in one repeatable-read snapshot held for the whole scan (minutes at a million
     /// cases: vacuum cannot clear rows that die meanwhile), with no statement timeout. Memory
     /// holds each case's head (a hash-map entry of some 53 bytes: about 110 MB at a million cases,
-    /// more while the map grows) and the events that arrive before their predecessor. Failures are in case-id order, each as [`EventStore::verify_case`] gives it.
+    /// more while the map grows) and the events that arrive before their predecessor. Failures
+    /// are in case-id order, each as [`EventStore::verify_case`] gives it.
     ///
     /// # Errors
     /// [`StoreError`] when the database fails or a stored hash is not 32 bytes.
