@@ -218,8 +218,7 @@ async fn run(cli: Cli) -> ExitCode {
                     r.events_per_second(),
                     r.caught_up
                 );
-                let phases: Vec<String> = r.phases.iter().map(|(name, s)| format!("{name} {s:.1} s")).collect();
-                println!("phases: {}", phases.join("; "));
+                println!("phases: {}", r.phases_line());
                 match infra::records::rebuild(&db.admin()).await {
                     Ok(n) => {
                         println!("rebuilt the campaign's records: {n} record(s)");

@@ -93,3 +93,10 @@ pub async fn ping(pool: &Pool, limit: Duration) -> bool {
         }
     }
 }
+
+/// `SET TRANSACTION SNAPSHOT` of a snapshot `pg_export_snapshot()` gave (quotes stripped, so the
+/// id cannot end the literal): the first statement of a repeatable-read transaction that reads
+/// what the exporting one reads.
+pub(crate) fn import_snapshot_sql(snapshot: &str) -> String {
+    format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""))
+}

@@ -1006,6 +1006,12 @@ impl Phases {
 }
 
 impl RebuildReport {
+    /// The phases as one line: `set-up 0.0 s; fold and fill the ledger 319.3 s; …`.
+    pub fn phases_line(&self) -> String {
+        let phases: Vec<String> = self.phases.iter().map(|(name, s)| format!("{name} {s:.1} s")).collect();
+        phases.join("; ")
+    }
+
     /// Events folded per second.
     pub fn events_per_second(&self) -> f64 {
         self.folded.events as f64 / self.seconds.max(1e-9)
@@ -1354,7 +1360,7 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
         .read_only(true)
         .start()
         .await?;
-    tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""))).await?;
+    tx.batch_execute(&crate::db::import_snapshot_sql(&snapshot)).await?;
     let mut mismatches = Vec::new();
     let select = format!("SELECT {ROW_JSON} FROM ledger l WHERE case_id = ANY($1)");
     let folded = fold_final_states(&stream_tx, 1000, async |cases: Vec<Case>| {

@@ -102,7 +102,7 @@ async fn snapshot_tx<'c>(
 ) -> Result<deadpool_postgres::Transaction<'c>, StoreError> {
     let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
     if let Some(snapshot) = import {
-        tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""))).await?;
+        tx.batch_execute(&crate::db::import_snapshot_sql(snapshot)).await?;
     }
     tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0").await?;
     Ok(tx)
