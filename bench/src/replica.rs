@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::queries::{KINDS, KindResult, PASSES, Pools, WARM_UP, absorb_pass, measure_kinds, serve_url};
-use crate::report::{Summary, summarize};
+use crate::report::{Goal, Summary, Verdict, summarize};
 use crate::setup::{BenchDb, base_url, connect};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh");
@@ -174,4 +174,25 @@ pub fn section(r: &ReplicaResults, size: u64) -> String {
         ));
     }
     body
+}
+
+/// The standby's row of the goals: reported, not bounded (the issue asks for the ledger and stats
+/// served from it and the replication lag under the append load).
+pub fn goal(r: &ReplicaResults, size: u64) -> Goal {
+    let p95 = |name: &str| {
+        r.queries
+            .iter()
+            .find(|q| q.0.starts_with(name))
+            .map_or((f64::NAN, f64::NAN), |q| (q.1.summary().p95, q.2.summary().p95))
+    };
+    let (ledger, stats) = (p95("ledger"), p95("stats"));
+    Goal::new(
+        format!("a streaming standby at {size} cases"),
+        "reported",
+        format!(
+            "replay lag p95 {:.1} ms at {:.0} appends/s; p95 standby vs primary: ledger {:.1} vs {:.1} ms, stats {:.1} vs {:.1} ms",
+            r.replay_lag_ms.p95, r.appends_per_s, ledger.1, ledger.0, stats.1, stats.0
+        ),
+        Verdict::Reported,
+    )
 }

@@ -130,8 +130,8 @@ impl StoredEvent {
             version: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
             event_type: row.get(3),
             schema_version: u16::try_from(row.get::<_, i16>(4)).unwrap_or(0),
-            payload: row.get(5),
-            metadata: row.get(6),
+            payload: stored_json(row, 5)?,
+            metadata: stored_json(row, 6)?,
             occurred_at: row.get(7),
             recorded_at: row.get(8),
             tx_id: row.get(9),
@@ -141,13 +141,30 @@ impl StoredEvent {
     }
 }
 
+/// A `jsonb` column as the row holds it, through [`hash::Parsed`]: never through `Value`'s own
+/// `Deserialize`, which a build with serde_json's `raw_value` feature makes read some objects as
+/// other values (see `From<Parsed> for Value`), so that a hash recomputed from it would vouch
+/// for content the row does not hold.
+///
+/// # Errors
+/// [`StoreError::Db`] when the column is not JSON.
+pub(crate) fn stored_json(row: &Row, idx: usize) -> Result<Value, StoreError> {
+    let tokio_postgres::types::Json(parsed): tokio_postgres::types::Json<hash::Parsed<'_>> = row.try_get(idx)?;
+    Ok(parsed.into())
+}
+
 // Its output column `tx_id` (a bigint) shadows the table's xid8 column in ORDER BY: a query
 // selecting it orders by `events.tx_id`, or no index gives the order and every page sorts the
 // rest of the log.
-/// The columns a [`StoredEvent`] is read from (`StoredEvent::from_row`'s order); the benchmark
-/// reads the same ones raw to compare verification with the database's own read.
+/// The columns a [`StoredEvent`] is read from (`StoredEvent::from_row`'s order).
 pub const COLUMNS: &str = "position, case_id, version, event_type, schema_version, payload, metadata, \
                        occurred_at, recorded_at, tx_id::text::bigint, prev_hash, hash";
+
+/// The columns an event's hash covers, with its stored hash last: what verification reads
+/// (`case_id, version, event_type, schema_version, payload, metadata, occurred_at, prev_hash,
+/// hash`, in this order); the benchmark reads the same ones raw to compare the two.
+pub const HASHED_COLUMNS: &str =
+    "case_id, version, event_type, schema_version, payload, metadata, occurred_at, prev_hash, hash";
 
 /// A case loaded from the log.
 #[derive(Debug, Clone)]

@@ -369,6 +369,48 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
     assert_eq!(api::cli::verify(&args).await, std::process::ExitCode::FAILURE);
 }
 
+/// serde_json's `Value` reads an object whose only key is `$serde_json::private::RawValue` as the
+/// JSON text it holds when the build has the `raw_value` feature (this workspace's tests do,
+/// through sqlx, when built with `--workspace` as `make test` builds them). A row rewritten that
+/// way holds other JSON than was hashed, yet read into a `Value` it looked the same and verified.
+/// Every reader now takes the row as it is.
+#[tokio::test]
+async fn a_value_wrapped_in_serde_jsons_private_raw_value_key_is_detected_by_verify() {
+    let db = TestDb::new().await;
+    let store = EventStore::new(db.app_pool());
+    let (id, case) = register(&store).await;
+    let at = now();
+    let events = new_events(decide_as(Some(&case), &note("原始备注"), Role::Handler, at), at, Role::Handler);
+    append(&store, id, Some(&case), 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
+    assert!(store.verify_all().await.unwrap().failures.is_empty());
+
+    let su = db.super_client().await;
+    su.batch_execute(&format!(
+        "ALTER TABLE events DISABLE TRIGGER USER;
+         UPDATE events SET payload = jsonb_set(payload, '{{text}}',
+                jsonb_build_object('$serde_json::private::RawValue', (payload->'text')::text))
+          WHERE case_id = '{id}' AND version = 2;
+         ALTER TABLE events ENABLE TRIGGER USER;"
+    ))
+    .await
+    .unwrap();
+    // What SQL sees is an object now.
+    let kind: String = su
+        .query_one(
+            &format!("SELECT jsonb_typeof(payload->'text') FROM events WHERE case_id = '{id}' AND version = 2"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kind, "object");
+
+    assert_eq!(store.verify_case(id).await.unwrap().first_bad_version, Some(2));
+    let report = store.verify_all().await.unwrap();
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!((report.failures[0].case_id, report.failures[0].first_bad_version), (id.as_uuid(), Some(2)));
+}
+
 #[tokio::test]
 async fn a_deleted_event_is_detected_by_verify() {
     let db = TestDb::new().await;

@@ -24,9 +24,12 @@ use tokio::sync::mpsc;
 use tokio_postgres::IsolationLevel;
 use uuid::Uuid;
 
-use super::{COLUMNS, EventStore, StoredEvent, VerifyReport, check_chain};
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+
+use super::{COLUMNS, EventStore, HASHED_COLUMNS, StoredEvent, VerifyReport, check_chain};
 use crate::error::StoreError;
-use crate::hash::GENESIS;
+use crate::hash::{GENESIS, HashInput, Parsed, event_hash};
 
 /// Events handed to the linker at once.
 const LINK_BATCH: usize = 1024;
@@ -41,6 +44,35 @@ struct Link {
     hash: [u8; 32],
     /// The stored hash is the one recomputed from the event's content and stored `prev_hash`.
     content_ok: bool,
+}
+
+impl Link {
+    /// Reads an event from a row of the [`HASHED_COLUMNS`] select and checks its stored hash
+    /// against the one recomputed from its content and stored `prev_hash`. The payload and
+    /// metadata are parsed borrowing from the row ([`Parsed`]), not into owned `Value`s.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a column does not decode or a stored hash is not 32 bytes.
+    fn checked(row: &Row) -> Result<Self, StoreError> {
+        let bytes32 = |v: &[u8]| <[u8; 32]>::try_from(v).map_err(|_| StoreError::Vault("stored hash is not 32 bytes"));
+        let case_id: Uuid = row.try_get(0)?;
+        let version = u32::try_from(row.try_get::<_, i32>(1)?).unwrap_or(0);
+        let Json(payload): Json<Parsed<'_>> = row.try_get(4)?;
+        let Json(metadata): Json<Parsed<'_>> = row.try_get(5)?;
+        let prev_hash = bytes32(row.try_get(7)?)?;
+        let hash = bytes32(row.try_get(8)?)?;
+        let recomputed = event_hash(&HashInput {
+            case_id,
+            version,
+            event_type: row.try_get(2)?,
+            schema_version: u16::try_from(row.try_get::<_, i16>(3)?).unwrap_or(0),
+            occurred_at: row.try_get(6)?,
+            payload: &payload,
+            metadata: &metadata,
+            prev_hash: &prev_hash,
+        });
+        Ok(Self { case_id, version, prev_hash, hash, content_ok: recomputed == hash })
+    }
 }
 
 /// Follows every case's chain from genesis through the events' stored hashes, in whatever order
@@ -133,18 +165,11 @@ async fn scan_chunks(
         let from = chunk * chunk_blocks;
         let upper =
             if chunk + 1 < chunks { format!(" AND ctid < '({},0)'::tid", from + chunk_blocks) } else { String::new() };
-        let sql = format!("SELECT {COLUMNS} FROM events WHERE ctid >= '({from},0)'::tid{upper}");
+        let sql = format!("SELECT {HASHED_COLUMNS} FROM events WHERE ctid >= '({from},0)'::tid{upper}");
         let stream = client.query_raw(sql.as_str(), std::iter::empty::<i32>()).await?;
         pin_mut!(stream);
         while let Some(row) = stream.next().await {
-            let e = StoredEvent::from_row(&row?)?;
-            batch.push(Link {
-                content_ok: e.recompute_hash(&e.prev_hash) == e.hash,
-                case_id: e.case_id,
-                version: e.version,
-                prev_hash: e.prev_hash,
-                hash: e.hash,
-            });
+            batch.push(Link::checked(&row?)?);
             if batch.len() == LINK_BATCH
                 && linker.send(std::mem::replace(&mut batch, Vec::with_capacity(LINK_BATCH))).await.is_err()
             {
