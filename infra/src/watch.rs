@@ -12,14 +12,17 @@
 //! the signed checkpoints.
 //!
 //! One pass reads a feed page, the whole histories of the cases it touches and their ledger
-//! rows in one repeatable-read snapshot (three statements, whatever the page holds): events and
+//! rows in one repeatable-read snapshot (four statements, whatever the page holds): events and
 //! their row are written in one transaction, so a snapshot sees both or neither, and a case
-//! appended to meanwhile is never reported as a mismatch.
+//! appended to meanwhile is never reported as a mismatch. The histories stream in case order
+//! and each is judged as it completes, so a pass holds the page, its cases' rows and one history
+//! at a time, however far behind the watch is.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use domain::CaseId;
+use futures_util::{StreamExt, pin_mut};
 use serde::Serialize;
 use tokio_postgres::IsolationLevel;
 use uuid::Uuid;
@@ -111,14 +114,6 @@ pub async fn run_once(
         ids.dedup();
         ids
     };
-    let mut histories: BTreeMap<Uuid, Vec<StoredEvent>> = BTreeMap::new();
-    for r in &tx
-        .query(&format!("SELECT {COLUMNS} FROM events WHERE case_id = ANY($1) ORDER BY case_id, version"), &[&ids])
-        .await?
-    {
-        let e = StoredEvent::from_row(r)?;
-        histories.entry(e.case_id).or_default().push(e);
-    }
     let mut rows: BTreeMap<Uuid, LedgerRow> = BTreeMap::new();
     for r in &tx.query(&format!("SELECT {ROW_JSON} FROM ledger l WHERE case_id = ANY($1)"), &[&ids]).await? {
         let row = LedgerRow::from_row(r)?;
@@ -134,27 +129,35 @@ pub async fn run_once(
     {
         records.insert(r.get(0), r.get(1));
     }
+    let now = Utc::now();
+    // The histories stream while each is judged, so the statement stays open for the pass's
+    // hashing and folding; a deep backlog on a loaded machine must not hit the service's
+    // statement timeout and stall the watch on one page.
+    tx.batch_execute("SET LOCAL statement_timeout = '5min'").await?;
+    let mut judge = Judge { rows, records, now, unjudged: ids.iter().copied().collect(), found: Vec::new(), judged: 0 };
+    let stream = tx
+        .query_raw(&format!("SELECT {COLUMNS} FROM events WHERE case_id = ANY($1) ORDER BY case_id, version"), [&ids])
+        .await?;
+    pin_mut!(stream);
+    let mut history: Vec<StoredEvent> = Vec::new();
+    while let Some(row) = stream.next().await {
+        let e = StoredEvent::from_row(&row?)?;
+        if history.first().is_some_and(|h| h.case_id != e.case_id) {
+            judge.history(&history);
+            history.clear();
+        }
+        history.push(e);
+    }
+    judge.history(&history);
+    let (found, judged) = judge.rest();
     tx.commit().await?;
     drop(client);
 
-    let now = Utc::now();
-    let mut found = Vec::new();
-    for id in &ids {
-        let events = histories.get(id).map_or(&[][..], Vec::as_slice);
-        let problem = if events.first().is_some_and(|e| !e.is_case_event()) {
-            check_record(*id, events, records.get(id))
-        } else {
-            check(*id, events, rows.get(id))
-        };
-        if let Some(problem) = problem {
-            found.push(WatchFailure { case_id: *id, problem, found_at: now });
-        }
-    }
     if let Some(last) = page.last() {
         status.cursor = FeedCursor::after(last).to_string();
     }
     status.events_checked += page.len() as u64;
-    status.cases_checked += ids.len() as u64;
+    status.cases_checked += judged;
     status.last_run_at = Some(now);
     let caught_up = page.len() < usize::try_from(batch).unwrap_or(usize::MAX);
     if caught_up {
@@ -162,6 +165,50 @@ pub async fn run_once(
     }
     status.record(&found);
     Ok((found, caught_up))
+}
+
+/// Judges the histories of one pass as they stream in, in case order.
+struct Judge {
+    rows: BTreeMap<Uuid, LedgerRow>,
+    records: BTreeMap<Uuid, serde_json::Value>,
+    now: DateTime<Utc>,
+    /// The page's cases not judged yet.
+    unjudged: BTreeSet<Uuid>,
+    found: Vec<WatchFailure>,
+    /// How many cases were judged.
+    judged: u64,
+}
+
+impl Judge {
+    /// Judges one case's whole history (all of one case's events, versions in order; nothing
+    /// when empty).
+    fn history(&mut self, events: &[StoredEvent]) {
+        let Some(id) = events.first().map(|e| e.case_id) else { return };
+        self.unjudged.remove(&id);
+        self.one(id, events);
+    }
+
+    /// Judges the page's cases that had no history (none can, in the page's own snapshot: kept
+    /// so that such a case is reported rather than skipped) and returns everything found and how
+    /// many cases were judged.
+    fn rest(mut self) -> (Vec<WatchFailure>, u64) {
+        for id in std::mem::take(&mut self.unjudged) {
+            self.one(id, &[]);
+        }
+        (self.found, self.judged)
+    }
+
+    fn one(&mut self, id: Uuid, events: &[StoredEvent]) {
+        self.judged += 1;
+        let problem = if events.first().is_some_and(|e| !e.is_case_event()) {
+            check_record(id, events, self.records.get(&id))
+        } else {
+            check(id, events, self.rows.get(&id))
+        };
+        if let Some(problem) = problem {
+            self.found.push(WatchFailure { case_id: id, problem, found_at: self.now });
+        }
+    }
 }
 
 /// What is wrong with one case: its chain, its fold, or its ledger row against the replay.

@@ -22,6 +22,15 @@ async fn register(store: &EventStore) -> (CaseId, Case) {
     (id, loaded.case.unwrap())
 }
 
+/// A registered case whose version 2 is a handler's note reading `原始备注`.
+async fn register_with_a_note(store: &EventStore) -> CaseId {
+    let (id, case) = register(store).await;
+    let at = now();
+    let events = new_events(decide_as(Some(&case), &note("原始备注"), Role::Handler, at), at, Role::Handler);
+    append(store, id, Some(&case), 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
+    id
+}
+
 #[tokio::test]
 async fn thirty_two_concurrent_appends_at_one_version_let_exactly_one_win() {
     for batched in [false, true] {
@@ -331,10 +340,8 @@ async fn update_delete_and_truncate_are_refused_for_the_app_role_and_the_owner()
 async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
     let db = TestDb::new().await;
     let store = EventStore::new(db.app_pool());
-    let (id, case) = register(&store).await;
+    let id = register_with_a_note(&store).await;
     let at = now();
-    let events = new_events(decide_as(Some(&case), &note("原始备注"), Role::Handler, at), at, Role::Handler);
-    append(&store, id, Some(&case), 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
     let case = store.load(id).await.unwrap();
     let events = new_events(decide_as(case.case.as_ref(), &note("第三条"), Role::Handler, at), at, Role::Handler);
     append(&store, id, case.case.as_ref(), 2, case.head_hash(), &events, None).await.unwrap();
@@ -378,10 +385,7 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
 async fn a_value_wrapped_in_serde_jsons_private_raw_value_key_is_detected_by_verify() {
     let db = TestDb::new().await;
     let store = EventStore::new(db.app_pool());
-    let (id, case) = register(&store).await;
-    let at = now();
-    let events = new_events(decide_as(Some(&case), &note("原始备注"), Role::Handler, at), at, Role::Handler);
-    append(&store, id, Some(&case), 1, store.load(id).await.unwrap().head_hash(), &events, None).await.unwrap();
+    let id = register_with_a_note(&store).await;
     assert!(store.verify_all().await.unwrap().failures.is_empty());
 
     let su = db.super_client().await;
