@@ -551,8 +551,9 @@ struct Growth {
 
 fn growth(results: &[(u64, Vec<KindResult>)], k: usize) -> Growth {
     let (first, last) = (&results[0].1[k], &results[results.len() - 1].1[k]);
-    // Judged on the p95s of every request (about 200 a size); a pass's p95 rests on a third of
-    // them, so the passes' ratios show the spread and decide nothing. One size: no ratio.
+    // The figure is the ratio of the p95s over every request (about 200 a size); a pass's p95
+    // rests on a third of them. The verdict is met only when the figure and every pass are within
+    // the bound, missed when none is, undecided otherwise (`Verdict::across`). One size: no ratio.
     let ratio = if results.len() > 1 { last.summary().p95 / first.summary().p95 } else { f64::NAN };
     let passes: Vec<f64> = first.pass_p95.iter().zip(&last.pass_p95).map(|(a, b)| b / a).collect();
     let any_failed = results.iter().any(|(_, s)| s[k].failed > 0);
