@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -161,31 +161,6 @@ impl From<Parsed<'_>> for Value {
     }
 }
 
-/// A string that borrows from the input when it has no escapes.
-struct Str<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Str<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(s)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 impl<'de> Deserialize<'de> for Parsed<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -231,7 +206,11 @@ impl<'de> Deserialize<'de> for Parsed<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'de>, A::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some((Str(k), v)) = map.next_entry::<Str<'de>, Parsed<'de>>()? {
+                // A key reads as a string (borrowed when it has no escapes), like any other.
+                while let Some((k, v)) = map.next_entry::<Parsed<'de>, Parsed<'de>>()? {
+                    let Parsed::String(k) = k else {
+                        return Err(A::Error::custom("an object key that is not a string"));
+                    };
                     members.push((k, v));
                 }
                 Ok(Parsed::Object(members))
