@@ -65,8 +65,8 @@ async fn wait_ready(base: &str) {
     panic!("server at {base} did not start");
 }
 
-/// Starts `huiyin serve` on the database, as the HTTP benchmark runs it (a pool of 32, as the raw
-/// server's).
+/// Starts `huiyin serve` on the database, as the HTTP benchmark runs it: the shipped settings,
+/// so its pool is the shipped 16 connections (the raw server's too).
 pub async fn start_huiyin(app_url: &str, owner_url: &str) -> Server {
     start_huiyin_with(
         app_url,
@@ -74,7 +74,6 @@ pub async fn start_huiyin(app_url: &str, owner_url: &str) -> Server {
         &[
             ("HUIYIN_JWT_SECRET", SECRET.to_owned()),
             ("HUIYIN_KEK", "0b73a0f9352fa583a908b31ff7228c54125a3fbdec2a8600a93dc00ce8fce969".to_owned()),
-            ("HUIYIN_POOL_SIZE", "32".to_owned()),
         ],
     )
     .await
@@ -135,9 +134,8 @@ pub async fn start_raw(app_url: &str) -> Server {
 /// `(case_id, version)`, the feed index, checks) with its SHA-256 chained to a zero head.
 pub async fn raw_server(port: u16, url: &str) {
     use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-    let mut settings = infra::DbSettings::new(url.to_owned());
-    settings.pool_size = 32;
-    let pool = web::Data::new(settings.pool().unwrap());
+    // The shipped pool size (`DbSettings`' default, 16), as Huiyin's.
+    let pool = web::Data::new(infra::DbSettings::new(url.to_owned()).pool().unwrap());
     async fn insert(pool: web::Data<deadpool_postgres::Pool>, body: web::Json<serde_json::Value>) -> HttpResponse {
         let client = pool.get().await.unwrap();
         let stmt = client

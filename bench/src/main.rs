@@ -336,7 +336,7 @@ fn http_section(h: &http::HttpResults, window: Duration, reps: usize) -> String 
     let mut body = format!(
         "\nRun {} on {}. Each server is its own process with actix-web's default worker count, one per core ({} here), \
          the shipped log level (info: a line per request) and \
-         a pool of 32 connections (Huiyin ships with 16; both get 32 here); the load generator (reqwest, in the bench \
+         the pool size Huiyin ships with, 16 connections (both servers); the load generator (reqwest, in the bench \
          process) shares the machine; both servers run throughout, on one database. Closed loop: 32 connections, \
          each sending its next request when the last is answered; a warm-up round, then {reps} round(s) of one \
          {:.0} s window per system, the systems' order rotating by one place per round, a `CHECKPOINT` before every \

@@ -331,12 +331,22 @@ fn parts(filter: &AnalysisFilter, group: GroupBy, now: DateTime<Utc>, lags: bool
 
 /// The rollup's rows of one dimension (`$1`), days `[$2, $3)` and keys (`$4`, `$5`, or any),
 /// grouped by the plan's key column as `key`.
+///
+/// A key the plan fixes is tested as `r.key = $4`, one it leaves open as `$4::text IS NULL`, so
+/// each shape is its own prepared statement: in one generic plan `($4 IS NULL OR r.key = $4)`
+/// cannot be an index condition, and a pair's fixed key was then tested on every row of the
+/// pair's days (at a million cases 33 k rows for 30 days of `village+category`, 2 785 kept).
+/// V34's indexes lead with the pair and the fixed key.
 fn rolled_sql(plan: &Plan, select: &str, tail: &str) -> String {
+    let test = |col: &str, n: usize, fixed: bool| {
+        if fixed { format!("r.{col} = ${n}") } else { format!("${n}::text IS NULL") }
+    };
     format!(
         "SELECT {} AS key, {select} FROM ({KPI_ROLLUP_SOURCE}) AS r \
-         WHERE r.dim = $1 AND r.day >= $2 AND r.day < $3 AND ($4::text IS NULL OR r.key = $4) \
-           AND ($5::text IS NULL OR r.key2 = $5) {tail}",
-        plan.group
+         WHERE r.dim = $1 AND r.day >= $2 AND r.day < $3 AND {} AND {} {tail}",
+        plan.group,
+        test("key", 4, plan.key.is_some()),
+        test("key2", 5, plan.key2.is_some()),
     )
 }
 

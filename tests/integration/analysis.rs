@@ -228,6 +228,25 @@ async fn assert_hand_kpis(app: &TestApp, u1: Uuid, u2: Uuid) {
     assert_eq!(rate_of(&g1, "rework_rate"), (0, 1));
     assert_eq!(rate_of(&g2, "rework_rate"), (1, 2));
 
+    // Every case came by symposium: filtered by that channel the units count the same, and unit
+    // 1 grouped by channel is unit 1's counts under one key. These read the `unit+channel` pair
+    // with its second key fixed, then with its first key fixed (V35's two indexes).
+    let r = app.get(&format!("/api/v1/kpis?{period}&group_by=unit&channel=symposium"), &sup).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let of = |unit: Uuid| r.body["groups"].as_array().unwrap().iter().find(|g| g["key"] == unit.to_string()).cloned();
+    let (c1, c2) = (of(u1).expect("unit 1's group"), of(u2).expect("unit 2's group"));
+    assert_eq!(rate_of(&c1, "timely_sign_for_rate"), (2, 3), "{}", r.text);
+    assert_eq!(rate_of(&c2, "timely_sign_for_rate"), (1, 1), "{}", r.text);
+    assert_eq!(rate_of(&c1, "return_rate"), (1, 4), "{}", r.text);
+    let r = app.get(&format!("/api/v1/kpis?{period}&group_by=channel&unit_id={u1}"), &sup).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let groups = r.body["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{}", r.text);
+    assert_eq!(groups[0]["key"], "symposium", "{}", r.text);
+    assert_eq!(rate_of(&groups[0], "timely_sign_for_rate"), (2, 3), "{}", r.text);
+    assert_eq!(rate_of(&groups[0], "return_rate"), (1, 4), "{}", r.text);
+    assert_eq!(rate_of(&groups[0], "rework_rate"), (0, 1), "{}", r.text);
+
     // A handler sees only the facts scoring their unit.
     let h = app.token("handler", Some(u2));
     let r = app.get(&format!("/api/v1/kpis?{period}"), &h).await;
