@@ -336,7 +336,7 @@ fn parts(filter: &AnalysisFilter, group: GroupBy, now: DateTime<Utc>, lags: bool
 /// each shape is its own prepared statement: in one generic plan `($4 IS NULL OR r.key = $4)`
 /// cannot be an index condition, and a pair's fixed key was then tested on every row of the
 /// pair's days (at a million cases 33 k rows for 30 days of `village+category`, 2 785 kept).
-/// V34's indexes lead with the pair and the fixed key.
+/// V35's indexes lead with the pair and the fixed key.
 fn rolled_sql(plan: &Plan, select: &str, tail: &str) -> String {
     let test = |col: &str, n: usize, fixed: bool| {
         if fixed { format!("r.{col} = ${n}") } else { format!("${n}::text IS NULL") }
