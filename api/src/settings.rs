@@ -20,9 +20,15 @@ pub struct DatabaseArgs {
     /// The most database connections the service opens.
     #[arg(long, env = "HUIYIN_POOL_SIZE", default_value_t = 16)]
     pub pool_size: usize,
-    /// Coalesce concurrent appends into shared transactions (worth it where fsync is slow).
-    #[arg(long, env = "HUIYIN_APPEND_BATCHING", default_value_t = false, action = clap::ArgAction::Set)]
+    /// Coalesce concurrent appends into shared transactions, each table written once for the
+    /// whole batch (`append_batch()`, V37). A lone append is still written at once, on its own.
+    #[arg(long, env = "HUIYIN_APPEND_BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
     pub append_batching: bool,
+    /// With batching, how many batch transactions may be in flight at once (at least 1; about
+    /// one per core of the database server).
+    #[arg(long, env = "HUIYIN_APPEND_WRITERS", default_value_t = infra::store::BATCH_WRITERS,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=64), usize::from))]
+    pub append_writers: usize,
     /// Server-side `statement_timeout`, in milliseconds.
     #[arg(long, env = "HUIYIN_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
     pub statement_timeout_ms: u64,

@@ -152,7 +152,7 @@ impl Application {
                 i64::try_from(settings.vault.reveal_replay_s).unwrap_or(i64::MAX / 1000).min(86_400 * 365),
             ),
             store: if settings.db.append_batching {
-                EventStore::batched(pool.clone())
+                EventStore::batched_with(pool.clone(), settings.db.append_writers)
             } else {
                 EventStore::new(pool.clone())
             },

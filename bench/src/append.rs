@@ -95,24 +95,24 @@ pub enum System {
     /// Raw single-statement INSERT into a table of the events' shape (unique `(case_id, version)`,
     /// the feed index, the same checks), with the chained hash computed as Huiyin computes it.
     RawShaped,
-    /// Huiyin's event store.
+    /// Huiyin's event store as it ships: concurrent appends coalesced (`EventStore::batched`).
     Huiyin,
-    /// Huiyin's event store, coalescing concurrent appends.
-    HuiyinBatched,
+    /// Huiyin's event store writing every append in its own transaction (`EventStore::new`).
+    HuiyinOneByOne,
     /// postgres-es through cqrs-es's repository.
     Peer,
 }
 
 impl System {
     /// Every system, in the order of the first repetition.
-    pub const ALL: [System; 5] = [Self::Raw, Self::RawShaped, Self::Huiyin, Self::HuiyinBatched, Self::Peer];
+    pub const ALL: [System; 5] = [Self::Raw, Self::RawShaped, Self::Huiyin, Self::HuiyinOneByOne, Self::Peer];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw INSERT, minimal table",
             Self::RawShaped => "raw INSERT, the events' shape",
-            Self::Huiyin => "Huiyin EventStore::append",
-            Self::HuiyinBatched => "Huiyin, coalesced appends",
+            Self::Huiyin => "Huiyin EventStore::append, as it ships (coalesced)",
+            Self::HuiyinOneByOne => "Huiyin, one transaction per append",
             Self::Peer => "postgres-es (cqrs-es)",
         }
     }
@@ -247,8 +247,8 @@ fn chain(s: &Stream, events: &[NewEvent]) -> Vec<([u8; 32], [u8; 32])> {
 async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
     let (events, after) = note_events(&s.case, n);
     match sys {
-        System::Huiyin | System::HuiyinBatched => {
-            let store = if sys == System::Huiyin { &setup.store } else { &setup.batched };
+        System::Huiyin | System::HuiyinOneByOne => {
+            let store = if sys == System::Huiyin { &setup.batched } else { &setup.store };
             // The new head comes back with the outcome (the store hashed the events once).
             match store.append(s.id, s.case.version, s.head, &events, None, &after).await.unwrap() {
                 infra::store::AppendOutcome::Appended { last_hash, .. } => s.head = last_hash,

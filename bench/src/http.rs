@@ -82,7 +82,7 @@ pub async fn start_huiyin(app_url: &str, owner_url: &str) -> Server {
 /// Starts `huiyin serve` (the release binary beside this one) on `app_url`, with the shipped
 /// defaults except `settings`. The caller's environment is dropped (but `PATH`), so a
 /// `HUIYIN_*` variable of the shell (coalesced appends, a checkpoint key, a pool size) cannot
-/// change what is measured; coalescing is pinned off, as it ships. With `owner_url` the server
+/// change what is measured: appends are coalesced with two batch writers, as it ships. With `owner_url` the server
 /// migrates on start (a no-op on a migrated database); without, it does not (a standby is
 /// read-only). Killed on drop.
 pub async fn start_huiyin_with(app_url: &str, owner_url: Option<&str>, settings: &[(&str, String)]) -> Server {
@@ -97,8 +97,7 @@ pub async fn start_huiyin_with(app_url: &str, owner_url: Option<&str>, settings:
     cmd.env("DATABASE_URL", app_url)
         .env("HUIYIN_BIND", format!("127.0.0.1:{port}"))
         // Any free port: the metrics listener must not collide with another server's.
-        .env("HUIYIN_METRICS_BIND", "127.0.0.1:0")
-        .env("HUIYIN_APPEND_BATCHING", "false");
+        .env("HUIYIN_METRICS_BIND", "127.0.0.1:0");
     match owner_url {
         Some(owner) => cmd.env("HUIYIN_ADMIN_DATABASE_URL", owner),
         None => cmd.env("HUIYIN_MIGRATE_ON_START", "false"),

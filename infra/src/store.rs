@@ -376,8 +376,11 @@ pub struct EventStore {
     batcher: Option<tokio::sync::mpsc::Sender<Pending>>,
 }
 
-/// How many batch transactions may be in flight at once.
-const BATCH_WRITERS: usize = 4;
+/// How many batch transactions may be in flight at once, unless the service is told otherwise
+/// (`HUIYIN_APPEND_WRITERS`). Two measured best on the benchmark's two cores (BENCHMARKS.md,
+/// "Appends written set-based"): one leaves the CPU idle while a batch commits, and more split
+/// the queue into smaller batches, each paying its statements' set-up again.
+pub const BATCH_WRITERS: usize = 2;
 
 impl EventStore {
     /// A store that writes every append in its own transaction, in one round trip.
@@ -385,14 +388,21 @@ impl EventStore {
         Self { pool, batcher: None }
     }
 
-    /// A store that coalesces concurrent appends into shared transactions (needs a Tokio runtime:
-    /// it starts the batch writers). It pays where commits are expensive (a slow fsync); on the
-    /// benchmark machine it measured from slower to somewhat faster from run to run
-    /// (BENCHMARKS.md).
+    /// A store that coalesces concurrent appends into shared transactions, with
+    /// [`BATCH_WRITERS`] batches in flight (needs a Tokio runtime: it starts the batch writers).
     pub fn batched(pool: Pool) -> Self {
+        Self::batched_with(pool, BATCH_WRITERS)
+    }
+
+    /// A store that coalesces concurrent appends into shared transactions, with `writers`
+    /// batches in flight at once (at least one). A lone append is written at once, on its own;
+    /// appends that queue up while the writers are busy go into one `append_batch()` (V37), which
+    /// writes each table once for all of them. At 32 concurrent appenders on two cores this
+    /// doubled the appends per second, and at 8 it was no slower (BENCHMARKS.md).
+    pub fn batched_with(pool: Pool, writers: usize) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..BATCH_WRITERS {
+        for _ in 0..writers.max(1) {
             tokio::spawn(batch_writer(pool.clone(), queue.clone()));
         }
         Self { pool, batcher: Some(tx) }
@@ -448,7 +458,11 @@ impl EventStore {
         idempotency: Option<&IdempotencyKey>,
         after: &Case,
     ) -> Result<AppendOutcome, StoreError> {
-        let req = Prepared::new(case_id, expected_version, prev_hash, events, idempotency, after);
+        self.submit(Prepared::new(case_id, expected_version, prev_hash, events, idempotency, after)).await
+    }
+
+    /// Writes a prepared append: through the batcher when the store batches, else on its own.
+    async fn submit(&self, req: Prepared) -> Result<AppendOutcome, StoreError> {
         match &self.batcher {
             Some(tx) => {
                 let (reply, rx) = tokio::sync::oneshot::channel();
@@ -464,7 +478,8 @@ impl EventStore {
     /// ([`crate::vault::Vault::seal_for_append`]) and, for a citizen who registered online, the
     /// slow hash of the receipt secret they hold (V19 `receipt_secrets`), both written in the
     /// registration's transaction. With an idempotency key seen before, nothing is written (no
-    /// key either) and the first result is returned. Not batched.
+    /// key either) and the first result is returned. Coalesced with other appends when the store
+    /// batches, as [`EventStore::append`].
     ///
     /// # Errors
     /// As [`EventStore::append`].
@@ -482,7 +497,7 @@ impl EventStore {
         if let (Some(hash), Some(obj)) = (receipt_secret_hash, req.ledger.as_object_mut()) {
             obj.insert("receipt_secret".into(), Value::String(hash.to_owned()));
         }
-        append_direct(&self.pool, &req).await
+        self.submit(req).await
     }
 
     /// Appends to `case_id` in one transaction that first takes the advisory locks of every case
@@ -827,25 +842,6 @@ impl Prepared {
         }
         p
     }
-
-    /// The item as `append_batch()` reads it.
-    fn to_json(&self) -> Value {
-        serde_json::json!({
-            "case_id": self.case_id.as_uuid(),
-            "expected": self.expected,
-            "types": self.types,
-            "schemas": self.schemas,
-            "payloads": self.payloads,
-            "metadata": self.metadata,
-            "occurred": self.occurred.iter().map(|t| hash::format_time(*t)).collect::<Vec<_>>(),
-            "prev_hash": hex::encode(self.prev_hash),
-            "hashes": self.hashes.iter().map(hex::encode).collect::<Vec<_>>(),
-            "idem_scope": self.idem.as_ref().map(|k| k.scope.clone()),
-            "idem_key": self.idem.as_ref().map(|k| k.key.clone()),
-            "request_hash": self.idem.as_ref().map(|k| hex::encode(k.request_hash)),
-            "ledger": self.ledger,
-        })
-    }
 }
 
 /// Reads an outcome row: (outcome, case_id, first_version, last_version, first_position, last_position)
@@ -938,9 +934,13 @@ const MAX_BATCH: usize = 32;
 /// Takes appends off the queue as they come: whatever queued up while the previous batch was
 /// being written goes into the next one. Under no load a batch is a single append (written
 /// with `append_events()` directly, no detour); under load, batches grow and commits are shared.
+/// The cases of one batch are distinct (`append_batch()` requires it): a second append to a case
+/// already in the batch is written on its own once the batch has committed, so it sees the first,
+/// as it would have one transaction after the other.
 async fn batch_writer(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Pending>>>) {
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut after = Vec::new();
         {
             let mut rx = queue.lock().await;
             match rx.recv().await {
@@ -949,6 +949,7 @@ async fn batch_writer(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<tokio
             }
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
+                    Ok(p) if batch.iter().any(|b: &Pending| b.req.case_id == p.req.case_id) => after.push(p),
                     Ok(p) => batch.push(p),
                     Err(_) => break,
                 }
@@ -959,37 +960,92 @@ async fn batch_writer(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<tokio
                 let r = append_direct(&pool, &p.req).await;
                 let _ = p.reply.send(r);
             }
-            continue;
+        } else {
+            match append_many(&pool, &batch).await {
+                Ok(outcomes) => {
+                    for (p, o) in batch.into_iter().zip(outcomes) {
+                        let _ = p.reply.send(o);
+                    }
+                }
+                Err(e) => {
+                    // One bad item fails the shared transaction: write them one by one instead.
+                    tracing::debug!(error = %e, size = batch.len(), "batch failed; appending one by one");
+                    for p in batch {
+                        let r = append_direct(&pool, &p.req).await;
+                        let _ = p.reply.send(r);
+                    }
+                }
+            }
         }
-        match append_many(&pool, &batch).await {
-            Ok(outcomes) => {
-                for (p, o) in batch.into_iter().zip(outcomes) {
-                    let _ = p.reply.send(o);
-                }
-            }
-            Err(e) => {
-                // One bad item fails the shared transaction: write them one by one instead.
-                tracing::debug!(error = %e, size = batch.len(), "batch failed; appending one by one");
-                for p in batch {
-                    let r = append_direct(&pool, &p.req).await;
-                    let _ = p.reply.send(r);
-                }
-            }
+        for p in after {
+            let r = append_direct(&pool, &p.req).await;
+            let _ = p.reply.send(r);
         }
     }
 }
 
+/// Writes a batch of appends to distinct cases in one transaction with `append_batch()` (V37):
+/// typed arrays, one element per item, the events flattened in item order. Answers each item's
+/// outcome in the batch's order; `Err` when the batch as a whole failed (nothing of it is
+/// written), and the caller then appends the items one by one.
 async fn append_many(pool: &Pool, batch: &[Pending]) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let items = Value::Array(batch.iter().map(|p| p.req.to_json()).collect());
+    let n = batch.len();
+    let m: usize = batch.iter().map(|p| p.req.types.len()).sum();
+    let mut cases = Vec::with_capacity(n);
+    let mut expected = Vec::with_capacity(n);
+    let mut prev_hashes = Vec::with_capacity(n);
+    let mut counts = Vec::with_capacity(n);
+    let (mut types, mut schemas, mut payloads) = (Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m));
+    let (mut metadata, mut occurred, mut hashes) =
+        (Vec::with_capacity(m), Vec::with_capacity(m), Vec::with_capacity(m));
+    let (mut scopes, mut keys, mut request_hashes) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut ledgers = Vec::with_capacity(n);
+    for Pending { req: p, .. } in batch {
+        cases.push(p.case_id.as_uuid());
+        expected.push(i32::try_from(p.expected).unwrap_or(i32::MAX));
+        prev_hashes.push(p.prev_hash.as_slice());
+        counts.push(i32::try_from(p.types.len()).unwrap_or(i32::MAX));
+        types.extend_from_slice(&p.types);
+        schemas.extend_from_slice(&p.schemas);
+        payloads.extend(p.payloads.iter());
+        metadata.extend(p.metadata.iter());
+        occurred.extend_from_slice(&p.occurred);
+        hashes.extend(p.hashes.iter().map(Vec::as_slice));
+        scopes.push(p.idem.as_ref().map(|k| k.scope.as_str()));
+        keys.push(p.idem.as_ref().map(|k| k.key.as_str()));
+        request_hashes.push(p.idem.as_ref().map(|k| k.request_hash.as_slice()));
+        ledgers.push(&p.ledger);
+    }
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
             "SELECT idx, outcome, case_id, first_version, last_version, first_position, last_position \
-             FROM append_batch($1) ORDER BY idx",
+             FROM append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ORDER BY idx",
         )
         .await?;
-    let rows = client.query(&stmt, &[&items]).await?;
-    if rows.len() != batch.len() {
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &cases,
+                &expected,
+                &prev_hashes,
+                &counts,
+                &types,
+                &schemas,
+                &payloads,
+                &metadata,
+                &occurred,
+                &hashes,
+                &scopes,
+                &keys,
+                &request_hashes,
+                &ledgers,
+            ],
+        )
+        .await?;
+    if rows.len() != n {
         return Err(StoreError::Vault("append_batch answered a different number of items"));
     }
     Ok(rows.iter().zip(batch).map(|(r, p)| outcome_of(r, 1, p.req.expected, &p.req.hashes, p.req.prev_hash)).collect())

@@ -17,6 +17,7 @@ fn db_args(app: &TestApp) -> api::settings::DatabaseArgs {
         pool_size: 2,
         statement_timeout_ms: 10_000,
         append_batching: false,
+        append_writers: infra::store::BATCH_WRITERS,
     }
 }
 

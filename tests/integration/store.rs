@@ -372,6 +372,7 @@ async fn a_row_altered_with_triggers_disabled_is_detected_by_verify() {
         pool_size: 2,
         statement_timeout_ms: 10_000,
         append_batching: false,
+        append_writers: infra::store::BATCH_WRITERS,
     };
     assert_eq!(api::cli::verify(&args).await, std::process::ExitCode::FAILURE);
 }
@@ -783,6 +784,108 @@ async fn concurrent_appends_share_transactions_and_a_conflicting_item_fails_alon
     assert!(txs < events, "appends were coalesced into shared transactions ({txs} transactions for {events} events)");
     let ledger: i64 = client.query_one("SELECT count(*) FROM ledger", &[]).await.unwrap().get(0);
     assert_eq!(ledger, 49, "every appended case has its ledger row");
+    assert!(store.verify_all().await.unwrap().failures.is_empty());
+}
+
+/// Coalesced appends write what one-by-one appends write (V37's set-based `append_batch()`):
+/// rounds of notes from 24 tasks at once, each adding a text to its case's search terms, while 8
+/// more tasks race for the next version of one shared case (two appends to one case never share
+/// a batch: the second is written after it, and conflicts), with idempotency keys on one round
+/// and their retries. The oracle is the replay: every ledger row and its search terms must equal
+/// the fold of the case's events (`verify_projections`), and every chain must verify.
+#[tokio::test]
+async fn coalesced_appends_write_what_one_by_one_appends_write() {
+    let db = TestDb::new().await;
+    let store = EventStore::batched(db.app_pool());
+    let mut cases = Vec::new();
+    for _ in 0..24 {
+        cases.push(register(&store).await.0);
+    }
+    let shared = cases[0];
+    const ROUNDS: u32 = 4;
+    let mut shared_wins = 0;
+    for round in 0..ROUNDS {
+        let mut tasks = Vec::new();
+        for (i, id) in cases.iter().copied().enumerate().skip(1) {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let loaded = store.load(id).await.unwrap();
+                let case = loaded.case.clone().unwrap();
+                let at = now();
+                let text = format!("第{round}轮第{i}条：村口路灯不亮{i}号");
+                let events = new_events(decide_as(Some(&case), &note(&text), Role::Handler, at), at, Role::Handler);
+                let key = (round == 2).then(|| IdempotencyKey {
+                    scope: "handler-test".into(),
+                    key: format!("note-{i}"),
+                    request_hash: [u8::try_from(i).unwrap(); 32],
+                });
+                let first =
+                    append(&store, id, Some(&case), loaded.version(), loaded.head_hash(), &events, key.as_ref()).await;
+                if let Some(key) = &key {
+                    // A retry of the same request writes nothing and answers the first result.
+                    let again =
+                        append(&store, id, Some(&case), loaded.version(), loaded.head_hash(), &events, Some(key)).await;
+                    assert!(
+                        matches!(again, Ok(AppendOutcome::Duplicate { first_version, .. }) if first_version == loaded.version() + 1),
+                        "{again:?}"
+                    );
+                }
+                (false, first)
+            }));
+        }
+        let before = store.load(shared).await.unwrap();
+        for j in 0..8 {
+            let store = store.clone();
+            let before = before.clone();
+            tasks.push(tokio::spawn(async move {
+                let case = before.case.clone().unwrap();
+                let at = now();
+                let events = new_events(
+                    decide_as(Some(&case), &note(&format!("抢第{round}轮{j}")), Role::Handler, at),
+                    at,
+                    Role::Handler,
+                );
+                (true, append(&store, shared, Some(&case), before.version(), before.head_hash(), &events, None).await)
+            }));
+        }
+        let (mut appended, mut won, mut lost) = (0, 0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                (false, Ok(AppendOutcome::Appended { .. })) => appended += 1,
+                (true, Ok(AppendOutcome::Appended { .. })) => won += 1,
+                (true, Err(StoreError::Conflict { .. })) => lost += 1,
+                other => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!((appended, won, lost), (23, 1, 7), "round {round}");
+        shared_wins += won;
+    }
+    let client = db.app_client().await;
+    let versions: Vec<i32> = client
+        .query("SELECT max(version) FROM events GROUP BY case_id ORDER BY case_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let one_plus_rounds = 1 + i32::try_from(ROUNDS).unwrap();
+    assert_eq!(versions.len(), 24);
+    assert!(versions.iter().all(|v| *v == one_plus_rounds), "{versions:?}");
+    assert_eq!(shared_wins, 4);
+    let (notes, txs): (i64, i64) = {
+        let r = client
+            .query_one("SELECT count(*), count(DISTINCT tx_id) FROM events WHERE version > 1", &[])
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(notes, 24 * 4);
+    assert!(txs < notes, "notes were coalesced into shared transactions ({txs} transactions for {notes} notes)");
+    let keys: i64 = client.query_one("SELECT count(*) FROM idempotency_keys", &[]).await.unwrap().get(0);
+    assert_eq!(keys, 23);
+    let check = infra::ledger::verify_projections(&db.app_settings()).await.unwrap();
+    assert!(check.mismatches.is_empty(), "{:?}", check.mismatches);
+    assert_eq!(check.cases, 24);
     assert!(store.verify_all().await.unwrap().failures.is_empty());
 }
 

@@ -93,7 +93,9 @@ pub fn settings(db: &TestDb, secret: &str) -> ServeArgs {
             admin_url: None,
             pool_size: 8,
             statement_timeout_ms: 10_000,
-            append_batching: false,
+            // As it ships.
+            append_batching: true,
+            append_writers: infra::store::BATCH_WRITERS,
         },
         auth: AuthArgs {
             jwt_secret: Some(secret.into()),
