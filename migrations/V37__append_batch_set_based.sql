@@ -20,7 +20,8 @@
 --     then appends the items one by one with append_events(), so the error reaches its own item
 --     only.
 -- The cases of one batch must be distinct (the service sends a later append to a case already in
--- the batch on its own, after the batch); a batch that repeats one is refused.
+-- the batch on its own, after the batch, and does the same with a repeated idempotency key, which
+-- would otherwise fail the batch); a batch that repeats a case is refused.
 --
 -- Parameters, n items and m events (m = the sum of p_counts):
 --   p_cases, p_expected, p_prev_hashes, p_counts          n each; p_counts[i] >= 1 events of item i
@@ -30,6 +31,10 @@
 --   p_ledgers                                             n, the ledger row and what goes beside it
 --                                                         (append_events()'s p_ledger), or NULL
 -- Answers one row per item: idx (0-based, the item's place), then append_events()'s columns.
+--
+-- The ledger upsert's column list and the search terms' rule are append_events()'s, written again
+-- here set-based: a later migration that changes either must change both functions (the tests'
+-- replay check, `verify_projections`, runs on both paths).
 
 DROP FUNCTION append_batch(jsonb);
 
@@ -64,9 +69,10 @@ DECLARE
     v_last      integer[];
     v_fpos      bigint[];
     v_lpos      bigint[];
-    v_rows      ledger[] := '{}';
-    v_row       ledger;
-    v_k         integer := 0;
+    -- No variable is of a type derived from the ledger table: a rebuild replaces that table
+    -- (DROP, then RENAME), and a session's compiled copy of this function would keep the dropped
+    -- array type. Rows are built inside statements, which are planned again after it.
+    v_searches  tsvector[];
     v_i         integer;
     r           record;
     v_new_units uuid[];
@@ -77,20 +83,23 @@ DECLARE
     v_have      bigint;
     v_add       bigint;
     v_keys      boolean := cardinality(array_remove(p_idem_keys, NULL)) > 0;
-    v_outbox    boolean := false;
-    v_settled   boolean := false;
-    v_subject   boolean := false;
-    v_receipt   boolean := false;
+    v_rows      boolean;
+    v_outbox    boolean;
+    v_settled   boolean;
+    v_subject   boolean;
+    v_receipt   boolean;
 BEGIN
     -- First statement: serialise appends to these cases before any transaction id is assigned.
     PERFORM pg_advisory_xact_lock(k)
        FROM (SELECT DISTINCT hashtextextended(c::text, 0) AS k FROM unnest(p_cases) AS c ORDER BY 1) AS locks;
 
-    IF v_n IS NULL OR v_n = 0 OR v_n <> cardinality(p_expected) OR v_n <> cardinality(p_prev_hashes)
-       OR v_n <> cardinality(p_counts) OR v_n <> cardinality(p_idem_scopes) OR v_n <> cardinality(p_idem_keys)
-       OR v_n <> cardinality(p_request_hashes) OR v_n <> cardinality(p_ledgers)
-       OR v_m IS NULL OR v_m <> cardinality(p_schemas) OR v_m <> cardinality(p_payloads)
-       OR v_m <> cardinality(p_metadata) OR v_m <> cardinality(p_occurred) OR v_m <> cardinality(p_hashes)
+    IF v_n IS NULL OR v_n = 0 OR v_n IS DISTINCT FROM cardinality(p_expected)
+       OR v_n IS DISTINCT FROM cardinality(p_prev_hashes) OR v_n IS DISTINCT FROM cardinality(p_counts)
+       OR v_n IS DISTINCT FROM cardinality(p_idem_scopes) OR v_n IS DISTINCT FROM cardinality(p_idem_keys)
+       OR v_n IS DISTINCT FROM cardinality(p_request_hashes) OR v_n IS DISTINCT FROM cardinality(p_ledgers)
+       OR v_m IS NULL OR v_m IS DISTINCT FROM cardinality(p_schemas) OR v_m IS DISTINCT FROM cardinality(p_payloads)
+       OR v_m IS DISTINCT FROM cardinality(p_metadata) OR v_m IS DISTINCT FROM cardinality(p_occurred)
+       OR v_m IS DISTINCT FROM cardinality(p_hashes)
        OR array_position(p_counts, NULL) IS NOT NULL
        OR EXISTS (SELECT 1 FROM unnest(p_counts) AS c WHERE c < 1)
        OR (SELECT sum(c) FROM unnest(p_counts) AS c) <> v_m
@@ -191,43 +200,45 @@ BEGIN
         END IF;
     END IF;
 
-    -- Each passing item's ledger row; an item that adds texts to the history gets the stored
-    -- terms with its texts' added, by V32's rule (a text that would take the case's distinct
-    -- terms past 983,040 bytes is left out whole), so the stored value equals a replay's fold.
+    SELECT coalesce(bool_or(u.lg IS NOT NULL), false), coalesce(bool_or(u.lg ? 'outbox'), false),
+           coalesce(bool_or(u.lg ? 'outbox_settled'), false), coalesce(bool_or(u.lg ? 'subject_key'), false),
+           coalesce(bool_or(u.lg ? 'receipt_secret'), false)
+      INTO v_rows, v_outbox, v_settled, v_subject, v_receipt
+      FROM unnest(p_ledgers) WITH ORDINALITY AS u(lg, i)
+     WHERE v_ok[u.i];
+
+    -- The search terms of each passing item that adds texts to the history: the stored terms
+    -- with its texts' added by V32's rule (a text that would take the case's distinct terms past
+    -- 983,040 bytes is left out whole), so the stored value equals a replay's fold.
+    v_searches := array_fill(NULL::tsvector, ARRAY[v_n]);
     FOR r IN SELECT u.i::integer AS i, u.lg, l.search AS stored
                FROM unnest(p_ledgers) WITH ORDINALITY AS u(lg, i)
-               LEFT JOIN ledger l ON u.lg ? 'search_add' AND l.case_id = p_cases[u.i]
-              WHERE v_ok[u.i] AND u.lg IS NOT NULL LOOP
-        v_row := jsonb_populate_record(NULL::ledger, r.lg || jsonb_build_object('case_id', p_cases[r.i]));
-        IF r.lg ? 'search_add' THEN
-            -- A copy in memory, whose size is its own (V32).
-            v_search := coalesce(r.stored, ''::tsvector) || ''::tsvector;
-            FOR v_text IN SELECT x FROM jsonb_array_elements_text(r.lg->'search_add') AS x LOOP
-                v_try := v_text::tsvector;
-                v_have := pg_column_size(v_search) - 8 - 4 * length(v_search);
-                IF v_have + pg_column_size(v_try) - 8 - 4 * length(v_try) <= 983040 THEN
+               LEFT JOIN ledger l ON l.case_id = p_cases[u.i]
+              WHERE v_ok[u.i] AND u.lg ? 'search_add' LOOP
+        -- A copy in memory, whose size is its own (V32).
+        v_search := coalesce(r.stored, ''::tsvector) || ''::tsvector;
+        FOR v_text IN SELECT x FROM jsonb_array_elements_text(r.lg->'search_add') AS x LOOP
+            v_try := v_text::tsvector;
+            v_have := pg_column_size(v_search) - 8 - 4 * length(v_search);
+            IF v_have + pg_column_size(v_try) - 8 - 4 * length(v_try) <= 983040 THEN
+                v_search := v_search || v_try;
+            ELSE
+                SELECT coalesce(sum(octet_length(n.x)), 0) INTO v_add
+                  FROM (SELECT unnest(tsvector_to_array(v_try)) EXCEPT SELECT unnest(tsvector_to_array(v_search))) AS n(x);
+                IF v_have + v_add <= 983040 THEN
                     v_search := v_search || v_try;
-                ELSE
-                    SELECT coalesce(sum(octet_length(n.x)), 0) INTO v_add
-                      FROM (SELECT unnest(tsvector_to_array(v_try)) EXCEPT SELECT unnest(tsvector_to_array(v_search))) AS n(x);
-                    IF v_have + v_add <= 983040 THEN
-                        v_search := v_search || v_try;
-                    END IF;
                 END IF;
-            END LOOP;
-            v_row.search := v_search;
-        END IF;
-        v_k := v_k + 1;
-        v_rows[v_k] := v_row;
-        v_outbox := v_outbox OR r.lg ? 'outbox';
-        v_settled := v_settled OR r.lg ? 'outbox_settled';
-        v_subject := v_subject OR r.lg ? 'subject_key';
-        v_receipt := v_receipt OR r.lg ? 'receipt_secret';
+            END IF;
+        END LOOP;
+        v_searches[r.i] := v_search;
     END LOOP;
 
-    IF v_k > 0 THEN
+    IF v_rows THEN
         INSERT INTO ledger AS l
-        SELECT * FROM unnest(v_rows)
+        SELECT lr.*
+          FROM unnest(p_ledgers) WITH ORDINALITY AS u(lg, i)
+         CROSS JOIN LATERAL jsonb_populate_record(NULL::ledger, u.lg || jsonb_build_object('case_id', p_cases[u.i])) AS lr
+         WHERE v_ok[u.i] AND u.lg IS NOT NULL
         ON CONFLICT ON CONSTRAINT ledger_pkey DO UPDATE SET
             (version, category_id, village_id, unit_id, urgency, status, round, assigned_at, handled_at,
              fed_back_at, closed_at, deadline_stage, started_at, due_at, due_soon_at, satisfaction, escalated,
@@ -242,9 +253,11 @@ BEGIN
              EXCLUDED.rejection_code, EXCLUDED.ack_due_at, EXCLUDED.overall_due_at, EXCLUDED.next_due_at,
              EXCLUDED.next_due_stage, EXCLUDED.next_started_at, EXCLUDED.next_due_soon_at, EXCLUDED.paused,
              EXCLUDED.calendar_incomplete, EXCLUDED.facts, EXCLUDED.dissatisfied_count, EXCLUDED.returns_refused,
-             -- The terms computed above; else an empty search means "unchanged" (the service sends
-             -- the whole lexemes at registration only).
-             CASE WHEN EXCLUDED.search = ''::tsvector THEN l.search ELSE EXCLUDED.search END)
+             -- The terms computed above for the item of this case; else an empty search means
+             -- "unchanged" (the service sends the whole lexemes at registration only). As in
+             -- append_events(), a new row (no stored one) takes the search it was sent.
+             coalesce(v_searches[array_position(p_cases, EXCLUDED.case_id)],
+                      CASE WHEN EXCLUDED.search = ''::tsvector THEN l.search ELSE EXCLUDED.search END))
         -- Title, description, kind, channel, receipt and accused unit never change after
         -- registration.
         WHERE l.version < EXCLUDED.version;

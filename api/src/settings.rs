@@ -24,8 +24,9 @@ pub struct DatabaseArgs {
     /// whole batch (`append_batch()`, V37). A lone append is still written at once, on its own.
     #[arg(long, env = "HUIYIN_APPEND_BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
     pub append_batching: bool,
-    /// With batching, how many batch transactions may be in flight at once (at least 1; about
-    /// one per core of the database server).
+    /// With batching, how many append transactions (alone or batched) may be in flight at once
+    /// (at least 1; about one per core of the database server); appends beyond them queue and
+    /// share the next transaction.
     #[arg(long, env = "HUIYIN_APPEND_WRITERS", default_value_t = infra::store::BATCH_WRITERS,
           value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=64), usize::from))]
     pub append_writers: usize,

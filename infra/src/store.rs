@@ -1,11 +1,13 @@
-//! The event store: one append-only table, one round trip per append.
+//! The event store: one append-only table, one round trip per append (concurrent appends may
+//! share one transaction: [`EventStore::batched`]).
 //!
 //! Guarantees (each has a test in `tests/integration/store.rs`):
 //! - **No lost update.** The caller states the version it decided against; a mismatch is
 //!   [`StoreError::Conflict`] and nothing is written. The unique `(case_id, version)` key is the
 //!   backstop.
 //! - **No fork.** Appends to one case are serialised by a transaction-level advisory lock taken
-//!   as the first statement of `append_events()`, and every event stores the SHA-256 of its
+//!   as the first statement of `append_events()` (of `append_batch()`, every case of the batch in
+//!   sorted order), and every event stores the SHA-256 of its
 //!   canonical bytes chained to the previous event of the case ([`crate::hash`]).
 //! - **No duplicate.** A repeated idempotency key writes nothing and returns the first result.
 //! - **No skip in the feed.** [`EventStore::read_feed`] returns events in `(tx_id, position)`
@@ -373,12 +375,20 @@ pub struct VerifyReport {
 #[derive(Clone)]
 pub struct EventStore {
     pool: Pool,
-    batcher: Option<tokio::sync::mpsc::Sender<Pending>>,
+    batcher: Option<Batcher>,
 }
 
-/// How many batch transactions may be in flight at once, unless the service is told otherwise
-/// (`HUIYIN_APPEND_WRITERS`). Two measured best on the benchmark's two cores (BENCHMARKS.md,
-/// "Appends written set-based"): one leaves the CPU idle while a batch commits, and more split
+/// The coalescing of a batched store: the queue the batch writers take appends from, and the
+/// permits of the transactions in flight (one each), which a lone append takes too.
+#[derive(Clone)]
+struct Batcher {
+    queue: tokio::sync::mpsc::Sender<Pending>,
+    writing: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// How many append transactions (alone or batched) a batched store runs at once, unless the
+/// service is told otherwise (`HUIYIN_APPEND_WRITERS`). Two measured best on the benchmark's two
+/// cores (BENCHMARKS.md, "Appends written set-based"): one leaves the CPU idle while a batch commits, and more split
 /// the queue into smaller batches, each paying its statements' set-up again.
 pub const BATCH_WRITERS: usize = 2;
 
@@ -394,18 +404,21 @@ impl EventStore {
         Self::batched_with(pool, BATCH_WRITERS)
     }
 
-    /// A store that coalesces concurrent appends into shared transactions, with `writers`
-    /// batches in flight at once (at least one). A lone append is written at once, on its own;
-    /// appends that queue up while the writers are busy go into one `append_batch()` (V37), which
-    /// writes each table once for all of them. At 32 concurrent appenders on two cores this
-    /// doubled the appends per second, and at 8 it was no slower (BENCHMARKS.md).
+    /// A store that coalesces concurrent appends into shared transactions, with at most
+    /// `writers` transactions in flight at once (at least one). An append that finds one of them
+    /// free is written at once, on the caller's task, in its own transaction; appends that come
+    /// while all are taken queue up, and the next free writer takes the queue whole into one
+    /// `append_batch()` (V37), which writes each table once for all of them. At 32 concurrent
+    /// appenders on two cores this doubled the appends per second (BENCHMARKS.md).
     pub fn batched_with(pool: Pool, writers: usize) -> Self {
+        let writers = writers.max(1);
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let queue = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(batch_writer(pool.clone(), queue.clone()));
+        let writing = std::sync::Arc::new(tokio::sync::Semaphore::new(writers));
+        for _ in 0..writers {
+            tokio::spawn(batch_writer(pool.clone(), queue.clone(), writing.clone()));
         }
-        Self { pool, batcher: Some(tx) }
+        Self { pool, batcher: Some(Batcher { queue: tx, writing }) }
     }
 
     /// The pool, for callers that run their own reads.
@@ -461,12 +474,19 @@ impl EventStore {
         self.submit(Prepared::new(case_id, expected_version, prev_hash, events, idempotency, after)).await
     }
 
-    /// Writes a prepared append: through the batcher when the store batches, else on its own.
+    /// Writes a prepared append: on its own when the store does not batch or one of its writers
+    /// is free (then on the caller's task, with no hand-over), else through the batch queue.
     async fn submit(&self, req: Prepared) -> Result<AppendOutcome, StoreError> {
         match &self.batcher {
-            Some(tx) => {
+            Some(b) => {
+                // A permit is only free when no batch writer waits for one (the semaphore hands
+                // released permits to its waiters first), so a queued append is never overtaken
+                // for long.
+                if let Ok(_writing) = b.writing.try_acquire() {
+                    return append_direct(&self.pool, &req).await;
+                }
                 let (reply, rx) = tokio::sync::oneshot::channel();
-                if tx.send(Pending { req, reply }).await.is_err() {
+                if b.queue.send(Pending { req, reply }).await.is_err() {
                     return Err(StoreError::Vault("the append batcher stopped"));
                 }
                 rx.await.unwrap_or(Err(StoreError::Vault("the append batcher dropped a request")))
@@ -931,36 +951,53 @@ struct Pending {
 /// The most appends one batch transaction takes.
 const MAX_BATCH: usize = 32;
 
-/// Takes appends off the queue as they come: whatever queued up while the previous batch was
-/// being written goes into the next one. Under no load a batch is a single append (written
-/// with `append_events()` directly, no detour); under load, batches grow and commits are shared.
-/// The cases of one batch are distinct (`append_batch()` requires it): a second append to a case
-/// already in the batch is written on its own once the batch has committed, so it sees the first,
-/// as it would have one transaction after the other.
-async fn batch_writer(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Pending>>>) {
+/// Takes appends off the queue: waits for the first, then for a free transaction permit, and
+/// takes whatever queued up meanwhile into the same batch, holding the permit until the batch is
+/// written (a batch of one is written with `append_events()` directly, no detour).
+///
+/// - An append whose caller has gone (its request timed out, its client hung up) is dropped
+///   unwritten, as it would be had it never been sent.
+/// - The cases of one batch are distinct (`append_batch()` requires it), and so are its
+///   idempotency keys (a repeated one would fail the batch): a second append to a case, or with a
+///   key, already in the batch is written on its own once the batch has committed, so it sees the
+///   first, as it would one transaction after the other.
+/// - A batch the server refused was rolled back whole: its appends are written one by one, so
+///   the error reaches its own append only. A batch whose connection was lost may have committed:
+///   each append is then looked up before it is written again ([`settle_after_lost`]).
+async fn batch_writer(
+    pool: Pool,
+    queue: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Pending>>>,
+    writing: std::sync::Arc<tokio::sync::Semaphore>,
+) {
     loop {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
         let mut after = Vec::new();
-        {
+        // One critical section from the first item to the last: a writer that holds the queue
+        // waits for an item, then for a permit (which a direct append or another writer's
+        // batch gives back without the queue), then takes what queued up meanwhile.
+        let _writing = {
             let mut rx = queue.lock().await;
             match rx.recv().await {
                 Some(p) => batch.push(p),
                 None => return,
             }
+            let Ok(permit) = writing.acquire().await else { return };
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(p) if batch.iter().any(|b: &Pending| b.req.case_id == p.req.case_id) => after.push(p),
+                    Ok(p) if batch.iter().any(|b| b.req.case_id == p.req.case_id || same_key(b, &p)) => after.push(p),
                     Ok(p) => batch.push(p),
                     Err(_) => break,
                 }
             }
-        }
+            permit
+        };
+        batch.retain(|p| !p.reply.is_closed());
         if batch.len() == 1 {
             if let Some(p) = batch.pop() {
                 let r = append_direct(&pool, &p.req).await;
                 let _ = p.reply.send(r);
             }
-        } else {
+        } else if !batch.is_empty() {
             match append_many(&pool, &batch).await {
                 Ok(outcomes) => {
                     for (p, o) in batch.into_iter().zip(outcomes) {
@@ -968,20 +1005,67 @@ async fn batch_writer(pool: Pool, queue: std::sync::Arc<tokio::sync::Mutex<tokio
                     }
                 }
                 Err(e) => {
-                    // One bad item fails the shared transaction: write them one by one instead.
-                    tracing::debug!(error = %e, size = batch.len(), "batch failed; appending one by one");
+                    let lost = matches!(e, StoreError::Unavailable(_));
+                    tracing::warn!(error = %e, size = batch.len(), lost, "append batch failed; appending one by one");
                     for p in batch {
-                        let r = append_direct(&pool, &p.req).await;
+                        if p.reply.is_closed() {
+                            continue;
+                        }
+                        let r = if lost {
+                            settle_after_lost(&pool, &p.req).await
+                        } else {
+                            append_direct(&pool, &p.req).await
+                        };
                         let _ = p.reply.send(r);
                     }
                 }
             }
         }
         for p in after {
-            let r = append_direct(&pool, &p.req).await;
-            let _ = p.reply.send(r);
+            if !p.reply.is_closed() {
+                let r = append_direct(&pool, &p.req).await;
+                let _ = p.reply.send(r);
+            }
         }
     }
+}
+
+/// Whether two appends carry the same idempotency key.
+fn same_key(a: &Pending, b: &Pending) -> bool {
+    match (&a.req.idem, &b.req.idem) {
+        (Some(x), Some(y)) => x.scope == y.scope && x.key == y.key,
+        _ => false,
+    }
+}
+
+/// Answers an append whose batch lost its connection, so may have committed: when the case holds
+/// exactly its events at its versions (the same hashes, which cover case, version, content and
+/// the previous head), it was written, and is answered as appended; otherwise it is written now,
+/// on its own.
+async fn settle_after_lost(pool: &Pool, p: &Prepared) -> Result<AppendOutcome, StoreError> {
+    let first = i32::try_from(p.expected).unwrap_or(i32::MAX).saturating_add(1);
+    let last = first.saturating_add(i32::try_from(p.hashes.len()).unwrap_or(i32::MAX) - 1);
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT position, hash FROM events WHERE case_id = $1 AND version BETWEEN $2 AND $3 ORDER BY version",
+            &[&p.case_id.as_uuid(), &first, &last],
+        )
+        .await?;
+    drop(client);
+    let stored: Vec<Vec<u8>> = rows.iter().map(|r| r.get(1)).collect();
+    if !rows.is_empty() && stored == p.hashes {
+        let last_hash = p.hashes.last().and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).unwrap_or(p.prev_hash);
+        return Ok(AppendOutcome::Appended {
+            case_id: p.case_id.as_uuid(),
+            first_version: p.expected + 1,
+            last_version: p.expected + u32::try_from(p.hashes.len()).unwrap_or(0),
+            first_position: rows[0].get(0),
+            last_position: rows[rows.len() - 1].get(0),
+            last_hash,
+        });
+    }
+    append_direct(pool, p).await
 }
 
 /// Writes a batch of appends to distinct cases in one transaction with `append_batch()` (V37):

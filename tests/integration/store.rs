@@ -889,6 +889,61 @@ async fn coalesced_appends_write_what_one_by_one_appends_write() {
     assert!(store.verify_all().await.unwrap().failures.is_empty());
 }
 
+/// Concurrent notes, one to each case, each in its own task; answers once all are appended.
+async fn a_note_to_each(store: &EventStore, cases: &[CaseId], text: &str) {
+    let mut tasks = Vec::new();
+    for (i, id) in cases.iter().copied().enumerate() {
+        let store = store.clone();
+        let text = format!("{text}{i}");
+        tasks.push(tokio::spawn(async move {
+            let loaded = store.load(id).await.unwrap();
+            let case = loaded.case.clone().unwrap();
+            let at = now();
+            let events = new_events(decide_as(Some(&case), &note(&text), Role::Handler, at), at, Role::Handler);
+            append(&store, id, Some(&case), loaded.version(), loaded.head_hash(), &events, None).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// A ledger rebuild replaces the table (DROP, then RENAME) while the service runs: appends
+/// coalesced afterwards on the same pooled sessions still share transactions. (A session keeps
+/// its compiled copy of `append_batch()`; had the function a variable of the ledger's array
+/// type, that copy would keep the dropped type and fail every batch, and the one-by-one fallback
+/// would hide it.)
+#[tokio::test]
+async fn appends_still_coalesce_after_a_ledger_rebuild() {
+    let db = TestDb::new().await;
+    // Two sessions, so both have run `append_batch()` before the rebuild.
+    let mut settings = db.app_settings();
+    settings.pool_size = 2;
+    let store = EventStore::batched(settings.pool().unwrap());
+    let mut cases = Vec::new();
+    for _ in 0..16 {
+        cases.push(register(&store).await.0);
+    }
+    for round in ["一", "二", "三"] {
+        a_note_to_each(&store, &cases, &format!("重建前第{round}轮")).await;
+    }
+    let client = db.app_client().await;
+    let before: i64 = client.query_one("SELECT max(position) FROM events", &[]).await.unwrap().get(0);
+    infra::ledger::rebuild(&db.owner_settings()).await.unwrap();
+    for round in ["一", "二", "三"] {
+        a_note_to_each(&store, &cases, &format!("重建后第{round}轮")).await;
+    }
+    let r = client
+        .query_one("SELECT count(*), count(DISTINCT tx_id) FROM events WHERE position > $1", &[&before])
+        .await
+        .unwrap();
+    let (notes, txs): (i64, i64) = (r.get(0), r.get(1));
+    assert_eq!(notes, 16 * 3);
+    assert!(txs < notes, "after the rebuild, notes were still coalesced ({txs} transactions for {notes} notes)");
+    let check = infra::ledger::verify_projections(&db.app_settings()).await.unwrap();
+    assert!(check.mismatches.is_empty(), "{:?}", check.mismatches);
+}
+
 /// A meeting's record with `n` opinions linked to `cases`, ready to append.
 fn meeting_append(cases: &[CaseId]) -> (infra::records::RecordAppend, RecordId) {
     use domain::records::Record;
