@@ -510,76 +510,90 @@ pub async fn execute(
     if let Some(view) = replay_idempotent(state, meta, scope, idem.as_ref(), Some(case_id)).await? {
         return Ok(view);
     }
-    check_references(state, &command).await?;
-    let actor = meta.principal.actor();
-    let units = state.reference.unit_tree().await?;
-    let mut attempt = 0;
-    while attempt < MAX_ATTEMPTS {
-        crate::metrics::append_attempt(attempt);
-        let loaded = state.store.load(case_id).await?;
-        let case = in_scope(&meta.principal, scope, &loaded)?;
-        IfMatch::check(meta.if_match.as_ref(), case.version)?;
-        let policy = state.reference.policy_for(case.category).await?;
-        let calendar = state.reference.working_calendar().await?;
-        let at = now();
-        // 回避 through a merge: a command that hands the case to units is decided against the
-        // accusations of the duplicates linked to it, read under the case's lock in the append.
-        let hands_over = matches!(
-            command,
-            Command::Assign { .. }
-                | Command::Transfer { .. }
-                | Command::ApproveReturn { .. }
-                | Command::ReplaceCoUnit { .. }
-        );
-        let ctx = Context {
-            now: at,
-            actor: &actor,
-            calendar: &calendar,
-            policy: &policy,
-            units: &units,
-            linked_accused: &[],
-        };
-        let appended = if let Command::LinkDuplicate { of, .. } = command {
-            link_duplicate(state, meta, &loaded, case, of, &ctx, idem.as_ref()).await?
-        } else if hands_over {
-            hand_over(state, meta, &loaded, case, &command, &ctx, idem.as_ref()).await?
-        } else {
-            let events = decide(Some(case), &command, &ctx)?;
-            if events.is_empty() {
-                // Nothing to record (a recomputation that changed nothing).
-                return view(state, &meta.principal, case, at).await;
+    let result = async {
+        check_references(state, &command).await?;
+        let actor = meta.principal.actor();
+        let units = state.reference.unit_tree().await?;
+        let mut attempt = 0;
+        while attempt < MAX_ATTEMPTS {
+            crate::metrics::append_attempt(attempt);
+            let loaded = state.store.load(case_id).await?;
+            let case = in_scope(&meta.principal, scope, &loaded)?;
+            IfMatch::check(meta.if_match.as_ref(), case.version)?;
+            let policy = state.reference.policy_for(case.category).await?;
+            let calendar = state.reference.working_calendar().await?;
+            let at = now();
+            // 回避 through a merge: a command that hands the case to units is decided against the
+            // accusations of the duplicates linked to it, read under the case's lock in the append.
+            let hands_over = matches!(
+                command,
+                Command::Assign { .. }
+                    | Command::Transfer { .. }
+                    | Command::ApproveReturn { .. }
+                    | Command::ReplaceCoUnit { .. }
+            );
+            let ctx = Context {
+                now: at,
+                actor: &actor,
+                calendar: &calendar,
+                policy: &policy,
+                units: &units,
+                linked_accused: &[],
+            };
+            let appended = if let Command::LinkDuplicate { of, .. } = command {
+                link_duplicate(state, meta, &loaded, case, of, &ctx, idem.as_ref()).await?
+            } else if hands_over {
+                hand_over(state, meta, &loaded, case, &command, &ctx, idem.as_ref()).await?
+            } else {
+                let events = decide(Some(case), &command, &ctx)?;
+                if events.is_empty() {
+                    // Nothing to record (a recomputation that changed nothing).
+                    return view(state, &meta.principal, case, at).await;
+                }
+                let next = fold_new(Some(case.clone()), case_id, &events, at)?;
+                let new = stamp(events, at, meta);
+                state
+                    .store
+                    .append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref(), &next)
+                    .await
+                    .map(|outcome| (outcome, next))
+            };
+            crate::metrics::append_outcome(&appended);
+            match appended {
+                Ok((AppendOutcome::Appended { .. }, next)) => {
+                    state.appended.notify_one();
+                    return view(state, &meta.principal, &next, at).await;
+                }
+                Ok((AppendOutcome::Duplicate { case_id, last_version, .. }, _)) => {
+                    return view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await;
+                }
+                Err(StoreError::Conflict { actual, .. }) if meta.if_match.is_some() => {
+                    return Err(ApiError::PreconditionFailed { current: actual });
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    attempt += 1;
+                    let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(5)) + jitter)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             }
-            let next = fold_new(Some(case.clone()), case_id, &events, at)?;
-            let new = stamp(events, at, meta);
-            state
-                .store
-                .append(case_id, case.version, loaded.head_hash(), &new, idem.as_ref(), &next)
-                .await
-                .map(|outcome| (outcome, next))
-        };
-        crate::metrics::append_outcome(&appended);
-        match appended {
-            Ok((AppendOutcome::Appended { .. }, next)) => {
-                state.appended.notify_one();
-                return view(state, &meta.principal, &next, at).await;
-            }
-            Ok((AppendOutcome::Duplicate { case_id, last_version, .. }, _)) => {
-                return view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await;
-            }
-            Err(StoreError::Conflict { actual, .. }) if meta.if_match.is_some() => {
-                return Err(ApiError::PreconditionFailed { current: actual });
-            }
-            Err(StoreError::Conflict { .. }) => {
-                attempt += 1;
-                let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);
-                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(5)) + jitter)).await;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
         }
+        let current = state.store.load(case_id).await?.version();
+        Err(ApiError::Contention { current })
     }
-    let current = state.store.load(case_id).await?.version();
-    Err(ApiError::Contention { current })
+    .await;
+    // A retry sent while the first request with its key was still running passed the check
+    // above before the first committed, then met the case as the first left it: an If-Match
+    // that no longer holds, a command already done ("already accepted"), a conflict. Once the
+    // first has committed, the retry answers what the first did, as a later retry would.
+    match result {
+        Err(e) if idem.is_some() => match replay_idempotent(state, meta, scope, idem.as_ref(), Some(case_id)).await? {
+            Some(view) => Ok(view),
+            None => Err(e),
+        },
+        r => r,
+    }
 }
 
 /// Runs a command that is authorised by other means than the table of roles — a citizen who
