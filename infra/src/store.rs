@@ -864,6 +864,11 @@ impl Prepared {
     }
 }
 
+/// The chain's head after an append: the last of the hashes it sent, or `prev_hash` if none.
+fn new_head(hashes: &[Vec<u8>], prev_hash: [u8; 32]) -> [u8; 32] {
+    hashes.last().and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).unwrap_or(prev_hash)
+}
+
 /// Reads an outcome row: (outcome, case_id, first_version, last_version, first_position, last_position)
 /// starting at column `at`; `hashes` are the events' hashes the append sent (the last is the new
 /// head), `prev_hash` the head it started from.
@@ -884,7 +889,7 @@ pub(crate) fn outcome_of(
             last_version,
             first_position: row.get(at + 4),
             last_position: row.get(at + 5),
-            last_hash: hashes.last().and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).unwrap_or(prev_hash),
+            last_hash: new_head(hashes, prev_hash),
         }),
         "duplicate" => Ok(AppendOutcome::Duplicate { case_id: row.get(at + 1), first_version, last_version }),
         "mismatch" => Err(StoreError::IdempotencyMismatch),
@@ -1055,14 +1060,13 @@ async fn settle_after_lost(pool: &Pool, p: &Prepared) -> Result<AppendOutcome, S
     drop(client);
     let stored: Vec<Vec<u8>> = rows.iter().map(|r| r.get(1)).collect();
     if !rows.is_empty() && stored == p.hashes {
-        let last_hash = p.hashes.last().and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok()).unwrap_or(p.prev_hash);
         return Ok(AppendOutcome::Appended {
             case_id: p.case_id.as_uuid(),
             first_version: p.expected + 1,
             last_version: p.expected + u32::try_from(p.hashes.len()).unwrap_or(0),
             first_position: rows[0].get(0),
             last_position: rows[rows.len() - 1].get(0),
-            last_hash,
+            last_hash: new_head(&p.hashes, p.prev_hash),
         });
     }
     append_direct(pool, p).await
