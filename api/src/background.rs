@@ -80,7 +80,8 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             }
         }
     });
-    // The analysis rollups (V25) take in the changes logged since the last look.
+    // The analysis rollups (V25) take in the changes logged since the last look, and the
+    // overdue view's totals (V38) the deadline crossings that have passed.
     let s = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -88,6 +89,9 @@ pub fn spawn(state: &AppState, settings: &ServeArgs) {
             tick.tick().await;
             if let Err(e) = s.analysis.compact_rollups().await {
                 tracing::warn!(error = %e, "compacting the analysis rollups failed; retrying");
+            }
+            if let Err(e) = s.ledger.compact_deadline_crossings().await {
+                tracing::warn!(error = %e, "compacting the deadline crossings failed; retrying");
             }
         }
     });

@@ -1,7 +1,8 @@
 //! The `huiyin` binary: see `api::cli`.
 
 /// mimalloc instead of glibc's malloc: under registration load `perf` put about a fifth of the
-/// service's own CPU in `malloc`/`free` (BENCHMARKS.md, profile of 2026-12-02).
+/// service's own CPU in `malloc`/`free` (BENCHMARKS.md, profile of 2026-12-02). Built without
+/// transparent huge pages (`no_thp`, see the workspace's Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -42,6 +42,12 @@ impl Server {
         self.status_mib("VmHWM")
     }
 
+    /// Starts a new peak: VmHWM is set back to the current RSS (`clear_refs` 5), so a later
+    /// [`Self::peak_rss_mib`] is the peak of what ran since.
+    pub fn reset_peak_rss(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+
     /// A `kB` line of the process's /proc status, in MiB (NaN when the process is gone).
     fn status_mib(&self, field: &str) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -252,6 +258,9 @@ pub struct Load {
     /// Completed operations per second in each measured window, in order.
     pub rates: Vec<f64>,
     samples: Vec<Duration>,
+    /// Huiyin's peak RSS during this system's measured windows, MiB (whichever server served it;
+    /// the raw systems' windows show what Huiyin holds while idle).
+    pub huiyin_peak_rss: f64,
 }
 
 impl Load {
@@ -412,7 +421,12 @@ pub struct HttpResults {
     pub open_raw_checked: OpenLoop,
     pub open_register: OpenLoop,
     pub raw_rss: f64,
+    /// Huiyin's peak RSS over the whole run, MiB: the larger of the two phases' peaks below.
     pub huiyin_rss: f64,
+    /// Huiyin's peak RSS during the closed loops (every system's windows, lifecycles included), MiB.
+    pub huiyin_rss_closed: f64,
+    /// Huiyin's peak RSS during the open loop alone, MiB.
+    pub huiyin_rss_open: f64,
     /// The cores of this machine: actix-web's default worker count, which both servers keep.
     pub workers: usize,
     /// The server settings Huiyin's connections see.
@@ -549,21 +563,25 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
     });
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(conns).build().unwrap();
     let mut loads: [Load; 4] = Default::default();
+    let mut huiyin_rss_closed = 0f64;
     for round in 0..=reps {
         // Round 0 warms every system up (half a window each) and is not counted.
         let w = if round == 0 { window / 2 } else { window };
         for j in 0..4 {
             let system = (j + round) % 4;
             checkpoint().await;
+            server.reset_peak_rss();
             let (rate, lat) = match system {
                 0 => one_window(&client, conns, w, &raw_op).await,
                 1 => one_window(&client, conns, w, &checked_op).await,
                 2 => one_window(&client, conns, w, &register_op).await,
                 _ => one_window(&client, conns, w, &lifecycle_op).await,
             };
+            huiyin_rss_closed = huiyin_rss_closed.max(server.peak_rss_mib());
             if round > 0 {
                 loads[system].rates.push(rate);
                 loads[system].samples.extend(lat);
+                loads[system].huiyin_peak_rss = loads[system].huiyin_peak_rss.max(server.peak_rss_mib());
             }
         }
         if round > 0 {
@@ -576,8 +594,14 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
             );
         }
     }
+    eprintln!(
+        "bench: Huiyin's peak RSS in the windows of raw {:.0}, checked {:.0}, register {:.0}, lifecycle {:.0} MiB",
+        loads[0].huiyin_peak_rss, loads[1].huiyin_peak_rss, loads[2].huiyin_peak_rss, loads[3].huiyin_peak_rss
+    );
     let [raw, raw_checked, register, lifecycle] = loads;
     let paired = register.rates.iter().zip(&raw_checked.rates).map(|(h, r)| h / r).collect();
+
+    server.reset_peak_rss();
 
     // Open loop: the same fixed rate for both, half what Huiyin sustained in the closed loop.
     let rate = (register.rate().0 / 2.0).max(1.0);
@@ -611,7 +635,11 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
         open_register.latency().p99
     );
     let raw_rss = raw_server.peak_rss_mib();
-    let huiyin_rss = server.peak_rss_mib();
+    let huiyin_rss_open = server.peak_rss_mib();
+    let huiyin_rss = huiyin_rss_closed.max(huiyin_rss_open);
+    eprintln!(
+        "bench: Huiyin's peak RSS {huiyin_rss_closed:.0} MiB in the closed loops, {huiyin_rss_open:.0} MiB in the open loop"
+    );
     drop(server);
     drop(raw_server);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -626,6 +654,8 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
         open_register,
         raw_rss,
         huiyin_rss,
+        huiyin_rss_closed,
+        huiyin_rss_open,
         workers,
         settings,
     }

@@ -364,7 +364,10 @@ fn http_section(h: &http::HttpResults, window: Duration, reps: usize) -> String 
     body.push_str(&closed(
         "lifecycle (register → assign → handle → feedback → close): lifecycles per second, latency per request",
         &h.lifecycle,
-        format!("{:.0} MiB (Huiyin, whole run)", h.huiyin_rss),
+        format!(
+            "{:.0} MiB (Huiyin, whole run: {:.0} in the closed loops, {:.0} in the open loop)",
+            h.huiyin_rss, h.huiyin_rss_closed, h.huiyin_rss_open
+        ),
     ));
     body.push_str(&format!(
         "\nOpen loop: requests start on a fixed schedule whatever the answers, at half Huiyin's closed-loop \

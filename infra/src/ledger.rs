@@ -641,9 +641,35 @@ impl Ledger {
         Ok(client.query(&stmt, &[&ids, &unit]).await?.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Moves the deadline crossings (V38) that passed more than an hour ago into the overdue
+    /// view's totals (`deadline_crossings_compact()`, 50,000 at a time until none is left);
+    /// returns how many it moved. The counts are exact either way (they read the crossings not
+    /// yet moved); this keeps what they read small. When another compaction runs at the same
+    /// moment, this one returns 0.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database fails.
+    pub async fn compact_deadline_crossings(&self) -> Result<u64, StoreError> {
+        const BATCH: i32 = 50_000;
+        let client = self.pool.get().await?;
+        let mut moved = 0u64;
+        loop {
+            let n: i64 = client.query_one("SELECT deadline_crossings_compact($1)", &[&BATCH]).await?.get(0);
+            moved += u64::try_from(n).unwrap_or(0);
+            if n < i64::from(BATCH) {
+                return Ok(moved);
+            }
+        }
+    }
+
     /// Cases past a deadline or with at least 60 % of its time used, soonest deadline first,
-    /// optionally of one unit; and the counts per unit and clock. Each case counts under the
-    /// running clock that falls due first: a stage's, the acknowledgement or the overall clock.
+    /// optionally of one unit; and the counts per unit and stage of every running clock (a
+    /// stage's, the acknowledgement's, the overall one): overdue, 80 % and 60 % of its time used.
+    ///
+    /// Unscoped, the counts come from V38's deadline crossings, so they cost what the units and
+    /// stages cost, not the open cases; `now` must then be no more than an hour behind the
+    /// database's clock (crossings an hour old are compacted into totals). A handler's scope
+    /// counts from the ledger.
     pub async fn watch(
         &self,
         scope_unit: Option<Uuid>,
@@ -663,39 +689,62 @@ impl Ledger {
         let (k, id) = after.map_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()), |c| (c.key, c.id));
         let rows = client.query(&stmt, &[&now, &scope_unit, &k, &id, &limit]).await?;
         // Every running clock counts, not only the one that falls due first: the stage's (unless
-        // paused), the acknowledgement's and the overall clock (their columns are NULL unless they
-        // run). The acknowledgement runs from receipt, the overall clock from acceptance. Each is
-        // counted under the case's unit and its stage; the API books intake stages to the intake.
-        // One pass over the next-due index (V28 makes it index-only), a row per unit and stage
-        // with the three clocks' counts side by side; a clock counts once 60 % of its time is used.
-        let clock = |started: &str, due: &str| {
-            let at = |share: &str| format!("{started} + ({due} - {started}) * {share}");
-            format!(
-                "count(*) FILTER (WHERE {due} < $1 AND {t60} <= $1), \
-                 count(*) FILTER (WHERE {due} >= $1 AND {t80} <= $1), \
-                 count(*) FILTER (WHERE {due} >= $1 AND {t80} > $1 AND {t60} <= $1)",
-                t60 = at("0.6"),
-                t80 = at("0.8"),
-            )
-        };
-        let counts_sql = format!(
-            "SELECT l.unit_id, l.deadline_stage, {}, {}, {} \
-             FROM ledger l WHERE l.next_due_at IS NOT NULL AND l.next_due_soon_at <= $1{scope} \
-             GROUP BY 1, 2",
-            clock("l.started_at", "(CASE WHEN l.paused THEN NULL ELSE l.due_at END)"),
-            clock("l.received_at", "l.ack_due_at"),
-            clock("l.accepted_at", "l.overall_due_at"),
-        );
-        let stmt = client.prepare_cached(&counts_sql).await?;
+        // paused), the acknowledgement's and the overall clock. Each is counted under the case's
+        // unit and its stage; the API books intake stages to the intake.
         let mut merged: std::collections::BTreeMap<(Option<Uuid>, String), [i64; 3]> = Default::default();
-        for r in client.query(&stmt, &[&now, &scope_unit]).await? {
-            let unit: Option<Uuid> = r.get(0);
-            let stage = r.get::<_, Option<String>>(1).unwrap_or_default();
-            for (k, stage) in [(2, stage), (5, "acknowledgement".to_owned()), (8, "overall".to_owned())] {
-                let n: [i64; 3] = [r.get(k), r.get(k + 1), r.get(k + 2)];
-                let sum = merged.entry((unit, stage)).or_default();
-                for (s, x) in sum.iter_mut().zip(n) {
-                    *s += x;
+        if scope_unit.is_none() {
+            // Unscoped: V38's crossings, compacted and not yet, that have passed by `now`. A row
+            // per unit, stage and share; the three shares' counts become the view's by difference.
+            let stmt = client
+                .prepare_cached(
+                    "SELECT unit_id, stage, share, sum(n)::bigint FROM (                        SELECT unit_id, stage, share, n FROM deadline_crossed                        UNION ALL                        SELECT unit_id, stage, share, n FROM deadline_crossings                         WHERE at <= $1 AND (share < 100 OR at < $1)) AS c                      GROUP BY 1, 2, 3",
+                )
+                .await?;
+            let mut crossed: std::collections::BTreeMap<(Option<Uuid>, String), [i64; 3]> = Default::default();
+            for r in client.query(&stmt, &[&now]).await? {
+                let i = match r.get::<_, i16>(2) {
+                    60 => 0,
+                    80 => 1,
+                    _ => 2,
+                };
+                crossed.entry((r.get(0), r.get(1))).or_default()[i] += r.get::<_, i64>(3);
+            }
+            for (key, [c60, c80, c100]) in crossed {
+                merged.insert(key, [c100, c80 - c100, c60 - c80]);
+            }
+        } else {
+            // A handler's scope (co-units, the accused unit) is the ledger's to decide: one pass
+            // over the next-due index (V28 makes it index-only), a row per unit and stage with
+            // the three clocks' counts side by side; a clock counts once 60 % of its time is
+            // used. The instants are computed as V38's `deadline_crossings_of()` computes them.
+            let clock = |started: &str, due: &str| {
+                let at = |share: &str| format!("{started} + ({due} - {started}) * {share}");
+                format!(
+                    "count(*) FILTER (WHERE {due} < $1 AND {t60} <= $1), \
+                     count(*) FILTER (WHERE {due} >= $1 AND {t80} <= $1), \
+                     count(*) FILTER (WHERE {due} >= $1 AND {t80} > $1 AND {t60} <= $1)",
+                    t60 = at("0.6"),
+                    t80 = at("0.8"),
+                )
+            };
+            let counts_sql = format!(
+                "SELECT l.unit_id, l.deadline_stage, {}, {}, {} \
+                 FROM ledger l WHERE l.next_due_at IS NOT NULL AND l.next_due_soon_at <= $1{scope} \
+                 GROUP BY 1, 2",
+                clock("l.started_at", "(CASE WHEN l.paused THEN NULL ELSE l.due_at END)"),
+                clock("l.received_at", "l.ack_due_at"),
+                clock("l.accepted_at", "l.overall_due_at"),
+            );
+            let stmt = client.prepare_cached(&counts_sql).await?;
+            for r in client.query(&stmt, &[&now, &scope_unit]).await? {
+                let unit: Option<Uuid> = r.get(0);
+                let stage = r.get::<_, Option<String>>(1).unwrap_or_default();
+                for (k, stage) in [(2, stage), (5, "acknowledgement".to_owned()), (8, "overall".to_owned())] {
+                    let n: [i64; 3] = [r.get(k), r.get(k + 1), r.get(k + 2)];
+                    let sum = merged.entry((unit, stage)).or_default();
+                    for (s, x) in sum.iter_mut().zip(n) {
+                        *s += x;
+                    }
                 }
             }
         }
@@ -991,7 +1040,7 @@ pub struct RebuildReport {
     pub seconds: f64,
     /// Each phase and its seconds, in order (together `seconds`): the set-up, the fold and the
     /// ledger's fill, the ledger's keys and indexes, the KPI facts, the analysis rollups, the
-    /// switch-over.
+    /// deadline crossings, the switch-over.
     pub phases: Vec<(&'static str, f64)>,
 }
 
@@ -1221,6 +1270,22 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
     writer.batch_execute("VACUUM (ANALYZE) kpi_rollup_rebuild").await?;
     writer.batch_execute("VACUUM (ANALYZE) case_rollup_rebuild").await?;
     phases.done("the analysis rollups");
+    // The overdue view's deadline crossings (V38) of the new rows, beside them; the late cases'
+    // crossings are logged at the switch-over, relative to these.
+    let crossings = TableIndexes::read(&writer, "deadline_crossings").await?;
+    let crossed = TableIndexes::read(&writer, "deadline_crossed").await?;
+    writer
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS deadline_crossings_rebuild, deadline_crossed_rebuild; \
+             CREATE TABLE deadline_crossings_rebuild (LIKE deadline_crossings INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+             CREATE TABLE deadline_crossed_rebuild (LIKE deadline_crossed INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+             SELECT deadline_crossings_fill('ledger_rebuild', 'deadline_crossings_rebuild', 'deadline_crossed_rebuild'); \
+             {} {} ANALYZE deadline_crossings_rebuild; ANALYZE deadline_crossed_rebuild;",
+            crossings.create_sql(),
+            crossed.create_sql()
+        ))
+        .await?;
+    phases.done("the deadline crossings");
 
     // Switch-over: one short transaction while appends and reads wait. ACCESS EXCLUSIVE from the
     // start, not EXCLUSIVE: an append that reads the ledger under a case's lock before writing
@@ -1270,9 +1335,22 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                        FROM ledger_rebuild WHERE case_id = ANY($1)"
                 )
             };
+            // And what the deadline crossings counted of them (V38).
+            let crossing = |sign: i32| {
+                format!(
+                    "INSERT INTO deadline_crossings_rebuild (at, unit_id, stage, share, n) \
+                     SELECT c.at, l.unit_id, c.stage, c.share, {sign} \
+                       FROM ledger_rebuild l, \
+                            deadline_crossings_of(l.deadline_stage, l.started_at, l.due_at, l.paused, l.received_at, \
+                                                  l.ack_due_at, l.accepted_at, l.overall_due_at) AS c \
+                      WHERE l.case_id = ANY($1)"
+                )
+            };
             writer.execute(&counted(-1), &[&chunk]).await?;
+            writer.execute(&crossing(-1), &[&chunk]).await?;
             insert_rows(&writer, "ledger_rebuild", &cases, true).await?;
             writer.execute(&counted(1), &[&chunk]).await?;
+            writer.execute(&crossing(1), &[&chunk]).await?;
         }
         writer
             .execute(
@@ -1295,11 +1373,17 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
                  DROP TABLE kpi_rollup; ALTER TABLE kpi_rollup_rebuild RENAME TO kpi_rollup; {} \
                  DROP TABLE case_rollup; ALTER TABLE case_rollup_rebuild RENAME TO case_rollup; {} \
                  REVOKE ALL ON kpi_rollup, case_rollup FROM PUBLIC; GRANT SELECT ON kpi_rollup, case_rollup TO huiyin_app; \
+                 DROP TABLE deadline_crossings; ALTER TABLE deadline_crossings_rebuild RENAME TO deadline_crossings; {} \
+                 DROP TABLE deadline_crossed; ALTER TABLE deadline_crossed_rebuild RENAME TO deadline_crossed; {} \
+                 REVOKE ALL ON deadline_crossings, deadline_crossed FROM PUBLIC; \
+                 GRANT SELECT ON deadline_crossings, deadline_crossed TO huiyin_app; \
                  DELETE FROM projection_rebuilds_due WHERE projection = 'ledger';",
                 copies.rename_sql(),
                 facts.rename_sql(),
                 kpi_rollup.rename_sql(),
-                case_rollup.rename_sql()
+                case_rollup.rename_sql(),
+                crossings.rename_sql(),
+                crossed.rename_sql()
             ))
             .await?;
         Ok::<u64, StoreError>(late.len() as u64)
@@ -1315,7 +1399,8 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
             let _ = writer
                 .batch_execute(
                     "ROLLBACK; \
-                     DROP TABLE IF EXISTS ledger_rebuild, kpi_facts_rebuild, kpi_rollup_rebuild, case_rollup_rebuild",
+                     DROP TABLE IF EXISTS ledger_rebuild, kpi_facts_rebuild, kpi_rollup_rebuild, case_rollup_rebuild, \
+                     deadline_crossings_rebuild, deadline_crossed_rebuild",
                 )
                 .await;
             Err(e)
@@ -1456,14 +1541,31 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
          GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(r.n) <> 0",
         crate::analysis::CASE_ROLLUP_SOURCE
     );
+    // The deadline crossings (V38) against the ledger's running clocks: per unit, stage and
+    // share, the crossings passed by now (compacted or not) and each one still to come.
+    let crossing_want = "SELECT CASE WHEN c.at <= now() THEN NULL ELSE c.at END AS day, l.unit_id, c.stage, c.share, \
+                         count(*) AS n \
+                    FROM ledger l, deadline_crossings_of(l.deadline_stage, l.started_at, l.due_at, l.paused, \
+                         l.received_at, l.ack_due_at, l.accepted_at, l.overall_due_at) AS c GROUP BY 1, 2, 3, 4";
+    let crossing_have = "SELECT r.day, r.unit_id, r.stage, r.share, sum(r.n)::bigint FROM ( \
+                           SELECT NULL::timestamptz AS day, unit_id, stage, share, n FROM deadline_crossed \
+                           UNION ALL SELECT CASE WHEN at <= now() THEN NULL ELSE at END, unit_id, stage, share, n \
+                                       FROM deadline_crossings) AS r \
+                         GROUP BY 1, 2, 3, 4 HAVING sum(r.n) <> 0";
     for (name, want, have, what) in [
         ("KPI", kpi_want.to_string(), kpi_have, "concat_ws(' ', d.dim, d.key, d.key2, d.kind)"),
         ("trend", case_want.to_string(), case_have, "d.kind || ' ' || coalesce(d.term, coalesce(d.a::text, '-'))"),
+        (
+            "deadline crossing",
+            crossing_want.to_string(),
+            crossing_have.to_string(),
+            "concat_ws(' ', coalesce(d.unit_id::text, 'no unit'), d.stage, d.share::text || ' %')",
+        ),
     ] {
         let odd = tx
             .query(
                 &format!(
-                    "SELECT DISTINCT d.day::text, {what} FROM (({want} EXCEPT ALL {have}) \
+                    "SELECT DISTINCT coalesce(d.day::text, 'the passed'), {what} FROM (({want} EXCEPT ALL {have}) \
                      UNION ALL ({have} EXCEPT ALL {want})) AS d ORDER BY 1, 2 LIMIT 100"
                 ),
                 &[],

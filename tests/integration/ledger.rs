@@ -391,6 +391,42 @@ async fn the_overdue_view_is_computed_now_by_stage_with_counts_per_unit() {
     assert_eq!(count(Some(app.dept_a), "acknowledgement"), None, "the acknowledgement is never the unit's");
     assert_eq!(counts.len(), 4, "nothing else is late or due soon: {counts:?}");
 
+    // The same counts once the crossings passed an hour ago are compacted into totals (V38),
+    // then after a clock whose crossings were compacted stops: `old` is assigned, so the intake
+    // is no longer late on its assignment (its due-soon `soon` stays); its acknowledgement clock
+    // runs on, and dept_a's new clock on it is fresh. Compacted again, the same.
+    let db = app.db.app_client().await;
+    let compact = async || {
+        let n: i64 = db.query_one("SELECT deadline_crossings_compact(100000)", &[]).await.unwrap().get(0);
+        n
+    };
+    compact().await;
+    let view = |r: &tests::app::Reply| r.body["by_unit"].as_array().unwrap().clone();
+    let counted = |counts: &[Value], unit: Option<Uuid>, stage: &str| {
+        counts.iter().find(|c| c["unit_id"] == json!(unit) && c["stage"] == stage).map(|c| {
+            (c["overdue"].as_i64().unwrap(), c["due_soon_80"].as_i64().unwrap(), c["due_soon_60"].as_i64().unwrap())
+        })
+    };
+    let after = view(&app.get("/api/v1/overdue", &clerk).await);
+    let sorted = |mut v: Vec<Value>| {
+        v.sort_by_key(|c| c.to_string());
+        v
+    };
+    assert_eq!(sorted(after), sorted(counts.clone()), "compaction changes no count");
+    let r = app.post(&format!("/api/v1/cases/{old_id}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for round in ["before compacting", "after compacting"] {
+        let now = view(&app.get("/api/v1/overdue", &clerk).await);
+        assert_eq!(counted(&now, None, "assignment"), Some((0, 0, 1)), "{round}: {now:?}");
+        assert_eq!(counted(&now, None, "acknowledgement"), Some((2, 0, 0)), "{round}: {now:?}");
+        assert_eq!(counted(&now, Some(app.dept_a), "handling"), Some((1, 0, 0)), "{round}: {now:?}");
+        assert_eq!(counted(&now, Some(app.dept_b), "handling"), Some((1, 0, 0)), "{round}: {now:?}");
+        assert_eq!(now.len(), 4, "{round}: {now:?}");
+        compact().await;
+    }
+    let report = infra::ledger::verify_projections(&app.db.app_settings()).await.unwrap();
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+
     // The ledger's overdue filter agrees, and a handler sees only their unit.
     let overdue = all_pages(&app, &clerk, "overdue=true").await;
     assert_eq!(overdue.len(), 3);
