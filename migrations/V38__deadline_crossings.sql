@@ -20,25 +20,31 @@
 -- most an hour and the time since the last compaction of crossings. The hour lets the service's
 -- clock (which asks "how many at this moment") run up to an hour behind the database's.
 --
--- The instants are computed exactly as V28's counting statement computes them (it still serves
--- a handler's scope, which depends on the co-units). The projection check compares the two.
+-- A handler sees the cases their unit leads or co-handles, unless the case accuses it (the
+-- ledger's scope). So each crossing is logged once for the unscoped view (`seen_by` NULL) and
+-- once for each unit whose handlers see the case, and a handler's counts read that unit's rows.
+--
+-- The instants are computed as V28's counting statement computed them (started + (due -
+-- started) x share). The projection check compares the log and totals with the ledger.
 
 CREATE TABLE deadline_crossings (
     at      timestamptz NOT NULL,
+    seen_by uuid,
     unit_id uuid,
     stage   text        NOT NULL,
     share   smallint    NOT NULL CHECK (share IN (60, 80, 100)),
     n       integer     NOT NULL
 );
 -- The counts read the passed crossings (`at <= now`) index-only; the compaction takes the oldest.
-CREATE INDEX deadline_crossings_at_idx ON deadline_crossings (at) INCLUDE (unit_id, stage, share, n);
+CREATE INDEX deadline_crossings_at_idx ON deadline_crossings (at) INCLUDE (seen_by, unit_id, stage, share, n);
 
 CREATE TABLE deadline_crossed (
+    seen_by uuid,
     unit_id uuid,
     stage   text     NOT NULL,
     share   smallint NOT NULL CHECK (share IN (60, 80, 100)),
     n       bigint   NOT NULL,
-    CONSTRAINT deadline_crossed_key UNIQUE NULLS NOT DISTINCT (unit_id, stage, share)
+    CONSTRAINT deadline_crossed_key UNIQUE NULLS NOT DISTINCT (seen_by, unit_id, stage, share)
 );
 
 REVOKE ALL ON deadline_crossings, deadline_crossed FROM PUBLIC;
@@ -46,18 +52,26 @@ GRANT SELECT ON deadline_crossings, deadline_crossed TO huiyin_app;
 
 -- The crossings of one ledger row's running clocks: the stage clock (unless paused; its stage is
 -- `deadline_stage`, '' when none), the acknowledgement's from receipt and the overall clock from
--- acceptance, each at 60 % and 80 % of its time and at its due instant.
-CREATE FUNCTION deadline_crossings_of(p_deadline_stage text, p_started_at timestamptz, p_due_at timestamptz,
+-- acceptance, each at 60 % and 80 % of its time and at its due instant; each once for the
+-- unscoped view (`seen_by` NULL) and once for each unit whose handlers see the case (the lead and
+-- the co-units, but never the accused unit: the ledger's scope).
+CREATE FUNCTION deadline_crossings_of(p_unit_id uuid, p_co_unit_ids uuid[], p_accused_unit_id uuid,
+                                      p_deadline_stage text, p_started_at timestamptz, p_due_at timestamptz,
                                       p_paused boolean, p_received_at timestamptz, p_ack_due_at timestamptz,
                                       p_accepted_at timestamptz, p_overall_due_at timestamptz)
-RETURNS TABLE (at timestamptz, stage text, share smallint)
+RETURNS TABLE (at timestamptz, seen_by uuid, unit_id uuid, stage text, share smallint)
 LANGUAGE sql STABLE
 AS $$
-    SELECT CASE s.share WHEN 100 THEN c.due ELSE c.started + (c.due - c.started) * s.f END, c.stage, s.share
+    SELECT CASE s.share WHEN 100 THEN c.due ELSE c.started + (c.due - c.started) * s.f END, v.seen_by, p_unit_id,
+           c.stage, s.share
       FROM (VALUES (coalesce(p_deadline_stage, ''), p_started_at, CASE WHEN p_paused THEN NULL ELSE p_due_at END),
                    ('acknowledgement', p_received_at, p_ack_due_at),
                    ('overall', p_accepted_at, p_overall_due_at)) AS c(stage, started, due),
-           (VALUES (60::smallint, 0.6), (80::smallint, 0.8), (100::smallint, 1.0)) AS s(share, f)
+           (VALUES (60::smallint, 0.6), (80::smallint, 0.8), (100::smallint, 1.0)) AS s(share, f),
+           (SELECT NULL::uuid
+             UNION
+            SELECT u FROM unnest(p_unit_id || coalesce(p_co_unit_ids, '{}')) AS u
+             WHERE u IS NOT NULL AND u IS DISTINCT FROM p_accused_unit_id) AS v(seen_by)
      WHERE c.started IS NOT NULL AND c.due IS NOT NULL
 $$;
 
@@ -71,25 +85,26 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO deadline_crossings (at, unit_id, stage, share, n)
-        SELECT c.at, NEW.unit_id, c.stage, c.share, 1
-          FROM deadline_crossings_of(NEW.deadline_stage, NEW.started_at, NEW.due_at, NEW.paused, NEW.received_at,
-                                     NEW.ack_due_at, NEW.accepted_at, NEW.overall_due_at) AS c;
+        INSERT INTO deadline_crossings (at, seen_by, unit_id, stage, share, n)
+        SELECT c.*, 1
+          FROM deadline_crossings_of(NEW.unit_id, NEW.co_unit_ids, NEW.accused_unit_id, NEW.deadline_stage, NEW.started_at,
+                                     NEW.due_at, NEW.paused, NEW.received_at, NEW.ack_due_at, NEW.accepted_at,
+                                     NEW.overall_due_at) AS c;
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO deadline_crossings (at, unit_id, stage, share, n)
-        SELECT c.at, OLD.unit_id, c.stage, c.share, -1
-          FROM deadline_crossings_of(OLD.deadline_stage, OLD.started_at, OLD.due_at, OLD.paused, OLD.received_at,
-                                     OLD.ack_due_at, OLD.accepted_at, OLD.overall_due_at) AS c;
+        INSERT INTO deadline_crossings (at, seen_by, unit_id, stage, share, n)
+        SELECT c.*, -1
+          FROM deadline_crossings_of(OLD.unit_id, OLD.co_unit_ids, OLD.accused_unit_id, OLD.deadline_stage, OLD.started_at,
+                                     OLD.due_at, OLD.paused, OLD.received_at, OLD.ack_due_at, OLD.accepted_at,
+                                     OLD.overall_due_at) AS c;
     ELSE
-        WITH was AS (
-            SELECT c.at, OLD.unit_id AS unit_id, c.stage, c.share
-              FROM deadline_crossings_of(OLD.deadline_stage, OLD.started_at, OLD.due_at, OLD.paused,
-                                         OLD.received_at, OLD.ack_due_at, OLD.accepted_at, OLD.overall_due_at) AS c),
-             now_is AS (
-            SELECT c.at, NEW.unit_id AS unit_id, c.stage, c.share
-              FROM deadline_crossings_of(NEW.deadline_stage, NEW.started_at, NEW.due_at, NEW.paused,
-                                         NEW.received_at, NEW.ack_due_at, NEW.accepted_at, NEW.overall_due_at) AS c)
-        INSERT INTO deadline_crossings (at, unit_id, stage, share, n)
+        -- A crossing the update leaves as it was is not logged.
+        WITH was AS (SELECT * FROM deadline_crossings_of(OLD.unit_id, OLD.co_unit_ids, OLD.accused_unit_id, OLD.deadline_stage, OLD.started_at,
+                                     OLD.due_at, OLD.paused, OLD.received_at, OLD.ack_due_at, OLD.accepted_at,
+                                     OLD.overall_due_at)),
+             now_is AS (SELECT * FROM deadline_crossings_of(NEW.unit_id, NEW.co_unit_ids, NEW.accused_unit_id, NEW.deadline_stage, NEW.started_at,
+                                     NEW.due_at, NEW.paused, NEW.received_at, NEW.ack_due_at, NEW.accepted_at,
+                                     NEW.overall_due_at))
+        INSERT INTO deadline_crossings (at, seen_by, unit_id, stage, share, n)
         SELECT g.*, -1 FROM (SELECT * FROM was EXCEPT ALL SELECT * FROM now_is) AS g
         UNION ALL
         SELECT a.*, 1 FROM (SELECT * FROM now_is EXCEPT ALL SELECT * FROM was) AS a;
@@ -105,18 +120,20 @@ LANGUAGE plpgsql
 AS $fn$
 BEGIN
     EXECUTE format(
-        $q$INSERT INTO %s (unit_id, stage, share, n)
-           SELECT l.unit_id, c.stage, c.share, count(*)
-             FROM %s l, deadline_crossings_of(l.deadline_stage, l.started_at, l.due_at, l.paused, l.received_at,
-                                              l.ack_due_at, l.accepted_at, l.overall_due_at) AS c
+        $q$INSERT INTO %s (seen_by, unit_id, stage, share, n)
+           SELECT c.seen_by, c.unit_id, c.stage, c.share, count(*)
+             FROM %s l, deadline_crossings_of(l.unit_id, l.co_unit_ids, l.accused_unit_id, l.deadline_stage, l.started_at,
+                                              l.due_at, l.paused, l.received_at, l.ack_due_at, l.accepted_at,
+                                              l.overall_due_at) AS c
             WHERE c.at <= deadline_crossings_horizon()
-            GROUP BY 1, 2, 3$q$,
+            GROUP BY 1, 2, 3, 4$q$,
         p_crossed, p_ledger);
     EXECUTE format(
-        $q$INSERT INTO %s (at, unit_id, stage, share, n)
-           SELECT c.at, l.unit_id, c.stage, c.share, 1
-             FROM %s l, deadline_crossings_of(l.deadline_stage, l.started_at, l.due_at, l.paused, l.received_at,
-                                              l.ack_due_at, l.accepted_at, l.overall_due_at) AS c
+        $q$INSERT INTO %s (at, seen_by, unit_id, stage, share, n)
+           SELECT c.*, 1
+             FROM %s l, deadline_crossings_of(l.unit_id, l.co_unit_ids, l.accused_unit_id, l.deadline_stage, l.started_at,
+                                              l.due_at, l.paused, l.received_at, l.ack_due_at, l.accepted_at,
+                                              l.overall_due_at) AS c
             WHERE c.at > deadline_crossings_horizon()
             ORDER BY 1$q$,
         p_crossings, p_ledger);
@@ -141,8 +158,8 @@ BEGIN
                                   WHERE at <= deadline_crossings_horizon() ORDER BY at LIMIT p_limit))
         RETURNING *),
          moved AS (
-        INSERT INTO deadline_crossed AS d (unit_id, stage, share, n)
-        SELECT unit_id, stage, share, sum(n) FROM taken GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        INSERT INTO deadline_crossed AS d (seen_by, unit_id, stage, share, n)
+        SELECT seen_by, unit_id, stage, share, sum(n) FROM taken GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         ON CONFLICT ON CONSTRAINT deadline_crossed_key DO UPDATE SET n = d.n + excluded.n
         RETURNING 1)
     SELECT count(*) INTO k FROM taken;
@@ -188,6 +205,8 @@ BEGIN
         FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
     CREATE TRIGGER ledger_deadline_crossings_updated AFTER UPDATE ON ledger
         FOR EACH ROW WHEN (OLD.unit_id IS DISTINCT FROM NEW.unit_id
+                           OR OLD.co_unit_ids IS DISTINCT FROM NEW.co_unit_ids
+                           OR OLD.accused_unit_id IS DISTINCT FROM NEW.accused_unit_id
                            OR OLD.deadline_stage IS DISTINCT FROM NEW.deadline_stage
                            OR OLD.started_at IS DISTINCT FROM NEW.started_at
                            OR OLD.due_at IS DISTINCT FROM NEW.due_at
@@ -211,6 +230,8 @@ CREATE TRIGGER ledger_deadline_crossings_inserted AFTER INSERT ON ledger
     FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
 CREATE TRIGGER ledger_deadline_crossings_updated AFTER UPDATE ON ledger
     FOR EACH ROW WHEN (OLD.unit_id IS DISTINCT FROM NEW.unit_id
+                       OR OLD.co_unit_ids IS DISTINCT FROM NEW.co_unit_ids
+                       OR OLD.accused_unit_id IS DISTINCT FROM NEW.accused_unit_id
                        OR OLD.deadline_stage IS DISTINCT FROM NEW.deadline_stage
                        OR OLD.started_at IS DISTINCT FROM NEW.started_at
                        OR OLD.due_at IS DISTINCT FROM NEW.due_at

@@ -666,10 +666,9 @@ impl Ledger {
     /// optionally of one unit; and the counts per unit and stage of every running clock (a
     /// stage's, the acknowledgement's, the overall one): overdue, 80 % and 60 % of its time used.
     ///
-    /// Unscoped, the counts come from V38's deadline crossings, so they cost what the units and
-    /// stages cost, not the open cases; `now` must then be no more than an hour behind the
-    /// database's clock (crossings an hour old are compacted into totals). A handler's scope
-    /// counts from the ledger.
+    /// The counts come from V38's deadline crossings, so they cost what the units and stages
+    /// cost, not the open cases; `now` must be no more than an hour behind the database's clock
+    /// (crossings an hour old are compacted into totals).
     pub async fn watch(
         &self,
         scope_unit: Option<Uuid>,
@@ -689,67 +688,31 @@ impl Ledger {
         let (k, id) = after.map_or((DateTime::<Utc>::UNIX_EPOCH, Uuid::nil()), |c| (c.key, c.id));
         let rows = client.query(&stmt, &[&now, &scope_unit, &k, &id, &limit]).await?;
         // Every running clock counts, not only the one that falls due first: the stage's (unless
-        // paused), the acknowledgement's and the overall clock. Each is counted under the case's
-        // unit and its stage; the API books intake stages to the intake.
-        let mut merged: std::collections::BTreeMap<(Option<Uuid>, String), [i64; 3]> = Default::default();
-        if scope_unit.is_none() {
-            // Unscoped: V38's crossings, compacted and not yet, that have passed by `now`. A row
-            // per unit, stage and share; the three shares' counts become the view's by difference.
-            let stmt = client
-                .prepare_cached(
-                    "SELECT unit_id, stage, share, sum(n)::bigint FROM (                        SELECT unit_id, stage, share, n FROM deadline_crossed                        UNION ALL                        SELECT unit_id, stage, share, n FROM deadline_crossings                         WHERE at <= $1 AND (share < 100 OR at < $1)) AS c                      GROUP BY 1, 2, 3",
-                )
-                .await?;
-            let mut crossed: std::collections::BTreeMap<(Option<Uuid>, String), [i64; 3]> = Default::default();
-            for r in client.query(&stmt, &[&now]).await? {
-                let i = match r.get::<_, i16>(2) {
-                    60 => 0,
-                    80 => 1,
-                    _ => 2,
-                };
-                crossed.entry((r.get(0), r.get(1))).or_default()[i] += r.get::<_, i64>(3);
-            }
-            for (key, [c60, c80, c100]) in crossed {
-                merged.insert(key, [c100, c80 - c100, c60 - c80]);
-            }
-        } else {
-            // A handler's scope (co-units, the accused unit) is the ledger's to decide: one pass
-            // over the next-due index (V28 makes it index-only), a row per unit and stage with
-            // the three clocks' counts side by side; a clock counts once 60 % of its time is
-            // used. The instants are computed as V38's `deadline_crossings_of()` computes them.
-            let clock = |started: &str, due: &str| {
-                let at = |share: &str| format!("{started} + ({due} - {started}) * {share}");
-                format!(
-                    "count(*) FILTER (WHERE {due} < $1 AND {t60} <= $1), \
-                     count(*) FILTER (WHERE {due} >= $1 AND {t80} <= $1), \
-                     count(*) FILTER (WHERE {due} >= $1 AND {t80} > $1 AND {t60} <= $1)",
-                    t60 = at("0.6"),
-                    t80 = at("0.8"),
-                )
+        // paused), the acknowledgement's and the overall clock, each under the case's unit and
+        // its stage (the API books intake stages to the intake). V38's crossings, compacted and
+        // not yet, that have passed by `now`, as everyone sees them or as the unit's handlers
+        // do: a row per unit, stage and share, whose three counts become the view's by difference.
+        let stmt = client
+            .prepare_cached(
+                "SELECT unit_id, stage, share, sum(n)::bigint FROM ( \
+                   SELECT unit_id, stage, share, n FROM deadline_crossed WHERE seen_by IS NOT DISTINCT FROM $2 \
+                   UNION ALL \
+                   SELECT unit_id, stage, share, n FROM deadline_crossings \
+                    WHERE at <= $1 AND (share < 100 OR at < $1) AND seen_by IS NOT DISTINCT FROM $2) AS c \
+                 GROUP BY 1, 2, 3",
+            )
+            .await?;
+        let mut crossed: std::collections::BTreeMap<(Option<Uuid>, String), [i64; 3]> = Default::default();
+        for r in client.query(&stmt, &[&now, &scope_unit]).await? {
+            let i = match r.get::<_, i16>(2) {
+                60 => 0,
+                80 => 1,
+                _ => 2,
             };
-            let counts_sql = format!(
-                "SELECT l.unit_id, l.deadline_stage, {}, {}, {} \
-                 FROM ledger l WHERE l.next_due_at IS NOT NULL AND l.next_due_soon_at <= $1{scope} \
-                 GROUP BY 1, 2",
-                clock("l.started_at", "(CASE WHEN l.paused THEN NULL ELSE l.due_at END)"),
-                clock("l.received_at", "l.ack_due_at"),
-                clock("l.accepted_at", "l.overall_due_at"),
-            );
-            let stmt = client.prepare_cached(&counts_sql).await?;
-            for r in client.query(&stmt, &[&now, &scope_unit]).await? {
-                let unit: Option<Uuid> = r.get(0);
-                let stage = r.get::<_, Option<String>>(1).unwrap_or_default();
-                for (k, stage) in [(2, stage), (5, "acknowledgement".to_owned()), (8, "overall".to_owned())] {
-                    let n: [i64; 3] = [r.get(k), r.get(k + 1), r.get(k + 2)];
-                    let sum = merged.entry((unit, stage)).or_default();
-                    for (s, x) in sum.iter_mut().zip(n) {
-                        *s += x;
-                    }
-                }
-            }
+            crossed.entry((r.get(0), r.get(1))).or_default()[i] += r.get::<_, i64>(3);
         }
+        let merged = crossed.into_iter().map(|(key, [c60, c80, c100])| (key, [c100, c80 - c100, c60 - c80]));
         let mut counts: Vec<WatchCount> = merged
-            .into_iter()
             .filter(|(_, n)| n.iter().any(|x| *x > 0))
             .map(|((unit_id, stage), [overdue, due_soon_80, due_soon_60])| WatchCount {
                 unit_id,
@@ -1147,6 +1110,11 @@ impl TableIndexes {
     }
 }
 
+/// V38's `deadline_crossings_of()` called on the ledger row `l`: the crossings of its running
+/// clocks, as everyone and as each unit that sees it does.
+const CROSSINGS_OF_L: &str = "deadline_crossings_of(l.unit_id, l.co_unit_ids, l.accused_unit_id, l.deadline_stage, \
+     l.started_at, l.due_at, l.paused, l.received_at, l.ack_due_at, l.accepted_at, l.overall_due_at)";
+
 /// Rebuilds the ledger when a migration marked it due (`projection_rebuilds_due`: a migration
 /// that adds a column computed from the events, such as V21's KPI facts, cannot compute it in
 /// SQL), then clears the mark. One instance does it (a session advisory lock); the others, and a
@@ -1338,12 +1306,8 @@ pub async fn rebuild(owner: &DbSettings) -> Result<RebuildReport, StoreError> {
             // And what the deadline crossings counted of them (V38).
             let crossing = |sign: i32| {
                 format!(
-                    "INSERT INTO deadline_crossings_rebuild (at, unit_id, stage, share, n) \
-                     SELECT c.at, l.unit_id, c.stage, c.share, {sign} \
-                       FROM ledger_rebuild l, \
-                            deadline_crossings_of(l.deadline_stage, l.started_at, l.due_at, l.paused, l.received_at, \
-                                                  l.ack_due_at, l.accepted_at, l.overall_due_at) AS c \
-                      WHERE l.case_id = ANY($1)"
+                    "INSERT INTO deadline_crossings_rebuild (at, seen_by, unit_id, stage, share, n) \
+                     SELECT c.*, {sign} FROM ledger_rebuild l, {CROSSINGS_OF_L} AS c WHERE l.case_id = ANY($1)"
                 )
             };
             writer.execute(&counted(-1), &[&chunk]).await?;
@@ -1543,23 +1507,26 @@ pub async fn verify_projections(settings: &DbSettings) -> Result<ProjectionRepor
     );
     // The deadline crossings (V38) against the ledger's running clocks: per unit, stage and
     // share, the crossings passed by now (compacted or not) and each one still to come.
-    let crossing_want = "SELECT CASE WHEN c.at <= now() THEN NULL ELSE c.at END AS day, l.unit_id, c.stage, c.share, \
-                         count(*) AS n \
-                    FROM ledger l, deadline_crossings_of(l.deadline_stage, l.started_at, l.due_at, l.paused, \
-                         l.received_at, l.ack_due_at, l.accepted_at, l.overall_due_at) AS c GROUP BY 1, 2, 3, 4";
-    let crossing_have = "SELECT r.day, r.unit_id, r.stage, r.share, sum(r.n)::bigint FROM ( \
-                           SELECT NULL::timestamptz AS day, unit_id, stage, share, n FROM deadline_crossed \
-                           UNION ALL SELECT CASE WHEN at <= now() THEN NULL ELSE at END, unit_id, stage, share, n \
+    let crossing_want = format!(
+        "SELECT CASE WHEN c.at <= now() THEN NULL ELSE c.at END AS day, c.seen_by, c.unit_id, c.stage, c.share, \
+                count(*) AS n \
+           FROM ledger l, {CROSSINGS_OF_L} AS c GROUP BY 1, 2, 3, 4, 5"
+    );
+    let crossing_have = "SELECT r.day, r.seen_by, r.unit_id, r.stage, r.share, sum(r.n)::bigint FROM ( \
+                           SELECT NULL::timestamptz AS day, seen_by, unit_id, stage, share, n FROM deadline_crossed \
+                           UNION ALL SELECT CASE WHEN at <= now() THEN NULL ELSE at END, seen_by, unit_id, stage, \
+                                            share, n \
                                        FROM deadline_crossings) AS r \
-                         GROUP BY 1, 2, 3, 4 HAVING sum(r.n) <> 0";
+                         GROUP BY 1, 2, 3, 4, 5 HAVING sum(r.n) <> 0";
     for (name, want, have, what) in [
         ("KPI", kpi_want.to_string(), kpi_have, "concat_ws(' ', d.dim, d.key, d.key2, d.kind)"),
         ("trend", case_want.to_string(), case_have, "d.kind || ' ' || coalesce(d.term, coalesce(d.a::text, '-'))"),
         (
             "deadline crossing",
-            crossing_want.to_string(),
+            crossing_want,
             crossing_have.to_string(),
-            "concat_ws(' ', coalesce(d.unit_id::text, 'no unit'), d.stage, d.share::text || ' %')",
+            "concat_ws(' ', 'seen by', coalesce(d.seen_by::text, 'all'), 'unit', coalesce(d.unit_id::text, 'none'), \
+                       d.stage, d.share::text || ' %')",
         ),
     ] {
         let odd = tx

@@ -422,6 +422,16 @@ async fn the_overdue_view_is_computed_now_by_stage_with_counts_per_unit() {
         assert_eq!(counted(&now, Some(app.dept_a), "handling"), Some((1, 0, 0)), "{round}: {now:?}");
         assert_eq!(counted(&now, Some(app.dept_b), "handling"), Some((1, 0, 0)), "{round}: {now:?}");
         assert_eq!(now.len(), 4, "{round}: {now:?}");
+        // A handler counts the clocks of the cases their unit sees: dept_a leads `ack_late` and
+        // now `old`, both late on the acknowledgement (booked to the intake), and is late on
+        // `ack_late`'s handling; dept_b leads `handled_late` alone.
+        let a = view(&app.get("/api/v1/overdue", &app.token("handler", Some(app.dept_a))).await);
+        assert_eq!(counted(&a, None, "acknowledgement"), Some((2, 0, 0)), "{round}: {a:?}");
+        assert_eq!(counted(&a, Some(app.dept_a), "handling"), Some((1, 0, 0)), "{round}: {a:?}");
+        assert_eq!(a.len(), 2, "{round}: {a:?}");
+        let b = view(&app.get("/api/v1/overdue", &app.token("handler", Some(app.dept_b))).await);
+        assert_eq!(counted(&b, Some(app.dept_b), "handling"), Some((1, 0, 0)), "{round}: {b:?}");
+        assert_eq!(b.len(), 1, "{round}: {b:?}");
         compact().await;
     }
     let report = infra::ledger::verify_projections(&app.db.app_settings()).await.unwrap();
@@ -434,6 +444,50 @@ async fn the_overdue_view_is_computed_now_by_stage_with_counts_per_unit() {
     let mine = app.get("/api/v1/overdue", &handler).await;
     assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
     app.get(&format!("/api/v1/overdue?unit_id={}", app.dept_a), &handler).await.assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn a_co_unit_counts_the_clocks_of_the_cases_it_sees_and_the_accused_unit_never_does() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    // Two cases received 40 days ago and never acknowledged, both led by dept_a: `joint` with
+    // dept_b as a co-unit, `accusing` accusing dept_b. Both acknowledgement clocks ran out: 15
+    // calendar days for a complaint, 15 working days for an accusation (40 calendar days hold
+    // at least 23 working days, whatever the holidays).
+    let late = || {
+        let mut body = app.case_body();
+        body["received_at"] = json!((chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339());
+        body
+    };
+    let joint = app.register(late()).await;
+    let r = app
+        .post(
+            &format!("/api/v1/cases/{joint}/assign"),
+            &sup,
+            json!({"unit_id": app.dept_a, "co_unit_ids": [app.dept_b]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let mut body = late();
+    body["accused_unit_id"] = json!(app.dept_b);
+    let accusing = app.register(body).await;
+    let r = app.post(&format!("/api/v1/cases/{accusing}/assign"), &sup, json!({"unit_id": app.dept_a})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let ack = async |token: String| {
+        let r = app.get("/api/v1/overdue", &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let counts = r.body["by_unit"].as_array().unwrap().clone();
+        counts.iter().map(|c| (c["stage"].clone(), c["overdue"].as_i64().unwrap())).collect::<Vec<_>>()
+    };
+    // By hand: everyone sees two late acknowledgements; dept_a leads both; dept_b co-handles
+    // `joint` and is accused by the other; the village sees neither.
+    let two = vec![(json!("acknowledgement"), 2)];
+    assert_eq!(ack(app.token("clerk", None)).await, two);
+    assert_eq!(ack(app.token("handler", Some(app.dept_a))).await, two);
+    assert_eq!(ack(app.token("handler", Some(app.dept_b))).await, vec![(json!("acknowledgement"), 1)]);
+    assert_eq!(ack(app.token("handler", Some(app.village))).await, vec![]);
+    let report = infra::ledger::verify_projections(&app.db.app_settings()).await.unwrap();
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
 }
 
 #[tokio::test]
