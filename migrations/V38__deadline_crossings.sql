@@ -170,7 +170,34 @@ $$;
 REVOKE ALL ON FUNCTION deadline_crossings_compact(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION deadline_crossings_compact(integer) TO huiyin_app;
 
--- V31's triggers, and the crossings' (a rebuild attaches them to the new ledger).
+-- The crossings' triggers on the ledger (the live one below, a rebuilt one through
+-- `ledger_triggers_attach()`).
+CREATE FUNCTION ledger_deadline_crossings_attach() RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    CREATE TRIGGER ledger_deadline_crossings_inserted AFTER INSERT ON ledger
+        FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
+    CREATE TRIGGER ledger_deadline_crossings_updated AFTER UPDATE ON ledger
+        FOR EACH ROW WHEN (OLD.unit_id IS DISTINCT FROM NEW.unit_id
+                           OR OLD.co_unit_ids IS DISTINCT FROM NEW.co_unit_ids
+                           OR OLD.accused_unit_id IS DISTINCT FROM NEW.accused_unit_id
+                           OR OLD.deadline_stage IS DISTINCT FROM NEW.deadline_stage
+                           OR OLD.started_at IS DISTINCT FROM NEW.started_at
+                           OR OLD.due_at IS DISTINCT FROM NEW.due_at
+                           OR OLD.paused IS DISTINCT FROM NEW.paused
+                           OR OLD.received_at IS DISTINCT FROM NEW.received_at
+                           OR OLD.ack_due_at IS DISTINCT FROM NEW.ack_due_at
+                           OR OLD.accepted_at IS DISTINCT FROM NEW.accepted_at
+                           OR OLD.overall_due_at IS DISTINCT FROM NEW.overall_due_at)
+        EXECUTE FUNCTION ledger_deadline_crossings();
+    CREATE TRIGGER ledger_deadline_crossings_deleted AFTER DELETE ON ledger
+        FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
+END
+$$;
+REVOKE ALL ON FUNCTION ledger_deadline_crossings_attach() FROM PUBLIC;
+
+-- V31's triggers (its body as it was), and the crossings'.
 CREATE OR REPLACE FUNCTION ledger_triggers_attach() RETURNS void
 LANGUAGE plpgsql
 AS $$
@@ -201,23 +228,7 @@ BEGIN
         EXECUTE FUNCTION ledger_case_changes();
     CREATE TRIGGER ledger_case_changes_deleted AFTER DELETE ON ledger
         FOR EACH ROW EXECUTE FUNCTION ledger_case_changes();
-    CREATE TRIGGER ledger_deadline_crossings_inserted AFTER INSERT ON ledger
-        FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
-    CREATE TRIGGER ledger_deadline_crossings_updated AFTER UPDATE ON ledger
-        FOR EACH ROW WHEN (OLD.unit_id IS DISTINCT FROM NEW.unit_id
-                           OR OLD.co_unit_ids IS DISTINCT FROM NEW.co_unit_ids
-                           OR OLD.accused_unit_id IS DISTINCT FROM NEW.accused_unit_id
-                           OR OLD.deadline_stage IS DISTINCT FROM NEW.deadline_stage
-                           OR OLD.started_at IS DISTINCT FROM NEW.started_at
-                           OR OLD.due_at IS DISTINCT FROM NEW.due_at
-                           OR OLD.paused IS DISTINCT FROM NEW.paused
-                           OR OLD.received_at IS DISTINCT FROM NEW.received_at
-                           OR OLD.ack_due_at IS DISTINCT FROM NEW.ack_due_at
-                           OR OLD.accepted_at IS DISTINCT FROM NEW.accepted_at
-                           OR OLD.overall_due_at IS DISTINCT FROM NEW.overall_due_at)
-        EXECUTE FUNCTION ledger_deadline_crossings();
-    CREATE TRIGGER ledger_deadline_crossings_deleted AFTER DELETE ON ledger
-        FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
+    PERFORM ledger_deadline_crossings_attach();
 END
 $$;
 REVOKE ALL ON FUNCTION ledger_triggers_attach() FROM PUBLIC;
@@ -226,20 +237,4 @@ REVOKE ALL ON FUNCTION ledger_triggers_attach() FROM PUBLIC;
 -- under the lock that keeps appends out, so no change is lost or counted twice).
 LOCK TABLE ledger IN SHARE MODE;
 SELECT deadline_crossings_fill('ledger', 'deadline_crossings', 'deadline_crossed');
-CREATE TRIGGER ledger_deadline_crossings_inserted AFTER INSERT ON ledger
-    FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
-CREATE TRIGGER ledger_deadline_crossings_updated AFTER UPDATE ON ledger
-    FOR EACH ROW WHEN (OLD.unit_id IS DISTINCT FROM NEW.unit_id
-                       OR OLD.co_unit_ids IS DISTINCT FROM NEW.co_unit_ids
-                       OR OLD.accused_unit_id IS DISTINCT FROM NEW.accused_unit_id
-                       OR OLD.deadline_stage IS DISTINCT FROM NEW.deadline_stage
-                       OR OLD.started_at IS DISTINCT FROM NEW.started_at
-                       OR OLD.due_at IS DISTINCT FROM NEW.due_at
-                       OR OLD.paused IS DISTINCT FROM NEW.paused
-                       OR OLD.received_at IS DISTINCT FROM NEW.received_at
-                       OR OLD.ack_due_at IS DISTINCT FROM NEW.ack_due_at
-                       OR OLD.accepted_at IS DISTINCT FROM NEW.accepted_at
-                       OR OLD.overall_due_at IS DISTINCT FROM NEW.overall_due_at)
-    EXECUTE FUNCTION ledger_deadline_crossings();
-CREATE TRIGGER ledger_deadline_crossings_deleted AFTER DELETE ON ledger
-    FOR EACH ROW EXECUTE FUNCTION ledger_deadline_crossings();
+SELECT ledger_deadline_crossings_attach();

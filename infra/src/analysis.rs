@@ -721,16 +721,7 @@ impl Analysis {
     /// # Errors
     /// [`StoreError`] when the database fails.
     pub async fn compact_rollups(&self) -> Result<u64, StoreError> {
-        const BATCH: i32 = 50_000;
-        let client = self.pool.get().await?;
-        let mut moved = 0u64;
-        loop {
-            let n: i64 = client.query_one("SELECT rollups_compact($1)", &[&BATCH]).await?.get(0);
-            moved += u64::try_from(n).unwrap_or(0);
-            if n < i64::from(BATCH) {
-                return Ok(moved);
-            }
-        }
+        crate::db::compact_until_done(&self.pool, "SELECT rollups_compact($1)").await
     }
 
     /// Every questionnaire's folded state (for the survey trends), oldest first by the day it was

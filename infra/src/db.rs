@@ -100,3 +100,19 @@ pub async fn ping(pool: &Pool, limit: Duration) -> bool {
 pub(crate) fn import_snapshot_sql(snapshot: &str) -> String {
     format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', ""))
 }
+
+/// Runs a compaction function (`SELECT f($1)`, which moves up to `$1` logged changes into its
+/// totals and returns how many it moved) batch after batch until a batch comes back short;
+/// returns how many moved in all.
+pub(crate) async fn compact_until_done(pool: &Pool, call: &str) -> Result<u64, StoreError> {
+    const BATCH: i32 = 50_000;
+    let client = pool.get().await?;
+    let mut moved = 0u64;
+    loop {
+        let n: i64 = client.query_one(call, &[&BATCH]).await?.get(0);
+        moved += u64::try_from(n).unwrap_or(0);
+        if n < i64::from(BATCH) {
+            return Ok(moved);
+        }
+    }
+}
