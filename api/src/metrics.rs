@@ -291,6 +291,7 @@ pub fn server(listener: TcpListener, main: Pool, read: Pool) -> std::io::Result<
     Ok(HttpServer::new(move || App::new().app_data(sources.clone()).route("/metrics", web::get().to(scrape)))
         .workers(1)
         .disable_signals()
+        .tcp_nodelay(true)
         .listen(listener)?
         .run())
 }

@@ -111,7 +111,12 @@ pub async fn start_huiyin_with(app_url: &str, owner_url: Option<&str>, settings:
     for (k, v) in settings {
         cmd.env(k, v);
     }
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // `HUIYIN_BENCH_SERVER_LOG`: the servers' logs are appended to this file (else dropped).
+    let log = || match std::env::var_os("HUIYIN_BENCH_SERVER_LOG") {
+        Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap()),
+        None => Stdio::null(),
+    };
+    let child = cmd.stdout(log()).stderr(log()).spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     Server { child, base }
@@ -205,6 +210,8 @@ pub async fn raw_server(port: u16, url: &str) {
             .route("/raw", web::post().to(insert))
             .route("/raw-checked", web::post().to(checked))
     })
+    // As Huiyin's server (`api::startup`): the same socket options on both sides.
+    .tcp_nodelay(true)
     .bind(("127.0.0.1", port))
     .unwrap()
     .run()

@@ -76,7 +76,39 @@ pub async fn serve_url(url: &str) -> Server {
     .await;
     let auth = api::auth::Authenticator::from_settings(&crate::http::auth_args(crate::http::SECRET)).unwrap();
     let token = auth.sign("bench-supervisor", domain::Role::Supervisor, None, chrono::Duration::hours(4)).unwrap();
-    Server { process, client: reqwest::Client::builder().no_proxy().build().unwrap(), token }
+    let server = Server { process, client: reqwest::Client::builder().no_proxy().build().unwrap(), token };
+    await_watch(&server).await;
+    server
+}
+
+/// Waits until the server's integrity watch has reached the feed's head. A server starts it
+/// from the latest signed checkpoint, or from the log's start when there is none (as in the
+/// benchmark's databases): until then it verifies the whole log at full speed, on the same two
+/// cores as the queries (about 2 s at 10 k cases, minutes at 1 M), which is a start-up cost and
+/// not the queries' latency.
+async fn await_watch(server: &Server) {
+    let t = Instant::now();
+    loop {
+        let status: serde_json::Value = server
+            .client
+            .get(format!("{}/api/v1/integrity/watch", server.base()))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !status["caught_up_at"].is_null() {
+            eprintln!(
+                "bench: the integrity watch caught up in {:.1} s ({} events checked)",
+                t.elapsed().as_secs_f64(),
+                status["events_checked"]
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The request of one kind (its path and `Accept`), drawn at random from realistic variations.
@@ -180,6 +212,13 @@ fn variant(path: &str) -> String {
     format!("{}?{}", base.join("/"), query.join("&"))
 }
 
+/// `HUIYIN_BENCH_TRACE_SLOW_MS`: requests at least this slow are printed with their time and
+/// request id (the server's log, `HUIYIN_BENCH_SERVER_LOG`, has the same id and its own latency).
+fn trace_slow_ms() -> Option<f64> {
+    static MS: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *MS.get_or_init(|| std::env::var("HUIYIN_BENCH_TRACE_SLOW_MS").ok().and_then(|v| v.parse().ok()))
+}
+
 /// Whether a query value is a date or a time (`2026-12-02…`), which a variant hides.
 fn is_date(v: &str) -> bool {
     let b = v.as_bytes();
@@ -200,11 +239,13 @@ struct Answer {
 /// the run.
 async fn get(server: &Server, path: &str, accept: &str) -> Answer {
     let t = Instant::now();
+    let id = uuid::Uuid::new_v4();
     let r = server
         .client
         .get(format!("{}{path}", server.base()))
         .bearer_auth(&server.token)
         .header("Accept", accept)
+        .header("x-request-id", id.to_string())
         .send()
         .await;
     let (ok, why, body) = match r {
@@ -222,6 +263,13 @@ async fn get(server: &Server, path: &str, accept: &str) -> Answer {
         Err(e) => (false, e.to_string(), Default::default()),
     };
     let took = t.elapsed();
+    if trace_slow_ms().is_some_and(|ms| took.as_secs_f64() * 1e3 >= ms) {
+        eprintln!(
+            "bench: slow {:.1} ms at {}: {path} ({id})",
+            took.as_secs_f64() * 1e3,
+            chrono::Utc::now().format("%H:%M:%S%.3f")
+        );
+    }
     if !ok {
         eprintln!("bench: {path} failed after {:.1} s: {why}", took.as_secs_f64());
     }

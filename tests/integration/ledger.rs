@@ -755,3 +755,43 @@ async fn compressed_search_terms_are_counted_at_their_own_size() {
     let words: Vec<String> = (1..=4).map(compressible_word).collect();
     notes_join_under_the_limit(&words, [true, true, true, false]).await;
 }
+
+/// The overdue view's page builds the JSON of the rows it answers, not of every row with a
+/// running clock. Forced into the plan a pooled connection's first executions picked at 10 k
+/// cases (a sort, not a walk of the `next_due_at` index: `enable_indexscan` off, a custom plan
+/// for the bound values), no node below the page's `Limit` may compute `to_jsonb`: before the
+/// fix the sort's input carried it, 820 rows' JSON built for a 50-row page (BENCHMARKS.md,
+/// 2026-12-03).
+#[tokio::test]
+async fn the_overdue_page_turns_only_its_own_rows_into_json() {
+    let db = tests::TestDb::new().await;
+    let client = db.app_client().await;
+    client.batch_execute("SET enable_indexscan = off; SET plan_cache_mode = force_custom_plan").await.unwrap();
+    for scoped in [false, true] {
+        let sql = format!("EXPLAIN (VERBOSE, FORMAT JSON) {}", infra::ledger::watch_page_sql(scoped));
+        let unit = scoped.then(Uuid::new_v4);
+        let now = chrono::Utc::now();
+        let row = client
+            .query_one(&sql, &[&now, &unit, &chrono::DateTime::<chrono::Utc>::UNIX_EPOCH, &Uuid::nil(), &50i64])
+            .await
+            .unwrap();
+        let plan: Value = row.get(0);
+        // Every node's outputs below the first Limit (the page), depth first.
+        fn below_limit(node: &Value, under: bool, out: &mut Vec<String>) {
+            let under_here = under || node["Node Type"] == "Limit";
+            for child in node["Plans"].as_array().into_iter().flatten() {
+                if under_here {
+                    for o in child["Output"].as_array().into_iter().flatten() {
+                        out.push(format!("{}: {}", child["Node Type"], o.as_str().unwrap()));
+                    }
+                }
+                below_limit(child, under_here, out);
+            }
+        }
+        let mut outputs = Vec::new();
+        below_limit(&plan[0]["Plan"], false, &mut outputs);
+        assert!(!outputs.is_empty(), "the plan has a Limit with nodes below it: {plan}");
+        let json_below: Vec<_> = outputs.iter().filter(|o| o.contains("to_jsonb")).collect();
+        assert!(json_below.is_empty(), "scoped {scoped}: JSON built below the page's Limit: {json_below:?}\n{plan}");
+    }
+}
