@@ -337,6 +337,11 @@ fn scope_sql(n: usize) -> String {
     scope_sql_placeholders().replace('?', &format!("${n}"))
 }
 
+/// The open cases whose clocks were counted into a year the calendar lacked (what
+/// [`Ledger::cases_for_calendar`] reads with no year), through their partial index.
+pub const FLAGGED_FOR_CALENDAR_SQL: &str =
+    "SELECT case_id FROM ledger WHERE calendar_incomplete AND status <> 'closed' ORDER BY case_id";
+
 /// The overdue view's page: `$1` now, `$2` the handler's unit (NULL unscoped), `$3`/`$4` the
 /// keyset cursor (`next_due_at`, `case_id`; the epoch and the nil id for the first page), `$5`
 /// the page's length. Answers one column, the row as JSON.
@@ -602,8 +607,15 @@ impl Ledger {
     /// The open cases whose working-day clocks a change to the calendar of `years` may move:
     /// those flagged as counted into a missing year, and those with a clock that runs through one
     /// of the years (all flagged ones when `years` is empty).
+    ///
+    /// With no year (what every instance asks at start) only the flagged cases are read, through
+    /// their partial index: the statement for years reads every open case (seconds at 1 M cases).
     pub async fn cases_for_calendar(&self, years: &[i32]) -> Result<Vec<Uuid>, StoreError> {
         let client = self.pool.get().await?;
+        if years.is_empty() {
+            let stmt = client.prepare_cached(FLAGGED_FOR_CALENDAR_SQL).await?;
+            return Ok(client.query(&stmt, &[]).await?.iter().map(|r| r.get(0)).collect());
+        }
         let stmt = client
             .prepare_cached(
                 "SELECT case_id FROM ledger WHERE status <> 'closed' AND (calendar_incomplete OR EXISTS ( \
@@ -635,18 +647,26 @@ impl Ledger {
 
     /// Open cases that a deactivated unit still leads or co-handles (an assignment that raced
     /// the deactivation): `(case, the inactive lead unit if it leads, the inactive co-units)`.
+    ///
+    /// Asked every 15 s by every instance: with no unit deactivated (the usual state) the ledger
+    /// is not read at all; with some, its assigned and handled cases are (about a second at 1 M
+    /// cases).
     pub async fn cases_at_inactive_units(&self) -> Result<Vec<(Uuid, Option<Uuid>, Vec<Uuid>)>, StoreError> {
         let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT coalesce(array_agg(id), '{}') FROM units WHERE NOT active").await?;
+        let gone: Vec<Uuid> = client.query_one(&stmt, &[]).await?.get(0);
+        if gone.is_empty() {
+            return Ok(Vec::new());
+        }
         let stmt = client
             .prepare_cached(
-                "WITH gone AS (SELECT coalesce(array_agg(id), '{}') AS ids FROM units WHERE NOT active) \
-                 SELECT l.case_id, CASE WHEN l.unit_id = ANY(gone.ids) THEN l.unit_id END, \
-                        ARRAY(SELECT u FROM unnest(l.co_unit_ids) AS u WHERE u = ANY(gone.ids)) \
-                 FROM ledger l, gone \
-                 WHERE l.status IN ('assigned', 'handled') AND (l.unit_id = ANY(gone.ids) OR l.co_unit_ids && gone.ids)",
+                "SELECT l.case_id, CASE WHEN l.unit_id = ANY($1) THEN l.unit_id END, \
+                        ARRAY(SELECT u FROM unnest(l.co_unit_ids) AS u WHERE u = ANY($1)) \
+                 FROM ledger l \
+                 WHERE l.status IN ('assigned', 'handled') AND (l.unit_id = ANY($1) OR l.co_unit_ids && $1)",
             )
             .await?;
-        Ok(client.query(&stmt, &[]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(client.query(&stmt, &[&gone]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
     /// Which of `ids` a handler of `unit` may see now (see `scope_sql`).

@@ -795,3 +795,38 @@ async fn the_overdue_page_turns_only_its_own_rows_into_json() {
         assert!(json_below.is_empty(), "scoped {scoped}: JSON built below the page's Limit: {json_below:?}\n{plan}");
     }
 }
+
+/// The background tasks every instance runs do not read the whole ledger in the usual state.
+/// With no unit deactivated, the 15-second look for cases stranded at deactivated units answers
+/// without touching the ledger: it returns while another transaction holds the ledger locked
+/// (before the fix it read every assigned and handled case, about a second at 1 M cases, and
+/// here waited for the lock until its statement timeout).
+#[tokio::test]
+async fn with_no_unit_deactivated_the_stranded_cases_look_reads_no_ledger() {
+    let db = tests::TestDb::new().await;
+    let mut settings = db.app_settings();
+    settings.statement_timeout = std::time::Duration::from_secs(2);
+    let ledger = Ledger::new(settings.pool().unwrap());
+    let mut owner = db.owner_client().await;
+    let tx = owner.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE ledger IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let stranded = ledger.cases_at_inactive_units().await;
+    tx.rollback().await.unwrap();
+    assert!(stranded.expect("answered without the ledger").is_empty());
+}
+
+/// At start every instance asks for the cases flagged as counted into a missing calendar year;
+/// that read goes through the flagged cases' partial index, not through every open case (a
+/// sequential scan of seconds at 1 M cases before the fix). Sequential scans off, the plan
+/// must name the partial index.
+#[tokio::test]
+async fn the_flagged_cases_of_the_calendar_are_read_through_their_partial_index() {
+    let db = tests::TestDb::new().await;
+    let client = db.app_client().await;
+    client.batch_execute("SET enable_seqscan = off").await.unwrap();
+    let sql = format!("EXPLAIN (FORMAT JSON) {}", infra::ledger::FLAGGED_FOR_CALENDAR_SQL);
+    let plan: Value = client.query_one(&sql, &[]).await.unwrap().get(0);
+    let text = plan.to_string();
+    assert!(text.contains("ledger_calendar_incomplete_idx"), "{plan}");
+    assert!(!text.contains("Seq Scan"), "{plan}");
+}
