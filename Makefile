@@ -68,7 +68,7 @@ spec-check: ## lint the served OpenAPI spec and generate a client from it (skipp
 seed-demo: ## load the demo town (units, categories, holidays) into the development database
 	@source scripts/dev-env.sh && $(CARGO) run -q -p api --bin huiyin -- seed-demo
 
-bench: ## everything, side by side with raw PostgreSQL and postgres-es → BENCHMARKS.md (over an hour at 1 M cases: 150 append measurements each in a fresh database, one rebuild, a standby's base backup; a run seeds its databases again when they are over a day old, about half an hour at 1 M cases)
+bench: ## everything, side by side with raw PostgreSQL and postgres-es → BENCHMARKS.md (about 40 minutes at 1 M cases on two cores: 150 append measurements each in a fresh database, one rebuild, a standby's base backup; a run seeds its databases again when they are over a day old, about half an hour at 1 M cases)
 	@source scripts/dev-env.sh test && $(CARGO) build --release -p api --bin huiyin && $(CARGO) run --release -p bench --bin huiyin-bench -- all
 
 bench-queries: ## query latencies at 10 k and 1 M cases, rebuild and verify throughput, the standby → BENCHMARKS.md

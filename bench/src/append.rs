@@ -133,6 +133,12 @@ struct Stream {
     seq: usize,
 }
 
+/// `HUIYIN_BENCH_NOTE_TEXT=fresh`: every note adds words its case has not had (the default is
+/// the same text each time, whose search terms the ledger row already holds after the first).
+fn fresh_note_text() -> bool {
+    std::env::var("HUIYIN_BENCH_NOTE_TEXT").is_ok_and(|v| v == "fresh")
+}
+
 fn note_events(case: &Case, n: usize) -> (Vec<NewEvent>, Case) {
     let actor = domain::Actor { id: domain::ActorId::parse("bench-handler").unwrap(), role: Role::Handler, unit: None };
     let cal = domain::WorkingCalendar::default();
@@ -149,9 +155,20 @@ fn note_events(case: &Case, n: usize) -> (Vec<NewEvent>, Case) {
     let mut state = case.clone();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let cmd = Command::AddNote {
-            text: domain::Text::parse("已电话联系反映人，约定周三上门核实情况。").unwrap()
+        let text = if fresh_note_text() {
+            // Four CJK characters not seen before on this case (the Unified Ideographs block,
+            // stepped by a prime), so the note adds search terms: its ledger update changes the
+            // search column and the search index, as a note with new words does.
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ch = |i: u32| {
+                char::from_u32(0x4E00 + (k.wrapping_mul(4).wrapping_add(i).wrapping_mul(7919)) % 20_000).unwrap()
+            };
+            format!("已电话联系反映人，约定周三上门核实{}{}{}{}。", ch(0), ch(1), ch(2), ch(3))
+        } else {
+            "已电话联系反映人，约定周三上门核实情况。".to_owned()
         };
+        let cmd = Command::AddNote { text: domain::Text::parse(&text).unwrap() };
         for e in domain::decide(Some(&state), &cmd, &ctx).unwrap() {
             state = domain::evolve(Some(state), case.id, &e, now).unwrap();
             out.push(NewEvent {

@@ -165,9 +165,11 @@ fn appends_section(r: &append::Results, conc: &[usize], window: Duration, reps: 
         "\nRun {} on {}; command: `{command}`. Each cell: the median per second of {reps} measurement(s), every value in \
          brackets in the order measured; each measurement is a {:.1} s window after a warm-up of half that, in a fresh \
          database (a copy of a migrated template, then `CHECKPOINT`), and the systems' order rotates by one place per \
-         repetition. Same bytes (a `case.note_added` event with its metadata), every task appending to its own case. \
-         Huiyin's append checks the expected version, chains the hash and writes the ledger row and the analysis facts in \
-         the same transaction. The raw baselines: a minimal table (one index, a constant hash: the machine's limit) and a \
+         repetition. Same bytes (a `case.note_added` event with its metadata), every task appending to its own case; every \
+         note has the same text, so after the first its search terms are already the ledger row's and its update \
+         changes neither the search index nor, as a note never does, the analysis facts or the deadline clocks (the \
+         cheapest write Huiyin makes; `HUIYIN_BENCH_NOTE_TEXT=fresh` makes each note add words). \
+         Huiyin's append checks the expected version, chains the hash and writes the ledger row in the same transaction. The raw baselines: a minimal table (one index, a constant hash: the machine's limit) and a \
          table of the events' shape (unique `(case_id, version)`, the feed index, the same checks, the hash chained as \
          Huiyin chains it). The goals judge Huiyin as it ships (concurrent appends coalesced into shared transactions, two batch writers); the column of one transaction per append is for comparison.\n\n\
          Server settings per pool: {}.\n\n\
@@ -334,9 +336,10 @@ fn http_section(h: &http::HttpResults, window: Duration, reps: usize) -> String 
         )
     };
     let mut body = format!(
-        "\nRun {} on {}. Each server is its own process with actix-web's default worker count, one per core ({} here), \
-         the shipped log level (info: a line per request) and \
-         the pool size Huiyin ships with, 16 connections (both servers); the load generator (reqwest, in the bench \
+        "\nRun {} on {}. Each server is its own process with actix-web's default worker count, one per core ({} here; the \
+         bench's own count of cores, not read from the servers); Huiyin logs at the shipped level (info: a line per \
+         request), the raw servers log nothing; \
+         both use the pool size Huiyin ships with, 16 connections; the load generator (reqwest, in the bench \
          process) shares the machine; both servers run throughout, on one database. Closed loop: 32 connections, \
          each sending its next request when the last is answered; a warm-up round, then {reps} round(s) of one \
          {:.0} s window per system, the systems' order rotating by one place per round, a `CHECKPOINT` before every \
