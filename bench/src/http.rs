@@ -578,6 +578,12 @@ pub async fn run(conns: usize, window: Duration, reps: usize) -> HttpResults {
             let system = (j + round) % 4;
             checkpoint().await;
             server.reset_peak_rss();
+            // A line per window, so a profiler can be started on one system's load.
+            eprintln!(
+                "bench: http round {round}, window of {} starts ({:.0} s)",
+                ["raw", "checked", "register", "lifecycle"][system],
+                w.as_secs_f64()
+            );
             let (rate, lat) = match system {
                 0 => one_window(&client, conns, w, &raw_op).await,
                 1 => one_window(&client, conns, w, &checked_op).await,

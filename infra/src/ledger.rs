@@ -337,10 +337,31 @@ fn scope_sql(n: usize) -> String {
     scope_sql_placeholders().replace('?', &format!("${n}"))
 }
 
-/// The open cases whose clocks were counted into a year the calendar lacked (what
-/// [`Ledger::cases_for_calendar`] reads with no year), through their partial index.
-pub const FLAGGED_FOR_CALENDAR_SQL: &str =
-    "SELECT case_id FROM ledger WHERE calendar_incomplete AND status <> 'closed' ORDER BY case_id";
+/// The open cases that deactivated units (`$1`) still lead or co-handle: `(case, the inactive
+/// lead unit if it leads, the inactive co-units)` ([`Ledger::cases_at_inactive_units`]).
+pub const STRANDED_SQL: &str = "SELECT l.case_id, CASE WHEN l.unit_id = ANY($1) THEN l.unit_id END, \
+            ARRAY(SELECT u FROM unnest(l.co_unit_ids) AS u WHERE u = ANY($1)) \
+     FROM ledger l \
+     WHERE l.status IN ('assigned', 'handled') AND (l.unit_id = ANY($1) OR l.co_unit_ids && $1)";
+
+/// The statement [`Ledger::cases_for_calendar`] reads `years` with, `$1` the years (an
+/// `int[]`): with no year, only the cases flagged as counted into a year the calendar lacked,
+/// through their partial index; with years, also every open case whose clocks run through one.
+pub fn calendar_sql(years: &[i32]) -> &'static str {
+    if years.is_empty() {
+        "SELECT case_id FROM ledger WHERE calendar_incomplete AND status <> 'closed' AND $1::int[] IS NOT NULL \
+         ORDER BY case_id"
+    } else {
+        CALENDAR_YEARS_SQL
+    }
+}
+
+/// [`calendar_sql`] with years.
+const CALENDAR_YEARS_SQL: &str = "SELECT case_id FROM ledger WHERE status <> 'closed' AND (calendar_incomplete OR EXISTS ( \
+       SELECT 1 FROM unnest($1::int[]) AS y(y) \
+       WHERE (started_at < make_date(y + 1, 1, 1) AND due_at >= make_date(y, 1, 1) - 1) \
+          OR (received_at < make_date(y + 1, 1, 1) AND ack_due_at >= make_date(y, 1, 1) - 1))) \
+     ORDER BY case_id";
 
 /// The overdue view's page: `$1` now, `$2` the handler's unit (NULL unscoped), `$3`/`$4` the
 /// keyset cursor (`next_due_at`, `case_id`; the epoch and the nil id for the first page), `$5`
@@ -612,19 +633,7 @@ impl Ledger {
     /// their partial index: the statement for years reads every open case (seconds at 1 M cases).
     pub async fn cases_for_calendar(&self, years: &[i32]) -> Result<Vec<Uuid>, StoreError> {
         let client = self.pool.get().await?;
-        if years.is_empty() {
-            let stmt = client.prepare_cached(FLAGGED_FOR_CALENDAR_SQL).await?;
-            return Ok(client.query(&stmt, &[]).await?.iter().map(|r| r.get(0)).collect());
-        }
-        let stmt = client
-            .prepare_cached(
-                "SELECT case_id FROM ledger WHERE status <> 'closed' AND (calendar_incomplete OR EXISTS ( \
-                   SELECT 1 FROM unnest($1::int[]) AS y(y) \
-                   WHERE (started_at < make_date(y + 1, 1, 1) AND due_at >= make_date(y, 1, 1) - 1) \
-                      OR (received_at < make_date(y + 1, 1, 1) AND ack_due_at >= make_date(y, 1, 1) - 1))) \
-                 ORDER BY case_id",
-            )
-            .await?;
+        let stmt = client.prepare_cached(calendar_sql(years)).await?;
         Ok(client.query(&stmt, &[&years]).await?.iter().map(|r| r.get(0)).collect())
     }
 
@@ -648,9 +657,9 @@ impl Ledger {
     /// Open cases that a deactivated unit still leads or co-handles (an assignment that raced
     /// the deactivation): `(case, the inactive lead unit if it leads, the inactive co-units)`.
     ///
-    /// Asked every 15 s by every instance: with no unit deactivated (the usual state) the ledger
-    /// is not read at all; with some, its assigned and handled cases are (about a second at 1 M
-    /// cases).
+    /// Asked every 15 s by every instance: with no unit deactivated the ledger is not read at
+    /// all; with some, only their open cases are, through `ledger_open_unit_idx` (V39) and the
+    /// co-units' GIN index ([`STRANDED_SQL`]).
     pub async fn cases_at_inactive_units(&self) -> Result<Vec<(Uuid, Option<Uuid>, Vec<Uuid>)>, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached("SELECT coalesce(array_agg(id), '{}') FROM units WHERE NOT active").await?;
@@ -658,14 +667,7 @@ impl Ledger {
         if gone.is_empty() {
             return Ok(Vec::new());
         }
-        let stmt = client
-            .prepare_cached(
-                "SELECT l.case_id, CASE WHEN l.unit_id = ANY($1) THEN l.unit_id END, \
-                        ARRAY(SELECT u FROM unnest(l.co_unit_ids) AS u WHERE u = ANY($1)) \
-                 FROM ledger l \
-                 WHERE l.status IN ('assigned', 'handled') AND (l.unit_id = ANY($1) OR l.co_unit_ids && $1)",
-            )
-            .await?;
+        let stmt = client.prepare_cached(STRANDED_SQL).await?;
         Ok(client.query(&stmt, &[&gone]).await?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
