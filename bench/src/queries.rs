@@ -90,6 +90,7 @@ pub async fn serve_url(url: &str) -> Server {
 async fn await_watch(server: &Server) {
     let t = Instant::now();
     loop {
+        assert!(t.elapsed() < Duration::from_secs(3600), "the integrity watch did not catch up within an hour");
         let status: serde_json::Value = server
             .client
             .get(format!("{}/api/v1/integrity/watch", server.base()))

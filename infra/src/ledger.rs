@@ -643,7 +643,8 @@ impl Ledger {
         let stmt = client
             .prepare_cached(
                 "SELECT case_id, unit_id = $1, status FROM ledger \
-                 WHERE (unit_id = $1 OR $1 = ANY(co_unit_ids)) AND status IN ('assigned', 'handled') ORDER BY received_at",
+                 WHERE (unit_id = $1 OR co_unit_ids @> ARRAY[$1]::uuid[]) AND status IN ('assigned', 'handled') \
+                 ORDER BY received_at",
             )
             .await?;
         Ok(client
