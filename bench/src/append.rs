@@ -83,6 +83,12 @@ pub async fn fresh_db(name: &str) -> (String, String) {
     )
     .await
     .unwrap();
+    // An experiment's change to the schema (what a dropped index or another setting would
+    // save), run on every cell's database; printed, so a report never hides it.
+    if let Ok(sql) = std::env::var("HUIYIN_BENCH_TEMPLATE_SQL") {
+        eprintln!("bench: HUIYIN_BENCH_TEMPLATE_SQL on {name}: {sql}");
+        c.batch_execute(&sql).await.unwrap();
+    }
     (url_with(&base, "huiyin_app", name), owner)
 }
 
@@ -125,23 +131,85 @@ struct Setup {
     peer: Arc<postgres_es::PostgresEventRepository>,
 }
 
-/// One task's stream: a registered case it keeps appending notes to.
+/// One task's stream: the case it appends to now, and how many appends that case has left.
 struct Stream {
     id: CaseId,
-    case: Case,
+    /// The case as of its last append; `None` before the stream's first registration.
+    case: Option<Case>,
     head: [u8; 32],
+    /// postgres-es's sequence number of the case's last event.
     seq: usize,
+    /// Note appends left before the stream registers its next case.
+    left: usize,
 }
 
-/// `HUIYIN_BENCH_NOTE_TEXT=fresh`: every note adds words its case has not had (the default is
-/// the same text each time, whose search terms the ledger row already holds after the first).
-/// Read once: notes are built on the load's hot path, beside the systems measured.
-fn fresh_note_text() -> bool {
-    static FRESH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FRESH.get_or_init(|| std::env::var("HUIYIN_BENCH_NOTE_TEXT").is_ok_and(|v| v == "fresh"))
+/// What the append benchmark writes (`HUIYIN_BENCH_APPEND_WORKLOAD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// The default: each task registers a case, appends [`NOTES_PER_CASE`] notes to it, then
+    /// registers the next; every registration and every note carries words its case has not had,
+    /// so each append adds search terms, as a real case's few notes do. Every event counts.
+    Cases,
+    /// `one-case`: each task appends to one case for the whole run, every note the same text.
+    /// After the first note a note's ledger update changes no search term, fact or clock: the
+    /// cheapest write Huiyin makes (the workload of the runs before 2026-12-03 08:00 UTC).
+    OneCase,
 }
 
-fn note_events(case: &Case, n: usize) -> (Vec<NewEvent>, Case) {
+/// Notes a case takes in the [`Workload::Cases`] workload before its task registers the next
+/// case: with the registration, six events a case, about what a case's life appends (accepted,
+/// assigned, handled, replied, asked, closed).
+pub const NOTES_PER_CASE: usize = 5;
+
+impl Workload {
+    /// The workload the environment asks for (read once: appends are built on the load's hot
+    /// path, beside the systems measured).
+    pub fn current() -> Self {
+        static W: std::sync::OnceLock<Workload> = std::sync::OnceLock::new();
+        *W.get_or_init(|| match std::env::var("HUIYIN_BENCH_APPEND_WORKLOAD").as_deref() {
+            Ok("one-case") => Workload::OneCase,
+            Ok("cases") | Err(_) => Workload::Cases,
+            Ok(other) => panic!("HUIYIN_BENCH_APPEND_WORKLOAD={other}: expected `cases` or `one-case`"),
+        })
+    }
+
+    /// A sentence for the report's method.
+    pub fn describe(self) -> String {
+        match self {
+            Workload::Cases => format!(
+                "each task registers a case, appends {NOTES_PER_CASE} notes to it and registers the next; every \
+                 registration and note carries four characters its case has not had, so every append adds search \
+                 terms; the registration counts as one event"
+            ),
+            Workload::OneCase => {
+                "each task appends to one case for the whole run, every note the same text (after the \
+                                  first note, the cheapest write Huiyin makes)"
+                    .to_owned()
+            }
+        }
+    }
+}
+
+/// Four CJK characters from the Unified Ideographs block, new each call (a counter stepped by a
+/// prime), so the text they end adds search terms to its case.
+fn new_words() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ch = |i: u32| char::from_u32(0x4E00 + (k.wrapping_mul(4).wrapping_add(i).wrapping_mul(7919)) % 20_000).unwrap();
+    [ch(0), ch(1), ch(2), ch(3)].into_iter().collect()
+}
+
+fn metadata(actor: &str, role: &str) -> Metadata {
+    Metadata {
+        actor_id: actor.into(),
+        actor_role: role.into(),
+        request_id: None,
+        idempotency_key: None,
+        correlation_id: None,
+    }
+}
+
+fn note_events(case: &Case, n: usize, workload: Workload) -> (Vec<NewEvent>, Case) {
     let actor = domain::Actor { id: domain::ActorId::parse("bench-handler").unwrap(), role: Role::Handler, unit: None };
     let cal = domain::WorkingCalendar::default();
     let pol = domain::DeadlinePolicy::default();
@@ -157,40 +225,21 @@ fn note_events(case: &Case, n: usize) -> (Vec<NewEvent>, Case) {
     let mut state = case.clone();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let text = if fresh_note_text() {
-            // Four CJK characters not seen before on this case (the Unified Ideographs block,
-            // stepped by a prime), so the note adds search terms: its ledger update changes the
-            // search column and the search index, as a note with new words does.
-            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let ch = |i: u32| {
-                char::from_u32(0x4E00 + (k.wrapping_mul(4).wrapping_add(i).wrapping_mul(7919)) % 20_000).unwrap()
-            };
-            format!("已电话联系反映人，约定周三上门核实{}{}{}{}。", ch(0), ch(1), ch(2), ch(3))
-        } else {
-            "已电话联系反映人，约定周三上门核实情况。".to_owned()
+        let text = match workload {
+            Workload::Cases => format!("已电话联系反映人，约定周三上门核实{}。", new_words()),
+            Workload::OneCase => "已电话联系反映人，约定周三上门核实情况。".to_owned(),
         };
         let cmd = Command::AddNote { text: domain::Text::parse(&text).unwrap() };
         for e in domain::decide(Some(&state), &cmd, &ctx).unwrap() {
             state = domain::evolve(Some(state), case.id, &e, now).unwrap();
-            out.push(NewEvent {
-                event: e,
-                occurred_at: now,
-                metadata: Metadata {
-                    actor_id: "bench-handler".into(),
-                    actor_role: "handler".into(),
-                    request_id: None,
-                    idempotency_key: None,
-                    correlation_id: None,
-                },
-            });
+            out.push(NewEvent { event: e, occurred_at: now, metadata: metadata("bench-handler", "handler") });
         }
     }
     (out, state)
 }
 
-async fn new_stream(setup: &Setup) -> Stream {
-    let id = CaseId::from_uuid(uuid::Uuid::new_v4());
+/// A new case's registration (one event) and the case it makes.
+fn registration_events(id: CaseId, workload: Workload) -> (Vec<NewEvent>, Case) {
     let now = domain::truncate_to_micros(chrono::Utc::now());
     let actor = domain::Actor { id: domain::ActorId::parse("bench-clerk").unwrap(), role: Role::Clerk, unit: None };
     let cal = domain::WorkingCalendar::default();
@@ -203,12 +252,16 @@ async fn new_stream(setup: &Setup) -> Stream {
         units: &domain::FlatUnits,
         linked_accused: &[],
     };
+    let description = match workload {
+        Workload::Cases => format!("村口路灯损坏三个月无人修{}", new_words()),
+        Workload::OneCase => "村口路灯损坏三个月无人修".to_owned(),
+    };
     let reg = domain::Registration {
         id,
         channel: domain::Channel::Phone,
         kind: domain::CaseKind::Complaint,
         title: domain::Title::parse("村口路灯损坏").unwrap(),
-        description: domain::Description::parse("村口路灯损坏三个月无人修").unwrap(),
+        description: domain::Description::parse(&description).unwrap(),
         category: None,
         village: None,
         accused_unit: None,
@@ -220,28 +273,43 @@ async fn new_stream(setup: &Setup) -> Stream {
         location: None,
     };
     let events = domain::decide(None, &Command::Register(Box::new(reg)), &ctx).unwrap();
-    let case = domain::evolve(None, id, &events[0], now).unwrap();
-    let new: Vec<NewEvent> = events
+    let mut case = None;
+    for e in &events {
+        case = Some(domain::evolve(case, id, e, now).unwrap());
+    }
+    let new = events
         .into_iter()
-        .map(|event| NewEvent {
-            event,
-            occurred_at: now,
-            metadata: Metadata {
-                actor_id: "bench-clerk".into(),
-                actor_role: "clerk".into(),
-                request_id: None,
-                idempotency_key: None,
-                correlation_id: None,
-            },
-        })
+        .map(|event| NewEvent { event, occurred_at: now, metadata: metadata("bench-clerk", "clerk") })
         .collect();
-    setup.store.append(id, 0, infra::hash::GENESIS, &new, None, &case).await.unwrap();
-    let head = setup.store.load(id).await.unwrap().head_hash();
-    Stream { id, case, head, seq: 0 }
+    (new, case.expect("a registration makes at least one event"))
+}
+
+impl Stream {
+    fn new() -> Self {
+        Stream { id: CaseId::from_uuid(uuid::Uuid::new_v4()), case: None, head: infra::hash::GENESIS, seq: 0, left: 0 }
+    }
+
+    /// The next append: a new case's registration when the stream has none or its case is done,
+    /// else `batch` notes. Returns the events, the version they follow and the case after them.
+    fn next(&mut self, batch: usize, workload: Workload) -> (Vec<NewEvent>, u32, Case) {
+        match &self.case {
+            Some(case) if workload == Workload::OneCase || self.left > 0 => {
+                self.left = self.left.saturating_sub(1);
+                let (events, after) = note_events(case, batch, workload);
+                (events, case.version, after)
+            }
+            _ => {
+                *self = Stream::new();
+                self.left = NOTES_PER_CASE;
+                let (events, after) = registration_events(self.id, workload);
+                (events, 0, after)
+            }
+        }
+    }
 }
 
 /// Each event's previous and own hash, chained from the stream's head as Huiyin chains them.
-fn chain(s: &Stream, events: &[NewEvent]) -> Vec<([u8; 32], [u8; 32])> {
+fn chain(s: &Stream, expected: u32, events: &[NewEvent]) -> Vec<([u8; 32], [u8; 32])> {
     let mut prev = s.head;
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
@@ -249,7 +317,7 @@ fn chain(s: &Stream, events: &[NewEvent]) -> Vec<([u8; 32], [u8; 32])> {
         let meta = serde_json::to_value(&e.metadata).unwrap();
         let hash = infra::hash::event_hash(&infra::hash::HashInput {
             case_id: s.id.as_uuid(),
-            version: s.case.version + 1 + i as u32,
+            version: expected + 1 + i as u32,
             event_type: e.event.event_type(),
             schema_version: e.event.schema_version(),
             occurred_at: domain::truncate_to_micros(e.occurred_at),
@@ -263,21 +331,21 @@ fn chain(s: &Stream, events: &[NewEvent]) -> Vec<([u8; 32], [u8; 32])> {
     out
 }
 
-async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
-    let (events, after) = note_events(&s.case, n);
+/// Appends the stream's next events through `sys`; how many events it appended.
+async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize, workload: Workload) -> usize {
+    let (events, expected, after) = s.next(n, workload);
     match sys {
         System::Huiyin | System::HuiyinOneByOne => {
             let store = if sys == System::Huiyin { &setup.batched } else { &setup.store };
             // The new head comes back with the outcome (the store hashed the events once).
-            match store.append(s.id, s.case.version, s.head, &events, None, &after).await.unwrap() {
+            match store.append(s.id, expected, s.head, &events, None, &after).await.unwrap() {
                 infra::store::AppendOutcome::Appended { last_hash, .. } => s.head = last_hash,
                 infra::store::AppendOutcome::Duplicate { .. } => unreachable!("the benchmark sends no idempotency key"),
             }
-            s.case = after;
         }
         System::RawShaped => {
             let client = setup.pool.get().await.unwrap();
-            let hashes = chain(s, &events);
+            let hashes = chain(s, expected, &events);
             let mut sql = String::from(
                 "INSERT INTO shaped_events (case_id, version, event_type, schema_version, payload, metadata, occurred_at, \
                  prev_hash, hash) VALUES ",
@@ -291,7 +359,7 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
                 let cols: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
                 sql.push_str(&format!("({})", cols.join(", ")));
                 params.push(Box::new(s.id.as_uuid()));
-                params.push(Box::new((s.case.version + 1 + i as u32) as i32));
+                params.push(Box::new((expected + 1 + i as u32) as i32));
                 params.push(Box::new(e.event.event_type()));
                 params.push(Box::new(e.event.schema_version() as i16));
                 params.push(Box::new(e.event.payload()));
@@ -305,7 +373,6 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
                 params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
             client.execute(&stmt, &refs).await.unwrap();
             s.head = hashes.last().map_or(s.head, |(_, h)| *h);
-            s.case = after;
         }
         System::Raw => {
             let client = setup.pool.get().await.unwrap();
@@ -329,7 +396,7 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
                     b + 7
                 ));
                 params.push(Box::new(s.id.as_uuid()));
-                params.push(Box::new((s.case.version + 1 + i as u32) as i32));
+                params.push(Box::new((expected + 1 + i as u32) as i32));
                 params.push(Box::new(e.event.event_type()));
                 params.push(Box::new(e.event.payload()));
                 params.push(Box::new(serde_json::to_value(&e.metadata).unwrap()));
@@ -340,7 +407,6 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
             let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                 params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
             client.execute(&stmt, &refs).await.unwrap();
-            s.case = after;
         }
         System::Peer => {
             let serialized: Vec<SerializedEvent> = events
@@ -351,7 +417,7 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
                         s.id.to_string(),
                         s.seq,
                         PeerCase::TYPE.to_string(),
-                        "case.note_added".into(),
+                        e.event.event_type().into(),
                         "1".into(),
                         e.event.payload(),
                         serde_json::to_value(&e.metadata).unwrap(),
@@ -359,9 +425,11 @@ async fn append_once(sys: System, setup: &Setup, s: &mut Stream, n: usize) {
                 })
                 .collect();
             setup.peer.persist::<PeerCase>(&serialized, None).await.unwrap();
-            s.case = after;
         }
     }
+    let appended = events.len();
+    s.case = Some(after);
+    appended
 }
 
 /// Appends per second (events per second when `batch` > 1) for one system at one concurrency in
@@ -379,10 +447,8 @@ async fn measure_timed(
     window: Duration,
     timed: Option<&tokio::sync::Notify>,
 ) -> f64 {
-    let mut streams = Vec::new();
-    for _ in 0..tasks {
-        streams.push(new_stream(&setup).await);
-    }
+    let workload = Workload::current();
+    let streams: Vec<Stream> = (0..tasks).map(|_| Stream::new()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
@@ -390,8 +456,8 @@ async fn measure_timed(
         let (setup, stop, count) = (setup.clone(), stop.clone(), count.clone());
         handles.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                append_once(sys, &setup, &mut s, batch).await;
-                count.fetch_add(batch as u64, Ordering::Relaxed);
+                let n = append_once(sys, &setup, &mut s, batch, workload).await;
+                count.fetch_add(n as u64, Ordering::Relaxed);
             }
         }));
     }

@@ -165,10 +165,8 @@ fn appends_section(r: &append::Results, conc: &[usize], window: Duration, reps: 
         "\nRun {} on {}; command: `{command}`. Each cell: the median per second of {reps} measurement(s), every value in \
          brackets in the order measured; each measurement is a {:.1} s window after a warm-up of half that, in a fresh \
          database (a copy of a migrated template, then `CHECKPOINT`), and the systems' order rotates by one place per \
-         repetition. Same bytes (a `case.note_added` event with its metadata), every task appending to its own case; every \
-         note has the same text, so after the first its search terms are already the ledger row's and its update \
-         changes neither the search index nor, as a note never does, the analysis facts or the deadline clocks (the \
-         cheapest write Huiyin makes; `HUIYIN_BENCH_NOTE_TEXT=fresh` makes each note add words). \
+         repetition. The same events for every system (a registration or a `case.note_added` event, with its metadata), \
+         every task appending to its own cases. The workload: {}.{} \
          Huiyin's append checks the expected version, chains the hash and writes the ledger row in the same transaction. The raw baselines: a minimal table (one index, a constant hash: the machine's limit) and a \
          table of the events' shape (unique `(case_id, version)`, the feed index, the same checks, the hash chained as \
          Huiyin chains it). The goals judge Huiyin as it ships (concurrent appends coalesced into shared transactions, two batch writers); the column of one transaction per append is for comparison.\n\n\
@@ -178,6 +176,10 @@ fn appends_section(r: &append::Results, conc: &[usize], window: Duration, reps: 
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         report::machine(),
         window.as_secs_f64(),
+        append::Workload::current().describe(),
+        std::env::var("HUIYIN_BENCH_TEMPLATE_SQL")
+            .map(|sql| format!(" **An experiment: every cell's database ran `{sql}` after its migrations.**"))
+            .unwrap_or_default(),
         r.settings.iter().map(|(pool, s)| format!("{pool}: `{s}`")).collect::<Vec<_>>().join("; "),
     );
     let batches: std::collections::BTreeSet<usize> = r.cells.iter().map(|c| c.batch).collect();

@@ -612,7 +612,11 @@ fn growth(results: &[(u64, Vec<KindResult>)], k: usize) -> Growth {
     // rests on a third of them. The verdict is met only when the figure and every pass are within
     // the bound, missed when none is, undecided otherwise (`Verdict::across`). One size: no ratio.
     let ratio = if results.len() > 1 { last.summary().p95 / first.summary().p95 } else { f64::NAN };
-    let passes: Vec<f64> = first.pass_p95.iter().zip(&last.pass_p95).map(|(a, b)| b / a).collect();
+    let passes: Vec<f64> = if results.len() > 1 {
+        first.pass_p95.iter().zip(&last.pass_p95).map(|(a, b)| b / a).collect()
+    } else {
+        Vec::new()
+    };
     let any_failed = results.iter().any(|(_, s)| s[k].failed > 0);
     let verdict = if any_failed {
         Verdict::Missed
@@ -629,7 +633,8 @@ fn growth(results: &[(u64, Vec<KindResult>)], k: usize) -> Growth {
 fn query_goals(results: &[(u64, Vec<KindResult>)]) -> Vec<Goal> {
     let (small, large) = (results[0].0, results[results.len() - 1].0);
     let mut goals = Vec::new();
-    for k in [0, 1, 2, 3, 5] {
+    // One size has no ratio: only the absolute figures are reported.
+    for k in [0, 1, 2, 3, 5].into_iter().filter(|_| results.len() > 1) {
         let g = growth(results, k);
         let failed = if g.any_failed { "; requests failed" } else { "" };
         goals.push(Goal::new(
@@ -689,9 +694,10 @@ fn queries_table(
         };
         let (conc, conc_failed) = &concurrent[k];
         let conc_failed = if *conc_failed > 0 { format!(" ({conc_failed} failed)") } else { String::new() };
+        let ratio =
+            if ratio.is_nan() { "— (one size)".to_owned() } else { format!("{ratio:.2} [{}]", each.join(" ")) };
         body.push_str(&format!(
-            " {ratio:.2} [{}] | {ratio_ok} | {} | {goal_ok} | {:.1}{conc_failed} | {:.1} / {:.1} |\n",
-            each.join(" "),
+            " {ratio} | {ratio_ok} | {} | {goal_ok} | {:.1}{conc_failed} | {:.1} / {:.1} |\n",
             GOALS[k].map_or("—".into(), |g| format!("≤ {g} ms")),
             conc.p95,
             cold[k].0.p50,
