@@ -83,12 +83,6 @@ pub async fn fresh_db(name: &str) -> (String, String) {
     )
     .await
     .unwrap();
-    // An experiment's change to the schema (what a dropped index or another setting would
-    // save), run on every cell's database; printed, so a report never hides it.
-    if let Ok(sql) = std::env::var("HUIYIN_BENCH_TEMPLATE_SQL") {
-        eprintln!("bench: HUIYIN_BENCH_TEMPLATE_SQL on {name}: {sql}");
-        c.batch_execute(&sql).await.unwrap();
-    }
     (url_with(&base, "huiyin_app", name), owner)
 }
 
@@ -131,7 +125,7 @@ struct Setup {
     peer: Arc<postgres_es::PostgresEventRepository>,
 }
 
-/// One task's stream: the case it appends to now, and how many appends that case has left.
+/// One task's stream: the case it appends to now, and how many events that case has left.
 struct Stream {
     id: CaseId,
     /// The case as of its last append; `None` before the stream's first registration.
@@ -139,27 +133,30 @@ struct Stream {
     head: [u8; 32],
     /// postgres-es's sequence number of the case's last event.
     seq: usize,
-    /// Note appends left before the stream registers its next case.
+    /// Events the case takes before the stream registers its next case ([`Workload::Cases`]).
     left: usize,
 }
 
 /// What the append benchmark writes (`HUIYIN_BENCH_APPEND_WORKLOAD`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
-    /// The default: each task registers a case, appends [`NOTES_PER_CASE`] notes to it, then
-    /// registers the next; every registration and every note carries words its case has not had,
-    /// so each append adds search terms, as a real case's few notes do. Every event counts.
+    /// The default: each task fills a case with [`EVENTS_PER_CASE`] events or more, `batch`
+    /// to an append (a case's first append opens with its registration, the rest are notes),
+    /// then registers the next case; every registration and note carries words its case has not
+    /// had, so every append adds search terms, as a real case's few notes do. Every event counts.
+    /// One event per append: a registration and five notes, in six appends; ten: one append of
+    /// a registration and nine notes.
     Cases,
-    /// `one-case`: each task appends to one case for the whole run, every note the same text.
-    /// After the first note a note's ledger update changes no search term, fact or clock: the
-    /// cheapest write Huiyin makes (the workload of the runs before 2026-12-03 08:00 UTC).
+    /// `one-case`: each task appends to one case for the whole run (its first append opens
+    /// with the registration), every note the same text. After the first note a note's ledger
+    /// update changes no search term, fact or clock: the cheapest write Huiyin makes (the
+    /// workload of the runs before 2026-12-03 09:00 UTC).
     OneCase,
 }
 
-/// Notes a case takes in the [`Workload::Cases`] workload before its task registers the next
-/// case: with the registration, six events a case, about what a case's life appends (accepted,
-/// assigned, handled, replied, asked, closed).
-pub const NOTES_PER_CASE: usize = 5;
+/// Events a case takes in the [`Workload::Cases`] workload before its task registers the next:
+/// about what a case's life appends (registered, accepted, assigned, handled, replied, closed).
+pub const EVENTS_PER_CASE: usize = 6;
 
 impl Workload {
     /// The workload the environment asks for (read once: appends are built on the load's hot
@@ -173,19 +170,31 @@ impl Workload {
         })
     }
 
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Cases => "cases",
+            Workload::OneCase => "one-case",
+        }
+    }
+
     /// A sentence for the report's method.
     pub fn describe(self) -> String {
         match self {
             Workload::Cases => format!(
-                "each task registers a case, appends {NOTES_PER_CASE} notes to it and registers the next; every \
-                 registration and note carries four characters its case has not had, so every append adds search \
-                 terms; the registration counts as one event"
+                "`{}`: each task fills a case with {EVENTS_PER_CASE} events or more, as many to an append as the \
+                 row says, then registers the next case (one event per append: a registration and five notes in six \
+                 appends; ten: one append of a registration and nine notes); every registration and note carries \
+                 four characters its case has not had, so every append adds search terms; the tasks' cases start \
+                 out of step. The registration is anonymous (no sealed complainant, so no subject key is written: \
+                 the HTTP benchmark registers the full way)",
+                self.name()
             ),
-            Workload::OneCase => {
-                "each task appends to one case for the whole run, every note the same text (after the \
-                                  first note, the cheapest write Huiyin makes)"
-                    .to_owned()
-            }
+            Workload::OneCase => format!(
+                "`{}`: each task appends to one case for the whole run, every note the same text (after the first \
+                 note, the cheapest write Huiyin makes)",
+                self.name()
+            ),
         }
     }
 }
@@ -285,26 +294,40 @@ fn registration_events(id: CaseId, workload: Workload) -> (Vec<NewEvent>, Case) 
 }
 
 impl Stream {
-    fn new() -> Self {
+    /// The `k`-th task's stream. Its first case takes fewer events by `k` (modulo the case's
+    /// length), so the tasks' registrations do not fall together.
+    fn new(k: usize) -> Self {
+        let mut s = Self::empty();
+        s.left = EVENTS_PER_CASE - k % EVENTS_PER_CASE;
+        s
+    }
+
+    fn empty() -> Self {
         Stream { id: CaseId::from_uuid(uuid::Uuid::new_v4()), case: None, head: infra::hash::GENESIS, seq: 0, left: 0 }
     }
 
-    /// The next append: a new case's registration when the stream has none or its case is done,
-    /// else `batch` notes. Returns the events, the version they follow and the case after them.
+    /// The next append: `batch` events, opening with a new case's registration when the stream
+    /// has no case yet or its case has taken its events, else notes. Returns the events, the
+    /// version they follow and the case after them.
     fn next(&mut self, batch: usize, workload: Workload) -> (Vec<NewEvent>, u32, Case) {
-        match &self.case {
+        let batch = batch.max(1);
+        let (events, expected, case) = match &self.case {
             Some(case) if workload == Workload::OneCase || self.left > 0 => {
-                self.left = self.left.saturating_sub(1);
                 let (events, after) = note_events(case, batch, workload);
                 (events, case.version, after)
             }
             _ => {
-                *self = Stream::new();
-                self.left = NOTES_PER_CASE;
-                let (events, after) = registration_events(self.id, workload);
+                let left = if self.case.is_none() { self.left.max(1) } else { EVENTS_PER_CASE };
+                *self = Stream::empty();
+                self.left = left;
+                let (mut events, registered) = registration_events(self.id, workload);
+                let (notes, after) = note_events(&registered, batch - 1, workload);
+                events.extend(notes);
                 (events, 0, after)
             }
-        }
+        };
+        self.left = self.left.saturating_sub(events.len());
+        (events, expected, case)
     }
 }
 
@@ -448,7 +471,7 @@ async fn measure_timed(
     timed: Option<&tokio::sync::Notify>,
 ) -> f64 {
     let workload = Workload::current();
-    let streams: Vec<Stream> = (0..tasks).map(|_| Stream::new()).collect();
+    let streams: Vec<Stream> = (0..tasks).map(Stream::new).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
@@ -497,6 +520,8 @@ pub struct Results {
     pub cells: Vec<Cell>,
     /// `(pool, settings)`: Huiyin's and the raw baselines' pool, and postgres-es's (sqlx) pool.
     pub settings: Vec<(&'static str, String)>,
+    /// Events per second one task builds without writing them ([`generator_rate`]).
+    pub generator: f64,
 }
 
 const TEMPLATE: &str = "huiyin_bench_append_tpl";
@@ -552,7 +577,12 @@ async fn open(app_url: &str) -> (Setup, sqlx::PgPool) {
 /// repetition the cells run batch by batch and concurrency by concurrency, and the systems'
 /// order rotates by one place from one repetition to the next.
 pub async fn run(concurrency: &[usize], batches: &[usize], window: Duration, reps: usize) -> Results {
-    fresh_db(TEMPLATE).await;
+    let (_, owner) = fresh_db(TEMPLATE).await;
+    if let Some(sql) = template_sql() {
+        eprintln!("bench: HUIYIN_BENCH_TEMPLATE_SQL on the append cells' template: {sql}");
+        connect(&owner).await.batch_execute(&sql).await.unwrap();
+    }
+    let generator = generator_rate(Duration::from_secs(1));
     let mut cells: Vec<Cell> = Vec::new();
     for &batch in batches {
         for &tasks in concurrency {
@@ -597,7 +627,29 @@ pub async fn run(concurrency: &[usize], batches: &[usize], window: Duration, rep
             }
         }
     }
-    Results { cells, settings }
+    Results { cells, settings, generator }
+}
+
+/// `HUIYIN_BENCH_TEMPLATE_SQL`: an experiment's change to the schema (what a dropped index or
+/// another setting would save), run on the append cells' template after its migrations, so on
+/// every cell's database; the Appends section names it. `huiyin-bench all` refuses it.
+pub fn template_sql() -> Option<String> {
+    std::env::var("HUIYIN_BENCH_TEMPLATE_SQL").ok().filter(|s| !s.trim().is_empty())
+}
+
+/// Events per second that one task builds without writing them (the decisions, the folds, the
+/// payloads and the new words of the workload): the load's own cost, which every system's
+/// measurement pays in the bench's process beside it.
+fn generator_rate(window: Duration) -> f64 {
+    let workload = Workload::current();
+    let mut s = Stream::new(0);
+    let (mut n, t) = (0usize, Instant::now());
+    while t.elapsed() < window {
+        let (events, _, after) = s.next(1, workload);
+        n += events.len();
+        s.case = Some(after);
+    }
+    n as f64 / t.elapsed().as_secs_f64()
 }
 
 /// Huiyin's appends (one event each, from `tasks` tasks, as the benchmark's cells append) in a
