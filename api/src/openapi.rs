@@ -176,7 +176,9 @@ impl Modify for ErrorResponses {
                         r,
                         "409".into(),
                         problem(
-                            "Refused by a rule of the case lifecycle (the `type` names the rule), or a name already taken",
+                            "Refused by a rule of the case lifecycle (the `type` names the rule), a name already taken, \
+                             or `contention`: the case kept changing while the command was decided (nothing was \
+                             written; retry)",
                         ),
                     );
                 }
