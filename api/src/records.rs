@@ -189,10 +189,9 @@ async fn write_inner<R: Record>(
                 return Ok(after);
             }
             Ok(AppendOutcome::Duplicate { .. }) => return Ok(load::<R>(state, &meta.principal, id, None).await?.0),
-            Err(StoreError::Conflict { actual, .. }) => {
-                if meta.if_match.is_some() {
-                    return Err(ApiError::PreconditionFailed { current: actual });
-                }
+            // Decided again on the record as it now is; an If-Match is checked again there (see
+            // `service::execute`).
+            Err(StoreError::Conflict { .. }) => {
                 let jitter = std::time::Duration::from_millis(u64::from(rand::random::<u8>() % 20));
                 tokio::time::sleep(jitter).await;
             }

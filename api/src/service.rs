@@ -567,9 +567,9 @@ pub async fn execute(
                 Ok((AppendOutcome::Duplicate { case_id, last_version, .. }, _)) => {
                     return view_at(state, &meta.principal, CaseId::from_uuid(case_id), last_version).await;
                 }
-                Err(StoreError::Conflict { actual, .. }) if meta.if_match.is_some() => {
-                    return Err(ApiError::PreconditionFailed { current: actual });
-                }
+                // Another write got in first: decide again on the case as it now is. An If-Match
+                // is checked again there, so `*`, or a list naming the new version, still holds
+                // and the command is applied; a version it no longer names answers 412.
                 Err(StoreError::Conflict { .. }) => {
                     attempt += 1;
                     let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 8);

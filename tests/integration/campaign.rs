@@ -1035,3 +1035,35 @@ async fn the_second_review_of_the_campaign_records() {
         .await
         .assert_problem(422, "opinion-numbers-exhausted");
 }
+
+/// A record's `If-Match: *` holds through a concurrent write, as a case's does: ten documents
+/// added at once to one campaign with it are all applied (the campaign goes from version 1 to
+/// 11). The losers of the race used to answer 412.
+#[tokio::test]
+async fn record_commands_at_if_match_star_are_all_applied_under_contention() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let c = campaign(&app).await;
+    let url = format!("{}/api/v1/campaigns/{c}/documents", app.address);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let (client, url, sup) = (app.client.clone(), url.clone(), sup.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(sup)
+                .header("If-Match", "*")
+                .json(&json!({"kind": "publicity", "title": format!("宣传{i}"), "content": "张贴海报"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap_or_default())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let r = app.get(&format!("/api/v1/campaigns/{c}"), &sup).await;
+    assert_eq!(r.body["version"].as_u64(), Some(11), "{}", r.text);
+}

@@ -93,3 +93,36 @@ async fn concurrent_retries_of_one_keyed_command_all_answer_the_first_result() {
         assert_eq!(case["version"], 2, "round {round}: one note written");
     }
 }
+
+/// `If-Match: *` asks only that the case exist (RFC 9110 §13.1.1), which a concurrent write does
+/// not change: twelve notes sent at once with it are all applied, as without it. A writer that
+/// loses the race decides again on the case as it now is and checks its If-Match there. The
+/// losers used to answer 412.
+#[tokio::test]
+async fn commands_at_if_match_star_are_all_applied_under_contention() {
+    let app = spawn_app().await;
+    let sup = app.token("supervisor", None);
+    let id = app.register(app.case_body()).await;
+    let url = format!("{}/api/v1/cases/{id}/notes", app.address);
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (client, url, sup) = (app.client.clone(), url.clone(), sup.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(sup)
+                .header("If-Match", "*")
+                .json(&json!({"text": format!("星号备注{i}")}))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap_or_default())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let v = app.get(&format!("/api/v1/cases/{id}"), &sup).await.body;
+    assert_eq!((v["version"].as_u64(), v["notes"].as_u64()), (Some(13), Some(12)));
+}
