@@ -104,6 +104,11 @@ fn idempotency_key(description: &str) -> Parameter {
     )
 }
 
+/// What every command's 409 may also be: the case or record kept changing while the command was
+/// decided (20 attempts, `service::execute`, `records::write`).
+const CONTENTION: &str = "; or `contention`: the case or record kept changing while the command was decided \
+                          (retry; the command itself wrote nothing)";
+
 /// Documents the response `code` with `generic` unless the route documents that code itself: a
 /// route's own description (`campaign-finished`, `no-recipient`, …) says more than the generic
 /// one, and overwriting it lost what an integrator needs to tell the refusals apart.
@@ -176,11 +181,17 @@ impl Modify for ErrorResponses {
                         r,
                         "409".into(),
                         problem(
-                            "Refused by a rule of the case lifecycle (the `type` names the rule), a name already taken, \
-                             or `contention`: the case kept changing while the command was decided (nothing was \
-                             written; retry)",
+                            "Refused by a rule of the case lifecycle (the `type` names the rule), or a name already \
+                             taken",
                         ),
                     );
+                    // Every command may lose its races until it gives up, a route with 409s of its
+                    // own (`campaign-finished`, …) too.
+                    if let Some(RefOr::T(conflict)) = r.get_mut("409")
+                        && !conflict.description.contains("`contention`")
+                    {
+                        conflict.description.push_str(CONTENTION);
+                    }
                 }
                 if path == "/api/v1/cases" && method == HttpMethod::Post {
                     op.parameters.get_or_insert_with(Vec::new).push(idempotency_key(

@@ -402,8 +402,9 @@ pub async fn reschedule_campaign(
             check_no_overlap(&state, Some(current.id), current.leading_unit, &current.units, &spans).await?;
             check_records_inside(&state, &current, &spans).await?;
             let today = domain::calendar::local_date(crate::service::now());
-            records::write::<Campaign>(&state, &meta, *id, Action::WriteCampaign, &body, |_| {
-                Ok(Decided::events(campaign::reschedule(&current, today, spans.clone())?))
+            // Decided on the campaign each attempt loads (a lost race decides again).
+            records::write::<Campaign>(&state, &meta, *id, Action::WriteCampaign, &body, |c| {
+                Ok(Decided::events(campaign::reschedule(c, today, spans.clone())?))
             })
             .await
         }),

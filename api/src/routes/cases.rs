@@ -1,10 +1,11 @@
 //! `/api/v1/cases`: registration, the lifecycle commands, the case and its history.
 //!
 //! Every command is `POST /api/v1/cases/{id}/<action>` and answers the case after the command,
-//! with its `version` and `ETag`. With `If-Match: "<version>"` a stale version answers 412 and
-//! nothing is written. Without it the command is decided against the latest state, retried
-//! internally when a concurrent write got in first, and refused (409) only when it has become
-//! illegal. With `Idempotency-Key`, a retry with the same body returns the first answer; the
+//! with its `version` and `ETag`. The command is decided against the latest state, decided
+//! again when a concurrent write got in first, and refused (409) when it has become illegal or
+//! kept losing its races (`contention`). `If-Match` is checked against the version each attempt
+//! decides on: one it does not name answers 412 and nothing is written; `*` only asks that the
+//! case exist. With `Idempotency-Key`, a retry with the same body returns the first answer; the
 //! same key with another body answers 422.
 
 use actix_web::http::header;
